@@ -1,0 +1,286 @@
+/**
+ * 64-bit integer arithmetic on 32-bit halves (the representation chosen in docs/STATE.md).
+ * Results come back through the CPU's scratch fields `c.vlo`/`c.vhi` so nothing allocates.
+ * Every helper is checked against a BigInt reference in test/alu.test.ts.
+ */
+import type { Cpu } from "./cpu.ts";
+import { I } from "./state.ts";
+
+const TWO32 = 4294967296;
+
+/** Writes NZCV into PSTATE. */
+export function setNZCV(c: Cpu, n: number, z: number, cf: number, v: number): void {
+  const r = c.r;
+  r[I.PSTATE] = (r[I.PSTATE]! & 0x0fffffff) | (n << 31) | (z << 30) | (cf << 29) | (v << 28);
+}
+
+/** NZCV as a 4-bit number (N=8, Z=4, C=2, V=1). */
+export function nzcv(c: Cpu): number {
+  return c.r[I.PSTATE]! >>> 28;
+}
+
+/** ConditionHolds (Arm ARM J1.3): cond is the 4-bit condition code. */
+export function conditionHolds(c: Cpu, cond: number): boolean {
+  const f = c.r[I.PSTATE]! >>> 28;
+  const n = (f >>> 3) & 1;
+  const z = (f >>> 2) & 1;
+  const cf = (f >>> 1) & 1;
+  const v = f & 1;
+  let result: boolean;
+  switch (cond >>> 1) {
+    case 0:
+      result = z === 1;
+      break;
+    case 1:
+      result = cf === 1;
+      break;
+    case 2:
+      result = n === 1;
+      break;
+    case 3:
+      result = v === 1;
+      break;
+    case 4:
+      result = cf === 1 && z === 0;
+      break;
+    case 5:
+      result = n === v;
+      break;
+    case 6:
+      result = n === v && z === 0;
+      break;
+    default:
+      return true; // AL and NV both always hold
+  }
+  return (cond & 1) !== 0 ? !result : result;
+}
+
+/**
+ * AddWithCarry for 64 bits: (alo,ahi) + (blo,bhi) + carry. Result in c.vlo/c.vhi;
+ * flags written when `flags`.
+ */
+export function add64(c: Cpu, alo: number, ahi: number, blo: number, bhi: number, carry: number, flags: boolean): void {
+  const l = alo + blo + carry;
+  const lc = l >= TWO32 ? 1 : 0;
+  const h = ahi + bhi + lc;
+  const rlo = l >>> 0;
+  const rhi = h >>> 0;
+  c.vlo = rlo;
+  c.vhi = rhi;
+  if (flags) {
+    const v = (~(ahi ^ bhi) & (ahi ^ rhi)) >>> 31;
+    setNZCV(c, rhi >>> 31, (rlo | rhi) === 0 ? 1 : 0, h >= TWO32 ? 1 : 0, v);
+  }
+}
+
+/** AddWithCarry for 32 bits; result zero-extended in c.vlo (c.vhi = 0). */
+export function add32(c: Cpu, a: number, b: number, carry: number, flags: boolean): void {
+  const s = (a >>> 0) + (b >>> 0) + carry;
+  const res = s >>> 0;
+  c.vlo = res;
+  c.vhi = 0;
+  if (flags) {
+    const v = (~(a ^ b) & (a ^ res)) >>> 31;
+    setNZCV(c, res >>> 31, res === 0 ? 1 : 0, s >= TWO32 ? 1 : 0, v);
+  }
+}
+
+/** Logical shift left of a 64-bit value by 0..63. */
+export function lsl64(c: Cpu, lo: number, hi: number, s: number): void {
+  if (s === 0) {
+    c.vlo = lo >>> 0;
+    c.vhi = hi >>> 0;
+  } else if (s < 32) {
+    c.vhi = ((hi << s) | (lo >>> (32 - s))) >>> 0;
+    c.vlo = (lo << s) >>> 0;
+  } else {
+    c.vhi = (lo << (s - 32)) >>> 0;
+    c.vlo = 0;
+  }
+}
+
+export function lsr64(c: Cpu, lo: number, hi: number, s: number): void {
+  if (s === 0) {
+    c.vlo = lo >>> 0;
+    c.vhi = hi >>> 0;
+  } else if (s < 32) {
+    c.vlo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
+    c.vhi = hi >>> s;
+  } else {
+    c.vlo = hi >>> (s - 32);
+    c.vhi = 0;
+  }
+}
+
+export function asr64(c: Cpu, lo: number, hi: number, s: number): void {
+  if (s === 0) {
+    c.vlo = lo >>> 0;
+    c.vhi = hi >>> 0;
+  } else if (s < 32) {
+    c.vlo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
+    c.vhi = (hi >> s) >>> 0;
+  } else {
+    c.vlo = (hi >> (s - 32)) >>> 0;
+    c.vhi = (hi >> 31) >>> 0;
+  }
+}
+
+export function ror64(c: Cpu, lo: number, hi: number, s: number): void {
+  s &= 63;
+  if (s === 0) {
+    c.vlo = lo >>> 0;
+    c.vhi = hi >>> 0;
+    return;
+  }
+  if (s >= 32) {
+    const t = lo;
+    lo = hi;
+    hi = t;
+    s -= 32;
+    if (s === 0) {
+      c.vlo = lo >>> 0;
+      c.vhi = hi >>> 0;
+      return;
+    }
+  }
+  c.vlo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
+  c.vhi = ((hi >>> s) | (lo << (32 - s))) >>> 0;
+}
+
+/** Shift by type (0 LSL, 1 LSR, 2 ASR, 3 ROR) for 64-bit values. */
+export function shift64(c: Cpu, type: number, lo: number, hi: number, s: number): void {
+  switch (type) {
+    case 0:
+      lsl64(c, lo, hi, s);
+      return;
+    case 1:
+      lsr64(c, lo, hi, s);
+      return;
+    case 2:
+      asr64(c, lo, hi, s);
+      return;
+    default:
+      ror64(c, lo, hi, s);
+  }
+}
+
+/** Shift by type for 32-bit values (s in 0..31). */
+export function shift32(type: number, v: number, s: number): number {
+  switch (type) {
+    case 0:
+      return (v << s) >>> 0;
+    case 1:
+      return v >>> s;
+    case 2:
+      return (v >> s) >>> 0;
+    default:
+      return s === 0 ? v >>> 0 : ((v >>> s) | (v << (32 - s))) >>> 0;
+  }
+}
+
+/** Low 64 bits of a 64x64 multiply (via 16-bit limbs; exact, no allocation). */
+export function mul64(c: Cpu, alo: number, ahi: number, blo: number, bhi: number): void {
+  const a48 = ahi >>> 16;
+  const a32 = ahi & 0xffff;
+  const a16 = alo >>> 16;
+  const a00 = alo & 0xffff;
+  const b48 = bhi >>> 16;
+  const b32 = bhi & 0xffff;
+  const b16 = blo >>> 16;
+  const b00 = blo & 0xffff;
+  let c48 = 0;
+  let c32 = 0;
+  let c16 = 0;
+  let c00 = 0;
+  c00 += a00 * b00;
+  c16 += c00 >>> 16;
+  c00 &= 0xffff;
+  c16 += a16 * b00;
+  c32 += c16 >>> 16;
+  c16 &= 0xffff;
+  c16 += a00 * b16;
+  c32 += c16 >>> 16;
+  c16 &= 0xffff;
+  c32 += a32 * b00;
+  c48 += c32 >>> 16;
+  c32 &= 0xffff;
+  c32 += a16 * b16;
+  c48 += c32 >>> 16;
+  c32 &= 0xffff;
+  c32 += a00 * b32;
+  c48 += c32 >>> 16;
+  c32 &= 0xffff;
+  c48 += a48 * b00 + a32 * b16 + a16 * b32 + a00 * b48;
+  c48 &= 0xffff;
+  c.vlo = ((c16 << 16) | c00) >>> 0;
+  c.vhi = ((c48 << 16) | c32) >>> 0;
+}
+
+/** High 64 bits of a 64x64 multiply, signed or unsigned (SMULH/UMULH). */
+export function mulHigh64(c: Cpu, alo: number, ahi: number, blo: number, bhi: number, signed: boolean): void {
+  let a = (BigInt(ahi >>> 0) << 32n) | BigInt(alo >>> 0);
+  let b = (BigInt(bhi >>> 0) << 32n) | BigInt(blo >>> 0);
+  if (signed) {
+    a = BigInt.asIntN(64, a);
+    b = BigInt.asIntN(64, b);
+  }
+  const p = BigInt.asUintN(64, (a * b) >> 64n);
+  c.vlo = Number(p & 0xffffffffn);
+  c.vhi = Number(p >> 32n);
+}
+
+/** Count leading zeros of a 64-bit value. */
+export function clz64(lo: number, hi: number): number {
+  return hi !== 0 ? Math.clz32(hi) : 32 + Math.clz32(lo);
+}
+
+/** Reverses the bits of a 32-bit word. */
+export function rbit32(v: number): number {
+  v = ((v >>> 1) & 0x55555555) | ((v & 0x55555555) << 1);
+  v = ((v >>> 2) & 0x33333333) | ((v & 0x33333333) << 2);
+  v = ((v >>> 4) & 0x0f0f0f0f) | ((v & 0x0f0f0f0f) << 4);
+  v = ((v >>> 8) & 0x00ff00ff) | ((v & 0x00ff00ff) << 8);
+  return ((v >>> 16) | (v << 16)) >>> 0;
+}
+
+/** Byte-reverses a 32-bit word. */
+export function rev32(v: number): number {
+  return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
+}
+
+/** Reads register slot `i` as an unsigned BigInt (slow path helper). */
+export function big(c: Cpu, i: number): bigint {
+  return (BigInt(c.r[i + 1]!) << 32n) | BigInt(c.r[i]!);
+}
+
+/** Writes an unsigned 64-bit BigInt into register slot `i`. */
+export function setBig(c: Cpu, i: number, v: bigint): void {
+  v = BigInt.asUintN(64, v);
+  c.r[i] = Number(v & 0xffffffffn);
+  c.r[i + 1] = Number(v >> 32n);
+}
+
+/**
+ * DecodeBitMasks (Arm ARM J1.1.3) for logical immediates: returns [lo, hi] of wmask,
+ * or null when the encoding is reserved.
+ */
+export function decodeBitMasks(n: number, imms: number, immr: number, is64: boolean): [number, number] | null {
+  const combined = (n << 6) | (~imms & 0x3f);
+  if (combined === 0) return null;
+  const len = 31 - Math.clz32(combined);
+  if (len < 1) return null;
+  if (!is64 && len > 5) return null;
+  const levels = (1 << len) - 1;
+  const s = imms & levels;
+  const r = immr & levels;
+  if (s === levels) return null;
+  const esize = 1 << len;
+  let welem = (1n << BigInt(s + 1)) - 1n;
+  // ROR(welem, r) within esize
+  const emask = (1n << BigInt(esize)) - 1n;
+  welem = ((welem >> BigInt(r)) | (welem << BigInt(esize - r))) & emask;
+  let v = 0n;
+  for (let i = 0; i < 64; i += esize) v |= welem << BigInt(i);
+  if (!is64) v &= 0xffffffffn;
+  return [Number(v & 0xffffffffn), Number(v >> 32n)];
+}

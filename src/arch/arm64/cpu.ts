@@ -1,0 +1,550 @@
+/**
+ * One AArch64 processing element: the interpreter loop, memory access with the
+ * translation hook, and exception entry/return for EL0 and EL1.
+ *
+ * The CPU knows nothing of the hypervisor above it. Whatever it cannot finish by itself
+ * (HVC, SMC, WFI, a user-mode SVC, an MMIO access) it reports as a `CpuExit` from `run()`.
+ */
+import { type Decoder, type Exec } from "./decoder.ts";
+import { EC, FSC, UNWIND, VECTOR } from "./exceptions.ts";
+import { getDecoder } from "./isa.ts";
+import { I, OFF, PSTATE, RAM_OFFSET, VCPU_STRIDE } from "./state.ts";
+import { SYSREGS, sysregIndex } from "./sysregs.ts";
+
+/** Why `run()` returned. Allocated only when the loop stops, never per instruction. */
+export type CpuExit =
+  | { kind: "budget" }
+  /** A synchronous exception that the owner handles (user mode: everything from EL0). */
+  | { kind: "exception"; ec: number; iss: number; far: bigint | null }
+  | { kind: "hvc"; imm: number }
+  | { kind: "smc"; imm: number }
+  | { kind: "wfi" }
+  | { kind: "wfe" }
+  /** A bug in the emulator, reported instead of thrown so the VMM never crashes. */
+  | { kind: "internal-error"; message: string };
+
+const EXIT_BUDGET: CpuExit = { kind: "budget" };
+const EXIT_WFI: CpuExit = { kind: "wfi" };
+const EXIT_WFE: CpuExit = { kind: "wfe" };
+
+/** Access kinds passed to the translation hook. */
+export const ACC = { READ: 0, WRITE: 1, FETCH: 2 } as const;
+
+/**
+ * Physical memory as the CPU sees it: RAM is one window of the shared memory; any other
+ * physical address goes to `mmioRead`/`mmioWrite` (absent in user mode: a data abort).
+ */
+export interface PhysicalBus {
+  readonly ramBase: number;
+  readonly ramSize: number;
+  mmioRead?(pa: number, size: number): number | null;
+  mmioWrite?(pa: number, size: number, value: number): boolean;
+}
+
+/** Generic timer, provided by the owner (hv layer) or a simple default. */
+export interface TimerProvider {
+  readonly frequency: number;
+  counter(c: Cpu, virtual: boolean): bigint;
+  readReg(c: Cpu, virtual: boolean, reg: "CTL" | "CVAL" | "TVAL"): bigint;
+  writeReg(c: Cpu, virtual: boolean, reg: "CTL" | "CVAL" | "TVAL", value: bigint): void;
+}
+
+/** Counter derived from retired instructions; used when nobody supplies a timer. */
+export class InstructionCountTimer implements TimerProvider {
+  readonly frequency = 62_500_000;
+  private regs = new Map<string, bigint>();
+  counter(c: Cpu): bigint {
+    return c.retired;
+  }
+  readReg(c: Cpu, virtual: boolean, reg: "CTL" | "CVAL" | "TVAL"): bigint {
+    if (reg === "TVAL") {
+      const cval = this.regs.get(`${virtual}CVAL`) ?? 0n;
+      return BigInt.asUintN(64, BigInt.asIntN(32, cval - this.counter(c)));
+    }
+    return this.regs.get(`${virtual}${reg}`) ?? 0n;
+  }
+  writeReg(c: Cpu, virtual: boolean, reg: "CTL" | "CVAL" | "TVAL", value: bigint): void {
+    if (reg === "TVAL") this.regs.set(`${virtual}CVAL`, BigInt.asUintN(64, this.counter(c) + BigInt.asIntN(32, value)));
+    else this.regs.set(`${virtual}${reg}`, value);
+  }
+}
+
+export interface CpuOptions {
+  memory: WebAssembly.Memory;
+  /** Index of this vCPU: its state block starts at index * VCPU_STRIDE. */
+  index: number;
+  bus: PhysicalBus;
+  /**
+   * User mode (qemu-aarch64 style): every exception from EL0 exits to the owner, and
+   * EL0-visible registers behave as Linux configures them.
+   */
+  userMode?: boolean;
+  timer?: TimerProvider;
+}
+
+/** u32 index of XZR/SP reads (ZERO) and writes (DISCARD). */
+const ZR = I.ZERO;
+const SCTLR = sysregIndex("SCTLR_EL1");
+const ESR = sysregIndex("ESR_EL1");
+const FAR = sysregIndex("FAR_EL1");
+const VBAR = sysregIndex("VBAR_EL1");
+
+export class Cpu {
+  readonly index: number;
+  readonly memory: WebAssembly.Memory;
+  /** This vCPU's state block as 32-bit words (see state.ts for the layout). */
+  readonly r: Uint32Array;
+  /** Same block as bytes / float views, for FP and SIMD lanes. */
+  readonly r8: Uint8Array;
+  readonly f32: Float32Array;
+  readonly f64: Float64Array;
+  readonly dvState: DataView;
+  /** The whole memory, for guest RAM access. */
+  readonly m8: Uint8Array;
+  readonly m32: Uint32Array;
+  readonly dv: DataView;
+  readonly bus: PhysicalBus;
+  readonly userMode: boolean;
+  timer: TimerProvider;
+  private readonly decoder: Decoder;
+  private readonly cache = new Map<number, Exec>();
+
+  /** Scratch outputs of 64-bit helpers (value low/high halves). */
+  vlo = 0;
+  vhi = 0;
+  /** Address of the instruction being executed. */
+  pcLo = 0;
+  pcHi = 0;
+  /** Instruction word being executed (for ESR.ISS of some traps). */
+  insn = 0;
+  /** Retired instruction count. */
+  retired = 0n;
+  private retiredSmall = 0;
+  /** u32 index of the current stack pointer (SP_EL0 or SP_EL1). */
+  sp: number = I.SP_EL0;
+  /** Current exception level (0 or 1). */
+  el = 0;
+  /** Set when a level-sensitive interrupt line is asserted (by the GIC / owner). */
+  irqLine = false;
+  fiqLine = false;
+  /** True when IRQ/FIQ must be examined before the next instruction. */
+  private irqCheck = false;
+  private exit: CpuExit | null = null;
+  /** Translation hook: where the MMU goes. Returns a physical address or throws via abort(). */
+  translate: ((c: Cpu, lo: number, hi: number, acc: number) => number) | null = null;
+  /** Hooks the owner installs for DC/IC/TLBI/AT and IMPLEMENTATION DEFINED system registers. */
+  cacheOp: ((c: Cpu, op: string, lo: number, hi: number) => void) | null = null;
+
+  constructor(opts: CpuOptions) {
+    this.index = opts.index;
+    this.memory = opts.memory;
+    const buf = opts.memory.buffer;
+    const base = opts.index * VCPU_STRIDE;
+    this.r = new Uint32Array(buf, base, VCPU_STRIDE / 4);
+    this.r8 = new Uint8Array(buf, base, VCPU_STRIDE);
+    this.f32 = new Float32Array(buf, base, VCPU_STRIDE / 4);
+    this.f64 = new Float64Array(buf, base, VCPU_STRIDE / 8);
+    this.dvState = new DataView(buf, base, VCPU_STRIDE);
+    this.m8 = new Uint8Array(buf);
+    this.m32 = new Uint32Array(buf, 0, buf.byteLength >>> 2);
+    this.dv = new DataView(buf);
+    this.bus = opts.bus;
+    this.userMode = opts.userMode ?? false;
+    this.timer = opts.timer ?? new InstructionCountTimer();
+    this.decoder = getDecoder();
+    this.reset();
+  }
+
+  /** Architectural reset: registers zero, EL1h with DAIF masked (or EL0t in user mode). */
+  reset(): void {
+    this.r.fill(0, 0, OFF.SYSREGS_END >> 2);
+    for (const s of SYSREGS) {
+      if (s.slot < 0) continue;
+      this.r[I.SYSREGS + s.slot * 2] = s.reset[0];
+      this.r[I.SYSREGS + s.slot * 2 + 1] = s.reset[1];
+    }
+    if (this.userMode) {
+      // Linux's EL0 view: SCTLR_EL1 with UCI, UCT, DZE, nTWE, nTWI set.
+      this.r[SCTLR] = (this.r[SCTLR]! | (1 << 26) | (1 << 15) | (1 << 14) | (1 << 18) | (1 << 16)) >>> 0;
+      this.r[I.PSTATE] = 0;
+    } else {
+      this.r[I.PSTATE] = PSTATE.DAIF | 0x5; // EL1h
+    }
+    this.r[sysregIndex("MPIDR_EL1")] = (0x8000_0000 | this.mpidrAffinity()) >>> 0;
+    this.pstateChanged();
+  }
+
+  /** MPIDR affinity: Aff0 = index % 8... kept simple: Aff0 = index (<= 255 vCPUs in one cluster). */
+  private mpidrAffinity(): number {
+    return this.index & 0xff;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Registers
+
+  /** u32 index of Xn for reads where 31 means XZR. */
+  static xr(n: number): number {
+    return n === 31 ? ZR : n * 2;
+  }
+  /** u32 index of Xn for writes where 31 means XZR (the write is discarded). */
+  static xw(n: number): number {
+    return n === 31 ? I.DISCARD : n * 2;
+  }
+  /** u32 index of Xn where 31 means the current SP. */
+  xs(n: number): number {
+    return n === 31 ? this.sp : n * 2;
+  }
+  /** Reads Xn (31 = XZR) as a BigInt, for slow paths and tests. */
+  getX(n: number): bigint {
+    const i = Cpu.xr(n);
+    return (BigInt(this.r[i + 1]!) << 32n) | BigInt(this.r[i]!);
+  }
+  setX(n: number, v: bigint): void {
+    const i = Cpu.xw(n);
+    this.r[i] = Number(v & 0xffffffffn);
+    this.r[i + 1] = Number((v >> 32n) & 0xffffffffn);
+  }
+  get pc(): bigint {
+    return (BigInt(this.r[I.PC + 1]!) << 32n) | BigInt(this.r[I.PC]!);
+  }
+  set pc(v: bigint) {
+    this.r[I.PC] = Number(v & 0xffffffffn);
+    this.r[I.PC + 1] = Number((v >> 32n) & 0xffffffffn);
+  }
+  get pstate(): number {
+    return this.r[I.PSTATE]!;
+  }
+  set pstate(v: number) {
+    this.r[I.PSTATE] = v >>> 0;
+    this.pstateChanged();
+  }
+  /** Sets PC (branch target). */
+  branch(lo: number, hi: number): void {
+    this.r[I.PC] = lo;
+    this.r[I.PC + 1] = hi;
+  }
+  /** Must be called whenever PSTATE.M or DAIF change outside the usual paths. */
+  pstateChanged(): void {
+    const p = this.r[I.PSTATE]!;
+    this.el = (p >>> 2) & 3;
+    this.sp = this.el !== 0 && (p & 1) !== 0 ? I.SP_EL1 : I.SP_EL0;
+    this.interruptsChanged();
+  }
+  /** Re-evaluate whether an interrupt might be taken before the next instruction. */
+  interruptsChanged(): void {
+    this.irqCheck = this.irqLine || this.fiqLine;
+  }
+  setIrqLine(irq: boolean, fiq = this.fiqLine): void {
+    this.irqLine = irq;
+    this.fiqLine = fiq;
+    this.interruptsChanged();
+  }
+
+  // ---------------------------------------------------------------------------
+  // The interpreter loop
+
+  /** Executes up to `budget` instructions; returns why it stopped. Never throws. */
+  run(budget: number): CpuExit {
+    const r = this.r;
+    const cache = this.cache;
+    let n = 0;
+    this.exit = null;
+    while (n < budget) {
+      try {
+        while (n < budget) {
+          if (this.irqCheck && this.takePendingInterrupt()) continue;
+          const lo = r[I.PC]!;
+          const hi = r[I.PC + 1]!;
+          this.pcLo = lo;
+          this.pcHi = hi;
+          const insn = this.fetch(lo, hi);
+          this.insn = insn;
+          let ex = cache.get(insn);
+          if (ex === undefined) {
+            ex = this.decoder.decode(insn) ?? undefinedInstruction;
+            cache.set(insn, ex);
+          }
+          const nlo = (lo + 4) >>> 0;
+          r[I.PC] = nlo;
+          if (nlo < 4) r[I.PC + 1] = (hi + 1) >>> 0;
+          ex(this);
+          n++;
+          if (this.exit !== null) break;
+        }
+        break;
+      } catch (e) {
+        if (e !== UNWIND) {
+          this.retire(n);
+          return { kind: "internal-error", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+        }
+        if (this.exit !== null) break;
+        // An exception was taken to EL1; carry on at its vector.
+      }
+    }
+    this.retire(n);
+    const ex = this.exit ?? EXIT_BUDGET;
+    this.exit = null;
+    return ex;
+  }
+
+  private retire(n: number): void {
+    this.retiredSmall += n;
+    if (this.retiredSmall > 1e9) {
+      this.retired += BigInt(this.retiredSmall);
+      this.retiredSmall = 0;
+    }
+  }
+
+  /** Retired instructions so far (exact). */
+  get instructionCount(): bigint {
+    return this.retired + BigInt(this.retiredSmall);
+  }
+
+  /** Stop the loop after the current instruction and report `e`. */
+  requestExit(e: CpuExit): void {
+    this.exit = e;
+  }
+
+  /** Clears the decode cache (self-modifying code is handled here by never caching by address). */
+  flushDecodeCache(): void {
+    this.cache.clear();
+  }
+
+  private fetch(lo: number, hi: number): number {
+    if ((lo & 3) !== 0) this.syncException(EC.PC_ALIGN, 0, lo, hi);
+    const off = this.hostOffset(lo, hi, 4, ACC.FETCH);
+    return this.m32[off >>> 2]!;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Memory
+
+  /**
+   * Host byte offset of guest virtual address (lo, hi) for an access of `size` bytes
+   * that lies in RAM; throws a data/instruction abort otherwise. Returns -1 when the
+   * physical address is not RAM (MMIO), leaving the physical address in `this.mmioPa`.
+   */
+  hostOffset(lo: number, hi: number, size: number, acc: number): number {
+    let pa: number;
+    if (this.translate !== null) pa = this.translate(this, lo, hi, acc);
+    else {
+      if (hi !== 0) this.abort(lo, hi, acc, FSC.ADDR_SIZE_L0);
+      pa = lo;
+    }
+    const rel = pa - this.bus.ramBase;
+    if (rel >= 0 && rel + size <= this.bus.ramSize) return RAM_OFFSET + rel;
+    if (acc === ACC.FETCH || this.bus.mmioRead === undefined) this.abort(lo, hi, acc, FSC.SYNC_EXTERNAL);
+    this.mmioPa = pa;
+    return -1;
+  }
+  mmioPa = 0;
+
+  /** Raises the abort for a failed access to (lo, hi). */
+  abort(lo: number, hi: number, acc: number, fsc: number): never {
+    if (acc === ACC.FETCH) {
+      const ec = this.el === 0 ? EC.IABT_LOWER : EC.IABT_CURRENT;
+      this.syncException(ec, fsc, lo, hi);
+    }
+    const wnr = acc === ACC.WRITE ? 1 << 6 : 0;
+    const ec = this.el === 0 ? EC.DABT_LOWER : EC.DABT_CURRENT;
+    this.syncException(ec, wnr | fsc, lo, hi);
+  }
+
+  /** SCTLR_EL1.A: alignment checking of ordinary loads and stores. */
+  private checkAlignment(lo: number, hi: number, size: number, acc: number): void {
+    if ((lo & (size - 1)) !== 0 && (this.r[SCTLR]! & 2) !== 0) this.abort(lo, hi, acc, FSC.ALIGNMENT);
+  }
+  /** Exclusives, atomics and acquire/release require natural alignment regardless of SCTLR.A. */
+  requireAligned(lo: number, hi: number, size: number, acc: number): void {
+    if ((lo & (size - 1)) !== 0) this.abort(lo, hi, acc, FSC.ALIGNMENT);
+  }
+
+  private mmioLoad(lo: number, hi: number, size: number): number {
+    const v = this.bus.mmioRead!(this.mmioPa, size);
+    if (v === null) this.abort(lo, hi, ACC.READ, FSC.SYNC_EXTERNAL);
+    return v;
+  }
+  private mmioStore(lo: number, hi: number, size: number, v: number): void {
+    if (!this.bus.mmioWrite!(this.mmioPa, size, v)) this.abort(lo, hi, ACC.WRITE, FSC.SYNC_EXTERNAL);
+  }
+
+  ld8(lo: number, hi: number): number {
+    const o = this.hostOffset(lo, hi, 1, ACC.READ);
+    return o >= 0 ? this.m8[o]! : this.mmioLoad(lo, hi, 1);
+  }
+  ld16(lo: number, hi: number): number {
+    this.checkAlignment(lo, hi, 2, ACC.READ);
+    const o = this.hostOffset(lo, hi, 2, ACC.READ);
+    return o >= 0 ? this.dv.getUint16(o, true) : this.mmioLoad(lo, hi, 2);
+  }
+  ld32(lo: number, hi: number): number {
+    this.checkAlignment(lo, hi, 4, ACC.READ);
+    const o = this.hostOffset(lo, hi, 4, ACC.READ);
+    if (o < 0) return this.mmioLoad(lo, hi, 4) >>> 0;
+    return (o & 3) === 0 ? this.m32[o >>> 2]! : this.dv.getUint32(o, true);
+  }
+  /** Loads 64 bits into vlo/vhi. */
+  ld64(lo: number, hi: number): void {
+    this.checkAlignment(lo, hi, 8, ACC.READ);
+    const o = this.hostOffset(lo, hi, 8, ACC.READ);
+    if (o < 0) {
+      this.vlo = this.mmioLoad(lo, hi, 4) >>> 0;
+      const nlo = (lo + 4) >>> 0;
+      this.vhi = this.ld32(nlo, nlo < 4 ? hi + 1 : hi);
+    } else if ((o & 3) === 0) {
+      this.vlo = this.m32[o >>> 2]!;
+      this.vhi = this.m32[(o >>> 2) + 1]!;
+    } else {
+      this.vlo = this.dv.getUint32(o, true);
+      this.vhi = this.dv.getUint32(o + 4, true);
+    }
+  }
+  st8(lo: number, hi: number, v: number): void {
+    const o = this.hostOffset(lo, hi, 1, ACC.WRITE);
+    if (o >= 0) this.m8[o] = v;
+    else this.mmioStore(lo, hi, 1, v & 0xff);
+  }
+  st16(lo: number, hi: number, v: number): void {
+    this.checkAlignment(lo, hi, 2, ACC.WRITE);
+    const o = this.hostOffset(lo, hi, 2, ACC.WRITE);
+    if (o >= 0) this.dv.setUint16(o, v, true);
+    else this.mmioStore(lo, hi, 2, v & 0xffff);
+  }
+  st32(lo: number, hi: number, v: number): void {
+    this.checkAlignment(lo, hi, 4, ACC.WRITE);
+    const o = this.hostOffset(lo, hi, 4, ACC.WRITE);
+    if (o < 0) this.mmioStore(lo, hi, 4, v >>> 0);
+    else if ((o & 3) === 0) this.m32[o >>> 2] = v;
+    else this.dv.setUint32(o, v, true);
+  }
+  st64(lo: number, hi: number, vlo: number, vhi: number): void {
+    this.checkAlignment(lo, hi, 8, ACC.WRITE);
+    const o = this.hostOffset(lo, hi, 8, ACC.WRITE);
+    if (o < 0) {
+      this.mmioStore(lo, hi, 4, vlo >>> 0);
+      const nlo = (lo + 4) >>> 0;
+      this.st32(nlo, nlo < 4 ? hi + 1 : hi, vhi);
+    } else if ((o & 3) === 0) {
+      this.m32[o >>> 2] = vlo;
+      this.m32[(o >>> 2) + 1] = vhi;
+    } else {
+      this.dv.setUint32(o, vlo, true);
+      this.dv.setUint32(o + 4, vhi, true);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Exceptions (Arm ARM D1.10)
+
+  /**
+   * Takes a synchronous exception. `far` is the faulting address for aborts (lo/hi), or
+   * undefined. The preferred return address is the current instruction, except for
+   * SVC/HVC/SMC whose callers pass `returnToNext`.
+   */
+  syncException(ec: number, iss: number, farLo?: number, farHi?: number, returnToNext = false): never {
+    if (!returnToNext) this.branch(this.pcLo, this.pcHi);
+    const il = 1 << 25; // A64 instructions are 32-bit
+    if (this.userMode && this.el === 0) {
+      const far = farLo === undefined ? null : (BigInt(farHi! >>> 0) << 32n) | BigInt(farLo >>> 0);
+      this.exit = { kind: "exception", ec, iss, far };
+      throw UNWIND;
+    }
+    const esr = ((ec << 26) | il | (iss & 0x1ffffff)) >>> 0;
+    this.r[ESR] = esr;
+    this.r[ESR + 1] = 0;
+    if (farLo !== undefined) {
+      this.r[FAR] = farLo;
+      this.r[FAR + 1] = farHi!;
+    }
+    this.enterEl1(VECTOR.SYNC);
+    throw UNWIND;
+  }
+
+  /** Exception entry to EL1 (registers only; the caller unwinds). */
+  private enterEl1(kindOffset: number): void {
+    const r = this.r;
+    const p = r[I.PSTATE]!;
+    const base = this.el === 0 ? VECTOR.LOWER_A64 : (p & 1) !== 0 ? VECTOR.CURRENT_SPX : VECTOR.CURRENT_SP0;
+    r[I.SPSR_EL1] = p;
+    r[I.SPSR_EL1 + 1] = 0;
+    r[I.ELR_EL1] = r[I.PC]!;
+    r[I.ELR_EL1 + 1] = r[I.PC + 1]!;
+    // EL1h, DAIF all masked, SS and IL cleared (PAN/UAO not implemented).
+    r[I.PSTATE] = ((p & PSTATE.NZCV) | PSTATE.DAIF | 0x5) >>> 0;
+    this.pstateChanged();
+    // Vector addresses: VBAR_EL1 + offset; VBAR[10:0] are RES0.
+    const lo = r[VBAR]! + base + kindOffset;
+    r[I.PC] = lo >>> 0;
+    r[I.PC + 1] = (r[VBAR + 1]! + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+    // Taking an exception clears the local exclusive monitor (Arm ARM B2.9.5).
+    r[I.EXCL_VALID] = 0;
+  }
+
+  /** Checks IRQ/FIQ against PSTATE.DAIF and takes one if unmasked. */
+  private takePendingInterrupt(): boolean {
+    if (this.userMode) return false;
+    const p = this.r[I.PSTATE]!;
+    let off = -1;
+    if (this.fiqLine && (p & PSTATE.F) === 0) off = VECTOR.FIQ;
+    else if (this.irqLine && (p & PSTATE.I) === 0) off = VECTOR.IRQ;
+    if (off < 0) {
+      this.irqCheck = false;
+      return false;
+    }
+    this.enterEl1(off);
+    return true;
+  }
+
+  /** ERET (Arm ARM C6.2.75): restore PSTATE from SPSR_EL1 and PC from ELR_EL1. */
+  exceptionReturn(): void {
+    const r = this.r;
+    let spsr = r[I.SPSR_EL1]!;
+    const m = spsr & 0x1f;
+    // Only AArch64 EL0t, EL1t and EL1h are valid targets here; anything else is an
+    // illegal exception return (PSTATE.IL set, mode unchanged).
+    if (m !== 0 && m !== 4 && m !== 5) {
+      spsr = (r[I.PSTATE]! & 0xf) | (spsr & ~0x1f) | PSTATE.IL;
+    }
+    r[I.PSTATE] = (spsr & (PSTATE.NZCV | PSTATE.DAIF | PSTATE.IL | PSTATE.SS | 0xf)) >>> 0;
+    r[I.PC] = r[I.ELR_EL1]!;
+    r[I.PC + 1] = r[I.ELR_EL1 + 1]!;
+    r[I.EXCL_VALID] = 0;
+    this.pstateChanged();
+  }
+
+  /** An unallocated or disabled encoding (EC 0, Arm ARM D1.10.4). */
+  undefined(): never {
+    this.syncException(EC.UNKNOWN, 0);
+  }
+
+  /** Supervisor/hypervisor/monitor calls. The hv layer decides what HVC/SMC do. */
+  svc(imm: number): never {
+    this.syncException(EC.SVC64, imm, undefined, undefined, true);
+  }
+  hvc(imm: number): void {
+    if (this.el === 0) this.undefined();
+    this.exit = { kind: "hvc", imm };
+  }
+  smc(imm: number): void {
+    if (this.el === 0) this.undefined();
+    this.exit = { kind: "smc", imm };
+  }
+  wfi(): void {
+    if (this.userMode) return;
+    this.exit = EXIT_WFI;
+  }
+  wfe(): void {
+    if (this.userMode) return;
+    if (this.r[I.EVENT] !== 0) {
+      this.r[I.EVENT] = 0;
+      return;
+    }
+    this.exit = EXIT_WFE;
+  }
+  /** Takes an asynchronous exception from outside (e.g. SError injection by the hv). */
+  injectSError(): void {
+    this.enterEl1(VECTOR.SERROR);
+  }
+}
+
+const undefinedInstruction: Exec = (c) => c.undefined();

@@ -1,0 +1,113 @@
+/**
+ * Declarative A64 decoder, in the spirit of QEMU's decodetree: each instruction class
+ * is a table of patterns written as data, and `compileDecoder` turns all tables into a
+ * dispatch once. The same tables will feed the JIT.
+ *
+ * A pattern is a list of space-separated tokens that together cover bits 31..0:
+ *   - a run of `0`, `1` or `x` characters: fixed bits (`x` = don't care);
+ *   - `name:N`: an unsigned N-bit field; `name:sN`: a sign-extended N-bit field.
+ * Example (ADD immediate): `sf:1 0 0 100010 sh:1 imm12:12 Rn:5 Rd:5`.
+ *
+ * A pattern's `decode` receives the extracted fields and returns the executor for this
+ * encoding, or `null` when the encoding is unallocated under this pattern (the decoder
+ * then keeps trying later patterns, and finally yields UNDEFINED).
+ */
+import type { Cpu } from "./cpu.ts";
+
+export type Exec = (c: Cpu) => void;
+export type Fields = Record<string, number>;
+
+export interface Pattern {
+  /** Instruction name as the Arm ARM spells it (one handler per pattern). */
+  readonly name: string;
+  readonly pattern: string;
+  decode(f: Fields, insn: number): Exec | null;
+}
+
+interface FieldSpec {
+  readonly name: string;
+  readonly shift: number;
+  readonly width: number;
+  readonly signed: boolean;
+}
+
+export interface CompiledPattern {
+  readonly name: string;
+  readonly mask: number;
+  readonly value: number;
+  readonly fields: readonly FieldSpec[];
+  readonly decode: Pattern["decode"];
+}
+
+export function parsePattern(p: Pattern): CompiledPattern {
+  let bit = 32;
+  let mask = 0;
+  let value = 0;
+  const fields: FieldSpec[] = [];
+  for (const tok of p.pattern.trim().split(/\s+/)) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*):(s?)(\d+)$/.exec(tok);
+    if (m) {
+      const width = Number(m[3]);
+      bit -= width;
+      fields.push({ name: m[1]!, shift: bit, width, signed: m[2] === "s" });
+      continue;
+    }
+    if (!/^[01x]+$/.test(tok)) throw new Error(`pattern ${p.name}: bad token '${tok}'`);
+    for (const ch of tok) {
+      bit--;
+      if (ch !== "x") {
+        mask |= 1 << bit;
+        if (ch === "1") value |= 1 << bit;
+      }
+    }
+  }
+  if (bit !== 0) throw new Error(`pattern ${p.name}: covers ${32 - bit} bits, not 32`);
+  return { name: p.name, mask: mask >>> 0, value: value >>> 0, fields, decode: p.decode };
+}
+
+export function extractFields(cp: CompiledPattern, insn: number): Fields {
+  const f: Fields = {};
+  for (const fs of cp.fields) {
+    let v = fs.width === 32 ? insn >>> 0 : (insn >>> fs.shift) & ((1 << fs.width) - 1);
+    if (fs.signed && v >= 2 ** (fs.width - 1)) v -= 2 ** fs.width;
+    f[fs.name] = v;
+  }
+  return f;
+}
+
+/** Bits used to bucket patterns: insn[28:21] (covers the Arm ARM's op0 and most class bits). */
+const BUCKET_SHIFT = 21;
+const BUCKET_BITS = 8;
+
+export interface Decoder {
+  /** Returns the executor for `insn`, or null if no pattern accepts it (UNDEFINED). */
+  decode(insn: number): Exec | null;
+  /** Name of the first pattern matching `insn` and accepting it, for tests and tracing. */
+  nameOf(insn: number): string | null;
+}
+
+export function compileDecoder(tables: readonly (readonly Pattern[])[]): Decoder {
+  const all = tables.flat().map(parsePattern);
+  const buckets: CompiledPattern[][] = [];
+  const bmask = (1 << BUCKET_BITS) - 1;
+  for (let b = 0; b <= bmask; b++) {
+    const bval = (b << BUCKET_SHIFT) >>> 0;
+    const bm = (bmask << BUCKET_SHIFT) >>> 0;
+    // A pattern belongs to bucket b if its fixed bits in the bucket range agree with b.
+    buckets.push(all.filter((cp) => ((cp.value ^ bval) & cp.mask & bm) === 0));
+  }
+  const find = (insn: number): [CompiledPattern, Exec] | null => {
+    insn >>>= 0;
+    const list = buckets[(insn >>> BUCKET_SHIFT) & bmask]!;
+    for (const cp of list) {
+      if (((insn & cp.mask) >>> 0) !== cp.value) continue;
+      const ex = cp.decode(extractFields(cp, insn), insn);
+      if (ex) return [cp, ex];
+    }
+    return null;
+  };
+  return {
+    decode: (insn) => find(insn)?.[1] ?? null,
+    nameOf: (insn) => find(insn)?.[0].name ?? null,
+  };
+}
