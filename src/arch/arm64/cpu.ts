@@ -88,6 +88,7 @@ const SCTLR = sysregIndex("SCTLR_EL1");
 const ESR = sysregIndex("ESR_EL1");
 const FAR = sysregIndex("FAR_EL1");
 const VBAR = sysregIndex("VBAR_EL1");
+const CPACR = sysregIndex("CPACR_EL1");
 
 export class Cpu {
   readonly index: number;
@@ -541,6 +542,17 @@ export class Cpu {
     }
     this.exit = EXIT_WFE;
   }
+  /**
+   * Every FP/AdvSIMD instruction calls this first: CPACR_EL1.FPEN traps FP/SIMD access
+   * (EC 0x07) unless enabled for the current EL. Always enabled in user mode.
+   */
+  checkFp(): void {
+    if (this.userMode) return;
+    const fpen = (this.r[CPACR]! >>> 20) & 3;
+    if (fpen === 3 || (fpen === 1 && this.el !== 0)) return;
+    this.syncException(EC.FP_ACCESS, 0);
+  }
+
   /** Takes an asynchronous exception from outside (e.g. SError injection by the hv). */
   injectSError(): void {
     this.enterEl1(VECTOR.SERROR);

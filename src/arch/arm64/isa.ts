@@ -10,7 +10,8 @@ import { FP_SCALAR } from "./insn/fp-scalar.ts";
 import { LOAD_STORE } from "./insn/load-store.ts";
 import { SIMD_INTEGER } from "./insn/simd-integer.ts";
 import { SIMD_LOAD_STORE } from "./insn/simd-load-store.ts";
-import { SIMD_PERMUTE_FP } from "./insn/simd-permute-fp.ts";
+import { SIMD_FP } from "./insn/simd-fp.ts";
+import { SIMD_PERMUTE } from "./insn/simd-permute.ts";
 
 export const TABLES: readonly (readonly Pattern[])[] = [
   DP_IMMEDIATE,
@@ -19,7 +20,8 @@ export const TABLES: readonly (readonly Pattern[])[] = [
   LOAD_STORE,
   FP_SCALAR,
   SIMD_INTEGER,
-  SIMD_PERMUTE_FP,
+  SIMD_PERMUTE,
+  SIMD_FP,
   SIMD_LOAD_STORE,
 ];
 

@@ -1,3 +1,3 @@
 import type { Pattern } from "../decoder.ts";
 
-export const SIMD_PERMUTE_FP: Pattern[] = [];
+export const SIMD_FP: Pattern[] = [];

@@ -1,0 +1,3 @@
+import type { Pattern } from "../decoder.ts";
+
+export const SIMD_PERMUTE: Pattern[] = [];
