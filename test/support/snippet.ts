@@ -2,8 +2,7 @@
  * Runs a few raw A64 instruction words on a fresh user-mode CPU: the building block of
  * unit tests. Code is placed at CODE_BASE, followed by a BRK #0 that ends the run.
  */
-import { Cpu, type CpuExit } from "../../src/arch/arm64/cpu.ts";
-import { createVmMemory, RAM_OFFSET } from "../../src/arch/arm64/state.ts";
+import { Cpu, type CpuExit, createVmMemory, RAM_OFFSET } from "../../src/arch/arm64/index.ts";
 
 export const CODE_BASE = 0x10000;
 export const DATA_BASE = 0x20000;

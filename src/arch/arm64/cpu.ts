@@ -8,8 +8,9 @@
 import { type Decoder, type Exec } from "./decoder.ts";
 import { EC, FSC, UNWIND, VECTOR } from "./exceptions.ts";
 import { getDecoder } from "./isa.ts";
+import { xr, xw } from "./regs.ts";
 import { I, OFF, PSTATE, RAM_OFFSET, VCPU_STRIDE } from "./state.ts";
-import { SYSREGS, sysregIndex } from "./sysregs.ts";
+import { SYSREGS, type SysReg, type SysRegAccess, sysregIndex } from "./sysregs.ts";
 
 /** Why `run()` returned. Allocated only when the loop stops, never per instruction. */
 export type CpuExit =
@@ -82,8 +83,6 @@ export interface CpuOptions {
   timer?: TimerProvider;
 }
 
-/** u32 index of XZR/SP reads (ZERO) and writes (DISCARD). */
-const ZR = I.ZERO;
 const SCTLR = sysregIndex("SCTLR_EL1");
 const ESR = sysregIndex("ESR_EL1");
 const FAR = sysregIndex("FAR_EL1");
@@ -135,6 +134,14 @@ export class Cpu {
   translate: ((c: Cpu, lo: number, hi: number, acc: number) => number) | null = null;
   /** Hooks the owner installs for DC/IC/TLBI/AT and IMPLEMENTATION DEFINED system registers. */
   cacheOp: ((c: Cpu, op: string, lo: number, hi: number) => void) | null = null;
+  /** AT S1E*: the MMU writes PAR_EL1. Absent: PA == VA. */
+  addressTranslate: ((c: Cpu, op2: number, lo: number, hi: number) => void) | null = null;
+  /** SEV: the owner sets the event register of every other PE. */
+  onSendEvent: ((c: Cpu) => void) | null = null;
+  /** System registers the owner adds (e.g. the GIC CPU interface), by sysregKey(). */
+  extraSysregs: Map<number, SysRegAccess> | null = null;
+  /** Called after MSR to a stored system register (e.g. SCTLR/TCR for the MMU). */
+  sysregWritten: ((c: Cpu, reg: SysReg) => void) | null = null;
 
   constructor(opts: CpuOptions) {
     this.index = opts.index;
@@ -185,11 +192,11 @@ export class Cpu {
 
   /** u32 index of Xn for reads where 31 means XZR. */
   static xr(n: number): number {
-    return n === 31 ? ZR : n * 2;
+    return xr(n);
   }
   /** u32 index of Xn for writes where 31 means XZR (the write is discarded). */
   static xw(n: number): number {
-    return n === 31 ? I.DISCARD : n * 2;
+    return xw(n);
   }
   /** u32 index of Xn where 31 means the current SP. */
   xs(n: number): number {

@@ -1,3 +1,323 @@
-import type { Pattern } from "../decoder.ts";
+/**
+ * Branches, exception generation and system instructions (Arm ARM C4.1.85):
+ * B/BL/B.cond/CBZ/TBZ/BR/BLR/RET/ERET, SVC/HVC/SMC/BRK/HLT, hints (WFI/WFE/SEV/...),
+ * barriers, CLREX, MSR (immediate), SYS (DC/IC/TLBI/AT) and MRS/MSR (register).
+ */
+import { conditionHolds } from "../alu.ts";
+import type { Cpu } from "../cpu.ts";
+import { xr, xw } from "../regs.ts";
+import type { Exec, Fields, Pattern } from "../decoder.ts";
+import { EC } from "../exceptions.ts";
+import { I } from "../state.ts";
+import { SYSREG_BY_KEY, type SysReg, sysregIndex, sysregKey } from "../sysregs.ts";
 
-export const BRANCH_SYSTEM: Pattern[] = [];
+const TWO32 = 4294967296;
+
+/** PC-relative branch target: current PC + signed byte offset. */
+function jump(c: Cpu, off: number): void {
+  const sum = c.pcLo + off;
+  const carry = Math.floor(sum / TWO32);
+  c.branch(sum >>> 0, (c.pcHi + carry) >>> 0);
+}
+
+/** Writes the return address (PC + 4) to X30. */
+function link(c: Cpu): void {
+  const lo = (c.pcLo + 4) >>> 0;
+  c.r[60] = lo;
+  c.r[61] = lo < 4 ? (c.pcHi + 1) >>> 0 : c.pcHi;
+}
+
+function branchImm(f: Fields): Exec {
+  const off = f.imm26! * 4;
+  if (f.op === 1)
+    return (c) => {
+      link(c);
+      jump(c, off);
+    };
+  return (c) => jump(c, off);
+}
+
+function branchCond(f: Fields): Exec {
+  const off = f.imm19! * 4;
+  const cond = f.cond!;
+  return (c) => {
+    if (conditionHolds(c, cond)) jump(c, off);
+  };
+}
+
+function compareBranch(f: Fields): Exec {
+  const off = f.imm19! * 4;
+  const t = xr(f.Rt!);
+  const sf = f.sf === 1;
+  const nonZero = f.op === 1;
+  return (c) => {
+    const zero = (c.r[t]! | (sf ? c.r[t + 1]! : 0)) === 0;
+    if (zero !== nonZero) jump(c, off);
+  };
+}
+
+function testBranch(f: Fields): Exec {
+  const off = f.imm14! * 4;
+  const bit = (f.b5! << 5) | f.b40!;
+  const idx = xr(f.Rt!) + (bit >= 32 ? 1 : 0);
+  const mask = (1 << (bit & 31)) >>> 0;
+  const ifSet = f.op === 1;
+  return (c) => {
+    if (((c.r[idx]! & mask) !== 0) === ifSet) jump(c, off);
+  };
+}
+
+function branchReg(f: Fields): Exec | null {
+  if (f.op2 !== 31 || f.op3 !== 0 || f.op4 !== 0) return null;
+  const n = xr(f.Rn!);
+  switch (f.opc) {
+    case 0: // BR
+    case 2: // RET
+      return (c) => c.branch(c.r[n]!, c.r[n + 1]!);
+    case 1: // BLR: read the target before writing X30 (BLR X30 is valid)
+      return (c) => {
+        const lo = c.r[n]!;
+        const hi = c.r[n + 1]!;
+        link(c);
+        c.branch(lo, hi);
+      };
+    case 4: // ERET
+      if (f.Rn !== 31) return null;
+      return (c) => {
+        if (c.el === 0) c.undefined();
+        c.exceptionReturn();
+      };
+    default:
+      return null;
+  }
+}
+
+function exceptionGen(f: Fields): Exec | null {
+  const imm = f.imm16!;
+  const key = (f.opc! << 5) | (f.op2! << 2) | f.LL!;
+  switch (key) {
+    case 0b000_000_01:
+      return (c) => c.svc(imm);
+    case 0b000_000_10:
+      return (c) => c.hvc(imm);
+    case 0b000_000_11:
+      return (c) => c.smc(imm);
+    case 0b001_000_00:
+      return (c) => c.syncException(EC.BRK64, imm);
+    // HLT is for external debug (halting disabled: UNDEFINED), DCPSx likewise outside Debug state.
+    default:
+      return null;
+  }
+}
+
+function hint(f: Fields): Exec {
+  switch ((f.CRm! << 3) | f.op2!) {
+    case 2: // WFE
+      return (c) => c.wfe();
+    case 3: // WFI
+      return (c) => c.wfi();
+    case 4: // SEV: signal every PE; the owner propagates it (see Cpu.onSendEvent)
+      return (c) => {
+        c.r[I.EVENT] = 1;
+        c.onSendEvent?.(c);
+      };
+    case 5: // SEVL
+      return (c) => {
+        c.r[I.EVENT] = 1;
+      };
+    default: // NOP, YIELD, ESB, PSB, BTI ... and unallocated hints all behave as NOP
+      return () => {};
+  }
+}
+
+function barrier(f: Fields): Exec | null {
+  if (f.Rt !== 31) return null;
+  switch (f.op2) {
+    case 2: // CLREX
+      return (c) => {
+        c.r[I.EXCL_VALID] = 0;
+      };
+    case 4: // DSB
+    case 5: // DMB
+    case 6: // ISB
+      return () => {};
+    default:
+      return null;
+  }
+}
+
+function msrImm(f: Fields): Exec | null {
+  if (f.Rt !== 31) return null;
+  const imm = f.CRm!;
+  const sel = (f.op1! << 3) | f.op2!;
+  switch (sel) {
+    case 0b000_101: // SPSel
+      return (c) => {
+        if (c.el === 0) c.undefined();
+        c.r[I.PSTATE] = ((c.r[I.PSTATE]! & ~1) | (imm & 1)) >>> 0;
+        c.pstateChanged();
+      };
+    case 0b011_110: // DAIFSet
+    case 0b011_111: {
+      // DAIFClr
+      const bits = imm << 6;
+      const set = sel === 0b011_110;
+      return (c) => {
+        if (c.el === 0 && !uma(c)) c.syncException(EC.SYSREG, 0);
+        const p = c.r[I.PSTATE]!;
+        c.r[I.PSTATE] = (set ? p | bits : p & ~bits) >>> 0;
+        c.interruptsChanged();
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+const SCTLR = sysregIndex("SCTLR_EL1");
+const DCZID = sysregIndex("DCZID_EL0");
+const PAR = sysregIndex("PAR_EL1");
+/** SCTLR_EL1.UMA: EL0 access to DAIF. */
+function uma(c: Cpu): boolean {
+  return (c.r[SCTLR]! & (1 << 9)) !== 0;
+}
+
+/** SYS / SYSL: cache maintenance, TLB maintenance and address translation. */
+function sys(f: Fields): Exec | null {
+  if (f.L === 1) return null; // SYSL: no allocated encodings in Armv8.0
+  const op1 = f.op1!;
+  const crn = f.CRn!;
+  const crm = f.CRm!;
+  const op2 = f.op2!;
+  const t = xr(f.Rt!);
+  if (crn === 7) {
+    // DC ZVA: zero a naturally aligned block of 4 << DCZID.BS bytes.
+    if (op1 === 3 && crm === 4 && op2 === 1) {
+      return (c) => {
+        if (c.el === 0 && (c.r[SCTLR]! & (1 << 14)) === 0) c.syncException(EC.SYSREG, 0);
+        const size = 4 << (c.r[DCZID]! & 0xf);
+        const lo = (c.r[t]! & ~(size - 1)) >>> 0;
+        const hi = c.r[t + 1]!;
+        for (let i = 0; i < size; i += 8) c.st64(lo + i, hi, 0, 0);
+      };
+    }
+    // EL0-permitted maintenance (with SCTLR.UCI): DC CVAU/CVAC/CVAP/CIVAC, IC IVAU.
+    const el0Ok = op1 === 3 && ((crm === 11 && op2 === 1) || (crm === 10 && op2 === 1) || (crm === 12 && op2 === 1) || (crm === 14 && op2 === 1) || (crm === 5 && op2 === 1));
+    if (op1 === 0 && crm === 8) {
+      // AT S1E1R/W, S1E0R/W: with the MMU hook absent, PA == VA.
+      return (c) => {
+        if (c.el === 0) c.undefined();
+        if (c.addressTranslate) c.addressTranslate(c, op2, c.r[t]!, c.r[t + 1]!);
+        else {
+          c.r[PAR] = (c.r[t]! & ~0xfff) >>> 0;
+          c.r[PAR + 1] = c.r[t + 1]! & 0xffff;
+        }
+      };
+    }
+    if (el0Ok || op1 === 0) {
+      const op = `${op1}:7:${crm}:${op2}`;
+      return (c) => {
+        if (c.el === 0 && (!el0Ok || (c.r[SCTLR]! & (1 << 26)) === 0)) c.syncException(EC.SYSREG, 0);
+        c.cacheOp?.(c, op, c.r[t]!, c.r[t + 1]!);
+      };
+    }
+    return null;
+  }
+  if (crn === 8 && (op1 === 0 || op1 === 4)) {
+    // TLBI: EL1 only; the MMU's TLB hears about it through the hook.
+    const op = `${op1}:8:${crm}:${op2}`;
+    return (c) => {
+      if (c.el === 0) c.undefined();
+      c.cacheOp?.(c, op, c.r[t]!, c.r[t + 1]!);
+    };
+  }
+  return null;
+}
+
+/** The ISS of a trapped MSR/MRS (EC 0x18, Arm ARM D17.2.37). */
+function sysregIss(f: Fields, read: boolean): number {
+  return (
+    (f.op0! << 20) | (f.op2! << 17) | (f.op1! << 14) | (f.CRn! << 10) | (f.Rt! << 5) | (f.CRm! << 1) | (read ? 1 : 0)
+  );
+}
+
+function mrsMsr(f: Fields): Exec | null {
+  const key = sysregKey(f.op0!, f.op1!, f.CRn!, f.CRm!, f.op2!);
+  const read = f.L === 1;
+  const iss = sysregIss(f, read);
+  const reg: SysReg | undefined = SYSREG_BY_KEY.get(key);
+  if (!reg) {
+    // Registers supplied by the owner (e.g. the GIC CPU interface) are looked up at run time.
+    return (c) => {
+      const ext = c.extraSysregs?.get(key);
+      if (!ext || c.el === 0) return c.undefined();
+      if (read) {
+        ext.read(c);
+        const d = xw(f.Rt!);
+        c.r[d] = c.vlo >>> 0;
+        c.r[d + 1] = c.vhi >>> 0;
+      } else {
+        const s = xr(f.Rt!);
+        ext.write(c, c.r[s]!, c.r[s + 1]!);
+      }
+    };
+  }
+  if (!read && reg.readOnly) return null;
+  const el0Allowed = read ? reg.el0 !== "none" : reg.el0 === "rw";
+  const checkEl0 = (c: Cpu) => {
+    if (c.el === 0 && !el0Allowed) {
+      // Registers that exist but are EL1-only: trapped (EC 0x18) in Linux's configuration
+      // when EL0 may not touch them; DAIF follows SCTLR_EL1.UMA.
+      if (reg.name === "DAIF" && uma(c)) return;
+      c.syncException(EC.SYSREG, iss);
+    }
+  };
+  if (reg.access) {
+    const acc = reg.access;
+    if (read) {
+      const d = xw(f.Rt!);
+      return (c) => {
+        checkEl0(c);
+        acc.read(c);
+        c.r[d] = c.vlo >>> 0;
+        c.r[d + 1] = c.vhi >>> 0;
+      };
+    }
+    const s = xr(f.Rt!);
+    return (c) => {
+      checkEl0(c);
+      acc.write(c, c.r[s]!, c.r[s + 1]!);
+    };
+  }
+  const slot = I.SYSREGS + reg.slot * 2;
+  if (read) {
+    const d = xw(f.Rt!);
+    return (c) => {
+      checkEl0(c);
+      c.r[d] = c.r[slot]!;
+      c.r[d + 1] = c.r[slot + 1]!;
+    };
+  }
+  const s = xr(f.Rt!);
+  const [mlo, mhi] = reg.writeMask ?? [0xffffffff, 0xffffffff];
+  return (c) => {
+    checkEl0(c);
+    c.r[slot] = ((c.r[slot]! & ~mlo) | (c.r[s]! & mlo)) >>> 0;
+    c.r[slot + 1] = ((c.r[slot + 1]! & ~mhi) | (c.r[s + 1]! & mhi)) >>> 0;
+    c.sysregWritten?.(c, reg);
+  };
+}
+
+export const BRANCH_SYSTEM: Pattern[] = [
+  { name: "B_BL", pattern: "op:1 00101 imm26:s26", decode: branchImm },
+  { name: "B_cond", pattern: "0101010 0 imm19:s19 0 cond:4", decode: branchCond },
+  { name: "CBZ_CBNZ", pattern: "sf:1 011010 op:1 imm19:s19 Rt:5", decode: compareBranch },
+  { name: "TBZ_TBNZ", pattern: "b5:1 011011 op:1 b40:5 imm14:s14 Rt:5", decode: testBranch },
+  { name: "BR_BLR_RET_ERET", pattern: "1101011 opc:4 op2:5 op3:6 Rn:5 op4:5", decode: branchReg },
+  { name: "EXCEPTION", pattern: "11010100 opc:3 imm16:16 op2:3 LL:2", decode: exceptionGen },
+  { name: "HINT", pattern: "11010101000000110010 CRm:4 op2:3 11111", decode: hint },
+  { name: "BARRIER", pattern: "11010101000000110011 CRm:4 op2:3 Rt:5", decode: barrier },
+  { name: "MSR_imm", pattern: "1101010100000 op1:3 0100 CRm:4 op2:3 Rt:5", decode: msrImm },
+  { name: "SYS", pattern: "1101010100 L:1 01 op1:3 CRn:4 CRm:4 op2:3 Rt:5", decode: sys },
+  { name: "MRS_MSR", pattern: "1101010100 L:1 1 o0:1 op1:3 CRn:4 CRm:4 op2:3 Rt:5", decode: (f) => mrsMsr({ ...f, op0: 2 + f.o0! }) },
+];
