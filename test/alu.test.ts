@@ -62,7 +62,8 @@ test("decodeBitMasks: known logical immediates and reserved encodings", () => {
   // 0x00ff00ff00ff00ff: N=0 imms=000111 (8 ones in 16-bit elements... esize 16 -> imms 10 0111)
   assert.deepEqual(decodeBitMasks(0, 0b100111, 0, true), [0x00ff00ff, 0x00ff00ff]);
   assert.deepEqual(decodeBitMasks(1, 0b000000, 0, true), [1, 0]);
-  assert.deepEqual(decodeBitMasks(1, 0b111110, 1, true), [0xffffffff, 0x7fffffff]);
+  // 63 ones rotated right by one: only bit 62 clear.
+  assert.deepEqual(decodeBitMasks(1, 0b111110, 1, true), [0xffffffff, 0xbfffffff]);
   assert.equal(decodeBitMasks(1, 0b111111, 0, true), null); // all ones is reserved
   assert.equal(decodeBitMasks(1, 0, 0, false), null); // N=1 needs 64-bit
 });
