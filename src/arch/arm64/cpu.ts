@@ -254,7 +254,6 @@ export class Cpu {
   /** Executes up to `budget` instructions; returns why it stopped. Never throws. */
   run(budget: number): CpuExit {
     const r = this.r;
-    const cache = this.cache;
     let n = 0;
     this.exit = null;
     while (n < budget) {
@@ -265,12 +264,16 @@ export class Cpu {
           const hi = r[I.PC + 1]!;
           this.pcLo = lo;
           this.pcHi = hi;
-          const insn = this.fetch(lo, hi);
+          if ((lo & 3) !== 0) this.syncException(EC.PC_ALIGN, 0, lo, hi);
+          if (((lo & 0xfffff000) >>> 0) !== this.fetchPageLo || hi !== this.fetchPageHi) this.setFetchPage(lo, hi);
+          const slot = (lo >>> 2) & 1023;
+          const insn = this.m32[this.fetchBase + slot]!;
           this.insn = insn;
-          let ex = cache.get(insn);
-          if (ex === undefined) {
-            ex = this.decoder.decode(insn) ?? undefinedInstruction;
-            cache.set(insn, ex);
+          let ex = this.fetchExecs[slot];
+          if (ex === undefined || this.fetchWords[slot] !== insn) {
+            ex = this.decodeWord(insn);
+            this.fetchExecs[slot] = ex;
+            this.fetchWords[slot] = insn;
           }
           const nlo = (lo + 4) >>> 0;
           r[I.PC] = nlo;
@@ -316,12 +319,50 @@ export class Cpu {
   /** Clears the decode cache (self-modifying code is handled here by never caching by address). */
   flushDecodeCache(): void {
     this.cache.clear();
+    this.codePages.clear();
+    this.fetchPageLo = -1;
   }
 
-  private fetch(lo: number, hi: number): number {
-    if ((lo & 3) !== 0) this.syncException(EC.PC_ALIGN, 0, lo, hi);
-    const off = this.hostOffset(lo, hi, 4, ACC.FETCH);
-    return this.m32[off >>> 2]!;
+  /**
+   * Decoded code is kept per physical page, beside a copy of the words it was decoded
+   * from: a word that no longer matches (self-modifying code, a reused page) is simply
+   * decoded again, so no write ever has to invalidate anything.
+   */
+  private fetchPageLo = -1;
+  private fetchPageHi = -1;
+  private fetchBase = 0;
+  private fetchExecs: (Exec | undefined)[] = [];
+  private fetchWords: Uint32Array = new Uint32Array(1024);
+  private readonly codePages = new Map<number, { execs: (Exec | undefined)[]; words: Uint32Array }>();
+
+  private setFetchPage(lo: number, hi: number): void {
+    const pageLo = (lo & 0xfffff000) >>> 0;
+    const off = this.hostOffset(pageLo, hi, 4, ACC.FETCH);
+    const key = off >>> 12;
+    let page = this.codePages.get(key);
+    if (page === undefined) {
+      page = { execs: new Array<Exec | undefined>(1024).fill(undefined), words: new Uint32Array(1024) };
+      this.codePages.set(key, page);
+    }
+    this.fetchPageLo = pageLo;
+    this.fetchPageHi = hi;
+    this.fetchBase = off >>> 2;
+    this.fetchExecs = page.execs;
+    this.fetchWords = page.words;
+  }
+
+  /** Forgets the current instruction-fetch translation (after a change of translation regime). */
+  invalidateFetch(): void {
+    this.fetchPageLo = -1;
+  }
+
+  private decodeWord(insn: number): Exec {
+    let ex = this.cache.get(insn);
+    if (ex === undefined) {
+      ex = this.decoder.decode(insn) ?? undefinedInstruction;
+      this.cache.set(insn, ex);
+    }
+    return ex;
   }
 
   // ---------------------------------------------------------------------------
