@@ -1,3 +1,316 @@
-import type { Pattern } from "../decoder.ts";
+/**
+ * AdvSIMD structure loads and stores (Arm ARM C3.2.x, "Advanced SIMD load/store multiple
+ * structures", "... single structure", with and without post-index):
+ * LD1-LD4 / ST1-ST4 (multiple structures, every register count of LD1/ST1), LD1-LD4 /
+ * ST1-ST4 to or from one lane, and LD1R-LD4R.
+ *
+ * Every form touches one contiguous run of memory of at most 64 bytes, made of elements
+ * of one size. Decode turns the instruction into a byte plan:
+ *   - a load reads the run into a scratch buffer (element by element, so alignment and
+ *     faults are checked per element, or in one go when the run lies in one RAM page),
+ *     and only then writes register bytes: regOff[i] <- buf[src[i]];
+ *   - a store gathers buf[k] <- regOff[k], then writes the run to memory.
+ * Since every memory access happens before any register changes, a fault part-way leaves
+ * the registers (and the base register) untouched.
+ */
+import type { Cpu } from "../cpu.ts";
+import type { Exec, Fields, Pattern } from "../decoder.ts";
+import { EC } from "../exceptions.ts";
+import { xr } from "../regs.ts";
+import { OFF } from "../state.ts";
+import { sysregIndex } from "../sysregs.ts";
 
-export const SIMD_LOAD_STORE: Pattern[] = [];
+/** Access kinds of Cpu.hostOffset (cpu.ts ACC; not imported, to keep cpu.ts out of the table's load-time imports). */
+const ACC = { READ: 0, WRITE: 1 } as const;
+
+/** Memory bytes of the access (up to 64), then zeros from ZERO on. */
+const buf = new Uint8Array(80);
+const ZERO = 64;
+
+let sctlrIndex = -1;
+function sctlr(c: Cpu): number {
+  if (sctlrIndex < 0) sctlrIndex = sysregIndex("SCTLR_EL1");
+  return c.r[sctlrIndex]!;
+}
+
+/** Byte offset of V(n mod 32) inside the vCPU block. */
+const vOff = (n: number): number => OFF.V + 16 * (n & 31);
+
+/**
+ * CheckSPAlignment (Arm ARM D1.8.2): with SP as the base, SCTLR_EL1.SA0 (EL0) or .SA
+ * (EL1) makes a base that is not 16-byte aligned an SP alignment fault.
+ */
+function checkSpAlignment(c: Cpu, lo: number): void {
+  if ((lo & 15) === 0) return;
+  const bit = c.el === 0 ? 1 << 4 : 1 << 3;
+  if ((sctlr(c) & bit) !== 0) c.syncException(EC.SP_ALIGN, 0);
+}
+
+/**
+ * True when `total` bytes at (lo, hi) can be moved as one block: inside one 4 KiB page
+ * (so one translation covers it), in RAM when there is no MMU hook (so a fault could
+ * only hit the first element), and aligned when SCTLR_EL1.A checks alignment.
+ */
+function oneBlock(c: Cpu, lo: number, hi: number, total: number, esize: number): boolean {
+  if ((lo & 0xfff) + total > 0x1000) return false;
+  if ((lo & (esize - 1)) !== 0 && (sctlr(c) & 2) !== 0) return false;
+  if (c.translate === null) {
+    if (hi !== 0) return false;
+    const rel = lo - c.bus.ramBase;
+    return rel >= 0 && rel + total <= c.bus.ramSize;
+  }
+  return true;
+}
+
+function readMem(c: Cpu, lo: number, hi: number, total: number, esize: number): void {
+  if (oneBlock(c, lo, hi, total, esize)) {
+    const o = c.hostOffset(lo, hi, total, ACC.READ);
+    if (o >= 0) {
+      const m8 = c.m8;
+      for (let k = 0; k < total; k++) buf[k] = m8[o + k]!;
+      return;
+    }
+  }
+  for (let k = 0; k < total; k += esize) {
+    const a = (lo + k) >>> 0;
+    const ah = a < lo ? (hi + 1) >>> 0 : hi;
+    switch (esize) {
+      case 1:
+        buf[k] = c.ld8(a, ah);
+        break;
+      case 2: {
+        const v = c.ld16(a, ah);
+        buf[k] = v;
+        buf[k + 1] = v >>> 8;
+        break;
+      }
+      case 4: {
+        const v = c.ld32(a, ah);
+        buf[k] = v;
+        buf[k + 1] = v >>> 8;
+        buf[k + 2] = v >>> 16;
+        buf[k + 3] = v >>> 24;
+        break;
+      }
+      default: {
+        c.ld64(a, ah);
+        const vl = c.vlo;
+        const vh = c.vhi;
+        buf[k] = vl;
+        buf[k + 1] = vl >>> 8;
+        buf[k + 2] = vl >>> 16;
+        buf[k + 3] = vl >>> 24;
+        buf[k + 4] = vh;
+        buf[k + 5] = vh >>> 8;
+        buf[k + 6] = vh >>> 16;
+        buf[k + 7] = vh >>> 24;
+      }
+    }
+  }
+}
+
+const word = (k: number): number => (buf[k]! | (buf[k + 1]! << 8) | (buf[k + 2]! << 16) | (buf[k + 3]! << 24)) >>> 0;
+
+function writeMem(c: Cpu, lo: number, hi: number, total: number, esize: number): void {
+  if (oneBlock(c, lo, hi, total, esize)) {
+    const o = c.hostOffset(lo, hi, total, ACC.WRITE);
+    if (o >= 0) {
+      const m8 = c.m8;
+      for (let k = 0; k < total; k++) m8[o + k] = buf[k]!;
+      return;
+    }
+  }
+  for (let k = 0; k < total; k += esize) {
+    const a = (lo + k) >>> 0;
+    const ah = a < lo ? (hi + 1) >>> 0 : hi;
+    switch (esize) {
+      case 1:
+        c.st8(a, ah, buf[k]!);
+        break;
+      case 2:
+        c.st16(a, ah, buf[k]! | (buf[k + 1]! << 8));
+        break;
+      case 4:
+        c.st32(a, ah, word(k));
+        break;
+      default:
+        c.st64(a, ah, word(k), word(k + 4));
+    }
+  }
+}
+
+/** A decoded structure access, as byte moves. */
+interface Plan {
+  load: boolean;
+  /** Bytes of memory touched, and the size of each element access. */
+  total: number;
+  esize: number;
+  /** Loads: register byte offsets written, each from buf[src[i]]. Stores: buf[k] <- regOff[k]. */
+  regOff: number[];
+  src: number[];
+}
+
+/**
+ * Builds the executor. `rm` is the post-index register field, or -1 for no writeback;
+ * rm = 31 means an immediate post-index of `total` bytes.
+ */
+function build(p: Plan, rn: number, rm: number): Exec {
+  const { load, total, esize } = p;
+  const regOff = Uint16Array.from(p.regOff);
+  const src = Uint8Array.from(p.src);
+  const count = regOff.length;
+  const isSp = rn === 31;
+  const mi = rm >= 0 && rm !== 31 ? xr(rm) : -1;
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const bi = isSp ? c.sp : rn * 2;
+    const lo = r[bi]!;
+    const hi = r[bi + 1]!;
+    if (isSp) checkSpAlignment(c, lo);
+    // The offset is read before any write (Rm may be the base register).
+    let olo = total;
+    let ohi = 0;
+    if (mi >= 0) {
+      olo = r[mi]!;
+      ohi = r[mi + 1]!;
+    }
+    const r8 = c.r8;
+    if (load) {
+      readMem(c, lo, hi, total, esize);
+      for (let i = 0; i < count; i++) r8[regOff[i]!] = buf[src[i]!]!;
+    } else {
+      for (let k = 0; k < count; k++) buf[k] = r8[regOff[k]!]!;
+      writeMem(c, lo, hi, total, esize);
+    }
+    if (rm >= 0) {
+      const s = lo + olo;
+      r[bi] = s >>> 0;
+      r[bi + 1] = (hi + ohi + (s > 0xffffffff ? 1 : 0)) >>> 0;
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Multiple structures: 0 Q 0011000 L 000000 opcode size Rn Rt (post-index: 0011001 L 0 Rm)
+
+/** opcode -> [registers repeated (rpt), structure elements (selem)]. */
+const MULTIPLE: Record<number, [number, number]> = {
+  0b0000: [1, 4],
+  0b0010: [4, 1],
+  0b0100: [1, 3],
+  0b0110: [3, 1],
+  0b0111: [1, 1],
+  0b1000: [1, 2],
+  0b1010: [2, 1],
+};
+
+function multiple(f: Fields, rm: number): Exec | null {
+  const shape = MULTIPLE[f.opcode!];
+  if (shape === undefined) return null;
+  const [rpt, selem] = shape;
+  const { Q, size, L, Rt } = f as { Q: number; size: number; L: number; Rt: number };
+  if (size === 3 && Q === 0 && selem !== 1) return null;
+  const esize = 1 << size;
+  const bytes = Q ? 16 : 8;
+  const elements = bytes / esize;
+  const regOff: number[] = [];
+  const src: number[] = [];
+  // Memory order (Arm ARM shared/functions "LoadStoreMultiple"): for each repetition, for
+  // each element index, for each structure member: register t + r + s, element e.
+  let k = 0;
+  for (let r = 0; r < rpt; r++) {
+    for (let e = 0; e < elements; e++) {
+      for (let s = 0; s < selem; s++) {
+        const base = vOff(Rt + r + s) + e * esize;
+        for (let b = 0; b < esize; b++) {
+          regOff.push(base + b);
+          src.push(k++);
+        }
+      }
+    }
+  }
+  // A load with Q = 0 clears the upper 64 bits of every register it writes.
+  if (L && Q === 0) {
+    for (let t = 0; t < rpt * selem; t++) for (let b = 8; b < 16; b++) {
+      regOff.push(vOff(Rt + t) + b);
+      src.push(ZERO);
+    }
+  }
+  return build({ load: L === 1, total: k, esize, regOff, src }, f.Rn!, rm);
+}
+
+// ---------------------------------------------------------------------------
+// Single structure: 0 Q 0011010 L R 00000 opcode S size Rn Rt (post-index: 0011011 L R Rm)
+
+function single(f: Fields, rm: number): Exec | null {
+  const { Q, L, R, opcode, S, size, Rt } = f as Record<"Q" | "L" | "R" | "opcode" | "S" | "size" | "Rt", number>;
+  const selem = (((opcode & 1) << 1) | R) + 1;
+  let scale = opcode >>> 1;
+  let index = 0;
+  let replicate = false;
+  switch (scale) {
+    case 0:
+      index = (Q << 3) | (S << 2) | size;
+      break;
+    case 1:
+      if (size & 1) return null;
+      index = (Q << 2) | (S << 1) | (size >>> 1);
+      break;
+    case 2:
+      if (size & 2) return null;
+      if (size & 1) {
+        if (S) return null;
+        index = Q;
+        scale = 3;
+      } else index = (Q << 1) | S;
+      break;
+    default:
+      if (L === 0 || S === 1) return null;
+      scale = size;
+      replicate = true;
+  }
+  const esize = 1 << scale;
+  const regOff: number[] = [];
+  const src: number[] = [];
+  for (let s = 0; s < selem; s++) {
+    const v = vOff(Rt + s);
+    if (replicate) {
+      // LDnR: the element fills the whole vector of Q ? 128 : 64 bits; the rest is zeroed.
+      for (let b = 0; b < 16; b++) {
+        regOff.push(v + b);
+        src.push(b < (Q ? 16 : 8) ? s * esize + (b & (esize - 1)) : ZERO);
+      }
+    } else {
+      // One lane; the other lanes keep their contents whatever Q is.
+      for (let b = 0; b < esize; b++) {
+        regOff.push(v + index * esize + b);
+        src.push(s * esize + b);
+      }
+    }
+  }
+  return build({ load: L === 1, total: selem * esize, esize, regOff, src }, f.Rn!, rm);
+}
+
+export const SIMD_LOAD_STORE: Pattern[] = [
+  {
+    name: "LDST_multiple",
+    pattern: "0 Q:1 0011000 L:1 000000 opcode:4 size:2 Rn:5 Rt:5",
+    decode: (f) => multiple(f, -1),
+  },
+  {
+    name: "LDST_multiple_post",
+    pattern: "0 Q:1 0011001 L:1 0 Rm:5 opcode:4 size:2 Rn:5 Rt:5",
+    decode: (f) => multiple(f, f.Rm!),
+  },
+  {
+    name: "LDST_single",
+    pattern: "0 Q:1 0011010 L:1 R:1 00000 opcode:3 S:1 size:2 Rn:5 Rt:5",
+    decode: (f) => single(f, -1),
+  },
+  {
+    name: "LDST_single_post",
+    pattern: "0 Q:1 0011011 L:1 R:1 Rm:5 opcode:3 S:1 size:2 Rn:5 Rt:5",
+    decode: (f) => single(f, f.Rm!),
+  },
+];

@@ -8,8 +8,8 @@
  * buffer as [first source (16 bytes), second source (16 bytes), zeros (16 bytes)]. The
  * sources are copied out before anything is written, so Vd may alias either source.
  */
-import { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
+import { xr, xw } from "../regs.ts";
 import { I, OFF } from "../state.ts";
 
 /** Byte offset of Vn inside the vCPU block. */
@@ -109,7 +109,7 @@ function dupElement(f: Fields): Exec | null {
 function dupGeneral(f: Fields): Exec | null {
   const size = imm5Size(f.imm5!);
   if (size < 0 || (size === 3 && f.Q === 0)) return null;
-  const src = Cpu.xr(f.Rn!);
+  const src = xr(f.Rn!);
   const id = I.V + 4 * f.Rd!;
   const q = f.Q!;
   let pattern: (v: number) => number;
@@ -145,7 +145,7 @@ function smov(f: Fields): Exec | null {
   if (size < 0 || size >= (f.Q ? 3 : 2)) return null;
   const index = f.imm5! >>> (size + 1);
   const boff = vOff(f.Rn!) + (index << size);
-  const d = Cpu.xw(f.Rd!);
+  const d = xw(f.Rd!);
   const wide = f.Q === 1;
   return (c) => {
     c.checkFp();
@@ -164,7 +164,7 @@ function umov(f: Fields): Exec | null {
   if (size < 0 || (f.Q ? size !== 3 : size === 3)) return null;
   const index = f.imm5! >>> (size + 1);
   const boff = vOff(f.Rn!) + (index << size);
-  const d = Cpu.xw(f.Rd!);
+  const d = xw(f.Rd!);
   return (c) => {
     c.checkFp();
     const r = c.r;
@@ -183,7 +183,7 @@ function insGeneral(f: Fields): Exec | null {
   if (size < 0) return null;
   const index = f.imm5! >>> (size + 1);
   const boff = vOff(f.Rd!) + (index << size);
-  const src = Cpu.xr(f.Rn!);
+  const src = xr(f.Rn!);
   return (c) => {
     c.checkFp();
     const v = c.r[src]!;
