@@ -1,0 +1,431 @@
+/**
+ * Integer and SIMD&FP loads/stores, exclusives, acquire/release and LSE atomics.
+ * Every encoding below was produced by aarch64-linux-gnu-as (see the key) and the
+ * CONSTRAINED UNPREDICTABLE cases were checked against qemu-aarch64 7.2.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Cpu } from "../src/arch/arm64/cpu.ts";
+import { getDecoder } from "../src/arch/arm64/isa.ts";
+import { I, OFF, RAM_OFFSET } from "../src/arch/arm64/state.ts";
+import { CODE_BASE, DATA_BASE, runWords, type Snippet } from "./support/snippet.ts";
+
+/** Encodings from `aarch64-linux-gnu-as -march=armv8.4-a+lse+rcpc` + objdump. */
+const E = {
+  "ldrb w1, [x0, #1]": 0x39400401,
+  "ldrh w1, [x0, #2]": 0x79400401,
+  "ldr w1, [x0, #4]": 0xb9400401,
+  "ldr x1, [x0, #8]": 0xf9400401,
+  "ldrsb w1, [x0, #1]": 0x39c00401,
+  "ldrsb x1, [x0, #1]": 0x39800401,
+  "ldrsh w1, [x0, #2]": 0x79c00401,
+  "ldrsh x1, [x0, #2]": 0x79800401,
+  "ldrsw x1, [x0, #4]": 0xb9800401,
+  "strb w1, [x0, #1]": 0x39000401,
+  "strh w1, [x0, #2]": 0x79000401,
+  "str w1, [x0, #4]": 0xb9000401,
+  "str x1, [x0, #8]": 0xf9000401,
+  "str xzr, [x0]": 0xf900001f,
+  "ldr xzr, [x0]": 0xf940001f,
+  "ldr x1, [sp, #16]": 0xf9400be1,
+  "str x1, [sp, #-16]!": 0xf81f0fe1,
+  "ldur x1, [x0, #-8]": 0xf85f8001,
+  "ldur w1, [x0, #3]": 0xb8403001,
+  "ldursb x1, [x0, #-1]": 0x389ff001,
+  "ldursh w1, [x0, #-2]": 0x78dfe001,
+  "ldursw x1, [x0, #-4]": 0xb89fc001,
+  "stur x1, [x0, #-8]": 0xf81f8001,
+  "sturb w1, [x0, #-1]": 0x381ff001,
+  "sturh w1, [x0, #-3]": 0x781fd001,
+  "ldr x1, [x0, #8]!": 0xf8408c01,
+  "ldr x1, [x0], #8": 0xf8408401,
+  "ldrsb x1, [x0, #-1]!": 0x389ffc01,
+  "ldrh w1, [x0], #-2": 0x785fe401,
+  "str w1, [x0, #-4]!": 0xb81fcc01,
+  "str x1, [x0], #16": 0xf8010401,
+  "ldr x0, [x0], #8": 0xf8408400,
+  "str x0, [x0, #8]!": 0xf8008c00,
+  "ldtr x1, [x0, #8]": 0xf8408801,
+  "ldtrb w1, [x0, #-1]": 0x385ff801,
+  "ldtrsh x1, [x0, #2]": 0x78802801,
+  "ldtrsw x1, [x0, #4]": 0xb8804801,
+  "sttr w1, [x0, #4]": 0xb8004801,
+  "sttrh w1, [x0, #2]": 0x78002801,
+  "ldr x1, [x0, x2]": 0xf8626801,
+  "ldr x1, [x0, x2, lsl #3]": 0xf8627801,
+  "ldr w1, [x0, w2, uxtw]": 0xb8624801,
+  "ldr w1, [x0, w2, uxtw #2]": 0xb8625801,
+  "ldrsw x1, [x0, w2, sxtw #2]": 0xb8a2d801,
+  "ldrh w1, [x0, x2, sxtx #1]": 0x7862f801,
+  "ldrsb w1, [x0, x2]": 0x38e26801,
+  "strb w1, [x0, w2, sxtw]": 0x3822c801,
+  "str x1, [x0, x2, lsl #3]": 0xf8227801,
+  "ldr q1, [x0, x2, lsl #4]": 0x3ce27801,
+  "ldr x1, .+16": 0x58000081,
+  "ldr w1, .+16": 0x18000081,
+  "ldrsw x1, .+16": 0x98000081,
+  "ldr s1, .+16": 0x1c000081,
+  "ldr d1, .+16": 0x5c000081,
+  "ldr q1, .+16": 0x9c000081,
+  "ldr x1, .-8": 0x58ffffc1,
+  "prfm pldl1keep, .+16": 0xd8000080,
+  "prfm pldl1keep, [x0, #8]": 0xf9800400,
+  "prfm pstl2strm, [x0, x2]": 0xf8a26813,
+  "prfum pldl1keep, [x0, #-1]": 0xf89ff000,
+  "prfm #0x1f, [x0]": 0xf980001f,
+  "ldp x1, x2, [x0, #16]": 0xa9410801,
+  "ldp w1, w2, [x0, #-8]": 0x297f0801,
+  "ldpsw x1, x2, [x0, #8]": 0x69410801,
+  "ldp x1, x2, [x0, #16]!": 0xa9c10801,
+  "ldp x1, x2, [x0], #-16": 0xa8ff0801,
+  "stp x1, x2, [x0, #16]": 0xa9010801,
+  "stp w1, w2, [x0, #8]!": 0x29810801,
+  "stp x1, x2, [x0], #16": 0xa8810801,
+  "stp x29, x30, [sp, #-16]!": 0xa9bf7bfd,
+  "ldnp x1, x2, [x0, #16]": 0xa8410801,
+  "stnp w1, w2, [x0, #8]": 0x28010801,
+  "ldpsw x1, x2, [x0], #8": 0x68c10801,
+  "ldp x0, x0, [x1]": 0xa9400020,
+  "ldp s1, s2, [x0, #4]": 0x2d408801,
+  "ldp d1, d2, [x0, #8]!": 0x6dc08801,
+  "ldp q1, q2, [x0], #32": 0xacc10801,
+  "stp q1, q2, [x0, #32]": 0xad010801,
+  "stp s1, s2, [x0]": 0x2d000801,
+  "ldnp d1, d2, [x0]": 0x6c400801,
+  "ldr b1, [x0, #1]": 0x3d400401,
+  "ldr h1, [x0, #2]": 0x7d400401,
+  "ldr s1, [x0, #4]": 0xbd400401,
+  "ldr d1, [x0, #8]": 0xfd400401,
+  "ldr q1, [x0, #16]": 0x3dc00401,
+  "str b1, [x0, #1]": 0x3d000401,
+  "str h1, [x0, #2]": 0x7d000401,
+  "str s1, [x0, #4]": 0xbd000401,
+  "str d1, [x0, #8]": 0xfd000401,
+  "str q1, [x0, #16]": 0x3d800401,
+  "ldur q1, [x0, #-1]": 0x3cdff001,
+  "ldr q1, [x0, #16]!": 0x3cc10c01,
+  "str d1, [x0], #-8": 0xfc1f8401,
+  "ldxr x1, [x0]": 0xc85f7c01,
+  "ldxr w1, [x0]": 0x885f7c01,
+  "ldxrb w1, [x0]": 0x085f7c01,
+  "ldxrh w1, [x0]": 0x485f7c01,
+  "ldaxr x1, [x0]": 0xc85ffc01,
+  "stxr w3, x1, [x0]": 0xc8037c01,
+  "stxr w3, w1, [x0]": 0x88037c01,
+  "stxrb w3, w1, [x0]": 0x08037c01,
+  "stxrh w3, w1, [x0]": 0x48037c01,
+  "stlxr w3, x1, [x0]": 0xc803fc01,
+  "ldxp x1, x2, [x0]": 0xc87f0801,
+  "ldxp w1, w2, [x0]": 0x887f0801,
+  "ldaxp x1, x2, [x0]": 0xc87f8801,
+  "stxp w3, x1, x2, [x0]": 0xc8230801,
+  "stxp w3, w1, w2, [x0]": 0x88230801,
+  "stlxp w3, x1, x2, [x0]": 0xc8238801,
+  "ldar x1, [x0]": 0xc8dffc01,
+  "ldar w1, [x0]": 0x88dffc01,
+  "ldarb w1, [x0]": 0x08dffc01,
+  "ldarh w1, [x0]": 0x48dffc01,
+  "stlr x1, [x0]": 0xc89ffc01,
+  "stlr w1, [x0]": 0x889ffc01,
+  "stlrb w1, [x0]": 0x089ffc01,
+  "stlrh w1, [x0]": 0x489ffc01,
+  "ldlar x1, [x0]": 0xc8df7c01,
+  "stllr w1, [x0]": 0x889f7c01,
+  "ldapr x1, [x0]": 0xf8bfc001,
+  "ldaprb w1, [x0]": 0x38bfc001,
+  "cas x1, x2, [x0]": 0xc8a17c02,
+  "casa w1, w2, [x0]": 0x88e17c02,
+  "casl w1, w2, [x0]": 0x88a1fc02,
+  "casal x1, x2, [x0]": 0xc8e1fc02,
+  "casb w1, w2, [x0]": 0x08a17c02,
+  "cash w1, w2, [x0]": 0x48a17c02,
+  "casab w1, w2, [x0]": 0x08e17c02,
+  "casp x2, x3, x4, x5, [x0]": 0x48227c04,
+  "casp w2, w3, w4, w5, [x0]": 0x08227c04,
+  "caspal x2, x3, x4, x5, [x0]": 0x4862fc04,
+  "swp x1, x2, [x0]": 0xf8218002,
+  "swpb w1, w2, [x0]": 0x38218002,
+  "swpal w1, w2, [x0]": 0xb8e18002,
+  "ldadd x1, x2, [x0]": 0xf8210002,
+  "ldadd w1, w2, [x0]": 0xb8210002,
+  "ldaddb w1, w2, [x0]": 0x38210002,
+  "ldaddh w1, w2, [x0]": 0x78210002,
+  "ldaddal x1, x2, [x0]": 0xf8e10002,
+  "ldclr x1, x2, [x0]": 0xf8211002,
+  "ldeor w1, w2, [x0]": 0xb8212002,
+  "ldset x1, x2, [x0]": 0xf8213002,
+  "ldsmax x1, x2, [x0]": 0xf8214002,
+  "ldsmax w1, w2, [x0]": 0xb8214002,
+  "ldsmaxb w1, w2, [x0]": 0x38214002,
+  "ldsmin x1, x2, [x0]": 0xf8215002,
+  "ldsminh w1, w2, [x0]": 0x78215002,
+  "ldumax x1, x2, [x0]": 0xf8216002,
+  "ldumaxb w1, w2, [x0]": 0x38216002,
+  "ldumin w1, w2, [x0]": 0xb8217002,
+  "lduminh w1, w2, [x0]": 0x78217002,
+  "stadd x1, [x0]": 0xf821001f,
+  "staddl w1, [x0]": 0xb861001f,
+  "stsetb w1, [x0]": 0x3821301f,
+  "ldclrh w1, w2, [x0]": 0x78211002,
+  "ldeorb w1, w2, [x0]": 0x38212002,
+} as const;
+type Asm = keyof typeof E;
+
+const D = BigInt(DATA_BASE);
+const M64 = (1n << 64n) - 1n;
+
+function run(asm: Asm[], setup?: (c: Cpu) => void): Snippet {
+  return runWords(
+    asm.map((a) => E[a]),
+    setup,
+  );
+}
+/** Asserts the snippet ran to its final BRK (no fault on the way). */
+function completed(s: Snippet, n: number): void {
+  assert.equal(s.cpu.pc, BigInt(CODE_BASE + 4 * n), `stopped early: ${JSON.stringify(s.exit, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v))}`);
+}
+/** Asserts the snippet stopped on instruction `i` with a data abort of fault status `fsc`. */
+function aborted(s: Snippet, i: number, fsc: number, far?: bigint): void {
+  assert.equal(s.exit.kind, "exception");
+  if (s.exit.kind !== "exception") return;
+  assert.equal(s.exit.ec, 0x24, `ec ${s.exit.ec.toString(16)}`);
+  assert.equal(s.exit.iss & 0x3f, fsc);
+  if (far !== undefined) assert.equal(s.exit.far, far);
+  assert.equal(s.cpu.pc, BigInt(CODE_BASE + 4 * i));
+}
+function undef(s: Snippet): void {
+  assert.equal(s.exit.kind, "exception");
+  if (s.exit.kind === "exception") assert.equal(s.exit.ec, 0);
+  assert.equal(s.cpu.pc, BigInt(CODE_BASE));
+}
+const w64 = (c: Cpu, a: bigint, v: bigint) => c.dv.setBigUint64(RAM_OFFSET + Number(a), BigInt.asUintN(64, v), true);
+const r64 = (c: Cpu, a: bigint) => c.dv.getBigUint64(RAM_OFFSET + Number(a), true);
+const r32 = (c: Cpu, a: bigint) => c.dv.getUint32(RAM_OFFSET + Number(a), true);
+const r8 = (c: Cpu, a: bigint) => c.dv.getUint8(RAM_OFFSET + Number(a));
+const x = (c: Cpu, n: number) => c.getX(n);
+const setX = (c: Cpu, n: number, v: bigint) => c.setX(n, BigInt.asUintN(64, v));
+/** Vn as a 128-bit unsigned BigInt. */
+function getV(c: Cpu, n: number): bigint {
+  const o = OFF.V + 16 * n;
+  return (c.dvState.getBigUint64(o + 8, true) << 64n) | c.dvState.getBigUint64(o, true);
+}
+function setV(c: Cpu, n: number, v: bigint): void {
+  const o = OFF.V + 16 * n;
+  c.dvState.setBigUint64(o, v & M64, true);
+  c.dvState.setBigUint64(o + 8, (v >> 64n) & M64, true);
+}
+const ALL_ONES_128 = (1n << 128n) - 1n;
+/** 16 distinct bytes 0x10..0x1f starting at DATA_BASE, then 0x20..0x2f, ... (256 bytes). */
+function fill(c: Cpu): void {
+  for (let i = 0; i < 256; i++) c.dv.setUint8(RAM_OFFSET + DATA_BASE + i, (0x10 + i) & 0xff);
+}
+/** Little-endian value of `n` bytes of the fill pattern at DATA_BASE + off. */
+function pat(off: number, n: number): bigint {
+  let v = 0n;
+  for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt((0x10 + off + i) & 0xff);
+  return v;
+}
+
+test("every encoding in the key decodes to a load/store pattern", () => {
+  const d = getDecoder();
+  for (const [asm, w] of Object.entries(E)) assert.notEqual(d.nameOf(w), null, asm);
+});
+
+test("LDR/STR unsigned offset: sizes, zero and sign extension", () => {
+  const s = run(
+    ["ldrb w1, [x0, #1]", "ldrh w1, [x0, #2]", "ldr w1, [x0, #4]", "ldr x1, [x0, #8]", "ldrsb x1, [x0, #1]"],
+    (c) => {
+      fill(c);
+      setX(c, 0, D);
+      setX(c, 1, M64);
+    },
+  );
+  completed(s, 5);
+  assert.equal(x(s.cpu, 1), pat(1, 1)); // 0x11: positive, sign extension gives the same
+  const loads: [Asm, bigint, bigint][] = [
+    ["ldrb w1, [x0, #1]", 0x80n, 0x80n],
+    ["ldrh w1, [x0, #2]", 0x8001n, 0x8001n],
+    ["ldr w1, [x0, #4]", 0x80000001n, 0x80000001n],
+    ["ldr x1, [x0, #8]", 0x8000000000000001n, 0x8000000000000001n],
+    ["ldrsb w1, [x0, #1]", 0x80n, 0xffffff80n],
+    ["ldrsb x1, [x0, #1]", 0x80n, 0xffffffffffffff80n],
+    ["ldrsh w1, [x0, #2]", 0x8001n, 0xffff8001n],
+    ["ldrsh x1, [x0, #2]", 0x8001n, 0xffffffffffff8001n],
+    ["ldrsw x1, [x0, #4]", 0x80000001n, 0xffffffff80000001n],
+    ["ldrsb w1, [x0, #1]", 0x7fn, 0x7fn],
+    ["ldrsw x1, [x0, #4]", 0x7fffffffn, 0x7fffffffn],
+  ];
+  for (const [asm, mem, want] of loads) {
+    const off = Number(/#(\d+)/.exec(asm)![1]);
+    const t = run([asm], (c) => {
+      w64(c, D + BigInt(off), mem);
+      setX(c, 0, D);
+      setX(c, 1, M64); // W loads must clear the high half
+    });
+    completed(t, 1);
+    assert.equal(x(t.cpu, 1), want, asm);
+  }
+  const st = run(["strb w1, [x0, #1]", "strh w1, [x0, #2]", "str w1, [x0, #4]", "str x1, [x0, #8]"], (c) => {
+    setX(c, 0, D);
+    setX(c, 1, 0x8877665544332211n);
+  });
+  completed(st, 4);
+  assert.equal(r64(st.cpu, D), 0x4433221122111100n); // 00 11 | 11 22 | 11 22 33 44
+  assert.equal(r64(st.cpu, D + 8n), 0x8877665544332211n);
+});
+
+test("XZR as Rt and SP as base", () => {
+  const s = run(["str xzr, [x0]", "ldr xzr, [x0]", "str x1, [sp, #-16]!", "ldr x1, [sp, #16]"], (c) => {
+    w64(c, D, -1n);
+    w64(c, D + 0x110n, 0x1234n);
+    setX(c, 0, D);
+    setX(c, 1, 0x55n);
+    c.r[I.SP_EL0] = DATA_BASE + 0x100;
+  });
+  completed(s, 4);
+  assert.equal(r64(s.cpu, D), 0n);
+  assert.equal(r64(s.cpu, D + 0xf0n), 0x55n);
+  assert.equal(s.cpu.r[I.SP_EL0], DATA_BASE + 0xf0);
+  assert.equal(x(s.cpu, 1), 0n); // [sp+16] = D+0x100 (never written: zero)
+  assert.equal(x(s.cpu, 31), 0n);
+});
+
+test("LDUR/STUR unscaled, negative and unaligned offsets", () => {
+  const one = (asm: Asm) => {
+    const t = run([asm], (c) => {
+      fill(c);
+      setX(c, 0, D + 0x80n);
+      setX(c, 1, M64);
+    });
+    completed(t, 1);
+    assert.equal(x(t.cpu, 0), D + 0x80n);
+    return x(t.cpu, 1);
+  };
+  assert.equal(one("ldur x1, [x0, #-8]"), pat(0x78, 8));
+  assert.equal(one("ldur w1, [x0, #3]"), pat(0x83, 4));
+  assert.equal(one("ldursb x1, [x0, #-1]"), BigInt.asUintN(64, BigInt.asIntN(8, pat(0x7f, 1))));
+  assert.equal(one("ldursh w1, [x0, #-2]"), BigInt.asUintN(32, BigInt.asIntN(16, pat(0x7e, 2))));
+  assert.equal(one("ldursw x1, [x0, #-4]"), BigInt.asUintN(64, BigInt.asIntN(32, pat(0x7c, 4))));
+  const st = run(["stur x1, [x0, #-8]", "sturb w1, [x0, #-1]", "sturh w1, [x0, #-3]"], (c) => {
+    setX(c, 0, D + 0x80n);
+    setX(c, 1, 0x8877665544332211n);
+  });
+  completed(st, 3);
+  // stur x1 writes 78..7f = 11 22 33 44 55 66 77 88; sturb 7f = 11; sturh 7d..7e = 11 22
+  assert.equal(r64(st.cpu, D + 0x78n), 0x1122115544332211n);
+});
+
+test("pre/post-index writeback", () => {
+  const cases: [Asm, bigint, bigint][] = [
+    // [insn, expected x1, expected x0 after]; x0 starts at D+0x80
+    ["ldr x1, [x0, #8]!", pat(0x88, 8), D + 0x88n],
+    ["ldr x1, [x0], #8", pat(0x80, 8), D + 0x88n],
+    ["ldrsb x1, [x0, #-1]!", BigInt.asUintN(64, BigInt.asIntN(8, pat(0x7f, 1))), D + 0x7fn],
+    ["ldrh w1, [x0], #-2", pat(0x80, 2), D + 0x7en],
+  ];
+  for (const [asm, v1, v0] of cases) {
+    const t = run([asm], (c) => {
+      fill(c);
+      setX(c, 0, D + 0x80n);
+    });
+    completed(t, 1);
+    assert.equal(x(t.cpu, 1), v1, asm);
+    assert.equal(x(t.cpu, 0), v0, asm);
+  }
+  const st = run(["str w1, [x0, #-4]!", "str x1, [x0], #16"], (c) => {
+    setX(c, 0, D + 0x80n);
+    setX(c, 1, 0x1122334455667788n);
+  });
+  completed(st, 2);
+  assert.equal(r32(st.cpu, D + 0x7cn), 0x55667788);
+  assert.equal(r64(st.cpu, D + 0x7cn), 0x1122334455667788n);
+  assert.equal(x(st.cpu, 0), D + 0x8cn);
+});
+
+test("writeback with Rn == Rt behaves as qemu-aarch64", () => {
+  // Load: the writeback wins.
+  const l = run(["ldr x0, [x0], #8"], (c) => {
+    fill(c);
+    setX(c, 0, D);
+  });
+  completed(l, 1);
+  assert.equal(x(l.cpu, 0), D + 8n);
+  // Store: the value stored is Rt before the writeback.
+  const s = run(["str x0, [x0, #8]!"], (c) => setX(c, 0, D));
+  completed(s, 1);
+  assert.equal(x(s.cpu, 0), D + 8n);
+  assert.equal(r64(s.cpu, D + 8n), D);
+  // LDP Rt == Rt2: the first element wins.
+  const p = run(["ldp x0, x0, [x1]"], (c) => {
+    fill(c);
+    setX(c, 1, D);
+  });
+  completed(p, 1);
+  assert.equal(x(p.cpu, 0), pat(0, 8));
+});
+
+test("LDTR/STTR unprivileged forms", () => {
+  const t = run(["ldtr x1, [x0, #8]"], (c) => {
+    fill(c);
+    setX(c, 0, D + 0x80n);
+  });
+  completed(t, 1);
+  assert.equal(x(t.cpu, 1), pat(0x88, 8));
+  const s = run(["sttr w1, [x0, #4]", "sttrh w1, [x0, #2]", "ldtrb w1, [x0, #-1]"], (c) => {
+    fill(c);
+    setX(c, 0, D + 0x80n);
+    setX(c, 1, 0xaabbccddn);
+  });
+  completed(s, 3);
+  assert.equal(r32(s.cpu, D + 0x84n), 0xaabbccdd);
+  assert.equal(r32(s.cpu, D + 0x80n) >>> 16, 0xccdd);
+  assert.equal(x(s.cpu, 1), pat(0x7f, 1));
+  const sh = run(["ldtrsh x1, [x0, #2]", "ldtrsw x2, [x0, #4]".replace("x2", "x1") as Asm], (c) => {
+    w64(c, D + 0x80n, 0x8000000080000000n);
+    setX(c, 0, D + 0x80n);
+  });
+  completed(sh, 2);
+  assert.equal(x(sh.cpu, 1), 0xffffffff80000000n);
+});
+
+test("LDR/STR register offset with every extend", () => {
+  const one = (asm: Asm, m: bigint): bigint => {
+    const t = run([asm], (c) => {
+      fill(c);
+      setX(c, 0, D + 0x80n);
+      setX(c, 2, m);
+      setX(c, 1, M64);
+    });
+    completed(t, 1);
+    return x(t.cpu, 1);
+  };
+  assert.equal(one("ldr x1, [x0, x2]", -8n), pat(0x78, 8));
+  assert.equal(one("ldr x1, [x0, x2, lsl #3]", 2n), pat(0x90, 8));
+  // UXTW ignores the upper half of X2 and does not sign-extend.
+  assert.equal(one("ldr w1, [x0, w2, uxtw]", 0xffffffff00000004n), pat(0x84, 4));
+  assert.equal(one("ldr w1, [x0, w2, uxtw #2]", 0x1234_0000_0001n), pat(0x84, 4));
+  assert.equal(one("ldrsw x1, [x0, w2, sxtw #2]", 0xffffffffn), BigInt.asUintN(64, BigInt.asIntN(32, pat(0x7c, 4))));
+  assert.equal(one("ldrh w1, [x0, x2, sxtx #1]", -2n), pat(0x7c, 2));
+  assert.equal(one("ldrsb w1, [x0, x2]", 0x7fn), BigInt.asUintN(32, BigInt.asIntN(8, pat(0xff, 1))));
+  const q = run(["ldr q1, [x0, x2, lsl #4]"], (c) => {
+    fill(c);
+    setX(c, 0, D + 0x80n);
+    setX(c, 2, -1n);
+  });
+  completed(q, 1);
+  assert.equal(getV(q.cpu, 1), pat(0x70, 16));
+  const sb = run(["strb w1, [x0, w2, sxtw]"], (c) => {
+    setX(c, 0, D + 0x80n);
+    setX(c, 1, 0x0102030405060708n);
+    setX(c, 2, 0x12345678fffffff8n); // sxtw: -8
+  });
+  completed(sb, 1);
+  assert.equal(r8(sb.cpu, D + 0x78n), 8);
+  const sx = run(["str x1, [x0, x2, lsl #3]"], (c) => {
+    setX(c, 0, D + 0x80n);
+    setX(c, 1, 0x0102030405060708n);
+    setX(c, 2, -2n);
+  });
+  completed(sx, 1);
+  assert.equal(r64(sx.cpu, D + 0x70n), 0x0102030405060708n);
+});
