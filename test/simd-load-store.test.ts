@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Cpu } from "../src/arch/arm64/cpu.ts";
+import { getDecoder } from "../src/arch/arm64/isa.ts";
 import { I, OFF, RAM_OFFSET, createVmMemory } from "../src/arch/arm64/state.ts";
 import { sysregIndex } from "../src/arch/arm64/sysregs.ts";
 import { DATA_BASE, runWords } from "./support/snippet.ts";
@@ -252,4 +253,21 @@ test("FP/SIMD access trap at EL1 when CPACR_EL1.FPEN = 0", () => {
   assert.equal(exit.kind, "hvc");
   assert.equal(cpu.r[sysregIndex("ESR_EL1")]! >>> 26, 0x07);
   assert.equal(getV(cpu, 0), "77".repeat(16));
+});
+
+test("reserved structure load/store encodings are unallocated", () => {
+  const d = getDecoder();
+  const reserved = [
+    0x0c408c00, // ld2 {.1d} (size=11, Q=0, more than one element per structure)
+    0x0c401000, // multiple-structure opcode 0001
+    0x0c417000, // no-offset form with bits 20:16 non-zero
+    0x0d404400, // ld1 {.h}[] with size<0> = 1
+    0x0d408800, // ld1 {.s}[] with size = 10
+    0x0d409400, // ld1 {.d}[] with S = 1
+    0x0d00c000, // "st1r" (replicate with L = 0)
+    0x0d40d000, // ld1r with S = 1
+  ];
+  for (const w of reserved) assert.equal(d.nameOf(w), null, w.toString(16));
+  assert.equal(d.nameOf(0x4d40c400), "LDST_single"); // ld1r {v0.8h}, [x0]
+  assert.equal(d.nameOf(0x0d408400), "LDST_single"); // ld1 {v0.d}[0], [x0]
 });
