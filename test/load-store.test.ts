@@ -429,3 +429,213 @@ test("LDR/STR register offset with every extend", () => {
   completed(sx, 1);
   assert.equal(r64(sx.cpu, D + 0x70n), 0x0102030405060708n);
 });
+
+test("literal loads are PC-relative; PRFM/PRFUM are no-ops even on unmapped addresses", () => {
+  // Each literal load at CODE_BASE reads CODE_BASE + 16 (or - 8).
+  const lit = CODE_BASE + 16;
+  const one = (asm: Asm): Snippet => {
+    const t = run([asm], (c) => {
+      c.dv.setBigUint64(RAM_OFFSET + lit, 0xfedcba9887654321n, true);
+      c.dv.setBigUint64(RAM_OFFSET + lit + 8, 0x0f0e0d0c0b0a0908n, true);
+      c.dv.setBigUint64(RAM_OFFSET + CODE_BASE - 8, 0x1122334455667788n, true);
+      setX(c, 1, M64);
+      setV(c, 1, ALL_ONES_128);
+    });
+    completed(t, 1);
+    return t;
+  };
+  assert.equal(x(one("ldr x1, .+16").cpu, 1), 0xfedcba9887654321n);
+  assert.equal(x(one("ldr w1, .+16").cpu, 1), 0x87654321n);
+  assert.equal(x(one("ldrsw x1, .+16").cpu, 1), 0xffffffff87654321n);
+  assert.equal(x(one("ldr x1, .-8").cpu, 1), 0x1122334455667788n);
+  assert.equal(getV(one("ldr s1, .+16").cpu, 1), 0x87654321n);
+  assert.equal(getV(one("ldr d1, .+16").cpu, 1), 0xfedcba9887654321n);
+  assert.equal(getV(one("ldr q1, .+16").cpu, 1), 0x0f0e0d0c0b0a0908fedcba9887654321n);
+  for (const p of [
+    "prfm pldl1keep, .+16",
+    "prfm pldl1keep, [x0, #8]",
+    "prfm pstl2strm, [x0, x2]",
+    "prfum pldl1keep, [x0, #-1]",
+    "prfm #0x1f, [x0]",
+  ] as Asm[]) {
+    const t = run([p], (c) => {
+      setX(c, 0, 0xdead_0000_0000n);
+      setX(c, 2, 0x1000n);
+    });
+    completed(t, 1);
+    assert.equal(x(t.cpu, 0), 0xdead_0000_0000n, p);
+  }
+});
+
+test("LDP/STP/LDPSW/LDNP/STNP in every addressing mode", () => {
+  const ld = (asm: Asm): Snippet => {
+    const t = run([asm], (c) => {
+      fill(c);
+      setX(c, 0, D + 0x80n);
+    });
+    completed(t, 1);
+    return t;
+  };
+  let t = ld("ldp x1, x2, [x0, #16]");
+  assert.deepEqual([x(t.cpu, 1), x(t.cpu, 2), x(t.cpu, 0)], [pat(0x90, 8), pat(0x98, 8), D + 0x80n]);
+  t = ld("ldp w1, w2, [x0, #-8]");
+  assert.deepEqual([x(t.cpu, 1), x(t.cpu, 2)], [pat(0x78, 4), pat(0x7c, 4)]);
+  t = ld("ldp x1, x2, [x0, #16]!");
+  assert.deepEqual([x(t.cpu, 1), x(t.cpu, 2), x(t.cpu, 0)], [pat(0x90, 8), pat(0x98, 8), D + 0x90n]);
+  t = ld("ldp x1, x2, [x0], #-16");
+  assert.deepEqual([x(t.cpu, 1), x(t.cpu, 2), x(t.cpu, 0)], [pat(0x80, 8), pat(0x88, 8), D + 0x70n]);
+  t = ld("ldnp x1, x2, [x0, #16]");
+  assert.deepEqual([x(t.cpu, 1), x(t.cpu, 2)], [pat(0x90, 8), pat(0x98, 8)]);
+  const sw = run(["ldpsw x1, x2, [x0, #8]"], (c) => {
+    w64(c, D + 0x88n, 0x7fffffff80000000n);
+    setX(c, 0, D + 0x80n);
+  });
+  completed(sw, 1);
+  assert.deepEqual([x(sw.cpu, 1), x(sw.cpu, 2)], [0xffffffff80000000n, 0x7fffffffn]);
+  const swp = run(["ldpsw x1, x2, [x0], #8"], (c) => {
+    w64(c, D + 0x80n, 0xfffffffe00000001n);
+    setX(c, 0, D + 0x80n);
+  });
+  completed(swp, 1);
+  assert.deepEqual([x(swp.cpu, 1), x(swp.cpu, 2), x(swp.cpu, 0)], [1n, M64 - 1n, D + 0x88n]);
+
+  const st = run(["stp x1, x2, [x0, #16]", "stp w1, w2, [x0, #8]!", "stp x1, x2, [x0], #16", "stnp w1, w2, [x0, #8]"], (c) => {
+    setX(c, 0, D + 0x80n);
+    setX(c, 1, 0x1111111111111111n);
+    setX(c, 2, 0x2222222222222222n);
+  });
+  completed(st, 4);
+  // stp x at 0x90; stp w at 0x88 (x0 -> 0x88); stp x at 0x88 (x0 -> 0x98); stnp w at 0xa0
+  assert.equal(r64(st.cpu, D + 0x90n), 0x2222222222222222n);
+  assert.equal(r64(st.cpu, D + 0x98n), 0x2222222222222222n);
+  assert.equal(r64(st.cpu, D + 0x88n), 0x1111111111111111n);
+  assert.equal(r64(st.cpu, D + 0xa0n), 0x2222222211111111n);
+  assert.equal(x(st.cpu, 0), D + 0x98n);
+
+  const push = run(["stp x29, x30, [sp, #-16]!"], (c) => {
+    c.r[I.SP_EL0] = DATA_BASE + 0x40;
+    setX(c, 29, 0x29n);
+    setX(c, 30, 0x30n);
+  });
+  completed(push, 1);
+  assert.equal(push.cpu.r[I.SP_EL0], DATA_BASE + 0x30);
+  assert.equal(r64(push.cpu, D + 0x30n), 0x29n);
+  assert.equal(r64(push.cpu, D + 0x38n), 0x30n);
+});
+
+test("LDP with writeback and Rn == Rt: the writeback wins (qemu)", () => {
+  const t = runWords([0xa8c10821 /* ldp x1, x2, [x1], #16 */, 0xa9c10422 /* ldp x2, x1, [x1, #16]! */], (c) => {
+    fill(c);
+    setX(c, 1, D);
+  });
+  completed(t, 2);
+  assert.equal(x(t.cpu, 1), D + 0x20n);
+  assert.equal(x(t.cpu, 2), pat(0x20, 8));
+});
+
+test("SIMD&FP LDR/STR/LDP/STP: B/H/S/D/Q, zeroing the rest of the register", () => {
+  const one = (asm: Asm): bigint => {
+    const t = run([asm], (c) => {
+      fill(c);
+      setX(c, 0, D + 0x80n);
+      setV(c, 1, ALL_ONES_128);
+    });
+    completed(t, 1);
+    return getV(t.cpu, 1);
+  };
+  assert.equal(one("ldr b1, [x0, #1]"), pat(0x81, 1));
+  assert.equal(one("ldr h1, [x0, #2]"), pat(0x82, 2));
+  assert.equal(one("ldr s1, [x0, #4]"), pat(0x84, 4));
+  assert.equal(one("ldr d1, [x0, #8]"), pat(0x88, 8));
+  assert.equal(one("ldr q1, [x0, #16]"), pat(0x90, 16));
+  assert.equal(one("ldur q1, [x0, #-1]"), pat(0x7f, 16));
+  const V = 0x0f0e0d0c0b0a09080706050403020100n;
+  const st = run(["str b1, [x0, #1]", "str h1, [x0, #2]", "str s1, [x0, #4]", "str d1, [x0, #8]", "str q1, [x0, #16]"], (c) => {
+    setX(c, 0, D);
+    setV(c, 1, V);
+  });
+  completed(st, 5);
+  assert.equal(r64(st.cpu, D), 0x0302010001000000n);
+  assert.equal(r64(st.cpu, D + 8n), 0x0706050403020100n);
+  assert.equal(r64(st.cpu, D + 16n), 0x0706050403020100n);
+  assert.equal(r64(st.cpu, D + 24n), 0x0f0e0d0c0b0a0908n);
+  const wb = run(["ldr q1, [x0, #16]!", "str d1, [x0], #-8"], (c) => {
+    fill(c);
+    setX(c, 0, D + 0x80n);
+  });
+  completed(wb, 2);
+  assert.equal(x(wb.cpu, 0), D + 0x88n);
+  assert.equal(r64(wb.cpu, D + 0x90n), pat(0x90, 8));
+  const pr = run(["ldp s1, s2, [x0, #4]"], (c) => {
+    fill(c);
+    setX(c, 0, D);
+    setV(c, 1, ALL_ONES_128);
+    setV(c, 2, ALL_ONES_128);
+  });
+  completed(pr, 1);
+  assert.deepEqual([getV(pr.cpu, 1), getV(pr.cpu, 2)], [pat(4, 4), pat(8, 4)]);
+  const pd = run(["ldp d1, d2, [x0, #8]!", "ldnp d1, d2, [x0]"], (c) => {
+    fill(c);
+    setX(c, 0, D);
+  });
+  completed(pd, 2);
+  assert.equal(x(pd.cpu, 0), D + 8n);
+  assert.deepEqual([getV(pd.cpu, 1), getV(pd.cpu, 2)], [pat(8, 8), pat(16, 8)]);
+  const pq = run(["ldp q1, q2, [x0], #32", "stp q1, q2, [x0, #32]", "stp s1, s2, [x0]"], (c) => {
+    fill(c);
+    setX(c, 0, D);
+  });
+  completed(pq, 3);
+  assert.equal(x(pq.cpu, 0), D + 32n);
+  assert.deepEqual([getV(pq.cpu, 1), getV(pq.cpu, 2)], [pat(0, 16), pat(16, 16)]);
+  assert.equal(r64(pq.cpu, D + 64n), pat(0, 8));
+  assert.equal(r64(pq.cpu, D + 88n), pat(24, 8));
+  assert.equal(r64(pq.cpu, D + 32n), (pat(16, 4) << 32n) | pat(0, 4));
+});
+
+test("faults change no register: single, pair (second half), writeback", () => {
+  const BAD = 0x100000n; // just past the 1 MiB of RAM
+  const regs = (c: Cpu) => [x(c, 0), x(c, 1), x(c, 2)];
+  let t = run(["ldr x1, [x0, #8]!"], (c) => {
+    setX(c, 0, BAD);
+    setX(c, 1, 7n);
+  });
+  aborted(t, 0, 0x10, BAD + 8n);
+  assert.deepEqual(regs(t.cpu), [BAD, 7n, 0n]);
+  // The pair straddles the end of RAM: the first load succeeds, the second faults.
+  t = run(["ldp x1, x2, [x0], #-16"], (c) => {
+    setX(c, 0, BAD - 8n);
+    setX(c, 1, 7n);
+    setX(c, 2, 9n);
+  });
+  aborted(t, 0, 0x10, BAD);
+  assert.deepEqual(regs(t.cpu), [BAD - 8n, 7n, 9n]);
+  t = run(["ldp q1, q2, [x0], #32"], (c) => {
+    setX(c, 0, BAD - 16n);
+    setV(c, 1, 5n);
+  });
+  aborted(t, 0, 0x10, BAD);
+  assert.equal(getV(t.cpu, 1), 5n);
+  assert.equal(x(t.cpu, 0), BAD - 16n);
+  t = run(["str x1, [x0], #16"], (c) => setX(c, 0, 0x1_0000_0000n));
+  aborted(t, 0, 0x00);
+  assert.equal(x(t.cpu, 0), 0x1_0000_0000n);
+  assert.equal(t.exit.kind === "exception" && (t.exit.iss >> 6) & 1, 1); // WnR
+});
+
+test("unallocated load/store encodings are UNDEFINED", () => {
+  const bad = [
+    0xb8800400 | (3 << 22), // size=10 opc=11 (LDRSW to W) post-index
+    0xf8e06800 & ~(1 << 14), // LDR (register) option=x0x
+    0xfca00400, // SIMD size=11 opc=10 (no 128-bit with size!=00) post-index
+    0xf8a00400, // PRFM form in post-index (size=11 opc=10)
+    0x3c400800, // LDTR on SIMD&FP (V=1, op=10)
+    0xdc000000, // LDR literal V=1 opc=11
+    0x68400000, // LDNP opc=01 (no LDNPSW)
+    0xe9400000, // pair opc=11
+    0x48207c83, // CASP with odd Rt
+    0x08a07800, // CAS with Rt2 = 11110
+    0x38201000 | (1 << 15) | (1 << 12), // o3=1 opc=001 (unallocated atomic)
+  ];
+  for (const w of bad) undef(runWords([w]));
+});
