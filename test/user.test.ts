@@ -1,0 +1,54 @@
+/**
+ * Runs every program in guests/user/ under the user-mode runner (in-process) and compares
+ * stdout and exit status with the output recorded from qemu-aarch64 (guests/user/expected).
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { runProgram } from "../src/user/process.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const guestDir = path.join(root, "guests/user");
+
+/** Arguments per program; must match guests/user/Makefile's `expected` target. */
+export const USER_ARGS: Record<string, string[]> = { strings: ["one", "two words", ""] };
+/** Programs too slow for the unit test run (measured by tools/user-compare.ts instead). */
+const SLOW = new Set(process.env.ARMBOX_BENCH ? [] : ["bench"]);
+
+export interface Captured {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCaptured(file: string, argv: string[], maxInstructions = 20_000_000_000): Captured {
+  const out: Uint8Array[] = [];
+  const err: Uint8Array[] = [];
+  const status = runProgram(file, argv, {
+    ramBytes: 256 << 20,
+    env: ["PATH=/usr/bin:/bin", "LANG=C"],
+    stdout: { write: (b) => out.push(b) },
+    stderr: { write: (b) => err.push(b) },
+    diag: (l) => err.push(Buffer.from(`${l}\n`)),
+    maxInstructions,
+  });
+  return { status, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
+}
+
+const programs = fs
+  .readdirSync(path.join(guestDir, "expected"))
+  .filter((f) => f.endsWith(".out"))
+  .map((f) => f.slice(0, -4))
+  .sort();
+
+for (const name of programs) {
+  test(`user program ${name} matches qemu-aarch64`, { skip: SLOW.has(name) ? "slow (set ARMBOX_BENCH=1)" : false }, () => {
+    const bin = path.join(guestDir, "bin", name);
+    const r = runCaptured(bin, [bin, ...(USER_ARGS[name] ?? [])]);
+    const got = `${r.stdout}--- exit ${r.status}\n`;
+    const want = fs.readFileSync(path.join(guestDir, "expected", `${name}.out`), "utf8");
+    assert.equal(got, want, `stderr:\n${r.stderr}`);
+  });
+}
