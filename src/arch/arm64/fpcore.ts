@@ -554,12 +554,13 @@ function addCore(N: number, v1: number, v2: number, fpcr: number, mode: number):
 /** FPAdd (and FPSub with `negate2`). */
 export function fpAdd(N: number, ah: number, al: number, bh: number, bl: number, fpcr: number, negate2 = false): void {
   unpack(0, N, ah, al, fpcr);
-  if (negate2) {
-    if (N === 64) bh ^= 0x80000000;
-    else bl ^= N === 32 ? 0x80000000 : 0x8000;
-  }
   unpack(1, N, bh, bl, fpcr);
   if (processNaNs2(N, fpcr)) return;
+  if (negate2) {
+    // FPSub: NaN operands propagate unchanged; otherwise op1 + (-op2).
+    US[1] ^= 1;
+    UV[1] = -UV[1]!;
+  }
   const t1 = UT[0]!;
   const t2 = UT[1]!;
   const s1 = US[0]!;
@@ -580,7 +581,7 @@ export function fpSub(N: number, ah: number, al: number, bh: number, bl: number,
 function mulCore(N: number, v1: number, v2: number, fpcr: number, mode: number): void {
   if (N !== 64 || (prodSafe(v1) && prodSafe(v2))) {
     const p = twoProd(v1, v2);
-    if (finish(N, p, eftErr, fpcr, mode)) return;
+    if ((N !== 64 || prodSafe(p)) && finish(N, p, eftErr, fpcr, mode)) return;
   }
   dec(v1);
   const m1 = bm;
@@ -708,7 +709,7 @@ export function fpSqrt(N: number, h: number, l: number, fpcr: number): void {
 function fmaCore(N: number, a: number, b: number, c: number, scale: number, fpcr: number, mode: number): void {
   if (a !== 0 && b !== 0 && (N !== 64 || (prodSafe(a) && prodSafe(b)))) {
     const p = twoProd(a, b);
-    if (eftErr === 0 && Number.isFinite(p)) {
+    if (eftErr === 0 && (N !== 64 || prodSafe(p))) {
       const s = twoSum(p, c);
       if (s === 0 && eftErr === 0) {
         zeroByMode(N, mode);
@@ -1183,7 +1184,8 @@ export function fpRSqrtEstimate(N: number, h: number, l: number, fpcr: number): 
       }
       frac = (frac * 2) % 2 ** 52;
     }
-    const scaled = (exp & 1) === 0 ? 128 | Math.floor(frac / 2 ** 45) : 256 | Math.floor(frac / 2 ** 44);
+    // An odd biased exponent is an even unbiased one: scale into [0.25, 0.5), else [0.5, 1).
+    const scaled = (exp & 1) !== 0 ? 128 | Math.floor(frac / 2 ** 45) : 256 | Math.floor(frac / 2 ** 44);
     const rexp = Math.floor(((N === 32 ? 380 : 3068) - exp) / 2);
     const est = recipSqrtEstimate(scaled) & 0xff;
     if (N === 32) {
