@@ -25,6 +25,7 @@ const ACC = { READ: 0, WRITE: 1 } as const;
 
 /** Memory bytes of the access (up to 64), then zeros from ZERO on. */
 const buf = new Uint8Array(80);
+const buf32 = new Uint32Array(buf.buffer);
 const ZERO = 64;
 
 let sctlrIndex = -1;
@@ -66,8 +67,14 @@ function readMem(c: Cpu, lo: number, hi: number, total: number, esize: number): 
   if (oneBlock(c, lo, hi, total, esize)) {
     const o = c.hostOffset(lo, hi, total, ACC.READ);
     if (o >= 0) {
-      const m8 = c.m8;
-      for (let k = 0; k < total; k++) buf[k] = m8[o + k]!;
+      if ((o & 3) === 0 && (total & 3) === 0) {
+        const m32 = c.m32;
+        const w = o >>> 2;
+        for (let k = 0; k < total >>> 2; k++) buf32[k] = m32[w + k]!;
+      } else {
+        const m8 = c.m8;
+        for (let k = 0; k < total; k++) buf[k] = m8[o + k]!;
+      }
       return;
     }
   }
@@ -115,8 +122,14 @@ function writeMem(c: Cpu, lo: number, hi: number, total: number, esize: number):
   if (oneBlock(c, lo, hi, total, esize)) {
     const o = c.hostOffset(lo, hi, total, ACC.WRITE);
     if (o >= 0) {
-      const m8 = c.m8;
-      for (let k = 0; k < total; k++) m8[o + k] = buf[k]!;
+      if ((o & 3) === 0 && (total & 3) === 0) {
+        const m32 = c.m32;
+        const w = o >>> 2;
+        for (let k = 0; k < total >>> 2; k++) m32[w + k] = buf32[k]!;
+      } else {
+        const m8 = c.m8;
+        for (let k = 0; k < total; k++) m8[o + k] = buf[k]!;
+      }
       return;
     }
   }
@@ -154,10 +167,34 @@ interface Plan {
  * Builds the executor. `rm` is the post-index register field, or -1 for no writeback;
  * rm = 31 means an immediate post-index of `total` bytes.
  */
+/**
+ * The plan in 32-bit words when every group of 4 entries moves one aligned word (LD1/ST1,
+ * 32/64-bit elements, the zeroed upper halves): then regOff/4 indexes c.r, src/4 buf32.
+ */
+function wordPlan(p: Plan): { regOff: number[]; src: number[] } | null {
+  const n = p.regOff.length;
+  if (n % 4 !== 0) return null;
+  const regOff: number[] = [];
+  const src: number[] = [];
+  for (let i = 0; i < n; i += 4) {
+    const ro = p.regOff[i]!;
+    const s = p.load ? p.src[i]! : i;
+    if ((ro & 3) !== 0 || (s & 3) !== 0) return null;
+    for (let k = 1; k < 4; k++) {
+      if (p.regOff[i + k] !== ro + k) return null;
+      if (p.load && p.src[i + k] !== (s === ZERO ? ZERO : s + k)) return null;
+    }
+    regOff.push(ro >>> 2);
+    src.push(s >>> 2);
+  }
+  return { regOff, src };
+}
+
 function build(p: Plan, rn: number, rm: number): Exec {
   const { load, total, esize } = p;
-  const regOff = Uint16Array.from(p.regOff);
-  const src = Uint8Array.from(p.src);
+  const words = wordPlan(p);
+  const regOff = Uint16Array.from(words ? words.regOff : p.regOff);
+  const src = Uint8Array.from(words ? words.src : p.src);
   const count = regOff.length;
   const isSp = rn === 31;
   const mi = rm >= 0 && rm !== 31 ? xr(rm) : -1;
@@ -175,12 +212,19 @@ function build(p: Plan, rn: number, rm: number): Exec {
       olo = r[mi]!;
       ohi = r[mi + 1]!;
     }
-    const r8 = c.r8;
     if (load) {
       readMem(c, lo, hi, total, esize);
-      for (let i = 0; i < count; i++) r8[regOff[i]!] = buf[src[i]!]!;
+      if (words) for (let i = 0; i < count; i++) r[regOff[i]!] = buf32[src[i]!]!;
+      else {
+        const r8 = c.r8;
+        for (let i = 0; i < count; i++) r8[regOff[i]!] = buf[src[i]!]!;
+      }
     } else {
-      for (let k = 0; k < count; k++) buf[k] = r8[regOff[k]!]!;
+      if (words) for (let k = 0; k < count; k++) buf32[k] = r[regOff[k]!]!;
+      else {
+        const r8 = c.r8;
+        for (let k = 0; k < count; k++) buf[k] = r8[regOff[k]!]!;
+      }
       writeMem(c, lo, hi, total, esize);
     }
     if (rm >= 0) {
