@@ -13,7 +13,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const guestDir = path.join(root, "guests/user");
 
 /** Arguments per program; must match guests/user/Makefile's `expected` target. */
-export const USER_ARGS: Record<string, string[]> = { strings: ["one", "two words", ""] };
+export const USER_ARGS: Record<string, string[]> = { strings: ["one", "two words", ""], sys_basic: ["alpha", "beta"] };
 /** Programs too slow for the unit test run (measured by tools/user-compare.ts instead). */
 const SLOW = new Set(process.env.ARMBOX_BENCH ? [] : ["bench"]);
 

@@ -6,13 +6,14 @@
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runProgram } from "../src/user/process.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const guestDir = path.join(root, "guests/user");
-const ARGS: Record<string, string[]> = { strings: ["one", "two words", ""] };
+const ARGS: Record<string, string[]> = { strings: ["one", "two words", ""], sys_basic: ["alpha", "beta"] };
 const qemu = process.env.QEMU_AARCH64 ?? "qemu-aarch64";
 
 const argv = process.argv.slice(2);
@@ -35,7 +36,8 @@ for (const name of selected) {
     console.error(`cannot run ${qemu}: ${q.error.message}`);
     process.exit(2);
   }
-  const want = `${q.stdout}--- exit ${q.status ?? 128 + (q.signal ? 6 : 0)}\n`;
+  const status0 = q.status ?? 128 + (q.signal ? (os.constants.signals[q.signal] ?? 0) : 0);
+  const want = `${q.stdout}--- exit ${status0}\n`;
   if (update) fs.writeFileSync(path.join(guestDir, "expected", `${name}.out`), want);
   const out: Uint8Array[] = [];
   const err: string[] = [];

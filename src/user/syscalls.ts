@@ -248,7 +248,8 @@ function sysMmap(p: UserProcess, a: number[]): number {
   const [addr, lenArg, prot, flagsArg, fdArg, offArg] = a as [number, number, number, number, number, number];
   const flags = int(flagsArg);
   const len = pageUp(lenArg);
-  if (lenArg === 0 || len > p.ramSize) return -E.NOMEM;
+  if (lenArg === 0) return -E.INVAL;
+  if (len > p.ramSize) return -E.NOMEM;
   if (offArg % PAGE !== 0) return -E.INVAL;
   const anon = (flags & MAP_ANONYMOUS) !== 0;
   let file: OpenFile | null = null;
