@@ -9,7 +9,8 @@
  *  - load with writeback and Rn == Rt: the loaded value is written, then the writeback
  *    (the base register ends up holding the updated address);
  *  - store with writeback and Rn == Rt: the value stored is Rt before the writeback;
- *  - LDP with Rt == Rt2: the first element wins (Rt is written last).
+ *  - LDP with Rt == Rt2: the first element wins for X/W registers (Rt is written last),
+ *    the second for SIMD&FP registers.
  */
 import { Cpu } from "../cpu.ts";
 import type { Exec, Pattern } from "../decoder.ts";
@@ -188,8 +189,13 @@ function pair(opc: number, v: number, idx: number, l: number, imm7: number, rt2:
       e.ld(c, lo, hi, 0);
       addImm(lo, hi, bytes);
       e.ld(c, aLo, aHi, 4);
-      e.put(c, rt2, 4);
-      e.put(c, rt, 0);
+      if (fp) {
+        e.put(c, rt, 0);
+        e.put(c, rt2, 4);
+      } else {
+        e.put(c, rt2, 4);
+        e.put(c, rt, 0);
+      }
       if (wb !== WB.NONE) {
         r[b] = nlo;
         r[b + 1] = nhi;
