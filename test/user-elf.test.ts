@@ -90,3 +90,11 @@ test("parseElf never throws anything but ElfError on corrupted input", () => {
     { numRuns: 500 },
   );
 });
+
+test("the CLI runs a program with its arguments and returns its exit status", () => {
+  const prog = path.join(root, "guests/user/bin/sys_basic");
+  const r = spawnSync(process.execPath, [path.join(root, "bin/armbox.js"), "user", prog, "alpha", "--beta"], { encoding: "utf8" });
+  assert.equal(r.status, 42);
+  assert.equal(r.stdout, "alpha\n--beta\nauxv ok\nbrk ok\nmmap ok\naarch64\ndone\n");
+  assert.match(r.stderr, /unsupported syscall 4000/);
+});

@@ -172,7 +172,7 @@ export class UserProcess {
     // Point of no return.
     this.as.clear();
     this.cpu.reset();
-    this.cpu.flushDecodeCache();
+    // No decode-cache flush: the CPU validates cached decodes against the instruction word.
     for (const p of loads) {
       const start = pageDown(p.vaddr + bias);
       this.as.mapRange(start, pageUp(p.vaddr + bias + p.memsz) - start);

@@ -238,7 +238,6 @@ function iov(p: UserProcess, addr: number, cnt: number): { base: number; len: nu
 // ---------------------------------------------------------------------------
 // mmap
 
-const PROT_EXEC = 4;
 const MAP_SHARED = 1;
 const MAP_FIXED = 0x10;
 const MAP_ANONYMOUS = 0x20;
@@ -280,7 +279,7 @@ function sysMmap(p: UserProcess, a: number[]): number {
     }
     void MAP_SHARED; // shared file maps are treated as private (writes are not written back)
   }
-  if ((prot & PROT_EXEC) !== 0) p.cpu.flushDecodeCache();
+  void prot; // no page protections in the flat address space
   return at;
 }
 
