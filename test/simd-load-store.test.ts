@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Cpu } from "../src/arch/arm64/cpu.ts";
 import { getDecoder } from "../src/arch/arm64/isa.ts";
-import { I, OFF, RAM_OFFSET, createVmMemory } from "../src/arch/arm64/state.ts";
+import { createVmMemory, I, OFF, RAM_OFFSET } from "../src/arch/arm64/state.ts";
 import { sysregIndex } from "../src/arch/arm64/sysregs.ts";
 import { DATA_BASE, runWords } from "./support/snippet.ts";
 
@@ -109,7 +109,9 @@ test("register lists wrap from V31 to V0", () => {
     c.setX(0, BigInt(DATA_BASE));
   });
   const regs = [30, 31, 0, 1];
-  regs.forEach((n, s) => assert.equal(getV(cpu, n), hexOf(iota(16).map((j) => 4 * j + s)), `v${n}`));
+  for (const [s, n] of regs.entries()) {
+    assert.equal(getV(cpu, n), hexOf(iota(16).map((j) => 4 * j + s)), `v${n}`);
+  }
 });
 
 test("single-structure LD4 to lane 15 and ST3 from lane 1 with post-index", () => {
@@ -243,13 +245,17 @@ test("FP/SIMD access trap at EL1 when CPACR_EL1.FPEN = 0", () => {
   const memory = createVmMemory(1 << 20);
   const cpu = new Cpu({ memory, index: 0, bus: { ramBase: 0, ramSize: 1 << 20 } });
   const vbar = sysregIndex("VBAR_EL1");
-  const { exit } = runWords([0x4c407000], (c) => {
-    c.r[vbar] = 0x40000;
-    // Current EL with SP_ELx, synchronous: HVC #0 ends the run there.
-    c.dv.setUint32(RAM_OFFSET + 0x40200, 0xd4000002, true);
-    c.setX(0, BigInt(DATA_BASE));
-    setV(c, 0, "77".repeat(16));
-  }, cpu);
+  const { exit } = runWords(
+    [0x4c407000],
+    (c) => {
+      c.r[vbar] = 0x40000;
+      // Current EL with SP_ELx, synchronous: HVC #0 ends the run there.
+      c.dv.setUint32(RAM_OFFSET + 0x40200, 0xd4000002, true);
+      c.setX(0, BigInt(DATA_BASE));
+      setV(c, 0, "77".repeat(16));
+    },
+    cpu,
+  );
   assert.equal(exit.kind, "hvc");
   assert.equal(cpu.r[sysregIndex("ESR_EL1")]! >>> 26, 0x07);
   assert.equal(getV(cpu, 0), "77".repeat(16));

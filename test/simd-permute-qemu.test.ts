@@ -7,11 +7,12 @@
  * Encodings that binutils' disassembler calls undefined must UNDEF on armbox instead.
  * Skipped when aarch64-linux-gnu-gcc or qemu-aarch64 is not installed.
  */
+
+import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import assert from "node:assert/strict";
 import { test } from "node:test";
 import { I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
 import { DATA_BASE, makeCpu, runWords } from "./support/snippet.ts";
@@ -72,14 +73,16 @@ function runQemu(cases: Case[]): Uint8Array[] {
     ];
     cases.forEach((c, i) => {
       lines.push(`init${i}:`);
-      for (let j = 0; j < STATE; j += 16) lines.push(`.byte ${Array.from(c.init.subarray(j, j + 16)).join(",")}`);
+      for (let j = 0; j < STATE; j += 16)
+        lines.push(`.byte ${Array.from(c.init.subarray(j, j + 16)).join(",")}`);
     });
     lines.push(".bss", ".balign 16", `results: .space ${STATE * cases.length}`, ".text", ".global _start");
     // setup: x28 -> init block. Copies memory, loads V0-V31 then X0-X27.
     lines.push("setup:", "adrp x27, data", "add x27, x27, :lo12:data", `mov x26, #${MEM / 16}`);
     lines.push("1: ldp x0, x1, [x28], #16", "stp x0, x1, [x27], #16", "subs x26, x26, #1", "b.ne 1b");
     lines.push("add x27, x28, #" + NX * 8);
-    for (let v = 0; v < 32; v += 4) lines.push(`ld1 {v${v}.16b, v${v + 1}.16b, v${v + 2}.16b, v${v + 3}.16b}, [x27], #64`);
+    for (let v = 0; v < 32; v += 4)
+      lines.push(`ld1 {v${v}.16b, v${v + 1}.16b, v${v + 2}.16b, v${v + 3}.16b}, [x27], #64`);
     for (let x = 0; x < NX; x += 2) lines.push(`ldp x${x}, x${x + 1}, [x28], #16`);
     lines.push("ret");
     lines.push("_start:");
@@ -98,7 +101,8 @@ function runQemu(cases: Case[]): Uint8Array[] {
     for (let x = 0; x < NX - 2; x += 2) lines.push(`stp x${x}, x${x + 1}, [x27], #16`);
     lines.push("str x26, [x27]");
     lines.push("add x27, x28, #" + (MEM + NX * 8));
-    for (let v = 0; v < 32; v += 4) lines.push(`st1 {v${v}.16b, v${v + 1}.16b, v${v + 2}.16b, v${v + 3}.16b}, [x27], #64`);
+    for (let v = 0; v < 32; v += 4)
+      lines.push(`st1 {v${v}.16b, v${v + 1}.16b, v${v + 2}.16b, v${v + 3}.16b}, [x27], #64`);
     lines.push("adrp x0, data", "add x0, x0, :lo12:data", `mov x26, #${MEM / 16}`);
     lines.push("1: ldp x2, x3, [x0], #16", "stp x2, x3, [x28], #16", "subs x26, x26, #1", "b.ne 1b", "ret");
     writeFileSync(join(dir, "t.s"), lines.join("\n") + "\n");
@@ -114,7 +118,8 @@ function runQemu(cases: Case[]): Uint8Array[] {
     const out = execFileSync("qemu-aarch64", [join(dir, "t")], { maxBuffer: 1 << 28 });
     assert.equal(out.length, STATE * cases.length, "qemu run did not finish (SIGILL on an encoding?)");
     const res: Uint8Array[] = [];
-    for (let i = 0; i < cases.length; i++) res.push(new Uint8Array(out.buffer, out.byteOffset + i * STATE, STATE));
+    for (let i = 0; i < cases.length; i++)
+      res.push(new Uint8Array(out.buffer, out.byteOffset + i * STATE, STATE));
     return res;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -127,7 +132,9 @@ function disassemble(words: number[]): (string | null)[] {
   try {
     writeFileSync(join(dir, "d.s"), words.map((w) => `.inst 0x${w.toString(16)}`).join("\n") + "\n");
     execFileSync("aarch64-linux-gnu-as", ["-o", join(dir, "d.o"), join(dir, "d.s")]);
-    const text = execFileSync("aarch64-linux-gnu-objdump", ["-d", join(dir, "d.o")], { maxBuffer: 1 << 26 }).toString();
+    const text = execFileSync("aarch64-linux-gnu-objdump", ["-d", join(dir, "d.o")], {
+      maxBuffer: 1 << 26,
+    }).toString();
     const out: (string | null)[] = [];
     for (const line of text.split("\n")) {
       const m = /^\s+[0-9a-f]+:\s+([0-9a-f]{8})\s+(.*)$/.exec(line);
@@ -156,7 +163,8 @@ function runArmbox(k: Case): Uint8Array | string {
     },
     cpu,
   );
-  if (exit.kind !== "exception" || exit.ec !== 0x3c) return JSON.stringify(exit, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v));
+  if (exit.kind !== "exception" || exit.ec !== 0x3c)
+    return JSON.stringify(exit, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v));
   const s = new Uint8Array(STATE);
   s.set(cpu.m8.subarray(RAM_OFFSET + DATA_BASE, RAM_OFFSET + DATA_BASE + MEM), 0);
   s.set(cpu.r8.subarray(0, NX * 8), MEM);
@@ -210,7 +218,8 @@ export function runDifferential(spec: ClassSpec, seed: number): { defined: numbe
     const hex = w.word.toString(16).padStart(8, "0");
     if (dis[i] === null) {
       const r = runArmbox({ word: w.word, init: new Uint8Array(STATE) });
-      if (typeof r !== "string" || !r.includes('"ec":0,')) failures.push(`${hex} (undefined) did not UNDEF: ${typeof r === "string" ? r : "ran"}`);
+      if (typeof r !== "string" || !r.includes('"ec":0,'))
+        failures.push(`${hex} (undefined) did not UNDEF: ${typeof r === "string" ? r : "ran"}`);
       return;
     }
     const bases = new Map<number, number>();
@@ -226,7 +235,11 @@ export function runDifferential(spec: ClassSpec, seed: number): { defined: numbe
     else if (Buffer.compare(Buffer.from(got), Buffer.from(ref[i]!)) !== 0)
       failures.push(`${hex} ${name}: ${describeDiff(got, ref[i]!)}`);
   });
-  assert.deepEqual(failures.slice(0, 20), [], `seed ${seed}: ${failures.length} of ${words.length} ${spec.name} encodings differ`);
+  assert.deepEqual(
+    failures.slice(0, 20),
+    [],
+    `seed ${seed}: ${failures.length} of ${words.length} ${spec.name} encodings differ`,
+  );
   return { defined: defined.length, undefined: words.length - defined.length };
 }
 
@@ -244,7 +257,15 @@ export const PERMUTE_CLASSES: ClassSpec[] = [
       const op = rnd() % 4 === 0 ? 1 : 0;
       const imm4 = op ? bits(rnd, 4) : [0, 1, 3, 5, 7, 2, 4][rnd() % 7]!;
       const imm5 = rnd() % 16 === 0 ? 16 * bits(rnd, 1) : bits(rnd, 5);
-      const word = (q << 30) | (op << 29) | (0b01110000 << 21) | (imm5 << 16) | (imm4 << 11) | (1 << 10) | (reg(rnd) << 5) | reg(rnd);
+      const word =
+        (q << 30) |
+        (op << 29) |
+        (0b01110000 << 21) |
+        (imm5 << 16) |
+        (imm4 << 11) |
+        (1 << 10) |
+        (reg(rnd) << 5) |
+        reg(rnd);
       return { word: word >>> 0, bases: [] };
     },
   },
@@ -255,7 +276,15 @@ export const PERMUTE_CLASSES: ClassSpec[] = [
       const imm5 = bits(rnd, 5);
       const imm4 = rnd() % 4 === 0 ? bits(rnd, 4) : 0;
       const op = rnd() % 8 === 0 ? 1 : 0;
-      const word = (0b01 << 30) | (op << 29) | (0b11110000 << 21) | (imm5 << 16) | (imm4 << 11) | (1 << 10) | (vreg(rnd) << 5) | vreg(rnd);
+      const word =
+        (0b01 << 30) |
+        (op << 29) |
+        (0b11110000 << 21) |
+        (imm5 << 16) |
+        (imm4 << 11) |
+        (1 << 10) |
+        (vreg(rnd) << 5) |
+        vreg(rnd);
       return { word: word >>> 0, bases: [] };
     },
   },
@@ -264,7 +293,14 @@ export const PERMUTE_CLASSES: ClassSpec[] = [
     count: 300,
     gen: (rnd) => {
       const word =
-        (bits(rnd, 1) << 30) | (0b001110 << 24) | (bits(rnd, 2) << 22) | (vreg(rnd) << 16) | (bits(rnd, 3) << 12) | (0b10 << 10) | (vreg(rnd) << 5) | vreg(rnd);
+        (bits(rnd, 1) << 30) |
+        (0b001110 << 24) |
+        (bits(rnd, 2) << 22) |
+        (vreg(rnd) << 16) |
+        (bits(rnd, 3) << 12) |
+        (0b10 << 10) |
+        (vreg(rnd) << 5) |
+        vreg(rnd);
       return { word: word >>> 0, bases: [] };
     },
   },
@@ -273,7 +309,14 @@ export const PERMUTE_CLASSES: ClassSpec[] = [
     count: 100,
     gen: (rnd) => {
       const op2 = rnd() % 8 === 0 ? bits(rnd, 2) : 0;
-      const word = (bits(rnd, 1) << 30) | (0b101110 << 24) | (op2 << 22) | (vreg(rnd) << 16) | (bits(rnd, 4) << 11) | (vreg(rnd) << 5) | vreg(rnd);
+      const word =
+        (bits(rnd, 1) << 30) |
+        (0b101110 << 24) |
+        (op2 << 22) |
+        (vreg(rnd) << 16) |
+        (bits(rnd, 4) << 11) |
+        (vreg(rnd) << 5) |
+        vreg(rnd);
       return { word: word >>> 0, bases: [] };
     },
   },
@@ -284,7 +327,13 @@ export const PERMUTE_CLASSES: ClassSpec[] = [
     gen: (rnd) => {
       // Rn near 31 too, to check the wrap of the register list.
       const rn = rnd() % 3 === 0 ? 29 + (rnd() % 3) : vreg(rnd);
-      const word = (bits(rnd, 1) << 30) | (0b001110 << 24) | (vreg(rnd) << 16) | (bits(rnd, 3) << 12) | (rn << 5) | vreg(rnd);
+      const word =
+        (bits(rnd, 1) << 30) |
+        (0b001110 << 24) |
+        (vreg(rnd) << 16) |
+        (bits(rnd, 3) << 12) |
+        (rn << 5) |
+        vreg(rnd);
       return { word: word >>> 0, bases: [] };
     },
   },
@@ -300,7 +349,15 @@ export const LOAD_STORE_CLASSES: ClassSpec[] = [
       const rm = post ? (rnd() % 2 ? 31 : reg(rnd)) : 0;
       const opcode = rnd() % 8 === 0 ? bits(rnd, 4) : [0, 2, 4, 6, 7, 8, 10][rnd() % 7]!;
       const word =
-        (bits(rnd, 1) << 30) | (0b0011000 << 23) | (post << 23) | (bits(rnd, 1) << 22) | (rm << 16) | (opcode << 12) | (bits(rnd, 2) << 10) | (rn << 5) | vreg(rnd);
+        (bits(rnd, 1) << 30) |
+        (0b0011000 << 23) |
+        (post << 23) |
+        (bits(rnd, 1) << 22) |
+        (rm << 16) |
+        (opcode << 12) |
+        (bits(rnd, 2) << 10) |
+        (rn << 5) |
+        vreg(rnd);
       return { word: word >>> 0, bases: [rn] };
     },
   },
@@ -312,13 +369,25 @@ export const LOAD_STORE_CLASSES: ClassSpec[] = [
       const rn = reg(rnd);
       const rm = post ? (rnd() % 2 ? 31 : reg(rnd)) : 0;
       const word =
-        (bits(rnd, 1) << 30) | (0b0011010 << 23) | (post << 23) | (bits(rnd, 1) << 22) | (bits(rnd, 1) << 21) | (rm << 16) | (bits(rnd, 3) << 13) | (bits(rnd, 1) << 12) | (bits(rnd, 2) << 10) | (rn << 5) | vreg(rnd);
+        (bits(rnd, 1) << 30) |
+        (0b0011010 << 23) |
+        (post << 23) |
+        (bits(rnd, 1) << 22) |
+        (bits(rnd, 1) << 21) |
+        (rm << 16) |
+        (bits(rnd, 3) << 13) |
+        (bits(rnd, 1) << 12) |
+        (bits(rnd, 2) << 10) |
+        (rn << 5) |
+        vreg(rnd);
       return { word: word >>> 0, bases: [rn] };
     },
   },
 ];
 
-test("AdvSIMD copy/permute/extract/table lookup agree with qemu-aarch64", { skip: !TOOLS && "needs aarch64-linux-gnu-gcc and qemu-aarch64" }, async (t) => {
+test("AdvSIMD copy/permute/extract/table lookup agree with qemu-aarch64", {
+  skip: !TOOLS && "needs aarch64-linux-gnu-gcc and qemu-aarch64",
+}, async (t) => {
   const seed = Number(process.env.ARMBOX_SEED ?? Date.now() % 1e9);
   for (const [i, spec] of PERMUTE_CLASSES.entries()) {
     await t.test(spec.name, (tt) => {
@@ -328,8 +397,9 @@ test("AdvSIMD copy/permute/extract/table lookup agree with qemu-aarch64", { skip
   }
 });
 
-
-test("AdvSIMD structure loads/stores agree with qemu-aarch64", { skip: !TOOLS && "needs aarch64-linux-gnu-gcc and qemu-aarch64" }, async (t) => {
+test("AdvSIMD structure loads/stores agree with qemu-aarch64", {
+  skip: !TOOLS && "needs aarch64-linux-gnu-gcc and qemu-aarch64",
+}, async (t) => {
   const seed = Number(process.env.ARMBOX_SEED ?? Date.now() % 1e9);
   for (const [i, spec] of LOAD_STORE_CLASSES.entries()) {
     await t.test(spec.name, (tt) => {

@@ -10,7 +10,8 @@ import { getDecoder } from "../src/arch/arm64/isa.ts";
 import { OFF } from "../src/arch/arm64/state.ts";
 import { runWords } from "./support/snippet.ts";
 
-const iota = (n: number, from = 0) => Buffer.from(Array.from({ length: n }, (_, i) => (from + i) & 0xff)).toString("hex");
+const iota = (n: number, from = 0) =>
+  Buffer.from(Array.from({ length: n }, (_, i) => (from + i) & 0xff)).toString("hex");
 function setV(c: Cpu, n: number, hex: string): void {
   c.r8.set(Buffer.from(hex, "hex"), OFF.V + 16 * n);
 }

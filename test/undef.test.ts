@@ -41,7 +41,9 @@ test(`${COUNT} random words with op0 = 00xx take the UNDEF exception`, () => {
     const word = (rnd() & ~(3 << 27)) >>> 0; // bits 28:27 = 00
     const exit = runOne(cpu, word);
     if (exit.kind !== "exception" || exit.ec !== 0 || cpu.pc !== 0x10000n) {
-      bad.push(`${hex(word)}: ${exit.kind === "internal-error" ? exit.message.split("\n").slice(0, 2).join(" ") : JSON.stringify(exit, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v))}`);
+      bad.push(
+        `${hex(word)}: ${exit.kind === "internal-error" ? exit.message.split("\n").slice(0, 2).join(" ") : JSON.stringify(exit, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v))}`,
+      );
     }
   }
   assert.deepEqual(bad, []);

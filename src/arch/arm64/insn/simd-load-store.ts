@@ -116,7 +116,8 @@ function readMem(c: Cpu, lo: number, hi: number, total: number, esize: number): 
   }
 }
 
-const word = (k: number): number => (buf[k]! | (buf[k + 1]! << 8) | (buf[k + 2]! << 16) | (buf[k + 3]! << 24)) >>> 0;
+const word = (k: number): number =>
+  (buf[k]! | (buf[k + 1]! << 8) | (buf[k + 2]! << 16) | (buf[k + 3]! << 24)) >>> 0;
 
 function writeMem(c: Cpu, lo: number, hi: number, total: number, esize: number): void {
   if (oneBlock(c, lo, hi, total, esize)) {
@@ -240,13 +241,13 @@ function build(p: Plan, rn: number, rm: number): Exec {
 
 /** opcode -> [registers repeated (rpt), structure elements (selem)]. */
 const MULTIPLE: Record<number, [number, number]> = {
-  0b0000: [1, 4],
-  0b0010: [4, 1],
-  0b0100: [1, 3],
-  0b0110: [3, 1],
-  0b0111: [1, 1],
-  0b1000: [1, 2],
-  0b1010: [2, 1],
+  0: [1, 4],
+  2: [4, 1],
+  4: [1, 3],
+  6: [3, 1],
+  7: [1, 1],
+  8: [1, 2],
+  10: [2, 1],
 };
 
 function multiple(f: Fields, rm: number): Exec | null {
@@ -276,10 +277,11 @@ function multiple(f: Fields, rm: number): Exec | null {
   }
   // A load with Q = 0 clears the upper 64 bits of every register it writes.
   if (L && Q === 0) {
-    for (let t = 0; t < rpt * selem; t++) for (let b = 8; b < 16; b++) {
-      regOff.push(vOff(Rt + t) + b);
-      src.push(ZERO);
-    }
+    for (let t = 0; t < rpt * selem; t++)
+      for (let b = 8; b < 16; b++) {
+        regOff.push(vOff(Rt + t) + b);
+        src.push(ZERO);
+      }
   }
   return build({ load: L === 1, total: k, esize, regOff, src }, f.Rn!, rm);
 }
@@ -288,7 +290,10 @@ function multiple(f: Fields, rm: number): Exec | null {
 // Single structure: 0 Q 0011010 L R 00000 opcode S size Rn Rt (post-index: 0011011 L R Rm)
 
 function single(f: Fields, rm: number): Exec | null {
-  const { Q, L, R, opcode, S, size, Rt } = f as Record<"Q" | "L" | "R" | "opcode" | "S" | "size" | "Rt", number>;
+  const { Q, L, R, opcode, S, size, Rt } = f as Record<
+    "Q" | "L" | "R" | "opcode" | "S" | "size" | "Rt",
+    number
+  >;
   const selem = (((opcode & 1) << 1) | R) + 1;
   let scale = opcode >>> 1;
   let index = 0;

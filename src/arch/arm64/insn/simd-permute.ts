@@ -103,7 +103,12 @@ function dupElement(f: Fields): Exec | null {
   const e = 1 << size;
   const index = f.imm5! >>> (size + 1);
   const bytes = f.Q ? 16 : 8;
-  return shuffle(f.Rd!, f.Rn!, f.Rn!, lanes(bytes, (j) => index * e + (j & (e - 1))));
+  return shuffle(
+    f.Rd!,
+    f.Rn!,
+    f.Rn!,
+    lanes(bytes, (j) => index * e + (j & (e - 1))),
+  );
 }
 
 function dupGeneral(f: Fields): Exec | null {
@@ -173,7 +178,12 @@ function umov(f: Fields): Exec | null {
       r[d + 1] = c.dvState.getUint32(boff + 4, true);
       return;
     }
-    r[d] = size === 0 ? c.r8[boff]! : size === 1 ? c.dvState.getUint16(boff, true) : c.dvState.getUint32(boff, true);
+    r[d] =
+      size === 0
+        ? c.r8[boff]!
+        : size === 1
+          ? c.dvState.getUint16(boff, true)
+          : c.dvState.getUint32(boff, true);
     r[d + 1] = 0;
   };
 }
@@ -215,7 +225,12 @@ function dupScalar(f: Fields): Exec | null {
   if (size < 0) return null;
   const e = 1 << size;
   const index = f.imm5! >>> (size + 1);
-  return shuffle(f.Rd!, f.Rn!, f.Rn!, lanes(e, (j) => index * e + j));
+  return shuffle(
+    f.Rd!,
+    f.Rn!,
+    f.Rn!,
+    lanes(e, (j) => index * e + j),
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -254,7 +269,12 @@ function permute(f: Fields): Exec | null {
       }
     }
   }
-  return shuffle(f.Rd!, f.Rn!, f.Rm!, lanes(bytes, (j) => el[Math.floor(j / e)]! + (j % e)));
+  return shuffle(
+    f.Rd!,
+    f.Rn!,
+    f.Rm!,
+    lanes(bytes, (j) => el[Math.floor(j / e)]! + (j % e)),
+  );
 }
 
 // ---------------------------------------------------------------------------
