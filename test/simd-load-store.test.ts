@@ -277,3 +277,37 @@ test("reserved structure load/store encodings are unallocated", () => {
   assert.equal(d.nameOf(0x4d40c400), "LDST_single"); // ld1r {v0.8h}, [x0]
   assert.equal(d.nameOf(0x0d408400), "LDST_single"); // ld1 {v0.d}[0], [x0]
 });
+
+test("with an MMU hook: one translation for a run inside a page, per element across pages", () => {
+  const calls: string[] = [];
+  const hook = (c: Cpu, lo: number, hi: number, acc: number): number => {
+    calls.push(lo.toString(16));
+    if (lo >= 0x30000) c.abort(lo, hi, acc, 0x07); // translation fault, level 3
+    return lo;
+  };
+  // LD1 {v0.16b-v3.16b}, [x0]: 64 bytes.
+  const inPage = runWords([0x4c402000], (c) => {
+    c.translate = hook;
+    setMem(c, 0x2f000, iota(64));
+    c.setX(0, 0x2f000n);
+  });
+  assert.deepEqual(inPage.exit, BRK);
+  assert.equal(getV(inPage.cpu, 3), hexOf(iota(16, 48)));
+  assert.deepEqual(
+    calls.filter((a) => a.startsWith("2f")),
+    ["2f000"],
+  );
+  calls.length = 0;
+  const across = runWords([0x4c402000], (c) => {
+    c.translate = hook;
+    for (let n = 0; n < 4; n++) setV(c, n, "33".repeat(16));
+    c.setX(0, 0x30000n - 32n);
+  });
+  const e = across.exit as { ec: number; iss: number; far: bigint };
+  assert.equal(e.ec, 0x24);
+  assert.equal(e.iss & 0x3f, 0x07);
+  assert.equal(e.far, 0x30000n);
+  for (let n = 0; n < 4; n++) assert.equal(getV(across.cpu, n), "33".repeat(16));
+  // 32 byte accesses in the first page, then the faulting one.
+  assert.equal(calls.filter((a) => a.startsWith("2ff") || a === "30000").length, 33);
+});
