@@ -28,6 +28,8 @@ export interface AddrSpec {
   index?: { field: string; kind: "uxtw" | "sxtw" | "lsl"; shift: number };
   /** Other register fields that must not alias data registers (e.g. post-index Rm). */
   extra?: string[];
+  /** PC-relative (literal) form: this offset field (in words) is aimed at the window. */
+  pcrel?: string;
 }
 
 export interface Tmpl {
@@ -37,8 +39,12 @@ export interface Tmpl {
   f?: Record<string, FieldGen>;
   zr?: readonly string[] | ((f: Fields) => readonly string[]);
   addr?: (f: Fields) => AddrSpec | null;
+  /** Register fields naming a pair (Rn, Rn+1): both must avoid address registers. */
+  pairRegs?: readonly string[];
   /** Whether the (non-register) fields form an allocated encoding. */
   ok?: (f: Fields) => boolean;
+  /** Adjusts the initial state once registers are known (winOff: where the access lands, or -1). */
+  fix?: (g: Rng, f: Fields, state: CaseState, winOff: number) => void;
   /** Relative weight within the class (default 1). */
   w?: number;
 }
@@ -194,6 +200,7 @@ export interface BranchHooks {
   fill(g: Rng, t: Tmpl): { t: Tmpl; f: Fields };
   assign(g: Rng, slots: { t: Tmpl; f: Fields }[], spec: ClassSpec, state: CaseState): void;
   encode(t: Tmpl, f: Fields): number;
+  seq(g: Rng, spec: ClassSpec, state: CaseState): number[];
 }
 let hooks: BranchHooks | null = null;
 export function setHooks(h: BranchHooks): void {
@@ -257,8 +264,182 @@ function pickW(g: Rng, ts: readonly Tmpl[]): Tmpl {
   return ts[ts.length - 1]!;
 }
 
+
+// ---------------------------------------------------------------------------------------
+// Loads and stores, general registers (C4.1.88)
+
+const sx = (v: number, bits: number): number => (v >= 2 ** (bits - 1) ? v - 2 ** bits : v);
+/** Access size of LDR/STR (register) forms: size:opc (opc<1> = 1 means sign-extending). */
+const ldrOk = (f: Fields): boolean => !(f.size === 3 && f.opc! >= 2) && !(f.size === 2 && f.opc === 3);
+/** Unscaled/pre/post forms: size 3 with opc 2 is PRFUM only for op = 00. */
+const ldurOk = (f: Fields): boolean => ldrOk(f) || (f.size === 3 && f.opc === 2 && f.op === 0);
+
+const LDST: Tmpl[] = [
+  {
+    n: "LDR/STR/LDRS*/PRFM (unsigned imm)",
+    p: "size:2 111 0 01 opc:2 imm12:12 Rn:5 Rt:5",
+    f: { imm12: (g) => (g.chance(0.7) ? g.int(64) : g.bits(12)) },
+    ok: (f) => ldrOk(f) || (f.size === 3 && f.opc === 2),
+    addr: (f) => ({ base: "Rn", off: f.imm12! << f.size!, size: 1 << f.size!, align: 1 << f.size! }),
+    zr: ["Rt"],
+    w: 4,
+  },
+  {
+    n: "LDUR/STUR, post/pre-index, LDTR/STTR",
+    p: "size:2 111 0 00 opc:2 0 imm9:9 op:2 Rn:5 Rt:5",
+    ok: ldurOk,
+    addr: (f) => ({ base: "Rn", off: f.op === 1 ? 0 : sx(f.imm9!, 9), size: 1 << f.size!, align: 1 << f.size! }),
+    zr: ["Rt"],
+    w: 5,
+  },
+  {
+    n: "LDR/STR (register offset)",
+    p: "size:2 111 0 00 opc:2 1 Rm:5 option:3 S:1 10 Rn:5 Rt:5",
+    f: { option: (g) => (g.chance(0.95) ? g.pick([2, 3, 6, 7]) : g.bits(3)) },
+    ok: (f) => (ldrOk(f) || (f.size === 3 && f.opc === 2)) && (f.option! & 2) !== 0,
+    addr: (f) => ({
+      base: "Rn",
+      off: 0,
+      size: 1 << f.size!,
+      align: 1 << f.size!,
+      index: { field: "Rm", kind: f.option === 2 ? "uxtw" : f.option === 6 ? "sxtw" : "lsl", shift: f.S ? f.size! : 0 },
+    }),
+    zr: ["Rt"],
+    w: 4,
+  },
+  {
+    n: "LDP/STP/LDNP/STNP/LDPSW",
+    p: "opc:2 101 0 mode:3 L:1 imm7:7 Rt2:5 Rn:5 Rt:5",
+    f: { opc: (g) => (g.chance(0.95) ? g.pick([0, 1, 2]) : 3), mode: (g) => (g.chance(0.95) ? g.int(4) : g.bits(3)) },
+    ok: (f) => f.opc !== 3 && f.mode! < 4 && !(f.opc === 1 && (f.L === 0 || f.mode === 0)),
+    addr: (f) => {
+      const scale = f.opc === 2 ? 8 : 4;
+      return { base: "Rn", off: f.mode === 1 ? 0 : sx(f.imm7!, 7) * scale, size: 2 * scale, align: scale };
+    },
+    zr: ["Rt", "Rt2"],
+    w: 4,
+  },
+  {
+    n: "LDR (literal)/LDRSW/PRFM literal",
+    p: "opc:2 011 0 00 imm19:19 Rt:5",
+    addr: (f) => ({ base: "", pcrel: "imm19", off: 0, size: f.opc === 1 ? 8 : 4, align: f.opc === 1 ? 8 : 4 }),
+    zr: ["Rt"],
+  },
+  {
+    // o2:o1 = 00 exclusive, 10 acquire/release (01 pair exclusive; 11 is CAS: lse class)
+    n: "LDXR/STXR/LDAXR/STLXR/LDXP/STXP/LDAR/STLR",
+    p: "size:2 001000 o2:1 L:1 o1:1 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
+    f: {
+      o1: (g, f) => (f.o2 ? 0 : g.chance(0.3) ? 1 : 0),
+      o0: (g, f) => (f.o2 ? (g.chance(0.95) ? 1 : 0) : g.bits(1)),
+      Rs: (g, f) => (f.L && g.chance(0.95) ? 31 : g.int(31)),
+      Rt2: (g, f) => (!f.o1 && g.chance(0.95) ? 31 : g.int(31)),
+    },
+    ok: (f) => !(f.o1 === 1 && f.size! < 2),
+    addr: (f) => {
+      const sz = (1 << f.size!) * (f.o1 ? 2 : 1);
+      // QEMU checks a store-exclusive's monitor before its alignment (the Arm ARM faults
+      // first): unaligned store-exclusives are not generated.
+      return { base: "Rn", off: 0, size: sz, align: sz, alignBias: f.o2 || f.L ? 0.92 : 1 };
+    },
+    zr: ["Rt", "Rt2"],
+    w: 3,
+  },
+];
+
+/** Exclusive load then store to the same address: the store can succeed. */
+function exclusivePair(g: Rng, state: CaseState): number[] {
+  const size = g.int(4);
+  const pair = size >= 2 && g.chance(0.3);
+  const acq = g.bits(1);
+  const rel = g.bits(1);
+  const regs: number[] = [];
+  while (regs.length < 6) {
+    const r = g.chance(0.5) ? g.int(8) : g.int(31);
+    if (!regs.includes(r)) regs.push(r);
+  }
+  const [n, t1, t2, s, u1, u2] = regs as [number, number, number, number, number, number];
+  const o1 = pair ? 1 : 0;
+  const ld = ((size << 30) | (0b001000 << 24) | (1 << 22) | (o1 << 21) | (31 << 16) | (acq << 15) | ((pair ? t2 : 31) << 10) | (n << 5) | t1) >>> 0;
+  const st = ((size << 30) | (0b001000 << 24) | (o1 << 21) | (s << 16) | (rel << 15) | ((pair ? u2 : 31) << 10) | (n << 5) | u1) >>> 0;
+  const bytes = (1 << size) * (pair ? 2 : 1);
+  let slot = g.int(4096 - bytes + 1);
+  slot -= slot % bytes;
+  state.x[2 * n] = (WINDOW_ADDR + slot) >>> 0;
+  state.x[2 * n + 1] = 0;
+  const words = [ld];
+  const k = g.int(10);
+  if (k === 0) words.push(0xd503305f); // CLREX: the store must fail
+  else if (k === 1) words.push((0x8b000000 | (t1 << 16) | (t1 << 5) | u1) >>> 0); // ADD u1, t1, t1
+  words.push(st);
+  if (g.chance(0.3)) words.push(g.chance(0.5) ? st : ld);
+  return words;
+}
+
+const WINDOW_ADDR = CODE + 0x800;
+
+/** CAS: half of the time the compare value equals memory, so the swap happens. */
+function casFix(sizeOf: (f: Fields) => number, pair: boolean) {
+  return (g: Rng, f: Fields, state: CaseState, off: number): void => {
+    if (off < 0 || !g.chance(0.5)) return;
+    const bytes = sizeOf(f);
+    const s = f.Rs!;
+    for (let k = 0; k < (pair ? 2 : 1); k++) {
+      const r = (s + k) % 32;
+      if (r === 31) continue;
+      const o = off + k * bytes;
+      const rd = (i: number): number => (i < bytes ? state.mem[o + i]! : 0);
+      const lo = (rd(0) | (rd(1) << 8) | (rd(2) << 16) | (rd(3) << 24)) >>> 0;
+      const hi = (rd(4) | (rd(5) << 8) | (rd(6) << 16) | (rd(7) << 24)) >>> 0;
+      state.x[2 * r] = lo;
+      if (bytes === 8 || g.chance(0.5)) state.x[2 * r + 1] = hi;
+    }
+  };
+}
+
+const LSE: Tmpl[] = [
+  {
+    n: "CAS/CASA/CASL/CASAL(B/H)",
+    p: "size:2 001000 1 L:1 1 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
+    f: { Rt2: (g) => (g.chance(0.98) ? 31 : g.int(31)) },
+    addr: (f) => ({ base: "Rn", off: 0, size: 1 << f.size!, align: 1 << f.size!, alignBias: 0.96 }),
+    fix: casFix((f) => 1 << f.size!, false),
+    zr: ["Rs", "Rt"],
+    w: 3,
+  },
+  {
+    n: "CASP/CASPA/CASPL/CASPAL",
+    p: "0 sz:1 001000 0 L:1 1 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
+    f: {
+      Rt2: (g) => (g.chance(0.98) ? 31 : g.int(31)),
+      Rs: (g) => (g.chance(0.95) ? 2 * g.int(15) : g.int(31)),
+      Rt: (g) => (g.chance(0.95) ? 2 * g.int(15) : g.int(31)),
+    },
+    addr: (f) => ({ base: "Rn", off: 0, size: f.sz ? 16 : 8, align: f.sz ? 16 : 8, alignBias: 0.96 }),
+    fix: casFix((f) => (f.sz ? 8 : 4), true),
+    pairRegs: ["Rs", "Rt"],
+    w: 2,
+  },
+  {
+    n: "LDADD/LDCLR/LDEOR/LDSET/LDSMAX/LDSMIN/LDUMAX/LDUMIN/SWP (+A/L/B/H)",
+    p: "size:2 111 0 00 A:1 R:1 1 Rs:5 o3:1 opc:3 00 Rn:5 Rt:5",
+    f: { o3: (g) => (g.chance(0.2) ? 1 : 0), opc: (g, f) => (f.o3 && g.chance(0.95) ? 0 : g.bits(3)) },
+    ok: (f) => f.o3 === 0 || f.opc === 0,
+    addr: (f) => ({ base: "Rn", off: 0, size: 1 << f.size!, align: 1 << f.size!, alignBias: 0.96 }),
+    zr: ["Rs", "Rt"],
+    w: 6,
+  },
+];
+
 export const CLASSES: Record<string, ClassSpec> = {
   "dp-imm": { t: DP_IMM, fpBias: 0.1 },
   "dp-reg": { t: DP_REG, fpBias: 0.1 },
   branch: { t: BRANCHES, fpBias: 0.1, custom: branchSequence },
+  ldst: {
+    t: LDST,
+    fpBias: 0.1,
+    distinct: true,
+    custom: (g, state) => (g.chance(0.2) ? exclusivePair(g, state) : hooks!.seq(g, { t: LDST, distinct: true }, state)),
+  },
+  lse: { t: LSE, fpBias: 0.1, distinct: true },
 };

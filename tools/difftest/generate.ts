@@ -121,7 +121,7 @@ export function generateCase(cls: string, seed: number): Case {
   return { cls, seed, words, state };
 }
 
-function genSequence(g: Rng, spec: ClassSpec, state: CaseState): number[] {
+export function genSequence(g: Rng, spec: ClassSpec, state: CaseState): number[] {
   const n = g.range(spec.minLen ?? 1, spec.maxLen ?? 4);
   const slots: Slot[] = [];
   for (let i = 0; i < n; i++) slots.push(fillFields(g, pickTmpl(g, spec.t)));
@@ -175,7 +175,7 @@ export function assignRegisters(g: Rng, slots: Slot[], spec: ClassSpec, state: C
   const addr = slots.map((s) => s.t.addr?.(s.f) ?? null);
   for (let i = 0; i < slots.length; i++) {
     const a = addr[i];
-    if (!a) continue;
+    if (!a || a.pcrel) continue;
     const f = slots[i]!.f;
     f[a.base] = pickX(g, false, addrRegs);
     addrRegs.add(f[a.base]!);
@@ -204,13 +204,16 @@ export function assignRegisters(g: Rng, slots: Slot[], spec: ClassSpec, state: C
         let r: number;
         if (gen !== undefined) {
           r = 0;
-          for (let tries = 0; tries < 20; tries++) {
+          const pair = s.t.pairRegs?.includes(fs.name) ?? false;
+          for (let tries = 0; tries < 50; tries++) {
             r = typeof gen === "function" ? gen(g, s.f) : g.pick(gen);
-            if (!addrRegs.has(r) && !(spec.distinct && used.has(r))) break;
+            const clash = (q: number) => q !== 31 && (addrRegs.has(q) || (spec.distinct === true && used.has(q)));
+            if (!clash(r) && !(pair && clash(r + 1))) break;
           }
+          if (pair) used.add(r + 1);
         } else r = pickX(g, zr.includes(fs.name), spec.distinct ? used : addrRegs);
         s.f[fs.name] = r;
-        if (spec.distinct) used.add(r);
+        if (spec.distinct && r !== 31) used.add(r);
       } else if (V_FIELDS.has(fs.name)) {
         s.f[fs.name] = gen !== undefined ? (typeof gen === "function" ? gen(g, s.f) : g.pick(gen)) : g.chance(0.5) ? g.int(8) : g.int(32);
       }
@@ -219,11 +222,22 @@ export function assignRegisters(g: Rng, slots: Slot[], spec: ClassSpec, state: C
   // Point the bases (and indexes) into the window.
   for (let i = 0; i < slots.length; i++) {
     const a = addr[i];
-    if (!a) continue;
-    const f = slots[i]!.f;
+    const s = slots[i]!;
+    if (!a) {
+      s.t.fix?.(g, s.f, state, -1);
+      continue;
+    }
+    const f = s.f;
     const span = Math.max(a.size, 1);
     let slot = g.int(WINDOW_SIZE - span + 1);
     if (g.chance(a.alignBias ?? 0.85)) slot -= slot % a.align;
+    if (a.pcrel) {
+      // PC-relative literal: word-aligned, aimed from this instruction into the window
+      slot -= slot % 4;
+      f[a.pcrel] = (WINDOW + slot - (CODE + 4 * i)) / 4;
+      s.t.fix?.(g, f, state, slot);
+      continue;
+    }
     let delta = a.off;
     if (a.index) {
       const ix = f[a.index.field]!;
@@ -249,6 +263,7 @@ export function assignRegisters(g: Rng, slots: Slot[], spec: ClassSpec, state: C
     const bi = f[a.base]!;
     state.x[2 * bi] = base >>> 0;
     state.x[2 * bi + 1] = 0;
+    s.t.fix?.(g, f, state, slot);
   }
 }
 
@@ -257,4 +272,4 @@ export function codeAddress(i: number): number {
   return CODE + 4 * i;
 }
 
-setHooks({ fill: fillFields, assign: assignRegisters, encode });
+setHooks({ fill: fillFields, assign: assignRegisters, encode, seq: genSequence });
