@@ -182,7 +182,11 @@ function run(asm: Asm[], setup?: (c: Cpu) => void): Snippet {
 }
 /** Asserts the snippet ran to its final BRK (no fault on the way). */
 function completed(s: Snippet, n: number): void {
-  assert.equal(s.cpu.pc, BigInt(CODE_BASE + 4 * n), `stopped early: ${JSON.stringify(s.exit, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v))}`);
+  assert.equal(
+    s.cpu.pc,
+    BigInt(CODE_BASE + 4 * n),
+    `stopped early: ${JSON.stringify(s.exit, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v))}`,
+  );
 }
 /** Asserts the snippet stopped on instruction `i` with a data abort of fault status `fsc`. */
 function aborted(s: Snippet, i: number, fsc: number, far?: bigint): void {
@@ -198,7 +202,8 @@ function undef(s: Snippet): void {
   if (s.exit.kind === "exception") assert.equal(s.exit.ec, 0);
   assert.equal(s.cpu.pc, BigInt(CODE_BASE));
 }
-const w64 = (c: Cpu, a: bigint, v: bigint) => c.dv.setBigUint64(RAM_OFFSET + Number(a), BigInt.asUintN(64, v), true);
+const w64 = (c: Cpu, a: bigint, v: bigint) =>
+  c.dv.setBigUint64(RAM_OFFSET + Number(a), BigInt.asUintN(64, v), true);
 const r64 = (c: Cpu, a: bigint) => c.dv.getBigUint64(RAM_OFFSET + Number(a), true);
 const r32 = (c: Cpu, a: bigint) => c.dv.getUint32(RAM_OFFSET + Number(a), true);
 const r8 = (c: Cpu, a: bigint) => c.dv.getUint8(RAM_OFFSET + Number(a));
@@ -404,7 +409,10 @@ test("LDR/STR register offset with every extend", () => {
   // UXTW ignores the upper half of X2 and does not sign-extend.
   assert.equal(one("ldr w1, [x0, w2, uxtw]", 0xffffffff00000004n), pat(0x84, 4));
   assert.equal(one("ldr w1, [x0, w2, uxtw #2]", 0x1234_0000_0001n), pat(0x84, 4));
-  assert.equal(one("ldrsw x1, [x0, w2, sxtw #2]", 0xffffffffn), BigInt.asUintN(64, BigInt.asIntN(32, pat(0x7c, 4))));
+  assert.equal(
+    one("ldrsw x1, [x0, w2, sxtw #2]", 0xffffffffn),
+    BigInt.asUintN(64, BigInt.asIntN(32, pat(0x7c, 4))),
+  );
   assert.equal(one("ldrh w1, [x0, x2, sxtx #1]", -2n), pat(0x7c, 2));
   assert.equal(one("ldrsb w1, [x0, x2]", 0x7fn), BigInt.asUintN(32, BigInt.asIntN(8, pat(0xff, 1))));
   const q = run(["ldr q1, [x0, x2, lsl #4]"], (c) => {
@@ -499,11 +507,14 @@ test("LDP/STP/LDPSW/LDNP/STNP in every addressing mode", () => {
   completed(swp, 1);
   assert.deepEqual([x(swp.cpu, 1), x(swp.cpu, 2), x(swp.cpu, 0)], [1n, M64 - 1n, D + 0x88n]);
 
-  const st = run(["stp x1, x2, [x0, #16]", "stp w1, w2, [x0, #8]!", "stp x1, x2, [x0], #16", "stnp w1, w2, [x0, #8]"], (c) => {
-    setX(c, 0, D + 0x80n);
-    setX(c, 1, 0x1111111111111111n);
-    setX(c, 2, 0x2222222222222222n);
-  });
+  const st = run(
+    ["stp x1, x2, [x0, #16]", "stp w1, w2, [x0, #8]!", "stp x1, x2, [x0], #16", "stnp w1, w2, [x0, #8]"],
+    (c) => {
+      setX(c, 0, D + 0x80n);
+      setX(c, 1, 0x1111111111111111n);
+      setX(c, 2, 0x2222222222222222n);
+    },
+  );
   completed(st, 4);
   // stp x at 0x90; stp w at 0x88 (x0 -> 0x88); stp x at 0x88 (x0 -> 0x98); stnp w at 0xa0
   assert.equal(r64(st.cpu, D + 0x90n), 0x2222222222222222n);
@@ -524,10 +535,13 @@ test("LDP/STP/LDPSW/LDNP/STNP in every addressing mode", () => {
 });
 
 test("LDP with writeback and Rn == Rt: the writeback wins (qemu)", () => {
-  const t = runWords([0xa8c10821 /* ldp x1, x2, [x1], #16 */, 0xa9c10422 /* ldp x2, x1, [x1, #16]! */], (c) => {
-    fill(c);
-    setX(c, 1, D);
-  });
+  const t = runWords(
+    [0xa8c10821 /* ldp x1, x2, [x1], #16 */, 0xa9c10422 /* ldp x2, x1, [x1, #16]! */],
+    (c) => {
+      fill(c);
+      setX(c, 1, D);
+    },
+  );
   completed(t, 2);
   assert.equal(x(t.cpu, 1), D + 0x20n);
   assert.equal(x(t.cpu, 2), pat(0x20, 8));
@@ -550,10 +564,13 @@ test("SIMD&FP LDR/STR/LDP/STP: B/H/S/D/Q, zeroing the rest of the register", () 
   assert.equal(one("ldr q1, [x0, #16]"), pat(0x90, 16));
   assert.equal(one("ldur q1, [x0, #-1]"), pat(0x7f, 16));
   const V = 0x0f0e0d0c0b0a09080706050403020100n;
-  const st = run(["str b1, [x0, #1]", "str h1, [x0, #2]", "str s1, [x0, #4]", "str d1, [x0, #8]", "str q1, [x0, #16]"], (c) => {
-    setX(c, 0, D);
-    setV(c, 1, V);
-  });
+  const st = run(
+    ["str b1, [x0, #1]", "str h1, [x0, #2]", "str s1, [x0, #4]", "str d1, [x0, #8]", "str q1, [x0, #16]"],
+    (c) => {
+      setX(c, 0, D);
+      setV(c, 1, V);
+    },
+  );
   completed(st, 5);
   assert.equal(r64(st.cpu, D), 0x0302010001000000n);
   assert.equal(r64(st.cpu, D + 8n), 0x0706050403020100n);
@@ -737,11 +754,14 @@ test("exclusive pairs: LDXP/STXP W and X, LDAXP/STLXP", () => {
   });
   completed(w, 2);
   assert.deepEqual([x(w.cpu, 1), x(w.cpu, 2), x(w.cpu, 3)], [pat(8, 4), pat(12, 4), 0n]);
-  const s = runWords([E["ldaxp x1, x2, [x0]"], 0x9100_0421 /* add x1, x1, #1 */, E["stlxp w3, x1, x2, [x0]"]], (c) => {
-    setX(c, 0, D);
-    w64(c, D, 41n);
-    w64(c, D + 8n, 7n);
-  });
+  const s = runWords(
+    [E["ldaxp x1, x2, [x0]"], 0x9100_0421 /* add x1, x1, #1 */, E["stlxp w3, x1, x2, [x0]"]],
+    (c) => {
+      setX(c, 0, D);
+      w64(c, D, 41n);
+      w64(c, D + 8n, 7n);
+    },
+  );
   // add may not be implemented by the time this runs; check only what is ours.
   if (s.cpu.pc === BigInt(CODE_BASE + 12)) {
     assert.equal(x(s.cpu, 3), 0n);
@@ -786,7 +806,10 @@ test("exclusives, acquire/release and atomics require alignment", () => {
     assert.deepEqual([x(t.cpu, 1), x(t.cpu, 2), x(t.cpu, 3)], [0n, 0x77n, 0x77n], asm);
   }
   // Byte accesses are always aligned.
-  completed(run(["ldarb w1, [x0]", "stlrb w1, [x0]", "ldaprb w1, [x0]", "ldxrb w1, [x0]"], (c) => setX(c, 0, D + 1n)), 4);
+  completed(
+    run(["ldarb w1, [x0]", "stlrb w1, [x0]", "ldaprb w1, [x0]", "ldxrb w1, [x0]"], (c) => setX(c, 0, D + 1n)),
+    4,
+  );
 });
 
 test("LDAR/STLR/LDLAR/STLLR/LDAPR", () => {
@@ -848,7 +871,10 @@ test("CAS family: B/H/W/X, success and failure, Rs gets the old value", () => {
   assert.deepEqual(one("cas x1, x2, [x0]", MEM, MEM + 1n, 7n), [MEM, MEM]);
   assert.deepEqual(one("casal x1, x2, [x0]", MEM, MEM, M64), [MEM, M64]);
   // W: compares the low 32 bits only; Rs written as a W register.
-  assert.deepEqual(one("casa w1, w2, [x0]", MEM, 0xffffffff44332211n, 0xaaaaaaaabbbbbbbbn), [0x44332211n, 0x88776655bbbbbbbbn]);
+  assert.deepEqual(one("casa w1, w2, [x0]", MEM, 0xffffffff44332211n, 0xaaaaaaaabbbbbbbbn), [
+    0x44332211n,
+    0x88776655bbbbbbbbn,
+  ]);
   assert.deepEqual(one("casl w1, w2, [x0]", MEM, 0x44332212n, 0n), [0x44332211n, MEM]);
   assert.deepEqual(one("casb w1, w2, [x0]", MEM, 0x1211n, 0x1234n), [0x11n, 0x8877665544332234n]);
   assert.deepEqual(one("casab w1, w2, [x0]", MEM, 0x12n, 0x1234n), [0x11n, MEM]);
@@ -924,7 +950,13 @@ test("SWP and LD<op> (all operations, sizes and signedness), ST<op> aliases", ()
     ["ldsmaxb w1, w2, [x0]", 0x80n, 0x7fn, 0x80n, 0x7fn],
     ["ldsmaxb w1, w2, [x0]", 0x7fn, 0x180n, 0x7fn, 0x7fn],
     ["ldsmin x1, x2, [x0]", 1n, MEM, 1n, MEM],
-    ["ldsmin x1, x2, [x0]", 0xffffffff00000000n, 0x00000000ffffffffn, 0xffffffff00000000n, 0xffffffff00000000n],
+    [
+      "ldsmin x1, x2, [x0]",
+      0xffffffff00000000n,
+      0x00000000ffffffffn,
+      0xffffffff00000000n,
+      0xffffffff00000000n,
+    ],
     ["ldsminh w1, w2, [x0]", 0x7fffn, 0x8000n, 0x7fffn, 0x8000n],
     ["ldumax x1, x2, [x0]", 1n, MEM, 1n, MEM],
     ["ldumax x1, x2, [x0]", 0x100000000n, 0xffffffffn, 0x100000000n, 0x100000000n],

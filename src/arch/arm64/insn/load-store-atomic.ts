@@ -19,7 +19,7 @@
 import { ACC, Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { I } from "../state.ts";
-import { aHi, aLo, addImm, EXT, gprElem, S } from "./load-store-access.ts";
+import { addImm, aHi, aLo, EXT, gprElem, S } from "./load-store-access.ts";
 
 // ---------------------------------------------------------------------------------------
 // Host views of the memory, cached per buffer.
@@ -202,7 +202,16 @@ function rmw(c: Cpu, lo: number, hi: number, sizeLog: number, op: Op, bl: number
  * (wl, wh). Old value in c.vlo/c.vhi; returns whether the store happened. Write
  * permission is required even when the comparison fails (as an atomic access).
  */
-function cas(c: Cpu, lo: number, hi: number, sizeLog: number, el: number, eh: number, wl: number, wh: number): boolean {
+function cas(
+  c: Cpu,
+  lo: number,
+  hi: number,
+  sizeLog: number,
+  el: number,
+  eh: number,
+  wl: number,
+  wh: number,
+): boolean {
   const o = rmwOffset(c, lo, hi, 1 << sizeLog);
   const m = MASK[sizeLog]!;
   el = (el & m) >>> 0;
@@ -397,7 +406,8 @@ function loadExclusivePair(is64: boolean, rn: number, rt: number, rt2: number): 
 /** True (and the monitor cleared) when the local monitor covers (lo, hi) with `bytes`. */
 function monitorPass(c: Cpu, lo: number, hi: number, bytes: number): boolean {
   const r = c.r;
-  const pass = r[I.EXCL_VALID] !== 0 && r[I.EXCL_ADDR] === lo && r[I.EXCL_ADDR + 1] === hi && r[I.EXCL_SIZE] === bytes;
+  const pass =
+    r[I.EXCL_VALID] !== 0 && r[I.EXCL_ADDR] === lo && r[I.EXCL_ADDR + 1] === hi && r[I.EXCL_SIZE] === bytes;
   r[I.EXCL_VALID] = 0;
   return pass;
 }

@@ -14,8 +14,8 @@
  */
 import { Cpu } from "../cpu.ts";
 import type { Exec, Pattern } from "../decoder.ts";
+import { add64, addImm, addrImm, aHi, aLo, type Elem, EXT, fpElem, gprElem } from "./load-store-access.ts";
 import { ATOMIC_PATTERNS } from "./load-store-atomic.ts";
-import { aHi, aLo, add64, addImm, addrImm, EXT, type Elem, fpElem, gprElem, S } from "./load-store-access.ts";
 
 /** What a (size, V, opc) triple of the single-register forms means. */
 interface Kind {
@@ -161,14 +161,24 @@ function literal(opc: number, v: number, imm19: number, rt: number): Exec | null
  * LDP/STP/LDPSW/LDNP/STNP. idx: 00 no-allocate offset, 01 post-index, 10 offset, 11 pre-index.
  * Both accesses happen before any register is written.
  */
-function pair(opc: number, v: number, idx: number, l: number, imm7: number, rt2: number, rn: number, rt: number): Exec | null {
+function pair(
+  opc: number,
+  v: number,
+  idx: number,
+  l: number,
+  imm7: number,
+  rt2: number,
+  rn: number,
+  rt: number,
+): Exec | null {
   let e: Elem;
   if (v === 1) {
     if (opc === 3) return null;
     e = fpElem(opc + 2);
   } else if (opc === 0) e = gprElem(2, EXT.ZERO);
   else if (opc === 2) e = gprElem(3, EXT.ZERO);
-  else if (opc === 1 && l === 1 && idx !== 0) e = gprElem(2, EXT.SIGN64); // LDPSW
+  else if (opc === 1 && l === 1 && idx !== 0)
+    e = gprElem(2, EXT.SIGN64); // LDPSW
   else return null; // opc 11; STGP (MTE) and LDNP with opc 01 are not implemented
   const bytes = e.bytes;
   const off = imm7 * bytes;
@@ -267,4 +277,3 @@ export const LOAD_STORE: Pattern[] = [
   },
   ...ATOMIC_PATTERNS,
 ];
-
