@@ -80,13 +80,13 @@ function getS64(p: UserProcess, addr: number): number {
   return Number(p.as.dv.getBigInt64(RAM_OFFSET + addr, true));
 }
 
-/** Signed view of a 64-bit argument. */
+/** Signed view of a 64-bit argument (doSyscall already reads them signed). */
 function s64(v: number): number {
-  return v >= 2 ** 63 ? v - 2 ** 64 : v;
+  return v;
 }
 /** Low 32 bits of an argument as a signed int (C `int` parameters). */
 function int(v: number): number {
-  return Number(BigInt.asIntN(32, BigInt(Math.floor(v % 2 ** 32))));
+  return v | 0;
 }
 
 function fileOf(p: UserProcess, fd: number): OpenFile | null {
@@ -248,7 +248,7 @@ function sysMmap(p: UserProcess, a: number[]): number {
   const flags = int(flagsArg);
   const len = pageUp(lenArg);
   if (lenArg === 0) return -E.INVAL;
-  if (len > p.ramSize) return -E.NOMEM;
+  if (lenArg < 0 || len > p.ramSize) return -E.NOMEM;
   if (offArg % PAGE !== 0) return -E.INVAL;
   const anon = (flags & MAP_ANONYMOUS) !== 0;
   let file: OpenFile | null = null;
@@ -1170,7 +1170,12 @@ export function doSyscall(p: UserProcess): void {
   const r = cpu.r;
   const nr = r[16]! + r[17]! * 2 ** 32;
   const a: number[] = [];
-  for (let i = 0; i < 6; i++) a.push(r[i * 2]! + r[i * 2 + 1]! * 2 ** 32);
+  // Arguments as exact numbers: values with the top bits set (small negatives such as
+  // AT_FDCWD or -1) are read as signed so that they stay exact.
+  for (let i = 0; i < 6; i++) {
+    const hi = r[i * 2 + 1]!;
+    a.push(r[i * 2]! + (hi >= 0x80000000 ? hi | 0 : hi) * 2 ** 32);
+  }
   const entry = T[nr];
   let res: number;
   if (entry === undefined) {
@@ -1192,7 +1197,7 @@ export function doSyscall(p: UserProcess): void {
       return;
     }
   }
-  if (p.strace) p.strace(`${entry?.[0] ?? `syscall_${nr}`}(${a.map((x) => `0x${x.toString(16)}`).join(", ")}) = ${Number.isNaN(res) ? "?" : res}`);
+  if (p.strace) p.strace(`${entry?.[0] ?? `syscall_${nr}`}(${a.map((x) => (x < 0 ? String(x) : `0x${x.toString(16)}`)).join(", ")}) = ${Number.isNaN(res) ? "?" : res}`);
   if (Number.isNaN(res)) return;
   const v = BigInt.asUintN(64, BigInt(res));
   r[0] = Number(v & 0xffffffffn);
