@@ -117,7 +117,7 @@ export class Cpu {
   pcHi = 0;
   /** Instruction word being executed (for ESR.ISS of some traps). */
   insn = 0;
-  /** Retired instruction count. */
+  /** Instructions executed, including those that ended in a synchronous exception. */
   retired = 0n;
   private retiredSmall = 0;
   /** u32 index of the current stack pointer (SP_EL0 or SP_EL1). */
@@ -288,6 +288,9 @@ export class Cpu {
           this.retire(n);
           return { kind: "internal-error", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
         }
+        // The instruction that took the exception counts as a step, so a guest stuck in
+        // an exception loop still runs out of budget.
+        n++;
         if (this.exit !== null) break;
         // An exception was taken to EL1; carry on at its vector.
       }
