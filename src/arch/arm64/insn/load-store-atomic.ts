@@ -568,6 +568,12 @@ function atomicOp(sizeLog: number, opIndex: number, rs: number, rn: number, rt: 
 // ---------------------------------------------------------------------------------------
 // Patterns
 
+/**
+ * FEAT_LOR (LDLAR/STLLR). Off while ID_AA64MMFR1_EL1.LO reads 0; with a single
+ * whole-memory LORegion they would behave exactly as LDAR/STLR.
+ */
+const FEAT_LOR = false;
+
 export const ATOMIC_PATTERNS: Pattern[] = [
   {
     // STXR/STLXR (o0 = release)
@@ -598,16 +604,17 @@ export const ATOMIC_PATTERNS: Pattern[] = [
     decode: (f) => casPair(f.sz === 1, f.Rs!, f.Rn!, f.Rt!),
   },
   {
-    // STLR (o0 = 1) and STLLR (o0 = 0, Armv8.1 LOR: a whole-memory LORegion here).
+    // STLR (o0 = 1). STLLR (o0 = 0) belongs to FEAT_LOR, which ID_AA64MMFR1_EL1.LO does
+    // not advertise: UNDEFINED, as on the reference Cortex-A57 (would be STLR otherwise).
     name: "STLR",
     pattern: "size:2 001000 1 0 0 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
-    decode: (f) => storeRelease(f.size!, f.Rn!, f.Rt!),
+    decode: (f) => (f.o0 === 1 || FEAT_LOR ? storeRelease(f.size!, f.Rn!, f.Rt!) : null),
   },
   {
-    // LDAR (o0 = 1) and LDLAR (o0 = 0).
+    // LDAR (o0 = 1) and LDLAR (o0 = 0, FEAT_LOR: see STLLR).
     name: "LDAR",
     pattern: "size:2 001000 1 1 0 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
-    decode: (f) => loadAcquire(f.size!, f.Rn!, f.Rt!),
+    decode: (f) => (f.o0 === 1 || FEAT_LOR ? loadAcquire(f.size!, f.Rn!, f.Rt!) : null),
   },
   {
     // CAS/CASA/CASL/CASAL (L = acquire, o0 = release); Rt2 must be 11111.
