@@ -431,6 +431,310 @@ const LSE: Tmpl[] = [
   },
 ];
 
+
+// ---------------------------------------------------------------------------------------
+// Scalar floating point (C4.1.96-C4.1.103). ftype 3 (half) is FEAT_FP16: unallocated on the
+// reference cortex-a57, so it stays in the small unfiltered share.
+
+const ft = (g: Rng): number => (g.chance(0.97) ? g.int(2) : g.bits(2));
+const FP: Tmpl[] = [
+  {
+    n: "FMUL/FDIV/FADD/FSUB/FMAX/FMIN/FMAXNM/FMINNM/FNMUL",
+    p: "M:1 0 S:1 11110 ftype:2 1 Vm:5 opcode:4 10 Vn:5 Vd:5",
+    f: { M: mostly(0), S: mostly(0), ftype: ft },
+    ok: (f) => f.M === 0 && f.S === 0 && f.ftype! < 2 && f.opcode! <= 8,
+    w: 6,
+  },
+  {
+    n: "FMADD/FMSUB/FNMADD/FNMSUB",
+    p: "M:1 0 S:1 11111 ftype:2 o1:1 Vm:5 o0:1 Va:5 Vn:5 Vd:5",
+    f: { M: mostly(0), S: mostly(0), ftype: ft },
+    ok: (f) => f.M === 0 && f.S === 0 && f.ftype! < 2,
+    w: 4,
+  },
+  {
+    n: "FMOV/FABS/FNEG/FSQRT/FCVT/FRINT*",
+    p: "M:1 0 S:1 11110 ftype:2 1 opcode:6 10000 Vn:5 Vd:5",
+    f: { M: mostly(0), S: mostly(0), ftype: (g) => (g.chance(0.9) ? g.int(2) : 3), opcode: (g) => (g.chance(0.95) ? g.int(16) : g.bits(6)) },
+    ok: (f) => {
+      if (f.M || f.S) return false;
+      const o = f.opcode!;
+      if (f.ftype === 3) return o === 4 || o === 5; // FCVT from half
+      if (f.ftype! > 1) return false;
+      if (o < 4) return true;
+      if (o < 8) return o === 7 || (o === 5 && f.ftype === 0) || (o === 4 && f.ftype === 1);
+      return o < 16 && o !== 13;
+    },
+    w: 6,
+  },
+  {
+    n: "FCMP/FCMPE",
+    p: "M:1 0 S:1 11110 ftype:2 1 Vm:5 op:2 1000 Vn:5 opcode2:5",
+    f: { M: mostly(0), S: mostly(0), ftype: ft, op: mostly(0), opcode2: (g) => (g.chance(0.95) ? g.pick([0, 8, 16, 24]) : g.bits(5)), Vm: (g) => (g.chance(0.3) ? 0 : g.int(32)) },
+    ok: (f) => f.M === 0 && f.S === 0 && f.ftype! < 2 && f.op === 0 && (f.opcode2! & 7) === 0,
+    w: 3,
+  },
+  {
+    n: "FCCMP/FCCMPE",
+    p: "M:1 0 S:1 11110 ftype:2 1 Vm:5 cond:4 01 Vn:5 op:1 nzcv:4",
+    f: { M: mostly(0), S: mostly(0), ftype: ft },
+    ok: (f) => f.M === 0 && f.S === 0 && f.ftype! < 2,
+    w: 2,
+  },
+  {
+    n: "FCSEL",
+    p: "M:1 0 S:1 11110 ftype:2 1 Vm:5 cond:4 11 Vn:5 Vd:5",
+    f: { M: mostly(0), S: mostly(0), ftype: ft },
+    ok: (f) => f.M === 0 && f.S === 0 && f.ftype! < 2,
+  },
+  {
+    n: "FMOV (scalar, immediate)",
+    p: "M:1 0 S:1 11110 ftype:2 1 imm8:8 100 imm5:5 Vd:5",
+    f: { M: mostly(0), S: mostly(0), ftype: ft, imm5: mostly(0) },
+    ok: (f) => f.M === 0 && f.S === 0 && f.ftype! < 2 && f.imm5 === 0,
+  },
+  {
+    n: "FCVT[NPMZA][SU]/FMOV to general",
+    p: "sf:1 0 S:1 11110 ftype:2 1 rmode:2 opcode:3 000000 Vn:5 Rd:5",
+    f: { S: mostly(0), ftype: (g) => (g.chance(0.95) ? g.int(3) : 3), opcode: (g) => (g.chance(0.9) ? g.pick([0, 1, 4, 5, 6]) : g.bits(3)) },
+    ok: (f) => {
+      if (f.S) return false;
+      const o = f.opcode!;
+      if (o === 6) return (f.rmode === 0 && f.ftype === f.sf) || (f.sf === 1 && f.ftype === 2 && f.rmode === 1);
+      if (f.ftype! > 1) return false;
+      if (o <= 1) return true;
+      return (o === 4 || o === 5) && f.rmode === 0;
+    },
+    zr: ["Rd"],
+    w: 5,
+  },
+  {
+    n: "SCVTF/UCVTF/FMOV from general",
+    p: "sf:1 0 S:1 11110 ftype:2 1 rmode:2 opcode:3 000000 Rn:5 Vd:5",
+    f: { S: mostly(0), ftype: (g) => (g.chance(0.95) ? g.int(3) : 3), rmode: mostly(0, 0.8), opcode: (g) => (g.chance(0.9) ? g.pick([2, 3, 7]) : g.bits(3)) },
+    ok: (f) => {
+      if (f.S) return false;
+      const o = f.opcode!;
+      if (o === 7) return (f.rmode === 0 && f.ftype === f.sf) || (f.sf === 1 && f.ftype === 2 && f.rmode === 1);
+      return (o === 2 || o === 3) && f.rmode === 0 && f.ftype! < 2;
+    },
+    zr: ["Rn"],
+    w: 4,
+  },
+  {
+    n: "FCVTZS/FCVTZU/SCVTF/UCVTF (fixed-point)",
+    p: "sf:1 0 S:1 11110 ftype:2 0 rmode:2 opcode:3 scale:6 Vn:5 Rd:5",
+    f: { S: mostly(0), ftype: ft, rmode: mostly(3), opcode: (g) => (g.chance(0.95) ? g.int(2) : g.bits(3)), scale: (g, f) => (f.sf ? g.bits(6) : 32 + g.bits(5)) },
+    ok: (f) => f.S === 0 && f.ftype! < 2 && f.rmode === 3 && f.opcode! < 2 && (f.sf === 1 || f.scale! >= 32),
+    zr: ["Rd"],
+    w: 2,
+  },
+  {
+    n: "SCVTF/UCVTF (fixed-point)",
+    p: "sf:1 0 S:1 11110 ftype:2 0 rmode:2 opcode:3 scale:6 Rn:5 Vd:5",
+    f: { S: mostly(0), ftype: ft, rmode: mostly(0), opcode: (g) => (g.chance(0.95) ? 2 + g.int(2) : g.bits(3)), scale: (g, f) => (f.sf ? g.bits(6) : 32 + g.bits(5)) },
+    ok: (f) => f.S === 0 && f.ftype! < 2 && f.rmode === 0 && (f.opcode === 2 || f.opcode === 3) && (f.sf === 1 || f.scale! >= 32),
+    zr: ["Rn"],
+    w: 2,
+  },
+];
+
+// ---------------------------------------------------------------------------------------
+// Advanced SIMD (C4.1.95)
+
+/** Integer three-same opcodes (0b11xxx are FP). */
+const SIMD_INT: Tmpl[] = [
+  { n: "three same (integer)", p: "0 Q:1 U:1 01110 size:2 1 Vm:5 opcode:5 1 Vn:5 Vd:5", f: { opcode: (g) => g.int(24) }, w: 8 },
+  { n: "three different", p: "0 Q:1 U:1 01110 size:2 1 Vm:5 opcode:4 00 Vn:5 Vd:5", f: { opcode: (g) => (g.chance(0.95) ? g.int(15) : 15) }, w: 5 },
+  {
+    n: "two-reg misc (integer)",
+    p: "0 Q:1 U:1 01110 size:2 10000 opcode:5 10 Vn:5 Vd:5",
+    f: { opcode: (g) => (g.chance(0.95) ? g.pick([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 18, 19, 20]) : g.bits(5)) },
+    w: 5,
+  },
+  { n: "across lanes (integer)", p: "0 Q:1 U:1 01110 size:2 11000 opcode:5 10 Vn:5 Vd:5", f: { opcode: (g) => (g.chance(0.95) ? g.pick([3, 10, 26, 27]) : g.bits(5)) }, w: 2 },
+  {
+    n: "shift by immediate (integer)",
+    p: "0 Q:1 U:1 011110 immh:4 immb:3 opcode:5 1 Vn:5 Vd:5",
+    f: { immh: (g) => 1 + g.int(15), opcode: (g) => (g.chance(0.95) ? g.pick([0, 2, 4, 6, 8, 10, 12, 14, 16, 17, 18, 19, 20]) : g.bits(5)) },
+    w: 5,
+  },
+  { n: "modified immediate", p: "0 Q:1 op:1 0111100000 a:1 b:1 c:1 cmode:4 o2:1 1 d:1 e:1 f:1 g:1 h:1 Vd:5", f: { o2: mostly(0) }, w: 3 },
+  {
+    n: "by element (integer)",
+    p: "0 Q:1 U:1 01111 size:2 L:1 M:1 Vm4:4 opcode:4 H:1 0 Vn:5 Vd:5",
+    f: { size: (g) => (g.chance(0.95) ? 1 + g.int(2) : g.bits(2)), opcode: (g) => (g.chance(0.95) ? g.pick([0, 2, 3, 4, 6, 7, 8, 10, 11, 12, 13]) : g.bits(4)) },
+    w: 3,
+  },
+  { n: "scalar three same", p: "01 U:1 11110 size:2 1 Vm:5 opcode:5 1 Vn:5 Vd:5", f: { opcode: (g) => (g.chance(0.95) ? g.pick([1, 5, 6, 7, 8, 9, 10, 11, 16, 17, 22]) : g.int(24)) }, w: 4 },
+  { n: "scalar three different", p: "01 U:1 11110 size:2 1 Vm:5 opcode:4 00 Vn:5 Vd:5", f: { opcode: (g) => (g.chance(0.95) ? g.pick([9, 11, 13]) : g.bits(4)) }, w: 1 },
+  { n: "scalar two-reg misc (integer)", p: "01 U:1 11110 size:2 10000 opcode:5 10 Vn:5 Vd:5", f: { opcode: (g) => (g.chance(0.95) ? g.pick([3, 7, 8, 9, 10, 11, 18, 20]) : g.bits(5)) }, w: 3 },
+  { n: "scalar pairwise (ADDP)", p: "01 U:1 11110 size:2 11000 opcode:5 10 Vn:5 Vd:5", f: { opcode: mostly(27), size: mostly(3) } },
+  {
+    n: "scalar shift by immediate (integer)",
+    p: "01 U:1 111110 immh:4 immb:3 opcode:5 1 Vn:5 Vd:5",
+    f: { immh: (g) => 1 + g.int(15), opcode: (g) => (g.chance(0.95) ? g.pick([0, 2, 4, 6, 8, 10, 12, 14, 16, 17, 18, 19]) : g.bits(5)) },
+    w: 3,
+  },
+  {
+    n: "scalar by element (integer)",
+    p: "01 U:1 11111 size:2 L:1 M:1 Vm4:4 opcode:4 H:1 0 Vn:5 Vd:5",
+    f: { size: (g) => (g.chance(0.95) ? 1 + g.int(2) : g.bits(2)), opcode: (g) => (g.chance(0.95) ? g.pick([3, 7, 11, 12, 13]) : g.bits(4)) },
+  },
+];
+
+/** TBL/TBX: most index bytes in range, some out of range. */
+function tblFix(g: Rng, f: Fields, state: CaseState): void {
+  const limit = 16 * (f.len! + 1);
+  for (let i = 0; i < 16; i++) state.v[16 * f.Vm! + i] = g.chance(0.8) ? g.int(limit) : g.bits(8);
+}
+
+const SIMD_PERM: Tmpl[] = [
+  { n: "DUP (element)", p: "0 Q:1 0 01110000 imm5:5 0 0000 1 Vn:5 Vd:5", w: 2 },
+  { n: "DUP (general)", p: "0 Q:1 0 01110000 imm5:5 0 0001 1 Rn:5 Vd:5", zr: ["Rn"], w: 2 },
+  { n: "INS (general)", p: "0 Q:1 0 01110000 imm5:5 0 0011 1 Rn:5 Vd:5", f: { Q: mostly(1) }, zr: ["Rn"], w: 2 },
+  { n: "SMOV/UMOV", p: "0 Q:1 0 01110000 imm5:5 0 01 u:1 1 1 Vn:5 Rd:5", zr: ["Rd"], w: 3 },
+  { n: "INS (element)", p: "0 1 1 01110000 imm5:5 0 imm4:4 1 Vn:5 Vd:5", w: 2 },
+  { n: "DUP (scalar element)", p: "01 0 11110000 imm5:5 0 0000 1 Vn:5 Vd:5" },
+  { n: "EXT", p: "0 Q:1 101110 op2:2 0 Vm:5 0 imm4:4 0 Vn:5 Vd:5", f: { op2: mostly(0) }, w: 2 },
+  { n: "UZP1/TRN1/ZIP1/UZP2/TRN2/ZIP2", p: "0 Q:1 001110 size:2 0 Vm:5 0 opcode:3 10 Vn:5 Vd:5", f: { opcode: (g) => (g.chance(0.95) ? g.pick([1, 2, 3, 5, 6, 7]) : g.bits(3)) }, w: 4 },
+  { n: "TBL/TBX", p: "0 Q:1 001110 op2:2 0 Vm:5 0 len:2 op:1 00 Vn:5 Vd:5", f: { op2: mostly(0) }, fix: tblFix, w: 3 },
+];
+
+const SIMD_FP: Tmpl[] = [
+  { n: "three same (FP)", p: "0 Q:1 U:1 01110 a:1 sz:1 1 Vm:5 opcode:5 1 Vn:5 Vd:5", f: { opcode: (g) => 24 + g.int(8) }, w: 8 },
+  {
+    n: "two-reg misc (FP)",
+    p: "0 Q:1 U:1 01110 a:1 sz:1 10000 opcode:5 10 Vn:5 Vd:5",
+    f: { opcode: (g) => (g.chance(0.95) ? g.pick([12, 13, 14, 15, 22, 23, 24, 25, 26, 27, 28, 29, 31]) : g.bits(5)) },
+    w: 6,
+  },
+  { n: "across lanes (FP)", p: "0 Q:1 U:1 01110 o1:1 sz:1 11000 opcode:5 10 Vn:5 Vd:5", f: { Q: mostly(1), U: mostly(1), sz: mostly(0), opcode: (g) => g.pick([12, 15]) } },
+  { n: "fixed-point conversion (vector)", p: "0 Q:1 U:1 011110 immh:4 immb:3 opcode:5 1 Vn:5 Vd:5", f: { immh: (g) => (g.chance(0.95) ? 4 + g.int(12) : g.bits(4)), opcode: (g) => g.pick([28, 31]) }, w: 2 },
+  {
+    n: "by element (FP)",
+    p: "0 Q:1 U:1 01111 size:2 L:1 M:1 Vm4:4 opcode:4 H:1 0 Vn:5 Vd:5",
+    f: { size: (g) => (g.chance(0.95) ? 2 + g.int(2) : g.bits(2)), opcode: (g) => g.pick([1, 5, 9]) },
+    w: 3,
+  },
+  { n: "scalar three same (FP)", p: "01 U:1 11110 a:1 sz:1 1 Vm:5 opcode:5 1 Vn:5 Vd:5", f: { opcode: (g) => 24 + g.int(8) }, w: 4 },
+  {
+    n: "scalar two-reg misc (FP)",
+    p: "01 U:1 11110 a:1 sz:1 10000 opcode:5 10 Vn:5 Vd:5",
+    f: { opcode: (g) => (g.chance(0.95) ? g.pick([12, 13, 14, 22, 26, 27, 28, 29, 31]) : g.bits(5)) },
+    w: 4,
+  },
+  { n: "scalar pairwise (FP)", p: "01 U:1 11110 o1:1 sz:1 11000 opcode:5 10 Vn:5 Vd:5", f: { opcode: (g) => g.pick([12, 13, 15]) }, w: 2 },
+  {
+    n: "scalar by element (FP)",
+    p: "01 U:1 11111 size:2 L:1 M:1 Vm4:4 opcode:4 H:1 0 Vn:5 Vd:5",
+    f: { size: (g) => (g.chance(0.95) ? 2 + g.int(2) : g.bits(2)), opcode: (g) => g.pick([1, 5, 9]) },
+    w: 2,
+  },
+  { n: "scalar fixed-point conversion", p: "01 U:1 111110 immh:4 immb:3 opcode:5 1 Vn:5 Vd:5", f: { immh: (g) => (g.chance(0.95) ? 4 + g.int(12) : g.bits(4)), opcode: (g) => g.pick([28, 31]) } },
+];
+
+// ---------------------------------------------------------------------------------------
+// SIMD&FP loads and stores
+
+const MULT_REGS: Record<number, number> = { 0: 4, 2: 4, 4: 3, 6: 3, 7: 1, 8: 2, 10: 2 };
+const multBytes = (f: Fields): number => (MULT_REGS[f.opcode!] ?? 1) * (f.Q ? 16 : 8);
+function singleBytes(f: Fields): number {
+  const selem = (((f.opcode! & 1) << 1) | f.R!) + 1;
+  const scale = f.opcode! >> 1;
+  const esize = scale === 3 ? 1 << f.size! : scale === 2 ? (f.size! & 1 ? 8 : 4) : 1 << scale;
+  return selem * esize;
+}
+const multOp = (g: Rng): number => (g.chance(0.95) ? g.pick([0, 2, 4, 6, 7, 8, 10]) : g.bits(4));
+const fpLdrBytes = (f: Fields): number => (f.opc! & 2 ? (f.size === 0 ? 16 : 0) : 1 << f.size!);
+
+const SIMD_LDST: Tmpl[] = [
+  {
+    n: "LD1-4/ST1-4 (multiple structures)",
+    p: "0 Q:1 0011000 L:1 000000 opcode:4 size:2 Rn:5 Vt:5",
+    f: { opcode: multOp },
+    addr: (f) => ({ base: "Rn", off: 0, size: multBytes(f), align: 1 << f.size! }),
+    w: 4,
+  },
+  {
+    n: "LD1-4/ST1-4 (multiple, post-index imm)",
+    p: "0 Q:1 0011001 L:1 0 11111 opcode:4 size:2 Rn:5 Vt:5",
+    f: { opcode: multOp },
+    addr: (f) => ({ base: "Rn", off: 0, size: multBytes(f), align: 1 << f.size! }),
+    w: 2,
+  },
+  {
+    n: "LD1-4/ST1-4 (multiple, post-index reg)",
+    p: "0 Q:1 0011001 L:1 0 Rm:5 opcode:4 size:2 Rn:5 Vt:5",
+    f: { opcode: multOp },
+    addr: (f) => ({ base: "Rn", off: 0, size: multBytes(f), align: 1 << f.size!, extra: ["Rm"] }),
+    w: 2,
+  },
+  {
+    n: "LD1-4/ST1-4 (single structure), LD1R-LD4R",
+    p: "0 Q:1 0011010 L:1 R:1 00000 opcode:3 S:1 size:2 Rn:5 Vt:5",
+    addr: (f) => ({ base: "Rn", off: 0, size: singleBytes(f), align: 1 }),
+    w: 4,
+  },
+  {
+    n: "LD1-4/ST1-4 (single structure, post-index)",
+    p: "0 Q:1 0011011 L:1 R:1 Rm:5 opcode:3 S:1 size:2 Rn:5 Vt:5",
+    f: { Rm: (g) => (g.chance(0.5) ? 31 : g.int(31)) },
+    addr: (f) => ({ base: "Rn", off: 0, size: singleBytes(f), align: 1 }),
+    w: 3,
+  },
+  {
+    n: "LDR/STR (SIMD&FP, unsigned imm)",
+    p: "size:2 111 1 01 opc:2 imm12:12 Rn:5 Vt:5",
+    f: { imm12: (g) => (g.chance(0.7) ? g.int(64) : g.bits(12)) },
+    ok: (f) => fpLdrBytes(f) > 0,
+    addr: (f) => ({ base: "Rn", off: f.imm12! * Math.max(fpLdrBytes(f), 1), size: Math.max(fpLdrBytes(f), 1), align: Math.max(fpLdrBytes(f), 1) }),
+    w: 3,
+  },
+  {
+    n: "LDUR/STUR/pre/post (SIMD&FP)",
+    p: "size:2 111 1 00 opc:2 0 imm9:9 op:2 Rn:5 Vt:5",
+    f: { op: (g) => g.pick([0, 1, 3]) },
+    ok: (f) => fpLdrBytes(f) > 0,
+    addr: (f) => ({ base: "Rn", off: f.op === 1 ? 0 : sx(f.imm9!, 9), size: Math.max(fpLdrBytes(f), 1), align: Math.max(fpLdrBytes(f), 1) }),
+    w: 3,
+  },
+  {
+    n: "LDR/STR (SIMD&FP, register offset)",
+    p: "size:2 111 1 00 opc:2 1 Rm:5 option:3 S:1 10 Rn:5 Vt:5",
+    f: { option: (g) => (g.chance(0.95) ? g.pick([2, 3, 6, 7]) : g.bits(3)) },
+    ok: (f) => fpLdrBytes(f) > 0 && (f.option! & 2) !== 0,
+    addr: (f) => {
+      const b = Math.max(fpLdrBytes(f), 1);
+      return {
+        base: "Rn",
+        off: 0,
+        size: b,
+        align: b,
+        index: { field: "Rm", kind: f.option === 2 ? "uxtw" : f.option === 6 ? "sxtw" : "lsl", shift: f.S ? Math.log2(b) : 0 },
+      };
+    },
+    w: 2,
+  },
+  {
+    n: "LDP/STP/LDNP/STNP (SIMD&FP)",
+    p: "opc:2 101 1 mode:3 L:1 imm7:7 Vt2:5 Rn:5 Vt:5",
+    f: { opc: (g) => (g.chance(0.95) ? g.int(3) : 3), mode: (g) => (g.chance(0.95) ? g.int(4) : g.bits(3)) },
+    ok: (f) => f.opc !== 3 && f.mode! < 4,
+    addr: (f) => {
+      const scale = 4 << f.opc!;
+      return { base: "Rn", off: f.mode === 1 ? 0 : sx(f.imm7!, 7) * scale, size: 2 * scale, align: scale };
+    },
+    w: 3,
+  },
+  {
+    n: "LDR (literal, SIMD&FP)",
+    p: "opc:2 011 1 00 imm19:19 Vt:5",
+    f: { opc: (g) => g.int(3) },
+    addr: (f) => ({ base: "", pcrel: "imm19", off: 0, size: 4 << f.opc!, align: 4 }),
+  },
+];
+
 export const CLASSES: Record<string, ClassSpec> = {
   "dp-imm": { t: DP_IMM, fpBias: 0.1 },
   "dp-reg": { t: DP_REG, fpBias: 0.1 },
@@ -442,4 +746,9 @@ export const CLASSES: Record<string, ClassSpec> = {
     custom: (g, state) => (g.chance(0.2) ? exclusivePair(g, state) : hooks!.seq(g, { t: LDST, distinct: true }, state)),
   },
   lse: { t: LSE, fpBias: 0.1, distinct: true },
+  fp: { t: FP, fpBias: 0.9 },
+  "simd-int": { t: SIMD_INT, fpBias: 0.2 },
+  "simd-perm": { t: SIMD_PERM, fpBias: 0.2 },
+  "simd-fp": { t: SIMD_FP, fpBias: 0.9 },
+  "simd-ldst": { t: SIMD_LDST, fpBias: 0.3, distinct: true },
 };
