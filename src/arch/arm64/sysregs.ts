@@ -158,9 +158,10 @@ const DEFS: Def[] = [
   { name: "ID_AA64DFR1_EL1", enc: [3, 0, 0, 5, 1], reset: 0, ro: true, el0: "r" },
   { name: "ID_AA64AFR0_EL1", enc: [3, 0, 0, 5, 4], reset: 0, ro: true, el0: "r" },
   { name: "ID_AA64AFR1_EL1", enc: [3, 0, 0, 5, 5], reset: 0, ro: true, el0: "r" },
-  // CRC32 = 1 (bits 19:16); Atomic (bits 23:20) becomes 2 once LSE passes its vectors
-  { name: "ID_AA64ISAR0_EL1", enc: [3, 0, 0, 6, 0], reset: 0x00010000, ro: true, el0: "r" },
-  { name: "ID_AA64ISAR1_EL1", enc: [3, 0, 0, 6, 1], reset: 0, ro: true, el0: "r" },
+  // CRC32 = 1 (bits 19:16), Atomic = 2 (bits 23:20): LSE passes its recorded vectors
+  { name: "ID_AA64ISAR0_EL1", enc: [3, 0, 0, 6, 0], reset: 0x00210000, ro: true, el0: "r" },
+  // LRCPC = 1 (bits 23:20): LDAPR
+  { name: "ID_AA64ISAR1_EL1", enc: [3, 0, 0, 6, 1], reset: 0x00100000, ro: true, el0: "r" },
   { name: "ID_AA64ISAR2_EL1", enc: [3, 0, 0, 6, 2], reset: 0, ro: true, el0: "r" },
   { name: "ID_AA64MMFR0_EL1", enc: [3, 0, 0, 7, 0], reset: 0x00001124, ro: true, el0: "r" },
   { name: "ID_AA64MMFR1_EL1", enc: [3, 0, 0, 7, 1], reset: 0, ro: true, el0: "r" },
