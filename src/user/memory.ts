@@ -4,7 +4,7 @@
  * find free ranges, brk can grow, and fork can snapshot only the pages in use.
  *
  * Layout (RAM of `size` bytes, default 1 GiB):
- *   0 .. 64 KiB                 never mapped (NULL guard; accesses are not trapped though)
+ *   0 .. 64 KiB                 not RAM: any access faults (NULL guard)
  *   ELF segments, then brk      growing up
  *   mmap area                   growing down from below the stack
  *   stack                       STACK_SIZE bytes at the top of RAM
@@ -12,6 +12,8 @@
 import { RAM_OFFSET } from "../arch/arm64/state.ts";
 
 export const PAGE = 4096;
+/** Guest addresses below this are not RAM at all, so NULL-pointer accesses fault. */
+export const NULL_GUARD = 0x10000;
 export const STACK_SIZE = 8 << 20;
 /** Gap left between the stack and the first mmap. */
 const STACK_GAP = 1 << 20;
@@ -29,6 +31,8 @@ export class AddressSpace {
   readonly stackTop: number;
   readonly stackBottom: number;
   readonly mmapTop: number;
+  /** Host byte offset (in the memory) of guest address 0; RAM itself starts at NULL_GUARD. */
+  readonly host = RAM_OFFSET - NULL_GUARD;
 
   constructor(
     readonly memory: WebAssembly.Memory,
@@ -44,11 +48,11 @@ export class AddressSpace {
 
   /** True when [addr, addr+len) lies inside guest RAM. */
   valid(addr: number, len: number): boolean {
-    return addr >= 0 && len >= 0 && addr + len <= this.size && Number.isSafeInteger(addr);
+    return addr >= NULL_GUARD && len >= 0 && addr + len <= this.size && Number.isSafeInteger(addr);
   }
   /** Host byte view of guest memory [addr, addr+len) (caller checked validity). */
   bytes(addr: number, len: number): Uint8Array {
-    return this.m8.subarray(RAM_OFFSET + addr, RAM_OFFSET + addr + len);
+    return this.m8.subarray(this.host + addr, this.host + addr + len);
   }
 
   isFree(addr: number, len: number): boolean {
@@ -62,7 +66,7 @@ export class AddressSpace {
     const a = addr / PAGE;
     const b = pageUp(addr + len) / PAGE;
     for (let i = a; i < b; i++) {
-      if (zero && this.map[i] !== 0) this.m8.fill(0, RAM_OFFSET + i * PAGE, RAM_OFFSET + (i + 1) * PAGE);
+      if (zero && this.map[i] !== 0) this.m8.fill(0, this.host + i * PAGE, this.host + (i + 1) * PAGE);
       this.map[i] = 1;
     }
   }
@@ -72,7 +76,7 @@ export class AddressSpace {
     const b = Math.min(pageUp(addr + len) / PAGE, this.map.length);
     for (let i = a; i < b; i++) {
       if (this.map[i] !== 0) {
-        this.m8.fill(0, RAM_OFFSET + i * PAGE, RAM_OFFSET + (i + 1) * PAGE);
+        this.m8.fill(0, this.host + i * PAGE, this.host + (i + 1) * PAGE);
         this.map[i] = 0;
       }
     }
@@ -109,7 +113,7 @@ export class AddressSpace {
   clear(): void {
     for (let i = 0; i < this.map.length; i++) {
       if (this.map[i] !== 0) {
-        this.m8.fill(0, RAM_OFFSET + i * PAGE, RAM_OFFSET + (i + 1) * PAGE);
+        this.m8.fill(0, this.host + i * PAGE, this.host + (i + 1) * PAGE);
         this.map[i] = 0;
       }
     }
@@ -135,9 +139,9 @@ export class AddressSpace {
   restore(s: AddressSpaceSnapshot): void {
     // Pages the child mapped that the parent did not: back to zero.
     for (let i = 0; i < this.map.length; i++) {
-      if (this.map[i] !== 0 && s.map[i] === 0) this.m8.fill(0, RAM_OFFSET + i * PAGE, RAM_OFFSET + (i + 1) * PAGE);
+      if (this.map[i] !== 0 && s.map[i] === 0) this.m8.fill(0, this.host + i * PAGE, this.host + (i + 1) * PAGE);
     }
-    for (const r of s.runs) this.m8.set(r.data, RAM_OFFSET + r.addr);
+    for (const r of s.runs) this.m8.set(r.data, this.host + r.addr);
     this.map = s.map;
     this.brk = s.brk;
     this.brkStart = s.brkStart;

@@ -9,11 +9,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Cpu, type CpuExit } from "../arch/arm64/cpu.ts";
 import { EC } from "../arch/arm64/exceptions.ts";
-import { createVmMemory, I, OFF, RAM_OFFSET } from "../arch/arm64/state.ts";
+import { createVmMemory, I, OFF } from "../arch/arm64/state.ts";
 import { sysregIndex } from "../arch/arm64/sysregs.ts";
 import { ElfError, ET, PT, parseElf } from "./elf.ts";
 import { type ByteSink, type ByteSource, FdTable, HostFile, LINUX_O, SinkFile, SourceFile } from "./files.ts";
-import { AddressSpace, type AddressSpaceSnapshot, PAGE, pageDown, pageUp } from "./memory.ts";
+import { AddressSpace, type AddressSpaceSnapshot, NULL_GUARD, PAGE, pageDown, pageUp } from "./memory.ts";
 import { doSyscall } from "./syscalls.ts";
 
 export const SIG = {
@@ -131,7 +131,7 @@ export class UserProcess {
   constructor(opts: UserOptions = {}) {
     this.ramSize = opts.ramBytes ?? 1 << 30;
     this.memory = createVmMemory(this.ramSize);
-    this.cpu = new Cpu({ memory: this.memory, index: 0, bus: { ramBase: 0, ramSize: this.ramSize }, userMode: true });
+    this.cpu = new Cpu({ memory: this.memory, index: 0, bus: { ramBase: NULL_GUARD, ramSize: this.ramSize - NULL_GUARD }, userMode: true });
     this.as = new AddressSpace(this.memory, this.ramSize);
     this.cwd = opts.cwd ?? process.cwd();
     this.env = opts.env ?? [];
@@ -201,7 +201,7 @@ export class UserProcess {
     // Sigreturn trampoline page (our stand-in for the vDSO's __kernel_rt_sigreturn).
     this.trampoline = this.as.mmapTop - PAGE;
     this.as.mapRange(this.trampoline, PAGE);
-    TRAMPOLINE_INSNS.forEach((w, i) => this.as.dv.setUint32(RAM_OFFSET + this.trampoline + i * 4, w, true));
+    TRAMPOLINE_INSNS.forEach((w, i) => this.as.dv.setUint32(this.as.host + this.trampoline + i * 4, w, true));
     this.as.mapRange(this.as.stackBottom, this.as.stackTop - this.as.stackBottom);
     const sp = this.buildStack(argv, envp, file, {
       phdr,
@@ -292,7 +292,7 @@ export class UserProcess {
     }
     const words = 1 + argAddrs.length + 1 + envAddrs.length + 1 + aux.length * 2;
     sp = (sp - words * 8) & ~15;
-    let p = RAM_OFFSET + sp;
+    let p = this.as.host + sp;
     const put = (v: number): void => {
       dv.setUint32(p, v >>> 0, true);
       dv.setUint32(p + 4, Math.floor(v / 2 ** 32), true);
@@ -367,7 +367,7 @@ export class UserProcess {
         code = 1; // ILL_ILLOPC
         addr = pc;
         const off = Number(pc);
-        const word = this.as.valid(off, 4) ? this.as.dv.getUint32(RAM_OFFSET + off, true) : 0;
+        const word = this.as.valid(off, 4) ? this.as.dv.getUint32(this.as.host + off, true) : 0;
         if (this.sigactions[SIG.ILL]!.handler <= 1) {
           this.diag(`armbox: illegal instruction 0x${word.toString(16).padStart(8, "0")} at pc 0x${pc.toString(16)}`);
         }
@@ -470,7 +470,7 @@ export class UserProcess {
     const FRAME = 128 + UC_SIZE + 16;
     sp = (sp - FRAME) & ~15;
     if (!this.as.valid(sp, FRAME)) this.die(SIG.SEGV);
-    const base = RAM_OFFSET + sp;
+    const base = this.as.host + sp;
     this.as.m8.fill(0, base, base + FRAME);
     // siginfo_t
     dv.setInt32(base, sig, true);
@@ -529,7 +529,7 @@ export class UserProcess {
     const dv = this.as.dv;
     const sp = r[I.SP_EL0]!;
     if (!this.as.valid(sp, 128 + UC_SIZE)) this.die(SIG.SEGV);
-    const uc = RAM_OFFSET + sp + 128;
+    const uc = this.as.host + sp + 128;
     this.sigmask = getU64(dv, uc + 40) & ~((1n << 8n) | (1n << 18n)); // never block KILL/STOP
     const sc = uc + UC_MCONTEXT;
     for (let i = 0; i < 31; i++) {
@@ -569,7 +569,7 @@ export class UserProcess {
       this.cpu.r[I.SP_EL0] = newSp >>> 0;
       this.cpu.r[I.SP_EL0 + 1] = 0;
     }
-    if (setChildTid && this.as.valid(childTidPtr, 4)) this.as.dv.setInt32(RAM_OFFSET + childTidPtr, childPid, true);
+    if (setChildTid && this.as.valid(childTidPtr, 4)) this.as.dv.setInt32(this.as.host + childTidPtr, childPid, true);
     let status: number;
     this.killedBy = 0;
     try {

@@ -7,7 +7,7 @@ import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { I, RAM_OFFSET } from "../arch/arm64/state.ts";
+
 import { ElfError } from "./elf.ts";
 import {
   DirFile,
@@ -44,8 +44,8 @@ function mem(p: UserProcess, addr: number, len: number): Uint8Array | null {
 export function readCString(p: UserProcess, addr: number, max = 4096): string | null {
   if (addr === 0 || !p.as.valid(addr, 1)) return null;
   const m8 = p.as.m8;
-  const start = RAM_OFFSET + addr;
-  const limit = Math.min(start + max, RAM_OFFSET + p.ramSize);
+  const start = p.as.host + addr;
+  const limit = Math.min(start + max, p.as.host + p.ramSize);
   let e = start;
   while (e < limit && m8[e] !== 0) e++;
   if (e === limit) return null;
@@ -57,7 +57,7 @@ function readPtrArray(p: UserProcess, addr: number): string[] | null {
   if (addr === 0) return out;
   for (let i = 0; i < 65536; i++) {
     if (!p.as.valid(addr + i * 8, 8)) return null;
-    const v = Number(p.as.dv.getBigUint64(RAM_OFFSET + addr + i * 8, true));
+    const v = Number(p.as.dv.getBigUint64(p.as.host + addr + i * 8, true));
     if (v === 0) return out;
     const s = readCString(p, v, 131072);
     if (s === null) return null;
@@ -67,17 +67,17 @@ function readPtrArray(p: UserProcess, addr: number): string[] | null {
 }
 
 function putU64(p: UserProcess, addr: number, v: bigint | number): void {
-  p.as.dv.setBigUint64(RAM_OFFSET + addr, BigInt.asUintN(64, BigInt(v)), true);
+  p.as.dv.setBigUint64(p.as.host + addr, BigInt.asUintN(64, BigInt(v)), true);
 }
 function putU32(p: UserProcess, addr: number, v: number): void {
-  p.as.dv.setUint32(RAM_OFFSET + addr, v >>> 0, true);
+  p.as.dv.setUint32(p.as.host + addr, v >>> 0, true);
 }
 function getU64(p: UserProcess, addr: number): number {
   const dv = p.as.dv;
-  return dv.getUint32(RAM_OFFSET + addr, true) + dv.getUint32(RAM_OFFSET + addr + 4, true) * 2 ** 32;
+  return dv.getUint32(p.as.host + addr, true) + dv.getUint32(p.as.host + addr + 4, true) * 2 ** 32;
 }
 function getS64(p: UserProcess, addr: number): number {
-  return Number(p.as.dv.getBigInt64(RAM_OFFSET + addr, true));
+  return Number(p.as.dv.getBigInt64(p.as.host + addr, true));
 }
 
 /** Signed view of a 64-bit argument (doSyscall already reads them signed). */
@@ -193,7 +193,7 @@ function writeStatx(p: UserProcess, addr: number, st: fs.BigIntStats): number {
   putU32(p, addr + 16, Number(st.nlink));
   putU32(p, addr + 20, Number(st.uid));
   putU32(p, addr + 24, Number(st.gid));
-  p.as.dv.setUint16(RAM_OFFSET + addr + 28, Number(st.mode), true);
+  p.as.dv.setUint16(p.as.host + addr + 28, Number(st.mode), true);
   putU64(p, addr + 32, st.ino);
   putU64(p, addr + 40, st.size);
   putU64(p, addr + 48, st.blocks);
@@ -301,7 +301,7 @@ function sysMremap(p: UserProcess, a: number[]): number {
   const at = p.as.findFree(newLen);
   if (at < 0) return -E.NOMEM;
   p.as.mapRange(at, newLen);
-  p.as.m8.copyWithin(RAM_OFFSET + at, RAM_OFFSET + old, RAM_OFFSET + old + oldLen);
+  p.as.m8.copyWithin(p.as.host + at, p.as.host + old, p.as.host + old + oldLen);
   p.as.unmapRange(old, oldLen);
   return at;
 }
@@ -500,9 +500,9 @@ def(29, "ioctl", (p, [fd, req, arg]) => {
       if (!p.as.valid(arg!, 8)) return -E.FAULT;
       const cols = process.stdout.columns ?? 80;
       const rows = process.stdout.rows ?? 24;
-      p.as.dv.setUint16(RAM_OFFSET + arg!, rows, true);
-      p.as.dv.setUint16(RAM_OFFSET + arg! + 2, cols, true);
-      p.as.dv.setUint32(RAM_OFFSET + arg! + 4, 0, true);
+      p.as.dv.setUint16(p.as.host + arg!, rows, true);
+      p.as.dv.setUint16(p.as.host + arg! + 2, cols, true);
+      p.as.dv.setUint32(p.as.host + arg! + 4, 0, true);
       return 0;
     }
     case 0x540f: // TIOCGPGRP
@@ -696,8 +696,8 @@ def(61, "getdents64", (p, [fd, buf, count]) => {
     p.as.bytes(a, reclen).fill(0);
     putU64(p, a, e.ino);
     putU64(p, a + 8, f.pos + 1);
-    p.as.dv.setUint16(RAM_OFFSET + a + 16, reclen, true);
-    p.as.m8[RAM_OFFSET + a + 18] = e.type;
+    p.as.dv.setUint16(p.as.host + a + 16, reclen, true);
+    p.as.m8[p.as.host + a + 18] = e.type;
     p.as.bytes(a + 19, name.length).set(name);
     off += reclen;
     f.pos++;
@@ -794,7 +794,7 @@ def(72, "pselect6", (p, [nfds, rd, wr, ex]) => {
   for (const set of [rd!, wr!]) {
     if (set === 0) continue;
     for (let i = 0; i < int(nfds!); i++) {
-      const byte = p.as.m8[RAM_OFFSET + set + (i >> 3)]!;
+      const byte = p.as.m8[p.as.host + set + (i >> 3)]!;
       if (byte & (1 << (i & 7))) count++;
     }
   }
@@ -807,14 +807,14 @@ def(73, "ppoll", (p, [fds, nfds]) => {
   let ready = 0;
   for (let i = 0; i < n; i++) {
     const a = fds! + i * 8;
-    const fd = p.as.dv.getInt32(RAM_OFFSET + a, true);
-    const events = p.as.dv.getInt16(RAM_OFFSET + a + 4, true);
+    const fd = p.as.dv.getInt32(p.as.host + a, true);
+    const events = p.as.dv.getInt16(p.as.host + a + 4, true);
     let rev = 0;
     if (fd >= 0) {
       if (p.fds.get(fd) === null) rev = 0x20; // POLLNVAL
       else rev = events & 0x5; // POLLIN | POLLOUT
     }
-    p.as.dv.setInt16(RAM_OFFSET + a + 6, rev, true);
+    p.as.dv.setInt16(p.as.host + a + 6, rev, true);
     if (rev !== 0) ready++;
   }
   return ready;
@@ -904,7 +904,7 @@ def(123, "sched_getaffinity", (p, [, size, mask]) => {
   if (size! < 8) return -E.INVAL;
   if (!p.as.valid(mask!, 8)) return -E.FAULT;
   p.as.bytes(mask!, 8).fill(0);
-  p.as.m8[RAM_OFFSET + mask!] = 1;
+  p.as.m8[p.as.host + mask!] = 1;
   return 8;
 });
 def(124, "sched_yield", () => 0);
@@ -931,7 +931,7 @@ def(132, "sigaltstack", (p, [ss, old]) => {
   }
   if (ss !== 0) {
     if (!p.as.valid(ss!, 24)) return -E.FAULT;
-    const flags = p.as.dv.getInt32(RAM_OFFSET + ss! + 8, true);
+    const flags = p.as.dv.getInt32(p.as.host + ss! + 8, true);
     p.altStack = { sp: getU64(p, ss!), flags: flags & 2, size: getU64(p, ss! + 16) };
   }
   return 0;
@@ -952,9 +952,9 @@ def(134, "rt_sigaction", (p, [sigArg, act, old, size]) => {
     if (!p.as.valid(act!, 32)) return -E.FAULT;
     p.sigactions[sig] = {
       handler: getU64(p, act!),
-      flags: p.as.dv.getUint32(RAM_OFFSET + act! + 8, true),
+      flags: p.as.dv.getUint32(p.as.host + act! + 8, true),
       restorer: getU64(p, act! + 16),
-      mask: p.as.dv.getBigUint64(RAM_OFFSET + act! + 24, true),
+      mask: p.as.dv.getBigUint64(p.as.host + act! + 24, true),
     };
   }
   return 0;
@@ -967,7 +967,7 @@ def(135, "rt_sigprocmask", (p, [how, set, old, size]) => {
   }
   if (set !== 0) {
     if (!p.as.valid(set!, 8)) return -E.FAULT;
-    const s = p.as.dv.getBigUint64(RAM_OFFSET + set!, true) & ~((1n << 8n) | (1n << 18n));
+    const s = p.as.dv.getBigUint64(p.as.host + set!, true) & ~((1n << 8n) | (1n << 18n));
     switch (int(how!)) {
       case 0:
         p.sigmask |= s;
@@ -1061,7 +1061,7 @@ def(179, "sysinfo", (p, [info]) => {
   putU64(p, info!, Math.floor(os.uptime()));
   putU64(p, info! + 32, p.ramSize);
   putU64(p, info! + 40, p.ramSize / 2);
-  p.as.dv.setUint16(RAM_OFFSET + info! + 80, 1, true);
+  p.as.dv.setUint16(p.as.host + info! + 80, 1, true);
   putU32(p, info! + 104, 1);
   return 0;
 });
@@ -1205,4 +1205,4 @@ export function doSyscall(p: UserProcess): void {
 }
 
 export const SYSCALL_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(T).map(([k, v]) => [Number(k), v[0]]));
-void I;
+
