@@ -115,8 +115,6 @@ export class Cpu {
   /** Address of the instruction being executed. */
   pcLo = 0;
   pcHi = 0;
-  /** Instruction word being executed (for ESR.ISS of some traps). */
-  insn = 0;
   /** Instructions executed, including those that ended in a synchronous exception. */
   retired = 0n;
   private retiredSmall = 0;
@@ -130,6 +128,8 @@ export class Cpu {
   /** True when IRQ/FIQ must be examined before the next instruction. */
   private irqCheck = false;
   private exit: CpuExit | null = null;
+  /** Leave the inner interpreter loop after this instruction (exit requested, fetch state changed). */
+  private stop = false;
   /** Translation hook: where the MMU goes. Returns a physical address or throws via abort(). */
   translate: ((c: Cpu, lo: number, hi: number, acc: number) => number) | null = null;
   /** Hooks the owner installs for DC/IC/TLBI/AT and IMPLEMENTATION DEFINED system registers. */
@@ -254,9 +254,18 @@ export class Cpu {
   /** Executes up to `budget` instructions; returns why it stopped. Never throws. */
   run(budget: number): CpuExit {
     const r = this.r;
+    const m32 = this.m32;
     let n = 0;
     this.exit = null;
     while (n < budget) {
+      // The fetch page lives in locals; anything that may change it (an exception,
+      // invalidateFetch) leaves the inner loop through `this.stop`, and it is reloaded here.
+      this.stop = false;
+      let pageLo = this.fetchPageLo;
+      let pageHi = this.fetchPageHi;
+      let base = this.fetchBase;
+      let execs = this.fetchExecs;
+      let words = this.fetchWords;
       try {
         while (n < budget) {
           if (this.irqCheck && this.takePendingInterrupt()) continue;
@@ -265,24 +274,29 @@ export class Cpu {
           this.pcLo = lo;
           this.pcHi = hi;
           if ((lo & 3) !== 0) this.syncException(EC.PC_ALIGN, 0, lo, hi);
-          if (((lo & 0xfffff000) >>> 0) !== this.fetchPageLo || hi !== this.fetchPageHi) this.setFetchPage(lo, hi);
+          if (((lo & 0xfffff000) >>> 0) !== pageLo || hi !== pageHi) {
+            this.setFetchPage(lo, hi);
+            pageLo = this.fetchPageLo;
+            pageHi = this.fetchPageHi;
+            base = this.fetchBase;
+            execs = this.fetchExecs;
+            words = this.fetchWords;
+          }
           const slot = (lo >>> 2) & 1023;
-          const insn = this.m32[this.fetchBase + slot]!;
-          this.insn = insn;
-          let ex = this.fetchExecs[slot];
-          if (ex === undefined || this.fetchWords[slot] !== insn) {
+          const insn = m32[base + slot]!;
+          let ex = execs[slot];
+          if (ex === undefined || words[slot] !== insn) {
             ex = this.decodeWord(insn);
-            this.fetchExecs[slot] = ex;
-            this.fetchWords[slot] = insn;
+            execs[slot] = ex;
+            words[slot] = insn;
           }
           const nlo = (lo + 4) >>> 0;
           r[I.PC] = nlo;
           if (nlo < 4) r[I.PC + 1] = (hi + 1) >>> 0;
           ex(this);
           n++;
-          if (this.exit !== null) break;
+          if (this.stop) break;
         }
-        break;
       } catch (e) {
         if (e !== UNWIND) {
           this.retire(n);
@@ -291,15 +305,16 @@ export class Cpu {
         // The instruction that took the exception counts as a step, so a guest stuck in
         // an exception loop still runs out of budget.
         n++;
-        if (this.exit !== null) break;
-        // An exception was taken to EL1; carry on at its vector.
+        // An exception taken to EL1 carries on at its vector.
       }
+      if (this.exit !== null) break;
     }
     this.retire(n);
     const ex = this.exit ?? EXIT_BUDGET;
     this.exit = null;
     return ex;
   }
+
 
   private retire(n: number): void {
     this.retiredSmall += n;
@@ -317,6 +332,7 @@ export class Cpu {
   /** Stop the loop after the current instruction and report `e`. */
   requestExit(e: CpuExit): void {
     this.exit = e;
+    this.stop = true;
   }
 
   /** Clears the decode cache (self-modifying code is handled here by never caching by address). */
@@ -357,6 +373,7 @@ export class Cpu {
   /** Forgets the current instruction-fetch translation (after a change of translation regime). */
   invalidateFetch(): void {
     this.fetchPageLo = -1;
+    this.stop = true;
   }
 
   private decodeWord(insn: number): Exec {
@@ -499,6 +516,7 @@ export class Cpu {
     if (this.userMode && this.el === 0) {
       const far = farLo === undefined ? null : (BigInt(farHi! >>> 0) << 32n) | BigInt(farLo >>> 0);
       this.exit = { kind: "exception", ec, iss, far };
+      this.stop = true;
       throw UNWIND;
     }
     const esr = ((ec << 26) | il | (iss & 0x1ffffff)) >>> 0;
@@ -576,14 +594,17 @@ export class Cpu {
   hvc(imm: number): void {
     if (this.el === 0) this.undefined();
     this.exit = { kind: "hvc", imm };
+    this.stop = true;
   }
   smc(imm: number): void {
     if (this.el === 0) this.undefined();
     this.exit = { kind: "smc", imm };
+    this.stop = true;
   }
   wfi(): void {
     if (this.userMode) return;
     this.exit = EXIT_WFI;
+    this.stop = true;
   }
   wfe(): void {
     if (this.userMode) return;
@@ -592,6 +613,7 @@ export class Cpu {
       return;
     }
     this.exit = EXIT_WFE;
+    this.stop = true;
   }
   /**
    * Every FP/AdvSIMD instruction calls this first: CPACR_EL1.FPEN traps FP/SIMD access
