@@ -10,7 +10,9 @@ import * as path from "node:path";
 import { test } from "node:test";
 import { runProgram } from "../src/user/process.ts";
 
-const cache = process.env.ARMBOX_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "armbox");
+const cache =
+  process.env.ARMBOX_CACHE ??
+  path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "armbox");
 const bb = process.env.ARMBOX_BUSYBOX ?? path.join(cache, "busybox-static/bin/busybox");
 const skip = fs.existsSync(bb) ? false : `busybox not found at ${bb} (run tools/busybox-compare.sh)`;
 
@@ -29,7 +31,10 @@ function busybox(...args: string[]): { status: number; out: string } {
 test("busybox echo, expr, printf", { skip }, () => {
   assert.deepEqual(busybox("echo", "hello", "world"), { status: 0, out: "hello world\n" });
   assert.deepEqual(busybox("expr", "7", "*", "6"), { status: 0, out: "42\n" });
-  assert.deepEqual(busybox("printf", "%f %x %s\\n", "3.14159", "255", "ok"), { status: 0, out: "3.141590 ff ok\n" });
+  assert.deepEqual(busybox("printf", "%f %x %s\\n", "3.14159", "255", "ok"), {
+    status: 0,
+    out: "3.141590 ff ok\n",
+  });
 });
 
 test("busybox sha256sum and sort of files", { skip }, () => {
@@ -43,6 +48,12 @@ test("busybox sha256sum and sort of files", { skip }, () => {
 });
 
 test("busybox sh: loop, pipeline, command substitution, exit status", { skip }, () => {
-  assert.deepEqual(busybox("sh", "-c", "i=0; while [ $i -lt 10000 ]; do i=$((i+1)); done; echo $i"), { status: 0, out: "10000\n" });
-  assert.deepEqual(busybox("sh", "-c", 'echo one | tr a-z A-Z; x=$(echo sub); echo "got $x"; exit 3'), { status: 3, out: "ONE\ngot sub\n" });
+  assert.deepEqual(busybox("sh", "-c", "i=0; while [ $i -lt 10000 ]; do i=$((i+1)); done; echo $i"), {
+    status: 0,
+    out: "10000\n",
+  });
+  assert.deepEqual(busybox("sh", "-c", 'echo one | tr a-z A-Z; x=$(echo sub); echo "got $x"; exit 3'), {
+    status: 3,
+    out: "ONE\ngot sub\n",
+  });
 });

@@ -16,7 +16,12 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "armbox-elf-"));
 
 function runQuiet(file: string): { status: number; diag: string } {
   const lines: string[] = [];
-  const status = runProgram(file, [file], { ramBytes: 64 << 20, diag: (l) => lines.push(l), stdout: { write() {} }, stderr: { write() {} } });
+  const status = runProgram(file, [file], {
+    ramBytes: 64 << 20,
+    diag: (l) => lines.push(l),
+    stdout: { write() {} },
+    stderr: { write() {} },
+  });
   return { status, diag: lines.join("\n") };
 }
 
@@ -78,22 +83,28 @@ test("the CLI prints the error and exits 2", () => {
 test("parseElf never throws anything but ElfError on corrupted input", () => {
   const data = new Uint8Array(fs.readFileSync(hello).subarray(0, 8192));
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.nat(511), fc.nat(255)), { minLength: 1, maxLength: 8 }), fc.nat(8192), (edits, len) => {
-      const d = data.slice(0, Math.max(len, 1));
-      for (const [i, v] of edits) if (i < d.length) d[i] = v;
-      try {
-        parseElf(d);
-      } catch (e) {
-        assert.ok(e instanceof ElfError, String(e));
-      }
-    }),
+    fc.property(
+      fc.array(fc.tuple(fc.nat(511), fc.nat(255)), { minLength: 1, maxLength: 8 }),
+      fc.nat(8192),
+      (edits, len) => {
+        const d = data.slice(0, Math.max(len, 1));
+        for (const [i, v] of edits) if (i < d.length) d[i] = v;
+        try {
+          parseElf(d);
+        } catch (e) {
+          assert.ok(e instanceof ElfError, String(e));
+        }
+      },
+    ),
     { numRuns: 500 },
   );
 });
 
 test("the CLI runs a program with its arguments and returns its exit status", () => {
   const prog = path.join(root, "guests/user/bin/sys_basic");
-  const r = spawnSync(process.execPath, [path.join(root, "bin/armbox.js"), "user", prog, "alpha", "--beta"], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [path.join(root, "bin/armbox.js"), "user", prog, "alpha", "--beta"], {
+    encoding: "utf8",
+  });
   assert.equal(r.status, 42);
   assert.equal(r.stdout, "alpha\n--beta\nauxv ok\nbrk ok\nmmap ok\naarch64\ndone\n");
   assert.match(r.stderr, /unsupported syscall 4000/);

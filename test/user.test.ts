@@ -13,7 +13,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const guestDir = path.join(root, "guests/user");
 
 /** Arguments per program; must match guests/user/Makefile's `expected` target. */
-export const USER_ARGS: Record<string, string[]> = { strings: ["one", "two words", ""], sys_basic: ["alpha", "beta"] };
+export const USER_ARGS: Record<string, string[]> = {
+  strings: ["one", "two words", ""],
+  sys_basic: ["alpha", "beta"],
+};
 /** Programs too slow for the unit test run (measured by tools/user-compare.ts instead). */
 const SLOW = new Set(process.env.ARMBOX_BENCH ? [] : ["bench"]);
 
@@ -44,7 +47,9 @@ const programs = fs
   .sort();
 
 for (const name of programs) {
-  test(`user program ${name} matches qemu-aarch64`, { skip: SLOW.has(name) ? "slow (set ARMBOX_BENCH=1)" : false }, () => {
+  test(`user program ${name} matches qemu-aarch64`, {
+    skip: SLOW.has(name) ? "slow (set ARMBOX_BENCH=1)" : false,
+  }, () => {
     const bin = path.join(guestDir, "bin", name);
     const r = runCaptured(bin, [bin, ...(USER_ARGS[name] ?? [])]);
     const got = `${r.stdout}--- exit ${r.status}\n`;

@@ -53,7 +53,9 @@ for (const name of selected) {
   const got = `${Buffer.concat(out).toString("utf8")}--- exit ${status}\n`;
   const ok = got === want;
   if (!ok) failures++;
-  console.log(`${ok ? "PASS" : "FAIL"} ${name.padEnd(10)} armbox ${ta.toFixed(0).padStart(6)} ms   qemu ${tq.toFixed(0).padStart(5)} ms`);
+  console.log(
+    `${ok ? "PASS" : "FAIL"} ${name.padEnd(10)} armbox ${ta.toFixed(0).padStart(6)} ms   qemu ${tq.toFixed(0).padStart(5)} ms`,
+  );
   if (!ok) {
     const w = want.split("\n");
     const g = got.split("\n");

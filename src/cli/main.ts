@@ -2,15 +2,20 @@
  * The `armbox` command. `armbox user PROG [ARGS...]` runs a static AArch64 Linux program
  * the way qemu-aarch64 does; `armbox run` will boot the virt machine.
  */
-import { Command } from "commander";
+
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { Command } from "commander";
 import { runProgram } from "../user/process.ts";
 
 export function main(argv: string[]): number {
   let code = 0;
   const program = new Command();
-  program.name("armbox").description("AArch64 virtual machine monitor and user-mode emulator").enablePositionalOptions().exitOverride();
+  program
+    .name("armbox")
+    .description("AArch64 virtual machine monitor and user-mode emulator")
+    .enablePositionalOptions()
+    .exitOverride();
 
   program
     .command("user")
@@ -24,27 +29,33 @@ export function main(argv: string[]): number {
     .option("--clear-env", "start with an empty environment")
     .passThroughOptions()
     .allowUnknownOption(false)
-    .action((prog: string, args: string[], opts: { strace?: boolean; memory: string; argv0?: string; env?: string[]; clearEnv?: boolean }) => {
-      const mib = Number(opts.memory);
-      if (!Number.isInteger(mib) || mib < 16 || mib > 3072) {
-        process.stderr.write("armbox: --memory must be an integer number of MiB between 16 and 3072\n");
-        code = 2;
-        return;
-      }
-      const file = path.resolve(prog);
-      if (!fs.existsSync(file)) {
-        process.stderr.write(`armbox: ${prog}: No such file or directory\n`);
-        code = 2;
-        return;
-      }
-      const env = opts.clearEnv ? [] : Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
-      for (const e of opts.env ?? []) env.push(e);
-      code = runProgram(file, [opts.argv0 ?? prog, ...args], {
-        ramBytes: mib << 20,
-        env,
-        strace: opts.strace ? (l) => process.stderr.write(`${l}\n`) : null,
-      });
-    });
+    .action(
+      (
+        prog: string,
+        args: string[],
+        opts: { strace?: boolean; memory: string; argv0?: string; env?: string[]; clearEnv?: boolean },
+      ) => {
+        const mib = Number(opts.memory);
+        if (!Number.isInteger(mib) || mib < 16 || mib > 3072) {
+          process.stderr.write("armbox: --memory must be an integer number of MiB between 16 and 3072\n");
+          code = 2;
+          return;
+        }
+        const file = path.resolve(prog);
+        if (!fs.existsSync(file)) {
+          process.stderr.write(`armbox: ${prog}: No such file or directory\n`);
+          code = 2;
+          return;
+        }
+        const env = opts.clearEnv ? [] : Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
+        for (const e of opts.env ?? []) env.push(e);
+        code = runProgram(file, [opts.argv0 ?? prog, ...args], {
+          ramBytes: mib << 20,
+          env,
+          strace: opts.strace ? (l) => process.stderr.write(`${l}\n`) : null,
+        });
+      },
+    );
 
   program
     .command("run")

@@ -9,7 +9,15 @@ export class ElfError extends Error {
 }
 
 export const ET = { EXEC: 2, DYN: 3 } as const;
-export const PT = { LOAD: 1, DYNAMIC: 2, INTERP: 3, NOTE: 4, PHDR: 6, TLS: 7, GNU_STACK: 0x6474e551 } as const;
+export const PT = {
+  LOAD: 1,
+  DYNAMIC: 2,
+  INTERP: 3,
+  NOTE: 4,
+  PHDR: 6,
+  TLS: 7,
+  GNU_STACK: 0x6474e551,
+} as const;
 export const PF = { X: 1, W: 2, R: 4 } as const;
 export const EM_AARCH64 = 183;
 
@@ -52,7 +60,8 @@ const MAX_ADDR = 2 ** 48;
 function u64(dv: DataView, off: number, what: string): number {
   const lo = dv.getUint32(off, true);
   const hi = dv.getUint32(off + 4, true);
-  if (hi >= 0x200000) throw new ElfError(`${what} is too large (0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")})`);
+  if (hi >= 0x200000)
+    throw new ElfError(`${what} is too large (0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")})`);
   return hi * 2 ** 32 + lo;
 }
 
@@ -61,9 +70,12 @@ export function parseElf(data: Uint8Array): ElfImage {
   if (data.length < 4 || data[0] !== 0x7f || data[1] !== 0x45 || data[2] !== 0x4c || data[3] !== 0x46) {
     throw new ElfError("not an ELF file (bad magic)");
   }
-  if (data.length < 64) throw new ElfError(`truncated ELF file: ${data.length} bytes, the ELF header needs 64`);
-  if (data[4] !== 2) throw new ElfError(data[4] === 1 ? "32-bit ELF file; only 64-bit AArch64 is supported" : "bad ELF class");
-  if (data[5] !== 1) throw new ElfError("big-endian or invalid ELF data encoding; only little-endian AArch64 is supported");
+  if (data.length < 64)
+    throw new ElfError(`truncated ELF file: ${data.length} bytes, the ELF header needs 64`);
+  if (data[4] !== 2)
+    throw new ElfError(data[4] === 1 ? "32-bit ELF file; only 64-bit AArch64 is supported" : "bad ELF class");
+  if (data[5] !== 1)
+    throw new ElfError("big-endian or invalid ELF data encoding; only little-endian AArch64 is supported");
   if (data[6] !== 1) throw new ElfError(`unsupported ELF version ${data[6]}`);
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const type = dv.getUint16(16, true);
@@ -73,7 +85,9 @@ export function parseElf(data: Uint8Array): ElfImage {
     throw new ElfError(`ELF file is for ${name}, not AArch64 (e_machine ${machine}, expected ${EM_AARCH64})`);
   }
   if (type !== ET.EXEC && type !== ET.DYN) {
-    throw new ElfError(`ELF file is not an executable (e_type ${type}: ${type === 1 ? "relocatable object" : type === 4 ? "core dump" : "unknown"})`);
+    throw new ElfError(
+      `ELF file is not an executable (e_type ${type}: ${type === 1 ? "relocatable object" : type === 4 ? "core dump" : "unknown"})`,
+    );
   }
   const entry = u64(dv, 24, "e_entry");
   const phoff = u64(dv, 32, "e_phoff");
@@ -85,7 +99,9 @@ export function parseElf(data: Uint8Array): ElfImage {
   if (phentsize !== 56) throw new ElfError(`bad program header entry size ${phentsize} (expected 56)`);
   if (phnum === 0xffff) throw new ElfError("extended program header numbering is not supported");
   if (phoff + phnum * phentsize > data.length) {
-    throw new ElfError(`truncated ELF file: program headers end at ${phoff + phnum * phentsize}, file has ${data.length} bytes`);
+    throw new ElfError(
+      `truncated ELF file: program headers end at ${phoff + phnum * phentsize}, file has ${data.length} bytes`,
+    );
   }
   const phdrs: ProgramHeader[] = [];
   for (let i = 0; i < phnum; i++) {
@@ -103,14 +119,20 @@ export function parseElf(data: Uint8Array): ElfImage {
       let end = ph.offset;
       while (end < data.length && end < ph.offset + ph.filesz && data[end] !== 0) end++;
       const interp = ph.offset < data.length ? new TextDecoder().decode(data.subarray(ph.offset, end)) : "?";
-      throw new ElfError(`dynamically linked executable (interpreter ${interp}); only static executables are supported`);
+      throw new ElfError(
+        `dynamically linked executable (interpreter ${interp}); only static executables are supported`,
+      );
     }
     if (ph.type === PT.LOAD) {
-      if (ph.filesz > ph.memsz) throw new ElfError(`program header ${i}: p_filesz ${ph.filesz} exceeds p_memsz ${ph.memsz}`);
+      if (ph.filesz > ph.memsz)
+        throw new ElfError(`program header ${i}: p_filesz ${ph.filesz} exceeds p_memsz ${ph.memsz}`);
       if (ph.offset + ph.filesz > data.length) {
-        throw new ElfError(`truncated ELF file: segment ${i} needs bytes up to ${ph.offset + ph.filesz}, file has ${data.length}`);
+        throw new ElfError(
+          `truncated ELF file: segment ${i} needs bytes up to ${ph.offset + ph.filesz}, file has ${data.length}`,
+        );
       }
-      if (ph.vaddr + ph.memsz > MAX_ADDR) throw new ElfError(`program header ${i}: segment address out of range`);
+      if (ph.vaddr + ph.memsz > MAX_ADDR)
+        throw new ElfError(`program header ${i}: segment address out of range`);
     }
     phdrs.push(ph);
   }

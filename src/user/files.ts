@@ -120,7 +120,9 @@ export class HostFile extends OpenFile {
   }
   override read(buf: Uint8Array): number {
     try {
-      const n = this.stream ? readRetry(this.fd, buf, null) : fs.readSync(this.fd, buf, 0, buf.length, this.pos);
+      const n = this.stream
+        ? readRetry(this.fd, buf, null)
+        : fs.readSync(this.fd, buf, 0, buf.length, this.pos);
       if (!this.stream) this.pos += n;
       return n;
     } catch (e) {
@@ -194,7 +196,6 @@ export class HostFile extends OpenFile {
     }
   }
 }
-
 
 /** Reads from a host stream fd, waiting out EAGAIN (Node may leave fds non-blocking). */
 function readRetry(fd: number, buf: Uint8Array, pos: number | null): number {
@@ -291,7 +292,21 @@ export class DirFile extends OpenFile {
         } catch {
           ino = BigInt(out.length + 1);
         }
-        const type = d.isFile() ? 8 : d.isDirectory() ? 4 : d.isSymbolicLink() ? 10 : d.isFIFO() ? 1 : d.isCharacterDevice() ? 2 : d.isBlockDevice() ? 6 : d.isSocket() ? 12 : 0;
+        const type = d.isFile()
+          ? 8
+          : d.isDirectory()
+            ? 4
+            : d.isSymbolicLink()
+              ? 10
+              : d.isFIFO()
+                ? 1
+                : d.isCharacterDevice()
+                  ? 2
+                  : d.isBlockDevice()
+                    ? 6
+                    : d.isSocket()
+                      ? 12
+                      : 0;
         out.push({ name: d.name, ino, type });
       }
     } catch {

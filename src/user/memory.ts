@@ -139,7 +139,8 @@ export class AddressSpace {
   restore(s: AddressSpaceSnapshot): void {
     // Pages the child mapped that the parent did not: back to zero.
     for (let i = 0; i < this.map.length; i++) {
-      if (this.map[i] !== 0 && s.map[i] === 0) this.m8.fill(0, this.host + i * PAGE, this.host + (i + 1) * PAGE);
+      if (this.map[i] !== 0 && s.map[i] === 0)
+        this.m8.fill(0, this.host + i * PAGE, this.host + (i + 1) * PAGE);
     }
     for (const r of s.runs) this.m8.set(r.data, this.host + r.addr);
     this.map = s.map;

@@ -64,7 +64,14 @@ const CORE_SIGNALS = new Set([3, 4, 5, 6, 7, 8, 11, 24, 25, 31]);
 /** Signals whose default action is to be ignored. */
 const IGNORED_BY_DEFAULT = new Set([17, 18, 23, 28]);
 
-export const SA = { SIGINFO: 4, ONSTACK: 0x08000000, RESTART: 0x10000000, NODEFER: 0x40000000, RESETHAND: 0x80000000, RESTORER: 0x04000000 } as const;
+export const SA = {
+  SIGINFO: 4,
+  ONSTACK: 0x08000000,
+  RESTART: 0x10000000,
+  NODEFER: 0x40000000,
+  RESETHAND: 0x80000000,
+  RESTORER: 0x04000000,
+} as const;
 
 export interface SigAction {
   /** 0 = SIG_DFL, 1 = SIG_IGN, else handler address. */
@@ -131,7 +138,12 @@ export class UserProcess {
   constructor(opts: UserOptions = {}) {
     this.ramSize = opts.ramBytes ?? 1 << 30;
     this.memory = createVmMemory(this.ramSize);
-    this.cpu = new Cpu({ memory: this.memory, index: 0, bus: { ramBase: NULL_GUARD, ramSize: this.ramSize - NULL_GUARD }, userMode: true });
+    this.cpu = new Cpu({
+      memory: this.memory,
+      index: 0,
+      bus: { ramBase: NULL_GUARD, ramSize: this.ramSize - NULL_GUARD },
+      userMode: true,
+    });
     this.as = new AddressSpace(this.memory, this.ramSize);
     this.cwd = opts.cwd ?? process.cwd();
     this.env = opts.env ?? [];
@@ -140,9 +152,18 @@ export class UserProcess {
     this.diag = opts.diag ?? ((l) => process.stderr.write(`${l}\n`));
     this.strace = opts.strace ?? null;
     this.maxInstructions = opts.maxInstructions ?? Number.POSITIVE_INFINITY;
-    this.fds.installAt(0, opts.stdin ? new SourceFile(opts.stdin) : new HostFile(0, null, LINUX_O.RDONLY, false, true));
-    this.fds.installAt(1, opts.stdout ? new SinkFile(opts.stdout) : new HostFile(1, null, LINUX_O.WRONLY, false, true));
-    this.fds.installAt(2, opts.stderr ? new SinkFile(opts.stderr) : new HostFile(2, null, LINUX_O.WRONLY, false, true));
+    this.fds.installAt(
+      0,
+      opts.stdin ? new SourceFile(opts.stdin) : new HostFile(0, null, LINUX_O.RDONLY, false, true),
+    );
+    this.fds.installAt(
+      1,
+      opts.stdout ? new SinkFile(opts.stdout) : new HostFile(1, null, LINUX_O.WRONLY, false, true),
+    );
+    this.fds.installAt(
+      2,
+      opts.stderr ? new SinkFile(opts.stderr) : new HostFile(2, null, LINUX_O.WRONLY, false, true),
+    );
     for (let i = 0; i < 65; i++) this.sigactions.push({ handler: 0, flags: 0, mask: 0n, restorer: 0 });
   }
 
@@ -167,7 +188,9 @@ export class UserProcess {
     // Static-pie executables are placed at a fixed base (no ASLR, like qemu -R).
     const bias = elf.type === ET.DYN ? 0x0200_0000 - minVaddr : 0;
     if (minVaddr + bias < 0x10000 || maxVaddr + bias > this.as.mmapTop - (64 << 20)) {
-      throw new ElfError(`segments at 0x${minVaddr.toString(16)}..0x${maxVaddr.toString(16)} do not fit in guest memory`);
+      throw new ElfError(
+        `segments at 0x${minVaddr.toString(16)}..0x${maxVaddr.toString(16)} do not fit in guest memory`,
+      );
     }
     // Point of no return.
     this.as.clear();
@@ -201,7 +224,9 @@ export class UserProcess {
     // Sigreturn trampoline page (our stand-in for the vDSO's __kernel_rt_sigreturn).
     this.trampoline = this.as.mmapTop - PAGE;
     this.as.mapRange(this.trampoline, PAGE);
-    TRAMPOLINE_INSNS.forEach((w, i) => this.as.dv.setUint32(this.as.host + this.trampoline + i * 4, w, true));
+    TRAMPOLINE_INSNS.forEach((w, i) => {
+      this.as.dv.setUint32(this.as.host + this.trampoline + i * 4, w, true);
+    });
     this.as.mapRange(this.as.stackBottom, this.as.stackTop - this.as.stackBottom);
     const sp = this.buildStack(argv, envp, file, {
       phdr,
@@ -237,7 +262,12 @@ export class UserProcess {
     return h >>> 0;
   }
 
-  private buildStack(argv: string[], envp: string[], execfn: string, e: { phdr: number; phent: number; phnum: number; entry: number }): number {
+  private buildStack(
+    argv: string[],
+    envp: string[],
+    execfn: string,
+    e: { phdr: number; phent: number; phnum: number; entry: number },
+  ): number {
     const dv = this.as.dv;
     let sp = this.as.stackTop;
     const enc = new TextEncoder();
@@ -369,7 +399,9 @@ export class UserProcess {
         const off = Number(pc);
         const word = this.as.valid(off, 4) ? this.as.dv.getUint32(this.as.host + off, true) : 0;
         if (this.sigactions[SIG.ILL]!.handler <= 1) {
-          this.diag(`armbox: illegal instruction 0x${word.toString(16).padStart(8, "0")} at pc 0x${pc.toString(16)}`);
+          this.diag(
+            `armbox: illegal instruction 0x${word.toString(16).padStart(8, "0")} at pc 0x${pc.toString(16)}`,
+          );
         }
         break;
       }
@@ -401,7 +433,8 @@ export class UserProcess {
       default:
         sig = SIG.ILL;
         addr = pc;
-        if (this.sigactions[SIG.ILL]!.handler <= 1) this.diag(`armbox: unexpected exception class 0x${ec.toString(16)} at pc 0x${pc.toString(16)}`);
+        if (this.sigactions[SIG.ILL]!.handler <= 1)
+          this.diag(`armbox: unexpected exception class 0x${ec.toString(16)} at pc 0x${pc.toString(16)}`);
     }
     this.raiseSync(sig, code, addr);
   }
@@ -420,7 +453,9 @@ export class UserProcess {
   die(sig: number): never {
     this.killedBy = sig;
     const name = SIGNAL_NAMES[sig] ?? `signal ${sig}`;
-    this.diag(`armbox: uncaught target signal ${sig} (${name})${CORE_SIGNALS.has(sig) ? " - core dumped" : ""}`);
+    this.diag(
+      `armbox: uncaught target signal ${sig} (${name})${CORE_SIGNALS.has(sig) ? " - core dumped" : ""}`,
+    );
     throw new ProcessExit(128 + sig);
   }
 
@@ -464,7 +499,11 @@ export class UserProcess {
     const r = this.cpu.r;
     const dv = this.as.dv;
     let sp = r[I.SP_EL0]! + r[I.SP_EL0 + 1]! * 2 ** 32;
-    if ((act.flags & SA.ONSTACK) !== 0 && this.altStack.flags === 0 && !(sp > this.altStack.sp && sp <= this.altStack.sp + this.altStack.size)) {
+    if (
+      (act.flags & SA.ONSTACK) !== 0 &&
+      this.altStack.flags === 0 &&
+      !(sp > this.altStack.sp && sp <= this.altStack.sp + this.altStack.size)
+    ) {
       sp = this.altStack.sp + this.altStack.size;
     }
     const FRAME = 128 + UC_SIZE + 16;
@@ -569,7 +608,8 @@ export class UserProcess {
       this.cpu.r[I.SP_EL0] = newSp >>> 0;
       this.cpu.r[I.SP_EL0 + 1] = 0;
     }
-    if (setChildTid && this.as.valid(childTidPtr, 4)) this.as.dv.setInt32(this.as.host + childTidPtr, childPid, true);
+    if (setChildTid && this.as.valid(childTidPtr, 4))
+      this.as.dv.setInt32(this.as.host + childTidPtr, childPid, true);
     let status: number;
     this.killedBy = 0;
     try {

@@ -169,7 +169,7 @@ function fakeStat(f: OpenFile): fs.BigIntStats {
   } as unknown as fs.BigIntStats;
 }
 
-function statPath(p: UserProcess, file: string | number, follow: boolean): fs.BigIntStats | number {
+function statPath(_p: UserProcess, file: string | number, follow: boolean): fs.BigIntStats | number {
   if (typeof file === "number") return file;
   try {
     return follow ? fs.statSync(file, { bigint: true }) : fs.lstatSync(file, { bigint: true });
@@ -265,7 +265,15 @@ function sysMmap(p: UserProcess, a: number[]): number {
     at = addr;
     p.as.mapRange(at, len, true);
   } else {
-    if (addr !== 0 && addr % PAGE === 0 && p.as.valid(addr, len) && addr >= p.as.brk && addr + len <= p.as.mmapTop && p.as.isFree(addr, len)) at = addr;
+    if (
+      addr !== 0 &&
+      addr % PAGE === 0 &&
+      p.as.valid(addr, len) &&
+      addr >= p.as.brk &&
+      addr + len <= p.as.mmapTop &&
+      p.as.isFree(addr, len)
+    )
+      at = addr;
     else at = p.as.findFree(len);
     if (at < 0) return -E.NOMEM;
     p.as.mapRange(at, len, true);
@@ -343,7 +351,13 @@ function sleepTimespec(p: UserProcess, addr: number): number {
 // ---------------------------------------------------------------------------
 // process control
 
-function sysExecve(p: UserProcess, pathAddr: number, argvAddr: number, envAddr: number, dirfd = AT_FDCWD): number {
+function sysExecve(
+  p: UserProcess,
+  pathAddr: number,
+  argvAddr: number,
+  envAddr: number,
+  dirfd = AT_FDCWD,
+): number {
   const s = readCString(p, pathAddr);
   if (s === null) return -E.FAULT;
   const file = resolveAt(p, dirfd, s);
@@ -461,7 +475,8 @@ def(25, "fcntl", (p, [fdArg, cmd, arg]) => {
     case 3: // F_GETFL
       return f.flags | (f.kind === "dir" ? LINUX_O.DIRECTORY : 0) | LINUX_O.LARGEFILE;
     case 4: // F_SETFL
-      f.flags = (f.flags & ~(LINUX_O.APPEND | LINUX_O.NONBLOCK)) | (int(arg!) & (LINUX_O.APPEND | LINUX_O.NONBLOCK));
+      f.flags =
+        (f.flags & ~(LINUX_O.APPEND | LINUX_O.NONBLOCK)) | (int(arg!) & (LINUX_O.APPEND | LINUX_O.NONBLOCK));
       return 0;
     case 5: // F_GETLK
     case 6:
@@ -655,7 +670,10 @@ def(56, "openat", (p, [dirfd, pathAddr, flagsArg, mode]) => {
   try {
     const hfd = fs.openSync(f, hostOpenFlags(flags & ~LINUX_O.DIRECTORY), int(mode!) & 0o7777 & ~p.umask);
     const stream = st !== null && !st.isFile();
-    return p.fds.install(new HostFile(hfd, f, flags & (LINUX_O.ACCMODE | LINUX_O.APPEND | LINUX_O.NONBLOCK), true, stream), cloexec);
+    return p.fds.install(
+      new HostFile(hfd, f, flags & (LINUX_O.ACCMODE | LINUX_O.APPEND | LINUX_O.NONBLOCK), true, stream),
+      cloexec,
+    );
   } catch (e) {
     return hostErrno(e);
   }
@@ -798,7 +816,8 @@ def(72, "pselect6", (p, [nfds, rd, wr, ex]) => {
       if (byte & (1 << (i & 7))) count++;
     }
   }
-  if (ex !== 0 && p.as.valid(ex!, Math.ceil(int(nfds!) / 8))) p.as.bytes(ex!, Math.ceil(int(nfds!) / 8)).fill(0);
+  if (ex !== 0 && p.as.valid(ex!, Math.ceil(int(nfds!) / 8)))
+    p.as.bytes(ex!, Math.ceil(int(nfds!) / 8)).fill(0);
   return count;
 });
 def(73, "ppoll", (p, [fds, nfds]) => {
@@ -811,7 +830,8 @@ def(73, "ppoll", (p, [fds, nfds]) => {
     const events = p.as.dv.getInt16(p.as.host + a + 4, true);
     let rev = 0;
     if (fd >= 0) {
-      if (p.fds.get(fd) === null) rev = 0x20; // POLLNVAL
+      if (p.fds.get(fd) === null)
+        rev = 0x20; // POLLNVAL
       else rev = events & 0x5; // POLLIN | POLLOUT
     }
     p.as.dv.setInt16(p.as.host + a + 6, rev, true);
@@ -844,7 +864,8 @@ def(79, "newfstatat", (p, [dirfd, pathAddr, statAddr, flags]) => {
   const s = readCString(p, pathAddr!);
   if (s === null) return -E.FAULT;
   let st: fs.BigIntStats | number;
-  if (s === "" && (fl & AT_EMPTY_PATH) !== 0) st = int(dirfd!) === AT_FDCWD ? statPath(p, p.cwd, true) : statFd(p, dirfd!);
+  if (s === "" && (fl & AT_EMPTY_PATH) !== 0)
+    st = int(dirfd!) === AT_FDCWD ? statPath(p, p.cwd, true) : statFd(p, dirfd!);
   else st = statPath(p, resolveAt(p, int(dirfd!), s), (fl & AT_SYMLINK_NOFOLLOW) === 0);
   if (typeof st === "number") return st;
   return writeStat(p, statAddr!, st);
@@ -859,7 +880,8 @@ def(291, "statx", (p, [dirfd, pathAddr, flags, , statAddr]) => {
   const s = readCString(p, pathAddr!);
   if (s === null) return -E.FAULT;
   let st: fs.BigIntStats | number;
-  if (s === "" && (fl & AT_EMPTY_PATH) !== 0) st = int(dirfd!) === AT_FDCWD ? statPath(p, p.cwd, true) : statFd(p, dirfd!);
+  if (s === "" && (fl & AT_EMPTY_PATH) !== 0)
+    st = int(dirfd!) === AT_FDCWD ? statPath(p, p.cwd, true) : statFd(p, dirfd!);
   else st = statPath(p, resolveAt(p, int(dirfd!), s), (fl & AT_SYMLINK_NOFOLLOW) === 0);
   if (typeof st === "number") return st;
   return writeStatx(p, statAddr!, st);
@@ -1020,7 +1042,9 @@ def(160, "uname", (p, [buf]) => {
   const fields = ["Linux", os.hostname(), "6.1.0-armbox", "#1 SMP armbox", "aarch64", "(none)"];
   const m = p.as.bytes(buf!, 390);
   m.fill(0);
-  fields.forEach((s, i) => m.set(Buffer.from(s).subarray(0, 64), i * 65));
+  fields.forEach((s, i) => {
+    m.set(Buffer.from(s).subarray(0, 64), i * 65);
+  });
   return 0;
 });
 def(163, "getrlimit", (p, [res, rl]) => rlimit(p, int(res!), rl!));
@@ -1082,7 +1106,9 @@ def(220, "clone", (p, [flags, newsp, , , ctid]) => {
 });
 def(435, "clone3", () => -E.NOSYS);
 def(221, "execve", (p, [pathAddr, argv, envp]) => sysExecve(p, pathAddr!, argv!, envp!));
-def(281, "execveat", (p, [dirfd, pathAddr, argv, envp]) => sysExecve(p, pathAddr!, argv!, envp!, int(dirfd!)));
+def(281, "execveat", (p, [dirfd, pathAddr, argv, envp]) =>
+  sysExecve(p, pathAddr!, argv!, envp!, int(dirfd!)),
+);
 def(222, "mmap", sysMmap);
 def(226, "mprotect", (p, [addr, len]) => {
   if (addr! % PAGE !== 0) return -E.INVAL;
@@ -1095,7 +1121,8 @@ def(229, "munlock", () => 0);
 def(232, "mincore", () => -E.NOSYS);
 def(233, "madvise", (p, [addr, len, advice]) => {
   // MADV_DONTNEED on private anonymous memory: the pages read back as zero.
-  if (int(advice!) === 4 && addr! % PAGE === 0 && p.as.valid(addr!, pageUp(len!))) p.as.bytes(addr!, pageUp(len!)).fill(0);
+  if (int(advice!) === 4 && addr! % PAGE === 0 && p.as.valid(addr!, pageUp(len!)))
+    p.as.bytes(addr!, pageUp(len!)).fill(0);
   return 0;
 });
 def(260, "wait4", sysWait4);
@@ -1145,7 +1172,6 @@ const UNSUPPORTED_NAMES: Record<number, string> = {
   40: "mount",
   47: "fallocate",
   51: "chroot",
-  62: "lseek",
   74: "signalfd4",
   76: "splice",
   85: "timerfd_create",
@@ -1157,7 +1183,6 @@ const UNSUPPORTED_NAMES: Record<number, string> = {
   198: "socket",
   199: "socketpair",
   203: "connect",
-  222: "mmap",
   242: "accept4",
   285: "copy_file_range",
   424: "pidfd_send_signal",
@@ -1197,12 +1222,16 @@ export function doSyscall(p: UserProcess): void {
       return;
     }
   }
-  if (p.strace) p.strace(`${entry?.[0] ?? `syscall_${nr}`}(${a.map((x) => (x < 0 ? String(x) : `0x${x.toString(16)}`)).join(", ")}) = ${Number.isNaN(res) ? "?" : res}`);
+  if (p.strace)
+    p.strace(
+      `${entry?.[0] ?? `syscall_${nr}`}(${a.map((x) => (x < 0 ? String(x) : `0x${x.toString(16)}`)).join(", ")}) = ${Number.isNaN(res) ? "?" : res}`,
+    );
   if (Number.isNaN(res)) return;
   const v = BigInt.asUintN(64, BigInt(res));
   r[0] = Number(v & 0xffffffffn);
   r[1] = Number(v >> 32n);
 }
 
-export const SYSCALL_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(T).map(([k, v]) => [Number(k), v[0]]));
-
+export const SYSCALL_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(T).map(([k, v]) => [Number(k), v[0]]),
+);
