@@ -709,6 +709,23 @@ export function fpSqrt(N: number, h: number, l: number, fpcr: number): void {
 function fmaCore(N: number, a: number, b: number, c: number, scale: number, fpcr: number, mode: number): void {
   if (a !== 0 && b !== 0 && (N !== 64 || (prodSafe(a) && prodSafe(b)))) {
     const p = twoProd(a, b);
+    if (eftErr !== 0 && N === 64 && scale === 0 && fmaSafe(p) && (c === 0 || fmaSafe(c))) {
+      // Boldo & Melquiond's FMA emulation: th + tl = c + p exactly, v = RO(tl + pl) (round
+      // to odd), result RN(th + v). The error sign is that of (th + v - r) when nonzero (it
+      // is a multiple of ulp(v), larger than the round-to-odd residual), else of the residual.
+      const pl = eftErr;
+      const th = twoSum(c, p);
+      const tl = eftErr;
+      let v = twoSum(tl, pl);
+      const e2 = eftErr;
+      if (e2 !== 0) {
+        cvF64[0] = v;
+        if ((cvU32[0]! & 1) === 0) v = stepMag64(v, (e2 > 0) === (v > 0) ? 1 : -1);
+      }
+      const r = twoSum(th, v);
+      const dir = eftErr !== 0 ? eftErr : e2;
+      if (Number.isFinite(r) && finish(64, r, dir, fpcr, mode)) return;
+    }
     if (eftErr === 0 && (N !== 64 || prodSafe(p))) {
       const s = twoSum(p, c);
       if (s === 0 && eftErr === 0) {
@@ -1264,4 +1281,10 @@ export function hi64(x: bigint): number {
 }
 export function lo64(x: bigint): number {
   return Number(x & 0xffffffffn);
+}
+
+/** Range where every intermediate of the FMA emulation stays normal and finite. */
+function fmaSafe(x: number): boolean {
+  const a = Math.abs(x);
+  return a > 2 ** -900 && a < 2 ** 990;
 }
