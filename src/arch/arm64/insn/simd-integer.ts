@@ -27,6 +27,7 @@ import {
   view,
   type NumView,
 } from "./simd-integer-engine.ts";
+import { fastAddSub, fastCmeq8, fastCnt, fastLogic, fastPair8, fastShift64, fastShrn16 } from "./simd-integer-fast.ts";
 
 /** Size-mask bits: which `size` values an instruction allows. */
 const B = 1, H = 2, S = 4, D = 8;
@@ -191,6 +192,12 @@ function sameDecode(op: Same, scalar: boolean, f: Fields): Exec | null {
   const signed = op.signed ?? op.u === 0;
   const n = scalar ? 1 : (q ? 128 : 64) / e;
   const out = scalar ? e >> 3 : q ? 16 : 8;
+  if (op.name === "ADD" || op.name === "SUB") return fastAddSub(op.name === "SUB", e, q, f.Rn!, f.Rm!, f.Rd!, scalar);
+  if (!scalar && e === 8) {
+    if (op.name === "CMEQ") return fastCmeq8(q, f.Rn!, f.Rm!, f.Rd!);
+    const fast = op.pair ? fastPair8(op.name, q, f.Rn!, f.Rm!, f.Rd!) : null;
+    if (fast) return fast;
+  }
   const kn = op.kn(e, !signed);
   const kb = op.kb?.(e, !signed);
   if (op.pair) {
@@ -242,7 +249,7 @@ function logicPatterns(): Pattern[] {
   return LOGIC.map((op) => ({
     name: `${op.name} (vector)`,
     pattern: `0 q:1 ${op.u} 01110 ${op.size.toString(2).padStart(2, "0")} 1 Rm:5 00011 1 Rn:5 Rd:5`,
-    decode: (f: Fields) => logicExec(op.k, f.q!, f.Rn!, f.Rm!, f.Rd!, op.u === 1 && op.size !== 0),
+    decode: (f: Fields) => fastLogic(op.name, f.q!, f.Rn!, f.Rm!, f.Rd!) ?? logicExec(op.k, f.q!, f.Rn!, f.Rm!, f.Rd!, op.u === 1 && op.size !== 0),
   }));
 }
 
@@ -454,7 +461,7 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       return unary(false, clzN(e));
     case 0b000101: // CNT
       if (scalar || size !== 0) return null;
-      return unary(false, popcnt8);
+      return fastCnt(q, rn, rd);
     case 0b100101: // NOT (size 0) / RBIT (size 1)
       if (scalar || size > 1) return null;
       return build({
@@ -480,6 +487,7 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       return unary(true, (a) => (a >= 0 ? -1 : 0), (a) => (a >= 0n ? -1n : 0n));
     case 0b001001: // CMEQ #0
       if (!scalarOk(D)) return null;
+      if (!scalar && e === 8) return fastCmeq8(q, rn, -1, rd);
       return unary(true, (a) => (a === 0 ? -1 : 0), (a) => (a === 0n ? -1n : 0n));
     case 0b101001: // CMLE #0
       if (!scalarOk(D)) return null;
@@ -616,6 +624,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const rc = round ? p / 2 : 0;
       const sB = BigInt(rsh);
       const rcB = round ? 1n << (sB - 1n) : 0n;
+      if (e === 64 && !round && !acc) return fastShift64(u === 0 ? "SSHR" : "USHR", rsh, scalar ? 1 : 2, rn, rd);
       const kn: KN = acc ? (a, _b, d) => d + Math.floor((a + rc) / p) : (a) => Math.floor((a + rc) / p);
       const kb: KB = acc ? (a, _b, d) => d + ((a + rcB) >> sB) : (a) => (a + rcB) >> sB;
       return elem(u === 0, kn, kb, acc);
@@ -643,6 +652,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const keepN = 2 ** lsh - 1;
       const keepB = (1n << sB) - 1n;
       void p;
+      if (u === 0 && e === 64) return fastShift64("SHL", lsh, scalar ? 1 : 2, rn, rd);
       if (u === 0) return elem(false, (a) => a << lsh, (a) => a << sB);
       return elem(false, (a, _b, d) => (a << lsh) | (d & keepN), (a, _b, d) => (a << sB) | (d & keepB), true);
     }
@@ -672,6 +682,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       if (scalar && (key === 0b010000 || key === 0b010001)) return null;
       const round = (opc & 1) !== 0;
       const trunc = key === 0b010000 || key === 0b010001;
+      if (key === 0b010000 && e === 8 && !scalar) return fastShrn16(q, rsh, rn, rd);
       const srcSigned = key !== 0b110010 && key !== 0b110011;
       const dstUnsigned = key === 0b110000 || key === 0b110001 || !srcSigned;
       const e2 = 2 * e;

@@ -1,0 +1,331 @@
+/**
+ * Hand-written fast paths for the hottest AdvSIMD integer forms (string/memory routines
+ * and hashes: ADD/SUB, CMEQ, bitwise ops, pairwise byte max/min/add, SHRN, 64-bit shifts).
+ *
+ * The generic lane engine calls a per-lane kernel through one shared call site, which
+ * V8 cannot inline once it has seen many kernels; here every executor is its own function
+ * literal with the arithmetic inline, working on 32-bit words (SWAR for 8/16-bit lanes).
+ * Each is checked against the same qemu-recorded vectors as the generic path.
+ *
+ * All of these are lane-local per 32-bit word (or read every input word before writing),
+ * so Vd may alias Vn/Vm.
+ */
+import type { Exec } from "../decoder.ts";
+import { I } from "../state.ts";
+
+const H8 = 0x80808080 | 0;
+const L8 = 0x7f7f7f7f;
+const H16 = 0x80008000 | 0;
+const L16 = 0x7fff7fff;
+
+/** Clears the upper 64 bits of Vd for Q=0 forms. */
+function hiZero(r: Uint32Array, d: number, q: number): void {
+  if (q === 0) {
+    r[d + 2] = 0;
+    r[d + 3] = 0;
+  }
+}
+
+export function fastAddSub(sub: boolean, e: number, q: number, rn: number, rm: number, rd: number, scalar: boolean): Exec | null {
+  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const words = q ? 4 : 2;
+  if (e === 64) {
+    const lanes = scalar ? 1 : 2;
+    if (!sub) {
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < 2 * lanes; i += 2) {
+          const lo = r[n + i]! + r[m + i]!;
+          const hi = r[n + i + 1]! + r[m + i + 1]! + (lo > 0xffffffff ? 1 : 0);
+          r[d + i] = lo;
+          r[d + i + 1] = hi;
+        }
+        if (scalar) {
+          r[d + 2] = 0;
+          r[d + 3] = 0;
+        }
+      };
+    }
+    return (c) => {
+      c.checkFp();
+      const r = c.r;
+      for (let i = 0; i < 2 * lanes; i += 2) {
+        const a = r[n + i]!, b = r[m + i]!;
+        const hi = r[n + i + 1]! - r[m + i + 1]! - (a < b ? 1 : 0);
+        r[d + i] = a - b;
+        r[d + i + 1] = hi;
+      }
+      if (scalar) {
+        r[d + 2] = 0;
+        r[d + 3] = 0;
+      }
+    };
+  }
+  if (scalar) return null;
+  if (e === 32) {
+    return sub
+      ? (c) => {
+          c.checkFp();
+          const r = c.r;
+          for (let i = 0; i < words; i++) r[d + i] = r[n + i]! - r[m + i]!;
+          hiZero(r, d, q);
+        }
+      : (c) => {
+          c.checkFp();
+          const r = c.r;
+          for (let i = 0; i < words; i++) r[d + i] = r[n + i]! + r[m + i]!;
+          hiZero(r, d, q);
+        };
+  }
+  const hm = e === 8 ? H8 : H16;
+  const lm = e === 8 ? L8 : L16;
+  return sub
+    ? (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) {
+          const a = r[n + i]!, b = r[m + i]!;
+          r[d + i] = ((a | hm) - (b & lm)) ^ ((a ^ ~b) & hm);
+        }
+        hiZero(r, d, q);
+      }
+    : (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) {
+          const a = r[n + i]!, b = r[m + i]!;
+          r[d + i] = ((a & lm) + (b & lm)) ^ ((a ^ b) & hm);
+        }
+        hiZero(r, d, q);
+      };
+}
+
+/** Per byte: 0xff where the byte of x is zero, else 0. */
+function zeroBytes(x: number): number {
+  const t = (((x & L8) + L8) | x) & H8; // high bit set in each nonzero byte
+  return ((~t & H8) >>> 7) * 0xff;
+}
+
+/** CMEQ (register or #0) on bytes; rm < 0 compares with zero. */
+export function fastCmeq8(q: number, rn: number, rm: number, rd: number): Exec {
+  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const words = q ? 4 : 2;
+  if (rm < 0) {
+    return (c) => {
+      c.checkFp();
+      const r = c.r;
+      for (let i = 0; i < words; i++) r[d + i] = zeroBytes(r[n + i]!);
+      hiZero(r, d, q);
+    };
+  }
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    for (let i = 0; i < words; i++) r[d + i] = zeroBytes(r[n + i]! ^ r[m + i]!);
+    hiZero(r, d, q);
+  };
+}
+
+/** Bitwise three-same forms, one literal each. */
+export function fastLogic(name: string, q: number, rn: number, rm: number, rd: number): Exec | null {
+  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const words = q ? 4 : 2;
+  switch (name) {
+    case "AND":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) r[d + i] = r[n + i]! & r[m + i]!;
+        hiZero(r, d, q);
+      };
+    case "BIC":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) r[d + i] = r[n + i]! & ~r[m + i]!;
+        hiZero(r, d, q);
+      };
+    case "ORR":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) r[d + i] = r[n + i]! | r[m + i]!;
+        hiZero(r, d, q);
+      };
+    case "ORN":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) r[d + i] = r[n + i]! | ~r[m + i]!;
+        hiZero(r, d, q);
+      };
+    case "EOR":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) r[d + i] = r[n + i]! ^ r[m + i]!;
+        hiZero(r, d, q);
+      };
+    case "BSL":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) {
+          const x = r[d + i]!;
+          r[d + i] = (x & r[n + i]!) | (~x & r[m + i]!);
+        }
+        hiZero(r, d, q);
+      };
+    case "BIT":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) {
+          const b = r[m + i]!;
+          r[d + i] = (r[d + i]! & ~b) | (r[n + i]! & b);
+        }
+        hiZero(r, d, q);
+      };
+    case "BIF":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        for (let i = 0; i < words; i++) {
+          const b = r[m + i]!;
+          r[d + i] = (r[d + i]! & b) | (r[n + i]! & ~b);
+        }
+        hiZero(r, d, q);
+      };
+    default:
+      return null;
+  }
+}
+
+const PB = new Uint8Array(32);
+const PB32 = new Uint32Array(PB.buffer);
+
+/** Gathers Vn (low `bytes`) then Vm (low `bytes`) into PB: the pairwise operand. */
+function gather(r: Uint32Array, n: number, m: number, words: number): void {
+  for (let i = 0; i < words; i++) PB32[i] = r[n + i]!;
+  for (let i = 0; i < words; i++) PB32[words + i] = r[m + i]!;
+}
+
+/** ADDP / UMAXP / UMINP on bytes. */
+export function fastPair8(name: string, q: number, rn: number, rm: number, rd: number): Exec | null {
+  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const words = q ? 4 : 2;
+  const lanes = q ? 16 : 8;
+  const db = 336 + 16 * rd;
+  switch (name) {
+    case "ADDP":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        gather(r, n, m, words);
+        const r8 = c.r8;
+        for (let i = 0; i < lanes; i++) r8[db + i] = PB[2 * i]! + PB[2 * i + 1]!;
+        hiZero(r, d, q);
+      };
+    case "UMAXP":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        gather(r, n, m, words);
+        const r8 = c.r8;
+        for (let i = 0; i < lanes; i++) {
+          const a = PB[2 * i]!, b = PB[2 * i + 1]!;
+          r8[db + i] = a > b ? a : b;
+        }
+        hiZero(r, d, q);
+      };
+    case "UMINP":
+      return (c) => {
+        c.checkFp();
+        const r = c.r;
+        gather(r, n, m, words);
+        const r8 = c.r8;
+        for (let i = 0; i < lanes; i++) {
+          const a = PB[2 * i]!, b = PB[2 * i + 1]!;
+          r8[db + i] = a < b ? a : b;
+        }
+        hiZero(r, d, q);
+      };
+    default:
+      return null;
+  }
+}
+
+/** SHRN/SHRN2 from 16-bit lanes to bytes (memchr/strlen's "shrn v.8b, v.8h, #4"). */
+export function fastShrn16(part: number, sh: number, rn: number, rd: number): Exec {
+  const n = I.V + 4 * rn, d = I.V + 4 * rd;
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const w0 = r[n]!, w1 = r[n + 1]!, w2 = r[n + 2]!, w3 = r[n + 3]!;
+    const b = (w: number): number => (((w & 0xffff) >>> sh) & 0xff) | ((((w >>> 16) >>> sh) & 0xff) << 8);
+    const lo = (b(w0) | (b(w1) << 16)) >>> 0;
+    const hi = (b(w2) | (b(w3) << 16)) >>> 0;
+    if (part === 0) {
+      r[d] = lo;
+      r[d + 1] = hi;
+      r[d + 2] = 0;
+      r[d + 3] = 0;
+    } else {
+      r[d + 2] = lo;
+      r[d + 3] = hi;
+    }
+  };
+}
+
+/**
+ * 64-bit lane shifts by immediate without BigInt: USHR/SSHR (sh 1..64), SHL (sh 0..63).
+ * `lanes` is 2 (vector .2D) or 1 (scalar D, upper half zeroed).
+ */
+export function fastShift64(kind: "USHR" | "SSHR" | "SHL", sh: number, lanes: number, rn: number, rd: number): Exec {
+  const n = I.V + 4 * rn, d = I.V + 4 * rd;
+  const one = (lo: number, hi: number, out: Uint32Array, k: number): void => {
+    let rl: number, rh: number;
+    if (kind === "SHL") {
+      if (sh === 0) (rl = lo), (rh = hi);
+      else if (sh < 32) (rl = lo << sh), (rh = (hi << sh) | (lo >>> (32 - sh)));
+      else (rl = 0), (rh = lo << (sh - 32));
+    } else {
+      const fill = kind === "SSHR" ? hi >> 31 : 0;
+      if (sh < 32) (rl = (lo >>> sh) | (hi << (32 - sh))), (rh = kind === "SSHR" ? hi >> sh : hi >>> sh);
+      else if (sh < 64) (rl = kind === "SSHR" ? hi >> (sh - 32) : hi >>> (sh - 32)), (rh = fill);
+      else (rl = fill), (rh = fill);
+    }
+    out[k] = rl;
+    out[k + 1] = rh;
+  };
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const l0 = r[n]!, h0 = r[n + 1]!, l1 = r[n + 2]!, h1 = r[n + 3]!;
+    one(l0, h0, r, d);
+    if (lanes === 2) one(l1, h1, r, d + 2);
+    else {
+      r[d + 2] = 0;
+      r[d + 3] = 0;
+    }
+  };
+}
+
+const POP8 = new Uint8Array(256).map((_, i) => {
+  let k = 0;
+  for (let x = i; x; x &= x - 1) k++;
+  return k;
+});
+
+/** CNT on bytes. */
+export function fastCnt(q: number, rn: number, rd: number): Exec {
+  const nb = 336 + 16 * rn, db = 336 + 16 * rd, d = I.V + 4 * rd;
+  const lanes = q ? 16 : 8;
+  return (c) => {
+    c.checkFp();
+    const r8 = c.r8;
+    for (let i = 0; i < lanes; i++) r8[db + i] = POP8[r8[nb + i]!]!;
+    hiZero(c.r, d, q);
+  };
+}
