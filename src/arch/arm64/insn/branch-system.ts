@@ -16,8 +16,8 @@ const TWO32 = 4294967296;
 /** PC-relative branch target: current PC + signed byte offset. */
 function jump(c: Cpu, off: number): void {
   const sum = c.pcLo + off;
-  const carry = Math.floor(sum / TWO32);
-  c.branch(sum >>> 0, (c.pcHi + carry) >>> 0);
+  if (sum >= 0 && sum < TWO32) c.branch(sum, c.pcHi);
+  else c.branch(sum >>> 0, (c.pcHi + (sum < 0 ? -1 : 1)) >>> 0);
 }
 
 /** Writes the return address (PC + 4) to X30. */
