@@ -28,7 +28,6 @@ test("FP, crypto and permute encodings are left to their own tables", () => {
     [0x7e70d820, "faddp d0, v1.2d"],
     [0x6e30f820, "fmaxv s0, v1.4s"],
     [0x0e216820, "fcvtn v0.4h, v1.4s"],
-    [0x4ea1c820, "urecpe v0.4s, v1.4s"],
     [0x0ee2e020, "pmull v0.1q, v1.1d, v2.1d"],
     [0x4e284820, "aese v0.16b, v1.16b"],
     [0x5e280820, "sha1h s0, s1"],

@@ -385,6 +385,24 @@ const RBIT8 = new Uint8Array(256).map((_, i) => {
   return r;
 });
 
+/**
+ * RecipEstimate / RecipSqrtEstimate on 9-bit inputs (Arm ARM J1, shared pseudocode), as
+ * used by URECPE and URSQRTE: entry i is the 9-bit estimate for input bits <31:23> = i.
+ */
+const URECPE_TABLE = new Uint16Array(512).map((_, i) => {
+  if (i < 256) return 0;
+  const a = i * 2 + 1;
+  const b = Math.floor(2 ** 19 / a);
+  return (Math.floor((b + 1) / 2)) & 0x1ff;
+});
+const URSQRTE_TABLE = new Uint16Array(512).map((_, i) => {
+  if (i < 128) return 0;
+  const a = i < 256 ? i * 2 + 1 : ((i >> 1) << 1) * 2 + 2;
+  let b = 512;
+  while (a * (b + 1) * (b + 1) < 2 ** 28) b++;
+  return (Math.floor((b + 1) / 2)) & 0x1ff;
+});
+
 /** REV16/REV32/REV64: reverse `e`-bit elements within each `cont`-bit container. */
 function revExec(e: number, cont: number, q: number, rn: number, rd: number): Exec {
   const n = (q ? 128 : 64) / e;
@@ -522,6 +540,14 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
         kn: trunc ? (a) => a : (a) => satN(a, mn, mx),
         kb: trunc ? (a) => a : (a) => satB(a, mnB, mxB),
       });
+    }
+    case 0b011100: // URECPE
+    case 0b111100: {
+      // URSQRTE
+      if (scalar || size !== 2) return null;
+      const table = u === 0 ? URECPE_TABLE : URSQRTE_TABLE;
+      const limit = u === 0 ? 0x80000000 : 0x40000000;
+      return unary(false, (a) => (a < limit ? 0xffffffff : table[(a >>> 23) & 0x1ff]! * 0x800000));
     }
     case 0b110011: {
       // SHLL/SHLL2: widen and shift left by esize
