@@ -1,0 +1,24 @@
+/**
+ * QEMU's `virt` board memory map (hw/arm/virt.c, base_memmap) and interrupt assignment,
+ * for the parts armbox emulates. SPI n is INTID 32 + n.
+ */
+export const VIRT = {
+  GIC_DIST: { base: 0x0800_0000, size: 0x1_0000 },
+  /** GICv3 redistributors: two 64 KiB frames (RD_base, SGI_base) per vCPU. */
+  GIC_REDIST: { base: 0x080a_0000, size: 0x00f6_0000 },
+  UART: { base: 0x0900_0000, size: 0x1000, spi: 1 },
+  RTC: { base: 0x0901_0000, size: 0x1000, spi: 2 },
+  VIRTIO_MMIO: { base: 0x0a00_0000, size: 0x200, count: 32, spi: 16 },
+  RAM: { base: 0x4000_0000 },
+} as const;
+
+/** Per-vCPU redistributor stride (GICv3: RD_base + SGI_base frames). */
+export const GIC_REDIST_STRIDE = 0x2_0000;
+/** How many redistributors fit the region: the most vCPUs the board supports. */
+export const MAX_GIC_VCPUS = VIRT.GIC_REDIST.size / GIC_REDIST_STRIDE; // 123
+
+/** Arch timer PPIs as INTIDs (PPI n = INTID 16 + n). */
+export const TIMER_PPI = { SECURE_PHYS: 29, PHYS: 30, VIRT: 27, HYP: 26 } as const;
+
+/** The PL011's clock as QEMU's virt declares it (apb-pclk, 24 MHz). */
+export const APB_PCLK_HZ = 24_000_000;
