@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
-import { ElfError, parseElf } from "../src/user/elf.ts";
+import { ElfError, parseElf } from "../src/machine/elf.ts";
 import { runProgram } from "../src/user/process.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

@@ -11,7 +11,7 @@ import { Cpu, type CpuExit } from "../arch/arm64/cpu.ts";
 import { EC } from "../arch/arm64/exceptions.ts";
 import { createVmMemory, I, OFF } from "../arch/arm64/state.ts";
 import { sysregIndex } from "../arch/arm64/sysregs.ts";
-import { ElfError, ET, PT, parseElf } from "./elf.ts";
+import { ElfError, ET, PT, parseElf } from "../machine/elf.ts";
 import { type ByteSink, type ByteSource, FdTable, HostFile, LINUX_O, SinkFile, SourceFile } from "./files.ts";
 import { AddressSpace, type AddressSpaceSnapshot, NULL_GUARD, PAGE, pageDown, pageUp } from "./memory.ts";
 import { doSyscall } from "./syscalls.ts";

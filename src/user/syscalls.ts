@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { ElfError } from "./elf.ts";
+import { ElfError } from "../machine/elf.ts";
 import {
   DirFile,
   E,
