@@ -329,3 +329,119 @@ export function fastCnt(q: number, rn: number, rd: number): Exec {
     hiZero(c.r, d, q);
   };
 }
+
+/** SSHLL/USHLL(2) from 32-bit to 64-bit lanes (includes SXTL/UXTL), shift 0..31. */
+export function fastWiden32(signed: boolean, sh: number, part: number, rn: number, rd: number): Exec {
+  const n = I.V + 4 * rn + 2 * part, d = I.V + 4 * rd;
+  const hiOf = (v: number): number =>
+    sh === 0 ? (signed ? v >> 31 : 0) : signed ? (v | 0) >> (32 - sh) : v >>> (32 - sh);
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const a = r[n]!, b = r[n + 1]!;
+    r[d] = a << sh;
+    r[d + 1] = hiOf(a);
+    r[d + 2] = b << sh;
+    r[d + 3] = hiOf(b);
+  };
+}
+
+/** XTN(2) / SHRN(2) from 64-bit to 32-bit lanes (sh 0 = XTN, else 1..32). */
+export function fastNarrow64(sh: number, part: number, rn: number, rd: number): Exec {
+  const n = I.V + 4 * rn, d = I.V + 4 * rd;
+  const lane = (lo: number, hi: number): number =>
+    sh === 0 ? lo : sh === 32 ? hi : (lo >>> sh) | (hi << (32 - sh));
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const x = lane(r[n]!, r[n + 1]!), y = lane(r[n + 2]!, r[n + 3]!);
+    if (part === 0) {
+      r[d] = x;
+      r[d + 1] = y;
+      r[d + 2] = 0;
+      r[d + 3] = 0;
+    } else {
+      r[d + 2] = x;
+      r[d + 3] = y;
+    }
+  };
+}
+
+/**
+ * 64-bit lane compares: CMEQ, CMGT, CMGE, CMHI, CMHS, CMTST (register), and against
+ * zero (rm < 0). `lanes` 2 (.2D) or 1 (scalar D).
+ */
+export function fastCmp64(kind: string, lanes: number, rn: number, rm: number, rd: number): Exec | null {
+  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const zero = rm < 0;
+  let f: (al: number, ah: number, bl: number, bh: number) => boolean;
+  switch (kind) {
+    case "CMEQ":
+      f = (al, ah, bl, bh) => al === bl && ah === bh;
+      break;
+    case "CMTST":
+      f = (al, ah, bl, bh) => (al & bl) !== 0 || (ah & bh) !== 0;
+      break;
+    case "CMGT":
+      f = (al, ah, bl, bh) => ((ah | 0) !== (bh | 0) ? (ah | 0) > (bh | 0) : al > bl);
+      break;
+    case "CMGE":
+      f = (al, ah, bl, bh) => ((ah | 0) !== (bh | 0) ? (ah | 0) > (bh | 0) : al >= bl);
+      break;
+    case "CMHI":
+      f = (al, ah, bl, bh) => (ah !== bh ? ah > bh : al > bl);
+      break;
+    case "CMHS":
+      f = (al, ah, bl, bh) => (ah !== bh ? ah > bh : al >= bl);
+      break;
+    case "CMLE": // zero forms: a <= 0 is 0 >= a
+      f = (al, ah, bl, bh) => ((bh | 0) !== (ah | 0) ? (bh | 0) > (ah | 0) : bl >= al);
+      break;
+    case "CMLT":
+      f = (_al, ah) => (ah | 0) < 0;
+      break;
+    default:
+      return null;
+  }
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const a0 = r[n]!, a1 = r[n + 1]!, a2 = r[n + 2]!, a3 = r[n + 3]!;
+    const b0 = zero ? 0 : r[m]!, b1 = zero ? 0 : r[m + 1]!, b2 = zero ? 0 : r[m + 2]!, b3 = zero ? 0 : r[m + 3]!;
+    const x = f(a0, a1, b0, b1) ? 0xffffffff : 0;
+    r[d] = x;
+    r[d + 1] = x;
+    if (lanes === 2) {
+      const y = f(a2, a3, b2, b3) ? 0xffffffff : 0;
+      r[d + 2] = y;
+      r[d + 3] = y;
+    } else {
+      r[d + 2] = 0;
+      r[d + 3] = 0;
+    }
+  };
+}
+
+/** ADDP (scalar) Dd, Vn.2D and ADDP Vd.2D, Vn.2D, Vm.2D. */
+export function fastAddp64(scalar: boolean, rn: number, rm: number, rd: number): Exec {
+  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const l0 = r[n]! + r[n + 2]!;
+    const h0 = r[n + 1]! + r[n + 3]! + (l0 > 0xffffffff ? 1 : 0);
+    if (scalar) {
+      r[d] = l0;
+      r[d + 1] = h0;
+      r[d + 2] = 0;
+      r[d + 3] = 0;
+      return;
+    }
+    const l1 = r[m]! + r[m + 2]!;
+    const h1 = r[m + 1]! + r[m + 3]! + (l1 > 0xffffffff ? 1 : 0);
+    r[d] = l0;
+    r[d + 1] = h0;
+    r[d + 2] = l1;
+    r[d + 3] = h1;
+  };
+}

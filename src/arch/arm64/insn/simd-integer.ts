@@ -27,7 +27,19 @@ import {
   view,
   type NumView,
 } from "./simd-integer-engine.ts";
-import { fastAddSub, fastCmeq8, fastCnt, fastLogic, fastPair8, fastShift64, fastShrn16 } from "./simd-integer-fast.ts";
+import {
+  fastAddp64,
+  fastAddSub,
+  fastCmeq8,
+  fastCmp64,
+  fastCnt,
+  fastLogic,
+  fastNarrow64,
+  fastPair8,
+  fastShift64,
+  fastShrn16,
+  fastWiden32,
+} from "./simd-integer-fast.ts";
 
 /** Size-mask bits: which `size` values an instruction allows. */
 const B = 1, H = 2, S = 4, D = 8;
@@ -193,6 +205,8 @@ function sameDecode(op: Same, scalar: boolean, f: Fields): Exec | null {
   const n = scalar ? 1 : (q ? 128 : 64) / e;
   const out = scalar ? e >> 3 : q ? 16 : 8;
   if (op.name === "ADD" || op.name === "SUB") return fastAddSub(op.name === "SUB", e, q, f.Rn!, f.Rm!, f.Rd!, scalar);
+  if (e === 64 && op.name.startsWith("CM")) return fastCmp64(op.name, scalar ? 1 : 2, f.Rn!, f.Rm!, f.Rd!);
+  if (e === 64 && op.name === "ADDP") return fastAddp64(false, f.Rn!, f.Rm!, f.Rd!);
   if (!scalar && e === 8) {
     if (op.name === "CMEQ") return fastCmeq8(q, f.Rn!, f.Rm!, f.Rd!);
     const fast = op.pair ? fastPair8(op.name, q, f.Rn!, f.Rm!, f.Rd!) : null;
@@ -499,19 +513,24 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
     }
     case 0b001000: // CMGT #0
       if (!scalarOk(D)) return null;
+      if (size === 3 && vecOk) return fastCmp64("CMGT", scalar ? 1 : 2, rn, -1, rd);
       return unary(true, (a) => (a > 0 ? -1 : 0), (a) => (a > 0n ? -1n : 0n));
     case 0b101000: // CMGE #0
       if (!scalarOk(D)) return null;
+      if (size === 3 && vecOk) return fastCmp64("CMGE", scalar ? 1 : 2, rn, -1, rd);
       return unary(true, (a) => (a >= 0 ? -1 : 0), (a) => (a >= 0n ? -1n : 0n));
     case 0b001001: // CMEQ #0
       if (!scalarOk(D)) return null;
+      if (size === 3 && vecOk) return fastCmp64("CMEQ", scalar ? 1 : 2, rn, -1, rd);
       if (!scalar && e === 8) return fastCmeq8(q, rn, -1, rd);
       return unary(true, (a) => (a === 0 ? -1 : 0), (a) => (a === 0n ? -1n : 0n));
     case 0b101001: // CMLE #0
       if (!scalarOk(D)) return null;
+      if (size === 3 && vecOk) return fastCmp64("CMLE", scalar ? 1 : 2, rn, -1, rd);
       return unary(true, (a) => (a <= 0 ? -1 : 0), (a) => (a <= 0n ? -1n : 0n));
     case 0b001010: // CMLT #0
       if (!scalarOk(D)) return null;
+      if (size === 3 && vecOk) return fastCmp64("CMLT", scalar ? 1 : 2, rn, -1, rd);
       return unary(true, (a) => (a < 0 ? -1 : 0), (a) => (a < 0n ? -1n : 0n));
     case 0b001011: // ABS
       if (!scalarOk(D)) return null;
@@ -534,6 +553,7 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const [mn, mx] = boundsN(e, dstUnsigned);
       const [mnB, mxB] = boundsB(e, dstUnsigned);
       const trunc = key === 0b010010;
+      if (trunc && e === 32) return fastNarrow64(0, part, rn, rd);
       return build({
         n: nn, rn, rm: -1, rd, out: scalar ? e >> 3 : part ? 16 : 8, preR: part === 1,
         a: opnd("A", e2, srcSigned), r: opnd("R", e, false, part * nn),
@@ -709,6 +729,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const round = (opc & 1) !== 0;
       const trunc = key === 0b010000 || key === 0b010001;
       if (key === 0b010000 && e === 8 && !scalar) return fastShrn16(q, rsh, rn, rd);
+      if (key === 0b010000 && e === 32 && !scalar) return fastNarrow64(rsh, q, rn, rd);
       const srcSigned = key !== 0b110010 && key !== 0b110011;
       const dstUnsigned = key === 0b110000 || key === 0b110001 || !srcSigned;
       const e2 = 2 * e;
@@ -731,6 +752,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
     case 0b110100: {
       // USHLL
       if (scalar || e === 64) return null;
+      if (e === 32) return fastWiden32(u === 0, lsh, q, rn, rd);
       const nn = 64 / e;
       const p = 2 ** lsh;
       const sB = BigInt(lsh);
@@ -911,11 +933,7 @@ function elemDecode(u: number, f: Fields, scalar: boolean): Exec | null {
 
 function addpScalarDecode(f: Fields): Exec | null {
   if (f.size !== 3) return null;
-  return build({
-    n: 1, rn: f.Rn!, rm: -1, rd: f.Rd!, out: 8,
-    a: opnd("A", 64, false, 0), b: opnd("A", 64, false, 1), r: opnd("R", 64, false),
-    kb: (a, b) => a + b,
-  });
+  return fastAddp64(true, f.Rn!, -1, f.Rd!);
 }
 
 // ---------------------------------------------------------------------------
