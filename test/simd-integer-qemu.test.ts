@@ -5,20 +5,21 @@
  * aarch64-linux-gnu-gcc is missing. SIMD_INT_SEED / SIMD_INT_COUNT pick the batch
  * (default: a fresh seed each run, printed on failure).
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "node:test";
 import { compileDecoder, parsePattern } from "../src/arch/arm64/decoder.ts";
 import { SIMD_INTEGER } from "../src/arch/arm64/insn/simd-integer.ts";
 import { I } from "../src/arch/arm64/state.ts";
 import { makeCpu, runWords } from "./support/snippet.ts";
 
 /** Runs each (word, 512 bytes of V0-V31) on a JIT page; writes FPSR (or ~0 on SIGILL) and V0-V31. */
-const HARNESS = String.raw`#include <stdio.h>
+const HARNESS = `#include <stdio.h>
 #include <string.h>
 #include <signal.h>
 #include <setjmp.h>
@@ -61,12 +62,18 @@ function have(cmd: string): boolean {
   }
 }
 
-const skip = !have("qemu-aarch64") || !have("aarch64-linux-gnu-gcc") ? "needs qemu-aarch64 and aarch64-linux-gnu-gcc" : false;
+const skip =
+  !have("qemu-aarch64") || !have("aarch64-linux-gnu-gcc")
+    ? "needs qemu-aarch64 and aarch64-linux-gnu-gcc"
+    : false;
 
 test("AdvSIMD integer: random differential test against qemu-aarch64", { skip }, () => {
   const seed0 = Number(process.env.SIMD_INT_SEED ?? Date.now() % 1e9) >>> 0;
   const count = Number(process.env.SIMD_INT_COUNT ?? 3000);
-  const dir = join(tmpdir(), "armbox-simdint-" + createHash("sha256").update(HARNESS).digest("hex").slice(0, 12));
+  const dir = join(
+    tmpdir(),
+    "armbox-simdint-" + createHash("sha256").update(HARNESS).digest("hex").slice(0, 12),
+  );
   mkdirSync(dir, { recursive: true });
   const bin = join(dir, "h");
   if (!existsSync(bin)) {
@@ -135,11 +142,18 @@ test("AdvSIMD integer: random differential test against qemu-aarch64", { skip },
     for (let r = 0; r < 32; r++) {
       const g = Buffer.from(cpu.r8.subarray(336 + 16 * r, 352 + 16 * r)).toString("hex");
       const e = ref.subarray(16 * r, 16 * r + 16).toString("hex");
-      if (g !== e) failures.push(`${tag}: v${r} got ${g} want ${e} (in ${inp.subarray(16 * r, 16 * r + 16).toString("hex")})`);
+      if (g !== e)
+        failures.push(
+          `${tag}: v${r} got ${g} want ${e} (in ${inp.subarray(16 * r, 16 * r + 16).toString("hex")})`,
+        );
     }
     const qg = (cpu.r[I.FPSR]! >>> 27) & 1;
     const qe = Number((fpsr >> 27n) & 1n);
     if (qg !== qe) failures.push(`${tag}: QC got ${qg} want ${qe}`);
   }
-  assert.deepEqual(failures.slice(0, 20), [], `seed ${seed0}: ${failures.length} mismatches (SIMD_INT_SEED=${seed0} to repeat)`);
+  assert.deepEqual(
+    failures.slice(0, 20),
+    [],
+    `seed ${seed0}: ${failures.length} mismatches (SIMD_INT_SEED=${seed0} to repeat)`,
+  );
 });

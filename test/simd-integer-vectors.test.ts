@@ -1568,14 +1568,16 @@ export const ROWS: string[] = [
   "4e71b842 2 ff7f0000000000000000000000000000,bb810000000000000000000000000000,5b6b0000000000000000000000000000,be800000000000000000000000000000 addv h2, v2.8h",
 ];
 
+import assert from "node:assert/strict";
 // ---------------------------------------------------------------------------
 import { test } from "node:test";
-import assert from "node:assert/strict";
-import { runWords } from "./support/snippet.ts";
 import { I } from "../src/arch/arm64/state.ts";
+import { runWords } from "./support/snippet.ts";
 
-const hexBytes = (h: string): number[] => Array.from({ length: h.length / 2 }, (_, i) => parseInt(h.slice(2 * i, 2 * i + 2), 16));
-const toHex = (b: ArrayLike<number>): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const hexBytes = (h: string): number[] =>
+  Array.from({ length: h.length / 2 }, (_, i) => parseInt(h.slice(2 * i, 2 * i + 2), 16));
+const toHex = (b: ArrayLike<number>): string =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 test("AdvSIMD integer: qemu-recorded vectors", () => {
   const failures: string[] = [];
@@ -1590,15 +1592,20 @@ test("AdvSIMD integer: qemu-recorded vectors", () => {
         for (let i = 0; i < 48; i++) c.r8[336 + i] = input[i]!;
       });
       if (exit.kind !== "exception" || exit.ec !== 0x3c) {
-        failures.push(`${m[4]} set ${s}: exit ${JSON.stringify(exit, (_k, v) => (typeof v === "bigint" ? v.toString() : v)).slice(0, 200)}`);
+        failures.push(
+          `${m[4]} set ${s}: exit ${JSON.stringify(exit, (_k, v) => (typeof v === "bigint" ? v.toString() : v)).slice(0, 200)}`,
+        );
         return;
       }
-      const got = toHex(cpu.r8.subarray(336 + 16 * dreg, 336 + 16 * dreg + 16)) + ((cpu.r[I.FPSR]! >>> 27) & 1 ? "q" : "");
+      const got =
+        toHex(cpu.r8.subarray(336 + 16 * dreg, 336 + 16 * dreg + 16)) +
+        ((cpu.r[I.FPSR]! >>> 27) & 1 ? "q" : "");
       if (got !== want) failures.push(`${m[4]} set ${s}: got ${got} want ${want}`);
       for (let r = 0; r < 3; r++) {
         if (r === dreg) continue;
         const v = toHex(cpu.r8.subarray(336 + 16 * r, 336 + 16 * r + 16));
-        if (v !== SETS[s]!.slice(32 * r, 32 * r + 32)) failures.push(`${m[4]} set ${s}: source v${r} changed`);
+        if (v !== SETS[s]!.slice(32 * r, 32 * r + 32))
+          failures.push(`${m[4]} set ${s}: source v${r} changed`);
       }
     });
   }

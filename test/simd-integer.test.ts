@@ -3,8 +3,9 @@
  * crypto tables, which encodings are unallocated), FPSR.QC behaviour and the FP access trap.
  * The semantics themselves are covered by test/simd-integer-vectors.test.ts.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { Cpu } from "../src/arch/arm64/cpu.ts";
 import { compileDecoder } from "../src/arch/arm64/decoder.ts";
 import { SIMD_INTEGER } from "../src/arch/arm64/insn/simd-integer.ts";

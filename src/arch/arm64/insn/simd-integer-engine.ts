@@ -12,8 +12,8 @@
  * modulo 2^esize, which is exactly the Arm ARM's `result<esize-1:0>`.
  */
 import type { Cpu } from "../cpu.ts";
-import { I } from "../state.ts";
 import { FPSR_QC } from "../simd-util.ts";
+import { I } from "../state.ts";
 
 const SCR = new ArrayBuffer(64);
 /** The scratch area as words: A = [0,4), B = [4,8), D = [8,12), R = [12,16). */
@@ -193,10 +193,17 @@ export function build(s: Spec): (c: Cpu) => void {
   if (!anyBig) {
     const k = s.kn;
     if (k === undefined) throw new Error("lane spec without a number kernel");
-    const av = a.v as NumView, ab = a.base, as = a.stride;
-    const bv = b.v as NumView, bb = b.base, bs = b.stride;
-    const dv = d.v as NumView, db = d.base, ds = d.stride;
-    const rv = rr.v as NumView, rb = rr.base;
+    const av = a.v as NumView,
+      ab = a.base,
+      as = a.stride;
+    const bv = b.v as NumView,
+      bb = b.base,
+      bs = b.stride;
+    const dv = d.v as NumView,
+      db = d.base,
+      ds = d.stride;
+    const rv = rr.v as NumView,
+      rb = rr.base;
     return (c) => {
       const r = load(c);
       for (let i = 0; i < n; i++) rv[rb + i] = k(av[ab + i * as]!, bv[bb + i * bs]!, dv[db + i * ds]!);
@@ -206,10 +213,17 @@ export function build(s: Spec): (c: Cpu) => void {
   }
   const k = s.kb;
   if (k === undefined) throw new Error("lane spec without a BigInt kernel");
-  const av = a.v, ab = a.base, as = a.stride;
-  const bv = b.v, bb = b.base, bs = b.stride;
-  const dv = d.v, db = d.base, ds = d.stride;
-  const rv = rr.v, rb = rr.base;
+  const av = a.v,
+    ab = a.base,
+    as = a.stride;
+  const bv = b.v,
+    bb = b.base,
+    bs = b.stride;
+  const dv = d.v,
+    db = d.base,
+    ds = d.stride;
+  const rv = rr.v,
+    rb = rr.base;
   if (isBig(av) && isBig(bv) && isBig(dv) && isBig(rv)) {
     return (c) => {
       const r = load(c);

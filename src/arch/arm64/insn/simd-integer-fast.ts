@@ -26,8 +26,18 @@ function hiZero(r: Uint32Array, d: number, q: number): void {
   }
 }
 
-export function fastAddSub(sub: boolean, e: number, q: number, rn: number, rm: number, rd: number, scalar: boolean): Exec | null {
-  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+export function fastAddSub(
+  sub: boolean,
+  e: number,
+  q: number,
+  rn: number,
+  rm: number,
+  rd: number,
+  scalar: boolean,
+): Exec | null {
+  const n = I.V + 4 * rn,
+    m = I.V + 4 * rm,
+    d = I.V + 4 * rd;
   const words = q ? 4 : 2;
   if (e === 64) {
     const lanes = scalar ? 1 : 2;
@@ -51,7 +61,8 @@ export function fastAddSub(sub: boolean, e: number, q: number, rn: number, rm: n
       c.checkFp();
       const r = c.r;
       for (let i = 0; i < 2 * lanes; i += 2) {
-        const a = r[n + i]!, b = r[m + i]!;
+        const a = r[n + i]!,
+          b = r[m + i]!;
         const hi = r[n + i + 1]! - r[m + i + 1]! - (a < b ? 1 : 0);
         r[d + i] = a - b;
         r[d + i + 1] = hi;
@@ -85,7 +96,8 @@ export function fastAddSub(sub: boolean, e: number, q: number, rn: number, rm: n
         c.checkFp();
         const r = c.r;
         for (let i = 0; i < words; i++) {
-          const a = r[n + i]!, b = r[m + i]!;
+          const a = r[n + i]!,
+            b = r[m + i]!;
           r[d + i] = ((a | hm) - (b & lm)) ^ ((a ^ ~b) & hm);
         }
         hiZero(r, d, q);
@@ -94,7 +106,8 @@ export function fastAddSub(sub: boolean, e: number, q: number, rn: number, rm: n
         c.checkFp();
         const r = c.r;
         for (let i = 0; i < words; i++) {
-          const a = r[n + i]!, b = r[m + i]!;
+          const a = r[n + i]!,
+            b = r[m + i]!;
           r[d + i] = ((a & lm) + (b & lm)) ^ ((a ^ b) & hm);
         }
         hiZero(r, d, q);
@@ -109,7 +122,9 @@ function zeroBytes(x: number): number {
 
 /** CMEQ (register or #0) on bytes; rm < 0 compares with zero. */
 export function fastCmeq8(q: number, rn: number, rm: number, rd: number): Exec {
-  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const n = I.V + 4 * rn,
+    m = I.V + 4 * rm,
+    d = I.V + 4 * rd;
   const words = q ? 4 : 2;
   if (rm < 0) {
     return (c) => {
@@ -129,7 +144,9 @@ export function fastCmeq8(q: number, rn: number, rm: number, rd: number): Exec {
 
 /** Bitwise three-same forms, one literal each. */
 export function fastLogic(name: string, q: number, rn: number, rm: number, rd: number): Exec | null {
-  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const n = I.V + 4 * rn,
+    m = I.V + 4 * rm,
+    d = I.V + 4 * rd;
   const words = q ? 4 : 2;
   switch (name) {
     case "AND":
@@ -213,7 +230,9 @@ function gather(r: Uint32Array, n: number, m: number, words: number): void {
 
 /** ADDP / UMAXP / UMINP on bytes. */
 export function fastPair8(name: string, q: number, rn: number, rm: number, rd: number): Exec | null {
-  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const n = I.V + 4 * rn,
+    m = I.V + 4 * rm,
+    d = I.V + 4 * rd;
   const words = q ? 4 : 2;
   const lanes = q ? 16 : 8;
   const db = 336 + 16 * rd;
@@ -234,8 +253,9 @@ export function fastPair8(name: string, q: number, rn: number, rm: number, rd: n
         gather(r, n, m, words);
         const r8 = c.r8;
         for (let i = 0; i < lanes; i++) {
-          const a = PB[2 * i]!, b = PB[2 * i + 1]!;
-          r8[db + i] = a > b ? a : b;
+          const a = PB[2 * i]!,
+            b = PB[2 * i + 1]!;
+          r8[db + i] = Math.max(a, b);
         }
         hiZero(r, d, q);
       };
@@ -246,8 +266,9 @@ export function fastPair8(name: string, q: number, rn: number, rm: number, rd: n
         gather(r, n, m, words);
         const r8 = c.r8;
         for (let i = 0; i < lanes; i++) {
-          const a = PB[2 * i]!, b = PB[2 * i + 1]!;
-          r8[db + i] = a < b ? a : b;
+          const a = PB[2 * i]!,
+            b = PB[2 * i + 1]!;
+          r8[db + i] = Math.min(a, b);
         }
         hiZero(r, d, q);
       };
@@ -258,11 +279,15 @@ export function fastPair8(name: string, q: number, rn: number, rm: number, rd: n
 
 /** SHRN/SHRN2 from 16-bit lanes to bytes (memchr/strlen's "shrn v.8b, v.8h, #4"). */
 export function fastShrn16(part: number, sh: number, rn: number, rd: number): Exec {
-  const n = I.V + 4 * rn, d = I.V + 4 * rd;
+  const n = I.V + 4 * rn,
+    d = I.V + 4 * rd;
   return (c) => {
     c.checkFp();
     const r = c.r;
-    const w0 = r[n]!, w1 = r[n + 1]!, w2 = r[n + 2]!, w3 = r[n + 3]!;
+    const w0 = r[n]!,
+      w1 = r[n + 1]!,
+      w2 = r[n + 2]!,
+      w3 = r[n + 3]!;
     const b = (w: number): number => (((w & 0xffff) >>> sh) & 0xff) | ((((w >>> 16) >>> sh) & 0xff) << 8);
     const lo = (b(w0) | (b(w1) << 16)) >>> 0;
     const hi = (b(w2) | (b(w3) << 16)) >>> 0;
@@ -282,19 +307,41 @@ export function fastShrn16(part: number, sh: number, rn: number, rd: number): Ex
  * 64-bit lane shifts by immediate without BigInt: USHR/SSHR (sh 1..64), SHL (sh 0..63).
  * `lanes` is 2 (vector .2D) or 1 (scalar D, upper half zeroed).
  */
-export function fastShift64(kind: "USHR" | "SSHR" | "SHL", sh: number, lanes: number, rn: number, rd: number): Exec {
-  const n = I.V + 4 * rn, d = I.V + 4 * rd;
+export function fastShift64(
+  kind: "USHR" | "SSHR" | "SHL",
+  sh: number,
+  lanes: number,
+  rn: number,
+  rd: number,
+): Exec {
+  const n = I.V + 4 * rn,
+    d = I.V + 4 * rd;
   const one = (lo: number, hi: number, out: Uint32Array, k: number): void => {
-    let rl: number, rh: number;
+    let rl: number;
+    let rh: number;
     if (kind === "SHL") {
-      if (sh === 0) (rl = lo), (rh = hi);
-      else if (sh < 32) (rl = lo << sh), (rh = (hi << sh) | (lo >>> (32 - sh)));
-      else (rl = 0), (rh = lo << (sh - 32));
+      if (sh === 0) {
+        rl = lo;
+        rh = hi;
+      } else if (sh < 32) {
+        rl = lo << sh;
+        rh = (hi << sh) | (lo >>> (32 - sh));
+      } else {
+        rl = 0;
+        rh = lo << (sh - 32);
+      }
     } else {
       const fill = kind === "SSHR" ? hi >> 31 : 0;
-      if (sh < 32) (rl = (lo >>> sh) | (hi << (32 - sh))), (rh = kind === "SSHR" ? hi >> sh : hi >>> sh);
-      else if (sh < 64) (rl = kind === "SSHR" ? hi >> (sh - 32) : hi >>> (sh - 32)), (rh = fill);
-      else (rl = fill), (rh = fill);
+      if (sh < 32) {
+        rl = (lo >>> sh) | (hi << (32 - sh));
+        rh = kind === "SSHR" ? hi >> sh : hi >>> sh;
+      } else if (sh < 64) {
+        rl = kind === "SSHR" ? hi >> (sh - 32) : hi >>> (sh - 32);
+        rh = fill;
+      } else {
+        rl = fill;
+        rh = fill;
+      }
     }
     out[k] = rl;
     out[k + 1] = rh;
@@ -302,7 +349,10 @@ export function fastShift64(kind: "USHR" | "SSHR" | "SHL", sh: number, lanes: nu
   return (c) => {
     c.checkFp();
     const r = c.r;
-    const l0 = r[n]!, h0 = r[n + 1]!, l1 = r[n + 2]!, h1 = r[n + 3]!;
+    const l0 = r[n]!,
+      h0 = r[n + 1]!,
+      l1 = r[n + 2]!,
+      h1 = r[n + 3]!;
     one(l0, h0, r, d);
     if (lanes === 2) one(l1, h1, r, d + 2);
     else {
@@ -320,7 +370,9 @@ const POP8 = new Uint8Array(256).map((_, i) => {
 
 /** CNT on bytes. */
 export function fastCnt(q: number, rn: number, rd: number): Exec {
-  const nb = 336 + 16 * rn, db = 336 + 16 * rd, d = I.V + 4 * rd;
+  const nb = 336 + 16 * rn,
+    db = 336 + 16 * rd,
+    d = I.V + 4 * rd;
   const lanes = q ? 16 : 8;
   return (c) => {
     c.checkFp();
@@ -332,13 +384,15 @@ export function fastCnt(q: number, rn: number, rd: number): Exec {
 
 /** SSHLL/USHLL(2) from 32-bit to 64-bit lanes (includes SXTL/UXTL), shift 0..31. */
 export function fastWiden32(signed: boolean, sh: number, part: number, rn: number, rd: number): Exec {
-  const n = I.V + 4 * rn + 2 * part, d = I.V + 4 * rd;
+  const n = I.V + 4 * rn + 2 * part,
+    d = I.V + 4 * rd;
   const hiOf = (v: number): number =>
     sh === 0 ? (signed ? v >> 31 : 0) : signed ? (v | 0) >> (32 - sh) : v >>> (32 - sh);
   return (c) => {
     c.checkFp();
     const r = c.r;
-    const a = r[n]!, b = r[n + 1]!;
+    const a = r[n]!,
+      b = r[n + 1]!;
     r[d] = a << sh;
     r[d + 1] = hiOf(a);
     r[d + 2] = b << sh;
@@ -348,13 +402,15 @@ export function fastWiden32(signed: boolean, sh: number, part: number, rn: numbe
 
 /** XTN(2) / SHRN(2) from 64-bit to 32-bit lanes (sh 0 = XTN, else 1..32). */
 export function fastNarrow64(sh: number, part: number, rn: number, rd: number): Exec {
-  const n = I.V + 4 * rn, d = I.V + 4 * rd;
+  const n = I.V + 4 * rn,
+    d = I.V + 4 * rd;
   const lane = (lo: number, hi: number): number =>
     sh === 0 ? lo : sh === 32 ? hi : (lo >>> sh) | (hi << (32 - sh));
   return (c) => {
     c.checkFp();
     const r = c.r;
-    const x = lane(r[n]!, r[n + 1]!), y = lane(r[n + 2]!, r[n + 3]!);
+    const x = lane(r[n]!, r[n + 1]!),
+      y = lane(r[n + 2]!, r[n + 3]!);
     if (part === 0) {
       r[d] = x;
       r[d + 1] = y;
@@ -372,7 +428,9 @@ export function fastNarrow64(sh: number, part: number, rn: number, rd: number): 
  * zero (rm < 0). `lanes` 2 (.2D) or 1 (scalar D).
  */
 export function fastCmp64(kind: string, lanes: number, rn: number, rm: number, rd: number): Exec | null {
-  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const n = I.V + 4 * rn,
+    m = I.V + 4 * rm,
+    d = I.V + 4 * rd;
   const zero = rm < 0;
   let f: (al: number, ah: number, bl: number, bh: number) => boolean;
   switch (kind) {
@@ -406,8 +464,14 @@ export function fastCmp64(kind: string, lanes: number, rn: number, rm: number, r
   return (c) => {
     c.checkFp();
     const r = c.r;
-    const a0 = r[n]!, a1 = r[n + 1]!, a2 = r[n + 2]!, a3 = r[n + 3]!;
-    const b0 = zero ? 0 : r[m]!, b1 = zero ? 0 : r[m + 1]!, b2 = zero ? 0 : r[m + 2]!, b3 = zero ? 0 : r[m + 3]!;
+    const a0 = r[n]!,
+      a1 = r[n + 1]!,
+      a2 = r[n + 2]!,
+      a3 = r[n + 3]!;
+    const b0 = zero ? 0 : r[m]!,
+      b1 = zero ? 0 : r[m + 1]!,
+      b2 = zero ? 0 : r[m + 2]!,
+      b3 = zero ? 0 : r[m + 3]!;
     const x = f(a0, a1, b0, b1) ? 0xffffffff : 0;
     r[d] = x;
     r[d + 1] = x;
@@ -424,7 +488,9 @@ export function fastCmp64(kind: string, lanes: number, rn: number, rm: number, r
 
 /** ADDP (scalar) Dd, Vn.2D and ADDP Vd.2D, Vn.2D, Vm.2D. */
 export function fastAddp64(scalar: boolean, rn: number, rm: number, rd: number): Exec {
-  const n = I.V + 4 * rn, m = I.V + 4 * rm, d = I.V + 4 * rd;
+  const n = I.V + 4 * rn,
+    m = I.V + 4 * rm,
+    d = I.V + 4 * rd;
   return (c) => {
     c.checkFp();
     const r = c.r;

@@ -17,6 +17,7 @@ import {
   type KB,
   type KN,
   loadSlot,
+  type NumView,
   opnd,
   S32,
   satB,
@@ -25,7 +26,6 @@ import {
   satReset,
   storeR,
   view,
-  type NumView,
 } from "./simd-integer-engine.ts";
 import {
   fastAddp64,
@@ -42,7 +42,10 @@ import {
 } from "./simd-integer-fast.ts";
 
 /** Size-mask bits: which `size` values an instruction allows. */
-const B = 1, H = 2, S = 4, D = 8;
+const B = 1,
+  H = 2,
+  S = 4,
+  D = 8;
 const BHS = B | H | S;
 const HS = H | S;
 const ALL = B | H | S | D;
@@ -65,47 +68,53 @@ function clmul8(a: number, b: number): number {
  * Arm ARM C7.2 SSHL etc.): shift = SInt(op2<7:0>), negative shifts right.
  * Shifts beyond esize+1 give the same result as esize+1, so they are clamped.
  */
-const shlRegN = (round: boolean, satur: boolean): NF => (e, u) => {
-  const [mn, mx] = boundsN(e, u);
-  const lim = e + 1;
-  return (a, b) => {
-    let s = (b << 24) >> 24;
-    if (s > lim) s = lim;
-    else if (s < -lim) s = -lim;
-    let v: number;
-    if (s >= 0) v = a * 2 ** s;
-    else {
-      const p = 2 ** -s;
-      v = round ? Math.floor((a + p / 2) / p) : Math.floor(a / p);
-    }
-    return satur ? satN(v, mn, mx) : v;
+const shlRegN =
+  (round: boolean, satur: boolean): NF =>
+  (e, u) => {
+    const [mn, mx] = boundsN(e, u);
+    const lim = e + 1;
+    return (a, b) => {
+      let s = (b << 24) >> 24;
+      if (s > lim) s = lim;
+      else if (s < -lim) s = -lim;
+      let v: number;
+      if (s >= 0) v = a * 2 ** s;
+      else {
+        const p = 2 ** -s;
+        v = round ? Math.floor((a + p / 2) / p) : Math.floor(a / p);
+      }
+      return satur ? satN(v, mn, mx) : v;
+    };
   };
-};
-const shlRegB = (round: boolean, satur: boolean): BF => (e, u) => {
-  const [mn, mx] = boundsB(e, u);
-  const lim = e + 1;
-  return (a, b) => {
-    let s = Number(BigInt.asIntN(8, b));
-    if (s > lim) s = lim;
-    else if (s < -lim) s = -lim;
-    let v: bigint;
-    if (s >= 0) v = a << BigInt(s);
-    else if (round) v = (a + (1n << BigInt(-s - 1))) >> BigInt(-s);
-    else v = a >> BigInt(-s);
-    return satur ? satB(v, mn, mx) : v;
+const shlRegB =
+  (round: boolean, satur: boolean): BF =>
+  (e, u) => {
+    const [mn, mx] = boundsB(e, u);
+    const lim = e + 1;
+    return (a, b) => {
+      let s = Number(BigInt.asIntN(8, b));
+      if (s > lim) s = lim;
+      else if (s < -lim) s = -lim;
+      let v: bigint;
+      if (s >= 0) v = a << BigInt(s);
+      else if (round) v = (a + (1n << BigInt(-s - 1))) >> BigInt(-s);
+      else v = a >> BigInt(-s);
+      return satur ? satB(v, mn, mx) : v;
+    };
   };
-};
 
-const sqdmulhN = (round: boolean): NF => (e) => {
-  const [mn, mx] = boundsN(e, false);
-  if (e === 16) {
-    const rc = round ? 0x8000 : 0;
-    return (a, b) => satN(Math.floor((2 * a * b + rc) / 65536), mn, mx);
-  }
-  // 32-bit: the doubled product needs 63 bits, beyond a double's exact range.
-  const rc = round ? 1n << 31n : 0n;
-  return (a, b) => satN(Number((2n * BigInt(a) * BigInt(b) + rc) >> 32n), mn, mx);
-};
+const sqdmulhN =
+  (round: boolean): NF =>
+  (e) => {
+    const [mn, mx] = boundsN(e, false);
+    if (e === 16) {
+      const rc = round ? 0x8000 : 0;
+      return (a, b) => satN(Math.floor((2 * a * b + rc) / 65536), mn, mx);
+    }
+    // 32-bit: the doubled product needs 63 bits, beyond a double's exact range.
+    const rc = round ? 1n << 31n : 0n;
+    return (a, b) => satN(Number((2n * BigInt(a) * BigInt(b) + rc) >> 32n), mn, mx);
+  };
 
 const addSatN: NF = (e, u) => {
   const [mn, mx] = boundsN(e, u);
@@ -154,10 +163,42 @@ const SAME: Same[] = [
   { name: "UHSUB", u: 1, opc: 4, vs: BHS, ss: 0, kn: () => (a, b) => Math.floor((a - b) / 2) },
   { name: "SQSUB", u: 0, opc: 5, vs: ALL, ss: ALL, kn: subSatN, kb: subSatB },
   { name: "UQSUB", u: 1, opc: 5, vs: ALL, ss: ALL, kn: subSatN, kb: subSatB },
-  { name: "CMGT", u: 0, opc: 6, vs: ALL, ss: D, kn: () => (a, b) => (a > b ? -1 : 0), kb: () => (a, b) => (a > b ? -1n : 0n) },
-  { name: "CMHI", u: 1, opc: 6, vs: ALL, ss: D, kn: () => (a, b) => (a > b ? -1 : 0), kb: () => (a, b) => (a > b ? -1n : 0n) },
-  { name: "CMGE", u: 0, opc: 7, vs: ALL, ss: D, kn: () => (a, b) => (a >= b ? -1 : 0), kb: () => (a, b) => (a >= b ? -1n : 0n) },
-  { name: "CMHS", u: 1, opc: 7, vs: ALL, ss: D, kn: () => (a, b) => (a >= b ? -1 : 0), kb: () => (a, b) => (a >= b ? -1n : 0n) },
+  {
+    name: "CMGT",
+    u: 0,
+    opc: 6,
+    vs: ALL,
+    ss: D,
+    kn: () => (a, b) => (a > b ? -1 : 0),
+    kb: () => (a, b) => (a > b ? -1n : 0n),
+  },
+  {
+    name: "CMHI",
+    u: 1,
+    opc: 6,
+    vs: ALL,
+    ss: D,
+    kn: () => (a, b) => (a > b ? -1 : 0),
+    kb: () => (a, b) => (a > b ? -1n : 0n),
+  },
+  {
+    name: "CMGE",
+    u: 0,
+    opc: 7,
+    vs: ALL,
+    ss: D,
+    kn: () => (a, b) => (a >= b ? -1 : 0),
+    kb: () => (a, b) => (a >= b ? -1n : 0n),
+  },
+  {
+    name: "CMHS",
+    u: 1,
+    opc: 7,
+    vs: ALL,
+    ss: D,
+    kn: () => (a, b) => (a >= b ? -1 : 0),
+    kb: () => (a, b) => (a >= b ? -1n : 0n),
+  },
   { name: "SSHL", u: 0, opc: 8, vs: ALL, ss: D, kn: shlRegN(false, false), kb: shlRegB(false, false) },
   { name: "USHL", u: 1, opc: 8, vs: ALL, ss: D, kn: shlRegN(false, false), kb: shlRegB(false, false) },
   { name: "SQSHL", u: 0, opc: 9, vs: ALL, ss: ALL, kn: shlRegN(false, true), kb: shlRegB(false, true) },
@@ -166,29 +207,70 @@ const SAME: Same[] = [
   { name: "URSHL", u: 1, opc: 10, vs: ALL, ss: D, kn: shlRegN(true, false), kb: shlRegB(true, false) },
   { name: "SQRSHL", u: 0, opc: 11, vs: ALL, ss: ALL, kn: shlRegN(true, true), kb: shlRegB(true, true) },
   { name: "UQRSHL", u: 1, opc: 11, vs: ALL, ss: ALL, kn: shlRegN(true, true), kb: shlRegB(true, true) },
-  { name: "SMAX", u: 0, opc: 12, vs: BHS, ss: 0, kn: () => (a, b) => (a > b ? a : b) },
-  { name: "UMAX", u: 1, opc: 12, vs: BHS, ss: 0, kn: () => (a, b) => (a > b ? a : b) },
-  { name: "SMIN", u: 0, opc: 13, vs: BHS, ss: 0, kn: () => (a, b) => (a < b ? a : b) },
-  { name: "UMIN", u: 1, opc: 13, vs: BHS, ss: 0, kn: () => (a, b) => (a < b ? a : b) },
+  { name: "SMAX", u: 0, opc: 12, vs: BHS, ss: 0, kn: () => (a, b) => Math.max(a, b) },
+  { name: "UMAX", u: 1, opc: 12, vs: BHS, ss: 0, kn: () => (a, b) => Math.max(a, b) },
+  { name: "SMIN", u: 0, opc: 13, vs: BHS, ss: 0, kn: () => (a, b) => Math.min(a, b) },
+  { name: "UMIN", u: 1, opc: 13, vs: BHS, ss: 0, kn: () => (a, b) => Math.min(a, b) },
   { name: "SABD", u: 0, opc: 14, vs: BHS, ss: 0, kn: () => (a, b) => Math.abs(a - b) },
   { name: "UABD", u: 1, opc: 14, vs: BHS, ss: 0, kn: () => (a, b) => Math.abs(a - b) },
   { name: "SABA", u: 0, opc: 15, vs: BHS, ss: 0, acc: true, kn: () => (a, b, d) => d + Math.abs(a - b) },
   { name: "UABA", u: 1, opc: 15, vs: BHS, ss: 0, acc: true, kn: () => (a, b, d) => d + Math.abs(a - b) },
   { name: "ADD", u: 0, opc: 16, vs: ALL, ss: D, kn: () => (a, b) => a + b, kb: () => (a, b) => a + b },
   { name: "SUB", u: 1, opc: 16, vs: ALL, ss: D, kn: () => (a, b) => a - b, kb: () => (a, b) => a - b },
-  { name: "CMTST", u: 0, opc: 17, vs: ALL, ss: D, kn: () => (a, b) => ((a & b) !== 0 ? -1 : 0), kb: () => (a, b) => ((a & b) !== 0n ? -1n : 0n) },
-  { name: "CMEQ", u: 1, opc: 17, vs: ALL, ss: D, kn: () => (a, b) => (a === b ? -1 : 0), kb: () => (a, b) => (a === b ? -1n : 0n) },
-  { name: "MLA", u: 0, opc: 18, vs: BHS, ss: 0, acc: true, kn: (e) => (e === 32 ? (a, b, d) => d + Math.imul(a, b) : (a, b, d) => d + a * b) },
-  { name: "MLS", u: 1, opc: 18, vs: BHS, ss: 0, acc: true, kn: (e) => (e === 32 ? (a, b, d) => d - Math.imul(a, b) : (a, b, d) => d - a * b) },
+  {
+    name: "CMTST",
+    u: 0,
+    opc: 17,
+    vs: ALL,
+    ss: D,
+    kn: () => (a, b) => ((a & b) !== 0 ? -1 : 0),
+    kb: () => (a, b) => ((a & b) !== 0n ? -1n : 0n),
+  },
+  {
+    name: "CMEQ",
+    u: 1,
+    opc: 17,
+    vs: ALL,
+    ss: D,
+    kn: () => (a, b) => (a === b ? -1 : 0),
+    kb: () => (a, b) => (a === b ? -1n : 0n),
+  },
+  {
+    name: "MLA",
+    u: 0,
+    opc: 18,
+    vs: BHS,
+    ss: 0,
+    acc: true,
+    kn: (e) => (e === 32 ? (a, b, d) => d + Math.imul(a, b) : (a, b, d) => d + a * b),
+  },
+  {
+    name: "MLS",
+    u: 1,
+    opc: 18,
+    vs: BHS,
+    ss: 0,
+    acc: true,
+    kn: (e) => (e === 32 ? (a, b, d) => d - Math.imul(a, b) : (a, b, d) => d - a * b),
+  },
   { name: "MUL", u: 0, opc: 19, vs: BHS, ss: 0, kn: (e) => (e === 32 ? Math.imul : (a, b) => a * b) },
   { name: "PMUL", u: 1, opc: 19, vs: B, ss: 0, kn: () => clmul8 },
-  { name: "SMAXP", u: 0, opc: 20, vs: BHS, ss: 0, pair: true, kn: () => (a, b) => (a > b ? a : b) },
-  { name: "UMAXP", u: 1, opc: 20, vs: BHS, ss: 0, pair: true, kn: () => (a, b) => (a > b ? a : b) },
-  { name: "SMINP", u: 0, opc: 21, vs: BHS, ss: 0, pair: true, kn: () => (a, b) => (a < b ? a : b) },
-  { name: "UMINP", u: 1, opc: 21, vs: BHS, ss: 0, pair: true, kn: () => (a, b) => (a < b ? a : b) },
+  { name: "SMAXP", u: 0, opc: 20, vs: BHS, ss: 0, pair: true, kn: () => (a, b) => Math.max(a, b) },
+  { name: "UMAXP", u: 1, opc: 20, vs: BHS, ss: 0, pair: true, kn: () => (a, b) => Math.max(a, b) },
+  { name: "SMINP", u: 0, opc: 21, vs: BHS, ss: 0, pair: true, kn: () => (a, b) => Math.min(a, b) },
+  { name: "UMINP", u: 1, opc: 21, vs: BHS, ss: 0, pair: true, kn: () => (a, b) => Math.min(a, b) },
   { name: "SQDMULH", u: 0, opc: 22, vs: HS, ss: HS, kn: sqdmulhN(false) },
   { name: "SQRDMULH", u: 1, opc: 22, vs: HS, ss: HS, signed: true, kn: sqdmulhN(true) },
-  { name: "ADDP", u: 0, opc: 23, vs: ALL, ss: 0, pair: true, kn: () => (a, b) => a + b, kb: () => (a, b) => a + b },
+  {
+    name: "ADDP",
+    u: 0,
+    opc: 23,
+    vs: ALL,
+    ss: 0,
+    pair: true,
+    kn: () => (a, b) => a + b,
+    kb: () => (a, b) => a + b,
+  },
 ];
 
 function sameDecode(op: Same, scalar: boolean, f: Fields): Exec | null {
@@ -204,7 +286,8 @@ function sameDecode(op: Same, scalar: boolean, f: Fields): Exec | null {
   const signed = op.signed ?? op.u === 0;
   const n = scalar ? 1 : (q ? 128 : 64) / e;
   const out = scalar ? e >> 3 : q ? 16 : 8;
-  if (op.name === "ADD" || op.name === "SUB") return fastAddSub(op.name === "SUB", e, q, f.Rn!, f.Rm!, f.Rd!, scalar);
+  if (op.name === "ADD" || op.name === "SUB")
+    return fastAddSub(op.name === "SUB", e, q, f.Rn!, f.Rm!, f.Rd!, scalar);
   if (e === 64 && op.name.startsWith("CM")) return fastCmp64(op.name, scalar ? 1 : 2, f.Rn!, f.Rm!, f.Rd!);
   if (e === 64 && op.name === "ADDP") return fastAddp64(false, f.Rn!, f.Rm!, f.Rd!);
   if (!scalar && e === 8) {
@@ -216,13 +299,32 @@ function sameDecode(op: Same, scalar: boolean, f: Fields): Exec | null {
   const kb = op.kb?.(e, !signed);
   if (op.pair) {
     return build({
-      n, rn: f.Rn!, rm: f.Rm!, rd: f.Rd!, out, halfConcat: q === 0,
-      a: opnd("A", e, signed, 0, 2), b: opnd("A", e, signed, 1, 2), r: opnd("R", e, false), kn, kb,
+      n,
+      rn: f.Rn!,
+      rm: f.Rm!,
+      rd: f.Rd!,
+      out,
+      halfConcat: q === 0,
+      a: opnd("A", e, signed, 0, 2),
+      b: opnd("A", e, signed, 1, 2),
+      r: opnd("R", e, false),
+      kn,
+      kb,
     });
   }
   return build({
-    n, rn: f.Rn!, rm: f.Rm!, rd: f.Rd!, out, loadD: op.acc,
-    a: opnd("A", e, signed), b: opnd("B", e, signed), d: opnd("D", e, signed), r: opnd("R", e, false), kn, kb,
+    n,
+    rn: f.Rn!,
+    rm: f.Rm!,
+    rd: f.Rd!,
+    out,
+    loadD: op.acc,
+    a: opnd("A", e, signed),
+    b: opnd("B", e, signed),
+    d: opnd("D", e, signed),
+    r: opnd("R", e, false),
+    kn,
+    kb,
   });
 }
 
@@ -263,7 +365,9 @@ function logicPatterns(): Pattern[] {
   return LOGIC.map((op) => ({
     name: `${op.name} (vector)`,
     pattern: `0 q:1 ${op.u} 01110 ${op.size.toString(2).padStart(2, "0")} 1 Rm:5 00011 1 Rn:5 Rd:5`,
-    decode: (f: Fields) => fastLogic(op.name, f.q!, f.Rn!, f.Rm!, f.Rd!) ?? logicExec(op.k, f.q!, f.Rn!, f.Rm!, f.Rd!, op.u === 1 && op.size !== 0),
+    decode: (f: Fields) =>
+      fastLogic(op.name, f.q!, f.Rn!, f.Rm!, f.Rd!) ??
+      logicExec(op.k, f.q!, f.Rn!, f.Rm!, f.Rd!, op.u === 1 && op.size !== 0),
   }));
 }
 
@@ -272,7 +376,9 @@ function logicExec(k: KN, q: number, rn: number, rm: number, rd: number, useD: b
   return (c) => {
     c.checkFp();
     const r = c.r;
-    const nb = I.V + 4 * rn, mb = I.V + 4 * rm, db = I.V + 4 * rd;
+    const nb = I.V + 4 * rn,
+      mb = I.V + 4 * rm,
+      db = I.V + 4 * rd;
     if (useD) for (let i = 0; i < words; i++) S32[i] = k(r[nb + i]!, r[mb + i]!, r[db + i]!);
     else for (let i = 0; i < words; i++) S32[i] = k(r[nb + i]!, r[mb + i]!, 0);
     for (let i = 0; i < words; i++) r[db + i] = S32[i]!;
@@ -295,7 +401,9 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
   const signed = u === 0;
   const n = scalar ? 1 : 64 / e;
   const out = scalar ? e2 >> 3 : 16;
-  const rn = f.Rn!, rm = f.Rm!, rd = f.Rd!;
+  const rn = f.Rn!,
+    rm = f.Rm!,
+    rd = f.Rd!;
   const big = e2 === 64;
   const A = opnd("A", e, signed, part * n);
   const Bn = opnd("B", e, signed, part * n);
@@ -310,8 +418,22 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
     case 7: // SABDL/UABDL
     case 12: {
       // SMULL/UMULL
-      const kn: KN = opc === 0 ? (a, b) => a + b : opc === 2 ? (a, b) => a - b : opc === 7 ? (a, b) => Math.abs(a - b) : (a, b) => a * b;
-      const kb: KB = opc === 0 ? (a, b) => a + b : opc === 2 ? (a, b) => a - b : opc === 7 ? (a, b) => (a > b ? a - b : b - a) : (a, b) => a * b;
+      const kn: KN =
+        opc === 0
+          ? (a, b) => a + b
+          : opc === 2
+            ? (a, b) => a - b
+            : opc === 7
+              ? (a, b) => Math.abs(a - b)
+              : (a, b) => a * b;
+      const kb: KB =
+        opc === 0
+          ? (a, b) => a + b
+          : opc === 2
+            ? (a, b) => a - b
+            : opc === 7
+              ? (a, b) => (a > b ? a - b : b - a)
+              : (a, b) => a * b;
       return build({ n, rn, rm, rd, out, a: A, b: Bn, r: R, kn, kb: big ? kb : undefined });
     }
     case 1: // SADDW/UADDW
@@ -319,7 +441,14 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
       // SSUBW/USUBW
       const add = opc === 1;
       return build({
-        n, rn, rm, rd, out, a: opnd("A", e2, signed), b: Bn, r: R,
+        n,
+        rn,
+        rm,
+        rd,
+        out,
+        a: opnd("A", e2, signed),
+        b: Bn,
+        r: R,
         kn: add ? (a, b) => a + b : (a, b) => a - b,
         kb: add ? (a, b) => a + b : (a, b) => a - b,
       });
@@ -334,22 +463,64 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
       const pB = BigInt(e);
       const rcB = round ? 1n << (pB - 1n) : 0n;
       return build({
-        n, rn, rm, rd, out: part ? 16 : 8, preR: part === 1,
-        a: opnd("A", e2, false), b: opnd("B", e2, false), r: opnd("R", e, false, part * n),
+        n,
+        rn,
+        rm,
+        rd,
+        out: part ? 16 : 8,
+        preR: part === 1,
+        a: opnd("A", e2, false),
+        b: opnd("B", e2, false),
+        r: opnd("R", e, false, part * n),
         kn: add ? (a, b) => Math.floor((a + b + rc) / p) : (a, b) => Math.floor((a - b + rc) / p),
         kb: add ? (a, b) => (a + b + rcB) >> pB : (a, b) => (a - b + rcB) >> pB,
       });
     }
     case 5: // SABAL/UABAL
       return build({
-        n, rn, rm, rd, out, loadD: true, a: A, b: Bn, d: Dw, r: R,
+        n,
+        rn,
+        rm,
+        rd,
+        out,
+        loadD: true,
+        a: A,
+        b: Bn,
+        d: Dw,
+        r: R,
         kn: (a, b, d) => d + Math.abs(a - b),
         kb: (a, b, d) => d + (a > b ? a - b : b - a),
       });
     case 8: // SMLAL/UMLAL
-      return build({ n, rn, rm, rd, out, loadD: true, a: A, b: Bn, d: Dw, r: R, kn: (a, b, d) => d + a * b, kb: (a, b, d) => d + a * b });
+      return build({
+        n,
+        rn,
+        rm,
+        rd,
+        out,
+        loadD: true,
+        a: A,
+        b: Bn,
+        d: Dw,
+        r: R,
+        kn: (a, b, d) => d + a * b,
+        kb: (a, b, d) => d + a * b,
+      });
     case 10: // SMLSL/UMLSL
-      return build({ n, rn, rm, rd, out, loadD: true, a: A, b: Bn, d: Dw, r: R, kn: (a, b, d) => d - a * b, kb: (a, b, d) => d - a * b });
+      return build({
+        n,
+        rn,
+        rm,
+        rd,
+        out,
+        loadD: true,
+        a: A,
+        b: Bn,
+        d: Dw,
+        r: R,
+        kn: (a, b, d) => d - a * b,
+        kb: (a, b, d) => d - a * b,
+      });
     case 9: // SQDMLAL
     case 11: // SQDMLSL
     case 13: {
@@ -363,8 +534,19 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
       const acc = opc !== 13;
       const Ds = opnd("D", e2, true);
       return build({
-        n, rn, rm, rd, out, loadD: acc, a: A, b: Bn, d: Ds, r: R,
-        kn: acc ? (a, b, d) => satN(d + sgn * satN(2 * a * b, smn, smx), smn, smx) : (a, b) => satN(2 * a * b, smn, smx),
+        n,
+        rn,
+        rm,
+        rd,
+        out,
+        loadD: acc,
+        a: A,
+        b: Bn,
+        d: Ds,
+        r: R,
+        kn: acc
+          ? (a, b, d) => satN(d + sgn * satN(2 * a * b, smn, smx), smn, smx)
+          : (a, b) => satN(2 * a * b, smn, smx),
         kb: acc
           ? (a, b, d) => satB(d + sgnB * satB(2n * a * b, mnB, mxB), mnB, mxB)
           : (a, b) => satB(2n * a * b, mnB, mxB),
@@ -372,7 +554,17 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
     }
     case 14: // PMULL (8-bit)
       if (u !== 0 || size !== 0) return null;
-      return build({ n, rn, rm, rd, out, a: opnd("A", 8, false, part * n), b: opnd("B", 8, false, part * n), r: R, kn: clmul8 });
+      return build({
+        n,
+        rn,
+        rm,
+        rd,
+        out,
+        a: opnd("A", 8, false, part * n),
+        b: opnd("B", 8, false, part * n),
+        r: R,
+        kn: clmul8,
+      });
     default:
       return null;
   }
@@ -388,11 +580,6 @@ function clsN(e: number): KN {
 function clzN(e: number): KN {
   return (a) => Math.clz32(a) - (32 - e);
 }
-function popcnt8(a: number): number {
-  a = a - ((a >> 1) & 0x55);
-  a = (a & 0x33) + ((a >> 2) & 0x33);
-  return (a + (a >> 4)) & 0x0f;
-}
 const RBIT8 = new Uint8Array(256).map((_, i) => {
   let r = 0;
   for (let k = 0; k < 8; k++) if ((i >> k) & 1) r |= 0x80 >> k;
@@ -407,14 +594,14 @@ const URECPE_TABLE = new Uint16Array(512).map((_, i) => {
   if (i < 256) return 0;
   const a = i * 2 + 1;
   const b = Math.floor(2 ** 19 / a);
-  return (Math.floor((b + 1) / 2)) & 0x1ff;
+  return Math.floor((b + 1) / 2) & 0x1ff;
 });
 const URSQRTE_TABLE = new Uint16Array(512).map((_, i) => {
   if (i < 128) return 0;
   const a = i < 256 ? i * 2 + 1 : ((i >> 1) << 1) * 2 + 2;
   let b = 512;
   while (a * (b + 1) * (b + 1) < 2 ** 28) b++;
-  return (Math.floor((b + 1) / 2)) & 0x1ff;
+  return Math.floor((b + 1) / 2) & 0x1ff;
 });
 
 /** REV16/REV32/REV64: reverse `e`-bit elements within each `cont`-bit container. */
@@ -436,7 +623,8 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
   const size = f.size!;
   const opc = f.opcode!;
   const q = scalar ? 0 : f.q!;
-  const rn = f.Rn!, rd = f.Rd!;
+  const rn = f.Rn!,
+    rd = f.Rd!;
   const e = 8 << size;
   const n = scalar ? 1 : (q ? 128 : 64) / e;
   const out = scalar ? e >> 3 : q ? 16 : 8;
@@ -445,8 +633,17 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
   const unary = (signed: boolean, kn: KN, kb?: KB, acc = false, dSigned = signed): Exec | null => {
     if (!vecOk || (size === 3 && kb === undefined)) return null;
     return build({
-      n, rn, rm: -1, rd, out, loadD: acc,
-      a: opnd("A", e, signed), d: opnd("D", e, dSigned), r: opnd("R", e, false), kn, kb,
+      n,
+      rn,
+      rm: -1,
+      rd,
+      out,
+      loadD: acc,
+      a: opnd("A", e, signed),
+      d: opnd("D", e, dSigned),
+      r: opnd("R", e, false),
+      kn,
+      kb,
     });
   };
   const scalarOk = (sizes: number): boolean => !scalar || ((sizes >> size) & 1) === 1;
@@ -471,8 +668,16 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const acc = (opc & 4) !== 0;
       const e2 = 2 * e;
       return build({
-        n: n / 2, rn, rm: -1, rd, out, loadD: acc,
-        a: opnd("A", e, signed, 0, 2), b: opnd("A", e, signed, 1, 2), d: opnd("D", e2, signed), r: opnd("R", e2, false),
+        n: n / 2,
+        rn,
+        rm: -1,
+        rd,
+        out,
+        loadD: acc,
+        a: opnd("A", e, signed, 0, 2),
+        b: opnd("A", e, signed, 1, 2),
+        d: opnd("D", e2, signed),
+        r: opnd("R", e2, false),
         kn: acc ? (a, b, d) => d + a + b : (a, b) => a + b,
         kb: acc ? (a, b, d) => d + a + b : (a, b) => a + b,
       });
@@ -483,7 +688,13 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       if (!scalarOk(ALL)) return null;
       const [mn, mx] = boundsN(e, u === 1);
       const [mnB, mxB] = boundsB(e, u === 1);
-      return unary(u === 1, (a, _b, d) => satN(d + a, mn, mx), (a, _b, d) => satB(d + a, mnB, mxB), true, u === 0);
+      return unary(
+        u === 1,
+        (a, _b, d) => satN(d + a, mn, mx),
+        (a, _b, d) => satB(d + a, mnB, mxB),
+        true,
+        u === 0,
+      );
     }
     case 0b000100: // CLS
       if (scalar || size === 3) return null;
@@ -497,8 +708,13 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
     case 0b100101: // NOT (size 0) / RBIT (size 1)
       if (scalar || size > 1) return null;
       return build({
-        n: q ? 16 : 8, rn, rm: -1, rd, out,
-        a: opnd("A", 8, false), r: opnd("R", 8, false),
+        n: q ? 16 : 8,
+        rn,
+        rm: -1,
+        rd,
+        out,
+        a: opnd("A", 8, false),
+        r: opnd("R", 8, false),
         kn: size === 0 ? (a) => ~a : (a) => RBIT8[a]!,
       });
     case 0b000111: // SQABS
@@ -508,36 +724,72 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const [mn, mx] = boundsN(e, false);
       const [mnB, mxB] = boundsB(e, false);
       return u === 0
-        ? unary(true, (a) => satN(Math.abs(a), mn, mx), (a) => satB(a < 0n ? -a : a, mnB, mxB))
-        : unary(true, (a) => satN(-a, mn, mx), (a) => satB(-a, mnB, mxB));
+        ? unary(
+            true,
+            (a) => satN(Math.abs(a), mn, mx),
+            (a) => satB(a < 0n ? -a : a, mnB, mxB),
+          )
+        : unary(
+            true,
+            (a) => satN(-a, mn, mx),
+            (a) => satB(-a, mnB, mxB),
+          );
     }
     case 0b001000: // CMGT #0
       if (!scalarOk(D)) return null;
       if (size === 3 && vecOk) return fastCmp64("CMGT", scalar ? 1 : 2, rn, -1, rd);
-      return unary(true, (a) => (a > 0 ? -1 : 0), (a) => (a > 0n ? -1n : 0n));
+      return unary(
+        true,
+        (a) => (a > 0 ? -1 : 0),
+        (a) => (a > 0n ? -1n : 0n),
+      );
     case 0b101000: // CMGE #0
       if (!scalarOk(D)) return null;
       if (size === 3 && vecOk) return fastCmp64("CMGE", scalar ? 1 : 2, rn, -1, rd);
-      return unary(true, (a) => (a >= 0 ? -1 : 0), (a) => (a >= 0n ? -1n : 0n));
+      return unary(
+        true,
+        (a) => (a >= 0 ? -1 : 0),
+        (a) => (a >= 0n ? -1n : 0n),
+      );
     case 0b001001: // CMEQ #0
       if (!scalarOk(D)) return null;
       if (size === 3 && vecOk) return fastCmp64("CMEQ", scalar ? 1 : 2, rn, -1, rd);
       if (!scalar && e === 8) return fastCmeq8(q, rn, -1, rd);
-      return unary(true, (a) => (a === 0 ? -1 : 0), (a) => (a === 0n ? -1n : 0n));
+      return unary(
+        true,
+        (a) => (a === 0 ? -1 : 0),
+        (a) => (a === 0n ? -1n : 0n),
+      );
     case 0b101001: // CMLE #0
       if (!scalarOk(D)) return null;
       if (size === 3 && vecOk) return fastCmp64("CMLE", scalar ? 1 : 2, rn, -1, rd);
-      return unary(true, (a) => (a <= 0 ? -1 : 0), (a) => (a <= 0n ? -1n : 0n));
+      return unary(
+        true,
+        (a) => (a <= 0 ? -1 : 0),
+        (a) => (a <= 0n ? -1n : 0n),
+      );
     case 0b001010: // CMLT #0
       if (!scalarOk(D)) return null;
       if (size === 3 && vecOk) return fastCmp64("CMLT", scalar ? 1 : 2, rn, -1, rd);
-      return unary(true, (a) => (a < 0 ? -1 : 0), (a) => (a < 0n ? -1n : 0n));
+      return unary(
+        true,
+        (a) => (a < 0 ? -1 : 0),
+        (a) => (a < 0n ? -1n : 0n),
+      );
     case 0b001011: // ABS
       if (!scalarOk(D)) return null;
-      return unary(true, (a) => Math.abs(a), (a) => (a < 0n ? -a : a));
+      return unary(
+        true,
+        (a) => Math.abs(a),
+        (a) => (a < 0n ? -a : a),
+      );
     case 0b101011: // NEG
       if (!scalarOk(D)) return null;
-      return unary(true, (a) => -a, (a) => -a);
+      return unary(
+        true,
+        (a) => -a,
+        (a) => -a,
+      );
     case 0b010010: // XTN
     case 0b110010: // SQXTUN
     case 0b010100: // SQXTN
@@ -555,8 +807,14 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const trunc = key === 0b010010;
       if (trunc && e === 32) return fastNarrow64(0, part, rn, rd);
       return build({
-        n: nn, rn, rm: -1, rd, out: scalar ? e >> 3 : part ? 16 : 8, preR: part === 1,
-        a: opnd("A", e2, srcSigned), r: opnd("R", e, false, part * nn),
+        n: nn,
+        rn,
+        rm: -1,
+        rd,
+        out: scalar ? e >> 3 : part ? 16 : 8,
+        preR: part === 1,
+        a: opnd("A", e2, srcSigned),
+        r: opnd("R", e, false, part * nn),
         kn: trunc ? (a) => a : (a) => satN(a, mn, mx),
         kb: trunc ? (a) => a : (a) => satB(a, mnB, mxB),
       });
@@ -576,9 +834,15 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const p = 2 ** e;
       const pB = BigInt(e);
       return build({
-        n: nn, rn, rm: -1, rd, out: 16,
-        a: opnd("A", e, false, q * nn), r: opnd("R", 2 * e, false),
-        kn: (a) => a * p, kb: (a) => a << pB,
+        n: nn,
+        rn,
+        rm: -1,
+        rd,
+        out: 16,
+        a: opnd("A", e, false, q * nn),
+        r: opnd("R", 2 * e, false),
+        kn: (a) => a * p,
+        kb: (a) => a << pB,
       });
     }
     default:
@@ -598,12 +862,17 @@ function acrossDecode(u: number, f: Fields): Exec | null {
   const n = (q ? 128 : 64) / e;
   const signed = u === 0;
   const v = view(e, signed) as NumView;
-  const rn = f.Rn!, rd = f.Rd!;
+  const rn = f.Rn!,
+    rd = f.Rd!;
   let mode: number; // 0 add (wrap), 1 add long, 2 max, 3 min
-  if (opc === 0b00011) mode = 1; // SADDLV/UADDLV
-  else if (opc === 0b01010) mode = 2; // SMAXV/UMAXV
-  else if (opc === 0b11010) mode = 3; // SMINV/UMINV
-  else if (opc === 0b11011 && u === 0) mode = 0; // ADDV
+  if (opc === 0b00011)
+    mode = 1; // SADDLV/UADDLV
+  else if (opc === 0b01010)
+    mode = 2; // SMAXV/UMAXV
+  else if (opc === 0b11010)
+    mode = 3; // SMINV/UMINV
+  else if (opc === 0b11011 && u === 0)
+    mode = 0; // ADDV
   else return null;
   const outE = mode === 1 ? 2 * e : e;
   return (c) => {
@@ -634,7 +903,8 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
   if (immh === 0) return null; // modified immediate
   const opc = f.opcode!;
   const q = scalar ? 0 : f.q!;
-  const rn = f.Rn!, rd = f.Rd!;
+  const rn = f.Rn!,
+    rd = f.Rd!;
   const hsb = 31 - Math.clz32(immh); // 0..3
   const e = 8 << hsb;
   const immhb = (immh << 3) | f.immb!;
@@ -650,8 +920,17 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
   const eB = BigInt(e);
   const elem = (signed: boolean, kn: KN, kb: KB, acc = false): Exec =>
     build({
-      n, rn, rm: -1, rd, out, loadD: acc,
-      a: opnd("A", e, signed), d: opnd("D", e, signed), r: opnd("R", e, false), kn, kb,
+      n,
+      rn,
+      rm: -1,
+      rd,
+      out,
+      loadD: acc,
+      a: opnd("A", e, signed),
+      d: opnd("D", e, signed),
+      r: opnd("R", e, false),
+      kn,
+      kb,
     });
   switch (key) {
     case 0b000000: // SSHR
@@ -670,7 +949,8 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const rc = round ? p / 2 : 0;
       const sB = BigInt(rsh);
       const rcB = round ? 1n << (sB - 1n) : 0n;
-      if (e === 64 && !round && !acc) return fastShift64(u === 0 ? "SSHR" : "USHR", rsh, scalar ? 1 : 2, rn, rd);
+      if (e === 64 && !round && !acc)
+        return fastShift64(u === 0 ? "SSHR" : "USHR", rsh, scalar ? 1 : 2, rn, rd);
       const kn: KN = acc ? (a, _b, d) => d + Math.floor((a + rc) / p) : (a) => Math.floor((a + rc) / p);
       const kb: KB = acc ? (a, _b, d) => d + ((a + rcB) >> sB) : (a) => (a + rcB) >> sB;
       return elem(u === 0, kn, kb, acc);
@@ -684,7 +964,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const keepB = rsh === 64 ? (1n << 64n) - 1n : ((1n << 64n) - 1n) ^ (((1n << 64n) - 1n) >> sB);
       return elem(
         false,
-        (a, _b, d) => Math.floor(a / p) + (e === 32 ? ((d & keepN) >>> 0) : d & keepN),
+        (a, _b, d) => Math.floor(a / p) + (e === 32 ? (d & keepN) >>> 0 : d & keepN),
         (a, _b, d) => (a >> sB) | (d & keepB),
         true,
       );
@@ -699,8 +979,18 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const keepB = (1n << sB) - 1n;
       void p;
       if (u === 0 && e === 64) return fastShift64("SHL", lsh, scalar ? 1 : 2, rn, rd);
-      if (u === 0) return elem(false, (a) => a << lsh, (a) => a << sB);
-      return elem(false, (a, _b, d) => (a << lsh) | (d & keepN), (a, _b, d) => (a << sB) | (d & keepB), true);
+      if (u === 0)
+        return elem(
+          false,
+          (a) => a << lsh,
+          (a) => a << sB,
+        );
+      return elem(
+        false,
+        (a, _b, d) => (a << lsh) | (d & keepN),
+        (a, _b, d) => (a << sB) | (d & keepB),
+        true,
+      );
     }
     case 0b101100: // SQSHLU
     case 0b001110: // SQSHL (immediate)
@@ -713,7 +1003,11 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const [mnB, mxB] = boundsB(e, dstUnsigned);
       const p = 2 ** lsh;
       const sB = BigInt(lsh);
-      return elem(srcSigned, (a) => satN(a * p, mn, mx), (a) => satB(a << sB, mnB, mxB));
+      return elem(
+        srcSigned,
+        (a) => satN(a * p, mn, mx),
+        (a) => satB(a << sB, mnB, mxB),
+      );
     }
     case 0b010000: // SHRN
     case 0b010001: // RSHRN
@@ -742,8 +1036,14 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const sB = BigInt(rsh);
       const rcB = round ? 1n << (sB - 1n) : 0n;
       return build({
-        n: nn, rn, rm: -1, rd, out: scalar ? e >> 3 : part ? 16 : 8, preR: part === 1,
-        a: opnd("A", e2, srcSigned), r: opnd("R", e, false, part * nn),
+        n: nn,
+        rn,
+        rm: -1,
+        rd,
+        out: scalar ? e >> 3 : part ? 16 : 8,
+        preR: part === 1,
+        a: opnd("A", e2, srcSigned),
+        r: opnd("R", e, false, part * nn),
         kn: trunc ? (a) => Math.floor((a + rc) / p) : (a) => satN(Math.floor((a + rc) / p), mn, mx),
         kb: trunc ? (a) => (a + rcB) >> sB : (a) => satB((a + rcB) >> sB, mnB, mxB),
       });
@@ -757,9 +1057,15 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const p = 2 ** lsh;
       const sB = BigInt(lsh);
       return build({
-        n: nn, rn, rm: -1, rd, out: 16,
-        a: opnd("A", e, u === 0, q * nn), r: opnd("R", 2 * e, false),
-        kn: (a) => a * p, kb: (a) => a << sB,
+        n: nn,
+        rn,
+        rm: -1,
+        rd,
+        out: 16,
+        a: opnd("A", e, u === 0, q * nn),
+        r: opnd("R", 2 * e, false),
+        kn: (a) => a * p,
+        kb: (a) => a << sB,
       });
     }
     default:
@@ -797,7 +1103,8 @@ function expandImm(op: number, cmode: number, imm8: number): [number, number] | 
         w = imm8 * 0x01010101;
         break;
       }
-      let lo = 0, hi = 0;
+      let lo = 0,
+        hi = 0;
       for (let i = 0; i < 4; i++) if ((imm8 >> i) & 1) lo |= 0xff << (8 * i);
       for (let i = 0; i < 4; i++) if ((imm8 >> (i + 4)) & 1) hi |= 0xff << (8 * i);
       return [lo >>> 0, hi >>> 0];
@@ -807,14 +1114,17 @@ function expandImm(op: number, cmode: number, imm8: number): [number, number] | 
 }
 
 function modImmDecode(f: Fields): Exec | null {
-  const q = f.q!, op = f.op!, cmode = f.cmode!;
+  const q = f.q!,
+    op = f.op!,
+    cmode = f.cmode!;
   if (f.o2 !== 0) return null; // FMOV (half precision)
   const imm8 = (f.abc! << 5) | f.defgh!;
   const imm = expandImm(op, cmode, imm8);
   if (imm === null) return null;
   const rd = f.Rd!;
   let kind: number; // 0 MOVI, 1 MVNI, 2 ORR, 3 BIC
-  if (cmode >= 0b1100) kind = cmode === 0b1110 ? 0 : op; // MOVI/MVNI (MSL), MOVI 8/64-bit
+  if (cmode >= 0b1100)
+    kind = cmode === 0b1110 ? 0 : op; // MOVI/MVNI (MSL), MOVI 8/64-bit
   else if ((cmode & 1) === 0) kind = op;
   else kind = op === 0 ? 2 : 3;
   let [lo, hi] = imm;
@@ -857,7 +1167,8 @@ function elemDecode(u: number, f: Fields, scalar: boolean): Exec | null {
   const e = 8 << size;
   const idx = size === 1 ? (f.H! << 2) | (f.L! << 1) | f.M! : (f.H! << 1) | f.L!;
   const rm = size === 1 ? f.Rm! : (f.M! << 4) | f.Rm!;
-  const rn = f.Rn!, rd = f.Rd!;
+  const rn = f.Rn!,
+    rd = f.Rd!;
   const key = (u << 4) | opc;
   const signed = u === 0;
   const Bx = opnd("B", e, signed, idx, 0); // the broadcast element
@@ -872,15 +1183,43 @@ function elemDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       if (scalar) return null;
       const kn: KN =
         key === 0b01000
-          ? e === 32 ? (a, b) => Math.imul(a, b) : (a, b) => a * b
+          ? e === 32
+            ? (a, b) => Math.imul(a, b)
+            : (a, b) => a * b
           : key === 0b10000
-            ? e === 32 ? (a, b, d) => d + Math.imul(a, b) : (a, b, d) => d + a * b
-            : e === 32 ? (a, b, d) => d - Math.imul(a, b) : (a, b, d) => d - a * b;
-      return build({ n, rn, rm, rd, out, loadD: key !== 0b01000, a: opnd("A", e, false), b: opnd("B", e, false, idx, 0), d: opnd("D", e, false), r: opnd("R", e, false), kn });
+            ? e === 32
+              ? (a, b, d) => d + Math.imul(a, b)
+              : (a, b, d) => d + a * b
+            : e === 32
+              ? (a, b, d) => d - Math.imul(a, b)
+              : (a, b, d) => d - a * b;
+      return build({
+        n,
+        rn,
+        rm,
+        rd,
+        out,
+        loadD: key !== 0b01000,
+        a: opnd("A", e, false),
+        b: opnd("B", e, false, idx, 0),
+        d: opnd("D", e, false),
+        r: opnd("R", e, false),
+        kn,
+      });
     }
     case 0b01100: // SQDMULH
     case 0b01101: // SQRDMULH
-      return build({ n, rn, rm, rd, out, a: opnd("A", e, true), b: opnd("B", e, true, idx, 0), r: opnd("R", e, false), kn: sqdmulhN(opc === 0b1101)(e, false) });
+      return build({
+        n,
+        rn,
+        rm,
+        rd,
+        out,
+        a: opnd("A", e, true),
+        b: opnd("B", e, true, idx, 0),
+        r: opnd("R", e, false),
+        kn: sqdmulhN(opc === 0b1101)(e, false),
+      });
     default:
       break;
   }
@@ -898,30 +1237,84 @@ function elemDecode(u: number, f: Fields, scalar: boolean): Exec | null {
     case 0b00010: // SMLAL
     case 0b10010: // UMLAL
       if (scalar) return null;
-      return build({ n: nn, rn, rm, rd, out: wout, loadD: true, a: A, b: Bx, d: Dw, r: R, kn: (a, b, d) => d + a * b, kb: (a, b, d) => d + a * b });
+      return build({
+        n: nn,
+        rn,
+        rm,
+        rd,
+        out: wout,
+        loadD: true,
+        a: A,
+        b: Bx,
+        d: Dw,
+        r: R,
+        kn: (a, b, d) => d + a * b,
+        kb: (a, b, d) => d + a * b,
+      });
     case 0b00110: // SMLSL
     case 0b10110: // UMLSL
       if (scalar) return null;
-      return build({ n: nn, rn, rm, rd, out: wout, loadD: true, a: A, b: Bx, d: Dw, r: R, kn: (a, b, d) => d - a * b, kb: (a, b, d) => d - a * b });
+      return build({
+        n: nn,
+        rn,
+        rm,
+        rd,
+        out: wout,
+        loadD: true,
+        a: A,
+        b: Bx,
+        d: Dw,
+        r: R,
+        kn: (a, b, d) => d - a * b,
+        kb: (a, b, d) => d - a * b,
+      });
     case 0b01010: // SMULL
     case 0b11010: // UMULL
       if (scalar) return null;
-      return build({ n: nn, rn, rm, rd, out: wout, a: A, b: Bx, r: R, kn: (a, b) => a * b, kb: (a, b) => a * b });
+      return build({
+        n: nn,
+        rn,
+        rm,
+        rd,
+        out: wout,
+        a: A,
+        b: Bx,
+        r: R,
+        kn: (a, b) => a * b,
+        kb: (a, b) => a * b,
+      });
     case 0b00011: // SQDMLAL
     case 0b00111: {
       // SQDMLSL
       const sg = opc === 0b0111 ? -1 : 1;
       const sgB = opc === 0b0111 ? -1n : 1n;
       return build({
-        n: nn, rn, rm, rd, out: wout, loadD: true, a: A, b: Bx, d: Dw, r: R,
+        n: nn,
+        rn,
+        rm,
+        rd,
+        out: wout,
+        loadD: true,
+        a: A,
+        b: Bx,
+        d: Dw,
+        r: R,
         kn: (a, b, d) => satN(d + sg * satN(2 * a * b, mn, mx), mn, mx),
         kb: (a, b, d) => satB(d + sgB * satB(2n * a * b, mnB, mxB), mnB, mxB),
       });
     }
     case 0b01011: // SQDMULL
       return build({
-        n: nn, rn, rm, rd, out: wout, a: A, b: Bx, r: R,
-        kn: (a, b) => satN(2 * a * b, mn, mx), kb: (a, b) => satB(2n * a * b, mnB, mxB),
+        n: nn,
+        rn,
+        rm,
+        rd,
+        out: wout,
+        a: A,
+        b: Bx,
+        r: R,
+        kn: (a, b) => satN(2 * a * b, mn, mx),
+        kb: (a, b) => satB(2n * a * b, mnB, mxB),
       });
     default:
       return null;
