@@ -511,3 +511,68 @@ export function fastAddp64(scalar: boolean, rn: number, rm: number, rd: number):
     r[d + 3] = h1;
   };
 }
+
+let mulLo = 0;
+let mulHi = 0;
+/** Exact 32x32 -> 64-bit multiply into mulLo/mulHi (u32 halves), without BigInt. */
+function mul32(a: number, b: number, signed: boolean): void {
+  const au = a >>> 0;
+  const bu = b >>> 0;
+  const al = au & 0xffff;
+  const ah = au >>> 16;
+  const bl = bu & 0xffff;
+  const bh = bu >>> 16;
+  const mid = al * bh + ah * bl; // < 2^33
+  const low = al * bl + (mid % 65536) * 65536; // < 2^33
+  let hi = ah * bh + Math.floor(mid / 65536) + Math.floor(low / 4294967296);
+  if (signed) {
+    // (a - 2^32*sa)(b - 2^32*sb) = ab_u - 2^32*(sa*b_u + sb*a_u) mod 2^64
+    if ((a | 0) < 0) hi -= bu;
+    if ((b | 0) < 0) hi -= au;
+  }
+  mulLo = low >>> 0;
+  mulHi = hi >>> 0;
+}
+
+/**
+ * SMULL/UMULL/SMLAL/UMLAL/SMLSL/UMLSL(2) producing 64-bit lanes (32-bit sources), by
+ * vector (idx < 0) or by element. acc: 0 = none, 1 = add, -1 = subtract.
+ */
+export function fastMull32(
+  signed: boolean,
+  acc: number,
+  part: number,
+  rn: number,
+  rm: number,
+  idx: number,
+  rd: number,
+): Exec {
+  const n = I.V + 4 * rn + 2 * part;
+  const m = I.V + 4 * rm + (idx < 0 ? 2 * part : idx);
+  const ms = idx < 0 ? 1 : 0;
+  const d = I.V + 4 * rd;
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const a0 = r[n]!,
+      a1 = r[n + 1]!,
+      b0 = r[m]!,
+      b1 = r[m + ms]!;
+    for (let i = 0; i < 2; i++) {
+      mul32(i === 0 ? a0 : a1, i === 0 ? b0 : b1, signed);
+      const k = d + 2 * i;
+      if (acc === 0) {
+        r[k] = mulLo;
+        r[k + 1] = mulHi;
+      } else if (acc > 0) {
+        const lo = r[k]! + mulLo;
+        r[k + 1] = r[k + 1]! + mulHi + (lo > 0xffffffff ? 1 : 0);
+        r[k] = lo;
+      } else {
+        const x = r[k]!;
+        r[k + 1] = r[k + 1]! - mulHi - (x < mulLo ? 1 : 0);
+        r[k] = x - mulLo;
+      }
+    }
+  };
+}

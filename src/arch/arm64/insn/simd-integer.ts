@@ -34,6 +34,7 @@ import {
   fastCmp64,
   fastCnt,
   fastLogic,
+  fastMull32,
   fastNarrow64,
   fastPair8,
   fastShift64,
@@ -111,9 +112,17 @@ const sqdmulhN =
       const rc = round ? 0x8000 : 0;
       return (a, b) => satN(Math.floor((2 * a * b + rc) / 65536), mn, mx);
     }
-    // 32-bit: the doubled product needs 63 bits, beyond a double's exact range.
-    const rc = round ? 1n << 31n : 0n;
-    return (a, b) => satN(Number((2n * BigInt(a) * BigInt(b) + rc) >> 32n), mn, mx);
+    // 32-bit: the doubled product needs 63 bits, beyond a double's exact range, so split
+    // a and b into signed high and unsigned low 16-bit halves; every partial sum stays < 2^50.
+    const rc = round ? 2 ** 31 : 0;
+    return (a, b) => {
+      const ah = a >> 16,
+        al = a & 0xffff,
+        bh = b >> 16,
+        bl = b & 0xffff;
+      const v = 2 * ah * bh + Math.floor(((ah * bl + al * bh) * 131072 + 2 * al * bl + rc) / 4294967296);
+      return satN(v, mn, mx);
+    };
   };
 
 const addSatN: NF = (e, u) => {
@@ -412,6 +421,9 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
   const [mn, mx] = boundsN(e2, false);
   const [mnB, mxB] = boundsB(e2, false);
   if (scalar && (opc & 0b1001) !== 0b1001) return null;
+  if (size === 2 && (opc === 8 || opc === 10 || opc === 12)) {
+    return fastMull32(signed, opc === 8 ? 1 : opc === 10 ? -1 : 0, part, rn, rm, -1, rd);
+  }
   switch (opc) {
     case 0: // SADDL/UADDL
     case 2: // SSUBL/USUBL
@@ -1231,6 +1243,12 @@ function elemDecode(u: number, f: Fields, scalar: boolean): Exec | null {
   const R = opnd("R", e2, false);
   const Dw = opnd("D", e2, signed);
   const wout = scalar ? e2 >> 3 : 16;
+  if (!scalar && size === 2) {
+    const k = key & 0b01111;
+    if (k === 0b0010 || k === 0b0110 || k === 0b1010) {
+      return fastMull32(signed, k === 0b0010 ? 1 : k === 0b0110 ? -1 : 0, part, rn, rm, idx, rd);
+    }
+  }
   const [mn, mx] = boundsN(e2, false);
   const [mnB, mxB] = boundsB(e2, false);
   switch (key) {
