@@ -160,6 +160,12 @@ export interface Spec {
   halfConcat?: boolean;
   /** Bytes written to Vd (the rest is zeroed). */
   out: number;
+  /**
+   * Widening to 64-bit lanes without BigInt: `kn` on the (at most 32-bit) sources gives an
+   * exact number x (|x| < 2^53, or a power-of-two multiple); the 64-bit result lane is
+   * x (acc 0), or the 64-bit lane of slot `from` plus/minus x (acc 1 / -1).
+   */
+  wide?: { acc: 0 | 1 | -1; from: "A" | "D" };
 }
 
 function isBig(v: View): v is BigView {
@@ -190,6 +196,32 @@ export function build(s: Spec): (c: Cpu) => void {
     sat = false;
     return r;
   };
+  if (s.wide !== undefined && s.kn !== undefined) {
+    const k = s.kn;
+    const acc = s.wide.acc;
+    const fw = s.wide.from === "A" ? 0 : 8;
+    const av = a.v as NumView,
+      ab = a.base,
+      as = a.stride;
+    const bv = (s.b ?? s.a).v as NumView,
+      bb = (s.b ?? s.a).base,
+      bs = (s.b ?? s.a).stride;
+    return (c) => {
+      const r = load(c);
+      for (let i = 0; i < n; i++) {
+        const x = k(av[ab + i * as]!, bv[bb + i * bs]!, 0) * (acc < 0 ? -1 : 1);
+        let xhi = Math.floor(x / 4294967296);
+        let lo = x - xhi * 4294967296; // in [0, 2^32)
+        if (acc !== 0) {
+          lo += S32[fw + 2 * i]!;
+          xhi += S32[fw + 2 * i + 1]! + (lo > 0xffffffff ? 1 : 0);
+        }
+        S32[12 + 2 * i] = lo;
+        S32[13 + 2 * i] = xhi;
+      }
+      storeR(r, rd, out);
+    };
+  }
   if (!anyBig) {
     const k = s.kn;
     if (k === undefined) throw new Error("lane spec without a number kernel");

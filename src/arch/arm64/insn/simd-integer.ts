@@ -446,12 +446,27 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
             : opc === 7
               ? (a, b) => (a > b ? a - b : b - a)
               : (a, b) => a * b;
+      if (big && opc !== 12)
+        return build({ n, rn, rm, rd, out, a: A, b: Bn, r: R, kn, wide: { acc: 0, from: "D" } });
       return build({ n, rn, rm, rd, out, a: A, b: Bn, r: R, kn, kb: big ? kb : undefined });
     }
     case 1: // SADDW/UADDW
     case 3: {
       // SSUBW/USUBW
       const add = opc === 1;
+      if (big) {
+        return build({
+          n,
+          rn,
+          rm,
+          rd,
+          out,
+          a: Bn,
+          r: R,
+          kn: (a) => a,
+          wide: { acc: add ? 1 : -1, from: "A" },
+        });
+      }
       return build({
         n,
         rn,
@@ -489,6 +504,21 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
       });
     }
     case 5: // SABAL/UABAL
+      if (big) {
+        return build({
+          n,
+          rn,
+          rm,
+          rd,
+          out,
+          loadD: true,
+          a: A,
+          b: Bn,
+          r: R,
+          kn: (a, b) => Math.abs(a - b),
+          wide: { acc: 1, from: "D" },
+        });
+      }
       return build({
         n,
         rn,
@@ -679,6 +709,21 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const signed = u === 0;
       const acc = (opc & 4) !== 0;
       const e2 = 2 * e;
+      if (e2 === 64) {
+        return build({
+          n: n / 2,
+          rn,
+          rm: -1,
+          rd,
+          out,
+          loadD: acc,
+          a: opnd("A", e, signed, 0, 2),
+          b: opnd("A", e, signed, 1, 2),
+          r: opnd("R", e2, false),
+          kn: (a, b) => a + b,
+          wide: { acc: acc ? 1 : 0, from: "D" },
+        });
+      }
       return build({
         n: n / 2,
         rn,
@@ -845,6 +890,19 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const nn = 64 / e;
       const p = 2 ** e;
       const pB = BigInt(e);
+      if (e === 32) {
+        return build({
+          n: nn,
+          rn,
+          rm: -1,
+          rd,
+          out: 16,
+          a: opnd("A", e, false, q * nn),
+          r: opnd("R", 64, false),
+          kn: (a) => a * p,
+          wide: { acc: 0, from: "D" },
+        });
+      }
       return build({
         n: nn,
         rn,
