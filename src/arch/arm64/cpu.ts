@@ -19,6 +19,7 @@ export type CpuExit =
   | { kind: "exception"; ec: number; iss: number; far: bigint | null }
   | { kind: "hvc"; imm: number }
   | { kind: "smc"; imm: number }
+  | { kind: "hlt"; imm: number }
   | { kind: "wfi" }
   | { kind: "wfe" }
   /** A bug in the emulator, reported instead of thrown so the VMM never crashes. */
@@ -136,6 +137,8 @@ export class Cpu {
   cacheOp: ((c: Cpu, op: string, lo: number, hi: number) => void) | null = null;
   /** AT S1E*: the MMU writes PAR_EL1. Absent: PA == VA. */
   addressTranslate: ((c: Cpu, op2: number, lo: number, hi: number) => void) | null = null;
+  /** HLT traps to the owner (Arm semihosting uses HLT #0xF000) instead of being UNDEFINED. */
+  trapHlt = false;
   /** SEV: the owner sets the event register of every other PE. */
   onSendEvent: ((c: Cpu) => void) | null = null;
   /** System registers the owner adds (e.g. the GIC CPU interface), by sysregKey(). */
@@ -165,7 +168,9 @@ export class Cpu {
 
   /** Architectural reset: registers zero, EL1h with DAIF masked (or EL0t in user mode). */
   reset(): void {
-    this.r.fill(0, 0, OFF.SYSREGS_END >> 2);
+    // Everything the CPU owns; the MP-state word after EVENT belongs to the hv layer.
+    this.r.fill(0, 0, (OFF.EVENT >> 2) + 1);
+    this.r.fill(0, OFF.SYSREGS >> 2, OFF.SYSREGS_END >> 2);
     for (const s of SYSREGS) {
       if (s.slot < 0) continue;
       this.r[I.SYSREGS + s.slot * 2] = s.reset[0];
@@ -182,9 +187,12 @@ export class Cpu {
     this.pstateChanged();
   }
 
-  /** MPIDR affinity: Aff0 = index % 8... kept simple: Aff0 = index (<= 255 vCPUs in one cluster). */
-  private mpidrAffinity(): number {
-    return this.index & 0xff;
+  /**
+   * MPIDR affinity as QEMU's virt assigns it with GICv3: clusters of 16, so that one
+   * ICC_SGI1R_EL1 target list (16 bits of Aff0) covers a cluster.
+   */
+  mpidrAffinity(): number {
+    return ((this.index >> 4) << 8) | (this.index & 15);
   }
 
   // ---------------------------------------------------------------------------
@@ -587,6 +595,22 @@ export class Cpu {
     this.syncException(EC.UNKNOWN, 0);
   }
 
+  /**
+   * Takes an UNDEFINED exception at the current PC from outside the interpreter loop
+   * (the hv layer refusing an HVC/SMC it does not implement).
+   */
+  takeUndefinedAtPc(): void {
+    this.pcLo = this.r[I.PC]!;
+    this.pcHi = this.r[I.PC + 1]!;
+    try {
+      this.syncException(EC.UNKNOWN, 0);
+    } catch (e) {
+      if (e !== UNWIND) throw e;
+    }
+    this.exit = null;
+    this.stop = false;
+  }
+
   /** Supervisor/hypervisor/monitor calls. The hv layer decides what HVC/SMC do. */
   svc(imm: number): never {
     this.syncException(EC.SVC64, imm, undefined, undefined, true);
@@ -599,6 +623,11 @@ export class Cpu {
   smc(imm: number): void {
     if (this.el === 0) this.undefined();
     this.exit = { kind: "smc", imm };
+    this.stop = true;
+  }
+  hlt(imm: number): void {
+    if (!this.trapHlt) this.undefined();
+    this.exit = { kind: "hlt", imm };
     this.stop = true;
   }
   wfi(): void {

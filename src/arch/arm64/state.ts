@@ -38,6 +38,8 @@ export const OFF = {
   EXCL_DATA: 888,
   /** WFE event register (0/1). */
   EVENT: 904,
+  /** KVM MP state of this vCPU (hv layer; an Int32 so workers can compare-exchange it). */
+  MP_STATE: 908,
   /** System registers, 8 bytes each, indexed by `SysReg.slot` (see sysregs.ts). */
   SYSREGS: 1024,
   /** Room for 256 system registers. */
@@ -69,6 +71,7 @@ export const I = {
   EXCL_VALID: OFF.EXCL_VALID >> 2,
   EXCL_DATA: OFF.EXCL_DATA >> 2,
   EVENT: OFF.EVENT >> 2,
+  MP_STATE: OFF.MP_STATE >> 2,
   SYSREGS: OFF.SYSREGS >> 2,
 } as const;
 

@@ -104,7 +104,9 @@ function exceptionGen(f: Fields): Exec | null {
       return (c) => c.smc(imm);
     case 0b001_000_00:
       return (c) => c.syncException(EC.BRK64, imm);
-    // HLT is for external debug (halting disabled: UNDEFINED), DCPSx likewise outside Debug state.
+    case 0b010_000_00: // HLT: UNDEFINED unless the owner traps it (semihosting)
+      return (c) => c.hlt(imm);
+    // DCPSx are UNDEFINED outside Debug state.
     default:
       return null;
   }

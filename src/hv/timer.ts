@@ -1,0 +1,162 @@
+/**
+ * The Armv8 generic timer of one vCPU (Arm ARM D11): the physical and virtual counters,
+ * the EL1 physical and virtual timers (CNTP_*, CNTV_*), and the clocks that drive them.
+ *
+ * The virtual counter is `clock - CNTVOFF`, the physical one `clock - CNTPOFF`. KVM exposes the virtual count as
+ * KVM_REG_ARM_TIMER_CNT; writing it sets CNTVOFF so the counter continues from the written
+ * value (this is how a restored guest's clock continues rather than jumps).
+ */
+import type { Cpu, TimerProvider } from "../arch/arm64/cpu.ts";
+import { TIMER_PPI } from "../machine/memory-map.ts";
+
+/** 62.5 MHz, as QEMU's virt and KVM report in CNTFRQ_EL0. */
+export const TIMER_FREQUENCY = 62_500_000;
+
+const M64 = (1n << 64n) - 1n;
+
+/** Where the physical count comes from. */
+export interface VmClock {
+  readonly kind: "deterministic" | "realtime";
+  /** The physical counter as vCPU `cpu` sees it now. */
+  now(cpu: Cpu): bigint;
+}
+
+/**
+ * Deterministic time: the VM's physical count advances with retired instructions, one
+ * tick per instruction, round-robin in quanta. `roundStart` is the time at which the
+ * current round began; a vCPU's local time is that plus what it has executed in the round.
+ */
+export class DeterministicClock implements VmClock {
+  readonly kind = "deterministic";
+  roundStart = 0n;
+  /** Instruction count of each vCPU when its slice of the current round began. */
+  private sliceStart: bigint[] = [];
+  beginSlice(cpu: Cpu): void {
+    this.sliceStart[cpu.index] = cpu.instructionCount;
+  }
+  now(cpu: Cpu): bigint {
+    const start = this.sliceStart[cpu.index] ?? cpu.instructionCount;
+    return this.roundStart + (cpu.instructionCount - start);
+  }
+}
+
+/** Real time: the host's monotonic clock scaled to 62.5 MHz, plus an offset for restores. */
+export class RealtimeClock implements VmClock {
+  readonly kind = "realtime";
+  private readonly origin = performance.now();
+  /** Added to the host-derived count (set on restore so the counter never goes back). */
+  offset = 0n;
+  hostTicks(): bigint {
+    return BigInt(Math.floor((performance.now() - this.origin) * (TIMER_FREQUENCY / 1000)));
+  }
+  now(): bigint {
+    return this.hostTicks() + this.offset;
+  }
+}
+
+export interface TimerOutputs {
+  /** Level of the virtual timer's PPI (INTID 27) and the physical one's (INTID 30). */
+  setPpi(intid: number, level: boolean): void;
+}
+
+/** One timer (virtual or physical): CTL and CVAL. */
+interface TimerRegs {
+  ctl: number;
+  cval: bigint;
+}
+
+export class ArchTimer implements TimerProvider {
+  readonly frequency = TIMER_FREQUENCY;
+  readonly virt: TimerRegs = { ctl: 0, cval: 0n };
+  readonly phys: TimerRegs = { ctl: 0, cval: 0n };
+  /** CNTVOFF: virtual = physical - cntvoff. */
+  cntvoff = 0n;
+  /**
+   * Physical offset (like FEAT_ECV's CNTPOFF): the guest's physical count is the VM clock
+   * minus this, so KVM_REG_ARM_PTIMER_CNT can be written back exactly.
+   */
+  cntpoff = 0n;
+  private vLevel = false;
+  private pLevel = false;
+
+  constructor(
+    readonly cpu: () => Cpu,
+    readonly clock: VmClock,
+    private readonly out: TimerOutputs,
+  ) {}
+
+  /** The VM clock as this vCPU sees it. */
+  clockCount(): bigint {
+    return this.clock.now(this.cpu()) & M64;
+  }
+  physicalCount(): bigint {
+    return (this.clockCount() - this.cntpoff) & M64;
+  }
+  /**
+   * Virtual count = VM clock - CNTVOFF. Like KVM's voffset it is relative to the clock,
+   * not to the guest's physical count, so the two counters can be restored independently.
+   */
+  virtualCount(): bigint {
+    return (this.clockCount() - this.cntvoff) & M64;
+  }
+
+  // TimerProvider (the CPU's MRS/MSR of CNT* registers)
+  counter(_c: Cpu, virtual: boolean): bigint {
+    return virtual ? this.virtualCount() : this.physicalCount();
+  }
+  readReg(_c: Cpu, virtual: boolean, reg: "CTL" | "CVAL" | "TVAL"): bigint {
+    const t = virtual ? this.virt : this.phys;
+    const count = virtual ? this.virtualCount() : this.physicalCount();
+    if (reg === "CVAL") return t.cval;
+    if (reg === "TVAL") return (t.cval - count) & 0xffffffffn;
+    return BigInt(t.ctl | (this.istatus(t, count) ? 4 : 0));
+  }
+  writeReg(_c: Cpu, virtual: boolean, reg: "CTL" | "CVAL" | "TVAL", value: bigint): void {
+    const t = virtual ? this.virt : this.phys;
+    if (reg === "CTL") t.ctl = Number(value & 3n);
+    else if (reg === "CVAL") t.cval = value & M64;
+    else {
+      const count = virtual ? this.virtualCount() : this.physicalCount();
+      t.cval = (count + BigInt.asIntN(32, value)) & M64;
+    }
+    this.update();
+  }
+
+  private istatus(t: TimerRegs, count: bigint): boolean {
+    return (t.ctl & 1) !== 0 && count >= t.cval;
+  }
+
+  /** Re-evaluates both timer outputs and drives the PPIs on change. */
+  update(): void {
+    const p = this.physicalCount();
+    const v = this.virtualCount();
+    const vl = this.istatus(this.virt, v) && (this.virt.ctl & 2) === 0;
+    const pl = this.istatus(this.phys, p) && (this.phys.ctl & 2) === 0;
+    if (vl !== this.vLevel) {
+      this.vLevel = vl;
+      this.out.setPpi(TIMER_PPI.VIRT, vl);
+    }
+    if (pl !== this.pLevel) {
+      this.pLevel = pl;
+      this.out.setPpi(TIMER_PPI.PHYS, pl);
+    }
+  }
+
+  /**
+   * Physical ticks from now until the next enabled, unmasked timer fires, or null if none
+   * will (used to end a slice exactly at a deadline and to skip idle time).
+   */
+  ticksToDeadline(): bigint | null {
+    let best: bigint | null = null;
+    for (const [t, count] of [
+      [this.virt, this.virtualCount()],
+      [this.phys, this.physicalCount()],
+    ] as const) {
+      // Enabled and unmasked, and not already firing (a fired timer needs no deadline).
+      if ((t.ctl & 3) !== 1 || t.cval <= count) continue;
+      const d = t.cval - count;
+      if (best === null || d < best) best = d;
+    }
+    return best;
+  }
+}
