@@ -207,7 +207,7 @@ const treeArb: fc.Arbitrary<FdtNode> = fc.letrec((tie) => ({
     .map((r) => ({
       name: r.name,
       props: r.props.map((p) => ({ name: p.name, value: p.value })),
-      children: r.children,
+      children: [...r.children] as FdtNode[],
     })),
 })).node;
 
