@@ -576,3 +576,216 @@ export function fastMull32(
     }
   };
 }
+
+// ---------------------------------------------------------------------------
+// 64-bit lanes on 32-bit halves: a kernel reads (a, b, d) as lo/hi pairs and leaves its
+// result in RL/RH, setting SAT when it saturates (FPSR.QC).
+
+let RL = 0;
+let RH = 0;
+let SAT = false;
+
+export type K64 = (al: number, ah: number, bl: number, bh: number, dl: number, dh: number) => void;
+
+/** Runs `k` on 1 (scalar D, rest zeroed) or 2 (.2D) lanes; rm < 0 means no Vm. */
+export function exec64(k: K64, lanes: number, rn: number, rm: number, rd: number): Exec {
+  const n = I.V + 4 * rn,
+    m = I.V + 4 * (rm < 0 ? rn : rm),
+    d = I.V + 4 * rd;
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    const a0 = r[n]!,
+      a1 = r[n + 1]!,
+      a2 = r[n + 2]!,
+      a3 = r[n + 3]!;
+    const b0 = r[m]!,
+      b1 = r[m + 1]!,
+      b2 = r[m + 2]!,
+      b3 = r[m + 3]!;
+    const d0 = r[d]!,
+      d1 = r[d + 1]!,
+      d2 = r[d + 2]!,
+      d3 = r[d + 3]!;
+    SAT = false;
+    k(a0, a1, b0, b1, d0, d1);
+    const x = RL,
+      y = RH;
+    if (lanes === 2) {
+      k(a2, a3, b2, b3, d2, d3);
+      r[d + 2] = RL;
+      r[d + 3] = RH;
+    } else {
+      r[d + 2] = 0;
+      r[d + 3] = 0;
+    }
+    r[d] = x;
+    r[d + 1] = y;
+    if (SAT) r[I.FPSR] = r[I.FPSR]! | (1 << 27);
+  };
+}
+
+/** (lo, hi) >> s (arithmetic when signed), s >= 0; shifts of 64 or more give the fill. */
+function shr64(lo: number, hi: number, s: number, signed: boolean): void {
+  if (s === 0) {
+    RL = lo;
+    RH = hi;
+  } else if (s < 32) {
+    RL = ((lo >>> s) | (hi << (32 - s))) >>> 0;
+    RH = (signed ? hi >> s : hi >>> s) >>> 0;
+  } else {
+    const fill = signed ? (hi >> 31) >>> 0 : 0;
+    RL = s < 64 ? (signed ? hi >> (s - 32) : hi >>> (s - 32)) >>> 0 : fill;
+    RH = fill;
+  }
+}
+/** (lo, hi) << s, s >= 0; shifts of 64 or more give 0. */
+function shl64(lo: number, hi: number, s: number): void {
+  if (s === 0) {
+    RL = lo;
+    RH = hi;
+  } else if (s < 32) {
+    RL = (lo << s) >>> 0;
+    RH = ((hi << s) | (lo >>> (32 - s))) >>> 0;
+  } else {
+    RL = 0;
+    RH = s < 64 ? (lo << (s - 32)) >>> 0 : 0;
+  }
+}
+/** Bit k of (lo, hi); k >= 64 reads the sign (signed) or 0. */
+function bit64(lo: number, hi: number, k: number, signed: boolean): number {
+  if (k < 32) return (lo >>> k) & 1;
+  if (k < 64) return (hi >>> (k - 32)) & 1;
+  return signed ? hi >>> 31 : 0;
+}
+/** RL/RH += (bl, bh). */
+function addTo(bl: number, bh: number): void {
+  const lo = RL + bl;
+  RH = (RH + bh + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+  RL = lo >>> 0;
+}
+function satTo(unsigned: boolean, negative: boolean): void {
+  SAT = true;
+  if (unsigned) {
+    RL = negative ? 0 : 0xffffffff;
+    RH = negative ? 0 : 0xffffffff;
+  } else {
+    RL = negative ? 0 : 0xffffffff;
+    RH = negative ? 0x80000000 : 0x7fffffff;
+  }
+}
+
+export function k64AddSat(unsigned: boolean): K64 {
+  return (al, ah, bl, bh) => {
+    const lo = al + bl;
+    const hi = ah + bh + (lo > 0xffffffff ? 1 : 0);
+    RL = lo >>> 0;
+    RH = hi >>> 0;
+    if (unsigned) {
+      if (hi > 0xffffffff) satTo(true, false);
+    } else if (((ah ^ RH) & (bh ^ RH)) >>> 31 !== 0) satTo(false, ah >>> 31 !== 0);
+  };
+}
+export function k64SubSat(unsigned: boolean): K64 {
+  return (al, ah, bl, bh) => {
+    const lo = al - bl;
+    const hi = ah - bh - (lo < 0 ? 1 : 0);
+    RL = lo >>> 0;
+    RH = hi >>> 0;
+    if (unsigned) {
+      if (hi < 0) satTo(true, true);
+    } else if (((ah ^ bh) & (ah ^ RH)) >>> 31 !== 0) satTo(false, ah >>> 31 !== 0);
+  };
+}
+
+/** Left shift by s with saturation check (s >= 0), the value read signed or unsigned. */
+function qshl64(al: number, ah: number, s: number, srcSigned: boolean, dstUnsigned: boolean): void {
+  const neg = srcSigned && ah >>> 31 !== 0;
+  if (dstUnsigned && neg) {
+    // SQSHLU of a negative value
+    satTo(true, true);
+    return;
+  }
+  if (al === 0 && ah === 0) {
+    RL = 0;
+    RH = 0;
+    return;
+  }
+  if (s >= 64) {
+    satTo(dstUnsigned, neg);
+    return;
+  }
+  shl64(al, ah, s);
+  const tl = RL,
+    th = RH;
+  shr64(tl, th, s, !dstUnsigned);
+  if (RL !== al || RH !== ah) {
+    satTo(dstUnsigned, neg);
+    return;
+  }
+  RL = tl;
+  RH = th;
+}
+
+/** SSHL/USHL/SRSHL/URSHL and SQSHL/UQSHL/SQRSHL/UQRSHL (register) on 64-bit lanes. */
+export function k64ShlReg(unsigned: boolean, round: boolean, saturating: boolean): K64 {
+  const signed = !unsigned;
+  return (al, ah, bl) => {
+    let s = (bl << 24) >> 24;
+    if (s >= 0) {
+      if (saturating) qshl64(al, ah, s, signed, unsigned);
+      else shl64(al, ah, s);
+      return;
+    }
+    s = -s;
+    if (s > 65) s = 65;
+    const rb = round ? bit64(al, ah, s - 1, signed) : 0;
+    shr64(al, ah, s, signed);
+    if (rb) addTo(1, 0);
+  };
+}
+
+export function k64QShlImm(s: number, srcSigned: boolean, dstUnsigned: boolean): K64 {
+  return (al, ah) => qshl64(al, ah, s, srcSigned, dstUnsigned);
+}
+
+/** SSHR/USHR/SRSHR/URSHR and the accumulating SSRA/USRA/SRSRA/URSRA, s = 1..64. */
+export function k64ShrImm(s: number, signed: boolean, round: boolean, acc: boolean): K64 {
+  return (al, ah, _bl, _bh, dl, dh) => {
+    const rb = round ? bit64(al, ah, s - 1, signed) : 0;
+    shr64(al, ah, s, signed);
+    if (rb) addTo(1, 0);
+    if (acc) addTo(dl, dh);
+  };
+}
+
+/** SRI (s = 1..64) and SLI (s = 0..63). */
+export function k64Insert(left: boolean, s: number): K64 {
+  // Bits of Vd that survive: SRI keeps the top s bits, SLI the low s bits.
+  shl64(0xffffffff, 0xffffffff, left ? s : 64 - s);
+  const ml = left ? ~RL >>> 0 : RL;
+  const mh = left ? ~RH >>> 0 : RH;
+  return (al, ah, _bl, _bh, dl, dh) => {
+    if (left) shl64(al, ah, s);
+    else shr64(al, ah, s, false);
+    RL = (RL | (dl & ml)) >>> 0;
+    RH = (RH | (dh & mh)) >>> 0;
+  };
+}
+
+/** NEG, ABS, SQNEG, SQABS on 64-bit lanes. */
+export function k64Neg(abs: boolean, saturating: boolean): K64 {
+  return (al, ah) => {
+    if (abs && ah >>> 31 === 0) {
+      RL = al;
+      RH = ah;
+      return;
+    }
+    if (saturating && al === 0 && ah === 0x80000000) {
+      satTo(false, false);
+      return;
+    }
+    RL = -al >>> 0;
+    RH = (~ah + (al === 0 ? 1 : 0)) >>> 0;
+  };
+}

@@ -28,6 +28,7 @@ import {
   view,
 } from "./simd-integer-engine.ts";
 import {
+  exec64,
   fastAddp64,
   fastAddSub,
   fastCmeq8,
@@ -40,6 +41,14 @@ import {
   fastShift64,
   fastShrn16,
   fastWiden32,
+  type K64,
+  k64AddSat,
+  k64Insert,
+  k64Neg,
+  k64QShlImm,
+  k64ShlReg,
+  k64ShrImm,
+  k64SubSat,
 } from "./simd-integer-fast.ts";
 
 /** Size-mask bits: which `size` values an instruction allows. */
@@ -282,6 +291,30 @@ const SAME: Same[] = [
   },
 ];
 
+/** 64-bit lane kernels on 32-bit halves for the three-same forms that allow size 3. */
+function k64Same(name: string): K64 | null {
+  const u = name.startsWith("U");
+  switch (name) {
+    case "SQADD":
+    case "UQADD":
+      return k64AddSat(u);
+    case "SQSUB":
+    case "UQSUB":
+      return k64SubSat(u);
+    case "SSHL":
+    case "USHL":
+    case "SRSHL":
+    case "URSHL":
+    case "SQSHL":
+    case "UQSHL":
+    case "SQRSHL":
+    case "UQRSHL":
+      return k64ShlReg(u, name.includes("RSHL"), name.includes("QSHL") || name.includes("QRSHL"));
+    default:
+      return null;
+  }
+}
+
 function sameDecode(op: Same, scalar: boolean, f: Fields): Exec | null {
   const size = f.size!;
   const q = scalar ? 0 : f.q!;
@@ -298,6 +331,10 @@ function sameDecode(op: Same, scalar: boolean, f: Fields): Exec | null {
   if (op.name === "ADD" || op.name === "SUB")
     return fastAddSub(op.name === "SUB", e, q, f.Rn!, f.Rm!, f.Rd!, scalar);
   if (e === 64 && op.name.startsWith("CM")) return fastCmp64(op.name, scalar ? 1 : 2, f.Rn!, f.Rm!, f.Rd!);
+  if (e === 64) {
+    const k = k64Same(op.name);
+    if (k !== null) return exec64(k, scalar ? 1 : 2, f.Rn!, f.Rm!, f.Rd!);
+  }
   if (e === 64 && op.name === "ADDP") return fastAddp64(false, f.Rn!, f.Rm!, f.Rd!);
   if (!scalar && e === 8) {
     if (op.name === "CMEQ") return fastCmeq8(q, f.Rn!, f.Rm!, f.Rd!);
@@ -778,6 +815,7 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
     case 0b100111: {
       // SQNEG
       if (!scalarOk(ALL)) return null;
+      if (size === 3 && vecOk) return exec64(k64Neg(u === 0, true), scalar ? 1 : 2, rn, -1, rd);
       const [mn, mx] = boundsN(e, false);
       const [mnB, mxB] = boundsB(e, false);
       return u === 0
@@ -835,6 +873,7 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       );
     case 0b001011: // ABS
       if (!scalarOk(D)) return null;
+      if (size === 3 && vecOk) return exec64(k64Neg(true, false), scalar ? 1 : 2, rn, -1, rd);
       return unary(
         true,
         (a) => Math.abs(a),
@@ -842,6 +881,7 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       );
     case 0b101011: // NEG
       if (!scalarOk(D)) return null;
+      if (size === 3 && vecOk) return exec64(k64Neg(false, false), scalar ? 1 : 2, rn, -1, rd);
       return unary(
         true,
         (a) => -a,
@@ -1021,6 +1061,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const rcB = round ? 1n << (sB - 1n) : 0n;
       if (e === 64 && !round && !acc)
         return fastShift64(u === 0 ? "SSHR" : "USHR", rsh, scalar ? 1 : 2, rn, rd);
+      if (e === 64) return exec64(k64ShrImm(rsh, u === 0, round, acc), scalar ? 1 : 2, rn, -1, rd);
       const kn: KN = acc ? (a, _b, d) => d + Math.floor((a + rc) / p) : (a) => Math.floor((a + rc) / p);
       const kb: KB = acc ? (a, _b, d) => d + ((a + rcB) >> sB) : (a) => (a + rcB) >> sB;
       return elem(u === 0, kn, kb, acc);
@@ -1028,6 +1069,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
     case 0b101000: {
       // SRI
       if (!plainOk) return null;
+      if (e === 64) return exec64(k64Insert(false, rsh), scalar ? 1 : 2, rn, -1, rd);
       const p = 2 ** rsh;
       const keepN = 2 ** e - 2 ** (e - rsh); // bits of Vd kept
       const sB = BigInt(rsh);
@@ -1049,6 +1091,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const keepB = (1n << sB) - 1n;
       void p;
       if (u === 0 && e === 64) return fastShift64("SHL", lsh, scalar ? 1 : 2, rn, rd);
+      if (e === 64) return exec64(k64Insert(true, lsh), scalar ? 1 : 2, rn, -1, rd);
       if (u === 0)
         return elem(
           false,
@@ -1069,6 +1112,7 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       if (scalar ? false : e === 64 && q === 0) return null;
       const srcSigned = key !== 0b101110;
       const dstUnsigned = key !== 0b001110;
+      if (e === 64) return exec64(k64QShlImm(lsh, srcSigned, dstUnsigned), scalar ? 1 : 2, rn, -1, rd);
       const [mn, mx] = boundsN(e, dstUnsigned);
       const [mnB, mxB] = boundsB(e, dstUnsigned);
       const p = 2 ** lsh;
