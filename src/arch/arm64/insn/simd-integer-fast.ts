@@ -789,3 +789,94 @@ export function k64Neg(abs: boolean, saturating: boolean): K64 {
     RH = (~ah + (al === 0 ? 1 : 0)) >>> 0;
   };
 }
+
+/**
+ * Narrowing from 64-bit to 32-bit lanes: the kernel leaves the 32-bit result in RL.
+ * Vector: two lanes into the low (part 0, upper half zeroed) or high half (part 1) of Vd;
+ * scalar: one lane, the rest of Vd zeroed.
+ */
+export function execNarrow64(
+  k: K64,
+  scalar: boolean,
+  part: number,
+  rn: number,
+  rm: number,
+  rd: number,
+): Exec {
+  const n = I.V + 4 * rn,
+    m = I.V + 4 * (rm < 0 ? rn : rm),
+    d = I.V + 4 * rd;
+  return (c) => {
+    c.checkFp();
+    const r = c.r;
+    SAT = false;
+    k(r[n]!, r[n + 1]!, r[m]!, r[m + 1]!, 0, 0);
+    const x = RL;
+    if (scalar) {
+      r[d] = x;
+      r[d + 1] = 0;
+      r[d + 2] = 0;
+      r[d + 3] = 0;
+    } else {
+      k(r[n + 2]!, r[n + 3]!, r[m + 2]!, r[m + 3]!, 0, 0);
+      const y = RL;
+      if (part === 0) {
+        r[d] = x;
+        r[d + 1] = y;
+        r[d + 2] = 0;
+        r[d + 3] = 0;
+      } else {
+        r[d + 2] = x;
+        r[d + 3] = y;
+      }
+    }
+    if (SAT) r[I.FPSR] = r[I.FPSR]! | (1 << 27);
+  };
+}
+
+/** ADDHN/RADDHN/SUBHN/RSUBHN from 64-bit lanes: high half of (a +/- b + round) mod 2^64. */
+export function kHighNarrow(sub: boolean, round: boolean): K64 {
+  const rc = round ? 0x80000000 : 0;
+  return (al, ah, bl, bh) => {
+    if (sub) {
+      const lo = al - bl + rc;
+      RL = (ah - bh + Math.floor(lo / 4294967296)) >>> 0;
+    } else {
+      const lo = al + bl + rc;
+      RL = (ah + bh + Math.floor(lo / 4294967296)) >>> 0;
+    }
+  };
+}
+
+/**
+ * Shift right (s = 0..32, 0 for the plain XTN family) with optional rounding, then
+ * truncate or saturate to 32 bits: SHRN/RSHRN, SQ(R)SHRN, UQ(R)SHRN, SQ(R)SHRUN, SQXTN,
+ * UQXTN, SQXTUN from 64-bit lanes.
+ */
+export function kNarrowShift(
+  s: number,
+  round: boolean,
+  srcSigned: boolean,
+  saturate: boolean,
+  dstUnsigned: boolean,
+): K64 {
+  return (al, ah) => {
+    const rb = round && s > 0 ? bit64(al, ah, s - 1, srcSigned) : 0;
+    shr64(al, ah, s, srcSigned);
+    if (rb) addTo(1, 0);
+    if (!saturate) return;
+    const neg = srcSigned && RH >>> 31 !== 0;
+    if (dstUnsigned) {
+      if (neg) {
+        SAT = true;
+        RL = 0;
+      } else if (RH !== 0) {
+        SAT = true;
+        RL = 0xffffffff;
+      }
+    } else if (RH !== (RL >>> 31 !== 0 ? 0xffffffff : 0)) {
+      SAT = true;
+      RL = neg ? 0x80000000 : 0x7fffffff;
+    }
+  };
+}

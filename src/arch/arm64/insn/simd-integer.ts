@@ -29,6 +29,7 @@ import {
 } from "./simd-integer-engine.ts";
 import {
   exec64,
+  execNarrow64,
   fastAddp64,
   fastAddSub,
   fastCmeq8,
@@ -49,6 +50,8 @@ import {
   k64ShlReg,
   k64ShrImm,
   k64SubSat,
+  kHighNarrow,
+  kNarrowShift,
 } from "./simd-integer-fast.ts";
 
 /** Size-mask bits: which `size` values an instruction allows. */
@@ -522,6 +525,7 @@ function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
       // SUBHN/RSUBHN
       const add = opc === 4;
       const round = u === 1;
+      if (big) return execNarrow64(kHighNarrow(!add, round), false, part, rn, rm, rd);
       const p = 2 ** e;
       const rc = round ? p / 2 : 0;
       const pB = BigInt(e);
@@ -903,6 +907,8 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       const [mnB, mxB] = boundsB(e, dstUnsigned);
       const trunc = key === 0b010010;
       if (trunc && e === 32) return fastNarrow64(0, part, rn, rd);
+      if (e === 32)
+        return execNarrow64(kNarrowShift(0, false, srcSigned, true, dstUnsigned), scalar, part, rn, -1, rd);
       return build({
         n: nn,
         rn,
@@ -1140,6 +1146,8 @@ function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
       if (key === 0b010000 && e === 32 && !scalar) return fastNarrow64(rsh, q, rn, rd);
       const srcSigned = key !== 0b110010 && key !== 0b110011;
       const dstUnsigned = key === 0b110000 || key === 0b110001 || !srcSigned;
+      if (e === 32)
+        return execNarrow64(kNarrowShift(rsh, round, srcSigned, !trunc, dstUnsigned), scalar, q, rn, -1, rd);
       const e2 = 2 * e;
       const nn = scalar ? 1 : 64 / e;
       const part = q;
