@@ -10,7 +10,7 @@ for (let i = 0; i < prog.length; i++) prog[i] = (i * 7 + 3) % 4;
 
 function bigintLoop(): number {
   const r = new BigUint64Array(memory.buffer, 0, 32);
-  for (let i = 0; i < 32; i++) r[i] = BigInt(i) * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn;
+  for (let i = 0; i < 32; i++) r[i] = (BigInt(i) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
   let flags = 0;
   for (let i = 0; i < OPS; i++) {
     const a = i & 31;
@@ -106,5 +106,6 @@ export function runRepresentationBench(): Record<string, number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const [k, v] of Object.entries(runRepresentationBench())) console.log(`${k.padEnd(40)} ${v.toFixed(1)} M ops/s`);
+  for (const [k, v] of Object.entries(runRepresentationBench()))
+    console.log(`${k.padEnd(40)} ${v.toFixed(1)} M ops/s`);
 }

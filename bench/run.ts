@@ -51,7 +51,10 @@ if (existsSync(BENCH)) {
   console.log("== guests/user/bench (gcc -O2 -static): armbox user vs qemu-aarch64");
   const a = armboxUser();
   const mips = Number(a.insns) / a.ms / 1000;
-  line("armbox user", `${(a.ms / 1000).toFixed(2)} s, ${a.insns} instructions, ${mips.toFixed(1)} guest MIPS`);
+  line(
+    "armbox user",
+    `${(a.ms / 1000).toFixed(2)} s, ${a.insns} instructions, ${mips.toFixed(1)} guest MIPS`,
+  );
   const q = qemuUser();
   if (q) {
     line("qemu-aarch64", `${(q.ms / 1000).toFixed(2)} s`);

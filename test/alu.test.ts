@@ -2,7 +2,18 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { add64, asr64, clz64, decodeBitMasks, lsl64, lsr64, mul64, mulHigh64, rbit32, ror64 } from "../src/arch/arm64/alu.ts";
+import {
+  add64,
+  asr64,
+  clz64,
+  decodeBitMasks,
+  lsl64,
+  lsr64,
+  mul64,
+  mulHigh64,
+  rbit32,
+  ror64,
+} from "../src/arch/arm64/alu.ts";
 import { makeCpu } from "./support/snippet.ts";
 
 const c = makeCpu();
@@ -52,7 +63,10 @@ test("shifts, rotate, multiply, clz, rbit", () => {
       assert.equal(result(), BigInt.asUintN(64, (s64(a) * s64(b)) >> 64n));
       assert.equal(clz64(...halves(a)), a === 0n ? 64 : 64 - a.toString(2).length);
       const lo = halves(a)[0];
-      assert.equal(rbit32(lo), Number.parseInt(lo.toString(2).padStart(32, "0").split("").reverse().join(""), 2));
+      assert.equal(
+        rbit32(lo),
+        Number.parseInt(lo.toString(2).padStart(32, "0").split("").reverse().join(""), 2),
+      );
     }),
     { numRuns: 3000 },
   );

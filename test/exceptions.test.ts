@@ -11,7 +11,9 @@ function systemCpu(code: Record<number, number[]>): Cpu {
   const memory = createVmMemory(RAM);
   const cpu = new Cpu({ memory, index: 0, bus: { ramBase: 0, ramSize: RAM } });
   for (const [addr, words] of Object.entries(code)) {
-    words.forEach((w, i) => cpu.dv.setUint32(RAM_OFFSET + Number(addr) + i * 4, w, true));
+    words.forEach((w, i) => {
+      cpu.dv.setUint32(RAM_OFFSET + Number(addr) + i * 4, w, true);
+    });
   }
   cpu.pc = 0x10000n;
   return cpu;
@@ -30,7 +32,7 @@ const VECTOR = [
 ];
 
 test("exceptions from EL0 reach the EL1 vector with the architected syndrome", () => {
-  const cpu = systemCpu({ 0x10000: MAIN, 0x11400: VECTOR });
+  const cpu = systemCpu({ 65536: MAIN, 70656: VECTOR });
   const exit = cpu.run(1000);
   assert.deepEqual(exit, { kind: "hvc", imm: 0x11 });
   assert.equal(cpu.getX(10), 42n);
@@ -55,8 +57,8 @@ test("exceptions from EL0 reach the EL1 vector with the architected syndrome", (
 test("an IRQ is held while PSTATE.I is set and taken once unmasked", () => {
   // msr daifclr, #2 at 0x10004 after a nop; IRQ vector (current EL, SPx) at 0x200+0x80.
   const cpu = systemCpu({
-    0x10000: [0xd503201f, 0xd50342ff, 0xd503201f, 0xd503201f],
-    0x280: [0xd4000022], // hvc #1 at VBAR_EL1 (0) + current EL with SPx + IRQ
+    65536: [0xd503201f, 0xd50342ff, 0xd503201f, 0xd503201f],
+    640: [0xd4000022], // hvc #1 at VBAR_EL1 (0) + current EL with SPx + IRQ
   });
   cpu.setIrqLine(true);
   const exit = cpu.run(100);
@@ -68,7 +70,7 @@ test("an IRQ is held while PSTATE.I is set and taken once unmasked", () => {
 
 test("garbage never escapes as a JavaScript exception", () => {
   const words = Array.from({ length: 4096 }, (_, i) => (Math.imul(i + 1, 0x9e3779b1) ^ (i << 7)) >>> 0);
-  const cpu = systemCpu({ 0x10000: words });
+  const cpu = systemCpu({ 65536: words });
   for (let k = 0; k < 50; k++) {
     const exit = cpu.run(1000);
     assert.notEqual(exit.kind, "internal-error", JSON.stringify(exit));

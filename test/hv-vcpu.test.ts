@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MP_STATE } from "../src/hv/mp-state.ts";
-import { coreReg, KVM_REG_ARM_TIMER_CNT, KVM_REG_SIZE_U32, KVM_REG_SIZE_U64, KvmError, sysReg } from "../src/hv/onereg.ts";
+import {
+  coreReg,
+  KVM_REG_ARM_TIMER_CNT,
+  KVM_REG_SIZE_U32,
+  KVM_REG_SIZE_U64,
+  KvmError,
+  sysReg,
+} from "../src/hv/onereg.ts";
 import { Vm } from "../src/hv/vm.ts";
 import { Scheduler } from "../src/vmm/scheduler.ts";
 
@@ -31,7 +38,9 @@ const PC = coreReg(256, KVM_REG_SIZE_U64);
 function words(ws: number[]): Uint8Array {
   const b = new Uint8Array(ws.length * 4);
   const dv = new DataView(b.buffer);
-  ws.forEach((w, i) => dv.setUint32(i * 4, w, true));
+  ws.forEach((w, i) => {
+    dv.setUint32(i * 4, w, true);
+  });
   return b;
 }
 
@@ -56,7 +65,10 @@ test("PSCI CPU_ON / AFFINITY_INFO / CPU_OFF and the MP states they produce", () 
   const sched = new Scheduler(vm, 50);
   let ev = null;
   for (let i = 0; i < 1000 && !ev; i++) ev = sched.round();
-  assert.deepEqual(ev && { kind: ev.kind, type: (ev as { type?: string }).type }, { kind: "system-event", type: "shutdown" });
+  assert.deepEqual(ev && { kind: ev.kind, type: (ev as { type?: string }).type }, {
+    kind: "system-event",
+    type: "shutdown",
+  });
   const x = (n: number) => BigInt.asIntN(64, vcpus[0]!.cpu.getX(n));
   assert.equal(x(20), 0n, "CPU_ON SUCCESS");
   assert.equal(x(21), -4n, "second CPU_ON: ALREADY_ON");
@@ -65,7 +77,11 @@ test("PSCI CPU_ON / AFFINITY_INFO / CPU_OFF and the MP states they produce", () 
   assert.equal(x(24), -1n, "unknown function: NOT_SUPPORTED");
   assert.equal(x(26) >> 26n, 0n, "SMC with the HVC conduit is UNDEFINED (EC 0)");
   assert.equal(x(25), 77n);
-  assert.equal(new DataView(vm.ram.buffer, vm.ram.byteOffset).getBigUint64(0x1000, true), 0x1111n, "context ID in x0");
+  assert.equal(
+    new DataView(vm.ram.buffer, vm.ram.byteOffset).getBigUint64(0x1000, true),
+    0x1111n,
+    "context ID in x0",
+  );
   assert.deepEqual(log, ["1:5->0", "1:0->5"]);
   assert.equal(vcpus[1]!.getMpState(), MP_STATE.STOPPED);
 });
@@ -75,8 +91,17 @@ test("a STOPPED vCPU executes nothing; SET_MP_STATE refuses non-arm64 states", (
   const v1 = vcpus[1]!;
   assert.equal(v1.run(1000).kind, "idle");
   assert.equal(v1.cpu.instructionCount, 0n);
-  for (const bad of [MP_STATE.HALTED, MP_STATE.UNINITIALIZED, MP_STATE.INIT_RECEIVED, MP_STATE.SIPI_RECEIVED, 42]) {
-    assert.throws(() => v1.setMpState(bad), (e: unknown) => e instanceof KvmError && e.errno === "EINVAL");
+  for (const bad of [
+    MP_STATE.HALTED,
+    MP_STATE.UNINITIALIZED,
+    MP_STATE.INIT_RECEIVED,
+    MP_STATE.SIPI_RECEIVED,
+    42,
+  ]) {
+    assert.throws(
+      () => v1.setMpState(bad),
+      (e: unknown) => e instanceof KvmError && e.errno === "EINVAL",
+    );
   }
   v1.setMpState(MP_STATE.RUNNABLE);
   assert.equal(v1.getMpState(), MP_STATE.RUNNABLE);
@@ -93,13 +118,24 @@ test("ONE_REG: every listed register round-trips into a fresh vCPU; bad IDs and 
   const fresh = new Vm({ ramBase: RAM_BASE, ramSize: 1 << 20, clock: "deterministic" });
   const dst = fresh.createVcpu(1);
   dst.init({ powerOff: true });
-  list.forEach((id, i) => dst.setOneReg(id, values[i]!));
+  list.forEach((id, i) => {
+    dst.setOneReg(id, values[i]!);
+  });
   assert.deepEqual(
     list.map((id) => dst.getOneReg(id)),
     values,
   );
-  assert.throws(() => src.getOneReg(sysReg(3, 7, 15, 15, 7)), (e: unknown) => e instanceof KvmError && e.errno === "ENOENT");
-  assert.throws(() => src.getOneReg(coreReg(256, KVM_REG_SIZE_U32)), (e: unknown) => e instanceof KvmError && e.errno === "EINVAL");
-  assert.throws(() => src.setOneReg(PC, 1n << 64n), (e: unknown) => e instanceof KvmError && e.errno === "EINVAL");
+  assert.throws(
+    () => src.getOneReg(sysReg(3, 7, 15, 15, 7)),
+    (e: unknown) => e instanceof KvmError && e.errno === "ENOENT",
+  );
+  assert.throws(
+    () => src.getOneReg(coreReg(256, KVM_REG_SIZE_U32)),
+    (e: unknown) => e instanceof KvmError && e.errno === "EINVAL",
+  );
+  assert.throws(
+    () => src.setOneReg(PC, 1n << 64n),
+    (e: unknown) => e instanceof KvmError && e.errno === "EINVAL",
+  );
   assert.ok(list.includes(KVM_REG_ARM_TIMER_CNT));
 });

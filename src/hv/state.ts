@@ -32,7 +32,13 @@ export function stateNumber(section: string, s: StateValue, key: string, min = 0
 }
 
 /** Reads an array of integers from an untrusted state object. */
-export function stateNumbers(section: string, s: StateValue, key: string, length?: number, max = 0xffffffff): number[] {
+export function stateNumbers(
+  section: string,
+  s: StateValue,
+  key: string,
+  length?: number,
+  max = 0xffffffff,
+): number[] {
   const v = typeof s === "object" && s !== null && !Array.isArray(s) ? s[key] : undefined;
   if (!Array.isArray(v) || (length !== undefined && v.length !== length)) {
     throw new StateError(section, `field '${key}' is missing or has the wrong length`);

@@ -11,8 +11,8 @@ import {
   CORE_BY_ID,
   CORE_REGS,
   hexId,
-  KVM_REG_ARM_CORE,
   KVM_REG_ARM_COPROC_MASK,
+  KVM_REG_ARM_CORE,
   KVM_REG_ARM_PSCI_VERSION,
   KVM_REG_ARM_PTIMER_CNT,
   KVM_REG_ARM_PTIMER_CTL,
@@ -24,7 +24,16 @@ import {
   regSize,
   sysReg,
 } from "./onereg.ts";
-import { AFFINITY, MIGRATE_INFO_NOT_REQUIRED, PSCI_FN, PSCI_IMPLEMENTED, PSCI_RET, PSCI_VERSION_0_2, PSCI_VERSION_1_0, SMCCC_VERSION_1_1 } from "./psci.ts";
+import {
+  AFFINITY,
+  MIGRATE_INFO_NOT_REQUIRED,
+  PSCI_FN,
+  PSCI_IMPLEMENTED,
+  PSCI_RET,
+  PSCI_VERSION_0_2,
+  PSCI_VERSION_1_0,
+  SMCCC_VERSION_1_1,
+} from "./psci.ts";
 import { ArchTimer, DeterministicClock } from "./timer.ts";
 import type { Vm } from "./vm.ts";
 
@@ -135,9 +144,13 @@ export class Vcpu {
   /** KVM_SET_MP_STATE: arm64 accepts RUNNABLE, STOPPED and SUSPENDED only (else EINVAL). */
   setMpState(state: number): void {
     if (!ARM64_MP_STATES.includes(state)) {
-      throw new KvmError("EINVAL", `MP state ${state} (${MP_STATE_NAMES[state] ?? "unknown"}) is not valid on arm64`);
+      throw new KvmError(
+        "EINVAL",
+        `MP state ${state} (${MP_STATE_NAMES[state] ?? "unknown"}) is not valid on arm64`,
+      );
     }
-    if (!this.initialized) throw new KvmError("ENOEXEC", `vCPU ${this.id} has not been initialised (KVM_ARM_VCPU_INIT)`);
+    if (!this.initialized)
+      throw new KvmError("ENOEXEC", `vCPU ${this.id} has not been initialised (KVM_ARM_VCPU_INIT)`);
     this.waiting = null;
     this.setMp(state);
   }
@@ -146,12 +159,7 @@ export class Vcpu {
   // KVM_GET_REG_LIST / KVM_GET_ONE_REG / KVM_SET_ONE_REG
 
   getRegList(): bigint[] {
-    return [
-      ...CORE_REGS.map((r) => r.id),
-      KVM_REG_ARM_PSCI_VERSION,
-      ...TIMER_IDS,
-      ...SYSREG_BY_ID.keys(),
-    ];
+    return [...CORE_REGS.map((r) => r.id), KVM_REG_ARM_PSCI_VERSION, ...TIMER_IDS, ...SYSREG_BY_ID.keys()];
   }
 
   getOneReg(id: bigint): bigint {
@@ -303,7 +311,8 @@ export class Vcpu {
     const clock = this.vm.clock;
     if (clock instanceof DeterministicClock) clock.beginSlice(this.cpu);
     this.timer.update();
-    if (!this.initialized) return { kind: "internal-error", message: `vCPU ${this.id} was never initialised` };
+    if (!this.initialized)
+      return { kind: "internal-error", message: `vCPU ${this.id} was never initialised` };
     if (!this.canRun) return IDLE;
     if (this.mpWord[0] === MP_STATE.SUSPENDED) this.setMp(MP_STATE.RUNNABLE);
     if (this.waiting === "wfe" && this.cpu.r[I.EVENT] !== 0) this.cpu.r[I.EVENT] = 0;
@@ -349,7 +358,10 @@ export class Vcpu {
         case "internal-error":
           return exit;
         case "exception":
-          return { kind: "internal-error", message: `unexpected user-mode exception exit (EC 0x${exit.ec.toString(16)})` };
+          return {
+            kind: "internal-error",
+            message: `unexpected user-mode exception exit (EC 0x${exit.ec.toString(16)})`,
+          };
       }
     }
     return SLICE;

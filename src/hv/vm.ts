@@ -7,12 +7,12 @@ import type { PhysicalBus } from "../arch/arm64/cpu.ts";
 import { createVmMemory, MAX_VCPUS, RAM_OFFSET } from "../arch/arm64/state.ts";
 import type { SysRegAccess } from "../arch/arm64/sysregs.ts";
 import type { MmioDevice } from "../devices/device.ts";
+import { MP_STATE } from "./mp-state.ts";
 import { KvmError } from "./onereg.ts";
 import { AFFINITY, PSCI_RET } from "./psci.ts";
 import type { Stateful } from "./state.ts";
 import { DeterministicClock, RealtimeClock, type VmClock } from "./timer.ts";
 import { Vcpu } from "./vcpu.ts";
-import { MP_STATE } from "./mp-state.ts";
 
 /** What the VM needs of an in-kernel interrupt controller (implemented by GicV3). */
 export interface Irqchip extends Stateful {
@@ -67,7 +67,8 @@ export class Vm {
   readonly bus: PhysicalBus;
 
   constructor(opts: VmOptions) {
-    if (opts.ramSize <= 0 || opts.ramSize % 4096 !== 0) throw new KvmError("EINVAL", "RAM size must be a positive multiple of 4 KiB");
+    if (opts.ramSize <= 0 || opts.ramSize % 4096 !== 0)
+      throw new KvmError("EINVAL", "RAM size must be a positive multiple of 4 KiB");
     this.memory = createVmMemory(opts.ramSize, opts.shared ?? false);
     this.ramBase = opts.ramBase;
     this.ramSize = opts.ramSize;
@@ -99,7 +100,10 @@ export class Vm {
   private addRegion(region: MmioRegion): void {
     for (const r of this.regions) {
       if (region.base < r.end && r.base < region.end) {
-        throw new KvmError("EEXIST", `MMIO region 0x${region.base.toString(16)} overlaps 0x${r.base.toString(16)}`);
+        throw new KvmError(
+          "EEXIST",
+          `MMIO region 0x${region.base.toString(16)} overlaps 0x${r.base.toString(16)}`,
+        );
       }
     }
     this.regions.push(region);

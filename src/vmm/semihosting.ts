@@ -37,7 +37,8 @@ export class Semihosting {
 
   private byte(pa: bigint): number {
     const off = Number(pa) - this.vm.ramBase;
-    if (off < 0 || off >= this.vm.ramSize) throw new RangeError(`semihosting: 0x${pa.toString(16)} is not RAM`);
+    if (off < 0 || off >= this.vm.ramSize)
+      throw new RangeError(`semihosting: 0x${pa.toString(16)} is not RAM`);
     return this.vm.ram[off]!;
   }
   private u64(pa: bigint): bigint {

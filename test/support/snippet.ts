@@ -21,7 +21,9 @@ export function makeCpu(): Cpu {
 /** Writes `words` at CODE_BASE followed by BRK #0, applies `setup`, runs to the BRK. */
 export function runWords(words: number[], setup?: (c: Cpu) => void, cpu = makeCpu()): Snippet {
   const all = [...words, 0xd4200000];
-  all.forEach((w, i) => cpu.dv.setUint32(RAM_OFFSET + CODE_BASE + i * 4, w >>> 0, true));
+  all.forEach((w, i) => {
+    cpu.dv.setUint32(RAM_OFFSET + CODE_BASE + i * 4, w >>> 0, true);
+  });
   cpu.pc = BigInt(CODE_BASE);
   cpu.flushDecodeCache();
   setup?.(cpu);

@@ -59,7 +59,15 @@ export function conditionHolds(c: Cpu, cond: number): boolean {
  * AddWithCarry for 64 bits: (alo,ahi) + (blo,bhi) + carry. Result in c.vlo/c.vhi;
  * flags written when `flags`.
  */
-export function add64(c: Cpu, alo: number, ahi: number, blo: number, bhi: number, carry: number, flags: boolean): void {
+export function add64(
+  c: Cpu,
+  alo: number,
+  ahi: number,
+  blo: number,
+  bhi: number,
+  carry: number,
+  flags: boolean,
+): void {
   const l = alo + blo + carry;
   const lc = l >= TWO32 ? 1 : 0;
   const h = ahi + bhi + lc;
@@ -264,7 +272,12 @@ export function setBig(c: Cpu, i: number, v: bigint): void {
  * DecodeBitMasks (Arm ARM J1.1.3) for logical immediates: returns [lo, hi] of wmask,
  * or null when the encoding is reserved.
  */
-export function decodeBitMasks(n: number, imms: number, immr: number, is64: boolean): [number, number] | null {
+export function decodeBitMasks(
+  n: number,
+  imms: number,
+  immr: number,
+  is64: boolean,
+): [number, number] | null {
   const combined = (n << 6) | (~imms & 0x3f);
   if (combined === 0) return null;
   const len = 31 - Math.clz32(combined);

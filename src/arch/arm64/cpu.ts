@@ -5,7 +5,7 @@
  * The CPU knows nothing of the hypervisor above it. Whatever it cannot finish by itself
  * (HVC, SMC, WFI, a user-mode SVC, an MMIO access) it reports as a `CpuExit` from `run()`.
  */
-import { type Decoder, type Exec } from "./decoder.ts";
+import type { Decoder, Exec } from "./decoder.ts";
 import { EC, FSC, UNWIND, VECTOR } from "./exceptions.ts";
 import { getDecoder } from "./isa.ts";
 import { xr, xw } from "./regs.ts";
@@ -66,7 +66,8 @@ export class InstructionCountTimer implements TimerProvider {
     return this.regs.get(`${virtual}${reg}`) ?? 0n;
   }
   writeReg(c: Cpu, virtual: boolean, reg: "CTL" | "CVAL" | "TVAL", value: bigint): void {
-    if (reg === "TVAL") this.regs.set(`${virtual}CVAL`, BigInt.asUintN(64, this.counter(c) + BigInt.asIntN(32, value)));
+    if (reg === "TVAL")
+      this.regs.set(`${virtual}CVAL`, BigInt.asUintN(64, this.counter(c) + BigInt.asIntN(32, value)));
     else this.regs.set(`${virtual}${reg}`, value);
   }
 }
@@ -282,7 +283,7 @@ export class Cpu {
           this.pcLo = lo;
           this.pcHi = hi;
           if ((lo & 3) !== 0) this.syncException(EC.PC_ALIGN, 0, lo, hi);
-          if (((lo & 0xfffff000) >>> 0) !== pageLo || hi !== pageHi) {
+          if ((lo & 0xfffff000) >>> 0 !== pageLo || hi !== pageHi) {
             this.setFetchPage(lo, hi);
             pageLo = this.fetchPageLo;
             pageHi = this.fetchPageHi;
@@ -322,7 +323,6 @@ export class Cpu {
     this.exit = null;
     return ex;
   }
-
 
   private retire(n: number): void {
     this.retiredSmall += n;

@@ -100,7 +100,7 @@ export function compileDecoder(tables: readonly (readonly Pattern[])[]): Decoder
     insn >>>= 0;
     const list = buckets[(insn >>> BUCKET_SHIFT) & bmask]!;
     for (const cp of list) {
-      if (((insn & cp.mask) >>> 0) !== cp.value) continue;
+      if ((insn & cp.mask) >>> 0 !== cp.value) continue;
       const ex = cp.decode(extractFields(cp, insn), insn);
       if (ex) return [cp, ex];
     }

@@ -4,6 +4,14 @@
  */
 import "./isa.ts";
 
-export { ACC, Cpu, type CpuExit, type CpuOptions, InstructionCountTimer, type PhysicalBus, type TimerProvider } from "./cpu.ts";
+export {
+  ACC,
+  Cpu,
+  type CpuExit,
+  type CpuOptions,
+  InstructionCountTimer,
+  type PhysicalBus,
+  type TimerProvider,
+} from "./cpu.ts";
 export { EC } from "./exceptions.ts";
 export { createVmMemory, I, OFF, PSTATE, RAM_OFFSET, VCPU_STRIDE } from "./state.ts";

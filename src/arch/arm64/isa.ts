@@ -8,9 +8,9 @@ import { DP_IMMEDIATE } from "./insn/dp-immediate.ts";
 import { DP_REGISTER } from "./insn/dp-register.ts";
 import { FP_SCALAR } from "./insn/fp-scalar.ts";
 import { LOAD_STORE } from "./insn/load-store.ts";
+import { SIMD_FP } from "./insn/simd-fp.ts";
 import { SIMD_INTEGER } from "./insn/simd-integer.ts";
 import { SIMD_LOAD_STORE } from "./insn/simd-load-store.ts";
-import { SIMD_FP } from "./insn/simd-fp.ts";
 import { SIMD_PERMUTE } from "./insn/simd-permute.ts";
 
 export const TABLES: readonly (readonly Pattern[])[] = [

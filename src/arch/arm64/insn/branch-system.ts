@@ -5,9 +5,9 @@
  */
 import { conditionHolds } from "../alu.ts";
 import type { Cpu } from "../cpu.ts";
-import { xr, xw } from "../regs.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { EC } from "../exceptions.ts";
+import { xr, xw } from "../regs.ts";
 import { I } from "../state.ts";
 import { SYSREG_BY_KEY, type SysReg, sysregIndex, sysregKey } from "../sysregs.ts";
 
@@ -204,7 +204,13 @@ function sys(f: Fields): Exec | null {
       };
     }
     // EL0-permitted maintenance (with SCTLR.UCI): DC CVAU/CVAC/CVAP/CIVAC, IC IVAU.
-    const el0Ok = op1 === 3 && ((crm === 11 && op2 === 1) || (crm === 10 && op2 === 1) || (crm === 12 && op2 === 1) || (crm === 14 && op2 === 1) || (crm === 5 && op2 === 1));
+    const el0Ok =
+      op1 === 3 &&
+      ((crm === 11 && op2 === 1) ||
+        (crm === 10 && op2 === 1) ||
+        (crm === 12 && op2 === 1) ||
+        (crm === 14 && op2 === 1) ||
+        (crm === 5 && op2 === 1));
     if (op1 === 0 && crm === 8) {
       // AT S1E1R/W, S1E0R/W: with the MMU hook absent, PA == VA.
       return (c) => {
@@ -239,7 +245,13 @@ function sys(f: Fields): Exec | null {
 /** The ISS of a trapped MSR/MRS (EC 0x18, Arm ARM D17.2.37). */
 function sysregIss(f: Fields, read: boolean): number {
   return (
-    (f.op0! << 20) | (f.op2! << 17) | (f.op1! << 14) | (f.CRn! << 10) | (f.Rt! << 5) | (f.CRm! << 1) | (read ? 1 : 0)
+    (f.op0! << 20) |
+    (f.op2! << 17) |
+    (f.op1! << 14) |
+    (f.CRn! << 10) |
+    (f.Rt! << 5) |
+    (f.CRm! << 1) |
+    (read ? 1 : 0)
   );
 }
 
@@ -321,5 +333,9 @@ export const BRANCH_SYSTEM: Pattern[] = [
   { name: "BARRIER", pattern: "11010101000000110011 CRm:4 op2:3 Rt:5", decode: barrier },
   { name: "MSR_imm", pattern: "1101010100000 op1:3 0100 CRm:4 op2:3 Rt:5", decode: msrImm },
   { name: "SYS", pattern: "1101010100 L:1 01 op1:3 CRn:4 CRm:4 op2:3 Rt:5", decode: sys },
-  { name: "MRS_MSR", pattern: "1101010100 L:1 1 o0:1 op1:3 CRn:4 CRm:4 op2:3 Rt:5", decode: (f) => mrsMsr({ ...f, op0: 2 + f.o0! }) },
+  {
+    name: "MRS_MSR",
+    pattern: "1101010100 L:1 1 o0:1 op1:3 CRn:4 CRm:4 op2:3 Rt:5",
+    decode: (f) => mrsMsr({ ...f, op0: 2 + f.o0! }),
+  },
 ];

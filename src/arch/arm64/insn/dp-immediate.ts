@@ -4,9 +4,8 @@
  */
 import { add32, add64, decodeBitMasks, ror64, setNZCV } from "../alu.ts";
 import type { Cpu } from "../cpu.ts";
-import { xr, xw } from "../regs.ts";
 import type { Exec, Pattern } from "../decoder.ts";
-
+import { xr, xw } from "../regs.ts";
 
 /** ADR / ADRP: Xd = PC (or PC & ~0xfff) + imm. */
 function adr(f: Record<string, number>): Exec {

@@ -21,10 +21,9 @@ import {
   shift64,
 } from "../alu.ts";
 import type { Cpu } from "../cpu.ts";
-import { xr, xw } from "../regs.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
+import { xr, xw } from "../regs.ts";
 import { I } from "../state.ts";
-
 
 function logicalShifted(f: Fields): Exec | null {
   const sf = f.sf === 1;
