@@ -880,3 +880,23 @@ export function kNarrowShift(
     }
   };
 }
+
+/**
+ * SUQADD (signed accumulator + unsigned Vn, signed saturation) and USQADD (unsigned
+ * accumulator + signed Vn, unsigned saturation) on 64-bit lanes. With R the 64-bit sum of
+ * the raw bits and `carry` its carry out, the exact sum is R + 2^64 * (carry - sign),
+ * where sign is that of whichever operand is read signed.
+ */
+export function k64SuqAdd(usq: boolean): K64 {
+  return (al, ah, _bl, _bh, dl, dh) => {
+    const lo = al + dl;
+    const hi = ah + dh + (lo > 0xffffffff ? 1 : 0);
+    RL = lo >>> 0;
+    RH = hi >>> 0;
+    const carry = hi > 0xffffffff ? 1 : 0;
+    const k = carry - ((usq ? ah : dh) >>> 31);
+    if (usq) {
+      if (k !== 0) satTo(true, k < 0);
+    } else if (k > 0 || (k === 0 && RH >>> 31 !== 0)) satTo(false, false);
+  };
+}

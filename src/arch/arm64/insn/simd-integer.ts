@@ -50,6 +50,7 @@ import {
   k64ShlReg,
   k64ShrImm,
   k64SubSat,
+  k64SuqAdd,
   kHighNarrow,
   kNarrowShift,
 } from "./simd-integer-fast.ts";
@@ -784,6 +785,7 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
     case 0b100011: {
       // USQADD: unsigned accumulator += signed operand, unsigned saturation
       if (!scalarOk(ALL)) return null;
+      if (size === 3 && vecOk) return exec64(k64SuqAdd(u === 1), scalar ? 1 : 2, rn, -1, rd);
       const [mn, mx] = boundsN(e, u === 1);
       const [mnB, mxB] = boundsB(e, u === 1);
       return unary(
