@@ -3,7 +3,7 @@
  * other one ALREADY_ON (-4) or ON_PENDING (-5), and the target starts exactly once. */
 #include "rt.h"
 
-#define ROUNDS 20
+#define ROUNDS 12
 
 static u32 target, ncallers;
 #define SGI_KICK 1

@@ -7,6 +7,9 @@ static volatile u64 got_ctx[MAXCPU];
 static volatile u64 got_mpidr[MAXCPU];
 static volatile u32 arrived[MAXCPU];
 static volatile u32 release;
+#define SGI_KICK 1
+
+static void on_irq(u32 intid) {}
 
 static void hello(u64 ctx) {
   u32 cpu = cpu_id();
@@ -16,12 +19,14 @@ static void hello(u64 ctx) {
   got_ctx[cpu] = ctx;
   got_mpidr[cpu] = mpidr;
   atomic_store(&arrived[cpu], 1);
-  /* Stay on until the boot CPU has checked AFFINITY_INFO. */
-  while (!atomic_load(&release)) cpu_relax();
+  /* Stay on (asleep) until the boot CPU has checked AFFINITY_INFO and kicks us. */
+  gic_enable_ppi_sgi(SGI_KICK);
+  WAIT_IRQ(atomic_load(&release));
 }
 
 int main(void) {
   u64 mpidr = read_sysreg(mpidr_el1);
+  irq_hook = on_irq;
   printf("cpu 0: boot, MPIDR %lx\n", mpidr);
   check((mpidr & 0xffffff) == 0, "boot-mpidr", "MPIDR %lx", mpidr);
   check(psci_affinity_info(cpu_mpidr(0)) == AFF_ON, "affinity-self-on", "not ON");
@@ -60,6 +65,7 @@ int main(void) {
     check(on == ncpus - 1, "affinity-on", "%u of %u ON", on, ncpus - 1);
   }
   atomic_store(&release, 1);
+  gic_send_sgi_others(SGI_KICK);
   /* Secondaries return from hello() and CPU_OFF; wait for that so SYSTEM_OFF is clean. */
   for (u32 i = 1; i < ncpus; i++) {
     s64 r = wait_affinity(i, AFF_OFF, 100000);
