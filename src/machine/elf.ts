@@ -26,6 +26,11 @@ export interface ProgramHeader {
   readonly flags: number;
   readonly offset: number;
   readonly vaddr: number;
+  /**
+   * Physical load address (what a board loader uses, as QEMU's -kernel does). Not range
+   * checked here; values above 2^53 lose precision, and the kernel loader refuses them.
+   */
+  readonly paddr: number;
   readonly filesz: number;
   readonly memsz: number;
   readonly align: number;
@@ -111,6 +116,7 @@ export function parseElf(data: Uint8Array): ElfImage {
       flags: dv.getUint32(o + 4, true),
       offset: u64(dv, o + 8, "p_offset"),
       vaddr: u64(dv, o + 16, "p_vaddr"),
+      paddr: dv.getUint32(o + 28, true) * 2 ** 32 + dv.getUint32(o + 24, true),
       filesz: u64(dv, o + 32, "p_filesz"),
       memsz: u64(dv, o + 40, "p_memsz"),
       align: u64(dv, o + 48, "p_align"),
