@@ -1,0 +1,1027 @@
+/**
+ * The in-kernel-style GICv3 (GICv3/v4 Architecture Specification, IHI 0069), as KVM's
+ * vGICv3 presents it to a guest:
+ *  - one Security state (GICD_CTLR.DS == 1, RAO/WI) seen from non-secure EL1: Group 0
+ *    interrupts are signalled as FIQ, Group 1 as IRQ (IHI 0069 4.6, Table 4-3);
+ *  - affinity routing always on (GICD_CTLR.ARE == 1, RAO/WI), so SGIs/PPIs live in the
+ *    redistributors and the distributor's banked registers for INTIDs 0–31 are RAZ/WI;
+ *  - no LPIs, no ITS, no GICv2 compatibility (ICC_SRE_EL1 reads 0x7);
+ *  - 5 bits of priority (GICD_IPRIORITYR keeps bits [7:3], the low bits are RAZ/WI),
+ *    so 32 preemption levels and only ICC_AP{0,1}R0_EL1 hold active priorities;
+ *  - all interrupts reset to Group 1, as KVM's vGICv3 does (the spec leaves it
+ *    IMPLEMENTATION DEFINED; Linux programs every IGROUPR anyway).
+ *
+ * Interrupt state per INTID: enabled, group, priority, config (edge/level), active, the
+ * input level, and a "pending latch" (an edge seen on an edge-triggered input, or a write
+ * to ISPENDR). An interrupt is pending when its latch is set or, if level-sensitive, while
+ * its input is high (IHI 0069 4.1.2). Acknowledging clears the latch, so a level-sensitive
+ * interrupt whose input is still high becomes active-and-pending and is signalled again
+ * after deactivation.
+ *
+ * The CPU's IRQ/FIQ inputs are recomputed after every state change and reported through
+ * `onLineChange` only when they change.
+ */
+import type { Cpu } from "../../arch/arm64/cpu.ts";
+import type { SysRegAccess } from "../../arch/arm64/sysregs.ts";
+import { StateError, type Stateful, type StateValue, stateNumber, stateNumbers } from "../state.ts";
+import { GICD, GICD_CTLR, GICR, GICR_SGI, GICR_WAKER, ICC, INTID_SPURIOUS } from "./registers.ts";
+
+export interface GicV3Options {
+  /** Number of vCPUs (= redistributors). */
+  vcpus: number;
+  /** Each vCPU's MPIDR_EL1 (affinity fields Aff3..Aff0; Aff3 in bits [39:32]). */
+  mpidrs: number[];
+  /** Number of SPIs (INTIDs 32 upwards); rounded up to a multiple of 32, at most 988. */
+  spis: number;
+  /** Called when a vCPU's IRQ or FIQ input changes. */
+  onLineChange(cpu: number, irq: boolean, fiq: boolean): void;
+}
+
+const SECTION = "gicv3";
+/** Number of implemented priority bits (as KVM: ICH_VTR_EL2.PRIbits + 1 == 5). */
+const PRI_BITS = 5;
+const PRI_MASK = (0xff << (8 - PRI_BITS)) & 0xff; // 0xf8
+const PRI_SHIFT = 8 - PRI_BITS; // active-priority bit n <-> group priority n << 3
+/** Minimum binary point values with 5 priority bits (IHI 0069 12.2.2, 12.2.3). */
+const MIN_BPR0 = 7 - PRI_BITS; // 2
+const MIN_BPR1 = MIN_BPR0 + 1; // 3
+/** GICD_IIDR / GICR_IIDR: Arm as implementer (JEP106 0x43B), as KVM reports. */
+const IIDR = 0x0000043b;
+/** Peripheral/component ID registers from 0xFFD0 (PIDR4..7, PIDR0..3, CIDR0..3). */
+const DIST_IDS = [0x44, 0, 0, 0, 0x92, 0xb4, 0x3b, 0, 0x0d, 0xf0, 0x05, 0xb1];
+const REDIST_IDS = [0x44, 0, 0, 0, 0x93, 0xb4, 0x3b, 0, 0x0d, 0xf0, 0x05, 0xb1];
+/** GICD_IROUTER writable bits: Aff0-2 [23:0], IRM [31]; high word: Aff3 [7:0]. */
+const IROUTER_LO_MASK = 0x80ffffff;
+const IROUTER_HI_MASK = 0xff;
+const IRM = 0x80000000;
+/** ICC_CTLR_EL1 read-only fields: PRIbits [10:8] = 4, IDbits [13:11] = 0 (16 bits), A3V [15], RSS [18]. */
+const ICC_CTLR_RO = ((PRI_BITS - 1) << 8) | (1 << 15) | (1 << 18);
+const ICC_CTLR_CBPR = 1;
+const ICC_CTLR_EOIMODE = 2;
+
+/** Per-INTID flag arrays; private INTIDs of vCPU c at c*32 + intid, SPIs after them. */
+type Bits = Uint8Array;
+
+/** What a bit-per-interrupt register (IGROUPR, IS/ICENABLER, ...) does. */
+type BitReg = "group" | "senable" | "cenable" | "spend" | "cpend" | "sactive" | "cactive";
+
+export class GicV3 implements Stateful {
+  readonly stateName = SECTION;
+  readonly stateVersion = 1;
+  readonly vcpus: number;
+  readonly spis: number;
+  /** 32 * (ITLinesNumber + 1): one past the highest implemented INTID. */
+  readonly numIrqs: number;
+  private readonly mpidrs: number[];
+  private readonly affLo: Uint32Array; // Aff2.Aff1.Aff0
+  private readonly aff3: Uint8Array;
+  private readonly onLineChange: GicV3Options["onLineChange"];
+  private readonly spiBase: number;
+
+  // Distributor
+  private ctlr = 0; // EnableGrp0 | EnableGrp1
+  private readonly enabled: Bits;
+  private readonly group: Bits;
+  private readonly prio: Bits;
+  private readonly edge: Bits;
+  private readonly active: Bits;
+  private readonly latch: Bits;
+  private readonly level: Bits;
+  private readonly irouterLo: Uint32Array;
+  private readonly irouterHi: Uint32Array;
+  /** Resolved GICD_IROUTER target per SPI: vCPU index, -1 = 1-of-N, -2 = no such PE. */
+  private readonly spiTarget: Int32Array;
+
+  // Redistributors
+  private readonly sleep: Bits; // GICR_WAKER.ProcessorSleep
+
+  // CPU interfaces
+  private readonly pmr: Uint8Array;
+  private readonly bpr0: Uint8Array;
+  private readonly bpr1: Uint8Array;
+  private readonly iccCtlr: Uint8Array; // CBPR | EOImode
+  private readonly igrpen0: Bits;
+  private readonly igrpen1: Bits;
+  private readonly ap0: Uint32Array;
+  private readonly ap1: Uint32Array;
+
+  // Derived (recomputed by update()): highest priority pending interrupt per vCPU.
+  private readonly hppiId: Int32Array;
+  private readonly hppiPrio: Uint16Array;
+  private readonly hppiGroup: Uint8Array;
+  private readonly irqOut: Bits;
+  private readonly fiqOut: Bits;
+
+  constructor(opts: GicV3Options) {
+    const { vcpus, mpidrs } = opts;
+    if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 512)
+      throw new RangeError(`gicv3: bad vcpus ${vcpus}`);
+    if (mpidrs.length !== vcpus) throw new RangeError("gicv3: need one MPIDR per vCPU");
+    if (!Number.isInteger(opts.spis) || opts.spis < 0 || opts.spis > 988) {
+      throw new RangeError(`gicv3: bad spis ${opts.spis}`);
+    }
+    this.vcpus = vcpus;
+    this.spis = Math.min(988, Math.ceil(opts.spis / 32) * 32);
+    this.numIrqs = Math.ceil((32 + this.spis) / 32) * 32;
+    this.mpidrs = mpidrs.slice();
+    this.affLo = new Uint32Array(vcpus);
+    this.aff3 = new Uint8Array(vcpus);
+    for (let c = 0; c < vcpus; c++) {
+      const m = mpidrs[c]!;
+      this.affLo[c] = m & 0xffffff;
+      this.aff3[c] = Math.floor(m / 0x1_0000_0000) & 0xff;
+    }
+    this.onLineChange = opts.onLineChange;
+    this.spiBase = vcpus * 32;
+    const total = this.spiBase + this.spis;
+    this.enabled = new Uint8Array(total);
+    this.group = new Uint8Array(total);
+    this.prio = new Uint8Array(total);
+    this.edge = new Uint8Array(total);
+    this.active = new Uint8Array(total);
+    this.latch = new Uint8Array(total);
+    this.level = new Uint8Array(total);
+    this.irouterLo = new Uint32Array(this.spis);
+    this.irouterHi = new Uint32Array(this.spis);
+    this.spiTarget = new Int32Array(this.spis);
+    this.sleep = new Uint8Array(vcpus);
+    this.pmr = new Uint8Array(vcpus);
+    this.bpr0 = new Uint8Array(vcpus);
+    this.bpr1 = new Uint8Array(vcpus);
+    this.iccCtlr = new Uint8Array(vcpus);
+    this.igrpen0 = new Uint8Array(vcpus);
+    this.igrpen1 = new Uint8Array(vcpus);
+    this.ap0 = new Uint32Array(vcpus);
+    this.ap1 = new Uint32Array(vcpus);
+    this.hppiId = new Int32Array(vcpus);
+    this.hppiPrio = new Uint16Array(vcpus);
+    this.hppiGroup = new Uint8Array(vcpus);
+    this.irqOut = new Uint8Array(vcpus);
+    this.fiqOut = new Uint8Array(vcpus);
+    this.reset();
+  }
+
+  /** Reset state (IHI 0069 reset values; IMPLEMENTATION DEFINED ones chosen as KVM). */
+  reset(): void {
+    this.ctlr = 0;
+    this.enabled.fill(0);
+    this.group.fill(1);
+    this.prio.fill(0);
+    this.edge.fill(0);
+    this.active.fill(0);
+    this.latch.fill(0);
+    // Input levels are wires, not registers: a device holding its line high keeps it high.
+    for (let c = 0; c < this.vcpus; c++) this.edge.fill(1, c * 32, c * 32 + 16); // SGIs are edge-triggered
+    this.irouterLo.fill(0);
+    this.irouterHi.fill(0);
+    for (let i = 0; i < this.spis; i++) this.spiTarget[i] = this.resolveRoute(0, 0);
+    this.sleep.fill(1);
+    this.pmr.fill(0);
+    this.bpr0.fill(MIN_BPR0);
+    this.bpr1.fill(MIN_BPR1);
+    this.iccCtlr.fill(0);
+    this.igrpen0.fill(0);
+    this.igrpen1.fill(0);
+    this.ap0.fill(0);
+    this.ap1.fill(0);
+    this.update();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Inputs from devices and timers
+
+  /** Level of SPI `intid` (32 ≤ intid < numIrqs). An edge-triggered SPI latches on 0→1. */
+  setSpi(intid: number, level: boolean): void {
+    if (intid < 32 || intid >= 32 + this.spis) throw new RangeError(`gicv3: no SPI ${intid}`);
+    this.setInput(this.spiBase + intid - 32, level);
+  }
+
+  /** Level of PPI `intid` (16 ≤ intid < 32) of vCPU `cpu`. */
+  setPpi(cpu: number, intid: number, level: boolean): void {
+    if (intid < 16 || intid >= 32 || cpu < 0 || cpu >= this.vcpus) {
+      throw new RangeError(`gicv3: no PPI ${intid} on vCPU ${cpu}`);
+    }
+    this.setInput(cpu * 32 + intid, level);
+  }
+
+  private setInput(i: number, level: boolean): void {
+    const v = level ? 1 : 0;
+    if (this.level[i] === v) return;
+    this.level[i] = v;
+    if (v === 1 && this.edge[i] === 1) this.latch[i] = 1;
+    this.update();
+  }
+
+  /**
+   * True while the vCPU's IRQ or FIQ output is asserted: the highest priority pending
+   * interrupt (enabled, its group enabled in GICD_CTLR and ICC_IGRPEN<n>_EL1, not active)
+   * has a priority below ICC_PMR_EL1 and a group priority that preempts the running
+   * priority (IHI 0069 4.8). This is the wake-up condition of WFI: PSTATE.{I,F} do not
+   * take part (they live in the CPU), everything the GIC masks does.
+   */
+  hasPending(cpu: number): boolean {
+    return this.irqOut[cpu] === 1 || this.fiqOut[cpu] === 1;
+  }
+
+  /** The current IRQ output of `cpu` (Group 1). */
+  irqLine(cpu: number): boolean {
+    return this.irqOut[cpu] === 1;
+  }
+  /** The current FIQ output of `cpu` (Group 0). */
+  fiqLine(cpu: number): boolean {
+    return this.fiqOut[cpu] === 1;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Routing and the highest priority pending interrupt
+
+  private index(cpu: number, intid: number): number {
+    return intid < 32 ? cpu * 32 + intid : this.spiBase + intid - 32;
+  }
+
+  private isPending(i: number): boolean {
+    return this.latch[i] === 1 || (this.level[i] === 1 && this.edge[i] === 0);
+  }
+
+  /** GICD_IROUTER → vCPU index; -1 for 1-of-N (IRM), -2 if no PE has that affinity. */
+  private resolveRoute(lo: number, hi: number): number {
+    if ((lo & IRM) !== 0) return -1;
+    const aff = lo & 0xffffff;
+    const a3 = hi & 0xff;
+    for (let c = 0; c < this.vcpus; c++) if (this.affLo[c] === aff && this.aff3[c] === a3) return c;
+    return -2;
+  }
+
+  /** Whether the group of interrupt `i` is enabled in the distributor and in `cpu`'s interface. */
+  private groupEnabled(cpu: number, g: number): boolean {
+    return g === 0
+      ? (this.ctlr & GICD_CTLR.ENABLE_GRP0) !== 0 && this.igrpen0[cpu] === 1
+      : (this.ctlr & GICD_CTLR.ENABLE_GRP1) !== 0 && this.igrpen1[cpu] === 1;
+  }
+
+  /**
+   * The PE that a 1-of-N SPI of group `g` goes to: the lowest-numbered vCPU that
+   * participates, i.e. is awake (GICR_WAKER.ProcessorSleep == 0) and has the group
+   * enabled (IHI 0069 1.2.? "1 of N" selection is IMPLEMENTATION DEFINED among those).
+   */
+  private oneOfN(g: number): number {
+    for (let c = 0; c < this.vcpus; c++) if (this.sleep[c] === 0 && this.groupEnabled(c, g)) return c;
+    return -2;
+  }
+
+  /** Mask selecting the group priority bits for group `g` under the binary point. */
+  private groupMask(cpu: number, g: number): number {
+    // BPR0 value b: group priority is bits [7:b+1]; BPR1 value b: bits [7:b]. With
+    // ICC_CTLR_EL1.CBPR set, BPR0 applies to Group 1 too (IHI 0069 4.8.3, 12.2.3).
+    const bpr = g === 0 || (this.iccCtlr[cpu]! & ICC_CTLR_CBPR) !== 0 ? this.bpr0[cpu]! : this.bpr1[cpu]! - 1;
+    return (0xff << (bpr + 1)) & 0xff;
+  }
+
+  /** Running priority: the highest active group priority, 0xff when idle (ICC_RPR_EL1). */
+  runningPriority(cpu: number): number {
+    const ap = this.ap0[cpu]! | this.ap1[cpu]!;
+    if (ap === 0) return 0xff;
+    return (31 - Math.clz32(ap & -ap)) << PRI_SHIFT;
+  }
+
+  /** Recomputes every vCPU's highest priority pending interrupt and its IRQ/FIQ outputs. */
+  private update(): void {
+    const n = this.vcpus;
+    const hid = this.hppiId;
+    const hpr = this.hppiPrio;
+    const hgr = this.hppiGroup;
+    for (let c = 0; c < n; c++) {
+      hid[c] = INTID_SPURIOUS;
+      hpr[c] = 0x100;
+      // Private interrupts first: at equal priority the lower INTID wins.
+      const base = c * 32;
+      for (let k = 0; k < 32; k++) {
+        const i = base + k;
+        if (this.enabled[i] === 0 || this.active[i] === 1 || !this.isPending(i)) continue;
+        const p = this.prio[i]!;
+        if (p >= hpr[c]!) continue;
+        const g = this.group[i]!;
+        if (!this.groupEnabled(c, g)) continue;
+        hid[c] = k;
+        hpr[c] = p;
+        hgr[c] = g;
+      }
+    }
+    for (let s = 0; s < this.spis; s++) {
+      const i = this.spiBase + s;
+      if (this.enabled[i] === 0 || this.active[i] === 1 || !this.isPending(i)) continue;
+      const g = this.group[i]!;
+      let c = this.spiTarget[s]!;
+      if (c === -1) c = this.oneOfN(g);
+      if (c < 0) continue;
+      const p = this.prio[i]!;
+      if (p >= hpr[c]! || !this.groupEnabled(c, g)) continue;
+      hid[c] = 32 + s;
+      hpr[c] = p;
+      hgr[c] = g;
+    }
+    for (let c = 0; c < n; c++) this.updateLines(c, false);
+  }
+
+  private canSignal(c: number): boolean {
+    if (this.hppiId[c] === INTID_SPURIOUS) return false;
+    const p = this.hppiPrio[c]!;
+    if (p >= this.pmr[c]!) return false;
+    return (p & this.groupMask(c, this.hppiGroup[c]!)) < this.runningPriority(c);
+  }
+
+  private updateLines(c: number, force: boolean): void {
+    const sig = this.canSignal(c);
+    const irq = sig && this.hppiGroup[c] === 1 ? 1 : 0;
+    const fiq = sig && this.hppiGroup[c] === 0 ? 1 : 0;
+    if (force || irq !== this.irqOut[c] || fiq !== this.fiqOut[c]) {
+      this.irqOut[c] = irq;
+      this.fiqOut[c] = fiq;
+      this.onLineChange(c, irq === 1, fiq === 1);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Distributor MMIO (64 KiB frame)
+
+  distRead(offset: number, size: number): number {
+    if (size === 8) return this.distRead32(offset) + this.distRead32(offset + 4) * 0x1_0000_0000;
+    if (offset >= GICD.IPRIORITYR && offset < GICD.IPRIORITYR + 0x400) {
+      return this.readPriorities(0, offset - GICD.IPRIORITYR, size, false);
+    }
+    if (offset >= GICD.ITARGETSR && offset < GICD.ITARGETSR + 0x400) return 0; // ARE: RAZ/WI
+    return subword(this.distRead32(offset & ~3), offset, size);
+  }
+
+  distWrite(offset: number, size: number, value: number): void {
+    if (size === 8) {
+      this.distWrite32(offset, value >>> 0);
+      this.distWrite32(offset + 4, Math.floor(value / 0x1_0000_0000) >>> 0);
+      return;
+    }
+    if (offset >= GICD.IPRIORITYR && offset < GICD.IPRIORITYR + 0x400) {
+      this.writePriorities(0, offset - GICD.IPRIORITYR, size, value, false);
+      return;
+    }
+    if (size !== 4 || (offset & 3) !== 0) return; // other registers are word-accessible only
+    this.distWrite32(offset, value >>> 0);
+  }
+
+  private distRead32(off: number): number {
+    switch (off) {
+      case GICD.CTLR:
+        return (this.ctlr | GICD_CTLR.ARE | GICD_CTLR.DS) >>> 0;
+      case GICD.TYPER: {
+        // ITLinesNumber [4:0], CPUNumber [7:5] (ignored with ARE), SecurityExtn [10] = 0,
+        // MBIS [16] = 0, LPIS [17] = 0, IDbits [23:19] = 15 (16 bits), A3V [24], RSS [26].
+        const itLines = this.numIrqs / 32 - 1;
+        const cpuNumber = Math.min(this.vcpus, 8) - 1;
+        return (itLines | (cpuNumber << 5) | (15 << 19) | (1 << 24) | (1 << 26)) >>> 0;
+      }
+      case GICD.IIDR:
+        return IIDR;
+      case GICD.TYPER2:
+      case GICD.STATUSR:
+        return 0;
+    }
+    if (off >= GICD.IGROUPR && off < GICD.IGROUPR + 0x80)
+      return this.readBits("group", 0, (off - 0x80) * 8, false);
+    if (off >= GICD.ISENABLER && off < GICD.ICENABLER + 0x80) {
+      return this.readBits("senable", 0, (off & 0x7f) * 8, false);
+    }
+    if (off >= GICD.ISPENDR && off < GICD.ICPENDR + 0x80)
+      return this.readBits("spend", 0, (off & 0x7f) * 8, false);
+    if (off >= GICD.ISACTIVER && off < GICD.ICACTIVER + 0x80) {
+      return this.readBits("sactive", 0, (off & 0x7f) * 8, false);
+    }
+    if (off >= GICD.ICFGR && off < GICD.ICFGR + 0x100) return this.readCfg(0, (off - GICD.ICFGR) * 4, false);
+    if (off >= GICD.IROUTER + 32 * 8 && off < GICD.IROUTER + 0x2000) {
+      const s = ((off - GICD.IROUTER) >>> 3) - 32;
+      if (s >= this.spis) return 0;
+      return (off & 4) === 0 ? this.irouterLo[s]! : this.irouterHi[s]!;
+    }
+    if (off >= 0xffd0 && off <= 0xfffc) return DIST_IDS[(off - 0xffd0) >>> 2]!;
+    // IGRPMODR and NSACR are RAZ/WI with DS == 1; GICD_SGIR and the SGI pending registers
+    // are not used with ARE == 1; the rest is reserved.
+    return 0;
+  }
+
+  private distWrite32(off: number, v: number): void {
+    if (off === GICD.CTLR) {
+      // Only the group enables are writable: ARE and DS are RAO/WI, RWP reads 0.
+      this.ctlr = v & (GICD_CTLR.ENABLE_GRP0 | GICD_CTLR.ENABLE_GRP1);
+      this.update();
+      return;
+    }
+    if (off >= GICD.IGROUPR && off < GICD.IGROUPR + 0x80) {
+      this.writeBits("group", 0, (off - GICD.IGROUPR) * 8, v, false);
+      return;
+    }
+    if (off >= GICD.ISENABLER && off < GICD.ISENABLER + 0x80) {
+      this.writeBits("senable", 0, (off & 0x7f) * 8, v, false);
+      return;
+    }
+    if (off >= GICD.ICENABLER && off < GICD.ICENABLER + 0x80) {
+      this.writeBits("cenable", 0, (off & 0x7f) * 8, v, false);
+      return;
+    }
+    if (off >= GICD.ISPENDR && off < GICD.ISPENDR + 0x80) {
+      this.writeBits("spend", 0, (off & 0x7f) * 8, v, false);
+      return;
+    }
+    if (off >= GICD.ICPENDR && off < GICD.ICPENDR + 0x80) {
+      this.writeBits("cpend", 0, (off & 0x7f) * 8, v, false);
+      return;
+    }
+    if (off >= GICD.ISACTIVER && off < GICD.ISACTIVER + 0x80) {
+      this.writeBits("sactive", 0, (off & 0x7f) * 8, v, false);
+      return;
+    }
+    if (off >= GICD.ICACTIVER && off < GICD.ICACTIVER + 0x80) {
+      this.writeBits("cactive", 0, (off & 0x7f) * 8, v, false);
+      return;
+    }
+    if (off >= GICD.ICFGR && off < GICD.ICFGR + 0x100) {
+      this.writeCfg(0, (off - GICD.ICFGR) * 4, v, false);
+      return;
+    }
+    if (off >= GICD.IROUTER + 32 * 8 && off < GICD.IROUTER + 0x2000) {
+      const s = ((off - GICD.IROUTER) >>> 3) - 32;
+      if (s >= this.spis) return;
+      if ((off & 4) === 0) this.irouterLo[s] = v & IROUTER_LO_MASK;
+      else this.irouterHi[s] = v & IROUTER_HI_MASK;
+      this.spiTarget[s] = this.resolveRoute(this.irouterLo[s]!, this.irouterHi[s]!);
+      this.update();
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Redistributor MMIO (RD_base + SGI_base, 128 KiB per vCPU)
+
+  redistRead(cpu: number, offset: number, size: number): number {
+    this.checkCpu(cpu);
+    if (size === 8) {
+      return this.redistRead32(cpu, offset) + this.redistRead32(cpu, offset + 4) * 0x1_0000_0000;
+    }
+    const sgiOff = offset - GICR.SGI_BASE;
+    if (sgiOff >= GICR_SGI.IPRIORITYR && sgiOff < GICR_SGI.IPRIORITYR + 32) {
+      return this.readPriorities(cpu, sgiOff - GICR_SGI.IPRIORITYR, size, true);
+    }
+    return subword(this.redistRead32(cpu, offset & ~3), offset, size);
+  }
+
+  redistWrite(cpu: number, offset: number, size: number, value: number): void {
+    this.checkCpu(cpu);
+    if (size === 8) {
+      this.redistWrite32(cpu, offset, value >>> 0);
+      this.redistWrite32(cpu, offset + 4, Math.floor(value / 0x1_0000_0000) >>> 0);
+      return;
+    }
+    const sgiOff = offset - GICR.SGI_BASE;
+    if (sgiOff >= GICR_SGI.IPRIORITYR && sgiOff < GICR_SGI.IPRIORITYR + 32) {
+      this.writePriorities(cpu, sgiOff - GICR_SGI.IPRIORITYR, size, value, true);
+      return;
+    }
+    if (size !== 4 || (offset & 3) !== 0) return;
+    this.redistWrite32(cpu, offset, value >>> 0);
+  }
+
+  private redistRead32(cpu: number, off: number): number {
+    if (off < GICR.SGI_BASE) {
+      switch (off) {
+        case GICR.CTLR: // EnableLPIs RAZ/WI (no LPIs), RWP reads 0
+        case GICR.STATUSR:
+          return 0;
+        case GICR.IIDR:
+          return IIDR;
+        case GICR.TYPER:
+          // PLPIS [0] = 0, Last [4], Processor_Number [23:8] (IHI 0069 12.11.35)
+          return ((cpu << 8) | (cpu === this.vcpus - 1 ? 1 << 4 : 0)) >>> 0;
+        case GICR.TYPER + 4: {
+          // Affinity_Value [63:32] = Aff3.Aff2.Aff1.Aff0
+          return ((this.aff3[cpu]! << 24) | this.affLo[cpu]!) >>> 0;
+        }
+        case GICR.WAKER:
+          // The handshake completes at once: ChildrenAsleep follows ProcessorSleep.
+          return this.sleep[cpu] === 1 ? GICR_WAKER.PROCESSOR_SLEEP | GICR_WAKER.CHILDREN_ASLEEP : 0;
+      }
+      if (off >= 0xffd0 && off <= 0xfffc) return REDIST_IDS[(off - 0xffd0) >>> 2]!;
+      return 0;
+    }
+    const s = off - GICR.SGI_BASE;
+    switch (s) {
+      case GICR_SGI.IGROUPR0:
+        return this.readBits("group", cpu, 0, true);
+      case GICR_SGI.ISENABLER0:
+      case GICR_SGI.ICENABLER0:
+        return this.readBits("senable", cpu, 0, true);
+      case GICR_SGI.ISPENDR0:
+      case GICR_SGI.ICPENDR0:
+        return this.readBits("spend", cpu, 0, true);
+      case GICR_SGI.ISACTIVER0:
+      case GICR_SGI.ICACTIVER0:
+        return this.readBits("sactive", cpu, 0, true);
+      case GICR_SGI.ICFGR0:
+        return this.readCfg(cpu, 0, true);
+      case GICR_SGI.ICFGR1:
+        return this.readCfg(cpu, 16, true);
+    }
+    // IGRPMODR0 and NSACR are RAZ/WI with DS == 1.
+    return 0;
+  }
+
+  private redistWrite32(cpu: number, off: number, v: number): void {
+    if (off < GICR.SGI_BASE) {
+      if (off === GICR.WAKER) {
+        const s = (v & GICR_WAKER.PROCESSOR_SLEEP) !== 0 ? 1 : 0;
+        if (s !== this.sleep[cpu]) {
+          this.sleep[cpu] = s;
+          this.update(); // 1-of-N participation changes
+        }
+      }
+      return;
+    }
+    switch (off - GICR.SGI_BASE) {
+      case GICR_SGI.IGROUPR0: {
+        this.writeBits("group", cpu, 0, v, true);
+        return;
+      }
+      case GICR_SGI.ISENABLER0: {
+        this.writeBits("senable", cpu, 0, v, true);
+        return;
+      }
+      case GICR_SGI.ICENABLER0: {
+        this.writeBits("cenable", cpu, 0, v, true);
+        return;
+      }
+      case GICR_SGI.ISPENDR0: {
+        this.writeBits("spend", cpu, 0, v, true);
+        return;
+      }
+      case GICR_SGI.ICPENDR0: {
+        this.writeBits("cpend", cpu, 0, v, true);
+        return;
+      }
+      case GICR_SGI.ISACTIVER0: {
+        this.writeBits("sactive", cpu, 0, v, true);
+        return;
+      }
+      case GICR_SGI.ICACTIVER0: {
+        this.writeBits("cactive", cpu, 0, v, true);
+        return;
+      }
+      case GICR_SGI.ICFGR1: {
+        this.writeCfg(cpu, 16, v, true);
+        return;
+      }
+    }
+    // ICFGR0 (SGIs are always edge-triggered), IGRPMODR0, NSACR: WI.
+  }
+
+  private checkCpu(cpu: number): void {
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= this.vcpus) throw new RangeError(`gicv3: no vCPU ${cpu}`);
+  }
+
+  /**
+   * Whether INTID `intid` is reachable through this frame: the redistributor handles 0–31
+   * (private), the distributor 32 upwards (with ARE, its registers for 0–31 are RAZ/WI).
+   */
+  private reachable(intid: number, redist: boolean): boolean {
+    return redist ? intid < 32 : intid >= 32 && intid < 32 + this.spis;
+  }
+
+  private readBits(kind: BitReg, cpu: number, first: number, redist: boolean): number {
+    let v = 0;
+    for (let b = 0; b < 32; b++) {
+      const intid = first + b;
+      if (!this.reachable(intid, redist)) continue;
+      const i = this.index(cpu, intid);
+      let bit: number;
+      if (kind === "group") bit = this.group[i]!;
+      else if (kind === "senable" || kind === "cenable") bit = this.enabled[i]!;
+      else if (kind === "spend" || kind === "cpend") bit = this.isPending(i) ? 1 : 0;
+      else bit = this.active[i]!;
+      v |= bit << b;
+    }
+    return v >>> 0;
+  }
+
+  private writeBits(kind: BitReg, cpu: number, first: number, v: number, redist: boolean): void {
+    for (let b = 0; b < 32; b++) {
+      const intid = first + b;
+      const set = ((v >>> b) & 1) === 1;
+      if (!this.reachable(intid, redist)) continue;
+      const i = this.index(cpu, intid);
+      switch (kind) {
+        case "group":
+          this.group[i] = set ? 1 : 0;
+          break;
+        case "senable":
+          if (set) this.enabled[i] = 1;
+          break;
+        case "cenable":
+          if (set) this.enabled[i] = 0;
+          break;
+        // A level-sensitive interrupt whose input is high stays pending after ICPENDR:
+        // only the latch is cleared (IHI 0069 4.1.2).
+        case "spend":
+          if (set) this.latch[i] = 1;
+          break;
+        case "cpend":
+          if (set) this.latch[i] = 0;
+          break;
+        case "sactive":
+          if (set) this.active[i] = 1;
+          break;
+        case "cactive":
+          if (set) this.active[i] = 0;
+          break;
+      }
+    }
+    this.update();
+  }
+
+  /** ICFGR: two bits per INTID, bit [2n+1] set = edge-triggered; SGIs read as edge, fixed. */
+  private readCfg(cpu: number, first: number, redist: boolean): number {
+    let v = 0;
+    for (let k = 0; k < 16; k++) {
+      const intid = first + k;
+      if (!this.reachable(intid, redist)) continue;
+      if (this.edge[this.index(cpu, intid)] === 1) v |= 2 << (2 * k);
+    }
+    return v >>> 0;
+  }
+
+  private writeCfg(cpu: number, first: number, v: number, redist: boolean): void {
+    for (let k = 0; k < 16; k++) {
+      const intid = first + k;
+      if (intid < 16 || !this.reachable(intid, redist)) continue;
+      this.edge[this.index(cpu, intid)] = (v >>> (2 * k + 1)) & 1;
+    }
+    this.update();
+  }
+
+  /** IPRIORITYR is byte-accessible; the low 3 bits of each priority are RAZ/WI. */
+  private readPriorities(cpu: number, byteOff: number, size: number, redist: boolean): number {
+    let v = 0;
+    for (let k = 0; k < size; k++) {
+      const intid = byteOff + k;
+      if (!this.reachable(intid, redist)) continue;
+      v += this.prio[this.index(cpu, intid)]! * 2 ** (8 * k);
+    }
+    return v;
+  }
+
+  private writePriorities(cpu: number, byteOff: number, size: number, value: number, redist: boolean): void {
+    for (let k = 0; k < size; k++) {
+      const intid = byteOff + k;
+      const p = Math.floor(value / 2 ** (8 * k)) & 0xff;
+      if (!this.reachable(intid, redist)) continue;
+      this.prio[this.index(cpu, intid)] = p & PRI_MASK;
+    }
+    this.update();
+  }
+
+  // ---------------------------------------------------------------------------
+  // CPU interface (ICC_* system registers)
+
+  /** Reads ICC register `key` of vCPU `cpu` as [lo, hi], with the side effects of MRS. */
+  iccRead(cpu: number, key: number): [number, number] | null {
+    switch (key) {
+      case ICC.PMR_EL1:
+        return [this.pmr[cpu]!, 0];
+      case ICC.BPR0_EL1:
+        return [this.bpr0[cpu]!, 0];
+      case ICC.BPR1_EL1:
+        return [
+          (this.iccCtlr[cpu]! & ICC_CTLR_CBPR) !== 0 ? Math.min(this.bpr0[cpu]! + 1, 7) : this.bpr1[cpu]!,
+          0,
+        ];
+      case ICC.CTLR_EL1:
+        return [ICC_CTLR_RO | this.iccCtlr[cpu]!, 0];
+      case ICC.SRE_EL1:
+        return [7, 0]; // SRE, DFB, DIB: RAO/WI
+      case ICC.IGRPEN0_EL1:
+        return [this.igrpen0[cpu]!, 0];
+      case ICC.IGRPEN1_EL1:
+        return [this.igrpen1[cpu]!, 0];
+      case ICC.AP0R0_EL1:
+        return [this.ap0[cpu]!, 0];
+      case ICC.AP1R0_EL1:
+        return [this.ap1[cpu]!, 0];
+      case ICC.AP0R1_EL1:
+      case ICC.AP0R2_EL1:
+      case ICC.AP0R3_EL1:
+      case ICC.AP1R1_EL1:
+      case ICC.AP1R2_EL1:
+      case ICC.AP1R3_EL1:
+        return [0, 0]; // only 32 preemption levels: RAZ/WI
+      case ICC.RPR_EL1:
+        return [this.runningPriority(cpu), 0];
+      case ICC.HPPIR0_EL1:
+        return [this.hppir(cpu, 0), 0];
+      case ICC.HPPIR1_EL1:
+        return [this.hppir(cpu, 1), 0];
+      case ICC.IAR0_EL1:
+        return [this.acknowledge(cpu, 0), 0];
+      case ICC.IAR1_EL1:
+        return [this.acknowledge(cpu, 1), 0];
+    }
+    return null; // write-only (EOIR, DIR, SGI*R) or unknown
+  }
+
+  /** Writes ICC register `key` of vCPU `cpu`; false if it cannot be written. */
+  iccWrite(cpu: number, key: number, lo: number, hi: number): boolean {
+    lo >>>= 0;
+    switch (key) {
+      case ICC.PMR_EL1:
+        this.pmr[cpu] = lo & PRI_MASK;
+        break;
+      case ICC.BPR0_EL1:
+        this.bpr0[cpu] = Math.max(lo & 7, MIN_BPR0);
+        break;
+      case ICC.BPR1_EL1:
+        // With CBPR set, BPR1 is an alias view of BPR0 and writes are ignored (IHI 0069 12.2.3).
+        if ((this.iccCtlr[cpu]! & ICC_CTLR_CBPR) === 0) this.bpr1[cpu] = Math.max(lo & 7, MIN_BPR1);
+        break;
+      case ICC.CTLR_EL1:
+        this.iccCtlr[cpu] = lo & (ICC_CTLR_CBPR | ICC_CTLR_EOIMODE);
+        break;
+      case ICC.SRE_EL1:
+        break;
+      case ICC.IGRPEN0_EL1:
+        this.igrpen0[cpu] = lo & 1;
+        break;
+      case ICC.IGRPEN1_EL1:
+        this.igrpen1[cpu] = lo & 1;
+        break;
+      case ICC.AP0R0_EL1:
+        this.ap0[cpu] = lo;
+        break;
+      case ICC.AP1R0_EL1:
+        this.ap1[cpu] = lo;
+        break;
+      case ICC.AP0R1_EL1:
+      case ICC.AP0R2_EL1:
+      case ICC.AP0R3_EL1:
+      case ICC.AP1R1_EL1:
+      case ICC.AP1R2_EL1:
+      case ICC.AP1R3_EL1:
+        return true;
+      case ICC.EOIR0_EL1:
+        this.endOfInterrupt(cpu, 0, lo & 0xffffff);
+        break;
+      case ICC.EOIR1_EL1:
+        this.endOfInterrupt(cpu, 1, lo & 0xffffff);
+        break;
+      case ICC.DIR_EL1:
+        // Only meaningful with EOImode == 1; otherwise UNPREDICTABLE, and ignored (as QEMU).
+        if ((this.iccCtlr[cpu]! & ICC_CTLR_EOIMODE) !== 0) this.deactivate(cpu, lo & 0xffffff);
+        break;
+      case ICC.SGI1R_EL1:
+        this.generateSgi(cpu, lo, hi >>> 0, true);
+        break;
+      case ICC.SGI0R_EL1:
+      case ICC.ASGI1R_EL1:
+        // With DS == 1 there is no "other" Security state: ASGI1R acts as SGI0R (as KVM).
+        this.generateSgi(cpu, lo, hi >>> 0, false);
+        break;
+      default:
+        return false; // read-only (IAR, HPPIR, RPR) or unknown
+    }
+    this.update();
+    return true;
+  }
+
+  /**
+   * The ICC_* registers of vCPU `cpu` for `Cpu.extraSysregs`. MRS of a write-only and MSR
+   * of a read-only register are UNDEFINED. The same accessors serve KVM-style save and
+   * restore (KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS, see ICC_STATE_REGS).
+   */
+  cpuInterface(cpu: number): Map<number, SysRegAccess> {
+    this.checkCpu(cpu);
+    const map = new Map<number, SysRegAccess>();
+    for (const key of Object.values(ICC)) {
+      map.set(key, {
+        read: (c: Cpu) => {
+          const v = this.iccRead(cpu, key);
+          if (v === null) c.undefined();
+          c.vlo = v[0];
+          c.vhi = v[1];
+        },
+        write: (c: Cpu, lo: number, hi: number) => {
+          if (!this.iccWrite(cpu, key, lo, hi)) c.undefined();
+        },
+      });
+    }
+    return map;
+  }
+
+  /** ICC_HPPIR<g>_EL1: the highest priority pending interrupt if it belongs to group `g`. */
+  private hppir(cpu: number, g: number): number {
+    const id = this.hppiId[cpu]!;
+    return id !== INTID_SPURIOUS && this.hppiGroup[cpu] === g ? id : INTID_SPURIOUS;
+  }
+
+  /**
+   * ICC_IAR<g>_EL1: acknowledges the highest priority pending interrupt if it is of group
+   * `g` and can be signalled (priority mask and preemption); otherwise returns 1023. The
+   * interrupt becomes active (active-and-pending if its level input is still high), its
+   * group priority is marked in ICC_AP<g>R0_EL1, and the running priority follows.
+   */
+  private acknowledge(cpu: number, g: number): number {
+    if (this.hppiGroup[cpu] !== g || !this.canSignal(cpu)) return INTID_SPURIOUS;
+    const id = this.hppiId[cpu]!;
+    const i = this.index(cpu, id);
+    this.latch[i] = 0;
+    this.active[i] = 1;
+    const bit = 1 << ((this.prio[i]! & this.groupMask(cpu, g)) >>> PRI_SHIFT);
+    if (g === 0) this.ap0[cpu] = (this.ap0[cpu]! | bit) >>> 0;
+    else this.ap1[cpu] = (this.ap1[cpu]! | bit) >>> 0;
+    this.update();
+    return id;
+  }
+
+  /**
+   * ICC_EOIR<g>_EL1: priority drop of the highest active priority, if it belongs to group
+   * `g` (otherwise UNPREDICTABLE: ignored); with EOImode == 0 also deactivates `intid`.
+   */
+  private endOfInterrupt(cpu: number, g: number, intid: number): void {
+    if (intid >= 1020 && intid <= 1023) return;
+    const all = this.ap0[cpu]! | this.ap1[cpu]!;
+    if (all === 0) return;
+    const bit = all & -all;
+    if (g === 0) {
+      if ((this.ap0[cpu]! & bit) === 0) return;
+      this.ap0[cpu] = (this.ap0[cpu]! & ~bit) >>> 0;
+    } else {
+      if ((this.ap1[cpu]! & bit) === 0) return;
+      this.ap1[cpu] = (this.ap1[cpu]! & ~bit) >>> 0;
+    }
+    if ((this.iccCtlr[cpu]! & ICC_CTLR_EOIMODE) === 0) this.deactivate(cpu, intid);
+  }
+
+  private deactivate(cpu: number, intid: number): void {
+    if (intid < 32 + this.spis) this.active[this.index(cpu, intid)] = 0;
+  }
+
+  /**
+   * ICC_SGI1R/SGI0R/ASGI1R_EL1 (IHI 0069 12.2.22): INTID [27:24], TargetList [15:0],
+   * Aff1 [23:16], Aff2 [39:32], IRM [40] (all PEs but self), RS [47:44] (Aff0 = RS*16 + bit),
+   * Aff3 [55:48]. As KVM does with DS == 1, an SGI1R write may make either group pending,
+   * an SGI0R write only Group 0 SGIs.
+   */
+  private generateSgi(self: number, lo: number, hi: number, group1: boolean): void {
+    const intid = (lo >>> 24) & 0xf;
+    const irm = ((hi >>> 8) & 1) === 1;
+    const targets = lo & 0xffff;
+    const aff21 = (((hi & 0xff) << 16) | (((lo >>> 16) & 0xff) << 8)) >>> 0;
+    const rs = (hi >>> 12) & 0xf;
+    const aff3 = (hi >>> 16) & 0xff;
+    for (let c = 0; c < this.vcpus; c++) {
+      if (irm) {
+        if (c === self) continue;
+      } else {
+        const a = this.affLo[c]!;
+        if ((a & 0xffff00) !== aff21 || this.aff3[c] !== aff3) continue;
+        const aff0 = a & 0xff;
+        if (aff0 >>> 4 !== rs || ((targets >>> (aff0 & 15)) & 1) === 0) continue;
+      }
+      const i = c * 32 + intid;
+      if (this.group[i] === 1 && !group1) continue;
+      this.latch[i] = 1;
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Save / restore
+
+  saveState(): StateValue {
+    const arr = (a: ArrayLike<number>): number[] => Array.from(a);
+    return {
+      vcpus: this.vcpus,
+      spis: this.spis,
+      mpidrs: this.mpidrs.slice(),
+      ctlr: this.ctlr,
+      irq: {
+        enabled: arr(this.enabled),
+        group: arr(this.group),
+        priority: arr(this.prio),
+        edge: arr(this.edge),
+        active: arr(this.active),
+        pendingLatch: arr(this.latch),
+        level: arr(this.level),
+      },
+      irouterLo: arr(this.irouterLo),
+      irouterHi: arr(this.irouterHi),
+      redist: { processorSleep: arr(this.sleep) },
+      cpuif: {
+        pmr: arr(this.pmr),
+        bpr0: arr(this.bpr0),
+        bpr1: arr(this.bpr1),
+        ctlr: arr(this.iccCtlr),
+        igrpen0: arr(this.igrpen0),
+        igrpen1: arr(this.igrpen1),
+        ap0r0: arr(this.ap0),
+        ap1r0: arr(this.ap1),
+      },
+    };
+  }
+
+  /**
+   * Restores a state written by saveState(). The input is untrusted: every field is
+   * checked (count, range, reserved bits) before anything is changed. Afterwards the
+   * outputs are recomputed and `onLineChange` is called for every vCPU, so a CPU whose
+   * line state was not part of its own snapshot is brought in line.
+   */
+  loadState(s: StateValue, version: number): void {
+    if (version !== 1) throw new StateError(SECTION, `unsupported state version ${version}`);
+    const obj = (v: StateValue | undefined, key: string): { [k: string]: StateValue } => {
+      if (typeof v !== "object" || v === null || Array.isArray(v)) {
+        throw new StateError(SECTION, `field '${key}' is missing or not an object`);
+      }
+      return v;
+    };
+    const root = obj(s, "(root)");
+    if (stateNumber(SECTION, root, "vcpus", 1, 512) !== this.vcpus) {
+      throw new StateError(SECTION, `field 'vcpus' does not match this machine (${this.vcpus})`);
+    }
+    if (stateNumber(SECTION, root, "spis", 0, 988) !== this.spis) {
+      throw new StateError(SECTION, `field 'spis' does not match this machine (${this.spis})`);
+    }
+    const mp = root.mpidrs;
+    if (!Array.isArray(mp) || mp.length !== this.vcpus || mp.some((m, c) => m !== this.mpidrs[c])) {
+      throw new StateError(SECTION, "field 'mpidrs' does not match this machine");
+    }
+    const ctlr = stateNumber(SECTION, root, "ctlr", 0, 3);
+    const total = this.spiBase + this.spis;
+    const irq = obj(root.irq, "irq");
+    const bits = (o: StateValue, key: string, len: number) => stateNumbers(SECTION, o, key, len, 1);
+    const enabled = bits(irq, "enabled", total);
+    const group = bits(irq, "group", total);
+    const priority = stateNumbers(SECTION, irq, "priority", total, 0xff);
+    if (priority.some((p) => (p & ~PRI_MASK) !== 0)) {
+      throw new StateError(SECTION, "field 'priority' has unimplemented low bits set");
+    }
+    const edge = bits(irq, "edge", total);
+    for (let c = 0; c < this.vcpus; c++) {
+      for (let k = 0; k < 16; k++) {
+        if (edge[c * 32 + k] !== 1)
+          throw new StateError(SECTION, "field 'edge' makes an SGI level-sensitive");
+      }
+    }
+    const active = bits(irq, "active", total);
+    const latch = bits(irq, "pendingLatch", total);
+    const level = bits(irq, "level", total);
+    const irLo = stateNumbers(SECTION, root, "irouterLo", this.spis);
+    const irHi = stateNumbers(SECTION, root, "irouterHi", this.spis, IROUTER_HI_MASK);
+    if (irLo.some((v) => (v & ~IROUTER_LO_MASK) !== 0)) {
+      throw new StateError(SECTION, "field 'irouterLo' has reserved bits set");
+    }
+    const sleep = bits(obj(root.redist, "redist"), "processorSleep", this.vcpus);
+    const ci = obj(root.cpuif, "cpuif");
+    const n = this.vcpus;
+    const pmr = stateNumbers(SECTION, ci, "pmr", n, 0xff);
+    if (pmr.some((p) => (p & ~PRI_MASK) !== 0))
+      throw new StateError(SECTION, "field 'pmr' has unimplemented bits set");
+    const bpr0 = stateNumbers(SECTION, ci, "bpr0", n, 7);
+    if (bpr0.some((b) => b < MIN_BPR0)) throw new StateError(SECTION, "field 'bpr0' is below the minimum");
+    const bpr1 = stateNumbers(SECTION, ci, "bpr1", n, 7);
+    if (bpr1.some((b) => b < MIN_BPR1)) throw new StateError(SECTION, "field 'bpr1' is below the minimum");
+    const ictlr = stateNumbers(SECTION, ci, "ctlr", n, 3);
+    const igrpen0 = bits(ci, "igrpen0", n);
+    const igrpen1 = bits(ci, "igrpen1", n);
+    const ap0 = stateNumbers(SECTION, ci, "ap0r0", n);
+    const ap1 = stateNumbers(SECTION, ci, "ap1r0", n);
+
+    this.ctlr = ctlr;
+    this.enabled.set(enabled);
+    this.group.set(group);
+    this.prio.set(priority);
+    this.edge.set(edge);
+    this.active.set(active);
+    this.latch.set(latch);
+    this.level.set(level);
+    this.irouterLo.set(irLo);
+    this.irouterHi.set(irHi);
+    for (let i = 0; i < this.spis; i++) this.spiTarget[i] = this.resolveRoute(irLo[i]!, irHi[i]!);
+    this.sleep.set(sleep);
+    this.pmr.set(pmr);
+    this.bpr0.set(bpr0);
+    this.bpr1.set(bpr1);
+    this.iccCtlr.set(ictlr);
+    this.igrpen0.set(igrpen0);
+    this.igrpen1.set(igrpen1);
+    this.ap0.set(ap0);
+    this.ap1.set(ap1);
+    this.update();
+    for (let c = 0; c < n; c++) this.updateLines(c, true);
+  }
+}
+
+/** The `size`-byte part at byte `offset & 3` of a 32-bit register value (sub-word reads). */
+function subword(word: number, offset: number, size: number): number {
+  if (size >= 4) return word >>> 0;
+  const shift = (offset & 3) * 8;
+  return (word >>> shift) & (size === 1 ? 0xff : 0xffff);
+}
