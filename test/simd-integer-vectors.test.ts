@@ -1571,7 +1571,9 @@ export const ROWS: string[] = [
 import assert from "node:assert/strict";
 // ---------------------------------------------------------------------------
 import { test } from "node:test";
-import { I } from "../src/arch/arm64/state.ts";
+import { Cpu } from "../src/arch/arm64/cpu.ts";
+import { createVmMemory, I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
+import { sysregIndex } from "../src/arch/arm64/sysregs.ts";
 import { runWords } from "./support/snippet.ts";
 
 const hexBytes = (h: string): number[] =>
@@ -1610,4 +1612,24 @@ test("AdvSIMD integer: qemu-recorded vectors", () => {
     });
   }
   assert.deepEqual(failures.slice(0, 40), [], `${failures.length} failures`);
+});
+
+test("AdvSIMD integer: every form traps (EC 0x07) and changes nothing when CPACR_EL1.FPEN disables FP at EL1", () => {
+  const RAM = 1 << 20;
+  const cpu = new Cpu({ memory: createVmMemory(RAM), index: 0, bus: { ramBase: 0, ramSize: RAM } });
+  const esr = sysregIndex("ESR_EL1");
+  const input = hexBytes(SETS[0]!);
+  const bad: string[] = [];
+  for (const row of ROWS) {
+    const [w, , , ...asm] = row.split(" ");
+    cpu.reset();
+    cpu.dv.setUint32(RAM_OFFSET + 0x10000, parseInt(w!, 16), true);
+    cpu.flushDecodeCache();
+    cpu.pc = 0x10000n;
+    for (let i = 0; i < 48; i++) cpu.r8[336 + i] = input[i]!;
+    cpu.run(1);
+    const same = toHex(cpu.r8.subarray(336, 336 + 48)) === SETS[0] && cpu.r[I.FPSR] === 0;
+    if (cpu.r[esr]! >>> 26 !== 0x07 || !same) bad.push(asm.join(" "));
+  }
+  assert.deepEqual(bad.slice(0, 20), []);
 });
