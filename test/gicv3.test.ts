@@ -572,3 +572,38 @@ test("corrupt or mismatched state is refused with a StateError naming the field"
   assert.throws(() => r.gic.loadState(null, 1), StateError);
   assert.equal(JSON.stringify(r.gic.saveState()), before, "a refused load changes nothing");
 });
+
+test("a CPU at EL1 sends itself an SGI through ICC_SGI1R_EL1 and takes it as an IRQ", async () => {
+  const { Cpu, createVmMemory, RAM_OFFSET } = await import("../src/arch/arm64/index.ts");
+  const RAM = 1 << 20;
+  const cpu = new Cpu({ memory: createVmMemory(RAM), index: 0, bus: { ramBase: 0, ramSize: RAM } });
+  const gic = new GicV3({
+    vcpus: 1,
+    mpidrs: [0x8000_0000],
+    spis: 32,
+    onLineChange: (_c, irq, fiq) => cpu.setIrqLine(irq, fiq),
+  });
+  cpu.extraSysregs = gic.cpuInterface(0);
+  gic.distWrite(GICD.CTLR, 4, 2);
+  gic.redistWrite(0, GICR.WAKER, 4, 0);
+  gic.redistWrite(0, SGI + GICR_SGI.IPRIORITYR + 3, 1, 0xa0);
+  gic.redistWrite(0, SGI + GICR_SGI.ISENABLER0, 4, 1 << 3);
+  // main: PMR=0xf0, IGRPEN1=1, SGI1R = SGI 3 to Aff0 0, isb, msr daifclr,#2, nop, hvc #2
+  const main = [
+    0xd2801e00, 0xd5184600, 0xd2800020, 0xd518cce0, 0xd2a06000, 0xb2400000, 0xd518cba0, 0xd5033fdf,
+    0xd50342ff, 0xd503201f, 0xd4000042,
+  ];
+  // IRQ vector (VBAR_EL1 = 0, current EL with SPx): x1 = IAR1, x2 = RPR, EOIR1 x1, x3 = RPR, x4 = IAR1, x5 = SRE, hvc #1
+  const vector = [0xd538cc01, 0xd538cb62, 0xd518cc21, 0xd538cb63, 0xd538cc04, 0xd538cca5, 0xd4000022];
+  main.forEach((w, i) => cpu.dv.setUint32(RAM_OFFSET + 0x10000 + i * 4, w, true));
+  vector.forEach((w, i) => cpu.dv.setUint32(RAM_OFFSET + 0x280 + i * 4, w, true));
+  cpu.pc = 0x10000n;
+  const exit = cpu.run(1000);
+  assert.deepEqual(exit, { kind: "hvc", imm: 1 });
+  assert.equal(cpu.getX(1), 3n, "IAR1 returned SGI 3");
+  assert.equal(cpu.getX(2), 0xa0n, "running priority while active");
+  assert.equal(cpu.getX(3), 0xffn, "idle after EOI");
+  assert.equal(cpu.getX(4), 1023n, "spurious afterwards");
+  assert.equal(cpu.getX(5), 7n, "ICC_SRE_EL1");
+  assert.equal(cpu.irqLine, false);
+});
