@@ -30,6 +30,15 @@ int main(void) {
   printf("cpu 0: boot, MPIDR %lx\n", mpidr);
   check((mpidr & 0xffffff) == 0, "boot-mpidr", "MPIDR %lx", mpidr);
   check(psci_affinity_info(cpu_mpidr(0)) == AFF_ON, "affinity-self-on", "not ON");
+  /* The DTB's /cpus must agree with what PSCI says exists. */
+  if (!boot_dtb) {
+    skip("dtb-cpus", "no DTB in x0");
+  } else {
+    int n = fdt_count_cpus(boot_dtb);
+    printf("DTB at %lx: %d cpu nodes\n", boot_dtb, n);
+    check(n == (int)ncpus || (n > MAXCPU && ncpus == MAXCPU), "dtb-cpus", "DTB says %d CPUs, PSCI %u", n,
+          ncpus);
+  }
   if (ncpus < 2) skip("secondaries", "1 CPU");
   u32 ctx_ok = 0, mpidr_ok = 0;
   for (u32 i = 1; i < ncpus; i++) {

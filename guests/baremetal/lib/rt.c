@@ -324,8 +324,47 @@ void secondary_c(u64 ctx) {
   for (;;) wfi();
 }
 
+/* ---- flattened device tree (Devicetree Specification 0.4, chapter 5) ---- */
+u64 boot_dtb;
+
+static u32 be32(u64 a) { return __builtin_bswap32(*(volatile u32 *)a); }
+
+int fdt_count_cpus(u64 dtb) {
+  if (!dtb || (dtb & 3) || be32(dtb) != 0xd00dfeed) return -1;
+  u64 p = dtb + be32(dtb + 8);           /* off_dt_struct */
+  u64 end = p + be32(dtb + 36);          /* size_dt_struct */
+  int depth = 0, in_cpus = 0, count = 0;
+  while (p < end) {
+    u32 tok = be32(p);
+    p += 4;
+    if (tok == 1) { /* FDT_BEGIN_NODE: name, NUL, padded to 4 */
+      const volatile char *name = (const volatile char *)p;
+      u32 len = 0;
+      while (name[len]) len++;
+      depth++;
+      if (depth == 2 && len == 4 && name[0] == 'c' && name[1] == 'p' && name[2] == 'u' && name[3] == 's')
+        in_cpus = 1;
+      else if (in_cpus && depth == 3 && len >= 4 && name[0] == 'c' && name[1] == 'p' && name[2] == 'u' &&
+               name[3] == '@')
+        count++;
+      p += (len + 4) & ~3ul;
+    } else if (tok == 2) { /* FDT_END_NODE */
+      if (depth == 2) in_cpus = 0;
+      depth--;
+    } else if (tok == 3) { /* FDT_PROP: len, nameoff, value */
+      p += 8 + ((be32(p) + 3) & ~3u);
+    } else if (tok == 4) { /* FDT_NOP */
+    } else {
+      break; /* FDT_END or garbage */
+    }
+  }
+  return count;
+}
+
 void boot_c(u64 dtb) {
-  (void)dtb;
+  boot_dtb = dtb;
+  u64 el = (read_sysreg(currentel) >> 2) & 3;
+  if (el != 1) fail("boot-el", "entered at EL%lu, want EL1", el);
   gic_dist_init();
   gic_cpu_init();
   count_cpus();

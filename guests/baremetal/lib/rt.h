@@ -50,6 +50,10 @@ static inline u32 cpu_id(void) {
   return (u32)((m & 0xff) + ((m >> 8) & 0xff) * 16);
 }
 static inline u64 cpu_mpidr(u32 idx) { return ((u64)(idx / 16) << 8) | (idx % 16); }
+/* x0 at entry: the DTB address (QEMU passes 0 to a bare-metal ELF). */
+extern u64 boot_dtb;
+/* Number of cpu@N nodes under /cpus, or -1 when dtb is not a flattened device tree. */
+int fdt_count_cpus(u64 dtb);
 extern u32 ncpus;  /* number of CPUs found at boot (AFFINITY_INFO probe) */
 
 /* ---- console ---- */
