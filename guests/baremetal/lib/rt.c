@@ -196,6 +196,13 @@ s64 wait_affinity(u32 idx, s64 state, u32 loops) {
 
 static u64 gicr_of[MAXCPU];
 
+/* Poll until (reg & mask) == 0; a GIC that never settles is reported, not hung on. */
+static void poll_clear(u64 reg, u32 mask, const char *what) {
+  for (u32 i = 0; i < 1000000; i++)
+    if (!(mmio_read32(reg) & mask)) return;
+  fail("gic", "cpu %u: %s never cleared (%x at %lx)", cpu_id(), what, mmio_read32(reg), reg);
+}
+
 /* Find this CPU's redistributor by GICR_TYPER.Affinity_Value (bits 63:32) rather than
  * assuming the order; GICR_TYPER.Last (bit 4) ends the scan. */
 u64 gicr_base(u32 cpu) {
@@ -212,30 +219,27 @@ u64 gicr_base(u32 cpu) {
 static void gic_dist_init(void) {
   /* Affinity routing on, Group 1 enabled (single security state: bit 1 is EnableGrp1). */
   mmio_write32(GICD_BASE + GICD_CTLR, (1u << 4) | (1u << 1));
-  while (mmio_read32(GICD_BASE + GICD_CTLR) & (1u << 31)) {
-  }
+  poll_clear(GICD_BASE + GICD_CTLR, 1u << 31, "GICD_CTLR.RWP");
 }
 
 static void gic_cpu_init(void) {
   u32 cpu = cpu_id();
   u64 rd = gicr_base(cpu);
   if (!rd) {
-    printf("cpu %u: no redistributor\n", cpu);
+    fail("gic", "cpu %u: no redistributor with affinity %lx", cpu, cpu_mpidr(cpu));
     return;
   }
   /* Wake the redistributor: clear ProcessorSleep, wait for ChildrenAsleep to clear. */
   u32 w = mmio_read32(rd + GICR_WAKER);
   mmio_write32(rd + GICR_WAKER, w & ~(1u << 1));
-  while (mmio_read32(rd + GICR_WAKER) & (1u << 2)) {
-  }
+  poll_clear(rd + GICR_WAKER, 1u << 2, "GICR_WAKER.ChildrenAsleep");
   u64 sgi = GIC_SGI_BASE(rd);
   mmio_write32(sgi + GICR_ICENABLER0, 0xffffffff);
   mmio_write32(sgi + GICR_ICPENDR0, 0xffffffff);
   mmio_write32(sgi + GICR_ICACTIVER0, 0xffffffff);
   mmio_write32(sgi + GICR_IGROUPR0, 0xffffffff); /* all SGIs/PPIs Group 1 */
   for (u32 i = 0; i < 32; i += 4) mmio_write32(sgi + GICR_IPRIORITYR + i, 0xa0a0a0a0);
-  while (mmio_read32(rd + GICR_CTLR) & (1u << 3)) { /* RWP */
-  }
+  poll_clear(rd + GICR_CTLR, 1u << 3, "GICR_CTLR.RWP");
   /* CPU interface: system-register access, priority mask, Group 1 on. */
   write_sysreg(ICC_SRE_EL1, read_sysreg(ICC_SRE_EL1) | 1);
   isb();
@@ -254,8 +258,7 @@ void gic_enable_ppi_sgi(u32 intid) {
 void gic_disable_ppi_sgi(u32 intid) {
   u64 rd = gicr_base(cpu_id());
   mmio_write32(GIC_SGI_BASE(rd) + GICR_ICENABLER0, 1u << intid);
-  while (mmio_read32(rd + GICR_CTLR) & (1u << 3)) {
-  }
+  poll_clear(rd + GICR_CTLR, 1u << 3, "GICR_CTLR.RWP");
 }
 int gic_ppi_sgi_pending(u32 intid) {
   return (mmio_read32(GIC_SGI_BASE(gicr_base(cpu_id())) + GICR_ISPENDR0) >> intid) & 1;
@@ -363,6 +366,7 @@ int fdt_count_cpus(u64 dtb) {
 
 void boot_c(u64 dtb) {
   boot_dtb = dtb;
+  printf("armbox bare-metal runtime: x0 %lx\n", dtb);
   u64 el = (read_sysreg(currentel) >> 2) & 3;
   if (el != 1) fail("boot-el", "entered at EL%lu, want EL1", el);
   gic_dist_init();
