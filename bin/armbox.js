@@ -4,6 +4,6 @@ import { register } from "tsx/esm/api";
 
 register();
 const { main } = await import("../src/cli/main.ts");
-const code = main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
 // Flush stdout/stderr before leaving with the guest's exit status.
 process.exitCode = code;

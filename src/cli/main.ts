@@ -7,8 +7,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command } from "commander";
 import { runProgram } from "../user/process.ts";
+import { registerRunCommand } from "./run.ts";
 
-export function main(argv: string[]): number {
+export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const program = new Command();
   program
@@ -57,18 +58,14 @@ export function main(argv: string[]): number {
       },
     );
 
-  program
-    .command("run")
-    .description("boot the virt machine")
-    .allowUnknownOption(true)
-    .allowExcessArguments(true)
-    .action(() => {
-      process.stderr.write("not yet implemented: the virt machine comes with issue 3\n");
-      code = 1;
-    });
+  let pending: Promise<number> | null = null;
+  registerRunCommand(program, (p) => {
+    pending = p;
+  });
 
   try {
     program.parse(argv, { from: "user" });
+    if (pending) return await pending;
   } catch (e) {
     const ce = e as { exitCode?: number; code?: string };
     if (ce.code === "commander.helpDisplayed" || ce.code === "commander.version") return 0;
@@ -78,4 +75,4 @@ export function main(argv: string[]): number {
 }
 
 const isMain = process.argv[1] !== undefined && /main\.ts$/.test(process.argv[1]);
-if (isMain) process.exitCode = main(process.argv.slice(2));
+if (isMain) process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,150 @@
+/**
+ * `armbox run`: boots the virt board (what `qemu-system-aarch64 -M virt,gic-version=3
+ * -cpu cortex-a57 -kernel F` does), with the serial console on stdin/stdout.
+ * With no --kernel it boots the built-in demo guest and traces every vCPU's MP state.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+import type { Command } from "commander";
+import { MP_STATE_NAMES } from "../hv/mp-state.ts";
+import { VirtMachine } from "../machine/virt.ts";
+import { runMachine } from "../vmm/runner.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+/** The built-in demo: brings every vCPU up and down with PSCI. */
+export const DEMO_GUEST = path.join(root, "guests/baremetal/bin/hotplug.elf");
+
+export interface RunFlags {
+  kernel?: string;
+  initrd?: string;
+  dtb?: string;
+  append?: string;
+  smp: string;
+  memory: string;
+  semihosting?: boolean;
+  deterministic?: boolean;
+  dumpDtb?: string;
+  traceMp?: boolean;
+  psci?: string;
+}
+
+/** Parses a QEMU-style size: 256M, 1G, 65536K, or bytes. */
+export function parseSize(s: string): number {
+  const m = /^(\d+)([KMGT]?)i?B?$/i.exec(s.trim());
+  if (!m) throw new Error(`bad size '${s}' (use e.g. 256M or 1G)`);
+  const mult = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2]!.toUpperCase()]!;
+  return Number(m[1]) * (m[2] === "" ? 1024 * 1024 : mult); // a bare number is MiB, as QEMU's -m
+}
+
+function readInput(what: string, file: string): Uint8Array {
+  try {
+    return new Uint8Array(fs.readFileSync(file));
+  } catch (e) {
+    throw new Error(
+      `${what} ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    );
+  }
+}
+
+export async function runCommand(flags: RunFlags): Promise<number> {
+  const diag = (line: string) => process.stderr.write(`armbox: ${line}\n`);
+  let machine: VirtMachine;
+  const demo = flags.kernel === undefined;
+  try {
+    const smp = Number(flags.smp);
+    const memory = parseSize(flags.memory);
+    if (memory > 3 * 1024 ** 3)
+      throw new Error(`--memory ${flags.memory}: at most 3G of guest RAM fits in one WebAssembly memory`);
+    if (memory < 16 * 1024 * 1024) throw new Error(`--memory ${flags.memory}: at least 16M is needed`);
+    if (flags.psci !== undefined && flags.psci !== "hvc" && flags.psci !== "smc")
+      throw new Error(`--psci must be hvc or smc`);
+    const kernelFile = flags.kernel ?? DEMO_GUEST;
+    machine = new VirtMachine({
+      kernel: readInput("kernel", kernelFile),
+      ...(flags.initrd ? { initrd: readInput("initrd", flags.initrd) } : {}),
+      ...(flags.dtb ? { dtb: readInput("dtb", flags.dtb) } : {}),
+      append: flags.append ?? "",
+      smp: demo && flags.smp === "1" ? 4 : smp,
+      memory,
+      semihosting: flags.semihosting ?? false,
+      deterministic: flags.deterministic ?? false,
+      psciConduit: (flags.psci as "hvc" | "smc" | undefined) ?? "hvc",
+      serialOutput: (b) => process.stdout.write(b),
+      gunzip: (data, max) => new Uint8Array(gunzipSync(data, { maxOutputLength: max })),
+    });
+  } catch (e) {
+    diag((e as Error).message);
+    return 2;
+  }
+  if (flags.dumpDtb) {
+    fs.writeFileSync(flags.dumpDtb, machine.dtb);
+    if (flags.kernel === undefined) return 0;
+  }
+  if (demo || flags.traceMp) {
+    if (demo)
+      diag(
+        `no --kernel: booting the demo guest (${path.relative(process.cwd(), DEMO_GUEST)}) on ${machine.smp} vCPUs`,
+      );
+    for (const v of machine.vcpus) {
+      v.onMpStateChange = (vc, from, to) =>
+        diag(`vcpu ${vc.id}: ${MP_STATE_NAMES[from] ?? from} -> ${MP_STATE_NAMES[to] ?? to}`);
+    }
+  }
+  const stdin = process.stdin;
+  let inputOpen = false;
+  if (!flags.semihosting || stdin.isTTY) {
+    inputOpen = true;
+    if (stdin.isTTY) stdin.setRawMode(true);
+    stdin.on("data", (d: Buffer) => {
+      // Ctrl-A x quits, as in QEMU's -nographic console.
+      if (stdin.isTTY && d.length === 2 && d[0] === 1 && d[1] === 0x78) process.exit(0);
+      machine.uart.input(new Uint8Array(d));
+    });
+    stdin.on("end", () => {
+      inputOpen = false;
+    });
+    stdin.on("error", () => {
+      inputOpen = false;
+    });
+  }
+  const result = await runMachine(machine, {
+    output: (b) => process.stdout.write(b),
+    diag,
+    inputOpen: () => inputOpen,
+  });
+  if (stdin.isTTY) stdin.setRawMode(false);
+  stdin.pause();
+  stdin.destroy();
+  switch (result.kind) {
+    case "shutdown":
+      return result.code;
+    case "reset":
+      diag("the guest asked for a system reset; stopping (reset is not re-booted yet)");
+      return 0;
+    case "limit":
+      return 0;
+    case "error":
+      diag(result.message);
+      return result.code;
+  }
+}
+
+export function registerRunCommand(program: Command, done: (p: Promise<number>) => void): void {
+  program
+    .command("run")
+    .description("boot the virt machine (like qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57)")
+    .option("--kernel <file>", "arm64 Image, ELF or raw binary (default: the built-in demo guest)")
+    .option("--initrd <file>", "initial ramdisk")
+    .option("--dtb <file>", "use this device tree instead of the generated one")
+    .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
+    .option("--smp <n>", "number of vCPUs", "1")
+    .option("--memory <size>", "guest RAM, e.g. 256M or 1G", "256M")
+    .option("--semihosting", "enable Arm semihosting (HLT #0xF000)")
+    .option("--deterministic", "time from retired instructions; runs repeat exactly")
+    .option("--dump-dtb <file>", "write the generated device tree")
+    .option("--trace-mp", "print every vCPU MP-state change on stderr")
+    .option("--psci <conduit>", "PSCI conduit: hvc (default) or smc")
+    .action((flags: RunFlags) => done(runCommand(flags)));
+}

@@ -1,0 +1,136 @@
+/**
+ * QEMU's `virt` board, assembled on the KVM-style layer: RAM at 0x4000_0000, the GICv3
+ * (in-kernel style), the PL011 and PL031, a device tree generated from the actual
+ * configuration, and direct kernel boot as QEMU's `-kernel` does it.
+ */
+
+import { MAX_VCPUS } from "../arch/arm64/state.ts";
+import { Pl011 } from "../devices/pl011.ts";
+import { Pl031 } from "../devices/pl031.ts";
+import { GicV3 } from "../hv/gicv3/gicv3.ts";
+import { KvmError } from "../hv/onereg.ts";
+import type { Vcpu } from "../hv/vcpu.ts";
+import { Vm } from "../hv/vm.ts";
+import { type LoadResult, loadKernel } from "./loader.ts";
+import { GIC_REDIST_STRIDE, MAX_GIC_VCPUS, VIRT } from "./memory-map.ts";
+import { buildVirtFdt } from "./virt-fdt.ts";
+
+export interface VirtConfig {
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  /** A device tree to use instead of the generated one (--dtb). */
+  dtb?: Uint8Array;
+  append?: string;
+  smp?: number;
+  /** Guest RAM in bytes. */
+  memory?: number;
+  semihosting?: boolean;
+  deterministic?: boolean;
+  psciConduit?: "hvc" | "smc";
+  /** Where the UART's transmitted bytes go. */
+  serialOutput?: (bytes: Uint8Array) => void;
+  /** Decompressor for Image.gz kernels (node:zlib's gunzipSync in the CLI). */
+  gunzip?: (data: Uint8Array, maxLength: number) => Uint8Array;
+}
+
+/** Number of SPIs the board's GIC implements (QEMU's virt: NUM_IRQS = 256). */
+const VIRT_SPIS = 256;
+
+export class VirtMachine {
+  readonly vm: Vm;
+  readonly vcpus: Vcpu[];
+  readonly gic: GicV3;
+  readonly uart: Pl011;
+  readonly rtc: Pl031;
+  /** The device tree the guest was given. */
+  readonly dtb: Uint8Array;
+  readonly boot: LoadResult;
+  readonly smp: number;
+
+  constructor(cfg: VirtConfig) {
+    const smp = cfg.smp ?? 1;
+    const maxCpus = Math.min(MAX_VCPUS, MAX_GIC_VCPUS);
+    if (!Number.isInteger(smp) || smp < 1 || smp > maxCpus) {
+      throw new KvmError(
+        "EINVAL",
+        `--smp ${smp}: the virt board's GICv3 supports 1 to ${maxCpus} vCPUs here`,
+      );
+    }
+    const memory = cfg.memory ?? 256 * 1024 * 1024;
+    this.smp = smp;
+    const deterministic = cfg.deterministic ?? false;
+    this.vm = new Vm({
+      ramBase: VIRT.RAM.base,
+      ramSize: memory,
+      clock: deterministic ? "deterministic" : "realtime",
+      psciConduit: cfg.psciConduit ?? "hvc",
+      semihosting: cfg.semihosting ?? false,
+    });
+    const vm = this.vm;
+    this.vcpus = Array.from({ length: smp }, (_, i) => vm.createVcpu(i));
+    this.gic = vm.createIrqchip((o) => new GicV3(o), {
+      distBase: VIRT.GIC_DIST.base,
+      distSize: VIRT.GIC_DIST.size,
+      redistBase: VIRT.GIC_REDIST.base,
+      redistStride: GIC_REDIST_STRIDE,
+      spis: VIRT_SPIS,
+    }) as GicV3;
+    const spiLine = (spi: number) => ({ set: (level: boolean) => this.gic.setSpi(32 + spi, level) });
+    this.uart = new Pl011({ irq: spiLine(VIRT.UART.spi), output: cfg.serialOutput ?? (() => {}) });
+    // The RTC reads wall-clock seconds, or a fixed epoch in deterministic mode.
+    const epoch = Math.floor(Date.now() / 1000);
+    this.rtc = new Pl031({
+      irq: spiLine(VIRT.RTC.spi),
+      clock: deterministic
+        ? () => 1_700_000_000 + Number(this.vcpus[0]!.timer.physicalCount() / 62_500_000n)
+        : () => Math.floor(Date.now() / 1000) || epoch,
+    });
+    vm.registerMmio(VIRT.UART.base, this.uart);
+    vm.registerMmio(VIRT.RTC.base, this.rtc);
+
+    // KASLR and RNG seeds: fixed in deterministic mode so that runs repeat exactly.
+    const rngSeed = new Uint8Array(32);
+    if (deterministic) rngSeed.forEach((_, i) => (rngSeed[i] = (i * 37 + 11) & 0xff));
+    else crypto.getRandomValues(rngSeed);
+    const kaslrSeed = new DataView(rngSeed.buffer).getBigUint64(24, true);
+    const makeDtb = (initrd: { start: number; end: number } | undefined) =>
+      cfg.dtb ??
+      buildVirtFdt({
+        cpus: smp,
+        mpidrs: this.vcpus.map((v) => v.mpidr),
+        ramBase: VIRT.RAM.base,
+        ramSize: memory,
+        bootargs: cfg.append ?? "",
+        ...(initrd ? { initrd } : {}),
+        psciMethod: this.vm.psciConduit,
+        kaslrSeed,
+        rngSeed,
+      });
+    let dtb: Uint8Array = new Uint8Array();
+    this.boot = loadKernel(
+      { ramBase: vm.ramBase, ramSize: vm.ramSize, write: (pa, bytes) => vm.writeRam(pa, bytes) },
+      {
+        kernel: cfg.kernel,
+        ...(cfg.initrd ? { initrd: cfg.initrd } : {}),
+        dtb: (initrd) => {
+          dtb = makeDtb(initrd);
+          return dtb;
+        },
+        ...(cfg.gunzip ? { gunzip: cfg.gunzip } : {}),
+      },
+    );
+    this.dtb = dtb;
+
+    // The boot vCPU starts RUNNABLE at the entry point (EL1h, DAIF masked, MMU off) with
+    // x0 = DTB for the Linux boot protocol; the others start STOPPED until CPU_ON.
+    this.vcpus.forEach((v, i) => {
+      v.init({ powerOff: i !== 0 });
+    });
+    const boot = this.vcpus[0]!;
+    boot.cpu.pc = BigInt(this.boot.entry);
+    boot.cpu.setX(
+      0,
+      this.boot.linuxBoot && this.boot.dtbAddress !== undefined ? BigInt(this.boot.dtbAddress) : 0n,
+    );
+  }
+}
