@@ -595,8 +595,8 @@ test("a CPU at EL1 sends itself an SGI through ICC_SGI1R_EL1 and takes it as an 
   ];
   // IRQ vector (VBAR_EL1 = 0, current EL with SPx): x1 = IAR1, x2 = RPR, EOIR1 x1, x3 = RPR, x4 = IAR1, x5 = SRE, hvc #1
   const vector = [0xd538cc01, 0xd538cb62, 0xd518cc21, 0xd538cb63, 0xd538cc04, 0xd538cca5, 0xd4000022];
-  main.forEach((w, i) => cpu.dv.setUint32(RAM_OFFSET + 0x10000 + i * 4, w, true));
-  vector.forEach((w, i) => cpu.dv.setUint32(RAM_OFFSET + 0x280 + i * 4, w, true));
+  for (const [i, w] of main.entries()) cpu.dv.setUint32(RAM_OFFSET + 0x10000 + i * 4, w, true);
+  for (const [i, w] of vector.entries()) cpu.dv.setUint32(RAM_OFFSET + 0x280 + i * 4, w, true);
   cpu.pc = 0x10000n;
   const exit = cpu.run(1000);
   assert.deepEqual(exit, { kind: "hvc", imm: 1 });
@@ -606,4 +606,48 @@ test("a CPU at EL1 sends itself an SGI through ICC_SGI1R_EL1 and takes it as an 
   assert.equal(cpu.getX(4), 1023n, "spurious afterwards");
   assert.equal(cpu.getX(5), 7n, "ICC_SRE_EL1");
   assert.equal(cpu.irqLine, false);
+});
+
+test("property: any mutation of a saved state either loads or is refused with a StateError", async () => {
+  const fc = (await import("fast-check")).default;
+  const r = rig(2, [0, 1], 32);
+  scriptHead(r);
+  const base = JSON.stringify(r.gic.saveState());
+  const paths: (string | number)[][] = [];
+  const walk = (v: unknown, p: (string | number)[]) => {
+    if (Array.isArray(v)) for (const [i, x] of v.entries()) walk(x, [...p, i]);
+    else if (typeof v === "object" && v !== null) for (const [k, x] of Object.entries(v)) walk(x, [...p, k]);
+    else paths.push(p);
+  };
+  walk(JSON.parse(base), []);
+  const value = fc.oneof(
+    fc.integer({ min: -2, max: 0x1_0000_0001 }),
+    fc.constantFrom(0, 1, 2, 7, 0xf8, 0xff, 0x80000000, null, "1", true, [], {}, 0.5),
+  );
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.nat(paths.length - 1), value), { minLength: 1, maxLength: 4 }),
+      (edits) => {
+        const s = JSON.parse(base);
+        for (const [pi, v] of edits) {
+          const p = paths[pi]!;
+          let o = s;
+          for (const k of p.slice(0, -1)) o = o[k];
+          o[p[p.length - 1]!] = v;
+        }
+        const g = rig(2, [0, 1], 32).gic;
+        try {
+          g.loadState(s, 1);
+        } catch (e) {
+          assert.ok(e instanceof StateError, String(e));
+          return;
+        }
+        // Accepted: it must save back to the same thing (no silent coercion) and keep working.
+        assert.deepEqual(g.saveState(), s);
+        g.iccRead(0, ICC.IAR1_EL1);
+        g.iccRead(1, ICC.IAR1_EL1);
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

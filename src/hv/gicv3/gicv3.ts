@@ -9,7 +9,12 @@
  *  - 5 bits of priority (GICD_IPRIORITYR keeps bits [7:3], the low bits are RAZ/WI),
  *    so 32 preemption levels and only ICC_AP{0,1}R0_EL1 hold active priorities;
  *  - all interrupts reset to Group 1, as KVM's vGICv3 does (the spec leaves it
- *    IMPLEMENTATION DEFINED; Linux programs every IGROUPR anyway).
+ *    IMPLEMENTATION DEFINED; Linux programs every IGROUPR anyway);
+ *  - GICR_WAKER.ProcessorSleep completes its handshake at once (ChildrenAsleep follows it)
+ *    and, as in KVM and QEMU, does not stop interrupts targeted at that PE; it only takes
+ *    the PE out of 1-of-N SPI selection;
+ *  - with DS == 1, ICC_SGI1R_EL1 may make an SGI of either group pending, ICC_SGI0R_EL1 and
+ *    ICC_ASGI1R_EL1 only Group 0 ones (as KVM; QEMU's TCG GIC drops the Group 0 case).
  *
  * Interrupt state per INTID: enabled, group, priority, config (edge/level), active, the
  * input level, and a "pending latch" (an edge seen on an edge-triggered input, or a write
@@ -260,9 +265,11 @@ export class GicV3 implements Stateful {
   }
 
   /**
-   * The PE that a 1-of-N SPI of group `g` goes to: the lowest-numbered vCPU that
-   * participates, i.e. is awake (GICR_WAKER.ProcessorSleep == 0) and has the group
-   * enabled (IHI 0069 1.2.? "1 of N" selection is IMPLEMENTATION DEFINED among those).
+   * The PE that a 1-of-N SPI (GICD_IROUTER.IRM == 1) of group `g` goes to: the
+   * lowest-numbered vCPU that participates, i.e. is awake (GICR_WAKER.ProcessorSleep == 0)
+   * and has the group enabled. IHI 0069 ('Routing SPIs and SGIs by PE affinity') leaves the
+   * choice among participating PEs IMPLEMENTATION DEFINED. If none participates, the SPI
+   * stays pending and reaches nobody until one does.
    */
   private oneOfN(g: number): number {
     for (let c = 0; c < this.vcpus; c++) if (this.sleep[c] === 0 && this.groupEnabled(c, g)) return c;
