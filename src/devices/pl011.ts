@@ -1,0 +1,380 @@
+/**
+ * Arm PrimeCell UART PL011, revision r1p5 (Technical Reference Manual, DDI 0183G), as the
+ * virt board's console at 0x09000000 (SPI 1).
+ *
+ * Transmission is instant: a byte written to UARTDR goes straight to `output`, so the TX FIFO
+ * is always empty (FR.TXFE=1, BUSY=0, TXFF=0). Received bytes come from `input()`; what does
+ * not fit the 32-entry RX FIFO (1 entry with LCR_H.FEN clear) waits in a backlog and moves in
+ * as the guest reads, so nothing typed is dropped.
+ *
+ * Interrupts (TRM 3.4.3 / 3.3.13): RX follows the FIFO level against IFLS (or "one byte" in
+ * character mode); RT, the receive timeout, is modelled as firing at once whenever unread data
+ * sits in the FIFO (the 32-bit-period silence of the hardware is instant for a guest that is
+ * not reading); TX is raised each time a written byte leaves, i.e. on every DR write, which is
+ * the transition through the TX trigger level that Linux's amba-pl011 driver waits for.
+ * The five sources are ORed onto one level-sensitive line (UARTINTR), as on virt.
+ */
+import type { IrqLine } from "../hv/irq.ts";
+import { StateError, type StateValue, stateNumber, stateNumbers } from "../hv/state.ts";
+import type { MmioDevice } from "./device.ts";
+
+/** Register offsets (TRM table 3-1). */
+export const PL011_REG = {
+  DR: 0x000,
+  RSR_ECR: 0x004,
+  FR: 0x018,
+  ILPR: 0x020,
+  IBRD: 0x024,
+  FBRD: 0x028,
+  LCR_H: 0x02c,
+  CR: 0x030,
+  IFLS: 0x034,
+  IMSC: 0x038,
+  RIS: 0x03c,
+  MIS: 0x040,
+  ICR: 0x044,
+  DMACR: 0x048,
+} as const;
+
+/** UARTFR bits. */
+export const FR = {
+  CTS: 1 << 0,
+  DSR: 1 << 1,
+  DCD: 1 << 2,
+  BUSY: 1 << 3,
+  RXFE: 1 << 4,
+  TXFF: 1 << 5,
+  RXFF: 1 << 6,
+  TXFE: 1 << 7,
+} as const;
+/** Interrupt bits, common to IMSC / RIS / MIS / ICR. */
+export const INT = {
+  RI: 1 << 0,
+  CTS: 1 << 1,
+  DCD: 1 << 2,
+  DSR: 1 << 3,
+  RX: 1 << 4,
+  TX: 1 << 5,
+  RT: 1 << 6,
+  FE: 1 << 7,
+  PE: 1 << 8,
+  BE: 1 << 9,
+  OE: 1 << 10,
+} as const;
+const INT_ALL = 0x7ff;
+export const CR = { UARTEN: 1 << 0, LBE: 1 << 7, TXE: 1 << 8, RXE: 1 << 9 } as const;
+const LCRH_FEN = 1 << 4;
+
+export const PL011_FIFO_DEPTH = 32;
+/**
+ * UARTPeriphID0-3 and UARTPCellID0-3 (TRM 3.3.14-3.3.21): part 0x011, designer 0x41 (Arm),
+ * revision 3 (r1p5), so that Linux's amba bus binds amba-pl011 (id 0x00041011, mask 0x000fffff)
+ * and the driver, seeing revision 3, uses a 32-byte FIFO.
+ */
+const ID_BYTES = [0x11, 0x10, 0x34, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
+
+/** FIFO trigger levels for IFLS values 0..4: 1/8, 1/4, 1/2, 3/4, 7/8 full. */
+const RX_TRIGGER = [4, 8, 16, 24, 28];
+
+export interface Pl011Options {
+  irq: IrqLine;
+  output: (bytes: Uint8Array) => void;
+  /** Called when the guest has drained the backlog, so a VMM can read more input. */
+  onRxSpace?: () => void;
+}
+
+export class Pl011 implements MmioDevice {
+  readonly stateName = "pl011";
+  readonly stateVersion = 1;
+  readonly windowSize = 0x1000;
+
+  private readonly irq: IrqLine;
+  private readonly output: (bytes: Uint8Array) => void;
+  private readonly onRxSpace: (() => void) | undefined;
+
+  // Registers.
+  private cr = 0;
+  private lcrh = 0;
+  private ibrd = 0;
+  private fbrd = 0;
+  private ilpr = 0;
+  private ifls = 0;
+  private imsc = 0;
+  private dmacr = 0;
+  private rsr = 0;
+  /** Latched raw interrupt bits (TX, RX, RT and the error bits). */
+  private ris = 0;
+  /** RX FIFO: each entry is the byte and its error bits 11:8, as DR reads it. */
+  private rx: number[] = [];
+  /** Input that did not fit the FIFO yet. */
+  private backlog: number[] = [];
+  private backlogHead = 0;
+  private level = false;
+
+  constructor(opts: Pl011Options) {
+    this.irq = opts.irq;
+    this.output = opts.output;
+    this.onRxSpace = opts.onRxSpace;
+    this.reset();
+  }
+
+  /** Power-on reset values (TRM table 3-1). */
+  reset(): void {
+    this.cr = CR.TXE | CR.RXE;
+    this.lcrh = 0;
+    this.ibrd = 0;
+    this.fbrd = 0;
+    this.ilpr = 0;
+    this.ifls = 0x12;
+    this.imsc = 0;
+    this.dmacr = 0;
+    this.rsr = 0;
+    this.ris = 0;
+    this.rx = [];
+    this.update();
+  }
+
+  // --- host side ------------------------------------------------------------------------
+
+  /** Feeds received bytes (e.g. stdin); what does not fit the FIFO waits in the backlog. */
+  input(bytes: Uint8Array): void {
+    for (const b of bytes) this.backlog.push(b);
+    this.fill();
+    this.update();
+  }
+
+  /** How many more bytes could be received right now without waiting in the backlog. */
+  canAccept(): number {
+    return Math.max(0, this.capacity() - this.rx.length - this.pending());
+  }
+
+  /** Bytes waiting in the backlog for FIFO space. */
+  pending(): number {
+    return this.backlog.length - this.backlogHead;
+  }
+
+  /** Whether the interrupt line is asserted. */
+  get irqLevel(): boolean {
+    return this.level;
+  }
+
+  private capacity(): number {
+    return this.lcrh & LCRH_FEN ? PL011_FIFO_DEPTH : 1;
+  }
+
+  private rxTrigger(): number {
+    if (!(this.lcrh & LCRH_FEN)) return 1;
+    return RX_TRIGGER[(this.ifls >> 3) & 7] ?? 16;
+  }
+
+  /** Moves backlog bytes into the FIFO while there is room. */
+  private fill(): void {
+    const cap = this.capacity();
+    let moved = false;
+    while (this.backlogHead < this.backlog.length && this.rx.length < cap) {
+      this.receive(this.backlog[this.backlogHead++]!);
+      moved = true;
+    }
+    if (this.backlogHead === this.backlog.length) {
+      this.backlog = [];
+      this.backlogHead = 0;
+      if (moved) this.onRxSpace?.();
+    } else if (this.backlogHead > 4096) {
+      this.backlog = this.backlog.slice(this.backlogHead);
+      this.backlogHead = 0;
+    }
+  }
+
+  /** One character into the FIFO (the caller checked there is room). */
+  private receive(entry: number): void {
+    this.rx.push(entry);
+    this.ris |= INT.RT;
+    if (this.rx.length >= this.rxTrigger()) this.ris |= INT.RX;
+  }
+
+  private transmit(byte: number): void {
+    if (this.cr & CR.LBE) {
+      // Loopback (TRM 3.3.8): the transmitted byte is received instead of sent.
+      if (this.rx.length < this.capacity()) this.receive(byte);
+      else this.ris |= INT.OE;
+    } else {
+      this.output(Uint8Array.of(byte));
+    }
+    this.ris |= INT.TX; // the byte left at once: the TX FIFO went through its trigger level
+  }
+
+  private update(): void {
+    if (this.rx.length === 0) this.ris &= ~INT.RT;
+    const level = (this.ris & this.imsc) !== 0;
+    if (level !== this.level) {
+      this.level = level;
+      this.irq.set(level);
+    }
+  }
+
+  private fr(): number {
+    let v = FR.TXFE; // transmission is instant
+    if (this.rx.length === 0) v |= FR.RXFE;
+    if (this.rx.length >= this.capacity()) v |= FR.RXFF;
+    return v;
+  }
+
+  // --- MMIO -----------------------------------------------------------------------------
+
+  read(offset: number, size: number): number {
+    const reg = offset & ~3;
+    const shift = (offset & 3) * 8;
+    const v = this.readReg(reg, shift === 0);
+    const width = size >= 4 ? 32 : size * 8;
+    return width === 32 ? v >>> shift : (v >>> shift) & ((1 << width) - 1);
+  }
+
+  private readReg(reg: number, low: boolean): number {
+    switch (reg) {
+      case PL011_REG.DR: {
+        if (!low || this.rx.length === 0) return this.rx[0] ?? 0;
+        const e = this.rx.shift()!;
+        this.rsr = (e >> 8) & 0xf;
+        if (this.rx.length < this.rxTrigger()) this.ris &= ~INT.RX;
+        if (this.rx.length > 0) this.ris |= INT.RT; // more unread data: the timeout runs again
+        this.fill();
+        this.update();
+        return e;
+      }
+      case PL011_REG.RSR_ECR:
+        return this.rsr;
+      case PL011_REG.FR:
+        return this.fr();
+      case PL011_REG.ILPR:
+        return this.ilpr;
+      case PL011_REG.IBRD:
+        return this.ibrd;
+      case PL011_REG.FBRD:
+        return this.fbrd;
+      case PL011_REG.LCR_H:
+        return this.lcrh;
+      case PL011_REG.CR:
+        return this.cr;
+      case PL011_REG.IFLS:
+        return this.ifls;
+      case PL011_REG.IMSC:
+        return this.imsc;
+      case PL011_REG.RIS:
+        return this.ris;
+      case PL011_REG.MIS:
+        return this.ris & this.imsc;
+      case PL011_REG.DMACR:
+        return this.dmacr;
+      default:
+        if (reg >= 0xfe0 && reg <= 0xffc) return ID_BYTES[(reg - 0xfe0) >> 2]!;
+        return 0;
+    }
+  }
+
+  write(offset: number, size: number, value: number): void {
+    if (offset & 3) return; // registers are written through their low byte lane
+    if (size < 4) value &= (1 << (size * 8)) - 1;
+    value >>>= 0;
+    switch (offset) {
+      case PL011_REG.DR:
+        this.transmit(value & 0xff);
+        break;
+      case PL011_REG.RSR_ECR:
+        this.rsr = 0; // any write clears the error flags
+        break;
+      case PL011_REG.ILPR:
+        this.ilpr = value & 0xff;
+        break;
+      case PL011_REG.IBRD:
+        this.ibrd = value & 0xffff;
+        break;
+      case PL011_REG.FBRD:
+        this.fbrd = value & 0x3f;
+        break;
+      case PL011_REG.LCR_H: {
+        // Toggling FEN changes the FIFO depth; data already received is kept, not flushed.
+        this.lcrh = value & 0xff;
+        this.fill();
+        if (this.rx.length >= this.rxTrigger()) this.ris |= INT.RX;
+        else this.ris &= ~INT.RX;
+        break;
+      }
+      case PL011_REG.CR:
+        this.cr = value & 0xff87; // bits 6:3 are reserved
+        break;
+      case PL011_REG.IFLS:
+        this.ifls = value & 0x3f;
+        if (this.rx.length >= this.rxTrigger()) this.ris |= INT.RX;
+        else this.ris &= ~INT.RX;
+        break;
+      case PL011_REG.IMSC:
+        this.imsc = value & INT_ALL;
+        break;
+      case PL011_REG.ICR:
+        this.ris &= ~(value & INT_ALL);
+        break;
+      case PL011_REG.DMACR:
+        this.dmacr = value & 0x7;
+        break;
+      default:
+        return;
+    }
+    this.update();
+  }
+
+  // --- state ----------------------------------------------------------------------------
+
+  saveState(): StateValue {
+    return {
+      cr: this.cr,
+      lcrh: this.lcrh,
+      ibrd: this.ibrd,
+      fbrd: this.fbrd,
+      ilpr: this.ilpr,
+      ifls: this.ifls,
+      imsc: this.imsc,
+      dmacr: this.dmacr,
+      rsr: this.rsr,
+      ris: this.ris,
+      rx: [...this.rx],
+      backlog: this.backlog.slice(this.backlogHead),
+    };
+  }
+
+  loadState(s: StateValue, version: number): void {
+    const n = this.stateName;
+    if (version !== 1) throw new StateError(n, `unsupported version ${version} (this build reads version 1)`);
+    const cr = stateNumber(n, s, "cr", 0, 0xff87);
+    const lcrh = stateNumber(n, s, "lcrh", 0, 0xff);
+    const ibrd = stateNumber(n, s, "ibrd", 0, 0xffff);
+    const fbrd = stateNumber(n, s, "fbrd", 0, 0x3f);
+    const ilpr = stateNumber(n, s, "ilpr", 0, 0xff);
+    const ifls = stateNumber(n, s, "ifls", 0, 0x3f);
+    const imsc = stateNumber(n, s, "imsc", 0, INT_ALL);
+    const dmacr = stateNumber(n, s, "dmacr", 0, 7);
+    const rsr = stateNumber(n, s, "rsr", 0, 0xf);
+    const ris = stateNumber(n, s, "ris", 0, INT_ALL);
+    const rx = stateNumbers(n, s, "rx", undefined, 0xfff);
+    const backlog = stateNumbers(n, s, "backlog", undefined, 0xff);
+    // Up to 32 even with FEN clear: clearing FEN keeps what the FIFO already held.
+    if (rx.length > PL011_FIFO_DEPTH) {
+      throw new StateError(n, `RX FIFO holds ${rx.length} entries; at most ${PL011_FIFO_DEPTH} fit`);
+    }
+    this.cr = cr;
+    this.lcrh = lcrh;
+    this.ibrd = ibrd;
+    this.fbrd = fbrd;
+    this.ilpr = ilpr;
+    this.ifls = ifls;
+    this.imsc = imsc;
+    this.dmacr = dmacr;
+    this.rsr = rsr;
+    this.ris = ris;
+    this.rx = [...rx];
+    this.backlog = [...backlog];
+    this.backlogHead = 0;
+    // Drive the line from the loaded state whatever it was before.
+    this.update();
+    this.irq.set(this.level);
+  }
+}
