@@ -7,7 +7,9 @@
 #
 # Environment: SMP="1 2 4 8" (CPU counts), TIMEOUT=seconds per run, BUILD=1 (make first),
 # VERBOSE=1 (print every run's output), RUNNER=qemu|armbox (set by the wrapper scripts),
-# QEMU=qemu-system-aarch64, ARMBOX_ARGS="extra flags for armbox run",
+# QEMU=qemu-system-aarch64, QEMU_ARGS="extra flags" (e.g. "-accel tcg,thread=single -icount
+# shift=4,sleep=off": one thread, round robin, time from instructions, like armbox's
+# deterministic mode), ARMBOX_ARGS="extra flags for armbox run",
 # RECORD=1 (qemu only: write the checks that passed to test/fixtures/baremetal/G.smpN.txt).
 # Under armbox every check recorded there must pass too (no check silently skipped).
 # Needs (Debian packages): qemu-system-arm; to rebuild: gcc-aarch64-linux-gnu, make.
@@ -41,8 +43,9 @@ xfail() { # guest n
 run() { # guest n
   local elf=$dir/bin/$1.elf
   if [ "$runner" = qemu ]; then
+    # shellcheck disable=SC2086
     timeout -k 2 "$timeout_s" "$qemu" -M virt,gic-version=3 -cpu cortex-a57 -m 256M -nographic \
-      -monitor none -serial stdio -display none -smp "$2" -kernel "$elf" </dev/null
+      -monitor none -serial stdio -display none -smp "$2" ${QEMU_ARGS:-} -kernel "$elf" </dev/null
   else
     # shellcheck disable=SC2086
     timeout -k 2 "$timeout_s" node "$root/bin/armbox.js" run --kernel "$elf" --smp "$2" ${ARMBOX_ARGS:-} </dev/null
