@@ -21,9 +21,7 @@ import {
   opnd,
   S32,
   satB,
-  satCommit,
   satN,
-  satReset,
   storeR,
   view,
 } from "./simd-integer-engine.ts";
@@ -1525,6 +1523,3 @@ export const SIMD_INTEGER: Pattern[] = [
     decode: addpScalarDecode,
   },
 ];
-
-/** Exposed for tests: the saturation latch helpers. */
-export const _internal = { satReset, satCommit } as { satReset: () => void; satCommit: (c: Cpu) => void };
