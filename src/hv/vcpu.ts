@@ -117,11 +117,13 @@ export class Vcpu {
     this.setMp(opts.powerOff ? MP_STATE.STOPPED : MP_STATE.RUNNABLE);
   }
 
-  private resetRegisters(): void {
+  private resetRegisters(resetTimers = true): void {
     this.cpu.reset();
-    this.timer.virt.ctl = 0;
-    this.timer.phys.ctl = 0;
-    this.timer.update();
+    if (resetTimers) {
+      this.timer.virt.ctl = 0;
+      this.timer.phys.ctl = 0;
+      this.timer.update();
+    }
     this.waiting = null;
     this.cpu.trapHlt = this.vm.semihosting;
   }
@@ -449,9 +451,10 @@ export class Vcpu {
   /**
    * Powers this vCPU on at `entry` with `context` in X0 (CPU_ON, SYSTEM_SUSPEND resume):
    * EL1h, DAIF masked, MMU and caches off (PSCI 1.0 §6.4), other registers reset.
+   * `keepTimers` for SYSTEM_SUSPEND: its wake-up source (often the timer) must keep running.
    */
-  resetToEntry(entry: bigint, context: bigint, state: number): void {
-    this.resetRegisters();
+  resetToEntry(entry: bigint, context: bigint, state: number, keepTimers = false): void {
+    this.resetRegisters(!keepTimers);
     this.cpu.pc = entry;
     this.cpu.setX(0, context);
     this.cpu.pstate = PSTATE.DAIF | 0x5;

@@ -219,7 +219,9 @@ export class Vm {
   psciSystemSuspend(caller: Vcpu, entry: bigint, context: bigint): number {
     if (this.vcpus.some((v) => v !== caller && v.getMpState() !== MP_STATE.STOPPED)) return PSCI_RET.DENIED;
     if (!this.inRam(entry)) return PSCI_RET.INVALID_ADDRESS;
-    caller.resetToEntry(entry, context, MP_STATE.SUSPENDED);
+    // The registers already hold the resume state (entry, context ID); the vCPU waits
+    // SUSPENDED, its timers and the GIC still running, until an interrupt wakes it.
+    caller.resetToEntry(entry, context, MP_STATE.SUSPENDED, true);
     return PSCI_RET.SUCCESS;
   }
 }

@@ -137,6 +137,14 @@ const timerReg = (name: "CTL" | "CVAL" | "TVAL", virtual: boolean): SysRegAccess
     c.timer.writeReg(c, virtual, name, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
   },
 });
+/** ISR_EL1: which of SError/IRQ/FIQ is pending at the PE's inputs (A=8, I=7, F=6). */
+const isr: SysRegAccess = {
+  read(c) {
+    c.vlo = (c.irqLine ? 1 << 7 : 0) | (c.fiqLine ? 1 << 6 : 0);
+    c.vhi = 0;
+  },
+  write() {},
+};
 const cntfrq: SysRegAccess = {
   read(c) {
     c.vlo = c.timer.frequency;
@@ -191,6 +199,7 @@ const DEFS: Def[] = [
   { name: "TPIDR_EL1", enc: [3, 0, 13, 0, 4], reset: 0 },
   { name: "TPIDR_EL0", enc: [3, 3, 13, 0, 2], reset: 0, el0: "rw" },
   { name: "TPIDRRO_EL0", enc: [3, 3, 13, 0, 3], reset: 0, el0: "r" },
+  { name: "ISR_EL1", enc: [3, 0, 12, 1, 0], special: isr, ro: true, saved: false },
   { name: "CNTKCTL_EL1", enc: [3, 0, 14, 1, 0], reset: 0, writeMask: 0x3ffn },
   // Debug registers Linux touches at boot
   { name: "MDSCR_EL1", enc: [2, 0, 0, 2, 2], reset: 0 },
