@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import fc from "fast-check";
 import {
@@ -27,10 +25,7 @@ const fixture = (name: string): Uint8Array =>
 
 /** Runs `dtc -I dtb -O dts` on a blob; returns the source and dtc's warnings. */
 function dtc(blob: Uint8Array): { dts: string; stderr: string } {
-  const dir = mkdtempSync(join(tmpdir(), "armbox-fdt-"));
-  const f = join(dir, "t.dtb");
-  writeFileSync(f, blob);
-  const r = spawnSync("dtc", ["-I", "dtb", "-O", "dts", f], { encoding: "utf8" });
+  const r = spawnSync("dtc", ["-I", "dtb", "-O", "dts", "-"], { input: blob, encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   return { dts: r.stdout, stderr: r.stderr };
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -348,6 +348,7 @@ function qemuBoot(kernel: Uint8Array, initrd: number | undefined, mem: number): 
       timeout: 20_000,
     },
   );
+  rmSync(dir, { recursive: true, force: true });
   const m = /PC=([0-9a-f]+) X00=([0-9a-f]+)/.exec(r.stdout);
   assert.ok(m, r.stdout + r.stderr);
   return { pc: Number.parseInt(m[1]!, 16), x0: Number.parseInt(m[2]!, 16) };
