@@ -77,6 +77,11 @@ for g in "${guests[@]}"; do
     else
       verdict=PASS
     fi
+    # smp-hello: every CPU prints 4 lines at once; the console lock must keep them whole.
+    if [ "$verdict" = PASS ] && [ "$g" = smp-hello ]; then
+      whole=$(grep -cE '^cpu [0-9]+: line [0-3] 0123456789abcdef0123456789abcdef$' "$out")
+      [ "$whole" = $((4 * n)) ] || verdict="INTERLEAVED ($whole of $((4 * n)) lines whole)"
+    fi
     fixture=$fixtures/$g.smp$n.txt
     if [ "${RECORD:-0}" = 1 ] && [ "$runner" = qemu ]; then
       # A run QEMU is known to fail still owes the guest's summary check on armbox.

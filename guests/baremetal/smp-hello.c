@@ -1,6 +1,6 @@
 /* smp-hello: CPU_ON every secondary with a context ID; each prints its MPIDR and the
  * context ID it got (x0 at the entry point, DEN 0022 5.1.4); the boot CPU waits for all,
- * then checks AFFINITY_INFO = ON for each. */
+ * then checks AFFINITY_INFO = ON for each; then all print at once through the console lock. */
 #include "rt.h"
 
 static volatile u64 got_ctx[MAXCPU];
@@ -10,6 +10,12 @@ static volatile u32 release;
 #define SGI_KICK 1
 
 static void on_irq(u32 intid) {}
+
+/* All CPUs print at once: the console lock must keep every line whole. The runner
+ * (tools/guests-qemu.sh) counts the intact lines: 4 per CPU. */
+static void chorus(u32 cpu) {
+  for (u32 k = 0; k < 4; k++) printf("cpu %u: line %u 0123456789abcdef0123456789abcdef\n", cpu, k);
+}
 
 static void hello(u64 ctx) {
   u32 cpu = cpu_id();
@@ -22,6 +28,7 @@ static void hello(u64 ctx) {
   /* Stay on (asleep) until the boot CPU has checked AFFINITY_INFO and kicks us. */
   gic_enable_ppi_sgi(SGI_KICK);
   WAIT_IRQ(atomic_load(&release));
+  chorus(cpu);
 }
 
 int main(void) {
@@ -75,6 +82,7 @@ int main(void) {
   }
   atomic_store(&release, 1);
   gic_send_sgi_others(SGI_KICK);
+  chorus(0);
   /* Secondaries return from hello() and CPU_OFF; wait for that so SYSTEM_OFF is clean. */
   for (u32 i = 1; i < ncpus; i++) {
     s64 r = wait_affinity(i, AFF_OFF, 100000);
