@@ -18,8 +18,10 @@ static volatile u64 entry_ctx[ROUNDS + 1];
 static volatile u32 quit;
 
 static void on_target(u64 ctx) {
-  u32 n = atomic_add(&entries, 1);
-  if (n <= ROUNDS) entry_ctx[n - 1] = ctx;
+  /* Record the context ID before publishing the entry: the boot CPU reads it after. */
+  u32 n = atomic_load(&entries);
+  if (n <= ROUNDS) entry_ctx[n] = ctx;
+  atomic_add(&entries, 1);
   /* Stay on until every caller has its answer, so a late CPU_ON cannot see it off again. */
   while (atomic_load(&answered) < ncallers) cpu_relax();
 }
