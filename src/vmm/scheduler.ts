@@ -22,6 +22,8 @@ export class Scheduler {
   rounds = 0;
   /** Whether the last round executed any instruction (a real-time VMM sleeps if not). */
   lastRoundRan = false;
+  /** Called after every KVM_RUN returns (tracing, tests that sample state at each exit). */
+  onExit: ((vcpu: Vcpu, exit: VcpuExit) => void) | null = null;
 
   constructor(
     readonly vm: Vm,
@@ -44,6 +46,7 @@ export class Scheduler {
     for (const v of this.vm.vcpus) {
       const before = v.cpu.instructionCount;
       const exit: VcpuExit = v.run(this.quantum);
+      this.onExit?.(v, exit);
       if (v.cpu.instructionCount !== before) ran = true;
       switch (exit.kind) {
         case "slice":
