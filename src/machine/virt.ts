@@ -121,16 +121,15 @@ export class VirtMachine {
     );
     this.dtb = dtb;
 
-    // The boot vCPU starts RUNNABLE at the entry point (EL1h, DAIF masked, MMU off) with
-    // x0 = DTB for the Linux boot protocol; the others start STOPPED until CPU_ON.
+    // The boot vCPU starts RUNNABLE at the entry point (EL1h, DAIF masked, MMU off), x1-x3
+    // zero; the others start STOPPED until CPU_ON.
     this.vcpus.forEach((v, i) => {
       v.init({ powerOff: i !== 0 });
     });
     const boot = this.vcpus[0]!;
     boot.cpu.pc = BigInt(this.boot.entry);
-    boot.cpu.setX(
-      0,
-      this.boot.linuxBoot && this.boot.dtbAddress !== undefined ? BigInt(this.boot.dtbAddress) : 0n,
-    );
+    // x0 = the DTB for every kernel kind, ELF included (QEMU 7.2 passes 0 to an ELF; a
+    // bare-metal program that ignores x0 cannot tell, one that wants the tree gets it).
+    boot.cpu.setX(0, this.boot.dtbAddress !== undefined ? BigInt(this.boot.dtbAddress) : 0n);
   }
 }
