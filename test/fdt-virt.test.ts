@@ -3,16 +3,19 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import {
+  buildFdt,
+  FdtError,
   type FdtNode,
   findNode,
   getProp,
+  node,
   parseFdt,
   propNumber,
   propString,
   propStrings,
   propU32s,
 } from "../src/machine/fdt.ts";
-import { buildVirtFdt, type VirtFdtConfig } from "../src/machine/virt-fdt.ts";
+import { buildVirtFdt, fixupUserDtb, type VirtFdtConfig } from "../src/machine/virt-fdt.ts";
 
 const hasDtc = spawnSync("dtc", ["--version"]).status === 0;
 
@@ -196,4 +199,37 @@ test("dtc decompiles our virt tree without a single warning", {
     assert.equal(stderr, "");
     assert.match(dts, /compatible = "arm,pl011\\0arm,primecell";/);
   }
+});
+
+test("--dtb: a user tree gets /memory and /chosen as QEMU's arm_load_dtb sets them", () => {
+  const blob = new Uint8Array(readFileSync(new URL("fixtures/qemu-virt-gicv3-smp4.dtb", import.meta.url)));
+  const out = parseFdt(
+    fixupUserDtb(blob, {
+      ramBase: 0x4000_0000,
+      ramSize: 0x2000_0000,
+      bootargs: "console=ttyAMA0",
+      initrd: { start: 0x4800_0000, end: 0x4810_0000 },
+    }),
+  ).root;
+  assert.deepEqual(
+    propU32s(getProp(findNode(out, "/memory@40000000")!, "reg")!),
+    [0, 0x4000_0000, 0, 0x2000_0000],
+  );
+  const chosen = findNode(out, "/chosen")!;
+  assert.equal(propString(getProp(chosen, "bootargs")!), "console=ttyAMA0");
+  assert.equal(propNumber(getProp(chosen, "linux,initrd-start")!), 0x4800_0000n);
+  assert.equal(propNumber(getProp(chosen, "linux,initrd-end")!), 0x4810_0000n);
+  // Everything else is untouched.
+  assert.deepEqual(findNode(out, "/pcie@10000000"), findNode(parseFdt(blob).root, "/pcie@10000000"));
+  if (hasDtc) assert.equal(dtc(buildFdt(out)).stderr, "");
+  // A minimal tree with one-cell addresses and no /chosen or /memory.
+  const small = buildFdt(node("", { "#address-cells": 1, "#size-cells": 1 }));
+  const t = parseFdt(fixupUserDtb(small, { ramBase: 0x4000_0000, ramSize: 0x1000_0000, bootargs: "" })).root;
+  assert.deepEqual(propU32s(getProp(findNode(t, "/memory@40000000")!, "reg")!), [0x4000_0000, 0x1000_0000]);
+  assert.ok(findNode(t, "/chosen"));
+  assert.throws(
+    () => fixupUserDtb(small, { ramBase: 0x4000_0000, ramSize: 0x1_0000_0000, bootargs: "" }),
+    /#address-cells = 1 cannot describe/,
+  );
+  assert.throws(() => fixupUserDtb(new Uint8Array(100), { ramBase: 0, ramSize: 1, bootargs: "" }), FdtError);
 });

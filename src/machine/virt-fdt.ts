@@ -5,7 +5,21 @@
  * `qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57` (test/fixtures/qemu-virt-gicv3-smp4.dts),
  * so that a guest sees the board it would see under QEMU.
  */
-import { buildFdt, cells, type FdtNode, node, type PropInput, u32, u64 } from "./fdt.ts";
+import {
+  buildFdt,
+  cells,
+  encodeProp,
+  FdtError,
+  type FdtNode,
+  getProp,
+  node,
+  type PropInput,
+  parseFdt,
+  propU32s,
+  sizedCells,
+  u32,
+  u64,
+} from "./fdt.ts";
 import { APB_PCLK_HZ, GIC_REDIST_STRIDE, MAX_GIC_VCPUS, VIRT } from "./memory-map.ts";
 
 export interface VirtFdtConfig {
@@ -211,4 +225,67 @@ export function virtTree(cfg: VirtFdtConfig): FdtNode {
     },
     [psci, memory, ...virtio, rtc, uart, intc, cpus, timer, clk, node("chosen", chosen)],
   );
+}
+
+export interface DtbFixup {
+  ramBase: number;
+  ramSize: number;
+  bootargs: string;
+  initrd?: { start: number; end: number };
+}
+
+/**
+ * Prepares a user-supplied device tree (`--dtb FILE`) the way hw/arm/boot.c arm_load_dtb
+ * does: the blob is validated (it is untrusted input: FdtError on anything malformed), the
+ * /memory node's reg is set to the guest RAM (with the root's #address-cells/#size-cells),
+ * and /chosen gets bootargs and the initrd range (created if missing). Everything else is
+ * kept as the user wrote it.
+ */
+export function fixupUserDtb(blob: Uint8Array, fix: DtbFixup): Uint8Array {
+  const fdt = parseFdt(blob);
+  const root = fdt.root;
+  const cellsOf = (name: string, dflt: number): 1 | 2 => {
+    const v = getProp(root, name);
+    const n = v ? propU32s(v)[0] : dflt;
+    if (n !== 1 && n !== 2) throw new FdtError(`${name} of the root node is ${n}; only 1 or 2 are supported`);
+    return n;
+  };
+  const ac = cellsOf("#address-cells", 2);
+  const sc = cellsOf("#size-cells", 1);
+  if (ac === 1 && fix.ramBase + fix.ramSize > 2 ** 32) {
+    throw new FdtError("the DTB's #address-cells = 1 cannot describe the guest RAM");
+  }
+  if (sc === 1 && fix.ramSize >= 2 ** 32)
+    throw new FdtError("the DTB's #size-cells = 1 cannot describe the guest RAM");
+  const reg = cells(sizedCells(ac, fix.ramBase), sizedCells(sc, fix.ramSize));
+  const setProp = (n: FdtNode, name: string, value: Uint8Array): void => {
+    const i = n.props.findIndex((p) => p.name === name);
+    if (i >= 0) n.props[i] = { name, value };
+    else n.props.push({ name, value });
+  };
+  const dropProp = (n: FdtNode, name: string): void => {
+    const i = n.props.findIndex((p) => p.name === name);
+    if (i >= 0) n.props.splice(i, 1);
+  };
+  const memories = root.children.filter((c) => c.name === "memory" || c.name.startsWith("memory@"));
+  if (memories.length === 0) {
+    root.children.push(node(`memory@${hex(fix.ramBase)}`, { device_type: "memory", reg }));
+  } else {
+    for (const m of memories) setProp(m, "reg", reg);
+  }
+  let chosen = root.children.find((c) => c.name === "chosen");
+  if (!chosen) {
+    chosen = node("chosen");
+    root.children.push(chosen);
+  }
+  if (fix.bootargs !== "") setProp(chosen, "bootargs", encodeProp(fix.bootargs));
+  if (fix.initrd) {
+    const cell = (a: number): Uint8Array => (a <= 0xffffffff ? u32(a) : u64(a));
+    setProp(chosen, "linux,initrd-start", cell(fix.initrd.start));
+    setProp(chosen, "linux,initrd-end", cell(fix.initrd.end));
+  } else {
+    dropProp(chosen, "linux,initrd-start");
+    dropProp(chosen, "linux,initrd-end");
+  }
+  return buildFdt(root, { reservations: fdt.reservations, bootCpuId: fdt.bootCpuId });
 }
