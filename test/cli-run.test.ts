@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
-const run = (...args: string[]) => spawnSync(process.execPath, [ARMBOX, "run", ...args], { encoding: "utf8", timeout: 120_000 });
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [ARMBOX, "run", ...args], { encoding: "utf8", timeout: 120_000 });
 const tmp = mkdtempSync(join(tmpdir(), "armbox-cli-"));
 const hasDtc = spawnSync("dtc", ["--version"]).status === 0;
 
@@ -22,7 +23,9 @@ test("armbox run with no --kernel boots the demo guest and traces MP states", ()
   assert.match(r.stderr, /vcpu 1: RUNNABLE -> STOPPED/);
 });
 
-test("--dump-dtb writes a tree that dtc accepts without warnings", { skip: !hasDtc && "dtc not installed" }, () => {
+test("--dump-dtb writes a tree that dtc accepts without warnings", {
+  skip: !hasDtc && "dtc not installed",
+}, () => {
   const file = join(tmp, "x.dtb");
   const r = run("--smp", "4", "--append", "console=ttyAMA0", "--dump-dtb", file);
   assert.equal(r.status, 0, r.stderr);

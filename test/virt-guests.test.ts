@@ -92,5 +92,8 @@ test("hotplug: the MP states sampled at every exit agree with the guest's AFFINI
     const offs = transitions.filter((t) => t === `${id}:${MP_STATE.RUNNABLE}->${MP_STATE.STOPPED}`).length;
     assert.ok(ons >= 3 && offs >= 3, `vCPU ${id}: ${ons} on, ${offs} off (${transitions.join(" ")})`);
   }
-  assert.ok(calls.some((c) => c.result === AFFINITY.OFF), JSON.stringify(calls.slice(0, 20)));
+  assert.ok(
+    calls.some((c) => c.result === AFFINITY.OFF),
+    JSON.stringify(calls.slice(0, 20)),
+  );
 });
