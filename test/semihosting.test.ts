@@ -9,7 +9,6 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { coreReg, KVM_REG_SIZE_U64, sysReg } from "../src/hv/onereg.ts";
 import { VirtMachine } from "../src/machine/virt.ts";
-import { runMachine } from "../src/vmm/runner.ts";
 
 const GUEST = new URL("../guests/semihosting/semihosting.elf", import.meta.url).pathname;
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
@@ -23,14 +22,14 @@ test("armbox run --semihosting: output and the guest's exit code", () => {
   assert.equal(r.stdout, "hello from semihosting\n");
 });
 
-test("without --semihosting, HLT is UNDEFINED (EC 0 at the HLT)", async () => {
+test("without --semihosting, HLT is UNDEFINED (EC 0 at the HLT)", () => {
   const m = new VirtMachine({
     kernel: new Uint8Array(readFileSync(GUEST)),
     deterministic: true,
     memory: 32 << 20,
   });
-  await runMachine(m, { output: () => {}, diag: () => {}, maxInstructions: 1000n });
   const v = m.vcpus[0]!;
+  v.run(3); // mov, adr, then the HLT takes the exception (to an unmapped VBAR; no matter)
   const esr = v.getOneReg(sysReg(3, 0, 5, 2, 0));
   const elr = v.getOneReg(coreReg(280, KVM_REG_SIZE_U64));
   assert.equal(esr >> 26n, 0n, "EC 0: unknown reason");
