@@ -34,7 +34,8 @@ for (const file of vectorFiles(DIR)) {
       if (diff.length === 0) continue;
       bad++;
       byOutcome[v.o] = (byOutcome[v.o] ?? 0) + 1;
-      if (firsts.length < SHOW) firsts.push(`  case ${v.s} [${v.w.join(" ")}]\n    ${diff.slice(0, 4).join("\n    ")}`);
+      if (firsts.length < SHOW)
+        firsts.push(`  case ${v.s} [${v.w.join(" ")}]\n    ${diff.slice(0, 4).join("\n    ")}`);
     }
     const summary =
       `${header.cls}: ${vectors.length - bad - drift}/${vectors.length} pass` +

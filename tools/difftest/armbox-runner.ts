@@ -5,7 +5,16 @@
 import { Cpu, type CpuExit } from "../../src/arch/arm64/cpu.ts";
 import { EC } from "../../src/arch/arm64/exceptions.ts";
 import { createVmMemory, I, RAM_OFFSET } from "../../src/arch/arm64/state.ts";
-import { type Case, type CaseResult, CODE, CODE_PAGE, type Outcome, RAM_SIZE, WINDOW, WINDOW_SIZE } from "./layout.ts";
+import {
+  type Case,
+  type CaseResult,
+  CODE,
+  CODE_PAGE,
+  type Outcome,
+  RAM_SIZE,
+  WINDOW,
+  WINDOW_SIZE,
+} from "./layout.ts";
 
 const BRK0 = 0xd4200000;
 const FSC_ALIGNMENT = 0x21;
@@ -23,7 +32,9 @@ export class ArmboxRunner {
     const ram = RAM_OFFSET;
     cpu.m8.fill(0, ram, ram + RAM_SIZE);
     const words = [...c.words, BRK0];
-    words.forEach((w, i) => cpu.dv.setUint32(ram + (CODE - CODE_PAGE) + 4 * i, w >>> 0, true));
+    words.forEach((w, i) => {
+      cpu.dv.setUint32(ram + (CODE - CODE_PAGE) + 4 * i, w >>> 0, true);
+    });
     cpu.m8.set(c.state.mem, ram + (WINDOW - CODE_PAGE));
     const s = c.state;
     cpu.r.set(s.x, 0);

@@ -41,7 +41,7 @@ export function toDelta(c: Case, r: CaseResult): Delta {
     for (let k = 0; k < 16; k++) if (r.v[16 * i + k] !== s.v[16 * i + k]) same = false;
     if (!same) (d.v ??= {})[i] = bytesHex(r.v, 16 * i, 16);
   }
-  if ((r.nzcv >>> 28) !== (s.nzcv >>> 28)) d.n = r.nzcv >>> 28;
+  if (r.nzcv >>> 28 !== s.nzcv >>> 28) d.n = r.nzcv >>> 28;
   if (r.fpsr !== 0) d.f = r.fpsr;
   let i = 0;
   const mem = r.mem;
@@ -80,13 +80,15 @@ function view(c: Case, d: Delta): View {
   const v: string[] = [];
   for (let i = 0; i < 32; i++) v.push(d.v?.[i] ?? bytesHex(s.v, 16 * i, 16));
   const mem = s.mem.slice();
-  for (const [off, h] of d.m ?? []) for (let k = 0; k < h.length / 2; k++) mem[off + k] = Number.parseInt(h.slice(2 * k, 2 * k + 2), 16);
+  for (const [off, h] of d.m ?? [])
+    for (let k = 0; k < h.length / 2; k++) mem[off + k] = Number.parseInt(h.slice(2 * k, 2 * k + 2), 16);
   return { o: d.o, p: d.p, x, v, n: d.n ?? s.nzcv >>> 28, f: d.f ?? 0, mem };
 }
 
 /** V register as the usual big-endian hex of the 128-bit value. */
 const vBig = (le: string): string => (le.match(/../g) ?? []).reverse().join("");
-const nzcvStr = (n: number): string => ["N", "Z", "C", "V"].map((ch, i) => ((n >> (3 - i)) & 1 ? ch : "-")).join("");
+const nzcvStr = (n: number): string =>
+  ["N", "Z", "C", "V"].map((ch, i) => ((n >> (3 - i)) & 1 ? ch : "-")).join("");
 
 /** Lines describing how `ours` differs from `ref` (empty when they agree). */
 export function diffDeltas(c: Case, ref: Delta, ours: Delta): string[] {
@@ -99,10 +101,13 @@ export function diffDeltas(c: Case, ref: Delta, ours: Delta): string[] {
   }
   for (let i = 0; i < 32; i++) {
     if (a.v[i] !== b.v[i]) {
-      out.push(`V${i}: init ${vBig(bytesHex(c.state.v, 16 * i, 16))}\n      ref  ${vBig(a.v[i]!)}\n      ours ${vBig(b.v[i]!)}`);
+      out.push(
+        `V${i}: init ${vBig(bytesHex(c.state.v, 16 * i, 16))}\n      ref  ${vBig(a.v[i]!)}\n      ours ${vBig(b.v[i]!)}`,
+      );
     }
   }
-  if (a.n !== b.n) out.push(`NZCV: init ${nzcvStr(c.state.nzcv >>> 28)}  ref ${nzcvStr(a.n)}  ours ${nzcvStr(b.n)}`);
+  if (a.n !== b.n)
+    out.push(`NZCV: init ${nzcvStr(c.state.nzcv >>> 28)}  ref ${nzcvStr(a.n)}  ours ${nzcvStr(b.n)}`);
   if (a.f !== b.f) out.push(`FPSR: ref ${hex(a.f, 8)}  ours ${hex(b.f, 8)} (FPCR ${hex(c.state.fpcr, 8)})`);
   const bad: number[] = [];
   for (let i = 0; i < a.mem.length; i++) if (a.mem[i] !== b.mem[i]) bad.push(i);

@@ -11,7 +11,9 @@ export function disassemble(words: readonly number[], vma = 0): string[] {
   try {
     const f = join(dir, "w.bin");
     const b = Buffer.alloc(words.length * 4);
-    words.forEach((w, i) => b.writeUInt32LE(w >>> 0, i * 4));
+    words.forEach((w, i) => {
+      b.writeUInt32LE(w >>> 0, i * 4);
+    });
     writeFileSync(f, b);
     const r = spawnSync(
       "aarch64-linux-gnu-objdump",

@@ -13,8 +13,8 @@ import { put32, randomV, randomX } from "./values.ts";
 export { CLASSES };
 export const CLASS_NAMES = Object.keys(CLASSES);
 
-/** Share of instructions whose fields are not filtered by the template's `ok`. */
-const INVALID_SHARE = 0.06;
+/** Default share of instructions drawn as unallocated encodings (see fillFields). */
+const INVALID_SHARE = 0.025;
 const X_FIELDS = new Set(["Rd", "Rn", "Rm", "Ra", "Rt", "Rt2", "Rs"]);
 const V_FIELDS = new Set(["Vd", "Vn", "Vm", "Va", "Vt", "Vt2"]);
 
@@ -59,7 +59,7 @@ export function parse(p: string): Parsed {
   return r;
 }
 
-function encode(t: Tmpl, f: Fields): number {
+export function encode(t: Tmpl, f: Fields): number {
   const p = parse(t.p);
   let w = p.value;
   for (const fs of p.fields) {
@@ -70,7 +70,7 @@ function encode(t: Tmpl, f: Fields): number {
 }
 
 /** Picks a weighted template. */
-function pickTmpl(g: Rng, ts: readonly Tmpl[]): Tmpl {
+export function pickTmpl(g: Rng, ts: readonly Tmpl[]): Tmpl {
   let total = 0;
   for (const t of ts) total += t.w ?? 1;
   let x = g.int(total);
@@ -100,7 +100,8 @@ export function randomState(g: Rng, fpBias: number): CaseState {
   const rmode = g.int(4);
   const fz = g.chance(0.3) ? 1 : 0;
   const dn = g.chance(0.3) ? 1 : 0;
-  const fpcr = ((dn << 25) | (fz << 24) | (rmode << 22)) >>> 0;
+  const ahp = g.chance(0.2) ? 1 : 0; // alternative half-precision (FCVT to/from half)
+  const fpcr = ((ahp << 26) | (dn << 25) | (fz << 24) | (rmode << 22)) >>> 0;
   const mem = new Uint8Array(WINDOW_SIZE);
   // Memory: mostly random, with stretches of vector-register-like lanes (FP values).
   for (let off = 0; off < WINDOW_SIZE; off += 16) {
@@ -124,28 +125,41 @@ export function generateCase(cls: string, seed: number): Case {
 export function genSequence(g: Rng, spec: ClassSpec, state: CaseState): number[] {
   const n = g.range(spec.minLen ?? 1, spec.maxLen ?? 4);
   const slots: Slot[] = [];
-  for (let i = 0; i < n; i++) slots.push(fillFields(g, pickTmpl(g, spec.t)));
+  for (let i = 0; i < n; i++) slots.push(fillFields(g, pickTmpl(g, spec.t), spec.invalidShare));
   assignRegisters(g, slots, spec, state);
   return slots.map((s) => encode(s.t, s.f));
 }
 
-/** Draws every non-register field of a template (register fields come later). */
-export function fillFields(g: Rng, t: Tmpl): Slot {
-  const p = parse(t.p);
-  // A template's `ok` says which field combinations are allocated; a few unallocated
-  // ones are kept on purpose (the reference then says SIGILL).
-  const keepInvalid = g.chance(INVALID_SHARE);
-  let f: Fields = {};
-  for (let tries = 0; tries < 100; tries++) {
-    f = {};
-    for (const fs of p.fields) {
-      if (X_FIELDS.has(fs.name) || V_FIELDS.has(fs.name)) continue;
-      const gen = t.f?.[fs.name];
-      if (gen === undefined) f[fs.name] = g.bits(fs.width);
-      else if (typeof gen === "function") f[fs.name] = gen(g, f) & (2 ** fs.width - 1);
-      else f[fs.name] = g.pick(gen);
+/** Draws the non-register fields once: each from its generator, or (with probability
+ * `uniform`) uniformly from all its values. */
+function drawFields(g: Rng, t: Tmpl, uniform: number): Fields {
+  const f: Fields = {};
+  for (const fs of parse(t.p).fields) {
+    if (X_FIELDS.has(fs.name) || V_FIELDS.has(fs.name)) continue;
+    const gen = t.f?.[fs.name];
+    if (gen === undefined || (uniform > 0 && g.chance(uniform))) f[fs.name] = g.bits(fs.width);
+    else if (typeof gen === "function") f[fs.name] = gen(g, f) & (2 ** fs.width - 1);
+    else f[fs.name] = g.pick(gen);
+  }
+  return f;
+}
+
+/** Draws every non-register field of a template (register fields come later). With
+ * probability `invalidShare` the fields are drawn to form an encoding that the template's
+ * `ok` says is unallocated (the reference then says SIGILL); otherwise an allocated one.
+ * Encodings matching `never` are not generated at all. */
+export function fillFields(g: Rng, t: Tmpl, invalidShare = INVALID_SHARE): Slot {
+  if (t.unallocated) return { t, f: drawFields(g, t, 0) };
+  if (t.ok && g.chance(invalidShare)) {
+    for (let tries = 0; tries < 200; tries++) {
+      const f = drawFields(g, t, 0.5);
+      if (!t.ok(f) && !t.never?.(f)) return { t, f };
     }
-    if (keepInvalid || !t.ok || t.ok(f)) break;
+  }
+  let f: Fields = {};
+  for (let tries = 0; tries < 1000; tries++) {
+    f = drawFields(g, t, 0);
+    if ((!t.ok || t.ok(f)) && !t.never?.(f)) break;
   }
   return { t, f };
 }
@@ -207,7 +221,8 @@ export function assignRegisters(g: Rng, slots: Slot[], spec: ClassSpec, state: C
           const pair = s.t.pairRegs?.includes(fs.name) ?? false;
           for (let tries = 0; tries < 50; tries++) {
             r = typeof gen === "function" ? gen(g, s.f) : g.pick(gen);
-            const clash = (q: number) => q !== 31 && (addrRegs.has(q) || (spec.distinct === true && used.has(q)));
+            const clash = (q: number) =>
+              q !== 31 && (addrRegs.has(q) || (spec.distinct === true && used.has(q)));
             if (!clash(r) && !(pair && clash(r + 1))) break;
           }
           if (pair) used.add(r + 1);
@@ -215,7 +230,14 @@ export function assignRegisters(g: Rng, slots: Slot[], spec: ClassSpec, state: C
         s.f[fs.name] = r;
         if (spec.distinct && r !== 31) used.add(r);
       } else if (V_FIELDS.has(fs.name)) {
-        s.f[fs.name] = gen !== undefined ? (typeof gen === "function" ? gen(g, s.f) : g.pick(gen)) : g.chance(0.5) ? g.int(8) : g.int(32);
+        s.f[fs.name] =
+          gen !== undefined
+            ? typeof gen === "function"
+              ? gen(g, s.f)
+              : g.pick(gen)
+            : g.chance(0.5)
+              ? g.int(8)
+              : g.int(32);
       }
     }
   }

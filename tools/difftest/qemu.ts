@@ -47,7 +47,8 @@ function checkLayout(): void {
     ["SB_FPCR", SB.FPCR],
     ["SB_SIZE", SB.SIZE],
   ];
-  for (const [n, v] of want) if (def(n) !== v) throw new Error(`layout.h ${n}=${def(n)} but layout.ts says ${v}`);
+  for (const [n, v] of want)
+    if (def(n) !== v) throw new Error(`layout.h ${n}=${def(n)} but layout.ts says ${v}`);
   if (WINDOW !== CODE_PAGE + 0x1000) throw new Error("layout.h assumes WINDOW = CODE_PAGE + 0x1000");
 }
 
@@ -82,7 +83,9 @@ function encodeBatch(cases: readonly Case[]): Buffer {
   let off = 8;
   for (const c of cases) {
     dv.setUint32(off, c.words.length, true);
-    c.words.forEach((w, i) => dv.setUint32(off + 4 + 4 * i, w >>> 0, true));
+    c.words.forEach((w, i) => {
+      dv.setUint32(off + 4 + 4 * i, w >>> 0, true);
+    });
     off += 4 + 4 * MAX_WORDS;
     writeStateBlock(c.state, dv, off);
     off += SB.SIZE;
@@ -93,7 +96,8 @@ function encodeBatch(cases: readonly Case[]): Buffer {
 }
 
 function decodeResults(out: Buffer, n: number): CaseResult[] {
-  if (out.length !== n * CASE_OUT) throw new Error(`harness returned ${out.length} bytes, expected ${n * CASE_OUT}`);
+  if (out.length !== n * CASE_OUT)
+    throw new Error(`harness returned ${out.length} bytes, expected ${n * CASE_OUT}`);
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   const res: CaseResult[] = [];
   for (let k = 0; k < n; k++) {
@@ -142,7 +146,12 @@ function runBatch(path: string, cpu: string, cases: readonly Case[]): Promise<Ca
 }
 
 /** Runs `cases` on qemu-aarch64 -cpu `cpu`, `batch` cases per process, `jobs` processes at a time. */
-export async function runOnQemu(cases: readonly Case[], cpu: string, batch = 400, jobs = 2): Promise<CaseResult[]> {
+export async function runOnQemu(
+  cases: readonly Case[],
+  cpu: string,
+  batch = 400,
+  jobs = 2,
+): Promise<CaseResult[]> {
   const path = harnessPath();
   const parts: Case[][] = [];
   for (let i = 0; i < cases.length; i += batch) parts.push(cases.slice(i, i + batch));

@@ -19,7 +19,11 @@ const o = new Command()
   .option("--per-class <n>", "cases per class", "2000")
   .option("--seed <s>", "master seed", "20240601")
   .option("--class <names>", "classes (comma-separated) or all", "all")
-  .option("--out <dir>", "output directory", join(dirname(fileURLToPath(import.meta.url)), "../../test/vectors"))
+  .option(
+    "--out <dir>",
+    "output directory",
+    join(dirname(fileURLToPath(import.meta.url)), "../../test/vectors"),
+  )
   .parse()
   .opts<{ perClass: string; seed: string; class: string; out: string }>();
 
@@ -46,7 +50,9 @@ for (const cls of classes) {
   const file = join(o.out, `${cls}.jsonl.gz`);
   writeFileSync(file, gz);
   total += n;
-  const oc = Object.entries(outcomes).map(([k, v]) => `${k} ${v}`).join(", ");
+  const oc = Object.entries(outcomes)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
   console.log(`${cls}: ${n} cases (${oc}) -> ${file} (${(gz.length / 1024).toFixed(0)} KiB)`);
 }
 console.log(`total ${total} cases`);

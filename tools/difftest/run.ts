@@ -24,7 +24,15 @@ const prog = new Command()
   .option("--max-report <n>", "mismatches printed per class", "10")
   .option("--verbose", "print every case, not only mismatches")
   .parse();
-const o = prog.opts<{ class: string; count: string; seed: string; case?: string; cpu?: string; maxReport: string; verbose?: boolean }>();
+const o = prog.opts<{
+  class: string;
+  count: string;
+  seed: string;
+  case?: string;
+  cpu?: string;
+  maxReport: string;
+  verbose?: boolean;
+}>();
 
 const classes = o.class === "all" ? CLASS_NAMES : o.class.split(",");
 const maxReport = Number(o.maxReport);
@@ -53,9 +61,18 @@ for (const cls of classes) {
     if (diff.length) bad++;
     if (diff.length && bad > maxReport) continue;
     const dis = disassemble(c.words, CODE);
-    console.log(`\n[${cls}] case --case ${c.seed}  ${diff.length ? "MISMATCH" : "ok"}  (ref ${rd.o}@${rd.p})`);
+    console.log(
+      `\n[${cls}] case --case ${c.seed}  ${diff.length ? "MISMATCH" : "ok"}  (ref ${rd.o}@${rd.p})`,
+    );
     c.words.forEach((w, i) => {
-      const mark = i === rd.p || i === od.p ? (rd.p === od.p ? " <-stop" : i === rd.p ? " <-ref stop" : " <-our stop") : "";
+      const mark =
+        i === rd.p || i === od.p
+          ? rd.p === od.p
+            ? " <-stop"
+            : i === rd.p
+              ? " <-ref stop"
+              : " <-our stop"
+          : "";
       console.log(`  ${hex(CODE + 4 * i, 8)}: ${hex(w, 8)}  ${dis[i] ?? ""}${mark}`);
     });
     if (res.note) console.log(`  ours: ${res.note}`);

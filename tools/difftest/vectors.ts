@@ -24,7 +24,10 @@ export interface Vector extends Delta {
 }
 
 export function readVectors(file: string): { header: VectorHeader; vectors: Vector[] } {
-  const lines = gunzipSync(readFileSync(file)).toString("utf8").split("\n").filter((l) => l.length > 0);
+  const lines = gunzipSync(readFileSync(file))
+    .toString("utf8")
+    .split("\n")
+    .filter((l) => l.length > 0);
   const header = JSON.parse(lines[0]!) as VectorHeader;
   return { header, vectors: lines.slice(1).map((l) => JSON.parse(l) as Vector) };
 }
