@@ -31,8 +31,14 @@ export class DeterministicClock implements VmClock {
   roundStart = 0n;
   /** Instruction count of each vCPU when its slice of the current round began. */
   private sliceStart: bigint[] = [];
-  beginSlice(cpu: Cpu): void {
-    this.sliceStart[cpu.index] = cpu.instructionCount;
+  /** Starts (used = 0) or resumes a slice of `cpu` that has already run `used` instructions. */
+  resumeSlice(cpu: Cpu, used: number): void {
+    this.sliceStart[cpu.index] = cpu.instructionCount - BigInt(used);
+  }
+  /** Instructions `cpu` has executed in its current slice (saved with the machine). */
+  sliceUsed(cpu: Cpu): number {
+    const start = this.sliceStart[cpu.index];
+    return start === undefined ? 0 : Number(cpu.instructionCount - start);
   }
   now(cpu: Cpu): bigint {
     const start = this.sliceStart[cpu.index] ?? cpu.instructionCount;

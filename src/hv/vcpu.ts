@@ -311,7 +311,6 @@ export class Vcpu {
    */
   run(quantum: number): VcpuExit {
     const clock = this.vm.clock;
-    if (clock instanceof DeterministicClock) clock.beginSlice(this.cpu);
     this.timer.update();
     if (!this.initialized)
       return { kind: "internal-error", message: `vCPU ${this.id} was never initialised` };

@@ -165,6 +165,47 @@ export class Vm {
     });
   }
 
+  // ---------------------------------------------------------------------------
+  // Dirty-page logging (KVM_MEM_LOG_DIRTY_PAGES + KVM_GET_DIRTY_LOG)
+
+  private dirty: Uint8Array | null = null;
+
+  /** Starts logging guest writes to RAM; every page starts clean. */
+  enableDirtyLog(): void {
+    this.dirty = new Uint8Array(Math.ceil(this.ramSize / 4096));
+    for (const v of this.vcpus) v.cpu.dirtyLog = this.dirty;
+  }
+
+  disableDirtyLog(): void {
+    this.dirty = null;
+    for (const v of this.vcpus) v.cpu.dirtyLog = null;
+  }
+
+  /**
+   * KVM_GET_DIRTY_LOG: a bitmap (bit i = page i of RAM, little-endian 64-bit words as
+   * KVM's) of the pages written since the last call, which it clears.
+   */
+  getDirtyLog(): Uint8Array {
+    const d = this.dirty;
+    if (!d) throw new KvmError("EINVAL", "dirty logging is not enabled");
+    const bitmap = new Uint8Array(Math.ceil(d.length / 64) * 8);
+    for (let i = 0; i < d.length; i++) {
+      if (d[i] !== 0) {
+        bitmap[i >>> 3]! |= 1 << (i & 7);
+        d[i] = 0;
+      }
+    }
+    return bitmap;
+  }
+
+  /** Marks pages written by the VMM itself (device DMA, loaders) while logging. */
+  markDirty(pa: number, length: number): void {
+    if (!this.dirty || length <= 0) return;
+    const first = (pa - this.ramBase) >>> 12;
+    const last = (pa - this.ramBase + length - 1) >>> 12;
+    for (let p = first; p <= last && p < this.dirty.length; p++) this.dirty[p] = 1;
+  }
+
   /** Copies bytes into guest RAM at guest physical address `pa`. */
   writeRam(pa: number, bytes: Uint8Array): void {
     const off = pa - this.ramBase;
@@ -172,6 +213,7 @@ export class Vm {
       throw new RangeError(`0x${pa.toString(16)}+${bytes.length} is outside guest RAM`);
     }
     this.ram.set(bytes, off);
+    this.markDirty(pa, bytes.length);
   }
 
   // ---------------------------------------------------------------------------

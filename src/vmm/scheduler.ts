@@ -2,6 +2,10 @@
  * Runs all vCPUs of a VM on one thread, round-robin in fixed quanta (deterministic in
  * deterministic-clock mode). Each vCPU's KVM_RUN is a slice; nothing here prevents giving
  * each vCPU a worker thread later, since every vCPU's state lives in the shared memory.
+ *
+ * The scheduler can stop after an exact number of instructions, in the middle of a
+ * slice, and its position (which vCPU, how far into its slice) is part of the saved
+ * state, so a restored deterministic run continues exactly where the original was.
  */
 import { DeterministicClock } from "../hv/timer.ts";
 import type { Vcpu, VcpuExit } from "../hv/vcpu.ts";
@@ -15,20 +19,50 @@ export type SchedulerEvent =
   | { kind: "debug"; imm: number; vcpu: Vcpu }
   | { kind: "internal-error"; message: string; vcpu: number }
   /** Every vCPU waits and no timer will ever wake one: only outside input can help. */
-  | { kind: "all-idle" };
+  | { kind: "all-idle" }
+  /** The instruction limit given to round() was reached (possibly mid-slice). */
+  | { kind: "limit" };
+
+/** The scheduler's position, saved with the machine. */
+export interface SchedulerPosition {
+  /** vCPU whose slice is in progress or next. */
+  pos: number;
+  /** Instructions that vCPU has executed in its current slice. */
+  sliceUsed: number;
+  /** Whether any vCPU executed in the current round so far. */
+  roundRan: boolean;
+}
 
 export class Scheduler {
-  /** Rounds run so far. */
+  /** Rounds completed so far. */
   rounds = 0;
-  /** Whether the last round executed any instruction (a real-time VMM sleeps if not). */
+  /** Whether the last completed round executed any instruction (a real-time VMM sleeps if not). */
   lastRoundRan = false;
   /** Called after every KVM_RUN returns (tracing, tests that sample state at each exit). */
   onExit: ((vcpu: Vcpu, exit: VcpuExit) => void) | null = null;
+  private pos = 0;
+  private sliceUsed = 0;
+  private roundRan = false;
 
   constructor(
     readonly vm: Vm,
     readonly quantum = DEFAULT_QUANTUM,
   ) {}
+
+  get position(): SchedulerPosition {
+    return { pos: this.pos, sliceUsed: this.sliceUsed, roundRan: this.roundRan };
+  }
+  set position(p: SchedulerPosition) {
+    if (!Number.isInteger(p.pos) || p.pos < 0 || p.pos >= Math.max(1, this.vm.vcpus.length)) {
+      throw new RangeError(`scheduler position ${p.pos} is not a vCPU`);
+    }
+    if (!Number.isInteger(p.sliceUsed) || p.sliceUsed < 0 || p.sliceUsed >= this.quantum) {
+      throw new RangeError(`scheduler slice position ${p.sliceUsed} is outside the quantum`);
+    }
+    this.pos = p.pos;
+    this.sliceUsed = p.sliceUsed;
+    this.roundRan = p.roundRan;
+  }
 
   /** Total instructions executed by every vCPU. */
   get instructions(): bigint {
@@ -38,33 +72,52 @@ export class Scheduler {
   }
 
   /**
-   * Runs one round (each vCPU gets one slice). Returns the first event that needs the
-   * VMM, or null. A vCPU that raised an event keeps its state; the round stops there.
+   * Runs the rest of the current round (each vCPU's slice in turn). Returns the first
+   * event that needs the VMM, or null at the end of the round. With `limit`, stops as
+   * soon as that many instructions have been executed in this call ({ kind: "limit" }).
    */
-  round(): SchedulerEvent | null {
-    let ran = false;
-    for (const v of this.vm.vcpus) {
+  round(limit = Number.POSITIVE_INFINITY): SchedulerEvent | null {
+    const vcpus = this.vm.vcpus;
+    const clock = this.vm.clock;
+    let done = 0;
+    while (this.pos < vcpus.length) {
+      const v = vcpus[this.pos]!;
+      if (done >= limit) return { kind: "limit" };
+      if (clock instanceof DeterministicClock) clock.resumeSlice(v.cpu, this.sliceUsed);
+      const budget = Math.min(this.quantum - this.sliceUsed, limit - done);
       const before = v.cpu.instructionCount;
-      const exit: VcpuExit = v.run(this.quantum);
+      const exit: VcpuExit = v.run(budget);
+      const used = Number(v.cpu.instructionCount - before);
+      done += used;
+      this.sliceUsed += used;
+      if (used > 0) this.roundRan = true;
       this.onExit?.(v, exit);
-      if (v.cpu.instructionCount !== before) ran = true;
+      const sliceOver = exit.kind === "idle" || this.sliceUsed >= this.quantum;
+      if (sliceOver || exit.kind === "internal-error") this.nextSlice();
       switch (exit.kind) {
         case "slice":
         case "idle":
           break;
         case "system-event":
-          this.rounds++;
           return { kind: "system-event", type: exit.type, vcpu: v.id };
         case "debug":
-          this.rounds++;
           return { kind: "debug", imm: exit.imm, vcpu: v };
         case "internal-error":
           return { kind: "internal-error", message: exit.message, vcpu: v.id };
       }
     }
     this.rounds++;
-    this.lastRoundRan = ran;
+    this.lastRoundRan = this.roundRan;
+    const ran = this.roundRan;
+    this.pos = 0;
+    this.sliceUsed = 0;
+    this.roundRan = false;
     return this.advanceTime(ran);
+  }
+
+  private nextSlice(): void {
+    this.pos++;
+    this.sliceUsed = 0;
   }
 
   /** Deterministic time: one quantum per round, or a jump to the next deadline when idle. */
@@ -75,23 +128,24 @@ export class Scheduler {
       return null;
     }
     if (this.vm.vcpus.some((v) => v.canRun)) return null;
-    let next: bigint | null = null;
-    for (const v of this.vm.vcpus) {
-      const d = v.timer.ticksToDeadline();
-      if (d !== null && (next === null || d < next)) next = d;
-    }
+    const next = this.ticksToNextDeadline();
     if (next === null) return { kind: "all-idle" };
     if (clock instanceof DeterministicClock) clock.roundStart += next;
     return null;
   }
 
-  /** Milliseconds until the earliest timer deadline (real-time mode), or null. */
-  msToNextDeadline(): number | null {
+  private ticksToNextDeadline(): bigint | null {
     let next: bigint | null = null;
     for (const v of this.vm.vcpus) {
       const d = v.timer.ticksToDeadline();
       if (d !== null && (next === null || d < next)) next = d;
     }
+    return next;
+  }
+
+  /** Milliseconds until the earliest timer deadline (real-time mode), or null. */
+  msToNextDeadline(): number | null {
+    const next = this.ticksToNextDeadline();
     return next === null ? null : Number(next) / 62_500;
   }
 }

@@ -409,12 +409,21 @@ export class Cpu {
       pa = lo;
     }
     const rel = pa - this.bus.ramBase;
-    if (rel >= 0 && rel + size <= this.bus.ramSize) return RAM_OFFSET + rel;
+    if (rel >= 0 && rel + size <= this.bus.ramSize) {
+      // Dirty-page logging (KVM_MEM_LOG_DIRTY_PAGES): one byte per 4 KiB page of RAM.
+      if (acc === ACC.WRITE && this.dirtyLog !== null) {
+        this.dirtyLog[rel >>> 12] = 1;
+        this.dirtyLog[(rel + size - 1) >>> 12] = 1;
+      }
+      return RAM_OFFSET + rel;
+    }
     if (acc === ACC.FETCH || this.bus.mmioRead === undefined) this.abort(lo, hi, acc, FSC.SYNC_EXTERNAL);
     this.mmioPa = pa;
     return -1;
   }
   mmioPa = 0;
+  /** Set by the VM while dirty logging is on: byte per guest page, 1 = written. */
+  dirtyLog: Uint8Array | null = null;
 
   /** Raises the abort for a failed access to (lo, hi). */
   abort(lo: number, hi: number, acc: number, fsc: number): never {
