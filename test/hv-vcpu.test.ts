@@ -14,7 +14,7 @@ import {
   sysReg,
 } from "../src/hv/onereg.ts";
 import { Vm } from "../src/hv/vm.ts";
-import { Scheduler } from "../src/vmm/scheduler.ts";
+import { Scheduler } from "../src/hv/scheduler.ts";
 
 const RAM_BASE = 0x4000_0000;
 

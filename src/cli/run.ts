@@ -125,6 +125,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       return 0;
     case "limit":
       return 0;
+    case "quit":
+      return result.code;
     case "error":
       diag(result.message);
       return result.code;

@@ -13,10 +13,22 @@ import type { Vcpu } from "../hv/vcpu.ts";
 import { Vm } from "../hv/vm.ts";
 import { type LoadResult, loadKernel } from "./loader.ts";
 import { GIC_REDIST_STRIDE, MAX_GIC_VCPUS, VIRT } from "./memory-map.ts";
-import { buildVirtFdt } from "./virt-fdt.ts";
+import { buildVirtFdt, fixupUserDtb } from "./virt-fdt.ts";
+import { DEFAULT_QUANTUM, Scheduler } from "../hv/scheduler.ts";
+
+/** What defines the hardware (and must match between a snapshot and its machine). */
+export interface MachineConfig {
+  smp: number;
+  /** Guest RAM in bytes. */
+  memory: number;
+  deterministic: boolean;
+  psciConduit: "hvc" | "smc";
+  semihosting: boolean;
+}
 
 export interface VirtConfig {
-  kernel: Uint8Array;
+  /** The kernel to boot; without one the machine is built empty, to be restored into. */
+  kernel?: Uint8Array;
   initrd?: Uint8Array;
   /** A device tree to use instead of the generated one (--dtb). */
   dtb?: Uint8Array;
@@ -44,8 +56,10 @@ export class VirtMachine {
   readonly rtc: Pl031;
   /** The device tree the guest was given. */
   readonly dtb: Uint8Array;
-  readonly boot: LoadResult;
+  readonly boot: LoadResult | null;
   readonly smp: number;
+  readonly config: MachineConfig;
+  private sched: Scheduler | null = null;
 
   constructor(cfg: VirtConfig) {
     const smp = cfg.smp ?? 1;
@@ -59,6 +73,13 @@ export class VirtMachine {
     const memory = cfg.memory ?? 256 * 1024 * 1024;
     this.smp = smp;
     const deterministic = cfg.deterministic ?? false;
+    this.config = {
+      smp,
+      memory,
+      deterministic,
+      psciConduit: cfg.psciConduit ?? "hvc",
+      semihosting: cfg.semihosting ?? false,
+    };
     this.vm = new Vm({
       ramBase: VIRT.RAM.base,
       ramSize: memory,
@@ -93,9 +114,17 @@ export class VirtMachine {
     if (deterministic) rngSeed.forEach((_, i) => (rngSeed[i] = (i * 37 + 11) & 0xff));
     else crypto.getRandomValues(rngSeed);
     const kaslrSeed = new DataView(rngSeed.buffer).getBigUint64(24, true);
+    const userDtb = cfg.dtb;
     const makeDtb = (initrd: { start: number; end: number } | undefined) =>
-      cfg.dtb ??
-      buildVirtFdt({
+      userDtb
+        ? // --dtb: validated, with /memory and /chosen set as QEMU's arm_load_dtb does.
+          fixupUserDtb(userDtb, {
+            ramBase: VIRT.RAM.base,
+            ramSize: memory,
+            bootargs: cfg.append ?? "",
+            ...(initrd ? { initrd } : {}),
+          })
+        : buildVirtFdt({
         cpus: smp,
         mpidrs: this.vcpus.map((v) => v.mpidr),
         ramBase: VIRT.RAM.base,
@@ -106,6 +135,13 @@ export class VirtMachine {
         kaslrSeed,
         rngSeed,
       });
+    if (!cfg.kernel) {
+      // An empty machine for a restore: vCPUs exist (KVM_CREATE_VCPU) but the snapshot
+      // initialises them; RAM (with its DTB) comes from the snapshot.
+      this.dtb = new Uint8Array();
+      this.boot = null;
+      return;
+    }
     let dtb: Uint8Array = new Uint8Array();
     this.boot = loadKernel(
       { ramBase: vm.ramBase, ramSize: vm.ramSize, write: (pa, bytes) => vm.writeRam(pa, bytes) },
@@ -131,5 +167,11 @@ export class VirtMachine {
     // x0 = the DTB for every kernel kind, ELF included (QEMU 7.2 passes 0 to an ELF; a
     // bare-metal program that ignores x0 cannot tell, one that wants the tree gets it).
     boot.cpu.setX(0, this.boot.dtbAddress !== undefined ? BigInt(this.boot.dtbAddress) : 0n);
+  }
+
+  /** The machine's scheduler (one per machine: its position is part of the machine state). */
+  scheduler(quantum = DEFAULT_QUANTUM): Scheduler {
+    this.sched ??= new Scheduler(this.vm, quantum);
+    return this.sched;
   }
 }

@@ -162,7 +162,8 @@ const DEFS: Def[] = [
   { name: "ID_AA64PFR0_EL1", enc: [3, 0, 0, 4, 0], reset: 0x01000011, ro: true, el0: "r" },
   { name: "ID_AA64PFR1_EL1", enc: [3, 0, 0, 4, 1], reset: 0, ro: true, el0: "r" },
   { name: "ID_AA64ZFR0_EL1", enc: [3, 0, 0, 4, 4], reset: 0, ro: true, el0: "r" },
-  { name: "ID_AA64DFR0_EL1", enc: [3, 0, 0, 5, 0], reset: 0x10305106, ro: true, el0: "r" },
+  // Cortex-A57's debug features with PMUVer (bits 11:8) = 0: no PMU is emulated.
+  { name: "ID_AA64DFR0_EL1", enc: [3, 0, 0, 5, 0], reset: 0x10305006, ro: true, el0: "r" },
   { name: "ID_AA64DFR1_EL1", enc: [3, 0, 0, 5, 1], reset: 0, ro: true, el0: "r" },
   { name: "ID_AA64AFR0_EL1", enc: [3, 0, 0, 5, 4], reset: 0, ro: true, el0: "r" },
   { name: "ID_AA64AFR1_EL1", enc: [3, 0, 0, 5, 5], reset: 0, ro: true, el0: "r" },

@@ -7,9 +7,9 @@
  * slice, and its position (which vCPU, how far into its slice) is part of the saved
  * state, so a restored deterministic run continues exactly where the original was.
  */
-import { DeterministicClock } from "../hv/timer.ts";
-import type { Vcpu, VcpuExit } from "../hv/vcpu.ts";
-import type { Vm } from "../hv/vm.ts";
+import { DeterministicClock } from "./timer.ts";
+import type { Vcpu, VcpuExit } from "./vcpu.ts";
+import type { Vm } from "./vm.ts";
 
 /** Instructions per vCPU per round. */
 export const DEFAULT_QUANTUM = 10_000;
