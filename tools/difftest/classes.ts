@@ -1383,4 +1383,7 @@ export const CLASSES: Record<string, ClassSpec> = {
   "simd-perm": { t: SIMD_PERM, fpBias: 0.2 },
   "simd-fp": { t: SIMD_FP, fpBias: 0.9, invalidShare: 0.01 },
   "simd-ldst": { t: SIMD_LDST, fpBias: 0.3, distinct: true },
+  // Everything but branches and LSE in one sequence: general and SIMD&FP registers, flags
+  // and memory flowing between instruction groups.
+  mix: { t: [...DP_IMM, ...DP_REG, ...LDST, ...FP, ...SIMD_INT, ...SIMD_PERM, ...SIMD_FP, ...SIMD_LDST], fpBias: 0.5, distinct: true },
 };
