@@ -1,0 +1,212 @@
+/**
+ * The armbox snapshot container: a header, then one checksummed section per component
+ * (like QEMU's vmstate sections, with Firecracker's per-file discipline of a magic,
+ * a format version and checksums). Everything is little-endian.
+ *
+ *   magic "ARMBOXVM" | u32 format version | u32 header length | header JSON (UTF-8)
+ *   section*:  u16 name length | name | u32 section version | u32 flags | u32 payload length
+ *              | payload | u32 CRC-32C over (name, version, flags, payload)
+ *   end:       u16 0 (an empty name)
+ *
+ * A section's payload is JSON (UTF-8) or binary (RAM); flag bit 0 says it is deflated.
+ * The same section framing is what live migration sends over the wire.
+ */
+import { deflateSync, inflateSync } from "fflate";
+
+export const SNAPSHOT_MAGIC = "ARMBOXVM";
+/** Version of the container layout this build writes and reads. */
+export const SNAPSHOT_FORMAT_VERSION = 1;
+export const FLAG_DEFLATE = 1;
+/** Largest payload accepted (a 3 GiB guest's RAM, stored, fits). */
+const MAX_PAYLOAD = 0xffff_fff0;
+
+export class SnapshotError extends Error {
+  override readonly name = "SnapshotError";
+}
+
+export interface Section {
+  readonly name: string;
+  readonly version: number;
+  /** The payload, uncompressed. */
+  readonly data: Uint8Array;
+}
+
+export interface SnapshotHeader {
+  /** Machine configuration (smp, memory, clock, …) the sections belong to. */
+  readonly config: Record<string, unknown>;
+  /** Wall-clock time of the save (ms since the epoch), for real-time clock continuity. */
+  readonly savedAt: number;
+  readonly writer: string;
+}
+
+// ---------------------------------------------------------------------------
+// CRC-32C (Castagnoli), reflected, as used by iSCSI/ext4.
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let v = i;
+    for (let k = 0; k < 8; k++) v = v & 1 ? (v >>> 1) ^ 0x82f63b78 : v >>> 1;
+    t[i] = v >>> 0;
+  }
+  return t;
+})();
+
+export function crc32c(parts: readonly Uint8Array[]): number {
+  let crc = 0xffffffff;
+  for (const p of parts) {
+    for (let i = 0; i < p.length; i++) crc = CRC_TABLE[(crc ^ p[i]!) & 0xff]! ^ (crc >>> 8);
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+export function jsonSection(name: string, version: number, value: unknown): Section {
+  return { name, version, data: enc.encode(JSON.stringify(value)) };
+}
+
+export function parseJsonSection(s: Section): unknown {
+  try {
+    return JSON.parse(dec.decode(s.data));
+  } catch {
+    throw new SnapshotError(`section '${s.name}': payload is not valid JSON`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Section framing (shared by snapshot files and the migration stream)
+
+/** Encodes one section frame; `compress` deflates payloads where that pays. */
+export function encodeSection(s: Section, compress = false): Uint8Array {
+  const name = enc.encode(s.name);
+  if (name.length === 0 || name.length > 255) throw new SnapshotError(`bad section name '${s.name}'`);
+  let payload = s.data;
+  let flags = 0;
+  if (compress && payload.length > 64) {
+    const z = deflateSync(payload, { level: 1 });
+    if (z.length < payload.length) {
+      payload = z;
+      flags |= FLAG_DEFLATE;
+    }
+  }
+  const head = new Uint8Array(2 + name.length + 12);
+  const dv = new DataView(head.buffer);
+  dv.setUint16(0, name.length, true);
+  head.set(name, 2);
+  dv.setUint32(2 + name.length, s.version, true);
+  dv.setUint32(6 + name.length, flags, true);
+  dv.setUint32(10 + name.length, payload.length, true);
+  const meta = head.subarray(2, 2 + name.length + 8);
+  const crc = new Uint8Array(4);
+  new DataView(crc.buffer).setUint32(0, crc32c([meta, payload]), true);
+  return concat([head, payload, crc]);
+}
+
+/** The end marker: a section with an empty name. */
+export const END_FRAME = new Uint8Array(2);
+
+/**
+ * Reads one frame at `off`. Returns null for the end marker, or the section and the
+ * offset after it. Throws a SnapshotError naming the section for anything wrong.
+ */
+export function decodeSection(buf: Uint8Array, off: number): { section: Section; next: number } | null {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (off + 2 > buf.length) throw new SnapshotError("truncated: the end marker is missing");
+  const nameLen = dv.getUint16(off, true);
+  if (nameLen === 0) return null;
+  if (off + 2 + nameLen + 12 > buf.length) throw new SnapshotError(`truncated inside a section header at byte ${off}`);
+  let name: string;
+  try {
+    name = dec.decode(buf.subarray(off + 2, off + 2 + nameLen));
+  } catch {
+    throw new SnapshotError(`corrupt section name at byte ${off}`);
+  }
+  if (!/^[A-Za-z0-9_.@-]+$/.test(name)) throw new SnapshotError(`corrupt section name at byte ${off}`);
+  const p = off + 2 + nameLen;
+  const version = dv.getUint32(p, true);
+  const flags = dv.getUint32(p + 4, true);
+  const len = dv.getUint32(p + 8, true);
+  if (len > MAX_PAYLOAD || p + 12 + len + 4 > buf.length) {
+    throw new SnapshotError(`section '${name}' is truncated (${len} bytes announced, ${buf.length - p - 12} left)`);
+  }
+  const payload = buf.subarray(p + 12, p + 12 + len);
+  const stored = dv.getUint32(p + 12 + len, true);
+  if (crc32c([buf.subarray(off + 2, p + 8), payload]) !== stored) {
+    throw new SnapshotError(`section '${name}' is corrupt (checksum mismatch)`);
+  }
+  if ((flags & ~FLAG_DEFLATE) !== 0) throw new SnapshotError(`section '${name}' has unknown flags 0x${flags.toString(16)}`);
+  let data = payload;
+  if (flags & FLAG_DEFLATE) {
+    try {
+      data = inflateSync(payload);
+    } catch {
+      throw new SnapshotError(`section '${name}': compressed payload is corrupt`);
+    }
+  }
+  return { section: { name, version, data }, next: p + 12 + len + 4 };
+}
+
+// ---------------------------------------------------------------------------
+// Whole files
+
+export function encodeSnapshot(header: SnapshotHeader, sections: readonly Section[], compress = true): Uint8Array {
+  const h = enc.encode(JSON.stringify(header));
+  const pre = new Uint8Array(16 + h.length);
+  pre.set(enc.encode(SNAPSHOT_MAGIC), 0);
+  const dv = new DataView(pre.buffer);
+  dv.setUint32(8, SNAPSHOT_FORMAT_VERSION, true);
+  dv.setUint32(12, h.length, true);
+  pre.set(h, 16);
+  return concat([pre, ...sections.map((s) => encodeSection(s, compress)), END_FRAME]);
+}
+
+export function decodeSnapshot(buf: Uint8Array): { header: SnapshotHeader; sections: Section[] } {
+  if (buf.length < 16) throw new SnapshotError("not an armbox snapshot (file too short)");
+  const magic = enc.encode(SNAPSHOT_MAGIC);
+  if (magic.some((b, i) => buf[i] !== b)) throw new SnapshotError("not an armbox snapshot (bad magic)");
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const version = dv.getUint32(8, true);
+  if (version !== SNAPSHOT_FORMAT_VERSION) {
+    throw new SnapshotError(
+      `snapshot format version ${version} is not supported (this build reads version ${SNAPSHOT_FORMAT_VERSION})`,
+    );
+  }
+  const hlen = dv.getUint32(12, true);
+  if (16 + hlen > buf.length) throw new SnapshotError("truncated: the header is cut short");
+  let header: SnapshotHeader;
+  try {
+    header = JSON.parse(dec.decode(buf.subarray(16, 16 + hlen))) as SnapshotHeader;
+  } catch {
+    throw new SnapshotError("corrupt header (not valid JSON)");
+  }
+  if (typeof header !== "object" || header === null || typeof header.config !== "object" || header.config === null) {
+    throw new SnapshotError("corrupt header (no machine configuration)");
+  }
+  const sections: Section[] = [];
+  const seen = new Set<string>();
+  let off = 16 + hlen;
+  for (;;) {
+    const r = decodeSection(buf, off);
+    if (!r) break;
+    if (seen.has(r.section.name)) throw new SnapshotError(`section '${r.section.name}' appears twice`);
+    seen.add(r.section.name);
+    sections.push(r.section);
+    off = r.next;
+  }
+  if (off + 2 !== buf.length) throw new SnapshotError(`${buf.length - off - 2} unexpected bytes after the end marker`);
+  return { header, sections };
+}
+
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

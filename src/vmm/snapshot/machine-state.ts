@@ -1,0 +1,290 @@
+/**
+ * Turns a running virt machine into sections and back. Each component describes its own
+ * state; the vCPU sections are built from KVM_GET_REG_LIST + KVM_GET_MP_STATE, never from
+ * a hand-kept field list. Restore follows Firecracker's order (init, registers, MP state):
+ * the saved MP state is applied last and nothing re-applies "power off" afterwards.
+ */
+import { sha256 } from "@noble/hashes/sha2.js";
+import { MP_STATE } from "../../hv/mp-state.ts";
+import {
+  hexId,
+  KVM_REG_ARM_PTIMER_CNT,
+  KVM_REG_ARM_TIMER_CNT,
+  KvmError,
+  regSize,
+} from "../../hv/onereg.ts";
+import { StateError, type StateValue } from "../../hv/state.ts";
+import { DeterministicClock, RealtimeClock, TIMER_FREQUENCY } from "../../hv/timer.ts";
+import type { Vcpu } from "../../hv/vcpu.ts";
+import type { MachineConfig, VirtMachine } from "../../machine/virt.ts";
+import {
+  concat,
+  encodeSection,
+  jsonSection,
+  parseJsonSection,
+  type Section,
+  SnapshotError,
+  type SnapshotHeader,
+} from "./format.ts";
+
+export const PAGE = 4096;
+const MACHINE_VERSION = 1;
+const VCPU_VERSION = 1;
+const RAM_VERSION = 1;
+
+interface VcpuState {
+  mp: number;
+  /** Waiting in WFI/WFE (not an MP state; kept so deterministic runs repeat exactly). */
+  wfx: "wfi" | "wfe" | null;
+  /** [register ID, value] as hex strings, in KVM_GET_REG_LIST order. */
+  regs: [string, string][];
+}
+
+interface MachineState {
+  clock: "deterministic" | "realtime";
+  /** Deterministic: the VM clock at the start of the current round. */
+  roundStart: string;
+  /** Real time: the VM clock at the moment of the save. */
+  clockAtSave: string;
+  /** Instructions each vCPU has executed in its current slice. */
+  sliceUsed: number[];
+  scheduler: { pos: number; sliceUsed: number; roundRan: boolean; rounds: number };
+}
+
+/** Every section of the machine's current state. The machine must be stopped. */
+export function captureSections(m: VirtMachine): Section[] {
+  const clock = m.vm.clock;
+  const sched = m.scheduler();
+  const machine: MachineState = {
+    clock: clock.kind,
+    roundStart: clock instanceof DeterministicClock ? clock.roundStart.toString() : "0",
+    clockAtSave: clock instanceof RealtimeClock ? clock.now().toString() : "0",
+    sliceUsed: m.vcpus.map((v) => (clock instanceof DeterministicClock ? clock.sliceUsed(v.cpu) : 0)),
+    scheduler: { ...sched.position, rounds: sched.rounds },
+  };
+  const out: Section[] = [jsonSection("machine", MACHINE_VERSION, machine)];
+  for (const v of m.vcpus) out.push(jsonSection(`vcpu@${v.id}`, VCPU_VERSION, saveVcpu(v)));
+  for (const c of [m.gic, m.uart, m.rtc]) out.push(jsonSection(c.stateName, c.stateVersion, c.saveState()));
+  out.push({ name: "ram", version: RAM_VERSION, data: encodeRam(m.vm.ram) });
+  return out;
+}
+
+export function saveVcpu(v: Vcpu): VcpuState {
+  return {
+    mp: v.getMpState(),
+    wfx: v.waiting,
+    regs: v.getRegList().map((id) => [hexId(id), `0x${v.getOneReg(id).toString(16)}`]),
+  };
+}
+
+export function snapshotHeader(m: VirtMachine): SnapshotHeader {
+  return { config: { ...m.config }, savedAt: Date.now(), writer: "armbox 0.1.0" };
+}
+
+/** Checks a header's machine configuration and returns it typed. */
+export function configFromHeader(h: SnapshotHeader): MachineConfig {
+  const c = h.config as Partial<MachineConfig>;
+  const ok =
+    Number.isInteger(c.smp) &&
+    Number.isInteger(c.memory) &&
+    typeof c.deterministic === "boolean" &&
+    (c.psciConduit === "hvc" || c.psciConduit === "smc") &&
+    typeof c.semihosting === "boolean";
+  if (!ok) throw new SnapshotError("header: the machine configuration is incomplete or corrupt");
+  return c as MachineConfig;
+}
+
+/** Test-only ways to restore wrongly, to prove the seed-scenario test catches them. */
+export type BrokenRestore = "registers-only" | "power-off-secondaries";
+
+/**
+ * Loads `sections` into `m`, a machine freshly built from the same configuration with no
+ * kernel. Validates everything first where it can; throws SnapshotError naming the section.
+ */
+export function restoreSections(
+  m: VirtMachine,
+  sections: readonly Section[],
+  opts: { savedAt?: number; broken?: BrokenRestore } = {},
+): void {
+  const byName = new Map(sections.map((s) => [s.name, s]));
+  const expected = new Set(["machine", "gicv3", "pl011", "pl031", "ram", ...m.vcpus.map((v) => `vcpu@${v.id}`)]);
+  for (const s of sections) {
+    if (!expected.has(s.name)) throw new SnapshotError(`section '${s.name}' is not part of this machine`);
+  }
+  for (const name of expected) if (!byName.has(name)) throw new SnapshotError(`section '${name}' is missing`);
+  const get = (name: string) => byName.get(name)!;
+  const checkVersion = (s: Section, max: number) => {
+    if (s.version < 1 || s.version > max) {
+      throw new SnapshotError(`section '${s.name}' has version ${s.version}; this build reads versions 1 to ${max}`);
+    }
+  };
+
+  // Parse and validate the plain-data sections before touching the machine.
+  const machineSec = get("machine");
+  checkVersion(machineSec, MACHINE_VERSION);
+  const ms = parseJsonSection(machineSec) as MachineState;
+  validateMachine(ms, m);
+  const vcpuStates = m.vcpus.map((v) => {
+    const s = get(`vcpu@${v.id}`);
+    checkVersion(s, VCPU_VERSION);
+    return validateVcpu(s.name, parseJsonSection(s));
+  });
+  const ramSec = get("ram");
+  checkVersion(ramSec, RAM_VERSION);
+
+  try {
+    decodeRamInto(ramSec.data, m.vm.ram);
+    // The clock first: the vCPUs' counter registers are relative to it.
+    const clock = m.vm.clock;
+    if (clock instanceof DeterministicClock) {
+      clock.roundStart = BigInt(ms.roundStart);
+      m.vcpus.forEach((v, i) => clock.resumeSlice(v.cpu, ms.sliceUsed[i]!));
+    } else if (clock instanceof RealtimeClock) {
+      clock.offset = BigInt(ms.clockAtSave) - clock.hostTicks();
+    }
+    const sched = m.scheduler();
+    sched.position = ms.scheduler;
+    sched.rounds = ms.scheduler.rounds;
+
+    for (const c of [m.gic, m.uart, m.rtc]) {
+      const s = get(c.stateName);
+      checkVersion(s, c.stateVersion);
+      c.loadState(parseJsonSection(s) as StateValue, s.version);
+    }
+    m.vcpus.forEach((v, i) => {
+      restoreVcpu(v, vcpuStates[i]!, opts.broken);
+    });
+    // Real time: the guest's clock moves on by the time the VM spent saved, so it neither
+    // runs backwards nor stays behind by the downtime; timers already due fire once.
+    if (clock instanceof RealtimeClock && opts.savedAt !== undefined) {
+      const elapsedMs = Math.max(0, Date.now() - opts.savedAt);
+      clock.offset += BigInt(Math.floor(elapsedMs * (TIMER_FREQUENCY / 1000)));
+    }
+    for (const v of m.vcpus) v.timer.update();
+  } catch (e) {
+    if (e instanceof SnapshotError) throw e;
+    if (e instanceof StateError || e instanceof KvmError || e instanceof RangeError) {
+      throw new SnapshotError(e.message);
+    }
+    throw e;
+  }
+}
+
+function restoreVcpu(v: Vcpu, s: VcpuState, broken?: BrokenRestore): void {
+  // KVM_ARM_VCPU_INIT, then every register, then the MP state last.
+  v.init({ powerOff: true });
+  // Counters before compare values and controls, so no stale deadline fires in between.
+  const order = (id: bigint) => (id === KVM_REG_ARM_TIMER_CNT || id === KVM_REG_ARM_PTIMER_CNT ? 0 : 1);
+  const regs = s.regs.map(([id, val]) => [BigInt(id), BigInt(val)] as const).sort((a, b) => order(a[0]) - order(b[0]));
+  const known = new Set(v.getRegList());
+  for (const [id, value] of regs) {
+    if (!known.has(id)) throw new SnapshotError(`section 'vcpu@${v.id}': unknown register ID ${hexId(id)}`);
+    try {
+      v.setOneReg(id, value);
+    } catch (e) {
+      throw new SnapshotError(`section 'vcpu@${v.id}': register ${hexId(id)}: ${(e as Error).message}`);
+    }
+  }
+  if (broken === "registers-only") return;
+  v.setMpState(s.mp);
+  v.waiting = s.wfx;
+  if (broken === "power-off-secondaries" && v.id !== 0) v.setMpState(MP_STATE.STOPPED);
+}
+
+function validateMachine(ms: MachineState, m: VirtMachine): void {
+  const bad = (what: string) => new SnapshotError(`section 'machine': ${what}`);
+  if (typeof ms !== "object" || ms === null) throw bad("not an object");
+  if (ms.clock !== m.vm.clock.kind) throw bad(`clock is '${ms.clock}', the machine's is '${m.vm.clock.kind}'`);
+  for (const k of ["roundStart", "clockAtSave"] as const) {
+    if (typeof ms[k] !== "string" || !/^\d{1,20}$/.test(ms[k])) throw bad(`${k} is not a counter value`);
+  }
+  if (!Array.isArray(ms.sliceUsed) || ms.sliceUsed.length !== m.vcpus.length) throw bad("sliceUsed has the wrong length");
+  if (!ms.sliceUsed.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 40)) throw bad("sliceUsed holds a bad value");
+  const s = ms.scheduler;
+  if (typeof s !== "object" || s === null || !Number.isInteger(s.rounds) || typeof s.roundRan !== "boolean") {
+    throw bad("scheduler position is corrupt");
+  }
+  const q = m.scheduler().quantum;
+  if (!Number.isInteger(s.pos) || s.pos < 0 || s.pos >= m.vcpus.length || !Number.isInteger(s.sliceUsed) || s.sliceUsed < 0 || s.sliceUsed >= q) {
+    throw bad("scheduler position is out of range");
+  }
+}
+
+function validateVcpu(name: string, raw: unknown): VcpuState {
+  const bad = (what: string) => new SnapshotError(`section '${name}': ${what}`);
+  const s = raw as VcpuState;
+  if (typeof s !== "object" || s === null) throw bad("not an object");
+  if (!Number.isInteger(s.mp)) throw bad("MP state is missing");
+  if (s.wfx !== null && s.wfx !== "wfi" && s.wfx !== "wfe") throw bad("wait state is corrupt");
+  if (!Array.isArray(s.regs)) throw bad("register list is missing");
+  for (const r of s.regs) {
+    if (!Array.isArray(r) || r.length !== 2 || !/^0x[0-9a-f]{16}$/.test(r[0]) || !/^0x[0-9a-f]{1,32}$/.test(r[1])) {
+      throw bad("register entry is corrupt");
+    }
+    const id = BigInt(r[0]);
+    if (BigInt(r[1]) >= 1n << BigInt(regSize(id) * 8)) throw bad(`register ${r[0]} value does not fit its size`);
+  }
+  if (![MP_STATE.RUNNABLE, MP_STATE.STOPPED, MP_STATE.SUSPENDED].includes(s.mp as 0 | 5 | 10)) {
+    throw bad(`MP state ${s.mp} is not valid on arm64`);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// RAM: sparse (zero pages skipped). Layout: u32 page size | u32 page count | then for
+// each non-zero page: u32 page index | PAGE bytes.
+
+function pageIsZero(ram: Uint8Array, off: number): boolean {
+  const w = new Uint32Array(ram.buffer, ram.byteOffset + off, PAGE / 4);
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+  return true;
+}
+
+export function encodeRam(ram: Uint8Array, pages?: Iterable<number>): Uint8Array {
+  const count = ram.length / PAGE;
+  const parts: Uint8Array[] = [];
+  const head = new Uint8Array(8);
+  new DataView(head.buffer).setUint32(0, PAGE, true);
+  new DataView(head.buffer).setUint32(4, count, true);
+  parts.push(head);
+  const list = pages ?? Array.from({ length: count }, (_, i) => i);
+  for (const p of list) {
+    const off = p * PAGE;
+    if (pages === undefined && pageIsZero(ram, off)) continue;
+    const idx = new Uint8Array(4);
+    new DataView(idx.buffer).setUint32(0, p, true);
+    parts.push(idx, ram.subarray(off, off + PAGE));
+  }
+  return concat(parts);
+}
+
+/** Writes the pages of an encoded RAM payload into `ram` (other pages untouched). */
+export function decodeRamInto(data: Uint8Array, ram: Uint8Array): void {
+  const bad = (what: string) => new SnapshotError(`section 'ram': ${what}`);
+  if (data.length < 8) throw bad("truncated");
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (dv.getUint32(0, true) !== PAGE) throw bad(`page size ${dv.getUint32(0, true)} is not ${PAGE}`);
+  const count = dv.getUint32(4, true);
+  if (count !== ram.length / PAGE) throw bad(`holds ${count} pages, the machine has ${ram.length / PAGE}`);
+  if ((data.length - 8) % (4 + PAGE) !== 0) throw bad("truncated inside a page");
+  for (let off = 8; off < data.length; off += 4 + PAGE) {
+    const p = dv.getUint32(off, true);
+    if (p >= count) throw bad(`page index ${p} is outside RAM`);
+    ram.set(data.subarray(off + 4, off + 4 + PAGE), p * PAGE);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/**
+ * SHA-256 over the whole machine state: every vCPU's registers and MP state, the GIC, the
+ * timers (in the register lists), the devices, the scheduler/clock and RAM.
+ */
+export function stateDigest(m: VirtMachine): string {
+  const h = sha256.create();
+  for (const s of captureSections(m)) {
+    if (s.name === "machine" && m.vm.clock.kind === "realtime") continue; // wall-clock dependent
+    h.update(encodeSection(s, false));
+  }
+  return Array.from(h.digest(), (b) => b.toString(16).padStart(2, "0")).join("");
+}
