@@ -1385,5 +1385,9 @@ export const CLASSES: Record<string, ClassSpec> = {
   "simd-ldst": { t: SIMD_LDST, fpBias: 0.3, distinct: true },
   // Everything but branches and LSE in one sequence: general and SIMD&FP registers, flags
   // and memory flowing between instruction groups.
-  mix: { t: [...DP_IMM, ...DP_REG, ...LDST, ...FP, ...SIMD_INT, ...SIMD_PERM, ...SIMD_FP, ...SIMD_LDST], fpBias: 0.5, distinct: true },
+  mix: {
+    t: [...DP_IMM, ...DP_REG, ...LDST, ...FP, ...SIMD_INT, ...SIMD_PERM, ...SIMD_FP, ...SIMD_LDST],
+    fpBias: 0.5,
+    distinct: true,
+  },
 };
