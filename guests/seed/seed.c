@@ -84,8 +84,8 @@ int main(void) {
   s->phase = PH_CPU_ON;
   dsb();
   s->cpu_on_result = (u64)cpu_on(1, vcpu1, CTX_SECOND);
-  wait_flag(&s->v1_entries, 2, 1000000);
-  s64 off2 = wait_affinity(1, AFF_OFF, 100000);
+  wait_flag(&s->v1_entries, 2, 200000);
+  s64 off2 = wait_affinity(1, AFF_OFF, 20000);
 
   s->phase = PH_STOP;
   s->stop = 1;
