@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command } from "commander";
 import { runProgram } from "../user/process.ts";
+import { registerQmpCommand } from "./qmp.ts";
 import { registerRunCommand } from "./run.ts";
 
 export async function main(argv: string[]): Promise<number> {
@@ -60,6 +61,9 @@ export async function main(argv: string[]): Promise<number> {
 
   let pending: Promise<number> | null = null;
   registerRunCommand(program, (p) => {
+    pending = p;
+  });
+  registerQmpCommand(program, (p) => {
     pending = p;
   });
 
