@@ -126,6 +126,9 @@ export class ArchTimer implements TimerProvider {
       t.cval = (count + BigInt.asIntN(32, value)) & M64;
     }
     this.update();
+    // The next deadline may have moved: let the vCPU loop re-plan its chunk so the timer
+    // fires at the exact instruction, however the run was split.
+    this.cpu().endChunk();
   }
 
   private istatus(t: TimerRegs, count: bigint): boolean {

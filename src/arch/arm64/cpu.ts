@@ -120,6 +120,11 @@ export class Cpu {
   /** Instructions executed, including those that ended in a synchronous exception. */
   retired = 0n;
   private retiredSmall = 0;
+  /**
+   * Instructions executed so far in the run() in progress, so that a counter read in the
+   * middle of a run sees exact time whatever the chunking of runs.
+   */
+  private runN = 0;
   /** u32 index of the current stack pointer (SP_EL0 or SP_EL1). */
   sp: number = I.SP_EL0;
   /** Current exception level (0 or 1). */
@@ -303,7 +308,7 @@ export class Cpu {
           r[I.PC] = nlo;
           if (nlo < 4) r[I.PC + 1] = (hi + 1) >>> 0;
           ex(this);
-          n++;
+          this.runN = ++n;
           if (this.stop) break;
         }
       } catch (e) {
@@ -313,7 +318,7 @@ export class Cpu {
         }
         // The instruction that took the exception counts as a step, so a guest stuck in
         // an exception loop still runs out of budget.
-        n++;
+        this.runN = ++n;
         // An exception taken to EL1 carries on at its vector.
       }
       if (this.exit !== null) break;
@@ -325,6 +330,7 @@ export class Cpu {
   }
 
   private retire(n: number): void {
+    this.runN = 0;
     this.retiredSmall += n;
     if (this.retiredSmall > 1e9) {
       this.retired += BigInt(this.retiredSmall);
@@ -334,7 +340,16 @@ export class Cpu {
 
   /** Retired instructions so far (exact). */
   get instructionCount(): bigint {
-    return this.retired + BigInt(this.retiredSmall);
+    return this.retired + BigInt(this.retiredSmall + this.runN);
+  }
+
+  /**
+   * Ends the current run() after this instruction with a "budget" exit, so the owner can
+   * re-plan (e.g. a timer was reprogrammed and the next deadline moved).
+   */
+  endChunk(): void {
+    if (this.exit === null) this.exit = EXIT_BUDGET;
+    this.stop = true;
   }
 
   /** Stop the loop after the current instruction and report `e`. */

@@ -116,7 +116,8 @@ export function decodeSection(buf: Uint8Array, off: number): { section: Section;
   if (off + 2 > buf.length) throw new SnapshotError("truncated: the end marker is missing");
   const nameLen = dv.getUint16(off, true);
   if (nameLen === 0) return null;
-  if (off + 2 + nameLen + 12 > buf.length) throw new SnapshotError(`truncated inside a section header at byte ${off}`);
+  if (off + 2 + nameLen + 12 > buf.length)
+    throw new SnapshotError(`truncated inside a section header at byte ${off}`);
   let name: string;
   try {
     name = dec.decode(buf.subarray(off + 2, off + 2 + nameLen));
@@ -129,14 +130,17 @@ export function decodeSection(buf: Uint8Array, off: number): { section: Section;
   const flags = dv.getUint32(p + 4, true);
   const len = dv.getUint32(p + 8, true);
   if (len > MAX_PAYLOAD || p + 12 + len + 4 > buf.length) {
-    throw new SnapshotError(`section '${name}' is truncated (${len} bytes announced, ${buf.length - p - 12} left)`);
+    throw new SnapshotError(
+      `section '${name}' is truncated (${len} bytes announced, ${buf.length - p - 12} left)`,
+    );
   }
   const payload = buf.subarray(p + 12, p + 12 + len);
   const stored = dv.getUint32(p + 12 + len, true);
   if (crc32c([buf.subarray(off + 2, p + 8), payload]) !== stored) {
     throw new SnapshotError(`section '${name}' is corrupt (checksum mismatch)`);
   }
-  if ((flags & ~FLAG_DEFLATE) !== 0) throw new SnapshotError(`section '${name}' has unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~FLAG_DEFLATE) !== 0)
+    throw new SnapshotError(`section '${name}' has unknown flags 0x${flags.toString(16)}`);
   let data = payload;
   if (flags & FLAG_DEFLATE) {
     try {
@@ -151,7 +155,11 @@ export function decodeSection(buf: Uint8Array, off: number): { section: Section;
 // ---------------------------------------------------------------------------
 // Whole files
 
-export function encodeSnapshot(header: SnapshotHeader, sections: readonly Section[], compress = true): Uint8Array {
+export function encodeSnapshot(
+  header: SnapshotHeader,
+  sections: readonly Section[],
+  compress = true,
+): Uint8Array {
   const h = enc.encode(JSON.stringify(header));
   const pre = new Uint8Array(16 + h.length);
   pre.set(enc.encode(SNAPSHOT_MAGIC), 0);
@@ -181,7 +189,12 @@ export function decodeSnapshot(buf: Uint8Array): { header: SnapshotHeader; secti
   } catch {
     throw new SnapshotError("corrupt header (not valid JSON)");
   }
-  if (typeof header !== "object" || header === null || typeof header.config !== "object" || header.config === null) {
+  if (
+    typeof header !== "object" ||
+    header === null ||
+    typeof header.config !== "object" ||
+    header.config === null
+  ) {
     throw new SnapshotError("corrupt header (no machine configuration)");
   }
   const sections: Section[] = [];
@@ -195,7 +208,8 @@ export function decodeSnapshot(buf: Uint8Array): { header: SnapshotHeader; secti
     sections.push(r.section);
     off = r.next;
   }
-  if (off + 2 !== buf.length) throw new SnapshotError(`${buf.length - off - 2} unexpected bytes after the end marker`);
+  if (off + 2 !== buf.length)
+    throw new SnapshotError(`${buf.length - off - 2} unexpected bytes after the end marker`);
   return { header, sections };
 }
 

@@ -6,13 +6,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { MP_STATE } from "../../hv/mp-state.ts";
-import {
-  hexId,
-  KVM_REG_ARM_PTIMER_CNT,
-  KVM_REG_ARM_TIMER_CNT,
-  KvmError,
-  regSize,
-} from "../../hv/onereg.ts";
+import { hexId, KVM_REG_ARM_PTIMER_CNT, KVM_REG_ARM_TIMER_CNT, KvmError, regSize } from "../../hv/onereg.ts";
 import { StateError, type StateValue } from "../../hv/state.ts";
 import { DeterministicClock, RealtimeClock, TIMER_FREQUENCY } from "../../hv/timer.ts";
 import type { Vcpu } from "../../hv/vcpu.ts";
@@ -107,7 +101,14 @@ export function restoreSections(
   opts: { savedAt?: number; broken?: BrokenRestore } = {},
 ): void {
   const byName = new Map(sections.map((s) => [s.name, s]));
-  const expected = new Set(["machine", "gicv3", "pl011", "pl031", "ram", ...m.vcpus.map((v) => `vcpu@${v.id}`)]);
+  const expected = new Set([
+    "machine",
+    "gicv3",
+    "pl011",
+    "pl031",
+    "ram",
+    ...m.vcpus.map((v) => `vcpu@${v.id}`),
+  ]);
   for (const s of sections) {
     if (!expected.has(s.name)) throw new SnapshotError(`section '${s.name}' is not part of this machine`);
   }
@@ -115,7 +116,9 @@ export function restoreSections(
   const get = (name: string) => byName.get(name)!;
   const checkVersion = (s: Section, max: number) => {
     if (s.version < 1 || s.version > max) {
-      throw new SnapshotError(`section '${s.name}' has version ${s.version}; this build reads versions 1 to ${max}`);
+      throw new SnapshotError(
+        `section '${s.name}' has version ${s.version}; this build reads versions 1 to ${max}`,
+      );
     }
   };
 
@@ -175,7 +178,9 @@ function restoreVcpu(v: Vcpu, s: VcpuState, broken?: BrokenRestore): void {
   v.init({ powerOff: true });
   // Counters before compare values and controls, so no stale deadline fires in between.
   const order = (id: bigint) => (id === KVM_REG_ARM_TIMER_CNT || id === KVM_REG_ARM_PTIMER_CNT ? 0 : 1);
-  const regs = s.regs.map(([id, val]) => [BigInt(id), BigInt(val)] as const).sort((a, b) => order(a[0]) - order(b[0]));
+  const regs = s.regs
+    .map(([id, val]) => [BigInt(id), BigInt(val)] as const)
+    .sort((a, b) => order(a[0]) - order(b[0]));
   const known = new Set(v.getRegList());
   for (const [id, value] of regs) {
     if (!known.has(id)) throw new SnapshotError(`section 'vcpu@${v.id}': unknown register ID ${hexId(id)}`);
@@ -194,18 +199,28 @@ function restoreVcpu(v: Vcpu, s: VcpuState, broken?: BrokenRestore): void {
 function validateMachine(ms: MachineState, m: VirtMachine): void {
   const bad = (what: string) => new SnapshotError(`section 'machine': ${what}`);
   if (typeof ms !== "object" || ms === null) throw bad("not an object");
-  if (ms.clock !== m.vm.clock.kind) throw bad(`clock is '${ms.clock}', the machine's is '${m.vm.clock.kind}'`);
+  if (ms.clock !== m.vm.clock.kind)
+    throw bad(`clock is '${ms.clock}', the machine's is '${m.vm.clock.kind}'`);
   for (const k of ["roundStart", "clockAtSave"] as const) {
     if (typeof ms[k] !== "string" || !/^\d{1,20}$/.test(ms[k])) throw bad(`${k} is not a counter value`);
   }
-  if (!Array.isArray(ms.sliceUsed) || ms.sliceUsed.length !== m.vcpus.length) throw bad("sliceUsed has the wrong length");
-  if (!ms.sliceUsed.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 40)) throw bad("sliceUsed holds a bad value");
+  if (!Array.isArray(ms.sliceUsed) || ms.sliceUsed.length !== m.vcpus.length)
+    throw bad("sliceUsed has the wrong length");
+  if (!ms.sliceUsed.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 40))
+    throw bad("sliceUsed holds a bad value");
   const s = ms.scheduler;
   if (typeof s !== "object" || s === null || !Number.isInteger(s.rounds) || typeof s.roundRan !== "boolean") {
     throw bad("scheduler position is corrupt");
   }
   const q = m.scheduler().quantum;
-  if (!Number.isInteger(s.pos) || s.pos < 0 || s.pos >= m.vcpus.length || !Number.isInteger(s.sliceUsed) || s.sliceUsed < 0 || s.sliceUsed >= q) {
+  if (
+    !Number.isInteger(s.pos) ||
+    s.pos < 0 ||
+    s.pos >= m.vcpus.length ||
+    !Number.isInteger(s.sliceUsed) ||
+    s.sliceUsed < 0 ||
+    s.sliceUsed >= q
+  ) {
     throw bad("scheduler position is out of range");
   }
 }
@@ -218,11 +233,17 @@ function validateVcpu(name: string, raw: unknown): VcpuState {
   if (s.wfx !== null && s.wfx !== "wfi" && s.wfx !== "wfe") throw bad("wait state is corrupt");
   if (!Array.isArray(s.regs)) throw bad("register list is missing");
   for (const r of s.regs) {
-    if (!Array.isArray(r) || r.length !== 2 || !/^0x[0-9a-f]{16}$/.test(r[0]) || !/^0x[0-9a-f]{1,32}$/.test(r[1])) {
+    if (
+      !Array.isArray(r) ||
+      r.length !== 2 ||
+      !/^0x[0-9a-f]{16}$/.test(r[0]) ||
+      !/^0x[0-9a-f]{1,32}$/.test(r[1])
+    ) {
       throw bad("register entry is corrupt");
     }
     const id = BigInt(r[0]);
-    if (BigInt(r[1]) >= 1n << BigInt(regSize(id) * 8)) throw bad(`register ${r[0]} value does not fit its size`);
+    if (BigInt(r[1]) >= 1n << BigInt(regSize(id) * 8))
+      throw bad(`register ${r[0]} value does not fit its size`);
   }
   if (![MP_STATE.RUNNABLE, MP_STATE.STOPPED, MP_STATE.SUSPENDED].includes(s.mp as 0 | 5 | 10)) {
     throw bad(`MP state ${s.mp} is not valid on arm64`);
