@@ -11,6 +11,14 @@ import type { Command } from "commander";
 import { MP_STATE_NAMES } from "../hv/mp-state.ts";
 import { VirtMachine } from "../machine/virt.ts";
 import { runMachine } from "../vmm/runner.ts";
+import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../vmm/snapshot/format.ts";
+import {
+  captureSections,
+  configFromHeader,
+  restoreSections,
+  snapshotHeader,
+  stateDigest,
+} from "../vmm/snapshot/machine-state.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /** The built-in demo: brings every vCPU up and down with PSCI. */
@@ -28,6 +36,10 @@ export interface RunFlags {
   dumpDtb?: string;
   traceMp?: boolean;
   psci?: string;
+  stopAt?: string;
+  save?: string;
+  restore?: string;
+  stateDigest?: boolean;
 }
 
 /** Parses a QEMU-style size: 256M, 1G, 65536K, or bytes. */
@@ -48,34 +60,58 @@ function readInput(what: string, file: string): Uint8Array {
   }
 }
 
+function bootFromFlags(flags: RunFlags, demo: boolean, serialOutput: (b: Uint8Array) => void): VirtMachine {
+  const smp = Number(flags.smp);
+  const memory = parseSize(flags.memory);
+  if (memory > 3 * 1024 ** 3)
+    throw new Error(`--memory ${flags.memory}: at most 3G of guest RAM fits in one WebAssembly memory`);
+  if (memory < 16 * 1024 * 1024) throw new Error(`--memory ${flags.memory}: at least 16M is needed`);
+  if (flags.psci !== undefined && flags.psci !== "hvc" && flags.psci !== "smc")
+    throw new Error("--psci must be hvc or smc");
+  const kernelFile = flags.kernel ?? DEMO_GUEST;
+  return new VirtMachine({
+    kernel: readInput("kernel", kernelFile),
+    ...(flags.initrd ? { initrd: readInput("initrd", flags.initrd) } : {}),
+    ...(flags.dtb ? { dtb: readInput("dtb", flags.dtb) } : {}),
+    append: flags.append ?? "",
+    smp: demo && flags.smp === "1" ? 4 : smp,
+    memory,
+    semihosting: flags.semihosting ?? false,
+    deterministic: flags.deterministic ?? false,
+    psciConduit: (flags.psci as "hvc" | "smc" | undefined) ?? "hvc",
+    serialOutput,
+    gunzip: (data, max) => new Uint8Array(gunzipSync(data, { maxOutputLength: max })),
+  });
+}
+
 export async function runCommand(flags: RunFlags): Promise<number> {
   const diag = (line: string) => process.stderr.write(`armbox: ${line}\n`);
   let machine: VirtMachine;
-  const demo = flags.kernel === undefined;
+  const demo = flags.kernel === undefined && flags.restore === undefined;
+  const serialOutput = (b: Uint8Array) => process.stdout.write(b);
+  let stopAt: bigint | undefined;
   try {
-    const smp = Number(flags.smp);
-    const memory = parseSize(flags.memory);
-    if (memory > 3 * 1024 ** 3)
-      throw new Error(`--memory ${flags.memory}: at most 3G of guest RAM fits in one WebAssembly memory`);
-    if (memory < 16 * 1024 * 1024) throw new Error(`--memory ${flags.memory}: at least 16M is needed`);
-    if (flags.psci !== undefined && flags.psci !== "hvc" && flags.psci !== "smc")
-      throw new Error(`--psci must be hvc or smc`);
-    const kernelFile = flags.kernel ?? DEMO_GUEST;
-    machine = new VirtMachine({
-      kernel: readInput("kernel", kernelFile),
-      ...(flags.initrd ? { initrd: readInput("initrd", flags.initrd) } : {}),
-      ...(flags.dtb ? { dtb: readInput("dtb", flags.dtb) } : {}),
-      append: flags.append ?? "",
-      smp: demo && flags.smp === "1" ? 4 : smp,
-      memory,
-      semihosting: flags.semihosting ?? false,
-      deterministic: flags.deterministic ?? false,
-      psciConduit: (flags.psci as "hvc" | "smc" | undefined) ?? "hvc",
-      serialOutput: (b) => process.stdout.write(b),
-      gunzip: (data, max) => new Uint8Array(gunzipSync(data, { maxOutputLength: max })),
-    });
+    if (flags.stopAt !== undefined) {
+      if (!/^\d+$/.test(flags.stopAt) || BigInt(flags.stopAt) === 0n)
+        throw new Error(`--stop-at ${flags.stopAt}: expected a positive instruction count`);
+      stopAt = BigInt(flags.stopAt);
+    }
+    if (flags.save !== undefined && stopAt === undefined)
+      throw new Error("--save needs --stop-at N (the instruction count to stop at)");
+    if (flags.restore !== undefined) {
+      if (flags.kernel !== undefined)
+        throw new Error("--restore and --kernel cannot be combined: the snapshot holds the guest");
+      const { header, sections } = decodeSnapshot(readInput("snapshot", flags.restore));
+      const config = configFromHeader(header);
+      machine = new VirtMachine({ ...config, serialOutput });
+      restoreSections(machine, sections, { savedAt: header.savedAt });
+    } else {
+      machine = bootFromFlags(flags, demo, serialOutput);
+    }
   } catch (e) {
-    diag((e as Error).message);
+    diag(
+      `${flags.restore !== undefined && e instanceof SnapshotError ? `snapshot ${flags.restore}: ` : ""}${(e as Error).message}`,
+    );
     return 2;
   }
   if (flags.dumpDtb) {
@@ -113,24 +149,45 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     output: (b) => process.stdout.write(b),
     diag,
     inputOpen: () => inputOpen,
+    ...(stopAt !== undefined ? { maxInstructions: stopAt } : {}),
   });
   if (stdin.isTTY) stdin.setRawMode(false);
   stdin.pause();
   stdin.destroy();
+  let code: number;
   switch (result.kind) {
     case "shutdown":
-      return result.code;
+      code = result.code;
+      break;
     case "reset":
       diag("the guest asked for a system reset; stopping (reset is not re-booted yet)");
-      return 0;
+      code = 0;
+      break;
     case "limit":
-      return 0;
+      code = 0;
+      break;
     case "quit":
-      return result.code;
+      code = result.code;
+      break;
     case "error":
       diag(result.message);
-      return result.code;
+      code = result.code;
+      break;
   }
+  if (flags.save !== undefined) {
+    if (result.kind !== "limit") {
+      diag(`the guest stopped (${result.kind}) before instruction ${stopAt}; no snapshot written`);
+      return 1;
+    }
+    try {
+      fs.writeFileSync(flags.save, encodeSnapshot(snapshotHeader(machine), captureSections(machine)));
+    } catch (e) {
+      diag(`--save ${flags.save}: ${(e as Error).message}`);
+      return 1;
+    }
+  }
+  if (flags.stateDigest) process.stdout.write(`state-digest: ${stateDigest(machine)}\n`);
+  return code;
 }
 
 export function registerRunCommand(program: Command, done: (p: Promise<number>) => void): void {
@@ -148,5 +205,9 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--dump-dtb <file>", "write the generated device tree")
     .option("--trace-mp", "print every vCPU MP-state change on stderr")
     .option("--psci <conduit>", "PSCI conduit: hvc (default) or smc")
+    .option("--stop-at <n>", "stop after N instructions (all vCPUs, deterministic order)")
+    .option("--save <file>", "with --stop-at: write a snapshot of the stopped machine")
+    .option("--restore <file>", "continue a snapshot (its machine configuration is used)")
+    .option("--state-digest", "print state-digest: <sha256> of the whole machine when the run ends")
     .action((flags: RunFlags) => done(runCommand(flags)));
 }
