@@ -19,9 +19,8 @@ export function nzcv(c: Cpu): number {
   return c.r[I.PSTATE]! >>> 28;
 }
 
-/** ConditionHolds (Arm ARM J1.3): cond is the 4-bit condition code. */
-export function conditionHolds(c: Cpu, cond: number): boolean {
-  const f = c.r[I.PSTATE]! >>> 28;
+/** ConditionHolds (Arm ARM J1.3) for one condition and NZCV value (the reference). */
+function conditionHoldsSlow(cond: number, f: number): boolean {
   const n = (f >>> 3) & 1;
   const z = (f >>> 2) & 1;
   const cf = (f >>> 1) & 1;
@@ -53,6 +52,19 @@ export function conditionHolds(c: Cpu, cond: number): boolean {
       return true; // AL and NV both always hold
   }
   return (cond & 1) !== 0 ? !result : result;
+}
+
+/** COND_TABLE[cond << 4 | NZCV] = 1 when the condition holds: one load per B.cond/CSEL. */
+const COND_TABLE = (() => {
+  const t = new Uint8Array(256);
+  for (let cond = 0; cond < 16; cond++)
+    for (let f = 0; f < 16; f++) t[(cond << 4) | f] = conditionHoldsSlow(cond, f) ? 1 : 0;
+  return t;
+})();
+
+/** ConditionHolds (Arm ARM J1.3): cond is the 4-bit condition code. */
+export function conditionHolds(c: Cpu, cond: number): boolean {
+  return COND_TABLE[(cond << 4) | (c.r[I.PSTATE]! >>> 28)] === 1;
 }
 
 /**
