@@ -32,6 +32,19 @@ function addSubImm(f: Record<string, number>): Exec | null {
   const dn = f.Rd!;
   const dSp = !setFlags && dn === 31;
   const dFixed = setFlags ? xw(dn) : dn * 2;
+  if (sf && !setFlags) {
+    // ADD/SUB Xd|SP, Xn|SP, #imm without flags (address arithmetic, counters): inline.
+    const delta = sub ? -imm : imm;
+    return (c) => {
+      const r = c.r;
+      const ni = n === 31 ? c.sp : n * 2;
+      const lo = r[ni]! + delta;
+      const hi = r[ni + 1]! + (lo > 0xffffffff ? 1 : lo < 0 ? -1 : 0);
+      const di = dSp ? c.sp : dFixed;
+      r[di] = lo >>> 0;
+      r[di + 1] = hi >>> 0;
+    };
+  }
   if (sf) {
     const blo = sub ? ~imm >>> 0 : imm;
     const bhi = sub ? 0xffffffff : 0;

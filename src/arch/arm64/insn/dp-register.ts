@@ -97,6 +97,25 @@ function addSubShifted(f: Fields): Exec | null {
   const m = xr(f.Rm!);
   const d = xw(f.Rd!);
   const cin = sub ? 1 : 0;
+  if (sf && amt === 0 && !setFlags) {
+    // The common ADD/SUB Xd, Xn, Xm: inline 64-bit arithmetic, no helper, no flags.
+    if (!sub) {
+      return (c) => {
+        const r = c.r;
+        const lo = r[n]! + r[m]!;
+        const hi = r[n + 1]! + r[m + 1]! + (lo > 0xffffffff ? 1 : 0);
+        r[d] = lo >>> 0;
+        r[d + 1] = hi >>> 0;
+      };
+    }
+    return (c) => {
+      const r = c.r;
+      const lo = r[n]! - r[m]!;
+      const hi = r[n + 1]! - r[m + 1]! - (lo < 0 ? 1 : 0);
+      r[d] = lo >>> 0;
+      r[d + 1] = hi >>> 0;
+    };
+  }
   if (!sf) {
     return (c) => {
       const r = c.r;
