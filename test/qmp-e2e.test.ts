@@ -30,8 +30,8 @@ const BIN = new URL("../guests/baremetal/bin/", import.meta.url);
  */
 const SPIN = new Uint8Array(
   new Uint32Array([
-    0xd2800060, 0xf2b88000, 0xd2800021, 0x100000c2, 0xd2800003, 0xd4000002, 0xaa0003f5, 0x91000673, 0x17ffffff,
-    0x91000694, 0x17ffffff,
+    0xd2800060, 0xf2b88000, 0xd2800021, 0x100000c2, 0xd2800003, 0xd4000002, 0xaa0003f5, 0x91000673,
+    0x17ffffff, 0x91000694, 0x17ffffff,
   ]).buffer,
 );
 
@@ -86,7 +86,11 @@ for (const deterministic of [true, false]) {
     const r = await rig(SPIN, { smp: 4, deterministic });
     const { client: c, host } = r;
     try {
-      assert.deepEqual(await c.execute("query-status"), { running: false, singlestep: false, status: "prelaunch" });
+      assert.deepEqual(await c.execute("query-status"), {
+        running: false,
+        singlestep: false,
+        status: "prelaunch",
+      });
       const cpus = (await c.execute("query-cpus-fast")) as Record<string, unknown>[];
       assert.equal(cpus.length, 4);
       assert.deepEqual(cpus[2], {
@@ -111,7 +115,11 @@ for (const deterministic of [true, false]) {
 
       await c.execute("stop");
       await c.waitEvent("STOP");
-      assert.deepEqual(await c.execute("query-status"), { running: false, singlestep: false, status: "paused" });
+      assert.deepEqual(await c.execute("query-status"), {
+        running: false,
+        singlestep: false,
+        status: "paused",
+      });
       const a19 = x(host, 0, 19);
       const a20 = x(host, 1, 20);
       assert.ok(a19 > 0n && a20 > 0n, "both vCPUs ran");
@@ -156,7 +164,10 @@ for (const deterministic of [true, false]) {
       await c.waitEvent("STOP");
       await c.waitEvent("RESUME");
       assert.deepEqual(await mpStates(c).then((s) => s.slice(2)), ["STOPPED", "STOPPED"]);
-      await assert.rejects(c.execute("snapshot-load", { file: boot, tag: "other" }), /holds snapshot 'boot', not 'other'/);
+      await assert.rejects(
+        c.execute("snapshot-load", { file: boot, tag: "other" }),
+        /holds snapshot 'boot', not 'other'/,
+      );
 
       // Corrupt and truncated files are refused, naming what is wrong; the VM runs on.
       const running = host.machine;
@@ -166,7 +177,10 @@ for (const deterministic of [true, false]) {
       writeFileSync(join(dir, "corrupt.snap"), corrupt);
       await assert.rejects(c.execute("snapshot-load", { file: join(dir, "corrupt.snap") }), /section/);
       writeFileSync(join(dir, "short.snap"), bytes.subarray(0, Math.floor(bytes.length / 2)));
-      await assert.rejects(c.execute("snapshot-load", { file: join(dir, "short.snap") }), /snapshot-load: .*short\.snap: /);
+      await assert.rejects(
+        c.execute("snapshot-load", { file: join(dir, "short.snap") }),
+        /snapshot-load: .*short\.snap: /,
+      );
       await assert.rejects(c.execute("snapshot-load", { file: join(dir, "absent.snap") }), /ENOENT/);
       assert.equal(host.machine, running);
       assert.equal(((await c.execute("query-status")) as { status: string }).status, "running");
@@ -209,7 +223,10 @@ test("a bare-metal guest saved at boot and loaded into a VMM started with anothe
     assert.deepEqual(await mpStates(second.client), ["RUNNABLE", "STOPPED", "STOPPED", "STOPPED"]);
     assert.equal(((await second.client.execute("query-status")) as { status: string }).status, "prelaunch");
     await second.client.execute("cont");
-    assert.deepEqual((await second.client.waitEvent("SHUTDOWN")).data, { guest: true, reason: "guest-shutdown" });
+    assert.deepEqual((await second.client.waitEvent("SHUTDOWN")).data, {
+      guest: true,
+      reason: "guest-shutdown",
+    });
     assert.deepEqual(await second.done, { kind: "shutdown", code: 0 });
     assert.match(second.console(), /RESULT: PASS/);
     assert.doesNotMatch(second.console(), /FAIL/);

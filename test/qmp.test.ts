@@ -177,7 +177,10 @@ test("greeting, capabilities first (CommandNotFound before), id echoed, negotiat
       id: "early",
     });
     c.send('{"execute":"qmp_capabilities","arguments":{"enable":["oob"]},"id":1}');
-    assert.deepEqual((await c.next())[0], { error: { class: "GenericError", desc: "Capability 'oob' not available" }, id: 1 });
+    assert.deepEqual((await c.next())[0], {
+      error: { class: "GenericError", desc: "Capability 'oob' not available" },
+      id: 1,
+    });
     // Several objects in one write, no newlines needed (QEMU's streamer does the same).
     c.send('{"execute":"qmp_capabilities","id":{"n":[1,2]}}{"execute":"query-status","id":2}');
     const [neg, st] = await c.next(2);
@@ -185,7 +188,10 @@ test("greeting, capabilities first (CommandNotFound before), id echoed, negotiat
     assert.deepEqual(st, { return: { running: true, singlestep: false, status: "running" }, id: 2 });
     c.send('{"execute":"qmp_capabilities"}');
     assert.deepEqual((await c.next())[0], {
-      error: { class: "CommandNotFound", desc: "Capabilities negotiation is already complete, command ignored" },
+      error: {
+        class: "CommandNotFound",
+        desc: "Capabilities negotiation is already complete, command ignored",
+      },
     });
     c.close();
   });
@@ -200,13 +206,22 @@ test("malformed input gets QEMU's error replies, and the connection keeps workin
     const cases: [string, Record<string, unknown>][] = [
       ["[1, 2]", { error: { class: "GenericError", desc: "QMP input must be a JSON object" } }],
       ['{"id": 7}', { error: { class: "GenericError", desc: "QMP input lacks member 'execute'" }, id: 7 }],
-      ['{"execute": 5}', { error: { class: "GenericError", desc: "QMP input member 'execute' must be a string" } }],
+      [
+        '{"execute": 5}',
+        { error: { class: "GenericError", desc: "QMP input member 'execute' must be a string" } },
+      ],
       [
         '{"execute": "stop", "arguments": [1]}',
         { error: { class: "GenericError", desc: "QMP input member 'arguments' must be an object" } },
       ],
-      ['{"execute": "stop", "bogus": 1}', { error: { class: "GenericError", desc: "QMP input member 'bogus' is unexpected" } }],
-      ['{"execute": "nope", "id": "x"}', { error: { class: "CommandNotFound", desc: "The command nope has not been found" }, id: "x" }],
+      [
+        '{"execute": "stop", "bogus": 1}',
+        { error: { class: "GenericError", desc: "QMP input member 'bogus' is unexpected" } },
+      ],
+      [
+        '{"execute": "nope", "id": "x"}',
+        { error: { class: "CommandNotFound", desc: "The command nope has not been found" }, id: "x" },
+      ],
       [
         '{"execute": "stop", "arguments": {"force": true}}',
         { error: { class: "GenericError", desc: "Parameter 'force' is unexpected" } },
@@ -216,8 +231,14 @@ test("malformed input gets QEMU's error replies, and the connection keeps workin
         '{"execute": "migrate", "arguments": {"uri": 3}}',
         { error: { class: "GenericError", desc: "Invalid parameter type for 'uri', expected: string" } },
       ],
-      ['{"execute": "__proto__"}', { error: { class: "CommandNotFound", desc: "The command __proto__ has not been found" } }],
-      ['{"execute": "toString"}', { error: { class: "CommandNotFound", desc: "The command toString has not been found" } }],
+      [
+        '{"execute": "__proto__"}',
+        { error: { class: "CommandNotFound", desc: "The command __proto__ has not been found" } },
+      ],
+      [
+        '{"execute": "toString"}',
+        { error: { class: "CommandNotFound", desc: "The command toString has not been found" } },
+      ],
     ];
     for (const [input, want] of cases) {
       c.send(`${input}\n`);
@@ -230,9 +251,12 @@ test("malformed input gets QEMU's error replies, and the connection keeps workin
     assert.match((errs[0]!.error as { desc: string }).desc, /^JSON parse error/);
     // The rest of that line ('}') is also reported; drain until the next reply is ours.
     c.send('{"execute": "query-status", "id": "after"}\n');
-    let last: Record<string, unknown> | undefined;
-    while (!last || last.id !== "after") last = (await c.next())[0];
-    assert.deepEqual(last.return, { running: true, singlestep: false, status: "running" });
+    for (;;) {
+      const [m] = await c.next();
+      if (m!.id !== "after") continue;
+      assert.deepEqual(m!.return, { running: true, singlestep: false, status: "running" });
+      break;
+    }
     c.close();
   });
 });
@@ -249,13 +273,21 @@ test("stop/cont: events to every negotiated client, none to an unnegotiated one"
     assert.ok(Number.isInteger(ea.timestamp.seconds) && ea.timestamp.microseconds < 1e6);
     assert.ok(Math.abs(ea.timestamp.seconds - Date.now() / 1000) < 60);
     assert.equal(eb.event, "STOP");
-    assert.deepEqual(await b.execute("query-status"), { running: false, singlestep: false, status: "paused" });
+    assert.deepEqual(await b.execute("query-status"), {
+      running: false,
+      singlestep: false,
+      status: "paused",
+    });
     // stop while stopped: no second event
     await a.execute("stop");
     await b.execute("cont");
     await a.waitEvent("RESUME");
     assert.equal(a.events.filter((e) => e.event === "STOP").length, 0);
-    assert.deepEqual(await a.execute("query-status"), { running: true, singlestep: false, status: "running" });
+    assert.deepEqual(await a.execute("query-status"), {
+      running: true,
+      singlestep: false,
+      status: "running",
+    });
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(raw.msgs.length, 0, "no events before qmp_capabilities");
     raw.close();
@@ -267,7 +299,10 @@ test("stop/cont: events to every negotiated client, none to an unnegotiated one"
 test("query-version, query-commands, query-cpus-fast without a machine", async () => {
   await withServer(async (_s, _h, path) => {
     const c = await QmpClient.connect(path);
-    assert.deepEqual(await c.execute("query-version"), { qemu: { major: 7, minor: 2, micro: 0 }, package: "armbox" });
+    assert.deepEqual(await c.execute("query-version"), {
+      qemu: { major: 7, minor: 2, micro: 0 },
+      package: "armbox",
+    });
     const names = ((await c.execute("query-commands")) as { name: string }[]).map((x) => x.name);
     for (const n of [
       "qmp_capabilities",
@@ -289,7 +324,10 @@ test("query-version, query-commands, query-cpus-fast without a machine", async (
       assert.ok(names.includes(n), n);
     }
     assert.deepEqual(await c.execute("query-cpus-fast"), []);
-    await assert.rejects(c.execute("snapshot-save", { file: join(dir, "x.snap") }), /waiting for an incoming migration/);
+    await assert.rejects(
+      c.execute("snapshot-save", { file: join(dir, "x.snap") }),
+      /waiting for an incoming migration/,
+    );
     await c.close();
   });
 });
@@ -299,7 +337,16 @@ test("migration commands are delegated; exec: and other URIs are refused; MIGRAT
   await withServer(async (_s, _h, path) => {
     const c = await QmpClient.connect(path);
     assert.deepEqual(await c.execute("query-migrate"), {}); // QEMU: {} before any migration
-    for (const uri of ["exec:cat > /tmp/x", "exec:rm -rf /", "unix:/tmp/s", "rdma:1.2.3.4:5", "tcp:", "tcp:host", "tcp:h:99999", "file:"]) {
+    for (const uri of [
+      "exec:cat > /tmp/x",
+      "exec:rm -rf /",
+      "unix:/tmp/s",
+      "rdma:1.2.3.4:5",
+      "tcp:",
+      "tcp:host",
+      "tcp:h:99999",
+      "file:",
+    ]) {
       const e = await c.execute("migrate", { uri }).then(
         () => null,
         (x: unknown) => x,
@@ -312,9 +359,15 @@ test("migration commands are delegated; exec: and other URIs are refused; MIGRAT
     await assert.rejects(c.execute("migrate", { uri: "tcp:127.0.0.1:1-refused" }), QmpReplyError);
     await assert.rejects(c.execute("migrate", { uri: "file:/refused" }), /connection refused/);
 
-    assert.deepEqual(await c.execute("migrate-set-parameters", { "downtime-limit": 50, "max-bandwidth": 1e9 }), {});
+    assert.deepEqual(
+      await c.execute("migrate-set-parameters", { "downtime-limit": 50, "max-bandwidth": 1e9 }),
+      {},
+    );
     assert.deepEqual(mig.parameters, { "downtime-limit": 50, "max-bandwidth": 1e9 });
-    assert.deepEqual(await c.execute("query-migrate-parameters"), { "downtime-limit": 50, "max-bandwidth": 1e9 });
+    assert.deepEqual(await c.execute("query-migrate-parameters"), {
+      "downtime-limit": 50,
+      "max-bandwidth": 1e9,
+    });
     await assert.rejects(c.execute("migrate-set-parameters", { "downtime-limit": -1 }), /downtime_limit/);
     await assert.rejects(c.execute("migrate-set-parameters", { "downtime-limit": 1.5 }), /expected: integer/);
     await assert.rejects(c.execute("migrate-set-parameters", { "xbzrle-cache-size": 1 }), /unexpected/);
@@ -324,12 +377,18 @@ test("migration commands are delegated; exec: and other URIs are refused; MIGRAT
     assert.deepEqual((await c.waitEvent("MIGRATION")).data, { status: "setup" });
     assert.deepEqual((await c.waitEvent("MIGRATION")).data, { status: "active" });
     assert.deepEqual(await c.execute("query-migrate"), { status: "active", "total-time": 5 });
-    await assert.rejects(c.execute("migrate", { uri: "file:/tmp/again" }), /There's a migration process in progress/);
+    await assert.rejects(
+      c.execute("migrate", { uri: "file:/tmp/again" }),
+      /There's a migration process in progress/,
+    );
     assert.deepEqual(await c.execute("migrate_cancel"), {});
     assert.deepEqual((await c.waitEvent("MIGRATION")).data, { status: "cancelling" });
     assert.deepEqual((await c.waitEvent("MIGRATION")).data, { status: "cancelled" });
     assert.deepEqual(await c.execute("migrate", { uri: "file:/tmp/vm.mig" }), {});
-    assert.deepEqual(await c.execute("migrate", { uri: "tcp:[::1]:5555" }).catch((e: Error) => e.message), "There's a migration process in progress");
+    assert.deepEqual(
+      await c.execute("migrate", { uri: "tcp:[::1]:5555" }).catch((e: Error) => e.message),
+      "There's a migration process in progress",
+    );
     await c.close();
   }, new FakeHost(mig));
 });
@@ -342,7 +401,11 @@ test("system_powerdown: reply, then POWERDOWN and SHUTDOWN; quit: reply, then SH
     assert.deepEqual(await c.execute("system_powerdown"), {});
     assert.deepEqual((await c.waitEvent("SHUTDOWN")).data, { guest: false, reason: "host-ui" });
     assert.deepEqual(order, ["POWERDOWN", "SHUTDOWN"]);
-    assert.deepEqual(await c.execute("query-status"), { running: false, singlestep: false, status: "shutdown" });
+    assert.deepEqual(await c.execute("query-status"), {
+      running: false,
+      singlestep: false,
+      status: "shutdown",
+    });
     await assert.rejects(c.execute("cont"), /Resetting the Virtual Machine is required/);
     assert.deepEqual(await c.execute("quit"), {});
     assert.equal(host.quitCode, 0);
@@ -384,7 +447,11 @@ test("TCP: listens on tcp:127.0.0.1:0 and answers", async () => {
 
 test("addresses: unix/tcp/IPv6/QEMU's server,nowait suffix; bad ones refused", () => {
   assert.deepEqual(parseQmpAddress("unix:/tmp/a.sock,server,nowait"), { kind: "unix", path: "/tmp/a.sock" });
-  assert.deepEqual(parseQmpAddress("tcp:localhost:4444,server=on,wait=off"), { kind: "tcp", host: "localhost", port: 4444 });
+  assert.deepEqual(parseQmpAddress("tcp:localhost:4444,server=on,wait=off"), {
+    kind: "tcp",
+    host: "localhost",
+    port: 4444,
+  });
   assert.deepEqual(parseQmpAddress("tcp:[::1]:4444"), { kind: "tcp", host: "::1", port: 4444 });
   assert.deepEqual(parseQmpAddress("tcp::4444"), { kind: "tcp", host: "127.0.0.1", port: 4444 });
   assert.deepEqual(parseQmpAddress("/run/vm.qmp", true), { kind: "unix", path: "/run/vm.qmp" });
@@ -406,7 +473,9 @@ function split(chunks: Uint8Array[]): StreamItem[] {
 test("splitter: any chunking of a stream of JSON values gives the same values", () => {
   fc.assert(
     fc.property(
-      fc.array(fc.oneof(fc.dictionary(fc.string(), fc.jsonValue()), fc.array(fc.jsonValue())), { maxLength: 6 }),
+      fc.array(fc.oneof(fc.dictionary(fc.string(), fc.jsonValue()), fc.array(fc.jsonValue())), {
+        maxLength: 6,
+      }),
       fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 30 }),
       fc.constantFrom("", "\n", "\r\n", "  "),
       (values, cuts, sep) => {
@@ -485,7 +554,13 @@ test("property: any complete JSON value (random, or command-shaped) gets a reply
             .record(
               {
                 execute: fc.oneof(
-                  fc.constantFrom("query-status", "migrate", "snapshot-load", "qmp_capabilities", "query-cpus-fast"),
+                  fc.constantFrom(
+                    "query-status",
+                    "migrate",
+                    "snapshot-load",
+                    "qmp_capabilities",
+                    "query-cpus-fast",
+                  ),
                   fc.string(),
                 ),
                 arguments: fc.oneof(fc.dictionary(fc.string(), fc.jsonValue()), fc.jsonValue()),
@@ -518,7 +593,12 @@ test("property: any complete JSON value (random, or command-shaped) gets a reply
 // armbox qmp
 
 function capture() {
-  const io = { outText: "", errText: "", out: (s: string) => void (io.outText += s), err: (s: string) => void (io.errText += s) };
+  const io = {
+    outText: "",
+    errText: "",
+    out: (s: string) => void (io.outText += s),
+    err: (s: string) => void (io.errText += s),
+  };
   return io;
 }
 
@@ -562,6 +642,9 @@ test("armbox qmp through main(): registered as a command", async () => {
       process.stdout.write = orig;
     }
     assert.equal(code, 0);
-    assert.deepEqual(JSON.parse(writes.join("")), { qemu: { major: 7, minor: 2, micro: 0 }, package: "armbox" });
+    assert.deepEqual(JSON.parse(writes.join("")), {
+      qemu: { major: 7, minor: 2, micro: 0 },
+      package: "armbox",
+    });
   });
 });

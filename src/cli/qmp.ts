@@ -34,7 +34,7 @@ export async function qmpCommand(
       return 2;
     }
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      io.err("armbox qmp: JSON-ARGS must be a JSON object, e.g. '{\"file\": \"vm.snap\"}'\n");
+      io.err('armbox qmp: JSON-ARGS must be a JSON object, e.g. \'{"file": "vm.snap"}\'\n');
       return 2;
     }
     args = v as Record<string, unknown>;

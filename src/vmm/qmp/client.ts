@@ -51,7 +51,10 @@ export class QmpClient {
     const addr = typeof spec === "string" ? parseQmpAddress(spec, true) : spec;
     const socket = addr.kind === "unix" ? net.connect(addr.path) : net.connect(addr.port, addr.host);
     const c = new QmpClient(socket);
-    const timer = setTimeout(() => socket.destroy(new Error("timed out waiting for the QMP greeting")), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new Error("timed out waiting for the QMP greeting")),
+      timeoutMs,
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         c.greeted = { resolve, reject };

@@ -27,7 +27,12 @@ import * as fs from "node:fs";
 import { MP_STATE_NAMES } from "../../hv/mp-state.ts";
 import type { MigrationParameters } from "../migration/controller.ts";
 import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../snapshot/format.ts";
-import { captureSections, configFromHeader, restoreSections, snapshotHeader } from "../snapshot/machine-state.ts";
+import {
+  captureSections,
+  configFromHeader,
+  restoreSections,
+  snapshotHeader,
+} from "../snapshot/machine-state.ts";
 import type { VmmHost } from "./host.ts";
 import { QmpError, versionInfo } from "./protocol.ts";
 
@@ -91,7 +96,9 @@ function fileArg(v: unknown): string {
 /** A migration URI armbox accepts: `tcp:HOST:PORT` or `file:PATH`. Never a shell command. */
 export function checkMigrationUri(uri: string): void {
   if (/^exec:/.test(uri)) {
-    throw generic("'exec:' migration URIs are refused: armbox never runs a shell command; use tcp:HOST:PORT or file:PATH");
+    throw generic(
+      "'exec:' migration URIs are refused: armbox never runs a shell command; use tcp:HOST:PORT or file:PATH",
+    );
   }
   if (uri.startsWith("tcp:")) {
     const m = /^tcp:(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(uri);
@@ -191,7 +198,10 @@ export const COMMANDS: Record<string, QmpCommand> = {
       const wasRunning = await host.stop();
       let bytes: Uint8Array;
       try {
-        const header = Object.assign(snapshotHeader(m), args.tag !== undefined ? { tag: args.tag as string } : {});
+        const header = Object.assign(
+          snapshotHeader(m),
+          args.tag !== undefined ? { tag: args.tag as string } : {},
+        );
         bytes = encodeSnapshot(header, captureSections(m), (args.compress as boolean | undefined) ?? true);
       } finally {
         if (wasRunning) host.cont();
@@ -215,7 +225,9 @@ export const COMMANDS: Record<string, QmpCommand> = {
       try {
         raw = new Uint8Array(await fs.promises.readFile(file));
       } catch (e) {
-        throw generic(`snapshot-load: cannot read '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        throw generic(
+          `snapshot-load: cannot read '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
       }
       const bad = (e: unknown): never => {
         if (e instanceof SnapshotError) throw generic(`snapshot-load: ${file}: ${e.message}`);
@@ -273,7 +285,10 @@ export const COMMANDS: Record<string, QmpCommand> = {
   },
 
   "migrate-set-parameters": {
-    args: { "downtime-limit": { type: "integer", optional: true }, "max-bandwidth": { type: "integer", optional: true } },
+    args: {
+      "downtime-limit": { type: "integer", optional: true },
+      "max-bandwidth": { type: "integer", optional: true },
+    },
     run: (args, { host }) => {
       const mig = host.migration;
       if (!mig) throw generic("migration is not available in this VMM");
@@ -281,7 +296,9 @@ export const COMMANDS: Record<string, QmpCommand> = {
       if (args["downtime-limit"] !== undefined) {
         const d = args["downtime-limit"] as number;
         if (d < 0 || d > 2_000_000) {
-          throw generic("Parameter 'downtime_limit' expects an integer in the range of 0 to 2000000 milliseconds");
+          throw generic(
+            "Parameter 'downtime_limit' expects an integer in the range of 0 to 2000000 milliseconds",
+          );
         }
         p["downtime-limit"] = d;
       }

@@ -9,7 +9,14 @@ import type { MigrationController, MigrationStatus } from "../migration/controll
 import { MachineRunner, type RunOptions, type RunResult } from "../runner.ts";
 
 /** QEMU's RunState values armbox reports in query-status. */
-export type RunState = "running" | "paused" | "shutdown" | "inmigrate" | "postmigrate" | "finish-migrate" | "prelaunch";
+export type RunState =
+  | "running"
+  | "paused"
+  | "shutdown"
+  | "inmigrate"
+  | "postmigrate"
+  | "finish-migrate"
+  | "prelaunch";
 
 /** QEMU's ShutdownCause values that armbox emits in the SHUTDOWN event. */
 export type ShutdownReason = "guest-shutdown" | "guest-reset" | "host-qmp-quit" | "host-ui" | "guest-panic";

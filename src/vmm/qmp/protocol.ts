@@ -202,7 +202,8 @@ export function parseQmpAddress(spec: string, bareIsUnix = false): QmpAddress {
   if (comma >= 0) {
     const opts = s.slice(comma + 1).split(",");
     for (const o of opts) {
-      if (!/^(server(=on)?|nowait|wait=off)$/.test(o)) throw new Error(`QMP address '${spec}': unsupported option '${o}'`);
+      if (!/^(server(=on)?|nowait|wait=off)$/.test(o))
+        throw new Error(`QMP address '${spec}': unsupported option '${o}'`);
     }
     s = s.slice(0, comma);
   }

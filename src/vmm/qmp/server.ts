@@ -8,8 +8,8 @@
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
-import type { VmmHost } from "./host.ts";
 import { COMMANDS, checkArguments, type QmpContext } from "./commands.ts";
+import type { VmmHost } from "./host.ts";
 import {
   frame,
   JsonSplitter,
@@ -77,7 +77,8 @@ export class QmpServer {
     });
     let bound: QmpAddress = addr;
     const a = server.address();
-    if (addr.kind === "tcp" && a && typeof a === "object") bound = { kind: "tcp", host: addr.host, port: a.port };
+    if (addr.kind === "tcp" && a && typeof a === "object")
+      bound = { kind: "tcp", host: addr.host, port: a.port };
     return new QmpServer(server, bound, host);
   }
 
@@ -169,7 +170,8 @@ export class QmpServer {
     // The checks of QEMU's qmp_dispatch_check_obj, with its messages.
     for (const key of Object.keys(obj)) {
       if (key === "execute" || key === "exec-oob") {
-        if (typeof obj[key] !== "string") return fail("GenericError", `QMP input member '${key}' must be a string`);
+        if (typeof obj[key] !== "string")
+          return fail("GenericError", `QMP input member '${key}' must be a string`);
       } else if (key === "arguments") {
         const a = obj.arguments;
         if (typeof a !== "object" || a === null || Array.isArray(a)) {
