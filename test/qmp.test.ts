@@ -431,6 +431,25 @@ test("several clients at once, commands serialised, and close() ends every conne
   await assert.rejects(QmpClient.connect(path, true, 1000));
 });
 
+test("a flood of pipelined commands is answered in order, one reply each", async () => {
+  await withServer(async (_s, _h, path) => {
+    const c = await Raw.connect(path);
+    await c.next();
+    c.send('{"execute":"qmp_capabilities"}');
+    await c.next();
+    const n = 3000;
+    let text = "";
+    for (let i = 0; i < n; i++) text += `{"execute":"query-status","id":${i}}`;
+    for (let o = 0; o < text.length; o += 4096) c.send(text.slice(o, o + 4096));
+    const replies = await c.next(n);
+    assert.deepEqual(
+      replies.map((r) => r.id),
+      Array.from({ length: n }, (_, i) => i),
+    );
+    c.close();
+  });
+});
+
 test("TCP: listens on tcp:127.0.0.1:0 and answers", async () => {
   const s = await QmpServer.listen("tcp:127.0.0.1:0", new FakeHost());
   try {

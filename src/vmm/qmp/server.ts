@@ -21,9 +21,13 @@ import {
   versionInfo,
 } from "./protocol.ts";
 
+/** Requests a client may have queued before its socket stops being read (QEMU: 8). */
+const MAX_QUEUED = 8;
+
 class Client {
   negotiated = false;
   closed = false;
+  queued = 0;
   constructor(readonly socket: net.Socket) {}
   send(msg: unknown): void {
     if (this.closed || this.socket.destroyed) return;
@@ -147,7 +151,14 @@ export class QmpServer {
   }
 
   private enqueue(c: Client, text: string): void {
-    this.queue = this.queue.then(() => this.handle(c, text)).catch(() => {});
+    // Like QEMU's monitor, stop reading from a client that has too many requests queued.
+    if (++c.queued >= MAX_QUEUED) c.socket.pause();
+    this.queue = this.queue
+      .then(() => this.handle(c, text))
+      .catch(() => {})
+      .then(() => {
+        if (--c.queued < MAX_QUEUED && c.socket.isPaused()) c.socket.resume();
+      });
   }
 
   private async handle(c: Client, text: string): Promise<void> {
