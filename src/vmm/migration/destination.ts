@@ -1,0 +1,214 @@
+/**
+ * The incoming side of live migration (`armbox run --incoming tcp:HOST:PORT`, or
+ * `--incoming file:PATH` for a stream a `file:` migration wrote): listen, accept one
+ * connection, check the stream version and that the machine configuration equals this
+ * destination's own flags, load RAM pages as they come into a fresh machine that has no
+ * kernel, then the component sections through restoreSections, and only when all of it
+ * loaded send the ACK. The machine is handed to the caller only then: a stream that is
+ * corrupt, truncated, of an unknown version, or cut before its end marker makes
+ * receiveIncoming reject with a MigrationError that says what was wrong, and the
+ * half-loaded machine is dropped without ever running.
+ */
+import * as fs from "node:fs";
+import * as net from "node:net";
+import { type VirtConfig, VirtMachine } from "../../machine/virt.ts";
+import { type Section, SnapshotError } from "../snapshot/format.ts";
+import { decodeRamInto, restoreSections } from "../snapshot/machine-state.ts";
+import {
+  checkConfig,
+  FrameReader,
+  frame,
+  jsonObject,
+  MigrationError,
+  type RunState,
+  SEC_ACK,
+  SEC_HEADER,
+  SEC_PAGES,
+  SEC_READY,
+  SEC_REFUSE,
+  SEC_STATE,
+} from "./stream.ts";
+
+export interface IncomingOptions {
+  diag?: (line: string) => void;
+  /** Called once the listening socket is bound (the actual port, for `tcp:HOST:0`). */
+  onListening?: (address: { host: string; port: number }) => void;
+  /** Give up when no source connects within this many ms (default: wait for ever). */
+  acceptTimeoutMs?: number;
+  /** Give up when a connected source sends nothing for this many ms. */
+  idleTimeoutMs?: number;
+  /** Test hook: called after each frame is loaded (to kill the destination mid-way). */
+  onFrame?: (name: string, count: number) => void;
+}
+
+export interface IncomingResult {
+  machine: VirtMachine;
+  /** The run state the source had: "paused" waits for QMP `cont`. */
+  runState: RunState;
+  /** Bytes received, and ms from the connection to the ACK. */
+  bytes: number;
+  ms: number;
+}
+
+export function parseIncomingUri(uri: string): { kind: "tcp"; host: string; port: number } | { kind: "file"; path: string } {
+  const tcp = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):(\d{1,5})$/.exec(uri);
+  if (tcp) {
+    const port = Number(tcp[2]);
+    if (port > 65535) throw new MigrationError(`bad port in --incoming '${uri}'`);
+    return { kind: "tcp", host: tcp[1]!.replace(/^\[|\]$/g, "") || "0.0.0.0", port };
+  }
+  if (uri.startsWith("file:") && uri.length > 5) return { kind: "file", path: uri.slice(5) };
+  throw new MigrationError(`unsupported --incoming URI '${uri}' (use tcp:HOST:PORT or file:PATH)`);
+}
+
+/**
+ * Receives one incoming migration into a fresh machine built from `config` (its kernel,
+ * initrd and dtb are ignored: everything comes from the stream).
+ */
+export async function receiveIncoming(
+  uri: string,
+  config: VirtConfig,
+  opts: IncomingOptions = {},
+): Promise<IncomingResult> {
+  const target = parseIncomingUri(uri);
+  const { kernel: _k, initrd: _i, dtb: _d, ...rest } = config;
+  const machine = new VirtMachine(rest);
+  if (target.kind === "file") {
+    const reader = new FrameReader();
+    let data: Uint8Array;
+    try {
+      data = new Uint8Array(fs.readFileSync(target.path));
+    } catch (e) {
+      throw new MigrationError(`cannot read ${target.path}: ${(e as Error).message}`);
+    }
+    reader.push(data);
+    reader.end("the file ended");
+    const t0 = performance.now();
+    const runState = await load(machine, reader, null, opts);
+    return { machine, runState, bytes: data.length, ms: performance.now() - t0 };
+  }
+
+  const sock = await accept(target.host, target.port, opts);
+  const t0 = performance.now();
+  const reader = new FrameReader();
+  let bytes = 0;
+  sock.on("data", (d: Buffer) => {
+    bytes += d.length;
+    reader.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  });
+  sock.on("end", () => reader.end("the source closed the connection"));
+  sock.on("close", () => reader.end("the connection was lost"));
+  sock.on("error", (e) => reader.end(`the connection failed (${e.message})`));
+  const idle = opts.idleTimeoutMs ?? 30_000;
+  sock.setTimeout(idle, () => {
+    reader.end(`no data from the source for ${idle} ms`);
+    sock.destroy();
+  });
+  try {
+    const runState = await load(machine, reader, sock, opts);
+    sock.setTimeout(0);
+    // The ACK is what tells the source it may end: the VM may only run after it is out.
+    await new Promise<void>((res, rej) => {
+      sock.end(frame(SEC_ACK, {}), () => res());
+      sock.once("error", (e) => rej(new MigrationError(`sending the acknowledgement failed: ${e.message}`)));
+    });
+    return { machine, runState, bytes, ms: performance.now() - t0 };
+  } catch (e) {
+    const msg = e instanceof MigrationError ? e.message : `internal error: ${(e as Error).message}`;
+    // Tell the source why (it reports it in query-migrate), then drop everything.
+    if (!sock.destroyed && sock.writable) {
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, 200);
+        sock.end(frame(SEC_REFUSE, { error: msg }), () => {
+          clearTimeout(t);
+          res();
+        });
+      });
+    }
+    sock.destroy();
+    throw new MigrationError(msg);
+  }
+}
+
+function accept(host: string, port: number, opts: IncomingOptions): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer({ pauseOnConnect: false });
+    let timer: NodeJS.Timeout | undefined;
+    server.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new MigrationError(`cannot listen on ${host}:${port}: ${e.message}`));
+    });
+    server.once("connection", (sock) => {
+      clearTimeout(timer);
+      server.close(); // one migration per destination
+      sock.setNoDelay(true);
+      opts.diag?.(`incoming migration from ${sock.remoteAddress}:${sock.remotePort}`);
+      resolve(sock);
+    });
+    server.listen(port, host, () => {
+      const a = server.address() as net.AddressInfo;
+      opts.diag?.(`waiting for an incoming migration on ${a.address}:${a.port}`);
+      opts.onListening?.({ host: a.address, port: a.port });
+      if (opts.acceptTimeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          server.close();
+          reject(new MigrationError(`no source connected within ${opts.acceptTimeoutMs} ms`));
+        }, opts.acceptTimeoutMs);
+      }
+    });
+  });
+}
+
+/** Reads the whole stream into `machine`; returns the source's run state. */
+async function load(
+  machine: VirtMachine,
+  reader: FrameReader,
+  sock: net.Socket | null,
+  opts: IncomingOptions,
+): Promise<RunState> {
+  await reader.preamble();
+  const header = await reader.expectJson([SEC_HEADER]);
+  checkConfig(header.value.config, machine.config);
+  sock?.write(frame(SEC_READY, {}));
+
+  const sections: Section[] = [];
+  const seen = new Set<string>();
+  let state: { runState: RunState; savedAt: number } | null = null;
+  let count = 0;
+  for (;;) {
+    const s = await reader.next();
+    if (s === null) break;
+    count++;
+    if (s.name === SEC_PAGES) {
+      if (state || sections.length > 0) throw new MigrationError("RAM pages arrived after the device state");
+      try {
+        decodeRamInto(s.data, machine.vm.ram);
+      } catch (e) {
+        throw new MigrationError(`frame '${SEC_PAGES}': ${(e as Error).message.replace(/^section 'ram': /, "")}`);
+      }
+    } else if (s.name === SEC_STATE) {
+      if (state) throw new MigrationError(`frame '${SEC_STATE}' appears twice`);
+      const v = jsonObject(s);
+      if ((v.runState !== "running" && v.runState !== "paused") || typeof v.savedAt !== "number") {
+        throw new MigrationError(`frame '${SEC_STATE}': run state is corrupt`);
+      }
+      state = { runState: v.runState, savedAt: v.savedAt };
+    } else if (s.name.startsWith("migration.")) {
+      throw new MigrationError(`unexpected frame '${s.name}'`);
+    } else {
+      if (state) throw new MigrationError(`section '${s.name}' arrived after the run state`);
+      if (seen.has(s.name)) throw new MigrationError(`section '${s.name}' appears twice`);
+      seen.add(s.name);
+      sections.push(s);
+    }
+    opts.onFrame?.(s.name, count);
+  }
+  if (!state) throw new MigrationError(`the stream ended without the run state ('${SEC_STATE}')`);
+  try {
+    restoreSections(machine, sections, { savedAt: state.savedAt });
+  } catch (e) {
+    if (e instanceof SnapshotError) throw new MigrationError(`loading the device state: ${e.message}`);
+    throw e;
+  }
+  return state.runState;
+}

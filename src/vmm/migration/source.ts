@@ -1,0 +1,563 @@
+/**
+ * The outgoing side of live migration: QEMU-style pre-copy driven by the dirty-page log.
+ *
+ *   setup    connect (tcp:HOST:PORT) or create the file (file:PATH), send the preamble
+ *            and the machine configuration; a TCP destination answers ready or refuse.
+ *   active   round 1 sends every non-zero page while the guest runs; then rounds of the
+ *            pages the dirty log reports, until what is left fits `downtime-limit` at the
+ *            measured bandwidth (or MAX_ROUNDS were made: then it stops anyway, as QEMU's
+ *            auto-converge would end up doing).
+ *   device   pause the runner, send the last dirty pages, every component's section and
+ *            the run state, then wait for the destination's ACK.
+ *   completed only after the ACK: the source run ends (runner.finish quit). A file
+ *            migration has no ACK: it completes once the file is written and synced, and
+ *            the source stays paused (QEMU's postmigrate).
+ * Any failure before that (connect refused, connection cut, destination refused or
+ * died, timeout) or migrate_cancel: the dirty log is switched off and the source VM runs
+ * on if it was running.
+ *
+ * The VMM is single-threaded: the migration works in turns of a few milliseconds and
+ * yields (setImmediate) between them so that the MachineRunner's rounds keep the guest
+ * running; socket writes are asynchronous and honour back-pressure.
+ */
+import * as fs from "node:fs";
+import * as net from "node:net";
+import type { VirtMachine } from "../../machine/virt.ts";
+import type { MachineRunner } from "../runner.ts";
+import { encodeSection, type Section } from "../snapshot/format.ts";
+import { captureSections, encodeRam, PAGE } from "../snapshot/machine-state.ts";
+import type {
+  MigrationController,
+  MigrationInfo,
+  MigrationParameters,
+  MigrationStatus,
+} from "./controller.ts";
+import {
+  encodePreamble,
+  FrameReader,
+  frame,
+  MigrationError,
+  type RunState,
+  SEC_ACK,
+  SEC_HEADER,
+  SEC_PAGES,
+  SEC_READY,
+  SEC_REFUSE,
+  SEC_STATE,
+  STREAM_VERSION,
+} from "./stream.ts";
+
+/** What the migration needs of the run loop. */
+export type RunnerControl = Pick<MachineRunner, "pause" | "resume" | "finish" | "isPaused" | "onPaused">;
+
+export interface OutgoingOptions {
+  /** Pages per `ram.pages` frame. */
+  batchPages?: number;
+  /** Longest a migration turn keeps the guest from running (ms). */
+  turnMs?: number;
+  /** Dirty-page rounds before stop-and-copy is forced. */
+  maxRounds?: number;
+  connectTimeoutMs?: number;
+  /** Wait for the destination's ready / ACK. */
+  replyTimeoutMs?: number;
+  /** Deflate RAM frames (costs CPU; pays on slow links). */
+  compress?: boolean;
+  /** Test hook: write this stream version instead of ours. */
+  streamVersion?: number;
+  /** Test hook: called with every chunk about to be written; may return a changed copy. */
+  tamper?: (chunk: Uint8Array, offset: number) => Uint8Array;
+  diag?: (line: string) => void;
+}
+
+export const DEFAULT_PARAMETERS: MigrationParameters = { "downtime-limit": 300, "max-bandwidth": 0 };
+const MAX_ROUNDS = 30;
+/** Longest turn auto-converge grows to (ms). */
+const MAX_TURN_MS = 400;
+/** With no bandwidth measured yet, a rest this small (pages) is sent at stop-and-copy. */
+const SMALL_REST = 64;
+
+class Cancelled extends Error {}
+
+/** Parses a migration URI; only tcp:HOST:PORT and file:PATH (never a shell command). */
+export function parseMigrationUri(uri: string): { kind: "tcp"; host: string; port: number } | { kind: "file"; path: string } {
+  const tcp = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(uri);
+  if (tcp) {
+    const port = Number(tcp[2]);
+    if (port < 1 || port > 65535) throw new MigrationError(`bad port in migration URI '${uri}'`);
+    return { kind: "tcp", host: tcp[1]!.replace(/^\[|\]$/g, ""), port };
+  }
+  if (uri.startsWith("file:") && uri.length > 5) return { kind: "file", path: uri.slice(5) };
+  throw new MigrationError(`unsupported migration URI '${uri}' (use tcp:HOST:PORT or file:PATH)`);
+}
+
+interface Transport {
+  write(b: Uint8Array): Promise<void>;
+  /** Replies from the destination (TCP only). */
+  readonly replies: FrameReader | null;
+  /** Flushes and closes normally. */
+  finish(): Promise<void>;
+  destroy(): void;
+}
+
+function connectTcp(host: string, port: number, timeoutMs: number): Promise<Transport> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    sock.setNoDelay(true);
+    const replies = new FrameReader();
+    let error: Error | null = null;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new MigrationError(`connecting to ${host}:${port} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.on("data", (d: Buffer) => replies.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
+    sock.on("close", () => replies.end("the destination closed the connection"));
+    sock.on("error", (e) => {
+      error ??= e;
+      replies.end(`the connection failed (${e.message})`);
+      clearTimeout(timer);
+      reject(new MigrationError(`cannot connect to ${host}:${port}: ${e.message}`));
+    });
+    sock.once("connect", () => {
+      clearTimeout(timer);
+      resolve({
+        replies,
+        write: (b) =>
+          new Promise<void>((res, rej) => {
+            if (error) return rej(new MigrationError(`the connection failed (${error.message})`));
+            if (sock.destroyed || !sock.writable) return rej(new MigrationError("the connection was closed"));
+            const ok = sock.write(b, (e) => {
+              if (e) rej(new MigrationError(`the connection failed (${e.message})`));
+            });
+            if (ok) res();
+            else {
+              const onDrain = () => {
+                sock.off("close", onClose);
+                res();
+              };
+              const onClose = () => {
+                sock.off("drain", onDrain);
+                rej(new MigrationError(`the connection failed (${error?.message ?? "closed by the destination"})`));
+              };
+              sock.once("drain", onDrain);
+              sock.once("close", onClose);
+            }
+          }),
+        finish: () =>
+          new Promise<void>((res) => {
+            sock.end(() => res());
+          }),
+        destroy: () => sock.destroy(),
+      });
+    });
+  });
+}
+
+function openFile(path: string): Transport {
+  const fd = fs.openSync(path, "w");
+  let closed = false;
+  return {
+    replies: null,
+    write: (b) =>
+      new Promise<void>((res, rej) =>
+        fs.write(fd, b, 0, b.length, null, (e) => (e ? rej(new MigrationError(`writing ${path}: ${e.message}`)) : res())),
+      ),
+    finish: async () => {
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      closed = true;
+    },
+    destroy: () => {
+      if (!closed) fs.closeSync(fd);
+      closed = true;
+    },
+  };
+}
+
+const now = () => performance.now();
+const tick = () => new Promise<void>((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Outgoing live migration for one machine and its run loop (QMP's `migrate`). */
+export class OutgoingMigration implements MigrationController {
+  readonly parameters: MigrationParameters = { ...DEFAULT_PARAMETERS };
+  onStatus: ((status: MigrationStatus) => void) | null = null;
+  /** Called with progress after every turn (the CLI's progress bar). */
+  onProgress: ((info: MigrationInfo) => void) | null = null;
+
+  private status: MigrationStatus = "none";
+  private error: string | undefined;
+  private cancelRequested = false;
+  private transport: Transport | null = null;
+  private pending: Promise<void> | null = null;
+
+  private startTime = 0;
+  private endTime = 0;
+  private setupTime = 0;
+  private pauseTime = 0;
+  private downtime: number | undefined;
+  private expectedDowntime = 0;
+  private transferred = 0;
+  private normalPages = 0;
+  private zeroPages = 0;
+  private remainingPages = 0;
+  private dirtySyncs = 0;
+  private dirtyRate = 0;
+  /** Bytes per ms measured over the last round. */
+  private bandwidth = 0;
+  private throttleStart = 0;
+  private throttleBytes = 0;
+  private turnMs = 10;
+
+  constructor(
+    readonly machine: VirtMachine,
+    readonly runner: RunnerControl,
+    readonly opts: OutgoingOptions = {},
+  ) {}
+
+  setParameters(p: Partial<MigrationParameters>): void {
+    for (const k of ["downtime-limit", "max-bandwidth"] as const) {
+      const v = p[k];
+      if (v === undefined) continue;
+      if (!Number.isFinite(v) || v < 0) throw new MigrationError(`parameter '${k}' must be a non-negative number`);
+      this.parameters[k] = v;
+    }
+  }
+
+  get active(): boolean {
+    return this.status === "setup" || this.status === "active" || this.status === "device" || this.status === "cancelling";
+  }
+
+  start(uri: string): void {
+    if (this.active) throw new MigrationError("a migration is already in progress");
+    const target = parseMigrationUri(uri);
+    this.reset();
+    this.setStatus("setup");
+    this.pending = this.migrate(target);
+  }
+
+  /** Resolves when the current migration has ended (completed, failed or cancelled). */
+  async done(): Promise<MigrationStatus> {
+    await this.pending;
+    return this.status;
+  }
+
+  cancel(): void {
+    // Once the end marker is out the destination may already run: too late (QEMU also
+    // cannot cancel a migration whose device state has been sent).
+    if (this.status === "setup" || this.status === "active") {
+      this.cancelRequested = true;
+      this.setStatus("cancelling");
+      this.transport?.destroy();
+    }
+  }
+
+  info(): MigrationInfo {
+    if (this.status === "none") return { status: "none" };
+    const end = this.active ? now() : this.endTime;
+    const elapsed = Math.max(1, end - this.startTime);
+    const info: MigrationInfo = {
+      status: this.status,
+      ram: {
+        transferred: this.transferred,
+        remaining: this.remainingPages * PAGE,
+        total: this.machine.vm.ram.length,
+        duplicate: this.zeroPages,
+        normal: this.normalPages,
+        "normal-bytes": this.normalPages * PAGE,
+        "dirty-pages-rate": Math.round(this.dirtyRate),
+        mbps: Math.round(((this.transferred * 8) / 1e6 / (elapsed / 1000)) * 1000) / 1000,
+        "dirty-sync-count": this.dirtySyncs,
+      },
+      "total-time": Math.round(elapsed),
+      "expected-downtime": Math.round(this.expectedDowntime),
+      "setup-time": Math.round(this.setupTime),
+    };
+    if (this.downtime !== undefined) info.downtime = Math.round(this.downtime * 1000) / 1000;
+    if (this.error !== undefined) info["error-desc"] = this.error;
+    return info;
+  }
+
+  // -------------------------------------------------------------------------
+
+  private reset(): void {
+    this.error = undefined;
+    this.cancelRequested = false;
+    this.startTime = now();
+    this.endTime = 0;
+    this.setupTime = 0;
+    this.pauseTime = 0;
+    this.downtime = undefined;
+    this.expectedDowntime = 0;
+    this.transferred = 0;
+    this.normalPages = 0;
+    this.zeroPages = 0;
+    this.remainingPages = this.machine.vm.ram.length / PAGE;
+    this.dirtySyncs = 0;
+    this.dirtyRate = 0;
+    this.bandwidth = 0;
+    this.turnMs = this.opts.turnMs ?? 10;
+  }
+
+  private setStatus(s: MigrationStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.onStatus?.(s);
+  }
+
+  private diag(line: string): void {
+    this.opts.diag?.(line);
+  }
+
+  private checkCancel(): void {
+    if (this.cancelRequested) throw new Cancelled();
+  }
+
+  private async send(b: Uint8Array): Promise<void> {
+    this.checkCancel();
+    const t = this.transport!;
+    const data = this.opts.tamper ? this.opts.tamper(b, this.transferred) : b;
+    await t.write(data);
+    this.transferred += b.length;
+    // max-bandwidth: keep the average rate since the start of the round under the cap.
+    const cap = this.parameters["max-bandwidth"];
+    if (cap > 0) {
+      this.throttleBytes += b.length;
+      const due = this.throttleStart + (this.throttleBytes / cap) * 1000;
+      const wait = due - now();
+      if (wait > 1) await sleep(wait);
+    }
+  }
+
+  private async migrate(target: ReturnType<typeof parseMigrationUri>): Promise<void> {
+    const m = this.machine;
+    const opts = this.opts;
+    let pausedByUs = false;
+    let logging = false;
+    try {
+      // -- setup --
+      this.transport =
+        target.kind === "tcp"
+          ? await connectTcp(target.host, target.port, opts.connectTimeoutMs ?? 5000)
+          : openFile(target.path);
+      this.checkCancel();
+      this.throttleStart = now();
+      this.throttleBytes = 0;
+      await this.send(encodePreamble(opts.streamVersion ?? STREAM_VERSION));
+      await this.send(frame(SEC_HEADER, { config: m.config, writer: "armbox 0.1.0" }));
+      const replies = this.transport.replies;
+      if (replies) {
+        const r = await this.reply(replies, [SEC_READY, SEC_REFUSE], "its handshake answer");
+        if (r.name === SEC_REFUSE) throw new MigrationError(`the destination refused: ${String(r.value.error)}`);
+      }
+      this.setupTime = now() - this.startTime;
+      this.setStatus("active");
+
+      // -- pre-copy --
+      m.vm.enableDirtyLog();
+      logging = true;
+      const pageCount = m.vm.ram.length / PAGE;
+      await this.sendPages(range(pageCount), true);
+      const limit = () => this.parameters["downtime-limit"];
+      let dirty: number[] = [];
+      for (let round = 1; ; round++) {
+        const t0 = now();
+        const bytes0 = this.transferred;
+        dirty = this.syncDirty();
+        this.remainingPages = dirty.length;
+        this.expectedDowntime = this.bandwidth > 0 ? (dirty.length * (PAGE + 4)) / this.bandwidth : 0;
+        const fits = this.bandwidth > 0 ? this.expectedDowntime <= limit() : dirty.length <= SMALL_REST;
+        if (fits || round > (opts.maxRounds ?? MAX_ROUNDS)) break;
+        // Auto-converge (as QEMU's): each round that did not fit gives the migration a
+        // longer share of the time, which throttles the guest's dirtying.
+        if (round >= 2) this.turnMs = Math.min(MAX_TURN_MS, this.turnMs * 2);
+        await this.sendPages(dirty, false);
+        this.measure(t0, bytes0);
+        dirty = [];
+      }
+
+      // -- stop and copy --
+      // After pause() no scheduler round runs again (rounds are synchronous and the loop
+      // checks the flag before each one), so the state is frozen from here on; the
+      // runner's own acknowledgement (onPaused) is awaited before the end marker goes.
+      this.pauseTime = now();
+      const wasPaused = this.runner.isPaused;
+      let parked: Promise<void> = Promise.resolve();
+      if (!wasPaused) {
+        parked = this.pauseRunner();
+        parked.catch(() => {});
+        pausedByUs = true;
+      }
+      this.checkCancel();
+      this.setStatus("device");
+      const runState: RunState = wasPaused ? "paused" : "running";
+      const last = new Set(dirty);
+      for (const p of this.syncDirty()) last.add(p);
+      const lastPages = [...last].sort((a, b) => a - b);
+      this.remainingPages = lastPages.length;
+      const savedAt = Date.now();
+      const sections = captureWithoutRam(m);
+      await this.sendPagesNow(lastPages);
+      for (const s of sections) await this.send(encodeSection(s, false));
+      await this.send(frame(SEC_STATE, { runState, savedAt }));
+      await parked;
+      await this.send(new Uint8Array(2));
+      this.remainingPages = 0;
+      if (replies) {
+        const r = await this.reply(replies, [SEC_ACK, SEC_REFUSE], "its acknowledgement");
+        if (r.name === SEC_REFUSE) throw new MigrationError(`the destination refused: ${String(r.value.error)}`);
+      }
+      this.downtime = now() - this.pauseTime;
+      await this.transport.finish();
+      m.vm.disableDirtyLog();
+      logging = false;
+      this.endTime = now();
+      this.setStatus("completed");
+      this.diag(
+        `migration completed: ${this.transferred} bytes in ${Math.round(this.endTime - this.startTime)} ms, downtime ${this.downtime.toFixed(1)} ms`,
+      );
+      // The VM lives on at the destination now; a file keeps the source paused.
+      if (target.kind === "tcp") this.runner.finish({ kind: "quit", code: 0 });
+    } catch (e) {
+      this.transport?.destroy();
+      if (logging) m.vm.disableDirtyLog();
+      if (pausedByUs) this.runner.resume();
+      this.endTime = now();
+      if (e instanceof Cancelled || this.cancelRequested) {
+        this.setStatus("cancelled");
+        this.diag("migration cancelled; the VM runs on");
+      } else {
+        this.error = e instanceof MigrationError ? e.message : `internal error: ${(e as Error).message}`;
+        this.setStatus("failed");
+        this.diag(`migration failed: ${this.error}; the VM runs on`);
+      }
+    } finally {
+      this.transport = null;
+    }
+  }
+
+  /** Waits for a reply frame; a connection that breaks first may still hold a refusal. */
+  private async reply(replies: FrameReader, names: string[], what: string) {
+    const ms = this.opts.replyTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, rej) => {
+      timer = setTimeout(() => rej(new MigrationError(`the destination did not send ${what} within ${ms} ms`)), ms);
+    });
+    try {
+      return await Promise.race([replies.expectJson(names), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private syncDirty(): number[] {
+    const bitmap = this.machine.vm.getDirtyLog();
+    this.dirtySyncs++;
+    const pages: number[] = [];
+    for (let i = 0; i < bitmap.length; i++) {
+      const b = bitmap[i]!;
+      if (b === 0) continue;
+      for (let k = 0; k < 8; k++) if (b & (1 << k)) pages.push(i * 8 + k);
+    }
+    return pages;
+  }
+
+  private measure(t0: number, bytes0: number): void {
+    const dt = now() - t0;
+    if (dt > 0 && this.transferred - bytes0 >= 256 * 1024) {
+      const bw = (this.transferred - bytes0) / dt;
+      if (bw > 0) this.bandwidth = this.bandwidth > 0 ? (this.bandwidth + bw) / 2 : bw;
+    }
+  }
+
+  /** Sends `pages` in batches, yielding to the guest between turns. */
+  private async sendPages(pages: Iterable<number>, skipZero: boolean): Promise<void> {
+    const ram = this.machine.vm.ram;
+    const batch = this.opts.batchPages ?? 256;
+    const turn = this.turnMs;
+    let list: number[] = [];
+    let turnStart = now();
+    const t0 = now();
+    const bytes0 = this.transferred;
+    let seen = 0;
+    for (const p of pages) {
+      seen++;
+      if (skipZero && pageIsZero(ram, p * PAGE)) {
+        this.zeroPages++;
+        this.remainingPages--;
+        continue;
+      }
+      list.push(p);
+      if (list.length >= batch) {
+        await this.sendBatch(list);
+        list = [];
+        if (now() - turnStart >= turn) {
+          this.onProgress?.(this.info());
+          await tick();
+          turnStart = now();
+        }
+      } else if ((seen & 4095) === 0 && now() - turnStart >= turn) {
+        this.checkCancel();
+        await tick();
+        turnStart = now();
+      }
+    }
+    if (list.length > 0) await this.sendBatch(list);
+    if (skipZero) this.measure(t0, bytes0);
+    this.onProgress?.(this.info());
+    await tick();
+  }
+
+  /** Sends pages without yielding (the VM is paused). */
+  private async sendPagesNow(pages: number[]): Promise<void> {
+    const batch = this.opts.batchPages ?? 256;
+    for (let i = 0; i < pages.length; i += batch) await this.sendBatch(pages.slice(i, i + batch));
+  }
+
+  private async sendBatch(list: number[]): Promise<void> {
+    const data = encodeRam(this.machine.vm.ram, list);
+    await this.send(encodeSection({ name: SEC_PAGES, version: 1, data }, this.opts.compress ?? false));
+    this.normalPages += list.length;
+    this.remainingPages = Math.max(0, this.remainingPages - list.length);
+  }
+
+  private pauseRunner(): Promise<void> {
+    const r = this.runner;
+    const prev = r.onPaused;
+    return new Promise<void>((res, rej) => {
+      const timer = setTimeout(() => {
+        r.onPaused = prev;
+        rej(new MigrationError("the VM did not stop within 5 s"));
+      }, 5000);
+      r.onPaused = () => {
+        clearTimeout(timer);
+        r.onPaused = prev;
+        prev?.();
+        res();
+      };
+      r.pause();
+    });
+  }
+}
+
+function* range(n: number): Generator<number> {
+  for (let i = 0; i < n; i++) yield i;
+}
+
+function pageIsZero(ram: Uint8Array, off: number): boolean {
+  const w = new Uint32Array(ram.buffer, ram.byteOffset + off, PAGE / 4);
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * captureSections(m) without walking RAM (its 'ram' section is replaced by one that lists
+ * no page: the pages travel as 'ram.pages' frames). The machine is seen through a view
+ * whose RAM is empty so that the full-RAM encoding is skipped.
+ */
+export function captureWithoutRam(m: VirtMachine): Section[] {
+  const vmView = Object.create(m.vm, { ram: { value: new Uint8Array(0) } }) as VirtMachine["vm"];
+  const mView = Object.create(m, { vm: { value: vmView } }) as VirtMachine;
+  return captureSections(mView).map((s) =>
+    s.name === "ram" ? { name: "ram", version: s.version, data: encodeRam(m.vm.ram, []) } : s,
+  );
+}
