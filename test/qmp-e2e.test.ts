@@ -247,3 +247,48 @@ test("quit: the reply arrives, then SHUTDOWN host-qmp-quit, and the run ends wit
     await r.close();
   }
 });
+
+test("incoming: inmigrate until the machine arrives; `stop` meanwhile keeps it stopped, as QEMU's autostart", async () => {
+  for (const [stopFirst, sourceRunning, want] of [
+    [false, true, "running"],
+    [true, true, "paused"],
+    [false, false, "paused"],
+  ] as const) {
+    const host = new LocalVmmHost({
+      machine: null,
+      run: { output: () => {}, diag: () => {} },
+      makeMachine: (c) => new VirtMachine(c),
+    });
+    const done = host.run();
+    const path = join(dir, `in${Math.random().toString(36).slice(2)}.sock`);
+    const server = await QmpServer.listen(`unix:${path}`, host);
+    const c = await QmpClient.connect(path);
+    try {
+      assert.deepEqual(await c.execute("query-status"), {
+        running: false,
+        singlestep: false,
+        status: "inmigrate",
+      });
+      assert.deepEqual(await c.execute("query-cpus-fast"), []);
+      await assert.rejects(
+        c.execute("snapshot-load", { file: join(dir, "x.snap") }),
+        /waiting for an incoming migration/,
+      );
+      if (stopFirst) await c.execute("stop");
+      host.start(new VirtMachine({ kernel: SPIN, smp: 2, memory: 16 << 20 }), sourceRunning);
+      assert.equal(((await c.execute("query-status")) as { status: string }).status, want);
+      assert.equal((await mpStates(c))[0], "RUNNABLE");
+      if (want === "paused") {
+        await c.execute("cont");
+        await c.waitEvent("RESUME");
+        await sleep(20);
+        assert.ok(x(host, 0, 19) > 0n);
+      }
+    } finally {
+      await c.close();
+      host.quit(0);
+      await done;
+      await server.close();
+    }
+  }
+});
