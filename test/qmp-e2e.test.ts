@@ -253,6 +253,7 @@ test("incoming: inmigrate until the machine arrives; `stop` meanwhile keeps it s
     [false, true, "running"],
     [true, true, "paused"],
     [false, false, "paused"],
+    [false, true, "failed"],
   ] as const) {
     const host = new LocalVmmHost({
       machine: null,
@@ -275,6 +276,12 @@ test("incoming: inmigrate until the machine arrives; `stop` meanwhile keeps it s
         /waiting for an incoming migration/,
       );
       if (stopFirst) await c.execute("stop");
+      if (want === "failed") {
+        host.abort({ kind: "error", code: 1, message: "incoming migration failed" });
+        assert.deepEqual(await done, { kind: "error", code: 1, message: "incoming migration failed" });
+        assert.equal(((await c.execute("query-status")) as { status: string }).status, "shutdown");
+        continue;
+      }
       host.start(new VirtMachine({ kernel: SPIN, smp: 2, memory: 16 << 20 }), sourceRunning);
       assert.equal(((await c.execute("query-status")) as { status: string }).status, want);
       assert.equal((await mpStates(c))[0], "RUNNABLE");

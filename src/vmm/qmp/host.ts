@@ -172,6 +172,11 @@ export class LocalVmmHost implements VmmHost {
     this.end({ kind: "quit", code }, { kind: "shutdown", guest: false, reason: "host-qmp-quit" });
   }
 
+  /** Ends run() with `result` and no event (e.g. an incoming migration that failed). */
+  abort(result: RunResult): void {
+    this.end(result, null);
+  }
+
   subscribe(listener: (e: HostEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -253,10 +258,10 @@ export class LocalVmmHost implements VmmHost {
     }
   }
 
-  private end(result: RunResult, event: HostEvent): void {
+  private end(result: RunResult, event: HostEvent | null): void {
     if (this.ended) return;
     this.ended = result;
-    this.emit(event);
+    if (event) this.emit(event);
     this.runnerRef?.finish(result);
     this.arrive?.();
     this.wakeParked();
