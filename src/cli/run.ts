@@ -10,7 +10,8 @@ import { gunzipSync } from "node:zlib";
 import type { Command } from "commander";
 import { MP_STATE_NAMES } from "../hv/mp-state.ts";
 import { VirtMachine } from "../machine/virt.ts";
-import { runMachine } from "../vmm/runner.ts";
+import { LocalVmmHost } from "../vmm/qmp/host.ts";
+import { type QmpServer, startQmp } from "../vmm/qmp/server.ts";
 import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../vmm/snapshot/format.ts";
 import {
   captureSections,
@@ -40,6 +41,8 @@ export interface RunFlags {
   save?: string;
   restore?: string;
   stateDigest?: boolean;
+  qmp?: string;
+  paused?: boolean;
 }
 
 /** Parses a QEMU-style size: 256M, 1G, 65536K, or bytes. */
@@ -57,6 +60,13 @@ function readInput(what: string, file: string): Uint8Array {
     throw new Error(
       `${what} ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`,
     );
+  }
+}
+
+function traceMpStates(m: VirtMachine, diag: (line: string) => void): void {
+  for (const v of m.vcpus) {
+    v.onMpStateChange = (vc, from, to) =>
+      diag(`vcpu ${vc.id}: ${MP_STATE_NAMES[from] ?? from} -> ${MP_STATE_NAMES[to] ?? to}`);
   }
 }
 
@@ -123,10 +133,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       diag(
         `no --kernel: booting the demo guest (${path.relative(process.cwd(), DEMO_GUEST)}) on ${machine.smp} vCPUs`,
       );
-    for (const v of machine.vcpus) {
-      v.onMpStateChange = (vc, from, to) =>
-        diag(`vcpu ${vc.id}: ${MP_STATE_NAMES[from] ?? from} -> ${MP_STATE_NAMES[to] ?? to}`);
-    }
+    traceMpStates(machine, diag);
   }
   const stdin = process.stdin;
   let inputOpen = false;
@@ -145,12 +152,37 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       inputOpen = false;
     });
   }
-  const result = await runMachine(machine, {
-    output: (b) => process.stdout.write(b),
-    diag,
-    inputOpen: () => inputOpen,
-    ...(stopAt !== undefined ? { maxInstructions: stopAt } : {}),
+  // The VMM host runs the machine and lets the control plane (QMP) stop, continue,
+  // snapshot, replace and migrate it; without --qmp it simply runs it.
+  const output = (b: Uint8Array) => process.stdout.write(b);
+  const traceMp = demo || flags.traceMp;
+  const host = new LocalVmmHost({
+    machine,
+    run: {
+      output,
+      diag,
+      inputOpen: () => inputOpen,
+      ...(stopAt !== undefined ? { maxInstructions: stopAt } : {}),
+    },
+    makeMachine: (cfg) => {
+      const m = new VirtMachine({ ...cfg, serialOutput: output });
+      if (traceMp) traceMpStates(m, diag);
+      return m;
+    },
+    startPaused: flags.paused ?? false,
   });
+  let qmp: QmpServer | null = null;
+  if (flags.qmp !== undefined) {
+    try {
+      qmp = await startQmp(flags.qmp, host);
+    } catch (e) {
+      diag(`--qmp ${flags.qmp}: ${(e as Error).message}`);
+      return 2;
+    }
+  }
+  const result = await host.run();
+  await qmp?.close();
+  machine = host.machine ?? machine;
   if (stdin.isTTY) stdin.setRawMode(false);
   stdin.pause();
   stdin.destroy();
@@ -208,6 +240,8 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--stop-at <n>", "stop after N instructions (all vCPUs, deterministic order)")
     .option("--save <file>", "with --stop-at: write a snapshot of the stopped machine")
     .option("--restore <file>", "continue a snapshot (its machine configuration is used)")
+    .option("--qmp <spec>", "QMP control socket: unix:PATH or tcp:HOST:PORT")
+    .option("-S, --paused", "start with the vCPUs stopped until QMP cont (QEMU's -S)")
     .option("--state-digest", "print state-digest: <sha256> of the whole machine when the run ends")
     .action((flags: RunFlags) => done(runCommand(flags)));
 }
