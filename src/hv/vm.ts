@@ -45,6 +45,9 @@ export interface VmOptions {
   shared?: boolean;
 }
 
+export const PAGE_DIRTY = 1;
+export const PAGE_WRITTEN = 2;
+
 interface MmioRegion {
   readonly base: number;
   readonly end: number;
@@ -73,6 +76,7 @@ export class Vm {
     this.ramBase = opts.ramBase;
     this.ramSize = opts.ramSize;
     this.ram = new Uint8Array(this.memory.buffer, RAM_OFFSET, opts.ramSize);
+    this.pageFlags = new Uint8Array(Math.ceil(opts.ramSize / 4096));
     this.clock = opts.clock === "realtime" ? new RealtimeClock() : new DeterministicClock();
     this.psciConduit = opts.psciConduit ?? "hvc";
     this.semihosting = opts.semihosting ?? false;
@@ -117,6 +121,7 @@ export class Vm {
     if (this.vcpus[id]) throw new KvmError("EEXIST", `vCPU ${id} already exists`);
     if (this.irqchip) throw new KvmError("EBUSY", "vCPUs must be created before the irqchip is initialised");
     const v = new Vcpu(this, id);
+    v.cpu.dirtyLog = this.pageFlags;
     this.vcpus[id] = v;
     return v;
   }
@@ -166,19 +171,24 @@ export class Vm {
   }
 
   // ---------------------------------------------------------------------------
-  // Dirty-page logging (KVM_MEM_LOG_DIRTY_PAGES + KVM_GET_DIRTY_LOG)
+  // Page tracking: every RAM page has a byte of flags the vCPUs set on writes.
+  // PAGE_WRITTEN: ever written (a snapshot need only look at these pages; never-touched
+  // pages of the lazily committed memory stay uncommitted). PAGE_DIRTY: written since the
+  // last KVM_GET_DIRTY_LOG while dirty logging is on.
 
-  private dirty: Uint8Array | null = null;
+  /** Byte per page of RAM: PAGE_DIRTY | PAGE_WRITTEN bits. */
+  readonly pageFlags: Uint8Array;
+  private dirtyLogging = false;
 
-  /** Starts logging guest writes to RAM; every page starts clean. */
+  /** Starts logging guest writes to RAM (KVM_MEM_LOG_DIRTY_PAGES); every page starts clean. */
   enableDirtyLog(): void {
-    this.dirty = new Uint8Array(Math.ceil(this.ramSize / 4096));
-    for (const v of this.vcpus) v.cpu.dirtyLog = this.dirty;
+    const f = this.pageFlags;
+    for (let i = 0; i < f.length; i++) f[i]! &= PAGE_WRITTEN;
+    this.dirtyLogging = true;
   }
 
   disableDirtyLog(): void {
-    this.dirty = null;
-    for (const v of this.vcpus) v.cpu.dirtyLog = null;
+    this.dirtyLogging = false;
   }
 
   /**
@@ -186,24 +196,33 @@ export class Vm {
    * KVM's) of the pages written since the last call, which it clears.
    */
   getDirtyLog(): Uint8Array {
-    const d = this.dirty;
-    if (!d) throw new KvmError("EINVAL", "dirty logging is not enabled");
+    if (!this.dirtyLogging) throw new KvmError("EINVAL", "dirty logging is not enabled");
+    const d = this.pageFlags;
     const bitmap = new Uint8Array(Math.ceil(d.length / 64) * 8);
     for (let i = 0; i < d.length; i++) {
-      if (d[i] !== 0) {
+      if ((d[i]! & PAGE_DIRTY) !== 0) {
         bitmap[i >>> 3]! |= 1 << (i & 7);
-        d[i] = 0;
+        d[i]! &= PAGE_WRITTEN;
       }
     }
     return bitmap;
   }
 
-  /** Marks pages written by the VMM itself (device DMA, loaders) while logging. */
+  /** Marks pages written by the VMM itself (device DMA, loaders, restores). */
   markDirty(pa: number, length: number): void {
-    if (!this.dirty || length <= 0) return;
-    const first = (pa - this.ramBase) >>> 12;
-    const last = (pa - this.ramBase + length - 1) >>> 12;
-    for (let p = first; p <= last && p < this.dirty.length; p++) this.dirty[p] = 1;
+    if (length <= 0) return;
+    const first = Math.floor((pa - this.ramBase) / 4096);
+    const last = Math.floor((pa - this.ramBase + length - 1) / 4096);
+    for (let p = Math.max(0, first); p <= last && p < this.pageFlags.length; p++)
+      this.pageFlags[p] = PAGE_DIRTY | PAGE_WRITTEN;
+  }
+
+  /** Indices of the RAM pages ever written (by the guest or the VMM). */
+  writtenPages(): number[] {
+    const out: number[] = [];
+    const f = this.pageFlags;
+    for (let i = 0; i < f.length; i++) if ((f[i]! & PAGE_WRITTEN) !== 0) out.push(i);
+    return out;
   }
 
   /** Copies bytes into guest RAM at guest physical address `pa`. */

@@ -425,10 +425,11 @@ export class Cpu {
     }
     const rel = pa - this.bus.ramBase;
     if (rel >= 0 && rel + size <= this.bus.ramSize) {
-      // Dirty-page logging (KVM_MEM_LOG_DIRTY_PAGES): one byte per 4 KiB page of RAM.
+      // Page write tracking: one byte per 4 KiB page of RAM (written-ever and dirty bits),
+      // for the dirty log (KVM_MEM_LOG_DIRTY_PAGES) and sparse snapshots.
       if (acc === ACC.WRITE && this.dirtyLog !== null) {
-        this.dirtyLog[rel >>> 12] = 1;
-        this.dirtyLog[(rel + size - 1) >>> 12] = 1;
+        this.dirtyLog[rel >>> 12] = 3;
+        this.dirtyLog[(rel + size - 1) >>> 12] = 3;
       }
       return RAM_OFFSET + rel;
     }
@@ -437,7 +438,7 @@ export class Cpu {
     return -1;
   }
   mmioPa = 0;
-  /** Set by the VM while dirty logging is on: byte per guest page, 1 = written. */
+  /** Page flags set by the VM: byte per guest page; writes set PAGE_DIRTY | PAGE_WRITTEN (3). */
   dirtyLog: Uint8Array | null = null;
 
   /** Raises the abort for a failed access to (lo, hi). */

@@ -59,7 +59,11 @@ export function captureSections(m: VirtMachine): Section[] {
   const out: Section[] = [jsonSection("machine", MACHINE_VERSION, machine)];
   for (const v of m.vcpus) out.push(jsonSection(`vcpu@${v.id}`, VCPU_VERSION, saveVcpu(v)));
   for (const c of [m.gic, m.uart, m.rtc]) out.push(jsonSection(c.stateName, c.stateVersion, c.saveState()));
-  out.push({ name: "ram", version: RAM_VERSION, data: encodeRam(m.vm.ram) });
+  out.push({
+    name: "ram",
+    version: RAM_VERSION,
+    data: encodeRam(m.vm.ram, nonZero(m.vm.ram, m.vm.writtenPages())),
+  });
   return out;
 }
 
@@ -136,7 +140,7 @@ export function restoreSections(
   checkVersion(ramSec, RAM_VERSION);
 
   try {
-    decodeRamInto(ramSec.data, m.vm.ram);
+    for (const p of decodeRamInto(ramSec.data, m.vm.ram)) m.vm.markDirty(m.vm.ramBase + p * PAGE, PAGE);
     // The clock first: the vCPUs' counter registers are relative to it.
     const clock = m.vm.clock;
     if (clock instanceof DeterministicClock) {
@@ -279,8 +283,14 @@ export function encodeRam(ram: Uint8Array, pages?: Iterable<number>): Uint8Array
   return concat(parts);
 }
 
-/** Writes the pages of an encoded RAM payload into `ram` (other pages untouched). */
-export function decodeRamInto(data: Uint8Array, ram: Uint8Array): void {
+/** The pages of `pages` that hold anything but zeros (only those are worth storing). */
+export function nonZero(ram: Uint8Array, pages: readonly number[]): number[] {
+  return pages.filter((p) => !pageIsZero(ram, p * PAGE));
+}
+
+/** Writes the pages of an encoded RAM payload into `ram` (other pages untouched); returns their indices. */
+export function decodeRamInto(data: Uint8Array, ram: Uint8Array): number[] {
+  const written: number[] = [];
   const bad = (what: string) => new SnapshotError(`section 'ram': ${what}`);
   if (data.length < 8) throw bad("truncated");
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -292,7 +302,9 @@ export function decodeRamInto(data: Uint8Array, ram: Uint8Array): void {
     const p = dv.getUint32(off, true);
     if (p >= count) throw bad(`page index ${p} is outside RAM`);
     ram.set(data.subarray(off + 4, off + 4 + PAGE), p * PAGE);
+    written.push(p);
   }
+  return written;
 }
 
 // ---------------------------------------------------------------------------
