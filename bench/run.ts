@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { UserProcess } from "../src/user/process.ts";
 import { runInterpreterLoopBench } from "./interpreter-loop.ts";
 import { runRepresentationBench } from "./representation.ts";
+import { runSnapshotBench } from "./snapshot.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const BENCH = `${root}guests/user/bin/bench`;
@@ -62,3 +63,6 @@ if (existsSync(BENCH)) {
     line("same output", String(q.stdout === a.stdout));
   } else line("qemu-aarch64", "not installed (apt-get install qemu-user)");
 }
+
+console.log("== snapshots (idle 4-vCPU guest)");
+await runSnapshotBench();
