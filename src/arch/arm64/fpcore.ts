@@ -707,6 +707,9 @@ export function fpSqrt(N: number, h: number, l: number, fpcr: number): void {
  * then a zero signed by the rounding mode).
  */
 function fmaCore(N: number, a: number, b: number, c: number, scale: number, fpcr: number, mode: number): void {
+  // A zero product leaves c exactly (c is non-zero here, so no signed-zero question); this
+  // is common (sparse operands) and would otherwise take the exact BigInt path.
+  if ((a === 0 || b === 0) && c !== 0 && scale === 0 && finish(N, c, 0, fpcr, mode)) return;
   if (a !== 0 && b !== 0 && (N !== 64 || (prodSafe(a) && prodSafe(b)))) {
     const p = twoProd(a, b);
     if (eftErr !== 0 && N === 64 && scale === 0 && fmaSafe(p) && (c === 0 || fmaSafe(c))) {
