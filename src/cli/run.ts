@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import type { Command } from "commander";
 import { MP_STATE_NAMES } from "../hv/mp-state.ts";
-import { VirtMachine } from "../machine/virt.ts";
+import { type VirtConfig, VirtMachine } from "../machine/virt.ts";
+import { receiveIncoming } from "../vmm/migration/destination.ts";
+import { OutgoingMigration } from "../vmm/migration/source.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
 import { type QmpServer, startQmp } from "../vmm/qmp/server.ts";
 import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../vmm/snapshot/format.ts";
@@ -43,6 +45,7 @@ export interface RunFlags {
   stateDigest?: boolean;
   qmp?: string;
   paused?: boolean;
+  incoming?: string;
 }
 
 /** Parses a QEMU-style size: 256M, 1G, 65536K, or bytes. */
@@ -70,7 +73,13 @@ function traceMpStates(m: VirtMachine, diag: (line: string) => void): void {
   }
 }
 
-function bootFromFlags(flags: RunFlags, demo: boolean, serialOutput: (b: Uint8Array) => void): VirtMachine {
+/** The machine the flags describe; without a kernel for an incoming migration. */
+function configFromFlags(
+  flags: RunFlags,
+  demo: boolean,
+  serialOutput: (b: Uint8Array) => void,
+  withKernel: boolean,
+): VirtConfig {
   const smp = Number(flags.smp);
   const memory = parseSize(flags.memory);
   if (memory > 3 * 1024 ** 3)
@@ -78,26 +87,30 @@ function bootFromFlags(flags: RunFlags, demo: boolean, serialOutput: (b: Uint8Ar
   if (memory < 16 * 1024 * 1024) throw new Error(`--memory ${flags.memory}: at least 16M is needed`);
   if (flags.psci !== undefined && flags.psci !== "hvc" && flags.psci !== "smc")
     throw new Error("--psci must be hvc or smc");
-  const kernelFile = flags.kernel ?? DEMO_GUEST;
-  return new VirtMachine({
-    kernel: readInput("kernel", kernelFile),
-    ...(flags.initrd ? { initrd: readInput("initrd", flags.initrd) } : {}),
-    ...(flags.dtb ? { dtb: readInput("dtb", flags.dtb) } : {}),
-    append: flags.append ?? "",
+  const base: VirtConfig = {
     smp: demo && flags.smp === "1" ? 4 : smp,
     memory,
     semihosting: flags.semihosting ?? false,
     deterministic: flags.deterministic ?? false,
     psciConduit: (flags.psci as "hvc" | "smc" | undefined) ?? "hvc",
     serialOutput,
+  };
+  if (!withKernel) return base;
+  return {
+    ...base,
+    kernel: readInput("kernel", flags.kernel ?? DEMO_GUEST),
+    ...(flags.initrd ? { initrd: readInput("initrd", flags.initrd) } : {}),
+    ...(flags.dtb ? { dtb: readInput("dtb", flags.dtb) } : {}),
+    append: flags.append ?? "",
     gunzip: (data, max) => new Uint8Array(gunzipSync(data, { maxOutputLength: max })),
-  });
+  };
 }
 
 export async function runCommand(flags: RunFlags): Promise<number> {
   const diag = (line: string) => process.stderr.write(`armbox: ${line}\n`);
-  let machine: VirtMachine;
-  const demo = flags.kernel === undefined && flags.restore === undefined;
+  let machine: VirtMachine | null = null;
+  let incomingConfig: VirtConfig | null = null;
+  const demo = flags.kernel === undefined && flags.restore === undefined && flags.incoming === undefined;
   const serialOutput = (b: Uint8Array) => process.stdout.write(b);
   let stopAt: bigint | undefined;
   try {
@@ -115,8 +128,12 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       const config = configFromHeader(header);
       machine = new VirtMachine({ ...config, serialOutput });
       restoreSections(machine, sections, { savedAt: header.savedAt });
+    } else if (flags.incoming !== undefined) {
+      if (flags.kernel !== undefined)
+        throw new Error("--incoming and --kernel cannot be combined: the source sends the guest");
+      incomingConfig = configFromFlags(flags, demo, serialOutput, false);
     } else {
-      machine = bootFromFlags(flags, demo, serialOutput);
+      machine = new VirtMachine(configFromFlags(flags, demo, serialOutput, true));
     }
   } catch (e) {
     diag(
@@ -124,11 +141,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     );
     return 2;
   }
-  if (flags.dumpDtb) {
+  if (flags.dumpDtb && machine) {
     fs.writeFileSync(flags.dumpDtb, machine.dtb);
     if (flags.kernel === undefined) return 0;
   }
-  if (demo || flags.traceMp) {
+  if (machine && (demo || flags.traceMp)) {
     if (demo)
       diag(
         `no --kernel: booting the demo guest (${path.relative(process.cwd(), DEMO_GUEST)}) on ${machine.smp} vCPUs`,
@@ -143,7 +160,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     stdin.on("data", (d: Buffer) => {
       // Ctrl-A x quits, as in QEMU's -nographic console.
       if (stdin.isTTY && d.length === 2 && d[0] === 1 && d[1] === 0x78) process.exit(0);
-      machine.uart.input(new Uint8Array(d));
+      host.machine?.uart.input(new Uint8Array(d));
     });
     stdin.on("end", () => {
       inputOpen = false;
@@ -169,6 +186,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       if (traceMp) traceMpStates(m, diag);
       return m;
     },
+    makeMigration: (m, r) => new OutgoingMigration(m, r, { diag }),
     startPaused: flags.paused ?? false,
   });
   let qmp: QmpServer | null = null;
@@ -180,9 +198,28 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       return 2;
     }
   }
+  if (incomingConfig) {
+    // The destination of a live migration: nothing runs until the whole state has arrived
+    // and loaded; a failed transfer ends armbox with a message, never a half-loaded VM.
+    receiveIncoming(flags.incoming!, incomingConfig, { diag }).then(
+      (r) => {
+        if (traceMp) traceMpStates(r.machine, diag);
+        diag(
+          `incoming migration complete: ${r.bytes} bytes in ${r.ms.toFixed(0)} ms; the VM is ${r.runState}`,
+        );
+        host.start(r.machine, r.runState === "running");
+      },
+      (e: Error) =>
+        host.abort({ kind: "error", code: 1, message: `incoming migration failed: ${e.message}` }),
+    );
+  }
   const result = await host.run();
   await qmp?.close();
   machine = host.machine ?? machine;
+  if (!machine) {
+    if (result.kind === "error") diag(result.message);
+    return result.kind === "error" ? result.code : 0;
+  }
   if (stdin.isTTY) stdin.setRawMode(false);
   stdin.pause();
   stdin.destroy();
@@ -241,6 +278,7 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--save <file>", "with --stop-at: write a snapshot of the stopped machine")
     .option("--restore <file>", "continue a snapshot (its machine configuration is used)")
     .option("--qmp <spec>", "QMP control socket: unix:PATH or tcp:HOST:PORT")
+    .option("--incoming <uri>", "receive a live migration (tcp:HOST:PORT or file:PATH), then run")
     .option("-S, --paused", "start with the vCPUs stopped until QMP cont (QEMU's -S)")
     .option("--state-digest", "print state-digest: <sha256> of the whole machine when the run ends")
     .action((flags: RunFlags) => done(runCommand(flags)));
