@@ -45,8 +45,11 @@ interface MachineState {
   scheduler: { pos: number; sliceUsed: number; roundRan: boolean; rounds: number };
 }
 
-/** Every section of the machine's current state. The machine must be stopped. */
-export function captureSections(m: VirtMachine): Section[] {
+/**
+ * Every section of the machine's current state. The machine must be stopped. With
+ * `ram: false` the RAM section lists no page (live migration sends pages separately).
+ */
+export function captureSections(m: VirtMachine, opts: { ram?: boolean } = {}): Section[] {
   const clock = m.vm.clock;
   const sched = m.scheduler();
   const machine: MachineState = {
@@ -59,11 +62,8 @@ export function captureSections(m: VirtMachine): Section[] {
   const out: Section[] = [jsonSection("machine", MACHINE_VERSION, machine)];
   for (const v of m.vcpus) out.push(jsonSection(`vcpu@${v.id}`, VCPU_VERSION, saveVcpu(v)));
   for (const c of [m.gic, m.uart, m.rtc]) out.push(jsonSection(c.stateName, c.stateVersion, c.saveState()));
-  out.push({
-    name: "ram",
-    version: RAM_VERSION,
-    data: encodeRam(m.vm.ram, nonZero(m.vm.ram, m.vm.writtenPages())),
-  });
+  const pages = opts.ram === false ? [] : nonZero(m.vm.ram, m.vm.writtenPages());
+  out.push({ name: "ram", version: RAM_VERSION, data: encodeRam(m.vm.ram, pages) });
   return out;
 }
 
