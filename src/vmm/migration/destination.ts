@@ -182,7 +182,8 @@ async function load(
     if (s.name === SEC_PAGES) {
       if (state || sections.length > 0) throw new MigrationError("RAM pages arrived after the device state");
       try {
-        decodeRamInto(s.data, machine.vm.ram);
+        const vm = machine.vm;
+        for (const p of decodeRamInto(s.data, vm.ram)) vm.markDirty(vm.ramBase + p * 4096, 4096);
       } catch (e) {
         throw new MigrationError(`frame '${SEC_PAGES}': ${(e as Error).message.replace(/^section 'ram': /, "")}`);
       }

@@ -355,8 +355,11 @@ export class OutgoingMigration implements MigrationController {
       // -- pre-copy --
       m.vm.enableDirtyLog();
       logging = true;
-      const pageCount = m.vm.ram.length / PAGE;
-      await this.sendPages(range(pageCount), true);
+      // Round 1: every page ever written (the others are still zero), zero pages skipped.
+      const written = m.vm.writtenPages();
+      this.zeroPages += m.vm.ram.length / PAGE - written.length;
+      this.remainingPages = written.length;
+      await this.sendPages(written, true);
       const limit = () => this.parameters["downtime-limit"];
       let dirty: number[] = [];
       for (let round = 1; ; round++) {
@@ -365,7 +368,9 @@ export class OutgoingMigration implements MigrationController {
         dirty = this.syncDirty();
         this.remainingPages = dirty.length;
         this.expectedDowntime = this.bandwidth > 0 ? (dirty.length * (PAGE + 4)) / this.bandwidth : 0;
-        const fits = this.bandwidth > 0 ? this.expectedDowntime <= limit() : dirty.length <= SMALL_REST;
+        const fits =
+          dirty.length === 0 ||
+          (limit() > 0 && (this.bandwidth > 0 ? this.expectedDowntime <= limit() : dirty.length <= SMALL_REST));
         if (fits || round > (opts.maxRounds ?? MAX_ROUNDS)) break;
         // Auto-converge (as QEMU's): each round that did not fit gives the migration a
         // longer share of the time, which throttles the guest's dirtying.
@@ -444,6 +449,11 @@ export class OutgoingMigration implements MigrationController {
     });
     try {
       return await Promise.race([replies.expectJson(names), timeout]);
+    } catch (e) {
+      if (replies.endReason !== null && e instanceof MigrationError && /truncated/.test(e.message)) {
+        throw new MigrationError(`${replies.endReason} before sending ${what}`);
+      }
+      throw e;
     } finally {
       clearTimeout(timer);
     }
@@ -539,10 +549,6 @@ export class OutgoingMigration implements MigrationController {
   }
 }
 
-function* range(n: number): Generator<number> {
-  for (let i = 0; i < n; i++) yield i;
-}
-
 function pageIsZero(ram: Uint8Array, off: number): boolean {
   const w = new Uint32Array(ram.buffer, ram.byteOffset + off, PAGE / 4);
   for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
@@ -555,7 +561,10 @@ function pageIsZero(ram: Uint8Array, off: number): boolean {
  * whose RAM is empty so that the full-RAM encoding is skipped.
  */
 export function captureWithoutRam(m: VirtMachine): Section[] {
-  const vmView = Object.create(m.vm, { ram: { value: new Uint8Array(0) } }) as VirtMachine["vm"];
+  const vmView = Object.create(m.vm, {
+    ram: { value: new Uint8Array(0) },
+    writtenPages: { value: () => [] },
+  }) as VirtMachine["vm"];
   const mView = Object.create(m, { vm: { value: vmView } }) as VirtMachine;
   return captureSections(mView).map((s) =>
     s.name === "ram" ? { name: "ram", version: s.version, data: encodeRam(m.vm.ram, []) } : s,

@@ -117,6 +117,11 @@ export class FrameReader {
     this.wake();
   }
 
+  /** Why the stream ended, once it has. */
+  get endReason(): string | null {
+    return this.ended;
+  }
+
   /** No more data will come; `why` says how the stream ended (for messages). */
   end(why = "the stream ended"): void {
     this.ended ??= why;

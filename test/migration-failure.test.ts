@@ -1,0 +1,355 @@
+/**
+ * Live migration failing with nothing lost: the destination killed at random points, the
+ * connection cut, one byte of the stream corrupted, a stream version the destination does
+ * not know. Each time the source VM keeps running, query-migrate says `failed` with a
+ * reason, and the destination refuses with a clear message and never runs the half-loaded
+ * VM. Property tests (fast-check) mutate a recorded stream: every mutation is refused.
+ *
+ * The killed destinations are child processes: this file re-runs itself with
+ * MIGRATION_CHILD=dest (see the bottom).
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import fc from "fast-check";
+import { VirtMachine } from "../src/machine/virt.ts";
+import { receiveIncoming } from "../src/vmm/migration/destination.ts";
+import { OutgoingMigration, type OutgoingOptions } from "../src/vmm/migration/source.ts";
+import { MigrationError } from "../src/vmm/migration/stream.ts";
+import { MachineRunner } from "../src/vmm/runner.ts";
+import { stateDigest } from "../src/vmm/snapshot/machine-state.ts";
+
+const MEM = 32 << 20;
+const SELF = fileURLToPath(import.meta.url);
+const CHILD = process.env.MIGRATION_CHILD;
+
+function guest(name: string): Uint8Array {
+  return new Uint8Array(readFileSync(new URL(`../guests/migration/bin/${name}.elf`, import.meta.url)));
+}
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A running source: machine, runner, console. */
+function startSource(opts: { deterministic?: boolean } = {}) {
+  let out = "";
+  const m = new VirtMachine({
+    kernel: guest("counter"),
+    smp: 2,
+    memory: MEM,
+    deterministic: opts.deterministic ?? false,
+    serialOutput: (b) => {
+      out += Buffer.from(b).toString("latin1");
+    },
+  });
+  const runner = new MachineRunner(m, { output: () => {}, diag: () => {}, controlOpen: () => true });
+  const running = runner.run();
+  return { m, runner, running, console: () => out };
+}
+
+/** The source must still run: not paused, console still growing, then it is stopped. */
+async function assertSourceRunsOn(src: ReturnType<typeof startSource>, mig: OutgoingMigration, reason: RegExp) {
+  const info = mig.info();
+  assert.equal(info.status, "failed");
+  assert.match(info["error-desc"] ?? "", reason);
+  assert.ok(!src.runner.isPaused, "the source is not left paused");
+  const before = src.console().length;
+  await sleep(120);
+  assert.ok(src.console().length > before, "the source's console keeps going");
+  src.runner.finish({ kind: "quit", code: 0 });
+  await src.running;
+}
+
+function listenIncoming(cfg: { smp: number; memory: number; deterministic?: boolean }) {
+  let incoming!: Promise<Awaited<ReturnType<typeof receiveIncoming>>>;
+  const port = new Promise<number>((res) => {
+    incoming = receiveIncoming("tcp:127.0.0.1:0", cfg, { onListening: (a) => res(a.port), idleTimeoutMs: 5000 });
+  });
+  incoming.catch(() => {});
+  return { port, incoming };
+}
+
+async function failingMigration(opts: OutgoingOptions, destErr: RegExp, srcErr: RegExp): Promise<void> {
+  const src = startSource();
+  await sleep(100);
+  const dst = listenIncoming({ smp: 2, memory: MEM });
+  const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: 5000, ...opts });
+  mig.start(`tcp:127.0.0.1:${await dst.port}`);
+  await assert.rejects(dst.incoming, (e: Error) => e instanceof MigrationError && destErr.test(e.message));
+  assert.equal(await mig.done(), "failed");
+  await assertSourceRunsOn(src, mig, srcErr);
+}
+
+if (!CHILD) {
+  test("an unknown stream version is refused by name; the source runs on", async () => {
+    await failingMigration(
+      { streamVersion: 99 },
+      /stream version 99 is not supported \(this build reads version 1\)/,
+      /refused: migration stream version 99/,
+    );
+  });
+
+  test("one corrupted byte (in RAM pages, in the device state) is detected; the source runs on", async () => {
+    // A byte early in the RAM stream, and a byte inside the frame of vCPU 1's state.
+    const pickers: ((chunk: Uint8Array, off: number) => number)[] = [
+      (chunk, off) => (5000 >= off && 5000 < off + chunk.length ? 5000 - off : -1),
+      (chunk) => (Buffer.from(chunk.subarray(2, 8)).toString("latin1") === "vcpu@1" ? chunk.length >> 1 : -1),
+    ];
+    for (const pick of pickers) {
+      let done = false;
+      await failingMigration(
+        {
+          tamper: (chunk, off) => {
+            const i = done ? -1 : pick(chunk, off);
+            if (i < 0) return chunk;
+            done = true;
+            const c = chunk.slice();
+            c[i]! ^= 0x40;
+            return c;
+          },
+        },
+        /corrupt|checksum/,
+        /refused: .*(corrupt|checksum)/,
+      );
+      assert.ok(done, "a byte was flipped");
+    }
+  });
+
+  test("the connection cut at random points: the source runs on, the destination refuses", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 50_000 }), async (cutAt) => {
+        const src = startSource();
+        await sleep(50);
+        const dst = listenIncoming({ smp: 2, memory: MEM });
+        const dport = await dst.port;
+        // A proxy that forwards cutAt bytes of the stream, then cuts both sides.
+        let seen = 0;
+        let cut = false;
+        const proxy = net.createServer((client) => {
+          const up = net.connect(dport, "127.0.0.1");
+          up.on("data", (d) => client.write(d));
+          client.on("data", (d: Buffer) => {
+            if (seen + d.length >= cutAt) {
+              up.write(d.subarray(0, cutAt - seen));
+              seen = cutAt;
+              cut = true;
+              client.destroy();
+              up.destroy();
+              return;
+            }
+            seen += d.length;
+            up.write(d);
+          });
+          client.on("error", () => up.destroy());
+          up.on("error", () => client.destroy());
+        });
+        await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+        const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: 5000 });
+        mig.start(`tcp:127.0.0.1:${(proxy.address() as net.AddressInfo).port}`);
+        const st = await mig.done();
+        proxy.close();
+        if (!cut) {
+          // The whole stream (shorter than cutAt) went through: a normal migration.
+          assert.equal(st, "completed");
+          assert.equal((await dst.incoming).runState, "running");
+          assert.deepEqual(await src.running, { kind: "quit", code: 0 });
+          return;
+        }
+        await assert.rejects(dst.incoming, /truncated|connection|closed|ended/);
+        assert.equal(st, "failed");
+        await assertSourceRunsOn(src, mig, /connection|closed|destination/);
+      }),
+      { numRuns: 6, examples: [[171]] },
+    );
+  });
+
+  test("the destination process killed at random points: the source runs on; it never ran", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 14 }), async (killAt) => {
+        const src = startSource();
+        await sleep(50);
+        const child = spawn(process.execPath, ["--import", "tsx", SELF], {
+          env: { ...process.env, MIGRATION_CHILD: "dest", KILL_AT: String(killAt) },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+        });
+        const exited = new Promise<number | null>((r) => child.on("exit", (code, sig) => r(sig ? -1 : code)));
+        for (let i = 0; i < 200 && !/LISTENING (\d+)/.test(out); i++) await sleep(25);
+        const port = Number(/LISTENING (\d+)/.exec(out)?.[1]);
+        assert.ok(port > 0, `the child listens: ${out}`);
+        const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: 5000 });
+        mig.start(`tcp:127.0.0.1:${port}`);
+        const status = await mig.done();
+        const code = await exited;
+        if (status === "completed") {
+          // Killed too late to matter (after the ACK): the destination ran, the source ended.
+          assert.match(out, /RUNNING/);
+          assert.deepEqual(await src.running, { kind: "quit", code: 0 });
+        } else {
+          assert.equal(code, -1, "the destination was killed");
+          assert.doesNotMatch(out, /RUNNING/, "the half-loaded destination never ran");
+          await assertSourceRunsOn(src, mig, /connection|closed|destination/);
+        }
+      }),
+      { numRuns: 5 },
+    );
+  });
+
+  test("a destination that dies after refusing: clear message and non-zero exit, never runs", async () => {
+    const src = startSource();
+    await sleep(50);
+    const child = spawn(process.execPath, ["--import", "tsx", SELF], {
+      env: { ...process.env, MIGRATION_CHILD: "dest", DEST_SMP: "4" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    for (let i = 0; i < 200 && !/LISTENING (\d+)/.test(out); i++) await sleep(25);
+    const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: 5000 });
+    mig.start(`tcp:127.0.0.1:${Number(/LISTENING (\d+)/.exec(out)?.[1])}`);
+    assert.equal(await mig.done(), "failed");
+    assert.equal(await exited, 1);
+    assert.match(err, /incoming migration failed: the machine configuration does not match: source has --smp 2, this destination --smp 4/);
+    assert.doesNotMatch(out, /RUNNING/);
+    await assertSourceRunsOn(src, mig, /refused/);
+  });
+
+  test("connection refused (no destination): failed with the reason, the source runs on", async () => {
+    const src = startSource();
+    await sleep(50);
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => srv.close(() => r()));
+    const mig = new OutgoingMigration(src.m, src.runner);
+    mig.start(`tcp:127.0.0.1:${port}`);
+    assert.equal(await mig.done(), "failed");
+    await assertSourceRunsOn(src, mig, /ECONNREFUSED/);
+  });
+
+  test("migrate_cancel leaves the source running (cancelled)", async () => {
+    const src = startSource();
+    await sleep(50);
+    const dst = listenIncoming({ smp: 2, memory: MEM });
+    const mig = new OutgoingMigration(src.m, src.runner, { maxRounds: 1000 });
+    mig.setParameters({ "downtime-limit": 0 }); // never converges on its own
+    const statuses: string[] = [];
+    mig.onStatus = (s) => statuses.push(s);
+    mig.start(`tcp:127.0.0.1:${await dst.port}`);
+    await sleep(300);
+    mig.cancel();
+    assert.equal(await mig.done(), "cancelled");
+    await assert.rejects(dst.incoming);
+    assert.deepEqual(statuses.slice(0, 2), ["setup", "active"]);
+    assert.equal(statuses.at(-1), "cancelled");
+    assert.ok(!src.runner.isPaused);
+    const before = src.console().length;
+    await sleep(120);
+    assert.ok(src.console().length > before);
+    src.runner.finish({ kind: "quit", code: 0 });
+    await src.running;
+  });
+
+  test("bad URIs are rejected at once, never run as commands", () => {
+    const src = new VirtMachine({ kernel: guest("counter"), smp: 1, memory: MEM });
+    const runner = new MachineRunner(src, { output: () => {}, diag: () => {} });
+    const mig = new OutgoingMigration(src, runner);
+    for (const uri of ["exec:cat > /tmp/x", "tcp:host", "tcp:h:99999", "unix:/x", "", "file:"]) {
+      assert.throws(() => mig.start(uri), MigrationError, uri);
+    }
+    assert.equal(mig.info().status, "none");
+  });
+
+  // -------------------------------------------------------------------------
+  // Property tests on a recorded stream (a file: migration of a paused machine)
+
+  test("file: migration round-trips exactly; every mutated or truncated stream is refused", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "armbox-mig-"));
+    try {
+      const src = startSource({ deterministic: true });
+      await sleep(150);
+      src.runner.pause();
+      await sleep(30);
+      const file = path.join(dir, "stream.bin");
+      const mig = new OutgoingMigration(src.m, src.runner);
+      mig.start(`file:${file}`);
+      assert.equal(await mig.done(), "completed", mig.info()["error-desc"] ?? "");
+      assert.ok(src.runner.isPaused, "a file migration leaves the source paused");
+      const digest = stateDigest(src.m);
+      src.runner.finish({ kind: "quit", code: 0 });
+      await src.running;
+      const stream = new Uint8Array(readFileSync(file));
+      const cfg = { smp: 2, memory: MEM, deterministic: true };
+      const back = await receiveIncoming(`file:${file}`, cfg);
+      assert.equal(back.runState, "paused");
+      assert.equal(stateDigest(back.machine), digest);
+
+      const mutated = path.join(dir, "mutated.bin");
+      const refused = async (bytes: Uint8Array) => {
+        writeFileSync(mutated, bytes);
+        await assert.rejects(receiveIncoming(`file:${mutated}`, cfg), MigrationError);
+      };
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 0, max: stream.length - 1 }),
+          fc.integer({ min: 1, max: 255 }),
+          async (at, x) => {
+            const b = stream.slice();
+            b[at]! ^= x;
+            await refused(b);
+          },
+        ),
+        { numRuns: 60 },
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: stream.length - 1 }), async (len) => {
+          await refused(stream.slice(0, len));
+        }),
+        { numRuns: 30 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+} else {
+  // The destination as a child process (what `armbox run --incoming` does).
+  const killAt = process.env.KILL_AT === undefined ? -1 : Number(process.env.KILL_AT);
+  receiveIncoming(
+    "tcp:127.0.0.1:0",
+    { smp: Number(process.env.DEST_SMP ?? 2), memory: MEM },
+    {
+      onListening: (a) => process.stdout.write(`LISTENING ${a.port}\n`),
+      onFrame: (_name, n) => {
+        if (n === killAt) process.kill(process.pid, "SIGKILL");
+      },
+      idleTimeoutMs: 5000,
+    },
+  ).then(
+    async (r) => {
+      process.stdout.write(`RUNNING ${r.runState}\n`);
+      const runner = new MachineRunner(r.machine, { output: () => {}, diag: () => {}, controlOpen: () => true });
+      const p = runner.run();
+      await sleep(100);
+      runner.finish({ kind: "quit", code: 0 });
+      await p;
+      process.exit(0);
+    },
+    (e: Error) => {
+      process.stderr.write(`armbox: incoming migration failed: ${e.message}\n`);
+      process.exit(1);
+    },
+  );
+}
