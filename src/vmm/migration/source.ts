@@ -353,6 +353,8 @@ export class OutgoingMigration implements MigrationController {
       this.setStatus("active");
 
       // -- pre-copy --
+      // Capture once now (read-only) so that the one inside the downtime runs warm.
+      captureWithoutRam(m);
       m.vm.enableDirtyLog();
       logging = true;
       // Round 1: every page ever written (the others are still zero), zero pages skipped.
@@ -383,7 +385,8 @@ export class OutgoingMigration implements MigrationController {
       // -- stop and copy --
       // After pause() no scheduler round runs again (rounds are synchronous and the loop
       // checks the flag before each one), so the state is frozen from here on; the
-      // runner's own acknowledgement (onPaused) is awaited before the end marker goes.
+      // runner's own acknowledgement (onPaused, which an idle loop gives only when its
+      // sleep ends) is awaited before completion, not inside the downtime.
       this.pauseTime = now();
       const wasPaused = this.runner.isPaused;
       let parked: Promise<void> = Promise.resolve();
@@ -404,21 +407,22 @@ export class OutgoingMigration implements MigrationController {
       await this.sendPagesNow(lastPages);
       for (const s of sections) await this.send(encodeSection(s, false));
       await this.send(frame(SEC_STATE, { runState, savedAt }));
-      await parked;
       await this.send(new Uint8Array(2));
+      const sentAt = now();
       this.remainingPages = 0;
       if (replies) {
         const r = await this.reply(replies, [SEC_ACK, SEC_REFUSE], "its acknowledgement");
         if (r.name === SEC_REFUSE) throw new MigrationError(`the destination refused: ${String(r.value.error)}`);
       }
       this.downtime = now() - this.pauseTime;
+      await parked; // the run loop has acknowledged the pause (it may have been asleep)
       await this.transport.finish();
       m.vm.disableDirtyLog();
       logging = false;
       this.endTime = now();
       this.setStatus("completed");
       this.diag(
-        `migration completed: ${this.transferred} bytes in ${Math.round(this.endTime - this.startTime)} ms, downtime ${this.downtime.toFixed(1)} ms`,
+        `migration completed: ${this.transferred} bytes in ${Math.round(this.endTime - this.startTime)} ms, downtime ${this.downtime.toFixed(1)} ms (${lastPages.length} last pages and the device state sent in ${(sentAt - this.pauseTime).toFixed(1)} ms, acknowledged ${(this.pauseTime + this.downtime - sentAt).toFixed(1)} ms later)`,
       );
       // The VM lives on at the destination now; a file keeps the source paused.
       if (target.kind === "tcp") this.runner.finish({ kind: "quit", code: 0 });
