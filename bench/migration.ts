@@ -35,7 +35,16 @@ async function startDestination(smp: number, memory: number): Promise<{ child: C
   const port = 20000 + Math.floor(Math.random() * 20000);
   const child = spawn(
     process.execPath,
-    [`${root}bin/armbox.js`, "run", "--incoming", `tcp:127.0.0.1:${port}`, "--smp", String(smp), "--memory", `${memory / MiB}M`],
+    [
+      `${root}bin/armbox.js`,
+      "run",
+      "--incoming",
+      `tcp:127.0.0.1:${port}`,
+      "--smp",
+      String(smp),
+      "--memory",
+      `${memory / MiB}M`,
+    ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let err = "";
@@ -49,7 +58,12 @@ async function startDestination(smp: number, memory: number): Promise<{ child: C
   return { child, port };
 }
 
-export async function migrateOnce(guest: string, smp: number, memory: number, warmMs: number): Promise<MigrationFigures> {
+export async function migrateOnce(
+  guest: string,
+  smp: number,
+  memory: number,
+  warmMs: number,
+): Promise<MigrationFigures> {
   const m = new VirtMachine({
     kernel: new Uint8Array(readFileSync(`${root}guests/migration/bin/${guest}.elf`)),
     smp,

@@ -51,7 +51,11 @@ function startSource(opts: { deterministic?: boolean } = {}) {
 }
 
 /** The source must still run: not paused, console still growing, then it is stopped. */
-async function assertSourceRunsOn(src: ReturnType<typeof startSource>, mig: OutgoingMigration, reason: RegExp) {
+async function assertSourceRunsOn(
+  src: ReturnType<typeof startSource>,
+  mig: OutgoingMigration,
+  reason: RegExp,
+) {
   const info = mig.info();
   assert.equal(info.status, "failed");
   assert.match(info["error-desc"] ?? "", reason);
@@ -66,7 +70,10 @@ async function assertSourceRunsOn(src: ReturnType<typeof startSource>, mig: Outg
 function listenIncoming(cfg: { smp: number; memory: number; deterministic?: boolean }) {
   let incoming!: Promise<Awaited<ReturnType<typeof receiveIncoming>>>;
   const port = new Promise<number>((res) => {
-    incoming = receiveIncoming("tcp:127.0.0.1:0", cfg, { onListening: (a) => res(a.port), idleTimeoutMs: 5000 });
+    incoming = receiveIncoming("tcp:127.0.0.1:0", cfg, {
+      onListening: (a) => res(a.port),
+      idleTimeoutMs: 5000,
+    });
   });
   incoming.catch(() => {});
   return { port, incoming };
@@ -222,7 +229,10 @@ if (!CHILD) {
     mig.start(`tcp:127.0.0.1:${Number(/LISTENING (\d+)/.exec(out)?.[1])}`);
     assert.equal(await mig.done(), "failed");
     assert.equal(await exited, 1);
-    assert.match(err, /incoming migration failed: the machine configuration does not match: source has --smp 2, this destination --smp 4/);
+    assert.match(
+      err,
+      /incoming migration failed: the machine configuration does not match: source has --smp 2, this destination --smp 4/,
+    );
     assert.doesNotMatch(out, /RUNNING/);
     await assertSourceRunsOn(src, mig, /refused/);
   });
@@ -340,7 +350,11 @@ if (!CHILD) {
   ).then(
     async (r) => {
       process.stdout.write(`RUNNING ${r.runState}\n`);
-      const runner = new MachineRunner(r.machine, { output: () => {}, diag: () => {}, controlOpen: () => true });
+      const runner = new MachineRunner(r.machine, {
+        output: () => {},
+        diag: () => {},
+        controlOpen: () => true,
+      });
       const p = runner.run();
       await sleep(100);
       runner.finish({ kind: "quit", code: 0 });

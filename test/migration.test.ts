@@ -20,7 +20,9 @@ test("idle guest: live migration on loopback, console continues, downtime measur
   assert.equal(r.info.status, "completed");
   assert.ok(typeof r.info.downtime === "number" && r.info.downtime >= 0, "downtime reported");
   assert.ok(r.info.ram!.transferred > 0 && r.info.ram!["dirty-sync-count"] >= 2);
-  console.log(`idle: total ${r.info["total-time"]} ms, downtime ${r.info.downtime} ms, ${r.info.ram!.transferred} bytes`);
+  console.log(
+    `idle: total ${r.info["total-time"]} ms, downtime ${r.info.downtime} ms, ${r.info.ram!.transferred} bytes`,
+  );
 });
 
 test("memory-dirtying guest: pre-copy rounds, then stop-and-copy; console continues", async () => {
@@ -36,7 +38,13 @@ test("memory-dirtying guest: pre-copy rounds, then stop-and-copy; console contin
 test("a paused source arrives paused, with its exact state, and waits for cont", async () => {
   const con = new Console();
   // Deterministic time, so that the clock does not move while paused and digests compare.
-  const src = new VirtMachine({ kernel: guest("counter"), smp: 2, memory: MEM, deterministic: true, serialOutput: con.out });
+  const src = new VirtMachine({
+    kernel: guest("counter"),
+    smp: 2,
+    memory: MEM,
+    deterministic: true,
+    serialOutput: con.out,
+  });
   const runner = new MachineRunner(src, { output: con.out, diag: () => {}, controlOpen: () => true });
   const running = runner.run();
   await sleep(200);
@@ -49,12 +57,16 @@ test("a paused source arrives paused, with its exact state, and waits for cont",
   let port = 0;
   let incoming!: ReturnType<typeof receiveIncoming>;
   await new Promise<void>((res) => {
-    incoming = receiveIncoming("tcp:127.0.0.1:0", { smp: 2, memory: MEM, deterministic: true }, {
-      onListening: (a) => {
-        port = a.port;
-        res();
+    incoming = receiveIncoming(
+      "tcp:127.0.0.1:0",
+      { smp: 2, memory: MEM, deterministic: true },
+      {
+        onListening: (a) => {
+          port = a.port;
+          res();
+        },
       },
-    });
+    );
   });
   const mig = new OutgoingMigration(src, runner);
   mig.start(`tcp:127.0.0.1:${port}`);
@@ -73,12 +85,16 @@ test("a configuration that does not match is refused before RAM flows; the sourc
   let port = 0;
   let incoming!: ReturnType<typeof receiveIncoming>;
   await new Promise<void>((res) => {
-    incoming = receiveIncoming("tcp:127.0.0.1:0", { smp: 4, memory: MEM }, {
-      onListening: (a) => {
-        port = a.port;
-        res();
+    incoming = receiveIncoming(
+      "tcp:127.0.0.1:0",
+      { smp: 4, memory: MEM },
+      {
+        onListening: (a) => {
+          port = a.port;
+          res();
+        },
       },
-    });
+    );
   });
   const mig = new OutgoingMigration(src, runner);
   mig.start(`tcp:127.0.0.1:${port}`);
@@ -127,7 +143,11 @@ async function migrateOnce(
   assert.deepEqual(srcResult, { kind: "quit", code: 0 });
   const atSwitch = con.text();
   assert.equal(dst.runState, "running");
-  const dRunner = new MachineRunner(dst.machine, { output: con.out, diag: () => {}, controlOpen: () => true });
+  const dRunner = new MachineRunner(dst.machine, {
+    output: con.out,
+    diag: () => {},
+    controlOpen: () => true,
+  });
   const dRunning = dRunner.run();
   await sleep(300);
   dRunner.finish({ kind: "quit", code: 0 });
@@ -167,7 +187,11 @@ function checkTicks(text: string): number {
   const whole = text.endsWith("\n") ? lines : lines.slice(0, -1);
   whole.forEach((l, i) => {
     assert.match(l, /^tick \d+ [0-9a-f]+\r?$/, `line ${i} is whole`);
-    assert.equal(Number(l.split(" ")[1] ?? "x"), i, `tick line ${i} (gap or repeat): ${JSON.stringify(whole.slice(Math.max(0, i - 2), i + 2))}`);
+    assert.equal(
+      Number(l.split(" ")[1] ?? "x"),
+      i,
+      `tick line ${i} (gap or repeat): ${JSON.stringify(whole.slice(Math.max(0, i - 2), i + 2))}`,
+    );
   });
   return whole.length;
 }

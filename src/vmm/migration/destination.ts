@@ -50,7 +50,9 @@ export interface IncomingResult {
   ms: number;
 }
 
-export function parseIncomingUri(uri: string): { kind: "tcp"; host: string; port: number } | { kind: "file"; path: string } {
+export function parseIncomingUri(
+  uri: string,
+): { kind: "tcp"; host: string; port: number } | { kind: "file"; path: string } {
   const tcp = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):(\d{1,5})$/.exec(uri);
   if (tcp) {
     const port = Number(tcp[2]);
@@ -186,7 +188,9 @@ async function load(
         const vm = machine.vm;
         for (const p of decodeRamInto(s.data, vm.ram)) vm.markDirty(vm.ramBase + p * 4096, 4096);
       } catch (e) {
-        throw new MigrationError(`frame '${SEC_PAGES}': ${(e as Error).message.replace(/^section 'ram': /, "")}`);
+        throw new MigrationError(
+          `frame '${SEC_PAGES}': ${(e as Error).message.replace(/^section 'ram': /, "")}`,
+        );
       }
     } else if (s.name === SEC_STATE) {
       if (state) throw new MigrationError(`frame '${SEC_STATE}' appears twice`);
@@ -223,7 +227,9 @@ function warmUp(like: VirtMachine): void {
   try {
     const cfg = { ...like.config, memory: 16 << 20 };
     const a = new VirtMachine(cfg);
-    a.vcpus.forEach((v, i) => v.init({ powerOff: i !== 0 }));
+    a.vcpus.forEach((v, i) => {
+      v.init({ powerOff: i !== 0 });
+    });
     restoreSections(new VirtMachine(cfg), captureSections(a));
   } catch {
     // only an optimisation

@@ -79,7 +79,9 @@ const SMALL_REST = 64;
 class Cancelled extends Error {}
 
 /** Parses a migration URI; only tcp:HOST:PORT and file:PATH (never a shell command). */
-export function parseMigrationUri(uri: string): { kind: "tcp"; host: string; port: number } | { kind: "file"; path: string } {
+export function parseMigrationUri(
+  uri: string,
+): { kind: "tcp"; host: string; port: number } | { kind: "file"; path: string } {
   const tcp = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(uri);
   if (tcp) {
     const port = Number(tcp[2]);
@@ -136,7 +138,11 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<Tran
               };
               const onClose = () => {
                 sock.off("drain", onDrain);
-                rej(new MigrationError(`the connection failed (${error?.message ?? "closed by the destination"})`));
+                rej(
+                  new MigrationError(
+                    `the connection failed (${error?.message ?? "closed by the destination"})`,
+                  ),
+                );
               };
               sock.once("drain", onDrain);
               sock.once("close", onClose);
@@ -159,7 +165,9 @@ function openFile(path: string): Transport {
     replies: null,
     write: (b) =>
       new Promise<void>((res, rej) =>
-        fs.write(fd, b, 0, b.length, null, (e) => (e ? rej(new MigrationError(`writing ${path}: ${e.message}`)) : res())),
+        fs.write(fd, b, 0, b.length, null, (e) =>
+          e ? rej(new MigrationError(`writing ${path}: ${e.message}`)) : res(),
+        ),
       ),
     finish: async () => {
       fs.fsyncSync(fd);
@@ -218,13 +226,19 @@ export class OutgoingMigration implements MigrationController {
     for (const k of ["downtime-limit", "max-bandwidth"] as const) {
       const v = p[k];
       if (v === undefined) continue;
-      if (!Number.isFinite(v) || v < 0) throw new MigrationError(`parameter '${k}' must be a non-negative number`);
+      if (!Number.isFinite(v) || v < 0)
+        throw new MigrationError(`parameter '${k}' must be a non-negative number`);
       this.parameters[k] = v;
     }
   }
 
   get active(): boolean {
-    return this.status === "setup" || this.status === "active" || this.status === "device" || this.status === "cancelling";
+    return (
+      this.status === "setup" ||
+      this.status === "active" ||
+      this.status === "device" ||
+      this.status === "cancelling"
+    );
   }
 
   start(uri: string): void {
@@ -347,7 +361,8 @@ export class OutgoingMigration implements MigrationController {
       const replies = this.transport.replies;
       if (replies) {
         const r = await this.reply(replies, [SEC_READY, SEC_REFUSE], "its handshake answer");
-        if (r.name === SEC_REFUSE) throw new MigrationError(`the destination refused: ${String(r.value.error)}`);
+        if (r.name === SEC_REFUSE)
+          throw new MigrationError(`the destination refused: ${String(r.value.error)}`);
       }
       this.setupTime = now() - this.startTime;
       this.setStatus("active");
@@ -372,7 +387,8 @@ export class OutgoingMigration implements MigrationController {
         this.expectedDowntime = this.bandwidth > 0 ? (dirty.length * (PAGE + 4)) / this.bandwidth : 0;
         const fits =
           dirty.length === 0 ||
-          (limit() > 0 && (this.bandwidth > 0 ? this.expectedDowntime <= limit() : dirty.length <= SMALL_REST));
+          (limit() > 0 &&
+            (this.bandwidth > 0 ? this.expectedDowntime <= limit() : dirty.length <= SMALL_REST));
         if (fits || round > (opts.maxRounds ?? MAX_ROUNDS)) break;
         // Auto-converge (as QEMU's): each round that did not fit gives the migration a
         // longer share of the time, which throttles the guest's dirtying.
@@ -412,7 +428,8 @@ export class OutgoingMigration implements MigrationController {
       this.remainingPages = 0;
       if (replies) {
         const r = await this.reply(replies, [SEC_ACK, SEC_REFUSE], "its acknowledgement");
-        if (r.name === SEC_REFUSE) throw new MigrationError(`the destination refused: ${String(r.value.error)}`);
+        if (r.name === SEC_REFUSE)
+          throw new MigrationError(`the destination refused: ${String(r.value.error)}`);
       }
       this.downtime = now() - this.pauseTime;
       await parked; // the run loop has acknowledged the pause (it may have been asleep)
@@ -449,7 +466,10 @@ export class OutgoingMigration implements MigrationController {
     const ms = this.opts.replyTimeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new MigrationError(`the destination did not send ${what} within ${ms} ms`)), ms);
+      timer = setTimeout(
+        () => rej(new MigrationError(`the destination did not send ${what} within ${ms} ms`)),
+        ms,
+      );
     });
     try {
       return await Promise.race([replies.expectJson(names), timeout]);

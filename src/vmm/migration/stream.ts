@@ -19,7 +19,6 @@
  */
 import type { MachineConfig } from "../../machine/virt.ts";
 import {
-  concat,
   decodeSection,
   encodeSection,
   jsonSection,
@@ -90,7 +89,8 @@ export function checkConfig(incoming: unknown, mine: MachineConfig): void {
   const inc = incoming as Record<string, unknown>;
   const diffs: string[] = [];
   for (const k of Object.keys(CONFIG_FLAGS) as (keyof MachineConfig)[]) {
-    if (inc[k] !== mine[k]) diffs.push(`source has ${CONFIG_FLAGS[k](inc[k])}, this destination ${CONFIG_FLAGS[k](mine[k])}`);
+    if (inc[k] !== mine[k])
+      diffs.push(`source has ${CONFIG_FLAGS[k](inc[k])}, this destination ${CONFIG_FLAGS[k](mine[k])}`);
   }
   if (diffs.length > 0) {
     throw new MigrationError(`the machine configuration does not match: ${diffs.join("; ")}`);
@@ -184,7 +184,10 @@ export class FrameReader {
   /** The next frame, decoded and checked; null for the end marker. */
   async next(): Promise<Section | null> {
     const at = this.offset;
-    await this.need(2, () => `at byte ${at}, where a frame or the end marker was expected (truncated stream)`);
+    await this.need(
+      2,
+      () => `at byte ${at}, where a frame or the end marker was expected (truncated stream)`,
+    );
     const nameLen = new DataView(this.peek(2).buffer, this.peek(2).byteOffset).getUint16(0, true);
     if (nameLen === 0) {
       this.take(2);
@@ -193,8 +196,12 @@ export class FrameReader {
     const headLen = 2 + nameLen + 12;
     await this.need(headLen, () => `inside a frame header at byte ${at} (truncated stream)`);
     const head = this.peek(headLen);
-    const payloadLen = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(2 + nameLen + 8, true);
-    if (payloadLen > 0x7fff_0000) throw new MigrationError(`corrupt frame at byte ${at}: payload length ${payloadLen}`);
+    const payloadLen = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(
+      2 + nameLen + 8,
+      true,
+    );
+    if (payloadLen > 0x7fff_0000)
+      throw new MigrationError(`corrupt frame at byte ${at}: payload length ${payloadLen}`);
     const total = headLen + payloadLen + 4;
     const name = safeName(head.subarray(2, 2 + nameLen));
     await this.need(total, () => `inside frame '${name}' at byte ${at} (truncated stream)`);
