@@ -127,6 +127,9 @@ export class Scheduler {
       if (clock instanceof DeterministicClock) clock.roundStart += BigInt(this.quantum);
       return null;
     }
+    // Bring every timer up to date first: in real time a deadline may have passed since
+    // the vCPUs last ran, and its interrupt is what wakes them.
+    for (const v of this.vm.vcpus) v.timer.update();
     if (this.vm.vcpus.some((v) => v.canRun)) return null;
     const next = this.ticksToNextDeadline();
     if (next === null) return { kind: "all-idle" };
