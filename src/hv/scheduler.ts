@@ -132,7 +132,11 @@ export class Scheduler {
     for (const v of this.vm.vcpus) v.timer.update();
     if (this.vm.vcpus.some((v) => v.canRun)) return null;
     const next = this.ticksToNextDeadline();
-    if (next === null) return { kind: "all-idle" };
+    if (next === null) {
+      // An armed timer whose deadline passed a moment ago still counts as a wake-up source.
+      const armed = this.vm.vcpus.some((v) => (v.timer.virt.ctl & 3) === 1 || (v.timer.phys.ctl & 3) === 1);
+      return armed && !(clock instanceof DeterministicClock) ? null : { kind: "all-idle" };
+    }
     if (clock instanceof DeterministicClock) clock.roundStart += next;
     return null;
   }
