@@ -25,7 +25,7 @@ import * as net from "node:net";
 import type { VirtMachine } from "../../machine/virt.ts";
 import type { MachineRunner } from "../runner.ts";
 import { encodeSection, type Section } from "../snapshot/format.ts";
-import { captureSections, encodeRam, PAGE } from "../snapshot/machine-state.ts";
+import { captureSections, encodeRam, PAGE, pageIsZero } from "../snapshot/machine-state.ts";
 import type {
   MigrationController,
   MigrationInfo,
@@ -573,24 +573,7 @@ export class OutgoingMigration implements MigrationController {
   }
 }
 
-function pageIsZero(ram: Uint8Array, off: number): boolean {
-  const w = new Uint32Array(ram.buffer, ram.byteOffset + off, PAGE / 4);
-  for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
-  return true;
-}
-
-/**
- * captureSections(m) without walking RAM (its 'ram' section is replaced by one that lists
- * no page: the pages travel as 'ram.pages' frames). The machine is seen through a view
- * whose RAM is empty so that the full-RAM encoding is skipped.
- */
+/** captureSections(m) with a RAM section that lists no page: the pages travel as 'ram.pages' frames. */
 export function captureWithoutRam(m: VirtMachine): Section[] {
-  const vmView = Object.create(m.vm, {
-    ram: { value: new Uint8Array(0) },
-    writtenPages: { value: () => [] },
-  }) as VirtMachine["vm"];
-  const mView = Object.create(m, { vm: { value: vmView } }) as VirtMachine;
-  return captureSections(mView).map((s) =>
-    s.name === "ram" ? { name: "ram", version: s.version, data: encodeRam(m.vm.ram, []) } : s,
-  );
+  return captureSections(m, { ram: false });
 }

@@ -259,7 +259,7 @@ function validateVcpu(name: string, raw: unknown): VcpuState {
 // RAM: sparse (zero pages skipped). Layout: u32 page size | u32 page count | then for
 // each non-zero page: u32 page index | PAGE bytes.
 
-function pageIsZero(ram: Uint8Array, off: number): boolean {
+export function pageIsZero(ram: Uint8Array, off: number): boolean {
   const w = new Uint32Array(ram.buffer, ram.byteOffset + off, PAGE / 4);
   for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
   return true;
