@@ -125,6 +125,12 @@ export class Cpu {
    * middle of a run sees exact time whatever the chunking of runs.
    */
   private runN = 0;
+  /**
+   * While a block runs, instructions completed in this run() are runBias + pcLo / 4
+   * (saves a store per instruction); `inBlock` says whether that formula applies.
+   */
+  private runBias = 0;
+  private inBlock = false;
   /** u32 index of the current stack pointer (SP_EL0 or SP_EL1). */
   sp: number = I.SP_EL0;
   /** Current exception level (0 or 1). */
@@ -255,6 +261,8 @@ export class Cpu {
   /** Re-evaluate whether an interrupt might be taken before the next instruction. */
   interruptsChanged(): void {
     this.irqCheck = this.irqLine || this.fiqLine;
+    // Ends the current block so the line is examined before the next instruction.
+    if (this.irqCheck) this.stop = true;
   }
   setIrqLine(irq: boolean, fiq = this.fiqLine): void {
     this.irqLine = irq;
@@ -265,7 +273,18 @@ export class Cpu {
   // ---------------------------------------------------------------------------
   // The interpreter loop
 
-  /** Executes up to `budget` instructions; returns why it stopped. Never throws. */
+  /**
+   * Executes up to `budget` instructions; returns why it stopped. Never throws.
+   *
+   * Instructions run in blocks: straight-line runs of one page that end with the first
+   * instruction of the "branches, exception generation and system" class (the only class
+   * that changes PC or the CPU's mode without throwing). Inside a block the per-instruction
+   * work is the decode-cache check, PC and the call; interrupts, page changes and PC
+   * alignment are checked between blocks. Anything that would have been seen before the
+   * next instruction (an interrupt line raised by an MMIO store, an exit) sets `stop`,
+   * which ends the block after the current instruction, so the result is the same as
+   * checking before every instruction.
+   */
   run(budget: number): CpuExit {
     const r = this.r;
     const m32 = this.m32;
@@ -280,14 +299,23 @@ export class Cpu {
       let base = this.fetchBase;
       let execs = this.fetchExecs;
       let words = this.fetchWords;
+      let ends = this.fetchEnds;
       try {
         while (n < budget) {
-          if (this.irqCheck && this.takePendingInterrupt()) continue;
+          if (this.irqCheck) {
+            if (this.takePendingInterrupt()) {
+              // Entering the vector set `stop`; nothing else can have (no instruction ran).
+              this.stop = false;
+              continue;
+            }
+          }
           const lo = r[I.PC]!;
           const hi = r[I.PC + 1]!;
-          this.pcLo = lo;
-          this.pcHi = hi;
-          if ((lo & 3) !== 0) this.syncException(EC.PC_ALIGN, 0, lo, hi);
+          if ((lo & 3) !== 0) {
+            this.pcLo = lo;
+            this.pcHi = hi;
+            this.syncException(EC.PC_ALIGN, 0, lo, hi);
+          }
           if ((lo & 0xfffff000) >>> 0 !== pageLo || hi !== pageHi) {
             this.setFetchPage(lo, hi);
             pageLo = this.fetchPageLo;
@@ -295,29 +323,49 @@ export class Cpu {
             base = this.fetchBase;
             execs = this.fetchExecs;
             words = this.fetchWords;
+            ends = this.fetchEnds;
           }
-          const slot = (lo >>> 2) & 1023;
-          const insn = m32[base + slot]!;
-          let ex = execs[slot];
-          if (ex === undefined || words[slot] !== insn) {
-            ex = this.decodeWord(insn);
-            execs[slot] = ex;
-            words[slot] = insn;
+          this.pcHi = hi;
+          let slot = (lo >>> 2) & 1023;
+          let end = ends[slot]!;
+          if (end === 0) end = ends[slot] = blockEnd(m32, base, slot);
+          const left = budget - n;
+          if (end - slot > left) end = slot + left;
+          this.runBias = n - (((pageLo >>> 2) + slot) >>> 0);
+          this.inBlock = true;
+          for (;;) {
+            const insn = m32[base + slot]!;
+            let ex = execs[slot];
+            if (ex === undefined || words[slot] !== insn) {
+              ex = this.decodeWord(insn);
+              execs[slot] = ex;
+              words[slot] = insn;
+              // The block boundaries of this page may have moved: recompute them, and
+              // end this block after the new instruction.
+              ends.fill(0);
+              this.stop = true;
+            }
+            const pc = (pageLo + slot * 4) >>> 0;
+            this.pcLo = pc;
+            r[I.PC] = pc + 4;
+            ex(this);
+            ++n;
+            if (this.stop || ++slot >= end) break;
           }
-          const nlo = (lo + 4) >>> 0;
-          r[I.PC] = nlo;
-          if (nlo < 4) r[I.PC + 1] = (hi + 1) >>> 0;
-          ex(this);
-          this.runN = ++n;
+          this.inBlock = false;
+          this.runN = n;
+          if (pageLo === 0xfffff000) this.carryPastPage(hi);
           if (this.stop) break;
         }
       } catch (e) {
         if (e !== UNWIND) {
+          this.inBlock = false;
           this.retire(n);
           return { kind: "internal-error", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
         }
         // The instruction that took the exception counts as a step, so a guest stuck in
         // an exception loop still runs out of budget.
+        this.inBlock = false;
         this.runN = ++n;
         // An exception taken to EL1 carries on at its vector.
       }
@@ -327,6 +375,17 @@ export class Cpu {
     const ex = this.exit ?? EXIT_BUDGET;
     this.exit = null;
     return ex;
+  }
+
+  /**
+   * Blocks set only PC[31:0]: after an instruction at xxxx_xxxx_ffff_fffc that did not
+   * branch (a branch ends its block and writes all of PC), carry into PC[63:32].
+   */
+  private carryPastPage(hi: number): void {
+    const r = this.r;
+    if (this.pcLo !== 0xfffffffc || r[I.PC] !== 0 || r[I.PC + 1] !== hi) return;
+    const insn = this.fetchWords[1023]!;
+    if (!endsBlock(insn)) r[I.PC + 1] = (hi + 1) >>> 0;
   }
 
   private retire(n: number): void {
@@ -340,7 +399,8 @@ export class Cpu {
 
   /** Retired instructions so far (exact). */
   get instructionCount(): bigint {
-    return this.retired + BigInt(this.retiredSmall + this.runN);
+    const inRun = this.inBlock ? this.runBias + (this.pcLo >>> 2) : this.runN;
+    return this.retired + BigInt(this.retiredSmall + inRun);
   }
 
   /**
@@ -375,7 +435,12 @@ export class Cpu {
   private fetchBase = 0;
   private fetchExecs: (Exec | undefined)[] = [];
   private fetchWords: Uint32Array = new Uint32Array(1024);
-  private readonly codePages = new Map<number, { execs: (Exec | undefined)[]; words: Uint32Array }>();
+  /** Per slot: one past the last slot of the block starting there, 0 = not known yet. */
+  private fetchEnds: Uint16Array = new Uint16Array(1024);
+  private readonly codePages = new Map<
+    number,
+    { execs: (Exec | undefined)[]; words: Uint32Array; ends: Uint16Array }
+  >();
 
   private setFetchPage(lo: number, hi: number): void {
     const pageLo = (lo & 0xfffff000) >>> 0;
@@ -383,7 +448,11 @@ export class Cpu {
     const key = off >>> 12;
     let page = this.codePages.get(key);
     if (page === undefined) {
-      page = { execs: new Array<Exec | undefined>(1024).fill(undefined), words: new Uint32Array(1024) };
+      page = {
+        execs: new Array<Exec | undefined>(1024).fill(undefined),
+        words: new Uint32Array(1024),
+        ends: new Uint16Array(1024),
+      };
       this.codePages.set(key, page);
     }
     this.fetchPageLo = pageLo;
@@ -391,6 +460,7 @@ export class Cpu {
     this.fetchBase = off >>> 2;
     this.fetchExecs = page.execs;
     this.fetchWords = page.words;
+    this.fetchEnds = page.ends;
   }
 
   /** Forgets the current instruction-fetch translation (after a change of translation regime). */
@@ -687,3 +757,18 @@ export class Cpu {
 }
 
 const undefinedInstruction: Exec = (c) => c.undefined();
+
+/**
+ * True for the "branches, exception generation and system instructions" class
+ * (op0 = x101, Arm ARM C4.1): the only instructions that write PC or change the
+ * translation regime or PSTATE.{EL,SP,DAIF} without taking an exception.
+ */
+function endsBlock(insn: number): boolean {
+  return ((insn >>> 26) & 7) === 5;
+}
+
+/** One past the slot of the first block-ending instruction at or after `slot` (max 1024). */
+function blockEnd(m32: Uint32Array, base: number, slot: number): number {
+  for (let k = slot; k < 1024; k++) if (endsBlock(m32[base + k]!)) return k + 1;
+  return 1024;
+}

@@ -2,10 +2,11 @@
  * Data processing — immediate (Arm ARM C4.1.86): PC-relative addressing, add/subtract
  * (immediate), logical (immediate), move wide, bitfield, extract.
  */
-import { add32, add64, decodeBitMasks, ror64, setNZCV } from "../alu.ts";
+import { add64, decodeBitMasks, ror64, setNZCV } from "../alu.ts";
 import type { Cpu } from "../cpu.ts";
 import type { Exec, Pattern } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
+import { I } from "../state.ts";
 
 /** ADR / ADRP: Xd = PC (or PC & ~0xfff) + imm. */
 function adr(f: Record<string, number>): Exec {
@@ -45,28 +46,57 @@ function addSubImm(f: Record<string, number>): Exec | null {
       r[di + 1] = hi >>> 0;
     };
   }
-  if (sf) {
-    const blo = sub ? ~imm >>> 0 : imm;
-    const bhi = sub ? 0xffffffff : 0;
-    const cin = sub ? 1 : 0;
+  if (sf && sub) {
+    // SUBS / CMP Xn|SP, #imm (imm < 2^24): inline 64-bit subtraction and flags.
     return (c) => {
       const r = c.r;
       const ni = n === 31 ? c.sp : n * 2;
-      add64(c, r[ni]!, r[ni + 1]!, blo, bhi, cin, setFlags);
-      const di = dSp ? c.sp : dFixed;
-      r[di] = c.vlo;
-      r[di + 1] = c.vhi;
+      const ahi = r[ni + 1]!;
+      const l = r[ni]! - imm;
+      const h = ahi - (l < 0 ? 1 : 0);
+      const lo = l >>> 0;
+      const hi = h >>> 0;
+      // Xn - imm overflows only from the most negative values: V = Xn<63> & ~result<63>.
+      const v = (ahi & ~hi) >>> 31;
+      r[I.PSTATE] =
+        (r[I.PSTATE]! & 0x0fffffff) |
+        (hi & 0x80000000) |
+        ((lo | hi) === 0 ? 0x40000000 : 0) |
+        (h >= 0 ? 0x20000000 : 0) |
+        (v << 28);
+      r[dFixed] = lo;
+      r[dFixed + 1] = hi;
     };
   }
-  const b = sub ? ~imm >>> 0 : imm;
-  const cin = sub ? 1 : 0;
+  if (!sf) {
+    // ADD(S)/SUB(S)/CMP Wd|WSP, Wn|WSP, #imm.
+    return (c) => {
+      const r = c.r;
+      const a = r[n === 31 ? c.sp : n * 2]!;
+      const s = sub ? a - imm : a + imm;
+      const res = s >>> 0;
+      if (setFlags) {
+        const v = (sub ? a & ~res : ~a & res) >>> 31;
+        const cf = sub ? s >= 0 : s > 0xffffffff;
+        r[I.PSTATE] =
+          (r[I.PSTATE]! & 0x0fffffff) |
+          (res & 0x80000000) |
+          (res === 0 ? 0x40000000 : 0) |
+          (cf ? 0x20000000 : 0) |
+          (v << 28);
+      }
+      const di = dSp ? c.sp : dFixed;
+      r[di] = res;
+      r[di + 1] = 0;
+    };
+  }
+  // ADDS / CMN Xn|SP, #imm.
   return (c) => {
     const r = c.r;
     const ni = n === 31 ? c.sp : n * 2;
-    add32(c, r[ni]!, b, cin, setFlags);
-    const di = dSp ? c.sp : dFixed;
-    r[di] = c.vlo;
-    r[di + 1] = 0;
+    add64(c, r[ni]!, r[ni + 1]!, imm, 0, 0, true);
+    r[dFixed] = c.vlo;
+    r[dFixed + 1] = c.vhi;
   };
 }
 

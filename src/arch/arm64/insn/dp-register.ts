@@ -116,6 +116,51 @@ function addSubShifted(f: Fields): Exec | null {
       r[d + 1] = hi >>> 0;
     };
   }
+  if (sf && amt === 0 && sub) {
+    // SUBS / CMP Xn, Xm: the loop test of nearly every compiled loop.
+    return (c) => {
+      const r = c.r;
+      const alo = r[n]!;
+      const ahi = r[n + 1]!;
+      const bhi = r[m + 1]!;
+      const l = alo - r[m]!;
+      const h = ahi - bhi - (l < 0 ? 1 : 0);
+      const lo = l >>> 0;
+      const hi = h >>> 0;
+      // C = no borrow; V = operands of different sign and the result's sign differs from Xn's.
+      const v = ((ahi ^ bhi) & (ahi ^ hi)) >>> 31;
+      r[I.PSTATE] =
+        (r[I.PSTATE]! & 0x0fffffff) |
+        (hi & 0x80000000) |
+        ((lo | hi) === 0 ? 0x40000000 : 0) |
+        (h >= 0 ? 0x20000000 : 0) |
+        (v << 28);
+      r[d] = lo;
+      r[d + 1] = hi;
+    };
+  }
+  if (!sf && amt === 0) {
+    // ADD(S)/SUB(S)/CMP Wn, Wm.
+    return (c) => {
+      const r = c.r;
+      const a = r[n]!;
+      const b = r[m]!;
+      const s = sub ? a - b : a + b;
+      const res = s >>> 0;
+      if (setFlags) {
+        const v = (sub ? (a ^ b) & (a ^ res) : ~(a ^ b) & (a ^ res)) >>> 31;
+        const cf = sub ? s >= 0 : s > 0xffffffff;
+        r[I.PSTATE] =
+          (r[I.PSTATE]! & 0x0fffffff) |
+          (res & 0x80000000) |
+          (res === 0 ? 0x40000000 : 0) |
+          (cf ? 0x20000000 : 0) |
+          (v << 28);
+      }
+      r[d] = res;
+      r[d + 1] = 0;
+    };
+  }
   if (!sf) {
     return (c) => {
       const r = c.r;

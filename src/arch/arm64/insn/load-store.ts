@@ -139,6 +139,102 @@ function regSingle(k: Kind, rt: number, rn: number, rm: number, option: number, 
   };
 }
 
+/** Addressing of the fast GPR forms (gprFast). */
+const AM = { IMM: 0, REG_LSL: 1, REG_UXTW: 2, REG_SXTW: 3 } as const;
+
+/**
+ * Address of a fast GPR load/store into aLo/aHi: base slot `bi` (-1 = SP) plus an
+ * immediate `x` (AM.IMM) or register `mi` extended by `am` and shifted left by `x`.
+ * One plain function, so that every executor's call to it is monomorphic and inlined.
+ */
+function fastAddress(c: Cpu, am: number, bi: number, mi: number, x: number): void {
+  const r = c.r;
+  const b = bi < 0 ? c.sp : bi;
+  if (am === AM.IMM) {
+    addrImm(r, b, x);
+    return;
+  }
+  let olo = r[mi]!;
+  let ohi = am === AM.REG_LSL ? r[mi + 1]! : am === AM.REG_SXTW ? (olo >> 31) >>> 0 : 0;
+  if (x !== 0) {
+    ohi = ((ohi << x) | (olo >>> (32 - x))) >>> 0;
+    olo = (olo << x) >>> 0;
+  }
+  add64(r[b]!, r[b + 1]!, olo, ohi);
+}
+
+/**
+ * LDR/STR{B,H,} of a general-purpose register without sign extension and without
+ * writeback: the most frequent loads and stores, given executors of their own so that
+ * their calls stay monomorphic (the generic path goes through Elem closures).
+ */
+function gprFast(
+  load: boolean,
+  size: number,
+  rt: number,
+  am: number,
+  rn: number,
+  mi: number,
+  x: number,
+): Exec {
+  const bi = baseSlot(rn);
+  const t = load ? Cpu.xw(rt) : Cpu.xr(rt);
+  if (load) {
+    switch (size) {
+      case 0:
+        return (c) => {
+          fastAddress(c, am, bi, mi, x);
+          const v = c.ld8(aLo, aHi);
+          c.r[t] = v;
+          c.r[t + 1] = 0;
+        };
+      case 1:
+        return (c) => {
+          fastAddress(c, am, bi, mi, x);
+          const v = c.ld16(aLo, aHi);
+          c.r[t] = v;
+          c.r[t + 1] = 0;
+        };
+      case 2:
+        return (c) => {
+          fastAddress(c, am, bi, mi, x);
+          const v = c.ld32(aLo, aHi);
+          c.r[t] = v;
+          c.r[t + 1] = 0;
+        };
+      default:
+        return (c) => {
+          fastAddress(c, am, bi, mi, x);
+          c.ld64(aLo, aHi);
+          c.r[t] = c.vlo;
+          c.r[t + 1] = c.vhi;
+        };
+    }
+  }
+  switch (size) {
+    case 0:
+      return (c) => {
+        fastAddress(c, am, bi, mi, x);
+        c.st8(aLo, aHi, c.r[t]! & 0xff);
+      };
+    case 1:
+      return (c) => {
+        fastAddress(c, am, bi, mi, x);
+        c.st16(aLo, aHi, c.r[t]! & 0xffff);
+      };
+    case 2:
+      return (c) => {
+        fastAddress(c, am, bi, mi, x);
+        c.st32(aLo, aHi, c.r[t]!);
+      };
+    default:
+      return (c) => {
+        fastAddress(c, am, bi, mi, x);
+        c.st64(aLo, aHi, c.r[t]!, c.r[t + 1]!);
+      };
+  }
+}
+
 /** LDR (literal) and PRFM (literal): PC-relative, offset imm19 * 4. */
 function literal(opc: number, v: number, imm19: number, rt: number): Exec | null {
   let e: Elem;
@@ -259,6 +355,12 @@ export const LOAD_STORE: Pattern[] = [
     name: "LDR_reg",
     pattern: "size:2 111 V:1 00 opc:2 1 Rm:5 option:3 S:1 10 Rn:5 Rt:5",
     decode: (f) => {
+      // option 011 (LSL/UXTX) and 111 (SXTX) use all of Xm; 010 UXTW; 110 SXTW.
+      if (f.V === 0 && f.opc! < 2 && (f.option! & 2) !== 0) {
+        const opt = f.option!;
+        const am = (opt & 1) !== 0 ? AM.REG_LSL : (opt & 4) !== 0 ? AM.REG_SXTW : AM.REG_UXTW;
+        return gprFast(f.opc === 1, f.size!, f.Rt!, am, f.Rn!, Cpu.xr(f.Rm!), f.S! !== 0 ? f.size! : 0);
+      }
       const k = singleKind(f.size!, f.V!, f.opc!);
       if (k === null) return null;
       const scale = k.prefetch ? 3 : Math.log2(k.elem.bytes);
@@ -269,6 +371,8 @@ export const LOAD_STORE: Pattern[] = [
     name: "LDR_uimm",
     pattern: "size:2 111 V:1 01 opc:2 imm12:12 Rn:5 Rt:5",
     decode: (f) => {
+      if (f.V === 0 && f.opc! < 2)
+        return gprFast(f.opc === 1, f.size!, f.Rt!, AM.IMM, f.Rn!, 0, f.imm12! << f.size!);
       const k = singleKind(f.size!, f.V!, f.opc!);
       if (k === null) return null;
       if (k.prefetch) return nop;
