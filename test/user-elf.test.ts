@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { ElfError, parseElf } from "../src/machine/elf.ts";
-import { runProgram } from "../src/user/process.ts";
+import { runProgram, UserProcess } from "../src/user/process.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const hello = path.join(root, "guests/user/bin/hash");
@@ -108,4 +108,11 @@ test("the CLI runs a program with its arguments and returns its exit status", ()
   assert.equal(r.status, 42);
   assert.equal(r.stdout, "alpha\n--beta\nauxv ok\nbrk ok\nmmap ok\naarch64\ndone\n");
   assert.match(r.stderr, /unsupported syscall 4000/);
+});
+
+test("/proc/self/exe names the program by its absolute path, whatever path ran it", () => {
+  // glibc's static startup asserts that readlink("/proc/self/exe") is absolute.
+  const p = new UserProcess({ cwd: root, stdout: { write() {} } });
+  p.exec("guests/user/bin/hash", ["hash"], []);
+  assert.equal(p.exePath, hello);
 });

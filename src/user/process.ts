@@ -210,7 +210,8 @@ export class UserProcess {
       const seg = loads.find((p) => elf.phoff >= p.offset && elf.phoff < p.offset + p.filesz);
       if (seg) phdr = seg.vaddr + (elf.phoff - seg.offset) + bias;
     }
-    this.exePath = file;
+    // readlink("/proc/self/exe") gives an absolute path, as under Linux and qemu-aarch64.
+    this.exePath = this.resolve(file);
     // Signal dispositions: handlers reset to default, ignored stay ignored (execve(2)).
     for (const a of this.sigactions) {
       if (a.handler > 1) {
