@@ -311,11 +311,10 @@ export class Cpu {
           }
           const lo = r[I.PC]!;
           const hi = r[I.PC + 1]!;
-          if ((lo & 3) !== 0) {
-            this.pcLo = lo;
-            this.pcHi = hi;
-            this.syncException(EC.PC_ALIGN, 0, lo, hi);
-          }
+          // The address of the next instruction, for a fault taken on its fetch.
+          this.pcLo = lo;
+          this.pcHi = hi;
+          if ((lo & 3) !== 0) this.syncException(EC.PC_ALIGN, 0, lo, hi);
           if ((lo & 0xfffff000) >>> 0 !== pageLo || hi !== pageHi) {
             this.setFetchPage(lo, hi);
             pageLo = this.fetchPageLo;
@@ -325,7 +324,6 @@ export class Cpu {
             words = this.fetchWords;
             ends = this.fetchEnds;
           }
-          this.pcHi = hi;
           let slot = (lo >>> 2) & 1023;
           let end = ends[slot]!;
           if (end === 0) end = ends[slot] = blockEnd(m32, base, slot);
@@ -378,14 +376,16 @@ export class Cpu {
   }
 
   /**
-   * Blocks set only PC[31:0]: after an instruction at xxxx_xxxx_ffff_fffc that did not
-   * branch (a branch ends its block and writes all of PC), carry into PC[63:32].
+   * Blocks set only PC[31:0]: after the instruction at xxxx_xxxx_ffff_fffc falls through,
+   * carry into PC[63:32]. PC = hi:0 with hi unchanged means a fall-through unless a
+   * branch to a register (BR/BLR/RET/ERET) chose exactly that address; immediate
+   * branches cannot reach 4 GiB away, and exceptions never get here.
    */
   private carryPastPage(hi: number): void {
     const r = this.r;
     if (this.pcLo !== 0xfffffffc || r[I.PC] !== 0 || r[I.PC + 1] !== hi) return;
     const insn = this.fetchWords[1023]!;
-    if (!endsBlock(insn)) r[I.PC + 1] = (hi + 1) >>> 0;
+    if ((insn & 0xfe000000) >>> 0 !== 0xd6000000) r[I.PC + 1] = (hi + 1) >>> 0;
   }
 
   private retire(n: number): void {
