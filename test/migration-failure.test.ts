@@ -103,7 +103,11 @@ if (!CHILD) {
     // A byte early in the RAM stream, and a byte inside the frame of vCPU 1's state.
     const pickers: ((chunk: Uint8Array, off: number) => number)[] = [
       (chunk, off) => (5000 >= off && 5000 < off + chunk.length ? 5000 - off : -1),
-      (chunk) => (Buffer.from(chunk.subarray(2, 8)).toString("latin1") === "vcpu@1" ? chunk.length >> 1 : -1),
+      // The device state goes in one write: flip a byte of vCPU 1's payload inside it.
+      (chunk) => {
+        const at = Buffer.from(chunk).indexOf("vcpu@1");
+        return at < 0 ? -1 : at + 6 + 12 + 40;
+      },
     ];
     for (const pick of pickers) {
       let done = false;

@@ -4,7 +4,15 @@
  */
 
 /** QEMU's MigrationStatus values that armbox reports. */
-export type MigrationStatus = "none" | "setup" | "active" | "device" | "completed" | "failed" | "cancelling" | "cancelled";
+export type MigrationStatus =
+  | "none"
+  | "setup"
+  | "active"
+  | "device"
+  | "completed"
+  | "failed"
+  | "cancelling"
+  | "cancelled";
 
 export interface MigrationParameters {
   /** Maximum downtime in milliseconds (QEMU's default: 300). */

@@ -12,7 +12,14 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { type VirtConfig, VirtMachine } from "../../machine/virt.ts";
-import { type Section, SnapshotError } from "../snapshot/format.ts";
+import {
+  concat,
+  decodeSection,
+  END_FRAME,
+  encodeSection,
+  type Section,
+  SnapshotError,
+} from "../snapshot/format.ts";
 import { captureSections, decodeRamInto, restoreSections } from "../snapshot/machine-state.ts";
 import {
   checkConfig,
@@ -178,9 +185,13 @@ async function load(
   const seen = new Set<string>();
   let state: { runState: RunState; savedAt: number } | null = null;
   let count = 0;
+  let lastFrameAt = 0;
+  let firstDevAt = 0;
   for (;;) {
     const s = await reader.next();
     if (s === null) break;
+    lastFrameAt = performance.now();
+    if (s.name !== SEC_PAGES && firstDevAt === 0) firstDevAt = lastFrameAt;
     count++;
     if (s.name === SEC_PAGES) {
       if (state || sections.length > 0) throw new MigrationError("RAM pages arrived after the device state");
@@ -210,8 +221,13 @@ async function load(
     opts.onFrame?.(s.name, count);
   }
   if (!state) throw new MigrationError(`the stream ended without the run state ('${SEC_STATE}')`);
+  const tr0 = performance.now();
   try {
     restoreSections(machine, sections, { savedAt: state.savedAt });
+    if (process.env.ARMBOX_MIG_TRACE)
+      process.stderr.write(
+        `TRACE restore ${(performance.now() - tr0).toFixed(2)} ms; last frame->restore start ${(tr0 - lastFrameAt).toFixed(2)} ms, first device frame->end ${(performance.now() - firstDevAt).toFixed(2)} ms\n`,
+      );
   } catch (e) {
     if (e instanceof SnapshotError) throw new MigrationError(`loading the device state: ${e.message}`);
     throw e;
@@ -223,6 +239,8 @@ async function load(
  * Runs the capture and restore paths once on two small scratch machines of the same shape,
  * so that the real restore inside the downtime runs as compiled code, not cold.
  */
+const WARM_RESTORES = 8;
+
 function warmUp(like: VirtMachine): void {
   try {
     const cfg = { ...like.config, memory: 16 << 20 };
@@ -230,7 +248,18 @@ function warmUp(like: VirtMachine): void {
     a.vcpus.forEach((v, i) => {
       v.init({ powerOff: i !== 0 });
     });
-    restoreSections(new VirtMachine(cfg), captureSections(a));
+    const b = new VirtMachine(cfg);
+    // Several times: V8 optimises a function only after it has run a few times, and the
+    // restore inside the downtime runs once.
+    for (let i = 0; i < WARM_RESTORES; i++) {
+      const frames = concat([...captureSections(a).map((s) => encodeSection(s, false)), END_FRAME]);
+      const sections: Section[] = [];
+      for (let off = 0, d = decodeSection(frames, 0); d !== null; d = decodeSection(frames, off)) {
+        sections.push(d.section);
+        off = d.next;
+      }
+      restoreSections(b, sections);
+    }
   } catch {
     // only an optimisation
   }
