@@ -1,9 +1,10 @@
 /** Scalar FP instructions through the CPU: decode, register semantics, FPSR/NZCV. */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
-import { runWords } from "./support/snippet.ts";
+import { test } from "node:test";
 import type { Cpu } from "../src/arch/arm64/cpu.ts";
 import { I } from "../src/arch/arm64/state.ts";
+import { runWords } from "./support/snippet.ts";
 
 const V = (n: number) => I.V + 4 * n;
 function setS(c: Cpu, n: number, x: number) {

@@ -3,14 +3,17 @@
  * FP_DIFF=<count> also a live random differential against qemu-aarch64 over every FP_SCALAR
  * and SIMD_FP pattern, using the difftest harness (tools/difftest).
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
-import { runWords } from "./support/snippet.ts";
+import { test } from "node:test";
 import type { Cpu } from "../src/arch/arm64/cpu.ts";
 import { I } from "../src/arch/arm64/state.ts";
+import { runWords } from "./support/snippet.ts";
 
 const V = (n: number) => I.V + 4 * n;
-const setQ = (c: Cpu, n: number, w: number[]) => w.forEach((x, i) => (c.r[V(n) + i] = x >>> 0));
+const setQ = (c: Cpu, n: number, w: number[]) => {
+  for (const [i, x] of w.entries()) c.r[V(n) + i] = x >>> 0;
+};
 const getQ = (c: Cpu, n: number) => [...c.r.subarray(V(n), V(n) + 4)];
 const f32 = (x: number) => new Uint32Array(new Float32Array([x]).buffer)[0]!;
 const f64 = (x: number) => [...new Uint32Array(new Float64Array([x]).buffer)];
@@ -101,7 +104,8 @@ test("live differential against qemu (FP_DIFF=<count>)", { skip: diffCount === 0
     const state = randomState(g, 0.8);
     const cp = pats[k % pats.length]!;
     let w = ((g.u32() & ~cp.mask) | cp.value) >>> 0;
-    for (let t = 0; t < 50 && k % 10 !== 0 && getDecoder().nameOf(w) === null; t++) w = ((g.u32() & ~cp.mask) | cp.value) >>> 0;
+    for (let t = 0; t < 50 && k % 10 !== 0 && getDecoder().nameOf(w) === null; t++)
+      w = ((g.u32() & ~cp.mask) | cp.value) >>> 0;
     cases.push({ cls: "fp", seed, words: [w], state });
   }
   const ref = await runOnQemu(cases, "cortex-a57");

@@ -4,9 +4,10 @@
  * Vector format: "op fpcr a b c result fpsr" (hex). Set FP_LIVE=<path of the reference binary>
  * to generate a fresh random batch and compare live instead.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { test } from "node:test";
 import * as F from "../src/arch/arm64/fpcore.ts";
 import { FP_VECTORS } from "./fp-vectors.test.ts";
 
@@ -25,39 +26,94 @@ export function model(op: string, fpcr: number, a: bigint, b: bigint, c: bigint)
   const sgn = p === 64 ? 1n << 63n : 1n << 31n;
   const mode = F.fpcrMode(fpcr);
   let r: bigint | null = null;
-  const two = (f: (N: number, ah: number, al: number, bh: number, bl: number, fpcr: number) => void, x = a, y = b) =>
-    f(p, hi(x), lo(x), hi(y), lo(y), fpcr);
-  const fma = (cc: bigint, aa: bigint, bb: bigint) => F.fpMulAdd(p, hi(cc), lo(cc), hi(aa), lo(aa), hi(bb), lo(bb), fpcr);
+  const two = (
+    f: (N: number, ah: number, al: number, bh: number, bl: number, fpcr: number) => void,
+    x = a,
+    y = b,
+  ) => f(p, hi(x), lo(x), hi(y), lo(y), fpcr);
+  const fma = (cc: bigint, aa: bigint, bb: bigint) =>
+    F.fpMulAdd(p, hi(cc), lo(cc), hi(aa), lo(aa), hi(bb), lo(bb), fpcr);
   switch (name) {
-    case "fadd": two(F.fpAdd); break;
-    case "fsub": two(F.fpSub); break;
-    case "fmul": two(F.fpMul); break;
-    case "fnmul": two(F.fpMul); r = F.bits64() ^ sgn; break;
-    case "fdiv": two(F.fpDiv); break;
-    case "fmax": two(F.fpMax); break;
-    case "fmin": two(F.fpMin); break;
-    case "fmaxnm": two(F.fpMaxNum); break;
-    case "fminnm": two(F.fpMinNum); break;
-    case "fmulx": two(F.fpMulX); break;
-    case "frecps": two(F.fpRecipStep); break;
-    case "frsqrts": two(F.fpRSqrtStep); break;
-    case "fmadd": fma(c, a, b); break;
-    case "fmsub": fma(c, a ^ sgn, b); break;
-    case "fnmadd": fma(c ^ sgn, a ^ sgn, b); break;
-    case "fnmsub": fma(c ^ sgn, a, b); break;
-    case "fsqrt": F.fpSqrt(p, hi(a), lo(a), fpcr); break;
-    case "frecpe": F.fpRecipEstimate(p, hi(a), lo(a), fpcr); break;
-    case "frsqrte": F.fpRSqrtEstimate(p, hi(a), lo(a), fpcr); break;
-    case "frecpx": F.fpRecpX(p, hi(a), lo(a), fpcr); break;
-    case "fabs": r = a & (sgn - 1n); break;
-    case "fneg": r = a ^ sgn; break;
+    case "fadd":
+      two(F.fpAdd);
+      break;
+    case "fsub":
+      two(F.fpSub);
+      break;
+    case "fmul":
+      two(F.fpMul);
+      break;
+    case "fnmul":
+      two(F.fpMul);
+      r = F.bits64() ^ sgn;
+      break;
+    case "fdiv":
+      two(F.fpDiv);
+      break;
+    case "fmax":
+      two(F.fpMax);
+      break;
+    case "fmin":
+      two(F.fpMin);
+      break;
+    case "fmaxnm":
+      two(F.fpMaxNum);
+      break;
+    case "fminnm":
+      two(F.fpMinNum);
+      break;
+    case "fmulx":
+      two(F.fpMulX);
+      break;
+    case "frecps":
+      two(F.fpRecipStep);
+      break;
+    case "frsqrts":
+      two(F.fpRSqrtStep);
+      break;
+    case "fmadd":
+      fma(c, a, b);
+      break;
+    case "fmsub":
+      fma(c, a ^ sgn, b);
+      break;
+    case "fnmadd":
+      fma(c ^ sgn, a ^ sgn, b);
+      break;
+    case "fnmsub":
+      fma(c ^ sgn, a, b);
+      break;
+    case "fsqrt":
+      F.fpSqrt(p, hi(a), lo(a), fpcr);
+      break;
+    case "frecpe":
+      F.fpRecipEstimate(p, hi(a), lo(a), fpcr);
+      break;
+    case "frsqrte":
+      F.fpRSqrtEstimate(p, hi(a), lo(a), fpcr);
+      break;
+    case "frecpx":
+      F.fpRecpX(p, hi(a), lo(a), fpcr);
+      break;
+    case "fabs":
+      r = a & (sgn - 1n);
+      break;
+    case "fneg":
+      r = a ^ sgn;
+      break;
     case "fcmp":
     case "fcmpe":
-      r = BigInt(F.fpCompare(p, hi(a), lo(a), hi(b), lo(b), name === "fcmpe", fpcr) << 28 >>> 0);
+      r = BigInt((F.fpCompare(p, hi(a), lo(a), hi(b), lo(b), name === "fcmpe", fpcr) << 28) >>> 0);
       break;
-    case "fcvtxn": F.fpConvert(64, 32, hi(a), lo(a), fpcr, F.RM.ODD); break;
-    case "urecpe": r = BigInt(F.unsignedRecipEstimate(lo(a))); break;
-    case "ursqrte": r = BigInt(F.unsignedRSqrtEstimate(lo(a))); break;
+    case "fcvtxn":
+      F.fpConvert(64, 32, hi(a), lo(a), fpcr, F.RM.ODD);
+      break;
+    case "urecpe":
+      r = BigInt(F.unsignedRecipEstimate(lo(a)));
+      break;
+    case "ursqrte":
+      r = BigInt(F.unsignedRSqrtEstimate(lo(a)));
+      break;
     case "fcvt": {
       const sz = (ch: string) => (ch === "d" ? 64 : ch === "s" ? 32 : 16);
       const to = sz(sfx[0]!);
@@ -94,7 +150,15 @@ function parse(lines: string): [string, number, bigint, bigint, bigint, bigint, 
     .filter((l) => l.trim() !== "")
     .map((l) => {
       const [op, fpcr, a, b, c, r, s] = l.trim().split(/\s+/);
-      return [op!, Number.parseInt(fpcr!, 16), BigInt(`0x${a}`), BigInt(`0x${b}`), BigInt(`0x${c}`), BigInt(`0x${r}`), Number.parseInt(s!, 16)];
+      return [
+        op!,
+        Number.parseInt(fpcr!, 16),
+        BigInt(`0x${a}`),
+        BigInt(`0x${b}`),
+        BigInt(`0x${c}`),
+        BigInt(`0x${r}`),
+        Number.parseInt(s!, 16),
+      ];
     });
 }
 
@@ -105,7 +169,9 @@ function check(vectors: ReturnType<typeof parse>): string[] {
     try {
       got = model(op, fpcr, a, b, c);
     } catch (e) {
-      bad.push(`${op} ${fpcr.toString(16)} ${a.toString(16)} ${b.toString(16)} ${c.toString(16)}: threw ${e}`);
+      bad.push(
+        `${op} ${fpcr.toString(16)} ${a.toString(16)} ${b.toString(16)} ${c.toString(16)}: threw ${e}`,
+      );
       continue;
     }
     if (got[0] !== r || got[1] !== s)
@@ -129,17 +195,57 @@ function r32(): bigint {
 function pick<T>(xs: readonly T[]): T {
   return xs[rnd() % xs.length]!;
 }
-const SPECIAL32 = [0x0, 0x80000000, 0x1, 0x807fffff, 0x800000, 0x3f800000, 0xbf800000, 0x3fc00000, 0x40000000, 0x3f000000,
-  0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0x7fc12345, 0x7f812345, 0xff800001, 0xffc00001, 0x40200000,
-  0x40600000, 0xc0200000, 0x3f800001, 0x4f000000, 0x4effffff, 0x4f800000, 0xcf000000, 0x5f000000, 0x5f800000, 0xdf000000,
-  0x00400000, 0x3effffff, 0x33800000, 0x34000000, 0x7e800000, 0x00ffffff, 0x3eaaaaab, 0x4b000001, 0x4b7fffff].map(BigInt);
-const SPECIAL64 = ["0", "8000000000000000", "1", "800fffffffffffff", "10000000000000", "3ff0000000000000", "bff0000000000000",
-  "3ff8000000000000", "4000000000000000", "3fe0000000000000", "7fefffffffffffff", "ffefffffffffffff", "7ff0000000000000",
-  "fff0000000000000", "7ff8000000000000", "7ff8000012345678", "7ff0000012345678", "fff0000000000001", "4004000000000000",
-  "c004000000000000", "3ff0000000000001", "41e0000000000000", "41dfffffffffffc0", "41f0000000000000", "c1e0000000000000",
-  "43e0000000000000", "43f0000000000000", "c3e0000000000000", "0008000000000000", "3fdfffffffffffff", "3ca0000000000000",
-  "47efffffe0000000", "47efffffefffffff", "36a0000000000000", "3810000000000000", "380fffffffffffff", "4330000000000001",
-  "433fffffffffffff", "40f0000000000000", "7fe0000000000000", "0010000000000001", "3e70000000000000"].map((x) => BigInt(`0x${x}`));
+const SPECIAL32 = [
+  0x0, 0x80000000, 0x1, 0x807fffff, 0x800000, 0x3f800000, 0xbf800000, 0x3fc00000, 0x40000000, 0x3f000000,
+  0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0x7fc12345, 0x7f812345, 0xff800001, 0xffc00001,
+  0x40200000, 0x40600000, 0xc0200000, 0x3f800001, 0x4f000000, 0x4effffff, 0x4f800000, 0xcf000000, 0x5f000000,
+  0x5f800000, 0xdf000000, 0x00400000, 0x3effffff, 0x33800000, 0x34000000, 0x7e800000, 0x00ffffff, 0x3eaaaaab,
+  0x4b000001, 0x4b7fffff,
+].map(BigInt);
+const SPECIAL64 = [
+  "0",
+  "8000000000000000",
+  "1",
+  "800fffffffffffff",
+  "10000000000000",
+  "3ff0000000000000",
+  "bff0000000000000",
+  "3ff8000000000000",
+  "4000000000000000",
+  "3fe0000000000000",
+  "7fefffffffffffff",
+  "ffefffffffffffff",
+  "7ff0000000000000",
+  "fff0000000000000",
+  "7ff8000000000000",
+  "7ff8000012345678",
+  "7ff0000012345678",
+  "fff0000000000001",
+  "4004000000000000",
+  "c004000000000000",
+  "3ff0000000000001",
+  "41e0000000000000",
+  "41dfffffffffffc0",
+  "41f0000000000000",
+  "c1e0000000000000",
+  "43e0000000000000",
+  "43f0000000000000",
+  "c3e0000000000000",
+  "0008000000000000",
+  "3fdfffffffffffff",
+  "3ca0000000000000",
+  "47efffffe0000000",
+  "47efffffefffffff",
+  "36a0000000000000",
+  "3810000000000000",
+  "380fffffffffffff",
+  "4330000000000001",
+  "433fffffffffffff",
+  "40f0000000000000",
+  "7fe0000000000000",
+  "0010000000000001",
+  "3e70000000000000",
+].map((x) => BigInt(`0x${x}`));
 function val(p: number): bigint {
   const k = rnd() % 10;
   if (p === 32) {
@@ -151,11 +257,27 @@ function val(p: number): bigint {
   }
   if (k < 4) return pick(SPECIAL64);
   if (k < 6) return (r32() << 32n) | r32();
-  if (k < 7) return BigInt(Math.floor(Math.random() * 0)) + ((BigInt(rnd() % 2) << 63n) | (BigInt(rnd() % 0x7ff) << 52n) | (r32() << 20n) | (r32() & 0xfffffn));
+  if (k < 7)
+    return (
+      BigInt(Math.floor(Math.random() * 0)) +
+      ((BigInt(rnd() % 2) << 63n) | (BigInt(rnd() % 0x7ff) << 52n) | (r32() << 20n) | (r32() & 0xfffffn))
+    );
   const e = 900 + (rnd() % 250);
   return (BigInt(rnd() & 1) << 63n) | (BigInt(e) << 52n) | (r32() << 20n) | (r32() & 0xfffffn);
 }
-const FPCRS = [0, 0, 0, 1 << 22, 2 << 22, 3 << 22, 1 << 24, 1 << 25, (1 << 24) | (1 << 25) | (2 << 22), 1 << 26, (1 << 26) | (3 << 22)];
+const FPCRS = [
+  0,
+  0,
+  0,
+  1 << 22,
+  2 << 22,
+  3 << 22,
+  1 << 24,
+  1 << 25,
+  (1 << 24) | (1 << 25) | (2 << 22),
+  1 << 26,
+  (1 << 26) | (3 << 22),
+];
 
 export function genCases(ops: string[], perOp: number, s = 12345): string[] {
   seed = s;
@@ -184,7 +306,11 @@ export function genCases(ops: string[], perOp: number, s = 12345): string[] {
 }
 
 export function runReference(bin: string, cases: string[]): string[] {
-  const res = spawnSync("qemu-aarch64", [bin], { input: `${cases.join("\n")}\n`, encoding: "utf8", maxBuffer: 1 << 28 });
+  const res = spawnSync("qemu-aarch64", [bin], {
+    input: `${cases.join("\n")}\n`,
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+  });
   const outs = res.stdout.trim().split("\n");
   return cases.map((cs, i) => `${cs} ${outs[i]}`);
 }

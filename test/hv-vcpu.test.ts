@@ -13,8 +13,8 @@ import {
   KvmError,
   sysReg,
 } from "../src/hv/onereg.ts";
-import { Vm } from "../src/hv/vm.ts";
 import { Scheduler } from "../src/hv/scheduler.ts";
+import { Vm } from "../src/hv/vm.ts";
 
 const RAM_BASE = 0x4000_0000;
 

@@ -51,8 +51,8 @@ test("an interrupt raised by a store mid-block is taken before the next instruct
   cpu = systemCpu(
     {
       // msr daifclr, #2; add; str w1, [x0] (MMIO: raises the IRQ line); add; add; hvc #2
-      0x10000: [0xd50342ff, ADD, 0xb9000001, ADD, ADD, 0xd4000042],
-      0x280: [0xd4000022], // IRQ vector (current EL, SPx): hvc #1
+      65536: [0xd50342ff, ADD, 0xb9000001, ADD, ADD, 0xd4000042],
+      640: [0xd4000022], // IRQ vector (current EL, SPx): hvc #1
     },
     {
       mmioRead: () => 0,
@@ -86,7 +86,7 @@ test("the counter read in the middle of a run counts every earlier instruction",
   // mrs x0, cntvct_el0; hvc #1
   const code = [ADD, ADD, ADD, ADD, ADD, 0xd53be040, 0xd4000022];
   for (const budgets of [[100], [2, 2, 100], [1, 1, 1, 1, 1, 100], [3, 100]]) {
-    const cpu = systemCpu({ 0x10740: code });
+    const cpu = systemCpu({ 67392: code });
     cpu.timer = timer;
     // Twice: cold (every instruction decoded on the way), then warm (whole blocks).
     for (const pass of [0, 1]) {

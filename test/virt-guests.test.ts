@@ -8,9 +8,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { MP_STATE } from "../src/hv/mp-state.ts";
 import { AFFINITY } from "../src/hv/psci.ts";
+import { Scheduler } from "../src/hv/scheduler.ts";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { runMachine } from "../src/vmm/runner.ts";
-import { Scheduler } from "../src/hv/scheduler.ts";
 
 const BIN = new URL("../guests/baremetal/bin/", import.meta.url);
 const GUESTS = readdirSync(BIN)

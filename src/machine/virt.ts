@@ -9,12 +9,12 @@ import { Pl011 } from "../devices/pl011.ts";
 import { Pl031 } from "../devices/pl031.ts";
 import { GicV3 } from "../hv/gicv3/gicv3.ts";
 import { KvmError } from "../hv/onereg.ts";
+import { DEFAULT_QUANTUM, Scheduler } from "../hv/scheduler.ts";
 import type { Vcpu } from "../hv/vcpu.ts";
 import { Vm } from "../hv/vm.ts";
 import { type LoadResult, loadKernel } from "./loader.ts";
 import { GIC_REDIST_STRIDE, MAX_GIC_VCPUS, VIRT } from "./memory-map.ts";
 import { buildVirtFdt, fixupUserDtb } from "./virt-fdt.ts";
-import { DEFAULT_QUANTUM, Scheduler } from "../hv/scheduler.ts";
 
 /** What defines the hardware (and must match between a snapshot and its machine). */
 export interface MachineConfig {
@@ -111,7 +111,7 @@ export class VirtMachine {
 
     // KASLR and RNG seeds: fixed in deterministic mode so that runs repeat exactly.
     const rngSeed = new Uint8Array(32);
-    if (deterministic) rngSeed.forEach((_, i) => (rngSeed[i] = (i * 37 + 11) & 0xff));
+    if (deterministic) for (let i = 0; i < rngSeed.length; i++) rngSeed[i] = (i * 37 + 11) & 0xff;
     else crypto.getRandomValues(rngSeed);
     const kaslrSeed = new DataView(rngSeed.buffer).getBigUint64(24, true);
     const userDtb = cfg.dtb;
@@ -125,16 +125,16 @@ export class VirtMachine {
             ...(initrd ? { initrd } : {}),
           })
         : buildVirtFdt({
-        cpus: smp,
-        mpidrs: this.vcpus.map((v) => v.mpidr),
-        ramBase: VIRT.RAM.base,
-        ramSize: memory,
-        bootargs: cfg.append ?? "",
-        ...(initrd ? { initrd } : {}),
-        psciMethod: this.vm.psciConduit,
-        kaslrSeed,
-        rngSeed,
-      });
+            cpus: smp,
+            mpidrs: this.vcpus.map((v) => v.mpidr),
+            ramBase: VIRT.RAM.base,
+            ramSize: memory,
+            bootargs: cfg.append ?? "",
+            ...(initrd ? { initrd } : {}),
+            psciMethod: this.vm.psciConduit,
+            kaslrSeed,
+            rngSeed,
+          });
     if (!cfg.kernel) {
       // An empty machine for a restore: vCPUs exist (KVM_CREATE_VCPU) but the snapshot
       // initialises them; RAM (with its DTB) comes from the snapshot.

@@ -4,9 +4,10 @@
  * honours stop/cont from the control plane, and yields to the host's event loop so console
  * input, QMP and migration keep flowing.
  */
+
+import { DEFAULT_QUANTUM, type Scheduler } from "../hv/scheduler.ts";
 import { DeterministicClock } from "../hv/timer.ts";
 import type { VirtMachine } from "../machine/virt.ts";
-import { type Scheduler, DEFAULT_QUANTUM } from "../hv/scheduler.ts";
 import { Semihosting } from "./semihosting.ts";
 
 export interface RunOptions {

@@ -82,7 +82,7 @@ function f16Bits(x: number): number {
   let e = Math.floor(Math.log2(a));
   if (2 ** e > a) e--;
   else if (2 ** (e + 1) <= a) e++;
-  return s | ((e + 15) << 10) | (a / 2 ** e - 1) * 1024;
+  return s | ((e + 15) << 10) | ((a / 2 ** e - 1) * 1024);
 }
 
 /** Writes the N-bit encoding of x (exactly representable in N bits, not NaN) to fp. */
@@ -332,7 +332,7 @@ function directed(r: number, dir: number, mode: number, step: (x: number, d: num
  * writing nothing, when the result is near an underflow/overflow threshold or otherwise not
  * provably correct: the caller then takes the exact slow path.
  */
-function finish(N: number, s: number, err: number, fpcr: number, mode: number): boolean {
+function finish(N: number, s: number, err: number, _fpcr: number, mode: number): boolean {
   if (N === 64) {
     const a = Math.abs(s);
     if (!(a > MIN_D && a < MAX_D)) return false;
@@ -552,7 +552,15 @@ function addCore(N: number, v1: number, v2: number, fpcr: number, mode: number):
 }
 
 /** FPAdd (and FPSub with `negate2`). */
-export function fpAdd(N: number, ah: number, al: number, bh: number, bl: number, fpcr: number, negate2 = false): void {
+export function fpAdd(
+  N: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  fpcr: number,
+  negate2 = false,
+): void {
   unpack(0, N, ah, al, fpcr);
   unpack(1, N, bh, bl, fpcr);
   if (processNaNs2(N, fpcr)) return;
@@ -591,7 +599,15 @@ function mulCore(N: number, v1: number, v2: number, fpcr: number, mode: number):
 }
 
 /** FPMul, or FPMulX (infinity times zero gives +-2.0 without exception) with `mulx`. */
-export function fpMul(N: number, ah: number, al: number, bh: number, bl: number, fpcr: number, mulx = false): void {
+export function fpMul(
+  N: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  fpcr: number,
+  mulx = false,
+): void {
   unpack(0, N, ah, al, fpcr);
   unpack(1, N, bh, bl, fpcr);
   if (processNaNs2(N, fpcr)) return;
@@ -706,7 +722,15 @@ export function fpSqrt(N: number, h: number, l: number, fpcr: number): void {
  * Exact a*b + c, scaled by 2^scale, rounded to N bits (all finite, the exact result may be 0:
  * then a zero signed by the rounding mode).
  */
-function fmaCore(N: number, a: number, b: number, c: number, scale: number, fpcr: number, mode: number): void {
+function fmaCore(
+  N: number,
+  a: number,
+  b: number,
+  c: number,
+  scale: number,
+  fpcr: number,
+  mode: number,
+): void {
   // A zero product leaves c exactly (c is non-zero here, so no signed-zero question); this
   // is common (sparse operands) and would otherwise take the exact BigInt path.
   if ((a === 0 || b === 0) && c !== 0 && scale === 0 && finish(N, c, 0, fpcr, mode)) return;
@@ -723,7 +747,7 @@ function fmaCore(N: number, a: number, b: number, c: number, scale: number, fpcr
       const e2 = eftErr;
       if (e2 !== 0) {
         cvF64[0] = v;
-        if ((cvU32[0]! & 1) === 0) v = stepMag64(v, (e2 > 0) === (v > 0) ? 1 : -1);
+        if ((cvU32[0]! & 1) === 0) v = stepMag64(v, e2 > 0 === v > 0 ? 1 : -1);
       }
       const r = twoSum(th, v);
       const dir = eftErr !== 0 ? eftErr : e2;
@@ -821,7 +845,16 @@ export function fpRecipStep(N: number, ah: number, al: number, bh: number, bl: n
 export function fpRSqrtStep(N: number, ah: number, al: number, bh: number, bl: number, fpcr: number): void {
   stepFused(N, ah, al, bh, bl, fpcr, 3, -1);
 }
-function stepFused(N: number, ah: number, al: number, bh: number, bl: number, fpcr: number, k: number, scale: number): void {
+function stepFused(
+  N: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  fpcr: number,
+  k: number,
+  scale: number,
+): void {
   // op1 = FPNeg(op1) first: a NaN op1 propagates with its sign flipped.
   if (N === 64) ah ^= 0x80000000;
   else al ^= N === 32 ? 0x80000000 : 0x8000;
@@ -830,7 +863,8 @@ function stepFused(N: number, ah: number, al: number, bh: number, bl: number, fp
   if (processNaNs2(N, fpcr)) return;
   const t1 = UT[0]!;
   const t2 = UT[1]!;
-  if ((t1 === T_INF && t2 === T_ZERO) || (t1 === T_ZERO && t2 === T_INF)) setValueConst(N, 0, k === 2 ? 2 : 1.5);
+  if ((t1 === T_INF && t2 === T_ZERO) || (t1 === T_ZERO && t2 === T_INF))
+    setValueConst(N, 0, k === 2 ? 2 : 1.5);
   else if (t1 === T_INF || t2 === T_INF) setInf(N, US[0]! ^ US[1]!);
   else fmaCore(N, UV[0]!, UV[1]!, k, scale, fpcr, fpcrMode(fpcr));
 }
@@ -838,7 +872,15 @@ function stepFused(N: number, ah: number, al: number, bh: number, bl: number, fp
 // -----------------------------------------------------------------------------------------
 // Max / min / compare
 
-function maxMin(N: number, ah: number, al: number, bh: number, bl: number, fpcr: number, isMax: boolean): void {
+function maxMin(
+  N: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  fpcr: number,
+  isMax: boolean,
+): void {
   unpack(0, N, ah, al, fpcr);
   unpack(1, N, bh, bl, fpcr);
   if (processNaNs2(N, fpcr)) return;
@@ -860,7 +902,15 @@ export function fpMin(N: number, ah: number, al: number, bh: number, bl: number,
   maxMin(N, ah, al, bh, bl, fpcr, false);
 }
 /** FPMaxNum / FPMinNum: a single quiet NaN operand loses (treated as -inf / +inf). */
-function maxMinNum(N: number, ah: number, al: number, bh: number, bl: number, fpcr: number, isMax: boolean): void {
+function maxMinNum(
+  N: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  fpcr: number,
+  isMax: boolean,
+): void {
   const t1 = unpack(0, N, ah, al, fpcr);
   const t2 = unpack(1, N, bh, bl, fpcr);
   if (t1 === T_QNAN && t2 !== T_QNAN) {
@@ -882,7 +932,15 @@ export function fpMinNum(N: number, ah: number, al: number, bh: number, bl: numb
 }
 
 /** FPCompare: returns NZCV as a 4-bit number (N=8, Z=4, C=2, V=1). */
-export function fpCompare(N: number, ah: number, al: number, bh: number, bl: number, signalNaNs: boolean, fpcr: number): number {
+export function fpCompare(
+  N: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  signalNaNs: boolean,
+  fpcr: number,
+): number {
   const t1 = unpack(0, N, ah, al, fpcr);
   const t2 = unpack(1, N, bh, bl, fpcr);
   if (t1 >= T_QNAN || t2 >= T_QNAN) {
@@ -895,7 +953,15 @@ export function fpCompare(N: number, ah: number, al: number, bh: number, bl: num
 }
 
 /** FPCompareEQ / GE / GT (vector compares): op 0 = EQ, 1 = GE, 2 = GT. */
-export function fpCompareOp(N: number, ah: number, al: number, bh: number, bl: number, op: number, fpcr: number): boolean {
+export function fpCompareOp(
+  N: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  op: number,
+  fpcr: number,
+): boolean {
   const t1 = unpack(0, N, ah, al, fpcr);
   const t2 = unpack(1, N, bh, bl, fpcr);
   if (t1 >= T_QNAN || t2 >= T_QNAN) {
@@ -939,7 +1005,14 @@ function roundIntValue(v: number, mode: number): number {
 }
 
 /** FPRoundInt (FRINT*): `exact` raises IXC when the value changes (FRINTX). */
-export function fpRoundInt(N: number, h: number, l: number, fpcr: number, mode: number, exact: boolean): void {
+export function fpRoundInt(
+  N: number,
+  h: number,
+  l: number,
+  fpcr: number,
+  mode: number,
+  exact: boolean,
+): void {
   const t = unpack(0, N, h, l, fpcr);
   if (t >= T_QNAN) processNaN(N, 0, fpcr);
   else if (t === T_INF) setInf(N, US[0]!);
@@ -1132,7 +1205,8 @@ export function fpRecipEstimate(N: number, h: number, l: number, fpcr: number): 
     fp.flags |= FPSR_DZC;
   } else if ((N === 32 && v < 2 ** -128) || (N === 64 && v < 2 ** -1024)) {
     const mode = fpcrMode(fpcr);
-    const toInf = mode === RM.TIEEVEN || (mode === RM.POSINF && sign === 0) || (mode === RM.NEGINF && sign === 1);
+    const toInf =
+      mode === RM.TIEEVEN || (mode === RM.POSINF && sign === 0) || (mode === RM.NEGINF && sign === 1);
     if (toInf) setInf(N, sign);
     else setMaxNormal(N, sign);
     fp.flags |= FPSR_OFC | FPSR_IXC;

@@ -224,7 +224,7 @@ export function restoreSections(
     const clock = m.vm.clock;
     if (clock instanceof DeterministicClock) {
       clock.roundStart = BigInt(ms.roundStart);
-      m.vcpus.forEach((v, i) => clock.resumeSlice(v.cpu, ms.sliceUsed[i]!));
+      for (const [i, v] of m.vcpus.entries()) clock.resumeSlice(v.cpu, ms.sliceUsed[i]!);
     } else if (clock instanceof RealtimeClock) {
       clock.offset = BigInt(ms.clockAtSave) - clock.hostTicks();
     }

@@ -3,7 +3,6 @@
  * (immediate), logical (immediate), move wide, bitfield, extract.
  */
 import { add64, decodeBitMasks, ror64, setNZCV } from "../alu.ts";
-import type { Cpu } from "../cpu.ts";
 import type { Exec, Pattern } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
 import { I } from "../state.ts";

@@ -9,7 +9,6 @@
  * the flag accumulator, runs the operation and only then writes the destination and FPSR.
  */
 import { conditionHolds } from "../alu.ts";
-import { xr, xw } from "../regs.ts";
 import type { Exec, Pattern } from "../decoder.ts";
 import {
   fixedToFp,
@@ -31,6 +30,7 @@ import {
   fpToFixed,
   RM,
 } from "../fpcore.ts";
+import { xr, xw } from "../regs.ts";
 import { I } from "../state.ts";
 
 /** u32 index of V register n. */
@@ -113,7 +113,16 @@ function threeSource(N: number, o1: number, o0: number, d: number, n: number, m:
     c.checkFp();
     const r = c.r;
     fp.flags = 0;
-    fpMulAdd(64, (r[ai + 1]! ^ negA) >>> 0, r[ai]!, (r[ni + 1]! ^ neg1) >>> 0, r[ni]!, r[mi + 1]!, r[mi]!, r[I.FPCR]!);
+    fpMulAdd(
+      64,
+      (r[ai + 1]! ^ negA) >>> 0,
+      r[ai]!,
+      (r[ni + 1]! ^ neg1) >>> 0,
+      r[ni]!,
+      r[mi + 1]!,
+      r[mi]!,
+      r[I.FPCR]!,
+    );
     wr64(r, di, fp.lo, fp.hi);
     commitFlags(r);
   };
@@ -150,7 +159,8 @@ function oneSource(ftype: number, opcode: number, d: number, n: number): Exec | 
         const r = c.r;
         const lo = r[ni]!;
         const hi = r[ni + 1]!;
-        if (N === 32) wr32(r, di, opcode === 0 ? lo : opcode === 1 ? lo & 0x7fffffff : (lo ^ 0x80000000) >>> 0);
+        if (N === 32)
+          wr32(r, di, opcode === 0 ? lo : opcode === 1 ? lo & 0x7fffffff : (lo ^ 0x80000000) >>> 0);
         else wr64(r, di, lo, opcode === 0 ? hi : opcode === 1 ? hi & 0x7fffffff : (hi ^ 0x80000000) >>> 0);
       };
     case 3: // FSQRT
@@ -205,7 +215,15 @@ export function vfpExpandImm(imm8: number, N: number): [number, number] {
 }
 
 /** FP <-> integer conversions and FMOV (general), sf:0 0 11110 ftype 1 rmode opcode 000000. */
-function intConv(sf: number, ftype: number, rmode: number, opcode: number, d: number, n: number, fbits: number): Exec | null {
+function intConv(
+  sf: number,
+  ftype: number,
+  rmode: number,
+  opcode: number,
+  d: number,
+  n: number,
+  fbits: number,
+): Exec | null {
   const M = sf ? 64 : 32;
   if (opcode >= 6) {
     // FMOV (general)
@@ -308,7 +326,8 @@ export const FP_SCALAR: Pattern[] = [
       if (sf === 0 && scale! < 32) return null;
       const fbits = 64 - scale!;
       if (rmode === 3 && opcode! <= 1) return intConv(sf!, f.ftype!, 3, opcode!, f.Rd!, f.Rn!, fbits);
-      if (rmode === 0 && (opcode === 2 || opcode === 3)) return intConv(sf!, f.ftype!, 0, opcode, f.Rd!, f.Rn!, fbits);
+      if (rmode === 0 && (opcode === 2 || opcode === 3))
+        return intConv(sf!, f.ftype!, 0, opcode, f.Rd!, f.Rn!, fbits);
       return null;
     },
   },

@@ -43,7 +43,16 @@ import { vfpExpandImm } from "./fp-scalar.ts";
 const vi = (n: number): number => I.V + 4 * n;
 
 /** A lane operation: a = Vn lane, b = Vm lane, c = old Vd lane; result in fp.hi/fp.lo. */
-type LaneOp = (N: number, ah: number, al: number, bh: number, bl: number, fpcr: number, ch: number, cl: number) => void;
+type LaneOp = (
+  N: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  fpcr: number,
+  ch: number,
+  cl: number,
+) => void;
 
 const TA = new Uint32Array(8);
 const TB = new Uint32Array(4);
@@ -166,28 +175,34 @@ function reduce(N: number, cnt: number, op: LaneOp, d: number, n: number): Exec 
 
 const opFmla: LaneOp = (N, ah, al, bh, bl, fpcr, ch, cl) => fpMulAdd(N, ch, cl, ah, al, bh, bl, fpcr);
 const opFmls: LaneOp = (N, ah, al, bh, bl, fpcr, ch, cl) =>
-  N === 64 ? fpMulAdd(64, ch, cl, (ah ^ 0x80000000) >>> 0, al, bh, bl, fpcr) : fpMulAdd(32, 0, cl, 0, (al ^ 0x80000000) >>> 0, 0, bl, fpcr);
+  N === 64
+    ? fpMulAdd(64, ch, cl, (ah ^ 0x80000000) >>> 0, al, bh, bl, fpcr)
+    : fpMulAdd(32, 0, cl, 0, (al ^ 0x80000000) >>> 0, 0, bl, fpcr);
 const opFabd: LaneOp = (N, ah, al, bh, bl, fpcr) => {
   fpSub(N, ah, al, bh, bl, fpcr);
   if (N === 64) fp.hi = fp.hi & 0x7fffffff;
   else fp.lo = fp.lo & 0x7fffffff;
 };
-const cmp = (k: number, abs: boolean): LaneOp => (N, ah, al, bh, bl, fpcr) => {
-  if (abs) {
-    if (N === 64) {
-      ah &= 0x7fffffff;
-      bh &= 0x7fffffff;
-    } else {
-      al &= 0x7fffffff;
-      bl &= 0x7fffffff;
+const cmp =
+  (k: number, abs: boolean): LaneOp =>
+  (N, ah, al, bh, bl, fpcr) => {
+    if (abs) {
+      if (N === 64) {
+        ah &= 0x7fffffff;
+        bh &= 0x7fffffff;
+      } else {
+        al &= 0x7fffffff;
+        bl &= 0x7fffffff;
+      }
     }
-  }
-  mask(N, fpCompareOp(N, ah, al, bh, bl, k, fpcr));
-};
+    mask(N, fpCompareOp(N, ah, al, bh, bl, k, fpcr));
+  };
 /** Compare against +0.0: `swap` compares 0 OP a (for LE/LT). */
-const cmpZero = (k: number, swap: boolean): LaneOp => (N, ah, al, _bh, _bl, fpcr) => {
-  mask(N, swap ? fpCompareOp(N, 0, 0, ah, al, k, fpcr) : fpCompareOp(N, ah, al, 0, 0, k, fpcr));
-};
+const cmpZero =
+  (k: number, swap: boolean): LaneOp =>
+  (N, ah, al, _bh, _bl, fpcr) => {
+    mask(N, swap ? fpCompareOp(N, 0, 0, ah, al, k, fpcr) : fpCompareOp(N, ah, al, 0, 0, k, fpcr));
+  };
 const opAbs: LaneOp = (N, ah, al) => {
   fp.hi = N === 64 ? ah & 0x7fffffff : 0;
   fp.lo = N === 64 ? al : al & 0x7fffffff;
@@ -197,12 +212,18 @@ const opNeg: LaneOp = (N, ah, al) => {
   fp.lo = N === 64 ? al : (al ^ 0x80000000) >>> 0;
 };
 const opSqrt: LaneOp = (N, ah, al, _bh, _bl, fpcr) => fpSqrt(N, ah, al, fpcr);
-const opRint = (mode: number, exact: boolean): LaneOp => (N, ah, al, _bh, _bl, fpcr) =>
-  fpRoundInt(N, ah, al, fpcr, mode < 0 ? fpcrMode(fpcr) : mode, exact);
-const opToInt = (mode: number, unsigned: boolean, fbits = 0): LaneOp => (N, ah, al, _bh, _bl, fpcr) =>
-  fpToFixed(N, ah, al, fbits, unsigned, N, fpcr, mode);
-const opToFp = (unsigned: boolean, fbits = 0): LaneOp => (N, ah, al, _bh, _bl, fpcr) =>
-  fixedToFp(N, ah, al, N, fbits, unsigned, fpcr, fpcrMode(fpcr));
+const opRint =
+  (mode: number, exact: boolean): LaneOp =>
+  (N, ah, al, _bh, _bl, fpcr) =>
+    fpRoundInt(N, ah, al, fpcr, mode < 0 ? fpcrMode(fpcr) : mode, exact);
+const opToInt =
+  (mode: number, unsigned: boolean, fbits = 0): LaneOp =>
+  (N, ah, al, _bh, _bl, fpcr) =>
+    fpToFixed(N, ah, al, fbits, unsigned, N, fpcr, mode);
+const opToFp =
+  (unsigned: boolean, fbits = 0): LaneOp =>
+  (N, ah, al, _bh, _bl, fpcr) =>
+    fixedToFp(N, ah, al, N, fbits, unsigned, fpcr, fpcrMode(fpcr));
 const opRecpe: LaneOp = (N, ah, al, _bh, _bl, fpcr) => fpRecipEstimate(N, ah, al, fpcr);
 const opRsqrte: LaneOp = (N, ah, al, _bh, _bl, fpcr) => fpRSqrtEstimate(N, ah, al, fpcr);
 const opRecpx: LaneOp = (N, ah, al, _bh, _bl, fpcr) => fpRecpX(N, ah, al, fpcr);
@@ -223,67 +244,122 @@ const opMulX: LaneOp = (N, ah, al, bh, bl, fpcr) => fpMulX(N, ah, al, bh, bl, fp
 /** Three-same FP ops indexed by U:a:opcode<2:0> (opcode 11xxx). */
 function threeSameOp(U: number, a: number, op3: number): { op: LaneOp; pair?: boolean } | null {
   switch ((U << 4) | (a << 3) | op3) {
-    case 0b00000: return { op: fpMaxNum };
-    case 0b00001: return { op: opFmla };
-    case 0b00010: return { op: opAdd };
-    case 0b00011: return { op: opMulX };
-    case 0b00100: return { op: cmp(0, false) }; // FCMEQ
-    case 0b00110: return { op: fpMax };
-    case 0b00111: return { op: fpRecipStep };
-    case 0b01000: return { op: fpMinNum };
-    case 0b01001: return { op: opFmls };
-    case 0b01010: return { op: fpSub };
-    case 0b01110: return { op: fpMin };
-    case 0b01111: return { op: fpRSqrtStep };
-    case 0b10000: return { op: fpMaxNum, pair: true }; // FMAXNMP
-    case 0b10010: return { op: opAdd, pair: true }; // FADDP
-    case 0b10011: return { op: opMul };
-    case 0b10100: return { op: cmp(1, false) }; // FCMGE
-    case 0b10101: return { op: cmp(1, true) }; // FACGE
-    case 0b10110: return { op: fpMax, pair: true }; // FMAXP
-    case 0b10111: return { op: fpDiv };
-    case 0b11000: return { op: fpMinNum, pair: true }; // FMINNMP
-    case 0b11010: return { op: opFabd };
-    case 0b11100: return { op: cmp(2, false) }; // FCMGT
-    case 0b11101: return { op: cmp(2, true) }; // FACGT
-    case 0b11110: return { op: fpMin, pair: true }; // FMINP
-    default: return null;
+    case 0b00000:
+      return { op: fpMaxNum };
+    case 0b00001:
+      return { op: opFmla };
+    case 0b00010:
+      return { op: opAdd };
+    case 0b00011:
+      return { op: opMulX };
+    case 0b00100:
+      return { op: cmp(0, false) }; // FCMEQ
+    case 0b00110:
+      return { op: fpMax };
+    case 0b00111:
+      return { op: fpRecipStep };
+    case 0b01000:
+      return { op: fpMinNum };
+    case 0b01001:
+      return { op: opFmls };
+    case 0b01010:
+      return { op: fpSub };
+    case 0b01110:
+      return { op: fpMin };
+    case 0b01111:
+      return { op: fpRSqrtStep };
+    case 0b10000:
+      return { op: fpMaxNum, pair: true }; // FMAXNMP
+    case 0b10010:
+      return { op: opAdd, pair: true }; // FADDP
+    case 0b10011:
+      return { op: opMul };
+    case 0b10100:
+      return { op: cmp(1, false) }; // FCMGE
+    case 0b10101:
+      return { op: cmp(1, true) }; // FACGE
+    case 0b10110:
+      return { op: fpMax, pair: true }; // FMAXP
+    case 0b10111:
+      return { op: fpDiv };
+    case 0b11000:
+      return { op: fpMinNum, pair: true }; // FMINNMP
+    case 0b11010:
+      return { op: opFabd };
+    case 0b11100:
+      return { op: cmp(2, false) }; // FCMGT
+    case 0b11101:
+      return { op: cmp(2, true) }; // FACGT
+    case 0b11110:
+      return { op: fpMin, pair: true }; // FMINP
+    default:
+      return null;
   }
 }
 
 /** Two-register misc FP ops by U:a:opcode (conversions between widths handled separately). */
 function miscOp(U: number, a: number, opcode: number): LaneOp | null {
   switch ((U << 6) | (a << 5) | opcode) {
-    case 0b0011000: return opRint(RM.TIEEVEN, false); // FRINTN
-    case 0b0011001: return opRint(RM.NEGINF, false); // FRINTM
-    case 0b0011010: return opToInt(RM.TIEEVEN, false); // FCVTNS
-    case 0b0011011: return opToInt(RM.NEGINF, false); // FCVTMS
-    case 0b0011100: return opToInt(RM.TIEAWAY, false); // FCVTAS
-    case 0b0011101: return opToFp(false); // SCVTF
-    case 0b0101100: return cmpZero(2, false); // FCMGT #0
-    case 0b0101101: return cmpZero(0, false); // FCMEQ #0
-    case 0b0101110: return cmpZero(2, true); // FCMLT #0
-    case 0b0101111: return opAbs;
-    case 0b0111000: return opRint(RM.POSINF, false); // FRINTP
-    case 0b0111001: return opRint(RM.ZERO, false); // FRINTZ
-    case 0b0111010: return opToInt(RM.POSINF, false); // FCVTPS
-    case 0b0111011: return opToInt(RM.ZERO, false); // FCVTZS
-    case 0b0111101: return opRecpe; // FRECPE
-    case 0b1011000: return opRint(RM.TIEAWAY, false); // FRINTA
-    case 0b1011001: return opRint(-1, true); // FRINTX
-    case 0b1011010: return opToInt(RM.TIEEVEN, true); // FCVTNU
-    case 0b1011011: return opToInt(RM.NEGINF, true); // FCVTMU
-    case 0b1011100: return opToInt(RM.TIEAWAY, true); // FCVTAU
-    case 0b1011101: return opToFp(true); // UCVTF
-    case 0b1101100: return cmpZero(1, false); // FCMGE #0
-    case 0b1101101: return cmpZero(1, true); // FCMLE #0
-    case 0b1101111: return opNeg;
-    case 0b1111001: return opRint(-1, false); // FRINTI
-    case 0b1111010: return opToInt(RM.POSINF, true); // FCVTPU
-    case 0b1111011: return opToInt(RM.ZERO, true); // FCVTZU
-    case 0b1111101: return opRsqrte; // FRSQRTE
-    case 0b1111111: return opSqrt; // FSQRT
-    default: return null;
+    case 0b0011000:
+      return opRint(RM.TIEEVEN, false); // FRINTN
+    case 0b0011001:
+      return opRint(RM.NEGINF, false); // FRINTM
+    case 0b0011010:
+      return opToInt(RM.TIEEVEN, false); // FCVTNS
+    case 0b0011011:
+      return opToInt(RM.NEGINF, false); // FCVTMS
+    case 0b0011100:
+      return opToInt(RM.TIEAWAY, false); // FCVTAS
+    case 0b0011101:
+      return opToFp(false); // SCVTF
+    case 0b0101100:
+      return cmpZero(2, false); // FCMGT #0
+    case 0b0101101:
+      return cmpZero(0, false); // FCMEQ #0
+    case 0b0101110:
+      return cmpZero(2, true); // FCMLT #0
+    case 0b0101111:
+      return opAbs;
+    case 0b0111000:
+      return opRint(RM.POSINF, false); // FRINTP
+    case 0b0111001:
+      return opRint(RM.ZERO, false); // FRINTZ
+    case 0b0111010:
+      return opToInt(RM.POSINF, false); // FCVTPS
+    case 0b0111011:
+      return opToInt(RM.ZERO, false); // FCVTZS
+    case 0b0111101:
+      return opRecpe; // FRECPE
+    case 0b1011000:
+      return opRint(RM.TIEAWAY, false); // FRINTA
+    case 0b1011001:
+      return opRint(-1, true); // FRINTX
+    case 0b1011010:
+      return opToInt(RM.TIEEVEN, true); // FCVTNU
+    case 0b1011011:
+      return opToInt(RM.NEGINF, true); // FCVTMU
+    case 0b1011100:
+      return opToInt(RM.TIEAWAY, true); // FCVTAU
+    case 0b1011101:
+      return opToFp(true); // UCVTF
+    case 0b1101100:
+      return cmpZero(1, false); // FCMGE #0
+    case 0b1101101:
+      return cmpZero(1, true); // FCMLE #0
+    case 0b1101111:
+      return opNeg;
+    case 0b1111001:
+      return opRint(-1, false); // FRINTI
+    case 0b1111010:
+      return opToInt(RM.POSINF, true); // FCVTPU
+    case 0b1111011:
+      return opToInt(RM.ZERO, true); // FCVTZU
+    case 0b1111101:
+      return opRsqrte; // FRSQRTE
+    case 0b1111111:
+      return opSqrt; // FSQRT
+    default:
+      return null;
   }
 }
 
@@ -391,7 +467,8 @@ export const SIMD_FP: Pattern[] = [
     decode: (f) => {
       const key = (f.U! << 4) | (f.a! << 3) | f.op3!;
       // Only these have scalar forms.
-      if (![0b00011, 0b00100, 0b00111, 0b01111, 0b10100, 0b10101, 0b11010, 0b11100, 0b11101].includes(key)) return null;
+      if (![0b00011, 0b00100, 0b00111, 0b01111, 0b10100, 0b10101, 0b11010, 0b11100, 0b11101].includes(key))
+        return null;
       const x = threeSameOp(f.U!, f.a!, f.op3!)!;
       return lanes(f.sz ? 64 : 32, 1, x.op, f.Rd!, f.Rn!, f.Rm!);
     },
@@ -426,7 +503,14 @@ export const SIMD_FP: Pattern[] = [
       const N = sz ? 64 : 32;
       if (U === 0 && a === 1 && opcode === 0b11111) return lanes(N, 1, opRecpx, f.Rd!, f.Rn!, f.Rn!);
       // Scalar forms exist for conversions, compares with zero and the estimates.
-      if (opcode < 0b01100 || opcode === 0b01111 || opcode === 0b11000 || opcode === 0b11001 || opcode === 0b11111) return null;
+      if (
+        opcode < 0b01100 ||
+        opcode === 0b01111 ||
+        opcode === 0b11000 ||
+        opcode === 0b11001 ||
+        opcode === 0b11111
+      )
+        return null;
       if (opcode === 0b11100 && a === 1) return null;
       const op = miscOp(U!, a!, opcode!);
       if (!op) return null;
@@ -438,7 +522,16 @@ export const SIMD_FP: Pattern[] = [
     pattern: "0 Q:1 1 01110 a:1 sz:1 11000 opcode:5 10 Rn:5 Rd:5",
     decode: (f) => {
       if (f.Q !== 1 || f.sz !== 0) return null;
-      const op = f.opcode === 0b01100 ? (f.a ? fpMinNum : fpMaxNum) : f.opcode === 0b01111 ? (f.a ? fpMin : fpMax) : null;
+      const op =
+        f.opcode === 0b01100
+          ? f.a
+            ? fpMinNum
+            : fpMaxNum
+          : f.opcode === 0b01111
+            ? f.a
+              ? fpMin
+              : fpMax
+            : null;
       if (!op) return null;
       return reduce(32, 4, op, f.Rd!, f.Rn!);
     },
@@ -530,7 +623,16 @@ function byElement(
   return lanes(N, cnt, op, d, n, (M << 4) | rm, index);
 }
 
-function fixedImm(Q: number, U: number, immh: number, immb: number, opcode: number, n: number, d: number, scalar: boolean): Exec | null {
+function fixedImm(
+  Q: number,
+  U: number,
+  immh: number,
+  immb: number,
+  opcode: number,
+  n: number,
+  d: number,
+  scalar: boolean,
+): Exec | null {
   if (opcode !== 0b11100 && opcode !== 0b11111) return null;
   if ((immh & 0b1100) === 0) return null; // immh 0000: other class; 001x: FP16 (v8.2)
   const N = (immh & 8) !== 0 ? 64 : 32;

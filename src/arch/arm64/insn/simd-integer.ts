@@ -7,7 +7,6 @@
  * The floating-point forms that share these encoding groups return null here so that the
  * FP tables (simd-fp.ts, fp-scalar.ts) decode them.
  */
-import type { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { I } from "../state.ts";
 import {
