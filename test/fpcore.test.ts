@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
+import fc from "fast-check";
 import * as F from "../src/arch/arm64/fpcore.ts";
 import { FP_VECTORS } from "./fp-vectors.test.ts";
 
@@ -327,4 +328,60 @@ test("fpcore live differential against qemu", { skip: !live }, () => {
   const bad = check(parse(runReference(live!, cases).join("\n")));
   if (bad.length) console.log(`${bad.length} mismatches\n${bad.slice(0, 40).join("\n")}`);
   assert.equal(bad.length, 0);
+});
+
+test("double FMA's exact-product fast path agrees with the full path, bit for bit and flag for flag", () => {
+  // Doubles with short mantissas (integers, halves, quarters...) make a*b exact: the fast
+  // path's territory. Mixed in: full-width mantissas, zeros, tiny, huge and special values.
+  const dv = new DataView(new ArrayBuffer(8));
+  const bits = (x: number): [number, number] => {
+    dv.setFloat64(0, x, true);
+    return [dv.getUint32(4, true), dv.getUint32(0, true)];
+  };
+  const short = fc
+    .tuple(fc.integer({ min: -(2 ** 20), max: 2 ** 20 }), fc.integer({ min: -60, max: 60 }))
+    .map(([m, e]) => m * 2 ** e);
+  const edge = fc.constantFrom(
+    0,
+    -0,
+    2 ** -1022,
+    -(2 ** -1074),
+    2 ** 1000,
+    1e308,
+    Infinity,
+    -Infinity,
+    NaN,
+    1 / 3,
+  );
+  const value = fc.oneof(
+    { weight: 6, arbitrary: short },
+    { weight: 1, arbitrary: fc.double() },
+    { weight: 1, arbitrary: edge },
+  );
+  const fpcr = fc.constantFrom(0, 0, 0, 1 << 22, 2 << 22, 3 << 22, 1 << 24, 1 << 25);
+  // Near-cancellation down at the bottom of the normal range (results that underflow).
+  const tinyShort = fc
+    .tuple(fc.integer({ min: 1, max: 2 ** 20 }), fc.integer({ min: -540, max: -500 }))
+    .map(([m, e]) => m * 2 ** e);
+  const cancel = fc
+    .tuple(tinyShort, tinyShort, fc.integer({ min: -(2 ** 30), max: 2 ** 30 }))
+    .map(([a, b, k]) => [a, b, -(a * b) + k * 2 ** -1074] as const);
+  const triple = fc.oneof(
+    { weight: 4, arbitrary: fc.tuple(value, value, value) },
+    { weight: 1, arbitrary: cancel },
+  );
+  fc.assert(
+    fc.property(triple, fpcr, ([a, b, c], cr) => {
+      const [ah, al] = bits(a);
+      const [bh, bl] = bits(b);
+      const [ch, cl] = bits(c);
+      F.fp.flags = 0;
+      F.fpMulAdd(64, ch, cl, ah, al, bh, bl, cr);
+      const fast = [F.fp.hi, F.fp.lo, F.fp.flags];
+      F.fp.flags = 0;
+      F.fpMulAddFull(64, ch, cl, ah, al, bh, bl, cr);
+      assert.deepEqual(fast, [F.fp.hi, F.fp.lo, F.fp.flags], `${a} * ${b} + ${c}, fpcr ${cr.toString(16)}`);
+    }),
+    { numRuns: 20000 },
+  );
 });

@@ -809,6 +809,21 @@ export function fpMulAdd(
   bl: number,
   fpcr: number,
 ): void {
+  if (N === 64 && (fpcr & FMA_SLOW_FPCR) === 0 && fma64ExactProduct(ch, cl, ah, al, bh, bl)) return;
+  fpMulAddFull(N, ch, cl, ah, al, bh, bl, fpcr);
+}
+
+/** FPMulAdd by the full path only (the reference fma64ExactProduct is tested against). */
+export function fpMulAddFull(
+  N: number,
+  ch: number,
+  cl: number,
+  ah: number,
+  al: number,
+  bh: number,
+  bl: number,
+  fpcr: number,
+): void {
   const tA = unpack(0, N, ch, cl, fpcr);
   const t1 = unpack(1, N, ah, al, fpcr);
   const t2 = unpack(2, N, bh, bl, fpcr);
@@ -835,6 +850,32 @@ export function fpMulAdd(
   else if ((infA && signA === 1) || (infP && signP === 1)) setInf(N, 1);
   else if (zeroA && zeroP && signA === signP) setZero(N, signA);
   else fmaCore(N, UV[1]!, UV[2]!, UV[0]!, 0, fpcr, fpcrMode(fpcr));
+}
+
+/** FPCR bits that keep a double FMA off the fast path: AHP, DN, FZ, any RMode but RN. */
+const FMA_SLOW_FPCR = FPCR_AHP | FPCR_DN | FPCR_FZ | (3 << 22);
+const MIN_NORMAL64 = 2 ** -1022;
+
+/**
+ * Double FMA when a*b is exact in a double (small-mantissa operands, as in most
+ * arithmetic on integers and simple fractions): then the fused result is the single
+ * rounding of p + c, which JavaScript's addition gives in round-to-nearest, and it is
+ * inexact exactly when TwoSum's error is non-zero. Anything else — an inexact product,
+ * NaN, infinity, zero factors, overflow, a tiny result — returns false for the full path.
+ */
+function fma64ExactProduct(ch: number, cl: number, ah: number, al: number, bh: number, bl: number): boolean {
+  const a = bitsF64(ah, al);
+  const b = bitsF64(bh, bl);
+  if (!prodSafe(a) || !prodSafe(b)) return false;
+  const p = twoProd(a, b);
+  if (eftErr !== 0 || Math.abs(p) < MIN_NORMAL64) return false;
+  const c = bitsF64(ch, cl);
+  if (!Number.isFinite(c)) return false;
+  const s = twoSum(p, c);
+  if (!Number.isFinite(s) || (s !== 0 && Math.abs(s) < MIN_NORMAL64)) return false;
+  outF64(s);
+  if (eftErr !== 0) fp.flags |= FPSR_IXC;
+  return true;
 }
 
 /** FPRecipStepFused (FRECPS): 2 - op1*op2, fused. */
