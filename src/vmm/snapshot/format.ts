@@ -12,6 +12,7 @@
  * The same section framing is what live migration sends over the wire.
  */
 import { deflateSync, inflateSync } from "fflate";
+import { crc32c } from "../../lib/crc32.ts";
 
 export const SNAPSHOT_MAGIC = "ARMBOXVM";
 /** Version of the container layout this build writes and reads. */
@@ -39,26 +40,9 @@ export interface SnapshotHeader {
   readonly writer: string;
 }
 
-// ---------------------------------------------------------------------------
-// CRC-32C (Castagnoli), reflected, as used by iSCSI/ext4.
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let v = i;
-    for (let k = 0; k < 8; k++) v = v & 1 ? (v >>> 1) ^ 0x82f63b78 : v >>> 1;
-    t[i] = v >>> 0;
-  }
-  return t;
-})();
-
-export function crc32c(parts: readonly Uint8Array[]): number {
-  let crc = 0xffffffff;
-  for (const p of parts) {
-    for (let i = 0; i < p.length; i++) crc = CRC_TABLE[(crc ^ p[i]!) & 0xff]! ^ (crc >>> 8);
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
+// CRC-32C (Castagnoli) of every section frame: the shared slicing-by-8 implementation,
+// re-exported so that callers of this module keep importing it from here.
+export { crc32c };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });

@@ -3,6 +3,8 @@
  * extended register), add/subtract with carry, conditional compare and select, the
  * 1-, 2- and 3-source groups (bit ops, shifts, divides, CRC32, multiplies).
  */
+
+import { type CrcValueBytes, crc32cValue, crc32Value } from "../../../lib/crc32.ts";
 import {
   add32,
   add64,
@@ -414,25 +416,6 @@ function dataProc3(f: Fields): Exec | null {
   return null;
 }
 
-const CRC32_TABLE = crcTable(0xedb88320);
-const CRC32C_TABLE = crcTable(0x82f63b78);
-function crcTable(poly: number): Uint32Array {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let v = i;
-    for (let k = 0; k < 8; k++) v = v & 1 ? (v >>> 1) ^ poly : v >>> 1;
-    t[i] = v >>> 0;
-  }
-  return t;
-}
-function crcBytes(table: Uint32Array, acc: number, v: number, bytes: number): number {
-  for (let i = 0; i < bytes; i++) {
-    acc = table[(acc ^ v) & 0xff]! ^ (acc >>> 8);
-    v >>>= 8;
-  }
-  return acc >>> 0;
-}
-
 function dataProc2(f: Fields): Exec | null {
   if (f.S !== 0) return null;
   const sf = f.sf === 1;
@@ -498,16 +481,11 @@ function dataProc2(f: Fields): Exec | null {
   if (op >= 16 && op <= 23) {
     const sz = op & 3;
     if ((sz === 3) !== sf) return null;
-    const table = op & 4 ? CRC32C_TABLE : CRC32_TABLE;
-    const bytes = 1 << sz;
+    const step = op & 4 ? crc32cValue : crc32Value;
+    const bytes = (1 << sz) as CrcValueBytes;
     return (c) => {
       const r = c.r;
-      let acc = r[n]!;
-      if (bytes === 8) {
-        acc = crcBytes(table, acc, r[m]!, 4);
-        acc = crcBytes(table, acc, r[m + 1]!, 4);
-      } else acc = crcBytes(table, acc, r[m]!, bytes);
-      r[d] = acc;
+      r[d] = step(r[n]!, r[m]!, r[m + 1]!, bytes);
       r[d + 1] = 0;
     };
   }
