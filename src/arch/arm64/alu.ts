@@ -93,6 +93,43 @@ export function add64(
   }
 }
 
+/**
+ * SUBS for 64 bits, (alo,ahi) - (blo,bhi): the result in c.vlo/c.vhi and NZCV in PSTATE
+ * (C = no borrow; V = operands of different sign and a result whose sign differs from a's).
+ * The compare of nearly every compiled loop: inline arithmetic, no AddWithCarry.
+ */
+export function subs64(c: Cpu, alo: number, ahi: number, blo: number, bhi: number): void {
+  const l = alo - blo;
+  const h = ahi - bhi - (l < 0 ? 1 : 0);
+  const lo = l >>> 0;
+  const hi = h >>> 0;
+  const v = ((ahi ^ bhi) & (ahi ^ hi)) >>> 31;
+  const r = c.r;
+  r[I.PSTATE] =
+    (r[I.PSTATE]! & 0x0fffffff) |
+    (hi & 0x80000000) |
+    ((lo | hi) === 0 ? 0x40000000 : 0) |
+    (h >= 0 ? 0x20000000 : 0) |
+    (v << 28);
+  c.vlo = lo;
+  c.vhi = hi;
+}
+
+/** SUBS for 32 bits: returns a - b (unsigned), NZCV in PSTATE. */
+export function subs32(c: Cpu, a: number, b: number): number {
+  const s = a - b;
+  const res = s >>> 0;
+  const v = ((a ^ b) & (a ^ res)) >>> 31;
+  const r = c.r;
+  r[I.PSTATE] =
+    (r[I.PSTATE]! & 0x0fffffff) |
+    (res & 0x80000000) |
+    (res === 0 ? 0x40000000 : 0) |
+    (s >= 0 ? 0x20000000 : 0) |
+    (v << 28);
+  return res;
+}
+
 /** AddWithCarry for 32 bits; result zero-extended in c.vlo (c.vhi = 0). */
 export function add32(c: Cpu, a: number, b: number, carry: number, flags: boolean): void {
   const s = (a >>> 0) + (b >>> 0) + carry;

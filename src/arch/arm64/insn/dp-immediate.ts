@@ -2,7 +2,7 @@
  * Data processing — immediate (Arm ARM C4.1.86): PC-relative addressing, add/subtract
  * (immediate), logical (immediate), move wide, bitfield, extract.
  */
-import { add64, decodeBitMasks, ror64, setNZCV } from "../alu.ts";
+import { add64, decodeBitMasks, ror64, setNZCV, subs64 } from "../alu.ts";
 import type { Exec, Pattern } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
 import { I } from "../state.ts";
@@ -50,21 +50,9 @@ function addSubImm(f: Record<string, number>): Exec | null {
     return (c) => {
       const r = c.r;
       const ni = n === 31 ? c.sp : n * 2;
-      const ahi = r[ni + 1]!;
-      const l = r[ni]! - imm;
-      const h = ahi - (l < 0 ? 1 : 0);
-      const lo = l >>> 0;
-      const hi = h >>> 0;
-      // Xn - imm overflows only from the most negative values: V = Xn<63> & ~result<63>.
-      const v = (ahi & ~hi) >>> 31;
-      r[I.PSTATE] =
-        (r[I.PSTATE]! & 0x0fffffff) |
-        (hi & 0x80000000) |
-        ((lo | hi) === 0 ? 0x40000000 : 0) |
-        (h >= 0 ? 0x20000000 : 0) |
-        (v << 28);
-      r[dFixed] = lo;
-      r[dFixed + 1] = hi;
+      subs64(c, r[ni]!, r[ni + 1]!, imm, 0);
+      r[dFixed] = c.vlo;
+      r[dFixed + 1] = c.vhi;
     };
   }
   if (!sf) {

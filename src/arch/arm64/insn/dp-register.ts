@@ -21,6 +21,7 @@ import {
   setNZCV,
   shift32,
   shift64,
+  subs64,
 } from "../alu.ts";
 import type { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
@@ -122,23 +123,9 @@ function addSubShifted(f: Fields): Exec | null {
     // SUBS / CMP Xn, Xm: the loop test of nearly every compiled loop.
     return (c) => {
       const r = c.r;
-      const alo = r[n]!;
-      const ahi = r[n + 1]!;
-      const bhi = r[m + 1]!;
-      const l = alo - r[m]!;
-      const h = ahi - bhi - (l < 0 ? 1 : 0);
-      const lo = l >>> 0;
-      const hi = h >>> 0;
-      // C = no borrow; V = operands of different sign and the result's sign differs from Xn's.
-      const v = ((ahi ^ bhi) & (ahi ^ hi)) >>> 31;
-      r[I.PSTATE] =
-        (r[I.PSTATE]! & 0x0fffffff) |
-        (hi & 0x80000000) |
-        ((lo | hi) === 0 ? 0x40000000 : 0) |
-        (h >= 0 ? 0x20000000 : 0) |
-        (v << 28);
-      r[d] = lo;
-      r[d + 1] = hi;
+      subs64(c, r[n]!, r[n + 1]!, r[m]!, r[m + 1]!);
+      r[d] = c.vlo;
+      r[d + 1] = c.vhi;
     };
   }
   if (!sf && amt === 0) {
