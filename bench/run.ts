@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildSync } from "esbuild";
+import { runCrcBench } from "./crc.ts";
 import { runInterpreterLoopBench } from "./interpreter-loop.ts";
 import { runMigrationBench } from "./migration.ts";
 import { runRepresentationBench } from "./representation.ts";
@@ -74,6 +75,9 @@ for (const [k, v] of Object.entries(runRepresentationBench())) line(k, `${v.toFi
 
 console.log("== interpreter");
 line("tight integer loop", `${runInterpreterLoopBench().mips.toFixed(1)} guest MIPS`);
+
+console.log("== checksums (CRC-32C of snapshot sections and migration frames)");
+runCrcBench();
 
 console.log("== snapshots (idle 4-vCPU guest)");
 await runSnapshotBench();
