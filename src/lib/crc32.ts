@@ -62,38 +62,53 @@ function step8(t: Uint32Array, crc: number, a: number, b: number): number {
 }
 
 function update(t: Uint32Array, crc: number, p: Uint8Array): number {
+  return LITTLE_ENDIAN && p.length >= WORD_VIEW_MIN
+    ? updateWords(t, crc, p.buffer, p.byteOffset, p.length)
+    : updateBytes(t, crc, p);
+}
+
+/**
+ * The word loop works on views it makes itself, never on the caller's array: a Node
+ * Buffer (a socket's data) and a plain Uint8Array have different hidden classes, and
+ * a loop optimised for one deoptimises on the other (measured: 12 ms for one 32 KiB
+ * migration frame inside the downtime, against 0.02 ms once optimised).
+ */
+function updateWords(t: Uint32Array, crc: number, buf: ArrayBufferLike, off: number, n: number): number {
+  const p = new Uint8Array(buf, off, n);
+  // Bytes up to a 4-byte boundary of the underlying buffer, then whole words.
+  const head = (4 - (off & 3)) & 3;
   let i = 0;
+  for (; i < head; i++) crc = t[(crc ^ p[i]!) & 0xff]! ^ (crc >>> 8);
+  const pairs = (n - head) >>> 3;
+  const w = new Uint32Array(buf, off + head, pairs * 2);
+  for (let j = 0; j < w.length; j += 2) {
+    const a = w[j]! ^ crc;
+    const b = w[j + 1]!;
+    crc =
+      t[0x700 + (a & 0xff)]! ^
+      t[0x600 + ((a >>> 8) & 0xff)]! ^
+      t[0x500 + ((a >>> 16) & 0xff)]! ^
+      t[0x400 + (a >>> 24)]! ^
+      t[0x300 + (b & 0xff)]! ^
+      t[0x200 + ((b >>> 8) & 0xff)]! ^
+      t[0x100 + ((b >>> 16) & 0xff)]! ^
+      t[b >>> 24]!;
+  }
+  for (i = head + pairs * 8; i < n; i++) crc = t[(crc ^ p[i]!) & 0xff]! ^ (crc >>> 8);
+  return crc >>> 0;
+}
+
+/** Short or big-endian-host input: the same 8-byte step on words assembled from bytes. */
+function updateBytes(t: Uint32Array, crc: number, p: Uint8Array): number {
   const n = p.length;
-  if (LITTLE_ENDIAN && n >= WORD_VIEW_MIN) {
-    // Bytes up to a 4-byte boundary of the underlying buffer, then whole words.
-    const head = (4 - (p.byteOffset & 3)) & 3;
-    for (; i < head; i++) crc = t[(crc ^ p[i]!) & 0xff]! ^ (crc >>> 8);
-    const pairs = (n - head) >>> 3;
-    const w = new Uint32Array(p.buffer, p.byteOffset + head, pairs * 2);
-    for (let j = 0; j < w.length; j += 2) {
-      const a = w[j]! ^ crc;
-      const b = w[j + 1]!;
-      crc =
-        t[0x700 + (a & 0xff)]! ^
-        t[0x600 + ((a >>> 8) & 0xff)]! ^
-        t[0x500 + ((a >>> 16) & 0xff)]! ^
-        t[0x400 + (a >>> 24)]! ^
-        t[0x300 + (b & 0xff)]! ^
-        t[0x200 + ((b >>> 8) & 0xff)]! ^
-        t[0x100 + ((b >>> 16) & 0xff)]! ^
-        t[b >>> 24]!;
-    }
-    i = head + pairs * 8;
-  } else {
-    // Short or big-endian-host input: the same 8-byte step on words assembled from bytes.
-    for (const end = n - 7; i < end; i += 8) {
-      crc = step8(
-        t,
-        crc,
-        p[i]! | (p[i + 1]! << 8) | (p[i + 2]! << 16) | (p[i + 3]! << 24),
-        p[i + 4]! | (p[i + 5]! << 8) | (p[i + 6]! << 16) | (p[i + 7]! << 24),
-      );
-    }
+  let i = 0;
+  for (const end = n - 7; i < end; i += 8) {
+    crc = step8(
+      t,
+      crc,
+      p[i]! | (p[i + 1]! << 8) | (p[i + 2]! << 16) | (p[i + 3]! << 24),
+      p[i + 4]! | (p[i + 5]! << 8) | (p[i + 6]! << 16) | (p[i + 7]! << 24),
+    );
   }
   for (; i < n; i++) crc = t[(crc ^ p[i]!) & 0xff]! ^ (crc >>> 8);
   return crc >>> 0;
