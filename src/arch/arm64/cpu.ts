@@ -7,6 +7,7 @@
  */
 import type { Decoder, Exec } from "./decoder.ts";
 import { EC, FSC, UNWIND, VECTOR } from "./exceptions.ts";
+import { fuseCompareBranch, isBCond } from "./fusion.ts";
 import { getDecoder } from "./isa.ts";
 import { xr, xw } from "./regs.ts";
 import { I, OFF, PSTATE, RAM_OFFSET, VCPU_STRIDE } from "./state.ts";
@@ -300,6 +301,7 @@ export class Cpu {
       let execs = this.fetchExecs;
       let words = this.fetchWords;
       let ends = this.fetchEnds;
+      let fused = this.fetchFused;
       try {
         while (n < budget) {
           if (this.irqCheck) {
@@ -323,15 +325,41 @@ export class Cpu {
             execs = this.fetchExecs;
             words = this.fetchWords;
             ends = this.fetchEnds;
+            fused = this.fetchFused;
           }
           let slot = (lo >>> 2) & 1023;
           let end = ends[slot]!;
           if (end === 0) end = ends[slot] = blockEnd(m32, base, slot);
           const left = budget - n;
+          // A compare and the B.cond that ends the block run fused (fusion.ts), unless the
+          // budget cuts the block short.
+          let fuseAt = -1;
           if (end - slot > left) end = slot + left;
+          else if (end - slot >= 2 && isBCond(words[end - 1]!)) fuseAt = end - 2;
           this.runBias = n - (((pageLo >>> 2) + slot) >>> 0);
           this.inBlock = true;
           for (;;) {
+            if (slot === fuseAt) {
+              const w0 = m32[base + slot]!;
+              const w1 = m32[base + slot + 1]!;
+              if (
+                words[slot] === w0 &&
+                words[slot + 1] === w1 &&
+                execs[slot] !== undefined &&
+                execs[slot + 1] !== undefined
+              ) {
+                let fx = fused[slot];
+                if (fx === undefined) fx = fused[slot] = this.fuse(w0, w1);
+                if (fx !== null) {
+                  const pc = (pageLo + slot * 4) >>> 0;
+                  this.pcLo = pc;
+                  r[I.PC] = pc + 4;
+                  fx(this);
+                  n += 2;
+                  break;
+                }
+              }
+            }
             const insn = m32[base + slot]!;
             let ex = execs[slot];
             if (ex === undefined || words[slot] !== insn) {
@@ -341,6 +369,7 @@ export class Cpu {
               // The block boundaries of this page may have moved: recompute them, and
               // end this block after the new instruction.
               ends.fill(0);
+              fused.fill(undefined);
               this.stop = true;
             }
             const pc = (pageLo + slot * 4) >>> 0;
@@ -437,10 +466,28 @@ export class Cpu {
   private fetchWords: Uint32Array = new Uint32Array(1024);
   /** Per slot: one past the last slot of the block starting there, 0 = not known yet. */
   private fetchEnds: Uint16Array = new Uint16Array(1024);
+  /** Per slot: the fused executor of the compare there and the B.cond after it (null: none). */
+  private fetchFused: (Exec | null | undefined)[] = [];
   private readonly codePages = new Map<
     number,
-    { execs: (Exec | undefined)[]; words: Uint32Array; ends: Uint16Array }
+    { execs: (Exec | undefined)[]; words: Uint32Array; ends: Uint16Array; fused: (Exec | null | undefined)[] }
   >();
+  /** Fused executors by instruction pair: first word, then second word. */
+  private readonly fuseCache = new Map<number, Map<number, Exec | null>>();
+
+  private fuse(a: number, b: number): Exec | null {
+    let byB = this.fuseCache.get(a);
+    if (byB === undefined) {
+      byB = new Map();
+      this.fuseCache.set(a, byB);
+    }
+    let fx = byB.get(b);
+    if (fx === undefined) {
+      fx = fuseCompareBranch(a, b);
+      byB.set(b, fx);
+    }
+    return fx;
+  }
 
   private setFetchPage(lo: number, hi: number): void {
     const pageLo = (lo & 0xfffff000) >>> 0;
@@ -452,6 +499,7 @@ export class Cpu {
         execs: new Array<Exec | undefined>(1024).fill(undefined),
         words: new Uint32Array(1024),
         ends: new Uint16Array(1024),
+        fused: new Array<Exec | null | undefined>(1024).fill(undefined),
       };
       this.codePages.set(key, page);
     }
@@ -461,6 +509,7 @@ export class Cpu {
     this.fetchExecs = page.execs;
     this.fetchWords = page.words;
     this.fetchEnds = page.ends;
+    this.fetchFused = page.fused;
   }
 
   /** Forgets the current instruction-fetch translation (after a change of translation regime). */

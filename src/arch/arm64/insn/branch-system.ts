@@ -14,7 +14,7 @@ import { SYSREG_BY_KEY, type SysReg, sysregIndex, sysregKey } from "../sysregs.t
 const TWO32 = 4294967296;
 
 /** PC-relative branch target: current PC + signed byte offset. */
-function jump(c: Cpu, off: number): void {
+export function jump(c: Cpu, off: number): void {
   const sum = c.pcLo + off;
   if (sum >= 0 && sum < TWO32) c.branch(sum, c.pcHi);
   else c.branch(sum >>> 0, (c.pcHi + (sum < 0 ? -1 : 1)) >>> 0);
