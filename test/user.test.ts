@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -16,6 +17,9 @@ const guestDir = path.join(root, "guests/user");
 export const USER_ARGS: Record<string, string[]> = {
   strings: ["one", "two words", ""],
   sys_basic: ["alpha", "beta"],
+  // Its scratch directory is named after the guest pid, which is the same every run:
+  // a fresh parent keeps a run that was killed half-way from failing the next one.
+  files: [fs.mkdtempSync(path.join(os.tmpdir(), "armbox-files-"))],
 };
 /** Programs too slow for the unit test run (measured by tools/user-compare.ts instead). */
 const SLOW = new Set(process.env.ARMBOX_BENCH ? [] : ["bench"]);
