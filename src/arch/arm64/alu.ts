@@ -130,6 +130,24 @@ export function subs32(c: Cpu, a: number, b: number): number {
   return res;
 }
 
+/** ADD/SUB for 32 bits without carry in, setting NZCV when `flags` (ADDS/SUBS): returns the result. */
+export function addSub32(c: Cpu, a: number, b: number, sub: boolean, flags: boolean): number {
+  if (sub && flags) return subs32(c, a, b);
+  const s = sub ? a - b : a + b;
+  const res = s >>> 0;
+  if (flags) {
+    const v = (~(a ^ b) & (a ^ res)) >>> 31;
+    const r = c.r;
+    r[I.PSTATE] =
+      (r[I.PSTATE]! & 0x0fffffff) |
+      (res & 0x80000000) |
+      (res === 0 ? 0x40000000 : 0) |
+      (s > 0xffffffff ? 0x20000000 : 0) |
+      (v << 28);
+  }
+  return res;
+}
+
 /** AddWithCarry for 32 bits; result zero-extended in c.vlo (c.vhi = 0). */
 export function add32(c: Cpu, a: number, b: number, carry: number, flags: boolean): void {
   const s = (a >>> 0) + (b >>> 0) + carry;

@@ -2,10 +2,9 @@
  * Data processing — immediate (Arm ARM C4.1.86): PC-relative addressing, add/subtract
  * (immediate), logical (immediate), move wide, bitfield, extract.
  */
-import { add64, decodeBitMasks, ror64, setNZCV, subs64 } from "../alu.ts";
+import { add64, addSub32, decodeBitMasks, ror64, setNZCV, subs64 } from "../alu.ts";
 import type { Exec, Pattern } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
-import { I } from "../state.ts";
 
 /** ADR / ADRP: Xd = PC (or PC & ~0xfff) + imm. */
 function adr(f: Record<string, number>): Exec {
@@ -59,19 +58,7 @@ function addSubImm(f: Record<string, number>): Exec | null {
     // ADD(S)/SUB(S)/CMP Wd|WSP, Wn|WSP, #imm.
     return (c) => {
       const r = c.r;
-      const a = r[n === 31 ? c.sp : n * 2]!;
-      const s = sub ? a - imm : a + imm;
-      const res = s >>> 0;
-      if (setFlags) {
-        const v = (sub ? a & ~res : ~a & res) >>> 31;
-        const cf = sub ? s >= 0 : s > 0xffffffff;
-        r[I.PSTATE] =
-          (r[I.PSTATE]! & 0x0fffffff) |
-          (res & 0x80000000) |
-          (res === 0 ? 0x40000000 : 0) |
-          (cf ? 0x20000000 : 0) |
-          (v << 28);
-      }
+      const res = addSub32(c, r[n === 31 ? c.sp : n * 2]!, imm, sub, setFlags);
       const di = dSp ? c.sp : dFixed;
       r[di] = res;
       r[di + 1] = 0;

@@ -8,6 +8,7 @@ import { type CrcValueBytes, crc32cValue, crc32Value } from "../../../lib/crc32.
 import {
   add32,
   add64,
+  addSub32,
   asr64,
   big,
   clz64,
@@ -132,21 +133,7 @@ function addSubShifted(f: Fields): Exec | null {
     // ADD(S)/SUB(S)/CMP Wn, Wm.
     return (c) => {
       const r = c.r;
-      const a = r[n]!;
-      const b = r[m]!;
-      const s = sub ? a - b : a + b;
-      const res = s >>> 0;
-      if (setFlags) {
-        const v = (sub ? (a ^ b) & (a ^ res) : ~(a ^ b) & (a ^ res)) >>> 31;
-        const cf = sub ? s >= 0 : s > 0xffffffff;
-        r[I.PSTATE] =
-          (r[I.PSTATE]! & 0x0fffffff) |
-          (res & 0x80000000) |
-          (res === 0 ? 0x40000000 : 0) |
-          (cf ? 0x20000000 : 0) |
-          (v << 28);
-      }
-      r[d] = res;
+      r[d] = addSub32(c, r[n]!, r[m]!, sub, setFlags);
       r[d + 1] = 0;
     };
   }
