@@ -5,6 +5,7 @@
  * The CPU knows nothing of the hypervisor above it. Whatever it cannot finish by itself
  * (HVC, SMC, WFI, a user-mode SVC, an MMIO access) it reports as a `CpuExit` from `run()`.
  */
+import { ACC } from "./access.ts";
 import type { Decoder, Exec } from "./decoder.ts";
 import { EC, FSC, UNWIND, VECTOR } from "./exceptions.ts";
 import { fuseCompareBranch, isBCond } from "./fusion.ts";
@@ -30,8 +31,7 @@ const EXIT_BUDGET: CpuExit = { kind: "budget" };
 const EXIT_WFI: CpuExit = { kind: "wfi" };
 const EXIT_WFE: CpuExit = { kind: "wfe" };
 
-/** Access kinds passed to the translation hook. */
-export const ACC = { READ: 0, WRITE: 1, FETCH: 2 } as const;
+export { ACC };
 
 /**
  * Physical memory as the CPU sees it: RAM is one window of the shared memory; any other

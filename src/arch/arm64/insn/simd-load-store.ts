@@ -13,15 +13,13 @@
  * Since every memory access happens before any register changes, a fault part-way leaves
  * the registers (and the base register) untouched.
  */
+import { ACC } from "../access.ts";
 import type { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { EC } from "../exceptions.ts";
 import { xr } from "../regs.ts";
 import { OFF } from "../state.ts";
 import { sysregIndex } from "../sysregs.ts";
-
-/** Access kinds of Cpu.hostOffset (cpu.ts ACC; not imported, to keep cpu.ts out of the table's load-time imports). */
-const ACC = { READ: 0, WRITE: 1 } as const;
 
 /** Memory bytes of the access (up to 64), then zeros from ZERO on. */
 const buf = new Uint8Array(80);
