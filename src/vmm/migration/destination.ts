@@ -133,6 +133,18 @@ export async function receiveIncoming(
           res();
         });
       });
+      // Closing with unread data would reset the connection, and a reset can discard the
+      // refusal before the source reads it: drain (and drop) what still comes for a
+      // moment, until the source closes.
+      sock.removeAllListeners("data");
+      sock.on("data", () => {});
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, REFUSAL_LINGER_MS);
+        sock.once("close", () => {
+          clearTimeout(t);
+          res();
+        });
+      });
     }
     sock.destroy();
     throw new MigrationError(msg);
@@ -239,7 +251,9 @@ async function load(
  * Runs the capture and restore paths once on two small scratch machines of the same shape,
  * so that the real restore inside the downtime runs as compiled code, not cold.
  */
-const WARM_RESTORES = 8;
+const WARM_RESTORES = 40;
+/** How long a refusing destination keeps reading so that its reason reaches the source. */
+const REFUSAL_LINGER_MS = 500;
 
 function warmUp(like: VirtMachine): void {
   try {

@@ -76,7 +76,9 @@ const MAX_TURN_MS = 400;
 /** With no bandwidth measured yet, a rest this small (pages) is sent at stop-and-copy. */
 const SMALL_REST = 64;
 /** Captures run before pre-copy so the one inside the downtime is optimised code. */
-const WARM_CAPTURES = 8;
+const WARM_CAPTURES = 40;
+/** How long a failed migration waits for the destination's reason before reporting its own. */
+const REFUSAL_WAIT_MS = 300;
 
 class Cancelled extends Error {}
 
@@ -331,6 +333,11 @@ export class OutgoingMigration implements MigrationController {
   private async send(b: Uint8Array): Promise<void> {
     this.checkCancel();
     const t = this.transport!;
+    // The destination says nothing mid-stream unless it refuses: stop sending at once.
+    if (t.replies && t.replies.available > 0 && this.status !== "setup") {
+      const refusal = await this.pendingRefusal();
+      if (refusal !== null) throw new MigrationError(`the destination refused: ${refusal}`);
+    }
     const data = this.opts.tamper ? this.opts.tamper(b, this.transferred) : b;
     await t.write(data);
     this.transferred += b.length;
@@ -372,7 +379,12 @@ export class OutgoingMigration implements MigrationController {
       // -- pre-copy --
       // Capture and encode a few times now (read-only) so that the capture inside the
       // downtime runs as optimised code: it runs once per migration, cold otherwise.
-      for (let i = 0; i < WARM_CAPTURES; i++) encodeDeviceState(captureWithoutRam(m), "running", 0);
+      // One capture per event-loop turn, so the guest runs on in between.
+      for (let i = 0; i < WARM_CAPTURES; i++) {
+        encodeDeviceState(captureWithoutRam(m), "running", 0);
+        await tick();
+        this.checkCancel();
+      }
       m.vm.enableDirtyLog();
       logging = true;
       // Round 1: every page ever written (the others are still zero), zero pages skipped.
@@ -446,10 +458,18 @@ export class OutgoingMigration implements MigrationController {
       );
       // The VM lives on at the destination now; a file keeps the source paused.
       if (target.kind === "tcp") this.runner.finish({ kind: "quit", code: 0 });
-    } catch (e) {
-      this.transport?.destroy();
+    } catch (thrown) {
+      let e = thrown;
       if (logging) m.vm.disableDirtyLog();
       if (pausedByUs) this.runner.resume();
+      // A destination that refuses the stream says why and closes: our next write may fail
+      // before we have read its reason. Prefer the reason when it arrives.
+      const refusal =
+        e instanceof MigrationError && !e.message.startsWith("the destination refused")
+          ? await this.pendingRefusal()
+          : null;
+      this.transport?.destroy();
+      if (refusal !== null) e = new MigrationError(`the destination refused: ${refusal}`);
       this.endTime = now();
       if (e instanceof Cancelled || this.cancelRequested) {
         this.setStatus("cancelled");
@@ -465,6 +485,17 @@ export class OutgoingMigration implements MigrationController {
   }
 
   /** Waits for a reply frame; a connection that breaks first may still hold a refusal. */
+  /** The destination's refusal reason, if it sends one within a short wait. */
+  private async pendingRefusal(): Promise<string | null> {
+    const replies = this.transport?.replies;
+    if (!replies) return null;
+    const refused = replies.expectJson([SEC_REFUSE]).then(
+      (r) => String(r.value.error),
+      () => null,
+    );
+    return Promise.race([refused, sleep(REFUSAL_WAIT_MS).then(() => null)]);
+  }
+
   private async reply(replies: FrameReader, names: string[], what: string) {
     const ms = this.opts.replyTimeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;

@@ -117,6 +117,11 @@ export class FrameReader {
     this.wake();
   }
 
+  /** Bytes received and not yet consumed as frames. */
+  get available(): number {
+    return this.buffered;
+  }
+
   /** Why the stream ended, once it has. */
   get endReason(): string | null {
     return this.ended;
