@@ -81,19 +81,7 @@ function updateWords(t: Uint32Array, crc: number, buf: ArrayBufferLike, off: num
   for (; i < head; i++) crc = t[(crc ^ p[i]!) & 0xff]! ^ (crc >>> 8);
   const pairs = (n - head) >>> 3;
   const w = new Uint32Array(buf, off + head, pairs * 2);
-  for (let j = 0; j < w.length; j += 2) {
-    const a = w[j]! ^ crc;
-    const b = w[j + 1]!;
-    crc =
-      t[0x700 + (a & 0xff)]! ^
-      t[0x600 + ((a >>> 8) & 0xff)]! ^
-      t[0x500 + ((a >>> 16) & 0xff)]! ^
-      t[0x400 + (a >>> 24)]! ^
-      t[0x300 + (b & 0xff)]! ^
-      t[0x200 + ((b >>> 8) & 0xff)]! ^
-      t[0x100 + ((b >>> 16) & 0xff)]! ^
-      t[b >>> 24]!;
-  }
+  for (let j = 0; j < w.length; j += 2) crc = step8(t, crc, w[j]!, w[j + 1]!);
   for (i = head + pairs * 8; i < n; i++) crc = t[(crc ^ p[i]!) & 0xff]! ^ (crc >>> 8);
   return crc >>> 0;
 }
