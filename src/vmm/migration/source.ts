@@ -24,7 +24,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import type { VirtMachine } from "../../machine/virt.ts";
 import type { MachineRunner } from "../runner.ts";
-import { concat, encodeSection, type Section } from "../snapshot/format.ts";
+import { concat, END_FRAME, encodeSection, type Section } from "../snapshot/format.ts";
 import { captureSections, encodeRam, PAGE, pageIsZero } from "../snapshot/machine-state.ts";
 import type {
   MigrationController,
@@ -607,16 +607,16 @@ export class OutgoingMigration implements MigrationController {
   }
 }
 
-/** captureSections(m) with a RAM section that lists no page: the pages travel as 'ram.pages' frames. */
 /** The device-state part of the stream: sections, the run-state frame, the end mark. */
 function encodeDeviceState(sections: readonly Section[], runState: RunState, savedAt: number): Uint8Array {
   return concat([
     ...sections.map((s) => encodeSection(s, false)),
     frame(SEC_STATE, { runState, savedAt }),
-    new Uint8Array(2),
+    END_FRAME,
   ]);
 }
 
+/** captureSections(m) with a RAM section that lists no page: the pages travel as 'ram.pages' frames. */
 export function captureWithoutRam(m: VirtMachine): Section[] {
   return captureSections(m, { ram: false });
 }
