@@ -223,7 +223,10 @@ export class DriverQueue {
     this.bench.w(VIRTIO_MMIO.QUEUE_NOTIFY, this.index);
   }
 
-  /** Used entries since the last call, as [id, len]. */
+  /**
+   * Used entries since the last call, as [id, len]. Like Linux's virtqueue_enable_cb, it then
+   * asks for an interrupt at the next completion (used_event = the last index seen).
+   */
   takeUsed(): [number, number][] {
     const dv = this.bench.dv;
     const idx = dv.getUint16(this.bench.off(this.used + 2), true);
@@ -233,6 +236,7 @@ export class DriverQueue {
       out.push([dv.getUint32(o, true), dv.getUint32(o + 4, true)]);
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
     }
+    this.setUsedEvent(this.lastUsed);
     return out;
   }
 
