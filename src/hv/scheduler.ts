@@ -6,6 +6,11 @@
  * The scheduler can stop after an exact number of instructions, in the middle of a
  * slice, and its position (which vCPU, how far into its slice) is part of the saved
  * state, so a restored deterministic run continues exactly where the original was.
+ *
+ * WFE wake-ups between vCPUs: SEV sets the others' event registers directly; a store that
+ * clears another vCPU's exclusive monitor is noticed when the storing vCPU's slice ends
+ * (Vcpu.noteMonitorEvent); an event-stream wake-up is a deadline like a timer's, so "every
+ * vCPU waits" jumps to it.
  */
 import { DeterministicClock } from "./timer.ts";
 import type { Vcpu, VcpuExit } from "./vcpu.ts";
@@ -93,7 +98,12 @@ export class Scheduler {
       if (used > 0) this.roundRan = true;
       this.onExit?.(v, exit);
       const sliceOver = exit.kind === "idle" || this.sliceUsed >= this.quantum;
-      if (sliceOver || exit.kind === "internal-error") this.nextSlice();
+      if (sliceOver || exit.kind === "internal-error") {
+        // Only at real slice ends (never where a limit split one), so that a run saved and
+        // restored mid-slice latches the same events as one that never stopped.
+        for (const w of vcpus) if (w !== v) w.noteMonitorEvent();
+        this.nextSlice();
+      }
       switch (exit.kind) {
         case "slice":
         case "idle":
@@ -144,13 +154,13 @@ export class Scheduler {
   private ticksToNextDeadline(): bigint | null {
     let next: bigint | null = null;
     for (const v of this.vm.vcpus) {
-      const d = v.timer.ticksToDeadline();
+      const d = v.ticksToWake();
       if (d !== null && (next === null || d < next)) next = d;
     }
     return next;
   }
 
-  /** Milliseconds until the earliest timer deadline (real-time mode), or null. */
+  /** Milliseconds until the earliest timer or event-stream deadline (real-time mode), or null. */
   msToNextDeadline(): number | null {
     const next = this.ticksToNextDeadline();
     return next === null ? null : Number(next) / 62_500;

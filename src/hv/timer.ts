@@ -7,12 +7,34 @@
  * value (this is how a restored guest's clock continues rather than jumps).
  */
 import type { Cpu, TimerProvider } from "../arch/arm64/cpu.ts";
+import { sysregIndex } from "../arch/arm64/sysregs.ts";
 import { TIMER_PPI } from "../machine/memory-map.ts";
 
 /** 62.5 MHz, as QEMU's virt and KVM report in CNTFRQ_EL0. */
 export const TIMER_FREQUENCY = 62_500_000;
 
 const M64 = (1n << 64n) - 1n;
+
+/** CNTKCTL_EL1 (its register description in the Arm ARM): the EL1 event stream's controls. */
+const CNTKCTL = sysregIndex("CNTKCTL_EL1");
+const EVNTEN = 1 << 2;
+const EVNTDIR = 1 << 3;
+
+/**
+ * The count at which the EL1 event stream next generates an event after `count` (Arm ARM
+ * D11, Generic Timer, "Event streams"): each time bit EVNTI (7:4) of the virtual count
+ * changes 0 to 1 (EVNTDIR = 0) or 1 to 0 (EVNTDIR = 1), i.e. at k * 2^(EVNTI+1) + 2^EVNTI
+ * or at k * 2^(EVNTI+1). Null when EVNTEN (bit 2) is 0. Always > count, at most one
+ * period (2^(EVNTI+1)) later.
+ */
+export function nextStreamEvent(cntkctl: number, count: bigint): bigint | null {
+  if ((cntkctl & EVNTEN) === 0) return null;
+  const n = BigInt((cntkctl >>> 4) & 0xf);
+  const period = 1n << (n + 1n);
+  const phase = (cntkctl & EVNTDIR) !== 0 ? 0n : 1n << n;
+  // The last transition at or before `count` (the shift floors, also below `phase`), plus a period.
+  return (((count - phase) >> (n + 1n)) << (n + 1n)) + phase + period;
+}
 
 /** Where the physical count comes from. */
 export interface VmClock {
@@ -84,6 +106,14 @@ export class ArchTimer implements TimerProvider {
   cntpoff = 0n;
   private vLevel = false;
   private pLevel = false;
+  /**
+   * A WFE wait's event-stream wake-up: armed when the vCPU starts waiting with
+   * CNTKCTL_EL1.EVNTEN set, at the virtual count `streamAt` of the stream's next event.
+   * Saved with the vCPU (armbox's wake-up registers), so a restored wait ends when the
+   * uninterrupted one does.
+   */
+  streamArmed = false;
+  streamAt = 0n;
 
   constructor(
     readonly cpu: () => Cpu,
@@ -149,6 +179,20 @@ export class ArchTimer implements TimerProvider {
       this.pLevel = pl;
       this.out.setPpi(TIMER_PPI.PHYS, pl);
     }
+  }
+
+  /** Arms the event-stream wake-up of a WFE that starts waiting now (no-op if the stream is off). */
+  armStreamWake(): void {
+    const at = nextStreamEvent(this.cpu().r[CNTKCTL]!, this.virtualCount());
+    this.streamArmed = at !== null;
+    this.streamAt = at === null ? 0n : at & M64;
+  }
+
+  /** Ticks until the armed event-stream wake-up (0 when due), or null if none is armed. */
+  ticksToStreamWake(): bigint | null {
+    if (!this.streamArmed) return null;
+    const d = this.streamAt - this.virtualCount();
+    return d > 0n ? d : 0n;
   }
 
   /**

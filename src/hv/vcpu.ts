@@ -4,8 +4,8 @@
  * the arch timer are handled here, as KVM handles them in the kernel.
  */
 import { Cpu } from "../arch/arm64/index.ts";
-import { I, PSTATE } from "../arch/arm64/state.ts";
-import { SYSREGS, type SysReg } from "../arch/arm64/sysregs.ts";
+import { I, PSTATE, RAM_OFFSET } from "../arch/arm64/state.ts";
+import { SYSREGS, type SysReg, sysregIndex } from "../arch/arm64/sysregs.ts";
 import { ARM64_MP_STATES, MP_ON_PENDING, MP_STATE, MP_STATE_NAMES } from "./mp-state.ts";
 import {
   CORE_BY_ID,
@@ -20,6 +20,9 @@ import {
   KVM_REG_ARM_TIMER_CNT,
   KVM_REG_ARM_TIMER_CTL,
   KVM_REG_ARM_TIMER_CVAL,
+  KVM_REG_ARM64,
+  KVM_REG_SIZE_U64,
+  KVM_REG_SIZE_U128,
   KvmError,
   regSize,
   sysReg,
@@ -71,6 +74,53 @@ const TIMER_IDS: readonly bigint[] = [
   KVM_REG_ARM_PTIMER_CVAL,
 ];
 
+/**
+ * armbox's own registers, in a coprocessor group KVM does not use (0x0fff): the WFE
+ * wake-up state, which a deterministic restore needs to repeat a run exactly. KVM has no
+ * such registers because every KVM_RUN enters the guest with an ERET, which clears the
+ * local monitor and sets the event register anyway.
+ * WAKE: bit 0 the event register, bit 1 exclusive monitor valid, bits 15:8 its size in
+ * bytes, bit 16 event-stream wake-up armed. EXCL_ADDR, EXCL_DATA (128 bits): the monitor's
+ * address and the value its load-exclusive read. STREAM_AT: the virtual count at which an
+ * armed event-stream wake-up is due. EXCL_PA: the guest physical address the monitor tags
+ * (all ones: not RAM), listed only when the state layout records one (I.EXCL_HOST).
+ */
+const ARMBOX_REG = KVM_REG_ARM64 | (0x0fffn << 16n);
+export const ARMBOX_REG_WAKE = ARMBOX_REG | KVM_REG_SIZE_U64 | 0n;
+export const ARMBOX_REG_EXCL_ADDR = ARMBOX_REG | KVM_REG_SIZE_U64 | 1n;
+export const ARMBOX_REG_EXCL_DATA = ARMBOX_REG | KVM_REG_SIZE_U128 | 2n;
+export const ARMBOX_REG_STREAM_AT = ARMBOX_REG | KVM_REG_SIZE_U64 | 3n;
+export const ARMBOX_REG_EXCL_PA = ARMBOX_REG | KVM_REG_SIZE_U64 | 4n;
+/**
+ * Index of the word holding the host offset (in the VM's memory) of the location the
+ * exclusive monitor tags, 0xffffffff when that is not RAM, if the state layout has one;
+ * without it the monitor holds only the virtual address.
+ */
+const EXCL_HOST: number | undefined = (I as Readonly<Record<string, number>>).EXCL_HOST;
+const NOT_RAM = 0xffffffff;
+const WAKE_IDS: readonly bigint[] = [
+  ARMBOX_REG_WAKE,
+  ARMBOX_REG_EXCL_ADDR,
+  ARMBOX_REG_EXCL_DATA,
+  ARMBOX_REG_STREAM_AT,
+  ...(EXCL_HOST === undefined ? [] : [ARMBOX_REG_EXCL_PA]),
+];
+const SCTLR = sysregIndex("SCTLR_EL1");
+const EXCL_SIZES = [1, 2, 4, 8, 16];
+
+/**
+ * The WFE wake-up sources beside interrupts (Arm ARM D1.6.1, "The Event Register"), each
+ * on by default. Tests switch one off to prove that a guest notices when it is missing.
+ */
+export interface WakeSources {
+  /** SEV executed by another vCPU. */
+  sev: boolean;
+  /** The clearing of this vCPU's global monitor by another agent's store. */
+  monitor: boolean;
+  /** The generic timer's event stream (CNTKCTL_EL1.EVNTEN). */
+  stream: boolean;
+}
+
 export class Vcpu {
   readonly cpu: Cpu;
   readonly timer: ArchTimer;
@@ -83,6 +133,10 @@ export class Vcpu {
   psciVersion = PSCI_VERSION_1_0;
   /** Called with (old, new) whenever the MP state changes (for tracing and tests). */
   onMpStateChange: ((vcpu: Vcpu, from: number, to: number) => void) | null = null;
+  /** Which WFE wake-up sources reach this vCPU (all; tests turn one off). */
+  readonly wakeSources: WakeSources = { sev: true, monitor: true, stream: true };
+  /** Guest RAM, for comparing the exclusive monitor's value with memory. */
+  private readonly ramView: DataView;
 
   constructor(
     readonly vm: Vm,
@@ -97,8 +151,14 @@ export class Vcpu {
       setPpi: (intid, level) => vm.irqchip?.setPpi(id, intid, level),
     });
     this.cpu.timer = this.timer;
+    // SEV signals an event to every PE of the VM (Arm ARM C6.2, SEV); hint() has already
+    // set the sender's own event register.
+    this.cpu.onSendEvent = () => {
+      for (const v of vm.vcpus) if (v && v !== this) v.sendEvent();
+    };
     this.mpWord = new Int32Array(vm.memory.buffer, this.cpu.r.byteOffset + I.MP_STATE * 4, 1);
     this.mpWord[0] = MP_STATE.STOPPED;
+    this.ramView = new DataView(vm.ram.buffer, vm.ram.byteOffset, vm.ram.byteLength);
   }
 
   /** MPIDR_EL1 value of this vCPU (bit 31 RES1). */
@@ -125,6 +185,8 @@ export class Vcpu {
       this.timer.update();
     }
     this.waiting = null;
+    this.timer.streamArmed = false;
+    this.timer.streamAt = 0n;
     this.cpu.trapHlt = this.vm.semihosting;
   }
 
@@ -161,7 +223,13 @@ export class Vcpu {
   // KVM_GET_REG_LIST / KVM_GET_ONE_REG / KVM_SET_ONE_REG
 
   getRegList(): bigint[] {
-    return [...CORE_REGS.map((r) => r.id), KVM_REG_ARM_PSCI_VERSION, ...TIMER_IDS, ...SYSREG_BY_ID.keys()];
+    return [
+      ...CORE_REGS.map((r) => r.id),
+      KVM_REG_ARM_PSCI_VERSION,
+      ...TIMER_IDS,
+      ...SYSREG_BY_ID.keys(),
+      ...WAKE_IDS,
+    ];
   }
 
   getOneReg(id: bigint): bigint {
@@ -188,6 +256,8 @@ export class Vcpu {
       case KVM_REG_ARM_PTIMER_CNT:
         return t.physicalCount();
     }
+    const wake = this.getWakeReg(id);
+    if (wake !== null) return wake;
     const s = this.sysreg(id);
     const i = I.SYSREGS + s.slot * 2;
     return (BigInt(this.cpu.r[i + 1]!) << 32n) | BigInt(this.cpu.r[i]!);
@@ -252,6 +322,7 @@ export class Vcpu {
         t.update();
         return;
     }
+    if (this.setWakeReg(id, value)) return;
     const s = this.sysreg(id);
     const i = I.SYSREGS + s.slot * 2;
     const lo = Number(value & 0xffffffffn);
@@ -265,6 +336,78 @@ export class Vcpu {
     this.cpu.r[i] = lo;
     this.cpu.r[i + 1] = hi;
     this.cpu.sysregWritten?.(this.cpu, s);
+  }
+
+  private u64At(i: number): bigint {
+    return (BigInt(this.cpu.r[i + 1]!) << 32n) | BigInt(this.cpu.r[i]!);
+  }
+  private setU64At(i: number, v: bigint): void {
+    this.cpu.r[i] = Number(v & 0xffffffffn);
+    this.cpu.r[i + 1] = Number((v >> 32n) & 0xffffffffn);
+  }
+
+  /** armbox's wake-up registers (ARMBOX_REG_*), or null for any other ID. */
+  private getWakeReg(id: bigint): bigint | null {
+    const r = this.cpu.r;
+    switch (id) {
+      case ARMBOX_REG_WAKE:
+        return BigInt(
+          (r[I.EVENT] !== 0 ? 1 : 0) |
+            (r[I.EXCL_VALID] !== 0 ? 2 : 0) |
+            ((r[I.EXCL_SIZE]! & 0xff) << 8) |
+            (this.timer.streamArmed ? 1 << 16 : 0),
+        );
+      case ARMBOX_REG_EXCL_ADDR:
+        return this.u64At(I.EXCL_ADDR);
+      case ARMBOX_REG_EXCL_DATA:
+        return this.u64At(I.EXCL_DATA) | (this.u64At(I.EXCL_DATA + 2) << 64n);
+      case ARMBOX_REG_STREAM_AT:
+        return this.timer.streamAt;
+      case ARMBOX_REG_EXCL_PA: {
+        if (EXCL_HOST === undefined) break;
+        const h = r[EXCL_HOST]!;
+        return h === NOT_RAM ? M64 : BigInt(this.vm.ramBase + (h - RAM_OFFSET));
+      }
+    }
+    return null;
+  }
+
+  private setWakeReg(id: bigint, value: bigint): boolean {
+    const r = this.cpu.r;
+    switch (id) {
+      case ARMBOX_REG_WAKE: {
+        const v = Number(value & 0xffffffffn);
+        const size = (v >>> 8) & 0xff;
+        if (value >> 17n !== 0n || (v & 0xfc) !== 0 || (size !== 0 && !EXCL_SIZES.includes(size))) {
+          throw new KvmError("EINVAL", `wake-up state 0x${value.toString(16)} is not valid`);
+        }
+        r[I.EVENT] = v & 1;
+        r[I.EXCL_VALID] = (v >>> 1) & 1;
+        r[I.EXCL_SIZE] = size;
+        this.timer.streamArmed = (v & (1 << 16)) !== 0;
+        return true;
+      }
+      case ARMBOX_REG_EXCL_ADDR:
+        this.setU64At(I.EXCL_ADDR, value);
+        return true;
+      case ARMBOX_REG_EXCL_DATA:
+        this.setU64At(I.EXCL_DATA, value & M64);
+        this.setU64At(I.EXCL_DATA + 2, value >> 64n);
+        return true;
+      case ARMBOX_REG_STREAM_AT:
+        this.timer.streamAt = value;
+        return true;
+      case ARMBOX_REG_EXCL_PA: {
+        if (EXCL_HOST === undefined) return false;
+        const o = value - BigInt(this.vm.ramBase);
+        if (value !== M64 && (o < 0n || o >= BigInt(this.vm.ramSize))) {
+          throw new KvmError("EINVAL", `exclusive monitor address 0x${value.toString(16)} is not RAM`);
+        }
+        r[EXCL_HOST] = value === M64 ? NOT_RAM : RAM_OFFSET + Number(o);
+        return true;
+      }
+    }
+    return false;
   }
 
   private coreReg(id: bigint) {
@@ -301,8 +444,98 @@ export class Vcpu {
     const mp = this.mpWord[0]!;
     if (mp === MP_STATE.STOPPED) return false;
     if (mp === MP_STATE.SUSPENDED || this.waiting === "wfi") return this.interruptSignalled();
-    if (this.waiting === "wfe") return this.interruptSignalled() || this.cpu.r[I.EVENT] !== 0;
+    if (this.waiting === "wfe") return this.wfeWakes() || this.streamDue();
     return true;
+  }
+
+  // ---------------------------------------------------------------------------
+  // WFE wake-up events (Arm ARM D1.6.1). The event register is set by SEV on any PE, SEVL,
+  // an exception return, the clearing of the PE's global monitor, and the generic timer's
+  // event stream; a WFE that finds it set clears it and completes, otherwise it waits for
+  // one of these or an interrupt. Spurious wake-ups are allowed: software re-checks.
+
+  /** Another vCPU's SEV: sets the event register (and so wakes a WFE wait). */
+  sendEvent(): void {
+    if (this.wakeSources.sev) Atomics.store(this.cpu.r, I.EVENT, 1);
+  }
+
+  /** A WFE ends now: an interrupt is signalled, the event register is set, or the monitor was cleared. */
+  private wfeWakes(): boolean {
+    return this.interruptSignalled() || this.cpu.r[I.EVENT] !== 0 || this.monitorCleared();
+  }
+
+  private streamDue(): boolean {
+    return this.wakeSources.stream && this.timer.ticksToStreamWake() === 0n;
+  }
+
+  /**
+   * Whether the global monitor of this vCPU has been cleared since its load-exclusive
+   * (Arm ARM B2.9: "the clearing of the global monitor for the PE generates an event").
+   * The monitor is value-based (see load-store-atomic.ts): a store-exclusive succeeds iff
+   * memory still holds the value the load-exclusive read, so the reservation counts as
+   * cleared as soon as memory at its granule differs from that value.
+   */
+  private monitorCleared(): boolean {
+    const r = this.cpu.r;
+    if (r[I.EXCL_VALID] === 0 || !this.wakeSources.monitor) return false;
+    const size = r[I.EXCL_SIZE]!;
+    let o: number;
+    if (EXCL_HOST !== undefined) {
+      const h = r[EXCL_HOST]!;
+      o = h === NOT_RAM ? -1 : h - RAM_OFFSET;
+    } else if ((r[SCTLR]! & 1) === 0) {
+      // MMU off: the virtual address is the physical one.
+      o = r[I.EXCL_ADDR + 1] !== 0 ? -1 : r[I.EXCL_ADDR]! - this.vm.ramBase;
+    } else {
+      // No physical address to watch: wake (spuriously, which is allowed) rather than
+      // risk sleeping through the store that cleared the monitor.
+      return true;
+    }
+    // Outside RAM no store of ours can reach the granule (MMIO): nothing to watch.
+    if (o < 0 || o + size > this.vm.ramSize) return false;
+    const m = this.ramView;
+    const d = I.EXCL_DATA;
+    switch (size) {
+      case 1:
+        return m.getUint8(o) !== (r[d]! & 0xff);
+      case 2:
+        return m.getUint16(o, true) !== (r[d]! & 0xffff);
+      case 4:
+        return m.getUint32(o, true) !== r[d];
+      case 8:
+        return m.getUint32(o, true) !== r[d] || m.getUint32(o + 4, true) !== r[d + 1];
+      default:
+        for (let k = 0; k < 4; k++) if (m.getUint32(o + 4 * k, true) !== r[d + k]) return true;
+        return false;
+    }
+  }
+
+  /**
+   * Latches the wake-up of a vCPU waiting in WFE whose monitor another vCPU's stores have
+   * cleared: its event register is set and its monitor closed, at that moment, so that a
+   * later store of the old value (ABA) does not undo the event. The scheduler calls this
+   * for every vCPU whenever a slice ends.
+   */
+  noteMonitorEvent(): void {
+    if (this.waiting !== "wfe" || !this.monitorCleared()) return;
+    this.cpu.r[I.EXCL_VALID] = 0;
+    Atomics.store(this.cpu.r, I.EVENT, 1);
+  }
+
+  /** Ticks until the earliest wake-up by time: a timer deadline or, in WFE, the event stream. */
+  ticksToWake(): bigint | null {
+    const t = this.timer.ticksToDeadline();
+    if (this.waiting !== "wfe" || !this.wakeSources.stream) return t;
+    const s = this.timer.ticksToStreamWake();
+    return s !== null && (t === null || s < t) ? s : t;
+  }
+
+  /** A WFE completes (woken, or the event register was set): consumes the event. */
+  private completeWfe(): void {
+    const r = this.cpu.r;
+    if (this.monitorCleared()) r[I.EXCL_VALID] = 0;
+    r[I.EVENT] = 0;
+    this.timer.streamArmed = false;
   }
 
   /**
@@ -316,7 +549,7 @@ export class Vcpu {
       return { kind: "internal-error", message: `vCPU ${this.id} was never initialised` };
     if (!this.canRun) return IDLE;
     if (this.mpWord[0] === MP_STATE.SUSPENDED) this.setMp(MP_STATE.RUNNABLE);
-    if (this.waiting === "wfe" && this.cpu.r[I.EVENT] !== 0) this.cpu.r[I.EVENT] = 0;
+    if (this.waiting === "wfe") this.completeWfe();
     this.waiting = null;
     const deterministic = clock instanceof DeterministicClock;
     let executed = 0;
@@ -348,11 +581,14 @@ export class Vcpu {
           this.waiting = "wfi";
           return IDLE;
         case "wfe":
-          if (this.interruptSignalled() || this.cpu.r[I.EVENT] !== 0) {
-            this.cpu.r[I.EVENT] = 0;
+          // The CPU found the event register clear; an event it cannot see (a monitor
+          // cleared by another vCPU's store since the load-exclusive) still ends the WFE.
+          if (this.wfeWakes()) {
+            this.completeWfe();
             continue;
           }
           this.waiting = "wfe";
+          if (this.wakeSources.stream) this.timer.armStreamWake();
           return IDLE;
         case "hlt":
           return { kind: "debug", imm: exit.imm };
