@@ -730,7 +730,10 @@ export class Cpu {
     r[I.PSTATE] = (spsr & (PSTATE.NZCV | PSTATE.DAIF | PSTATE.IL | PSTATE.SS | 0xf)) >>> 0;
     r[I.PC] = r[I.ELR_EL1]!;
     r[I.PC + 1] = r[I.ELR_EL1 + 1]!;
+    // AArch64.ExceptionReturn(): ClearExclusiveLocal(), then SendEventLocal(): an exception
+    // return sets the event register (Arm ARM D1.6.1), so a WFE after it completes at once.
     r[I.EXCL_VALID] = 0;
+    r[I.EVENT] = 1;
     this.pstateChanged();
   }
 
