@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Cpu, createVmMemory, RAM_OFFSET, type TimerProvider } from "../src/arch/arm64/index.ts";
+import { PageTables } from "./support/pagetables.ts";
 import { CODE_BASE, runWords } from "./support/snippet.ts";
 
 const NOP = 0xd503201f;
@@ -104,8 +105,12 @@ test("the counter read in the middle of a run counts every earlier instruction",
 test("falling through the last instruction below a 4 GiB boundary carries into PC[63:32]", () => {
   const memory = createVmMemory(RAM);
   const cpu = new Cpu({ memory, index: 0, bus: { ramBase: 0, ramSize: RAM }, userMode: true });
-  // VA 0x0_ffff_f000 -> PA 0x20000; VA 0x1_0000_0000 -> PA 0x30000.
-  cpu.translate = (_c, lo, hi) => (hi === 0 ? lo - 0xfffff000 + 0x20000 : lo + 0x30000);
+  // VA 0x0_ffff_f000 -> PA 0x20000; VA 0x1_0000_0000 -> PA 0x30000; VA 0 -> PA 0x40000.
+  const pt = new PageTables(cpu, { tableArea: 0x80000 });
+  pt.map(0xfffff000n, 0x20000);
+  pt.map(0x1_0000_0000n, 0x30000);
+  pt.map(0n, 0x40000);
+  pt.enable();
   cpu.dv.setUint32(RAM_OFFSET + 0x20ff8, NOP, true);
   cpu.dv.setUint32(RAM_OFFSET + 0x20ffc, NOP, true);
   cpu.dv.setUint32(RAM_OFFSET + 0x30000, BRK0, true);
@@ -116,8 +121,6 @@ test("falling through the last instruction below a 4 GiB boundary carries into P
   assert.equal(cpu.pc, 0x1_0000_0000n);
 
   // A BR from that last slot to 0x0_0000_0000 is a branch, not a fall-through: no carry.
-  cpu.translate = (_c, lo, hi) =>
-    hi === 0 ? (lo >= 0xfffff000 ? lo - 0xfffff000 + 0x20000 : lo + 0x40000) : lo + 0x30000;
   cpu.dv.setUint32(RAM_OFFSET + 0x20ffc, 0xd61f0060, true); // br x3
   cpu.dv.setUint32(RAM_OFFSET + 0x40000, 0xd4200020, true); // brk #1
   cpu.setX(3, 0n);

@@ -635,10 +635,15 @@ test("faults change no register: single, pair (second half), writeback", () => {
   aborted(t, 0, 0x10, BAD);
   assert.equal(getV(t.cpu, 1), 5n);
   assert.equal(x(t.cpu, 0), BAD - 16n);
+  // With stage 1 off a VA below the PA size is a PA: outside RAM and every device, it is
+  // an external abort; above the PA size (ID_AA64MMFR0_EL1.PARange) an Address size fault.
   t = run(["str x1, [x0], #16"], (c) => setX(c, 0, 0x1_0000_0000n));
-  aborted(t, 0, 0x00);
+  aborted(t, 0, 0x10);
   assert.equal(x(t.cpu, 0), 0x1_0000_0000n);
   assert.equal(t.exit.kind === "exception" && (t.exit.iss >> 6) & 1, 1); // WnR
+  t = run(["str x1, [x0], #16"], (c) => setX(c, 0, 1n << 52n));
+  aborted(t, 0, 0x00, 1n << 52n);
+  assert.equal(x(t.cpu, 0), 1n << 52n);
 });
 
 test("unallocated load/store encodings are UNDEFINED", () => {
@@ -692,6 +697,7 @@ test("exclusives: LDXR/STXR monitor per Arm ARM B2.9 (all sizes)", () => {
     w64(c, D, 5n);
     c.r[I.EXCL_ADDR] = DATA_BASE;
     c.r[I.EXCL_ADDR + 1] = 0;
+    c.r[I.EXCL_HOST] = RAM_OFFSET + DATA_BASE; // the monitor tags the location, not the VA
     c.r[I.EXCL_SIZE] = 8;
     c.r[I.EXCL_VALID] = 1;
     c.r[I.EXCL_DATA] = 5;

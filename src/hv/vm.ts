@@ -123,6 +123,9 @@ export class Vm {
     const v = new Vcpu(this, id);
     v.cpu.dirtyLog = this.pageFlags;
     this.vcpus[id] = v;
+    // One Inner Shareable domain: TLBI …IS on any vCPU reaches every vCPU's TLB.
+    const domain = this.vcpus.filter((x) => x !== undefined).map((x) => x.cpu);
+    for (const c of domain) c.innerShareable = domain;
     return v;
   }
 
@@ -185,6 +188,7 @@ export class Vm {
     const f = this.pageFlags;
     for (let i = 0; i < f.length; i++) f[i]! &= PAGE_WRITTEN;
     this.dirtyLogging = true;
+    this.dropWriteTags();
   }
 
   disableDirtyLog(): void {
@@ -205,7 +209,16 @@ export class Vm {
         d[i]! &= PAGE_WRITTEN;
       }
     }
+    this.dropWriteTags();
     return bitmap;
+  }
+
+  /**
+   * The TLBs let stores through to pages already marked dirty; once marks are cleared,
+   * every vCPU's next store to each page must take the slow path and mark it again.
+   */
+  private dropWriteTags(): void {
+    for (const v of this.vcpus) v?.cpu.dropWriteTags();
   }
 
   /** Marks pages written by the VMM itself (device DMA, loaders, restores). */

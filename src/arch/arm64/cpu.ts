@@ -1,18 +1,19 @@
 /**
- * One AArch64 processing element: the interpreter loop, memory access with the
- * translation hook, and exception entry/return for EL0 and EL1.
+ * One AArch64 processing element: the interpreter loop and exception entry/return for
+ * EL0 and EL1. The memory-access path (software TLB, stage-1 MMU) is memory.ts.
  *
  * The CPU knows nothing of the hypervisor above it. Whatever it cannot finish by itself
  * (HVC, SMC, WFI, a user-mode SVC, an MMIO access) it reports as a `CpuExit` from `run()`.
  */
 import { ACC } from "./access.ts";
 import type { Decoder, Exec } from "./decoder.ts";
-import { EC, FSC, UNWIND, VECTOR } from "./exceptions.ts";
+import { EC, UNWIND, VECTOR } from "./exceptions.ts";
 import { fuseCompareBranch, isBCond } from "./fusion.ts";
 import { getDecoder } from "./isa.ts";
+import { MemoryPath, type PhysicalBus } from "./memory.ts";
 import { xr, xw } from "./regs.ts";
-import { I, OFF, PSTATE, RAM_OFFSET, VCPU_STRIDE } from "./state.ts";
-import { SYSREGS, type SysReg, type SysRegAccess, sysregIndex } from "./sysregs.ts";
+import { I, OFF, PSTATE, VCPU_STRIDE } from "./state.ts";
+import { SYSREGS, type SysRegAccess, sysregIndex } from "./sysregs.ts";
 
 /** Why `run()` returned. Allocated only when the loop stops, never per instruction. */
 export type CpuExit =
@@ -31,18 +32,7 @@ const EXIT_BUDGET: CpuExit = { kind: "budget" };
 const EXIT_WFI: CpuExit = { kind: "wfi" };
 const EXIT_WFE: CpuExit = { kind: "wfe" };
 
-export { ACC };
-
-/**
- * Physical memory as the CPU sees it: RAM is one window of the shared memory; any other
- * physical address goes to `mmioRead`/`mmioWrite` (absent in user mode: a data abort).
- */
-export interface PhysicalBus {
-  readonly ramBase: number;
-  readonly ramSize: number;
-  mmioRead?(pa: number, size: number): number | null;
-  mmioWrite?(pa: number, size: number, value: number): boolean;
-}
+export { ACC, type PhysicalBus };
 
 /** Generic timer, provided by the owner (hv layer) or a simple default. */
 export interface TimerProvider {
@@ -92,29 +82,17 @@ const FAR = sysregIndex("FAR_EL1");
 const VBAR = sysregIndex("VBAR_EL1");
 const CPACR = sysregIndex("CPACR_EL1");
 
-export class Cpu {
-  readonly index: number;
-  readonly memory: WebAssembly.Memory;
-  /** This vCPU's state block as 32-bit words (see state.ts for the layout). */
-  readonly r: Uint32Array;
-  /** Same block as bytes / float views, for FP and SIMD lanes. */
+export class Cpu extends MemoryPath {
+  /** This vCPU's state block as bytes / float views, for FP and SIMD lanes. */
   readonly r8: Uint8Array;
   readonly f32: Float32Array;
   readonly f64: Float64Array;
   readonly dvState: DataView;
-  /** The whole memory, for guest RAM access. */
-  readonly m8: Uint8Array;
-  readonly m32: Uint32Array;
-  readonly dv: DataView;
-  readonly bus: PhysicalBus;
   readonly userMode: boolean;
   timer: TimerProvider;
   private readonly decoder: Decoder;
   private readonly cache = new Map<number, Exec>();
 
-  /** Scratch outputs of 64-bit helpers (value low/high halves). */
-  vlo = 0;
-  vhi = 0;
   /** Address of the instruction being executed. */
   pcLo = 0;
   pcHi = 0;
@@ -134,8 +112,6 @@ export class Cpu {
   private inBlock = false;
   /** u32 index of the current stack pointer (SP_EL0 or SP_EL1). */
   sp: number = I.SP_EL0;
-  /** Current exception level (0 or 1). */
-  el = 0;
   /** Set when a level-sensitive interrupt line is asserted (by the GIC / owner). */
   irqLine = false;
   fiqLine = false;
@@ -144,35 +120,21 @@ export class Cpu {
   private exit: CpuExit | null = null;
   /** Leave the inner interpreter loop after this instruction (exit requested, fetch state changed). */
   private stop = false;
-  /** Translation hook: where the MMU goes. Returns a physical address or throws via abort(). */
-  translate: ((c: Cpu, lo: number, hi: number, acc: number) => number) | null = null;
-  /** Hooks the owner installs for DC/IC/TLBI/AT and IMPLEMENTATION DEFINED system registers. */
-  cacheOp: ((c: Cpu, op: string, lo: number, hi: number) => void) | null = null;
-  /** AT S1E*: the MMU writes PAR_EL1. Absent: PA == VA. */
-  addressTranslate: ((c: Cpu, op2: number, lo: number, hi: number) => void) | null = null;
   /** HLT traps to the owner (Arm semihosting uses HLT #0xF000) instead of being UNDEFINED. */
   trapHlt = false;
   /** SEV: the owner sets the event register of every other PE. */
   onSendEvent: ((c: Cpu) => void) | null = null;
   /** System registers the owner adds (e.g. the GIC CPU interface), by sysregKey(). */
   extraSysregs: Map<number, SysRegAccess> | null = null;
-  /** Called after MSR to a stored system register (e.g. SCTLR/TCR for the MMU). */
-  sysregWritten: ((c: Cpu, reg: SysReg) => void) | null = null;
 
   constructor(opts: CpuOptions) {
-    this.index = opts.index;
-    this.memory = opts.memory;
+    super(opts.memory, opts.index, opts.bus);
     const buf = opts.memory.buffer;
     const base = opts.index * VCPU_STRIDE;
-    this.r = new Uint32Array(buf, base, VCPU_STRIDE / 4);
     this.r8 = new Uint8Array(buf, base, VCPU_STRIDE);
     this.f32 = new Float32Array(buf, base, VCPU_STRIDE / 4);
     this.f64 = new Float64Array(buf, base, VCPU_STRIDE / 8);
     this.dvState = new DataView(buf, base, VCPU_STRIDE);
-    this.m8 = new Uint8Array(buf);
-    this.m32 = new Uint32Array(buf, 0, buf.byteLength >>> 2);
-    this.dv = new DataView(buf);
-    this.bus = opts.bus;
     this.userMode = opts.userMode ?? false;
     this.timer = opts.timer ?? new InstructionCountTimer();
     this.decoder = getDecoder();
@@ -198,6 +160,7 @@ export class Cpu {
     }
     this.r[sysregIndex("MPIDR_EL1")] = (0x8000_0000 | this.mpidrAffinity()) >>> 0;
     this.pstateChanged();
+    this.flushTlb();
   }
 
   /**
@@ -255,7 +218,13 @@ export class Cpu {
   /** Must be called whenever PSTATE.M or DAIF change outside the usual paths. */
   pstateChanged(): void {
     const p = this.r[I.PSTATE]!;
-    this.el = (p >>> 2) & 3;
+    const el = (p >>> 2) & 3;
+    if (el !== this.el) {
+      // Fetch permissions differ per EL (UXN/PXN): look the fetch page up again.
+      this.el = el;
+      this.invalidateFetch();
+    }
+    this.accessElChanged();
     this.sp = this.el !== 0 && (p & 1) !== 0 ? I.SP_EL1 : I.SP_EL0;
     this.interruptsChanged();
   }
@@ -525,133 +494,6 @@ export class Cpu {
       this.cache.set(insn, ex);
     }
     return ex;
-  }
-
-  // ---------------------------------------------------------------------------
-  // Memory
-
-  /**
-   * Host byte offset of guest virtual address (lo, hi) for an access of `size` bytes
-   * that lies in RAM; throws a data/instruction abort otherwise. Returns -1 when the
-   * physical address is not RAM (MMIO), leaving the physical address in `this.mmioPa`.
-   */
-  hostOffset(lo: number, hi: number, size: number, acc: number): number {
-    let pa: number;
-    if (this.translate !== null) pa = this.translate(this, lo, hi, acc);
-    else {
-      if (hi !== 0) this.abort(lo, hi, acc, FSC.ADDR_SIZE_L0);
-      pa = lo;
-    }
-    const rel = pa - this.bus.ramBase;
-    if (rel >= 0 && rel + size <= this.bus.ramSize) {
-      // Page write tracking: one byte per 4 KiB page of RAM (written-ever and dirty bits),
-      // for the dirty log (KVM_MEM_LOG_DIRTY_PAGES) and sparse snapshots.
-      if (acc === ACC.WRITE && this.dirtyLog !== null) {
-        this.dirtyLog[rel >>> 12] = 3;
-        this.dirtyLog[(rel + size - 1) >>> 12] = 3;
-      }
-      return RAM_OFFSET + rel;
-    }
-    if (acc === ACC.FETCH || this.bus.mmioRead === undefined) this.abort(lo, hi, acc, FSC.SYNC_EXTERNAL);
-    this.mmioPa = pa;
-    return -1;
-  }
-  mmioPa = 0;
-  /** Page flags set by the VM: byte per guest page; writes set PAGE_DIRTY | PAGE_WRITTEN (3). */
-  dirtyLog: Uint8Array | null = null;
-
-  /** Raises the abort for a failed access to (lo, hi). */
-  abort(lo: number, hi: number, acc: number, fsc: number): never {
-    if (acc === ACC.FETCH) {
-      const ec = this.el === 0 ? EC.IABT_LOWER : EC.IABT_CURRENT;
-      this.syncException(ec, fsc, lo, hi);
-    }
-    const wnr = acc === ACC.WRITE ? 1 << 6 : 0;
-    const ec = this.el === 0 ? EC.DABT_LOWER : EC.DABT_CURRENT;
-    this.syncException(ec, wnr | fsc, lo, hi);
-  }
-
-  /** SCTLR_EL1.A: alignment checking of ordinary loads and stores. */
-  private checkAlignment(lo: number, hi: number, size: number, acc: number): void {
-    if ((lo & (size - 1)) !== 0 && (this.r[SCTLR]! & 2) !== 0) this.abort(lo, hi, acc, FSC.ALIGNMENT);
-  }
-  /** Exclusives, atomics and acquire/release require natural alignment regardless of SCTLR.A. */
-  requireAligned(lo: number, hi: number, size: number, acc: number): void {
-    if ((lo & (size - 1)) !== 0) this.abort(lo, hi, acc, FSC.ALIGNMENT);
-  }
-
-  private mmioLoad(lo: number, hi: number, size: number): number {
-    const v = this.bus.mmioRead!(this.mmioPa, size);
-    if (v === null) this.abort(lo, hi, ACC.READ, FSC.SYNC_EXTERNAL);
-    return v;
-  }
-  private mmioStore(lo: number, hi: number, size: number, v: number): void {
-    if (!this.bus.mmioWrite!(this.mmioPa, size, v)) this.abort(lo, hi, ACC.WRITE, FSC.SYNC_EXTERNAL);
-  }
-
-  ld8(lo: number, hi: number): number {
-    const o = this.hostOffset(lo, hi, 1, ACC.READ);
-    return o >= 0 ? this.m8[o]! : this.mmioLoad(lo, hi, 1);
-  }
-  ld16(lo: number, hi: number): number {
-    this.checkAlignment(lo, hi, 2, ACC.READ);
-    const o = this.hostOffset(lo, hi, 2, ACC.READ);
-    return o >= 0 ? this.dv.getUint16(o, true) : this.mmioLoad(lo, hi, 2);
-  }
-  ld32(lo: number, hi: number): number {
-    this.checkAlignment(lo, hi, 4, ACC.READ);
-    const o = this.hostOffset(lo, hi, 4, ACC.READ);
-    if (o < 0) return this.mmioLoad(lo, hi, 4) >>> 0;
-    return (o & 3) === 0 ? this.m32[o >>> 2]! : this.dv.getUint32(o, true);
-  }
-  /** Loads 64 bits into vlo/vhi. */
-  ld64(lo: number, hi: number): void {
-    this.checkAlignment(lo, hi, 8, ACC.READ);
-    const o = this.hostOffset(lo, hi, 8, ACC.READ);
-    if (o < 0) {
-      this.vlo = this.mmioLoad(lo, hi, 4) >>> 0;
-      const nlo = (lo + 4) >>> 0;
-      this.vhi = this.ld32(nlo, nlo < 4 ? hi + 1 : hi);
-    } else if ((o & 3) === 0) {
-      this.vlo = this.m32[o >>> 2]!;
-      this.vhi = this.m32[(o >>> 2) + 1]!;
-    } else {
-      this.vlo = this.dv.getUint32(o, true);
-      this.vhi = this.dv.getUint32(o + 4, true);
-    }
-  }
-  st8(lo: number, hi: number, v: number): void {
-    const o = this.hostOffset(lo, hi, 1, ACC.WRITE);
-    if (o >= 0) this.m8[o] = v;
-    else this.mmioStore(lo, hi, 1, v & 0xff);
-  }
-  st16(lo: number, hi: number, v: number): void {
-    this.checkAlignment(lo, hi, 2, ACC.WRITE);
-    const o = this.hostOffset(lo, hi, 2, ACC.WRITE);
-    if (o >= 0) this.dv.setUint16(o, v, true);
-    else this.mmioStore(lo, hi, 2, v & 0xffff);
-  }
-  st32(lo: number, hi: number, v: number): void {
-    this.checkAlignment(lo, hi, 4, ACC.WRITE);
-    const o = this.hostOffset(lo, hi, 4, ACC.WRITE);
-    if (o < 0) this.mmioStore(lo, hi, 4, v >>> 0);
-    else if ((o & 3) === 0) this.m32[o >>> 2] = v;
-    else this.dv.setUint32(o, v, true);
-  }
-  st64(lo: number, hi: number, vlo: number, vhi: number): void {
-    this.checkAlignment(lo, hi, 8, ACC.WRITE);
-    const o = this.hostOffset(lo, hi, 8, ACC.WRITE);
-    if (o < 0) {
-      this.mmioStore(lo, hi, 4, vlo >>> 0);
-      const nlo = (lo + 4) >>> 0;
-      this.st32(nlo, nlo < 4 ? hi + 1 : hi, vhi);
-    } else if ((o & 3) === 0) {
-      this.m32[o >>> 2] = vlo;
-      this.m32[(o >>> 2) + 1] = vhi;
-    } else {
-      this.dv.setUint32(o, vlo, true);
-      this.dv.setUint32(o + 4, vhi, true);
-    }
   }
 
   // ---------------------------------------------------------------------------

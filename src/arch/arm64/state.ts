@@ -40,13 +40,20 @@ export const OFF = {
   EVENT: 904,
   /** KVM MP state of this vCPU (hv layer; an Int32 so workers can compare-exchange it). */
   MP_STATE: 908,
+  /**
+   * Host byte offset (in this memory) of the location the exclusive monitor reserves, so
+   * the monitor tags the physical address, not the VA (Arm ARM B2.9); 0xffffffff: not RAM.
+   */
+  EXCL_HOST: 912,
   /** System registers, 8 bytes each, indexed by `SysReg.slot` (see sysregs.ts). */
   SYSREGS: 1024,
   /** Room for 256 system registers. */
   SYSREGS_END: 3072,
+  /** The software TLB (tlb.ts has its layout); a cache, never saved or digested. */
+  TLB: 4096,
 } as const;
 
-/** Size reserved for each vCPU block (room for a software TLB later). */
+/** Size reserved for each vCPU block (registers, system registers, the software TLB). */
 export const VCPU_STRIDE = 64 * 1024;
 /** Maximum number of vCPUs a VM's memory reserves state for. */
 export const MAX_VCPUS = 32;
@@ -72,6 +79,7 @@ export const I = {
   EXCL_DATA: OFF.EXCL_DATA >> 2,
   EVENT: OFF.EVENT >> 2,
   MP_STATE: OFF.MP_STATE >> 2,
+  EXCL_HOST: OFF.EXCL_HOST >> 2,
   SYSREGS: OFF.SYSREGS >> 2,
 } as const;
 

@@ -3,6 +3,7 @@
  * B/BL/B.cond/CBZ/TBZ/BR/BLR/RET/ERET, SVC/HVC/SMC/BRK/HLT, hints (WFI/WFE/SEV/...),
  * barriers, CLREX, MSR (immediate), SYS (DC/IC/TLBI/AT) and MRS/MSR (register).
  */
+import { CMO } from "../access.ts";
 import { conditionHolds } from "../alu.ts";
 import type { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
@@ -178,13 +179,16 @@ function msrImm(f: Fields): Exec | null {
 
 const SCTLR = sysregIndex("SCTLR_EL1");
 const DCZID = sysregIndex("DCZID_EL0");
-const PAR = sysregIndex("PAR_EL1");
 /** SCTLR_EL1.UMA: EL0 access to DAIF. */
 function uma(c: Cpu): boolean {
   return (c.r[SCTLR]! & (1 << 9)) !== 0;
 }
 
-/** SYS / SYSL: cache maintenance, TLB maintenance and address translation. */
+/**
+ * SYS / SYSL: cache maintenance, TLB maintenance and address translation (Arm ARM C5.3).
+ * Only the encodings an Armv8.0 PE without EL2/EL3 has are allocated; the rest (the EL2
+ * forms with op1 = 4, AT S1E1RP/WP without PAN, DC CVAP without DPB, ...) are UNDEFINED.
+ */
 function sys(f: Fields): Exec | null {
   if (f.L === 1) return null; // SYSL: no allocated encodings in Armv8.0
   const op1 = f.op1!;
@@ -193,50 +197,62 @@ function sys(f: Fields): Exec | null {
   const op2 = f.op2!;
   const t = xr(f.Rt!);
   if (crn === 7) {
-    // DC ZVA: zero a naturally aligned block of 4 << DCZID.BS bytes.
-    if (op1 === 3 && crm === 4 && op2 === 1) {
-      return (c) => {
-        if (c.el === 0 && (c.r[SCTLR]! & (1 << 14)) === 0) c.syncException(EC.SYSREG, 0);
-        const size = 4 << (c.r[DCZID]! & 0xf);
-        const lo = (c.r[t]! & ~(size - 1)) >>> 0;
-        const hi = c.r[t + 1]!;
-        for (let i = 0; i < size; i += 8) c.st64(lo + i, hi, 0, 0);
-      };
+    if (op1 === 3) {
+      // DC ZVA: zero a naturally aligned block of 4 << DCZID.BS bytes; a store for faults.
+      if (crm === 4 && op2 === 1) {
+        return (c) => {
+          if (c.el === 0 && (c.r[SCTLR]! & (1 << 14)) === 0) c.syncException(EC.SYSREG, 0);
+          const size = 4 << (c.r[DCZID]! & 0xf);
+          const lo = (c.r[t]! & ~(size - 1)) >>> 0;
+          const hi = c.r[t + 1]!;
+          for (let i = 0; i < size; i += 8) c.st64(lo + i, hi, 0, 0);
+        };
+      }
+      // EL0-permitted with SCTLR_EL1.UCI: DC CVAC (10,1), DC CVAU (11,1), DC CIVAC (14,1),
+      // IC IVAU (5,1). Cache maintenance is architecturally invisible here (coherent
+      // caches); what remains is the translation and its faults.
+      if (op2 === 1 && (crm === 10 || crm === 11 || crm === 14 || crm === 5)) {
+        return (c) => {
+          if (c.el === 0 && (c.r[SCTLR]! & (1 << 26)) === 0) c.syncException(EC.SYSREG, 0);
+          c.cacheMaintenance(c.r[t]!, c.r[t + 1]!, CMO.CLEAN);
+        };
+      }
+      return null;
     }
-    // EL0-permitted maintenance (with SCTLR.UCI): DC CVAU/CVAC/CVAP/CIVAC, IC IVAU.
-    const el0Ok =
-      op1 === 3 &&
-      ((crm === 11 && op2 === 1) ||
-        (crm === 10 && op2 === 1) ||
-        (crm === 12 && op2 === 1) ||
-        (crm === 14 && op2 === 1) ||
-        (crm === 5 && op2 === 1));
-    if (op1 === 0 && crm === 8) {
-      // AT S1E1R/W, S1E0R/W: with the MMU hook absent, PA == VA.
+    if (op1 !== 0) return null;
+    // AT S1E1R (0), S1E1W (1), S1E0R (2), S1E0W (3).
+    if (crm === 8 && op2 <= 3) {
       return (c) => {
         if (c.el === 0) c.undefined();
-        if (c.addressTranslate) c.addressTranslate(c, op2, c.r[t]!, c.r[t + 1]!);
-        else {
-          c.r[PAR] = (c.r[t]! & ~0xfff) >>> 0;
-          c.r[PAR + 1] = c.r[t + 1]! & 0xffff;
-        }
+        c.addressTranslate(op2, c.r[t]!, c.r[t + 1]!);
       };
     }
-    if (el0Ok || op1 === 0) {
-      const op = `${op1}:7:${crm}:${op2}`;
+    // DC IVAC (6,1): by VA, needs write permission.
+    if (crm === 6 && op2 === 1) {
       return (c) => {
-        if (c.el === 0 && (!el0Ok || (c.r[SCTLR]! & (1 << 26)) === 0)) c.syncException(EC.SYSREG, 0);
-        c.cacheOp?.(c, op, c.r[t]!, c.r[t + 1]!);
+        if (c.el === 0) c.undefined();
+        c.cacheMaintenance(c.r[t]!, c.r[t + 1]!, CMO.INVALIDATE);
+      };
+    }
+    // IC IALLUIS (1,0), IC IALLU (5,0), DC ISW (6,2), DC CSW (10,2), DC CISW (14,2):
+    // set/way and whole-cache operations, no address.
+    const setWay =
+      (op2 === 0 && (crm === 1 || crm === 5)) || (op2 === 2 && (crm === 6 || crm === 10 || crm === 14));
+    if (setWay) {
+      return (c) => {
+        if (c.el === 0) c.undefined();
       };
     }
     return null;
   }
-  if (crn === 8 && (op1 === 0 || op1 === 4)) {
-    // TLBI: EL1 only; the MMU's TLB hears about it through the hook.
-    const op = `${op1}:8:${crm}:${op2}`;
+  if (crn === 8 && op1 === 0 && (crm === 3 || crm === 7)) {
+    // TLBI VMALLE1 (0), VAE1 (1), ASIDE1 (2), VAAE1 (3), VALE1 (5), VAALE1 (7); CRm = 3
+    // are the Inner Shareable forms, which reach every PE of the domain.
+    if (op2 === 4 || op2 === 6) return null;
+    const broadcast = crm === 3;
     return (c) => {
       if (c.el === 0) c.undefined();
-      c.cacheOp?.(c, op, c.r[t]!, c.r[t + 1]!);
+      c.tlbi(op2, c.r[t]!, c.r[t + 1]!, broadcast);
     };
   }
   return null;
@@ -318,7 +334,7 @@ function mrsMsr(f: Fields): Exec | null {
     checkEl0(c);
     c.r[slot] = ((c.r[slot]! & ~mlo) | (c.r[s]! & mlo)) >>> 0;
     c.r[slot + 1] = ((c.r[slot + 1]! & ~mhi) | (c.r[s + 1]! & mhi)) >>> 0;
-    c.sysregWritten?.(c, reg);
+    c.sysregWritten(reg);
   };
 }
 

@@ -335,6 +335,7 @@ function loadExclusive(sizeLog: number, rn: number, rt: number): Exec {
     const hi = r[b + 1]!;
     c.requireAligned(lo, hi, bytes, ACC.READ);
     e.ld(c, lo, hi, 0);
+    r[I.EXCL_HOST] = c.hostOffset(lo, hi, bytes, ACC.READ);
     r[I.EXCL_ADDR] = lo;
     r[I.EXCL_ADDR + 1] = hi;
     r[I.EXCL_SIZE] = bytes;
@@ -362,6 +363,7 @@ function loadExclusivePair(is64: boolean, rn: number, rt: number, rt2: number): 
       c.ld64(lo, hi);
       const v0 = c.vlo;
       const v1 = c.vhi;
+      r[I.EXCL_HOST] = c.hostOffset(lo, hi, 8, ACC.READ);
       r[I.EXCL_ADDR] = lo;
       r[I.EXCL_ADDR + 1] = hi;
       r[I.EXCL_SIZE] = 8;
@@ -388,6 +390,7 @@ function loadExclusivePair(is64: boolean, rn: number, rt: number, rt2: number): 
     c.ld64(aLo, aHi);
     const v2 = c.vlo;
     const v3 = c.vhi;
+    r[I.EXCL_HOST] = c.hostOffset(lo, hi, 16, ACC.READ);
     r[I.EXCL_ADDR] = lo;
     r[I.EXCL_ADDR + 1] = hi;
     r[I.EXCL_SIZE] = 16;
@@ -403,11 +406,16 @@ function loadExclusivePair(is64: boolean, rn: number, rt: number, rt2: number): 
   };
 }
 
-/** True (and the monitor cleared) when the local monitor covers (lo, hi) with `bytes`. */
+/**
+ * True (and the monitor cleared) when the local monitor covers the location of (lo, hi)
+ * with `bytes`. The monitor tags the physical location (Arm ARM B2.9.2): another VA
+ * mapping the same memory passes. The store's translation (and its faults) comes first.
+ */
 function monitorPass(c: Cpu, lo: number, hi: number, bytes: number): boolean {
   const r = c.r;
+  const host = c.hostOffset(lo, hi, bytes, ACC.WRITE);
   const pass =
-    r[I.EXCL_VALID] !== 0 && r[I.EXCL_ADDR] === lo && r[I.EXCL_ADDR + 1] === hi && r[I.EXCL_SIZE] === bytes;
+    r[I.EXCL_VALID] !== 0 && r[I.EXCL_HOST] === host >>> 0 && host >= 0 && r[I.EXCL_SIZE] === bytes;
   r[I.EXCL_VALID] = 0;
   return pass;
 }

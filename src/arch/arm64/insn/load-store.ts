@@ -55,6 +55,18 @@ function baseSlot(rn: number): number {
   return rn === 31 ? -1 : rn * 2;
 }
 
+/**
+ * LDTR/STTR and their sized forms (Arm ARM C6.2, "unprivileged"): at EL1 the access is
+ * checked with EL0's permissions; the access path switches back on any exception entry.
+ */
+function unprivileged(ex: Exec): Exec {
+  return (c) => {
+    c.setUnprivileged(true);
+    ex(c);
+    c.setUnprivileged(false);
+  };
+}
+
 /** Writeback modes of the immediate forms. */
 const WB = { NONE: 0, PRE: 1, POST: 2 } as const;
 
@@ -347,7 +359,7 @@ export const LOAD_STORE: Pattern[] = [
       if (op === 0) return k.prefetch ? nop : immSingle(k, f.Rt!, f.Rn!, f.imm9!, WB.NONE); // LDUR/STUR/PRFUM
       // Pre/post-index and unprivileged forms have no PRFM and (unprivileged) no SIMD&FP.
       if (k.prefetch) return null;
-      if (op === 2) return f.V === 1 ? null : immSingle(k, f.Rt!, f.Rn!, f.imm9!, WB.NONE); // LDTR/STTR
+      if (op === 2) return f.V === 1 ? null : unprivileged(immSingle(k, f.Rt!, f.Rn!, f.imm9!, WB.NONE)); // LDTR/STTR
       return immSingle(k, f.Rt!, f.Rn!, f.imm9!, op === 1 ? WB.POST : WB.PRE);
     },
   },

@@ -47,22 +47,16 @@ function checkSpAlignment(c: Cpu, lo: number): void {
 
 /**
  * True when `total` bytes at (lo, hi) can be moved as one block: inside one 4 KiB page
- * (so one translation covers it), in RAM when there is no MMU hook (so a fault could
- * only hit the first element), and aligned when SCTLR_EL1.A checks alignment.
+ * (so one translation, and one fault if any, covers it) and aligned when SCTLR_EL1.A
+ * checks alignment.
  */
-function oneBlock(c: Cpu, lo: number, hi: number, total: number, esize: number): boolean {
+function oneBlock(c: Cpu, lo: number, total: number, esize: number): boolean {
   if ((lo & 0xfff) + total > 0x1000) return false;
-  if ((lo & (esize - 1)) !== 0 && (sctlr(c) & 2) !== 0) return false;
-  if (c.translate === null) {
-    if (hi !== 0) return false;
-    const rel = lo - c.bus.ramBase;
-    return rel >= 0 && rel + total <= c.bus.ramSize;
-  }
-  return true;
+  return (lo & (esize - 1)) === 0 || (sctlr(c) & 2) === 0;
 }
 
 function readMem(c: Cpu, lo: number, hi: number, total: number, esize: number): void {
-  if (oneBlock(c, lo, hi, total, esize)) {
+  if (oneBlock(c, lo, total, esize)) {
     const o = c.hostOffset(lo, hi, total, ACC.READ);
     if (o >= 0) {
       if ((o & 3) === 0 && (total & 3) === 0) {
@@ -118,7 +112,7 @@ const word = (k: number): number =>
   (buf[k]! | (buf[k + 1]! << 8) | (buf[k + 2]! << 16) | (buf[k + 3]! << 24)) >>> 0;
 
 function writeMem(c: Cpu, lo: number, hi: number, total: number, esize: number): void {
-  if (oneBlock(c, lo, hi, total, esize)) {
+  if (oneBlock(c, lo, total, esize)) {
     const o = c.hostOffset(lo, hi, total, ACC.WRITE);
     if (o >= 0) {
       if ((o & 3) === 0 && (total & 3) === 0) {

@@ -1,0 +1,121 @@
+/**
+ * The software TLB: a cache of stage-1 translations held in the vCPU's state block, so
+ * that the interpreter and (later) translated WebAssembly probe it with plain loads.
+ *
+ * Layout (byte offsets from the start of the vCPU block; docs/STATE.md repeats it):
+ *
+ *   OFF.TLB + regime * REGIME_BYTES + set * ENTRY_BYTES + word * 4
+ *
+ * Two regimes, indexed by the exception level whose permissions apply (0: EL0, including
+ * LDTR/STTR and AT S1E0* at EL1; 1: EL1), each a direct-mapped table of 256 entries
+ * indexed by VA[19:12]. Every entry maps one 4 KiB page whatever the granule or block
+ * size (a larger translation fills one entry per 4 KiB page touched).
+ *
+ * Entry words (32 bits each):
+ *   0,1  read tag   VA[31:12]<<12 and VA[63:32] of the page when a read may take the fast
+ *   2,3  write tag  path; word 0 = 1 (a value no page-aligned VA has) when it may not
+ *   4,5  fetch tag
+ *   6    host byte offset of the page in the memory (RAM pages only)
+ *   7    PA[43:12]
+ *   8    INFO bits: VALID, R, W, X (permitted at this regime's EL), DEVICE, MMIO, NG
+ *   9    ASID the entry was filled under (non-global entries)
+ *   10,11 canonical VA of the page (low 12 bits zero; top byte after TBI)
+ *   12   log2 of the size of the translation (block or page) it came from, for TLBI by VA
+ *   13   memory attributes: MAIR byte | SH << 8 (for AT and alignment)
+ *
+ * A fast hit for an access of `acc` (0 read, 1 write, 2 fetch) is: tag words equal the
+ * address's page, the access stays inside the page, and the page address is word 6 plus
+ * VA[11:0]. Everything else (MMIO and Device pages, tagged addresses, a first write to a
+ * page that is not marked dirty yet, code pages of a future translator) leaves the tag
+ * invalid and goes through the slow path, which looks at the INFO word before walking.
+ */
+import { OFF } from "./state.ts";
+
+export const TLB = {
+  /** Byte offset of the TLB in the vCPU block. */
+  OFFSET: OFF.TLB,
+  ENTRIES: 256,
+  ENTRY_WORDS: 16,
+  ENTRY_BYTES: 64,
+  REGIMES: 2,
+  REGIME_WORDS: 256 * 16,
+  /** Bytes of the whole TLB (both regimes). */
+  BYTES: 2 * 256 * 64,
+  // Word offsets inside an entry.
+  TAG: 0, // + 2 * acc (ACC.READ 0, WRITE 1, FETCH 2)
+  HOST: 6,
+  PA_PAGE: 7,
+  INFO: 8,
+  ASID: 9,
+  VA_LO: 10,
+  VA_HI: 11,
+  SIZE_LOG: 12,
+  ATTR: 13,
+  /** Tag word 0 of an entry (or access kind) that may not take the fast path. */
+  NO_TAG: 1,
+} as const;
+
+/** Bits of the INFO word. */
+export const TLB_INFO = {
+  VALID: 1,
+  R: 2,
+  W: 4,
+  X: 8,
+  /** MAIR says Device memory: unaligned accesses fault (Arm ARM B2.5.2). */
+  DEVICE: 16,
+  /** Not RAM: accesses go to the bus. */
+  MMIO: 32,
+  /** Non-global: tagged with the ASID in word 9. */
+  NG: 64,
+} as const;
+
+/** Empties every entry of both regimes. `t` is the TLB's Int32Array view. */
+export function tlbFlushAll(t: Int32Array): void {
+  for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) {
+    t[e] = TLB.NO_TAG;
+    t[e + 2] = TLB.NO_TAG;
+    t[e + 4] = TLB.NO_TAG;
+    t[e + TLB.INFO] = 0;
+  }
+}
+
+/** Drops every write tag, so the next store to each page takes the slow path (dirty log). */
+export function tlbDropWriteTags(t: Int32Array): void {
+  for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) t[e + 2] = TLB.NO_TAG;
+}
+
+/**
+ * Empties the entries selected by a TLBI (Arm ARM D8.13 / C5.5): `va` (VA[55:12] as
+ * lo/hi halves of the operand's page, null: any VA), `asid` (null: any ASID), and whether
+ * global entries are included (VAE1/VALE1/VAAE1 and VMALLE1 include them, ASIDE1 does not).
+ */
+export function tlbInvalidate(
+  t: Int32Array,
+  vaLo: number | null,
+  vaHi: number,
+  asid: number | null,
+  includeGlobal: boolean,
+): void {
+  for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) {
+    const info = t[e + TLB.INFO]!;
+    if ((info & TLB_INFO.VALID) === 0) continue;
+    const ng = (info & TLB_INFO.NG) !== 0;
+    if (!ng && !includeGlobal) continue;
+    if (ng && asid !== null && t[e + TLB.ASID] !== asid) continue;
+    if (vaLo !== null && !sameTranslation(t, e, vaLo, vaHi)) continue;
+    t[e] = TLB.NO_TAG;
+    t[e + 2] = TLB.NO_TAG;
+    t[e + 4] = TLB.NO_TAG;
+    t[e + TLB.INFO] = 0;
+  }
+}
+
+/** True when VA[55:12] (lo, hi) lies in the block or page entry `e` was filled from. */
+function sameTranslation(t: Int32Array, e: number, vaLo: number, vaHi: number): boolean {
+  const s = t[e + TLB.SIZE_LOG]!;
+  const eLo = t[e + TLB.VA_LO]!;
+  const eHi = t[e + TLB.VA_HI]!;
+  // Compare bits [55:s] of the two addresses; TLBI operands carry only VA[55:12].
+  if (s >= 32) return ((eHi ^ vaHi) & 0x00ffffff) >>> (s - 32) === 0;
+  return ((eHi ^ vaHi) & 0x00ffffff) === 0 && (eLo ^ vaLo) >>> s === 0;
+}
