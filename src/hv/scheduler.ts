@@ -130,11 +130,20 @@ export class Scheduler {
     this.sliceUsed = 0;
   }
 
-  /** Deterministic time: one quantum per round, or a jump to the next deadline when idle. */
+  /**
+   * Deterministic time: a round lasts as long as its longest slice (a quantum unless every
+   * vCPU stopped early to wait), or time jumps to the next deadline when every vCPU waits.
+   * A vCPU that waits from mid-slice so wakes at its deadline, not at the end of a quantum
+   * nobody used. Each vCPU's slice length is the clock's (saved with the machine).
+   */
   private advanceTime(ran: boolean): SchedulerEvent | null {
     const clock = this.vm.clock;
     if (ran) {
-      if (clock instanceof DeterministicClock) clock.roundStart += BigInt(this.quantum);
+      if (clock instanceof DeterministicClock) {
+        let longest = 0;
+        for (const v of this.vm.vcpus) longest = Math.max(longest, clock.sliceUsed(v.cpu));
+        clock.roundStart += BigInt(longest);
+      }
       return null;
     }
     // Bring every timer up to date first: in real time a deadline may have passed since
