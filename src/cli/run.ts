@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import type { Command } from "commander";
 import { MP_STATE_NAMES } from "../hv/mp-state.ts";
-import { type VirtConfig, VirtMachine } from "../machine/virt.ts";
+import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machine/virt.ts";
+import { openBlockFile } from "../vmm/block-file.ts";
 import { receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
@@ -56,6 +57,10 @@ export interface RunFlags {
   qmp?: string;
   paused?: boolean;
   incoming?: string;
+  /** --drive file=X[,format=raw][,readonly=on][,serial=S] (repeatable). */
+  drive?: string[];
+  /** --device virtio-rng-device | virtio-serial-device (repeatable). */
+  device?: string[];
 }
 
 /** Parses a QEMU-style size: 256M, 1G, 65536K, or bytes. */
@@ -76,6 +81,83 @@ function readInput(what: string, file: string): Uint8Array {
   }
 }
 
+/**
+ * Splits a QEMU option string ("file=a.img,readonly=on") into key/value pairs; ",," is a
+ * comma inside a value, as in QEMU. A leading bare word is returned under `implied`, a later
+ * one is a flag set to "on".
+ */
+function parseQemuOpts(spec: string, implied: string): Map<string, string> {
+  const parts: string[] = [];
+  let cur = "";
+  for (let i = 0; i < spec.length; i++) {
+    if (spec[i] !== ",") cur += spec[i];
+    else if (spec[i + 1] === ",") {
+      cur += ",";
+      i++;
+    } else {
+      parts.push(cur);
+      cur = "";
+    }
+  }
+  parts.push(cur);
+  const out = new Map<string, string>();
+  parts.forEach((p, i) => {
+    const eq = p.indexOf("=");
+    if (eq < 0 && i === 0) out.set(implied, p);
+    else if (eq < 0)
+      out.set(p, "on"); // a bare flag, e.g. "readonly"
+    else out.set(p.slice(0, eq), p.slice(eq + 1));
+  });
+  return out;
+}
+
+function onOff(what: string, v: string | undefined): boolean {
+  if (v === undefined) return false;
+  if (["on", "yes", "true", "y"].includes(v)) return true;
+  if (["off", "no", "false", "n"].includes(v)) return false;
+  throw new Error(`${what}=${v}: expected on or off`);
+}
+
+/** The virtio devices of --drive and --device, drives first, each in command-line order. */
+export function virtioFromFlags(flags: Pick<RunFlags, "drive" | "device">): VirtioDeviceConfig[] {
+  const out: VirtioDeviceConfig[] = [];
+  for (const spec of flags.drive ?? []) {
+    const o = parseQemuOpts(spec, "file");
+    for (const k of o.keys()) {
+      if (!["file", "format", "readonly", "if", "serial"].includes(k))
+        throw new Error(`--drive ${spec}: unknown property '${k}'`);
+    }
+    const file = o.get("file");
+    if (!file) throw new Error(`--drive ${spec}: file=PATH is required`);
+    const format = o.get("format") ?? "raw";
+    if (format !== "raw") throw new Error(`--drive ${spec}: format=${format} is not supported (raw only)`);
+    const iface = o.get("if") ?? "virtio";
+    if (iface !== "virtio") throw new Error(`--drive ${spec}: if=${iface} is not supported (virtio only)`);
+    const readOnly = onOff("readonly", o.get("readonly"));
+    const serial = o.get("serial");
+    out.push({
+      kind: "blk",
+      backend: openBlockFile(file, { readOnly }),
+      readOnly,
+      ...(serial !== undefined ? { serial } : {}),
+    });
+  }
+  for (const spec of flags.device ?? []) {
+    const o = parseQemuOpts(spec, "driver");
+    const driver = o.get("driver") ?? "";
+    for (const k of o.keys()) {
+      if (k !== "driver" && k !== "id") throw new Error(`--device ${spec}: unknown property '${k}'`);
+    }
+    if (driver === "virtio-rng-device") out.push({ kind: "rng" });
+    else if (driver === "virtio-serial-device") out.push({ kind: "console" });
+    else
+      throw new Error(
+        `--device ${driver}: unknown device (armbox has virtio-rng-device, virtio-serial-device; disks are --drive)`,
+      );
+  }
+  return out;
+}
+
 function traceMpStates(m: VirtMachine, diag: (line: string) => void): void {
   for (const v of m.vcpus) {
     v.onMpStateChange = (vc, from, to) =>
@@ -89,6 +171,7 @@ function configFromFlags(
   demo: boolean,
   serialOutput: (b: Uint8Array) => void,
   withKernel: boolean,
+  virtio: VirtioDeviceConfig[],
 ): VirtConfig {
   const smp = Number(flags.smp);
   const memory = parseSize(flags.memory);
@@ -104,6 +187,7 @@ function configFromFlags(
     deterministic: flags.deterministic ?? false,
     psciConduit: (flags.psci as "hvc" | "smc" | undefined) ?? "hvc",
     serialOutput,
+    virtio,
   };
   if (!withKernel) return base;
   return {
@@ -123,7 +207,11 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const demo = flags.kernel === undefined && flags.restore === undefined && flags.incoming === undefined;
   const serialOutput = (b: Uint8Array) => process.stdout.write(b);
   let stopAt: bigint | undefined;
+  // virtio devices: the same ones (the same open disk images) in every machine this run
+  // builds, whether booted, restored or received.
+  let virtio: VirtioDeviceConfig[] = [];
   try {
+    virtio = virtioFromFlags(flags);
     if (flags.stopAt !== undefined) {
       if (!/^\d+$/.test(flags.stopAt) || BigInt(flags.stopAt) === 0n)
         throw new Error(`--stop-at ${flags.stopAt}: expected a positive instruction count`);
@@ -136,14 +224,14 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         throw new Error("--restore and --kernel cannot be combined: the snapshot holds the guest");
       const { header, sections } = decodeSnapshot(readInput("snapshot", flags.restore));
       const config = configFromHeader(header);
-      machine = new VirtMachine({ ...config, serialOutput });
+      machine = new VirtMachine({ ...config, serialOutput, virtio });
       restoreSections(machine, sections, { savedAt: header.savedAt });
     } else if (flags.incoming !== undefined) {
       if (flags.kernel !== undefined)
         throw new Error("--incoming and --kernel cannot be combined: the source sends the guest");
-      incomingConfig = configFromFlags(flags, demo, serialOutput, false);
+      incomingConfig = configFromFlags(flags, demo, serialOutput, false, virtio);
     } else {
-      machine = new VirtMachine(configFromFlags(flags, demo, serialOutput, true));
+      machine = new VirtMachine(configFromFlags(flags, demo, serialOutput, true, virtio));
     }
   } catch (e) {
     diag(
@@ -170,7 +258,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     stdin.on("data", (d: Buffer) => {
       // Ctrl-A x quits, as in QEMU's -nographic console.
       if (stdin.isTTY && d.length === 2 && d[0] === 1 && d[1] === 0x78) process.exit(0);
-      host.machine?.uart.input(new Uint8Array(d));
+      host.machine?.consoleInput(new Uint8Array(d));
     });
     stdin.on("end", () => {
       inputOpen = false;
@@ -192,7 +280,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       ...(stopAt !== undefined ? { maxInstructions: stopAt } : {}),
     },
     makeMachine: (cfg) => {
-      const m = new VirtMachine({ ...cfg, serialOutput: output });
+      const m = new VirtMachine({ ...cfg, serialOutput: output, virtio });
       if (traceMp) traceMpStates(m, diag);
       return m;
     },
@@ -291,5 +379,15 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--incoming <uri>", "receive a live migration (tcp:HOST:PORT or file:PATH), then run")
     .option("-S, --paused", "start with the vCPUs stopped until QMP cont (QEMU's -S)")
     .option("--state-digest", "print state-digest: <sha256> of the whole machine when the run ends")
+    .option(
+      "--drive <spec>",
+      "virtio-blk disk: file=IMG[,format=raw][,readonly=on][,serial=S] (repeatable)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
+    .option(
+      "--device <name>",
+      "virtio-rng-device or virtio-serial-device (a virtio console, /dev/hvc0, on stdio) (repeatable)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .action((flags: RunFlags) => done(runCommand(flags)));
 }

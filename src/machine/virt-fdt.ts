@@ -33,7 +33,10 @@ export interface VirtFdtConfig {
   psciMethod: "hvc" | "smc";
   kaslrSeed: bigint;
   rngSeed: Uint8Array;
-  /** virtio-mmio transports to describe (index n sits at VIRTIO_MMIO.base + n * 0x200, SPI 16 + n). */
+  /**
+   * virtio-mmio transports to describe (index n sits at VIRTIO_MMIO.base + n * 0x200, SPI 16 + n);
+   * the board lists all 32, as QEMU does, whether or not a device sits behind them.
+   */
   virtio?: number[];
 }
 
@@ -184,11 +187,15 @@ export function virtTree(cfg: VirtFdtConfig): FdtNode {
     compatible: "fixed-clock",
   });
 
+  // QEMU adds the nodes from the highest transport down, each in front of the last, so the
+  // blob lists them lowest address first (hw/arm/virt.c create_virtio_devices).
   const virtio: FdtNode[] = [];
-  for (const n of cfg.virtio ?? []) {
+  const slots = [...(cfg.virtio ?? [])].sort((a, b) => a - b);
+  for (const [i, n] of slots.entries()) {
     if (!Number.isInteger(n) || n < 0 || n >= VIRT.VIRTIO_MMIO.count) {
       throw new RangeError(`virt: virtio-mmio transport ${n} does not exist`);
     }
+    if (i > 0 && slots[i - 1] === n) throw new RangeError(`virt: virtio-mmio transport ${n} is listed twice`);
     const base = VIRT.VIRTIO_MMIO.base + n * VIRT.VIRTIO_MMIO.size;
     virtio.push(
       node(`virtio_mmio@${hex(base)}`, {

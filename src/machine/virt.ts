@@ -1,15 +1,21 @@
 /**
  * QEMU's `virt` board, assembled on the KVM-style layer: RAM at 0x4000_0000, the GICv3
- * (in-kernel style), the PL011 and PL031, a device tree generated from the actual
- * configuration, and direct kernel boot as QEMU's `-kernel` does it.
+ * (in-kernel style), the PL011 and PL031, 32 virtio-mmio transports, a device tree generated
+ * from the actual configuration, and direct kernel boot as QEMU's `-kernel` does it.
  */
 
 import { MAX_VCPUS } from "../arch/arm64/state.ts";
 import { Pl011 } from "../devices/pl011.ts";
 import { Pl031 } from "../devices/pl031.ts";
+import { type BlockBackend, VirtioBlk } from "../devices/virtio/blk.ts";
+import { VirtioConsole } from "../devices/virtio/console.ts";
+import { type VirtioDevice, VirtioMmio } from "../devices/virtio/mmio.ts";
+import { RamGuestMemory } from "../devices/virtio/queue.ts";
+import { type EntropySource, SeededEntropy, VirtioRng } from "../devices/virtio/rng.ts";
 import { GicV3 } from "../hv/gicv3/gicv3.ts";
 import { KvmError } from "../hv/onereg.ts";
 import { DEFAULT_QUANTUM, Scheduler } from "../hv/scheduler.ts";
+import type { Stateful } from "../hv/state.ts";
 import type { Vcpu } from "../hv/vcpu.ts";
 import { Vm } from "../hv/vm.ts";
 import { type LoadResult, loadKernel } from "./loader.ts";
@@ -26,6 +32,12 @@ export interface MachineConfig {
   semihosting: boolean;
 }
 
+/** A virtio device to plug into the board (QEMU's `-device virtio-*-device`, `-drive`). */
+export type VirtioDeviceConfig =
+  | { kind: "blk"; backend: BlockBackend; readOnly?: boolean; serial?: string }
+  | { kind: "rng" }
+  | { kind: "console" };
+
 export interface VirtConfig {
   /** The kernel to boot; without one the machine is built empty, to be restored into. */
   kernel?: Uint8Array;
@@ -39,8 +51,13 @@ export interface VirtConfig {
   semihosting?: boolean;
   deterministic?: boolean;
   psciConduit?: "hvc" | "smc";
-  /** Where the UART's transmitted bytes go. */
+  /** Where the UART's (and the virtio console's) transmitted bytes go. */
   serialOutput?: (bytes: Uint8Array) => void;
+  /**
+   * virtio devices, in command-line order. As on QEMU's virt, the first sits in the last
+   * transport (0x0a003e00, SPI 47), the next one below it, and so on.
+   */
+  virtio?: readonly VirtioDeviceConfig[];
   /** Decompressor for Image.gz kernels (node:zlib's gunzipSync in the CLI). */
   gunzip?: (data: Uint8Array, maxLength: number) => Uint8Array;
 }
@@ -54,6 +71,9 @@ export class VirtMachine {
   readonly gic: GicV3;
   readonly uart: Pl011;
   readonly rtc: Pl031;
+  /** The 32 virtio-mmio transports; transport n is at 0x0a000000 + n * 0x200, SPI 16 + n. */
+  readonly virtio: readonly VirtioMmio[];
+  private console: VirtioConsole | null = null;
   /** The device tree the guest was given. */
   readonly dtb: Uint8Array;
   readonly boot: LoadResult | null;
@@ -113,6 +133,31 @@ export class VirtMachine {
     const rngSeed = new Uint8Array(32);
     if (deterministic) for (let i = 0; i < rngSeed.length; i++) rngSeed[i] = (i * 37 + 11) & 0xff;
     else crypto.getRandomValues(rngSeed);
+
+    // virtio-mmio: every slot is a transport (an empty one reads DeviceID 0), as on QEMU.
+    const mem = new RamGuestMemory(vm.ram, vm.ramBase, (pa, len) => vm.markDirty(pa, len));
+    const devices: (VirtioDevice | undefined)[] = new Array(VIRT.VIRTIO_MMIO.count).fill(undefined);
+    const wanted = cfg.virtio ?? [];
+    if (wanted.length > VIRT.VIRTIO_MMIO.count) {
+      throw new KvmError(
+        "E2BIG",
+        `${wanted.length} virtio devices; the virt board has ${VIRT.VIRTIO_MMIO.count} slots`,
+      );
+    }
+    wanted.forEach((d, i) => {
+      devices[VIRT.VIRTIO_MMIO.count - 1 - i] = this.makeVirtio(d, deterministic, rngSeed, cfg.serialOutput);
+    });
+    this.virtio = devices.map((device, n) => {
+      const base = VIRT.VIRTIO_MMIO.base + n * VIRT.VIRTIO_MMIO.size;
+      const t = new VirtioMmio({
+        ...(device ? { device } : {}),
+        mem,
+        irq: spiLine(VIRT.VIRTIO_MMIO.spi + n),
+        name: `virtio-mmio@${base.toString(16)}`,
+      });
+      vm.registerMmio(base, t);
+      return t;
+    });
     const kaslrSeed = new DataView(rngSeed.buffer).getBigUint64(24, true);
     const userDtb = cfg.dtb;
     const makeDtb = (initrd: { start: number; end: number } | undefined) =>
@@ -134,6 +179,7 @@ export class VirtMachine {
             psciMethod: this.vm.psciConduit,
             kaslrSeed,
             rngSeed,
+            virtio: this.virtio.map((_, n) => n),
           });
     if (!cfg.kernel) {
       // An empty machine for a restore: vCPUs exist (KVM_CREATE_VCPU) but the snapshot
@@ -169,9 +215,65 @@ export class VirtMachine {
     boot.cpu.setX(0, this.boot.dtbAddress !== undefined ? BigInt(this.boot.dtbAddress) : 0n);
   }
 
+  private makeVirtio(
+    d: VirtioDeviceConfig,
+    deterministic: boolean,
+    rngSeed: Uint8Array,
+    output: ((bytes: Uint8Array) => void) | undefined,
+  ): VirtioDevice {
+    switch (d.kind) {
+      case "blk":
+        return new VirtioBlk({
+          backend: d.backend,
+          ...(d.readOnly !== undefined ? { readOnly: d.readOnly } : {}),
+          ...(d.serial !== undefined ? { serial: d.serial } : {}),
+        });
+      case "rng": {
+        // Deterministic runs draw from a generator seeded like the DTB's rng-seed (but not the
+        // same bytes), whose position the device saves; otherwise the host's CSPRNG.
+        const source: EntropySource = deterministic
+          ? new SeededEntropy(rngSeed.map((x) => x ^ 0x5c))
+          : { fill: fillRandom };
+        return new VirtioRng(source);
+      }
+      case "console": {
+        if (this.console) throw new KvmError("EEXIST", "only one virtio console is supported");
+        this.console = new VirtioConsole({ output: output ?? (() => {}) });
+        return this.console;
+      }
+    }
+  }
+
+  /**
+   * Every component with state of its own besides the vCPUs and RAM, in a fixed order: the
+   * GIC, the UART, the RTC, then each virtio-mmio transport that holds a device (its section
+   * carries the device's state; empty slots have none). Snapshots take their sections from
+   * this list.
+   */
+  get components(): readonly Stateful[] {
+    return [this.gic, this.uart, this.rtc, ...this.virtio.filter((t) => t.device !== null)];
+  }
+
+  /** The virtio console, if one was plugged in (it then takes the host's input). */
+  get virtioConsole(): VirtioConsole | null {
+    return this.console;
+  }
+
+  /** Host input (stdin): to the virtio console when there is one, else to the UART. */
+  consoleInput(bytes: Uint8Array): void {
+    if (this.console) this.console.input(bytes);
+    else this.uart.input(bytes);
+  }
+
   /** The machine's scheduler (one per machine: its position is part of the machine state). */
   scheduler(quantum = DEFAULT_QUANTUM): Scheduler {
     this.sched ??= new Scheduler(this.vm, quantum);
     return this.sched;
   }
+}
+
+/** crypto.getRandomValues fills at most 64 KiB per call. */
+function fillRandom(buf: Uint8Array): void {
+  for (let at = 0; at < buf.length; at += 65536)
+    crypto.getRandomValues(buf.subarray(at, at + 65536) as Uint8Array<ArrayBuffer>);
 }

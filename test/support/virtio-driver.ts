@@ -29,33 +29,54 @@ export class TestBench {
   /** Next free byte of the bump allocator (copy it with the RAM to carry on after a restore). */
   next = 0x1000;
 
+  private readonly bus: {
+    read(off: number, size: number): number;
+    write(off: number, size: number, v: number): void;
+  };
+
+  /**
+   * A transport of its own in front of `device`, or with `board` one that a machine built:
+   * its RAM, and register accesses through the machine's MMIO bus.
+   */
   constructor(
     readonly device: VirtioDevice | undefined,
     opts: { ramSize?: number; eventIdx?: boolean; indirect?: boolean } = {},
+    board?: {
+      mmio: VirtioMmio;
+      ram: Uint8Array;
+      read(off: number, size: number): number;
+      write(off: number, size: number, v: number): void;
+    },
   ) {
-    this.ram = new Uint8Array(opts.ramSize ?? 1 << 20);
-    this.dv = new DataView(this.ram.buffer);
+    this.ram = board?.ram ?? new Uint8Array(opts.ramSize ?? 1 << 20);
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
     this.mem = new RamGuestMemory(this.ram, RAM_BASE, (pa, len) => this.dirty.push([pa, len]));
-    this.mmio = new VirtioMmio({
-      ...(device ? { device } : {}),
-      mem: this.mem,
-      irq: {
-        set: (l) => {
-          if (l && !this.level) this.edges++;
-          this.level = l;
+    this.bus = board ?? {
+      read: (off, size) => this.mmio.read(off, size),
+      write: (off, size, v) => this.mmio.write(off, size, v),
+    };
+    this.mmio =
+      board?.mmio ??
+      new VirtioMmio({
+        ...(device ? { device } : {}),
+        mem: this.mem,
+        irq: {
+          set: (l) => {
+            if (l && !this.level) this.edges++;
+            this.level = l;
+          },
         },
-      },
-      name: "virtio-mmio@a000000",
-      ...(opts.eventIdx !== undefined ? { eventIdx: opts.eventIdx } : {}),
-      ...(opts.indirect !== undefined ? { indirect: opts.indirect } : {}),
-    });
+        name: "virtio-mmio@a000000",
+        ...(opts.eventIdx !== undefined ? { eventIdx: opts.eventIdx } : {}),
+        ...(opts.indirect !== undefined ? { indirect: opts.indirect } : {}),
+      });
   }
 
   r(off: number, size = 4): number {
-    return this.mmio.read(off, size);
+    return this.bus.read(off, size);
   }
   w(off: number, v: number, size = 4): void {
-    this.mmio.write(off, size, v);
+    this.bus.write(off, size, v);
   }
 
   /** Bump allocation of guest RAM; returns a guest physical address. */
