@@ -14,6 +14,7 @@
  *   ARMBOX_LINUX_STALL    seconds without console output that fail a boot; 0: never
  *                         default 120 (armbox), 30 (qemu)
  *   ARMBOX_LINUX_ARGS     extra arguments for armbox run / qemu (split at spaces)
+ *   ARMBOX_LINUX_APPEND   extra kernel command line words (e.g. nokaslr), after the test's
  *   ARMBOX_LINUX_LOG_DIR  write each boot's transcript there
  *   CI                    when set (and not "false"/"0"), missing files fail instead of skip
  */
@@ -102,12 +103,13 @@ export function bootCommand(o: BootOptions): { file: string; args: string[] } {
   const initrd = o.initrd ?? initrdPath;
   const memory = o.memory ?? "512M";
   const extra = (env.ARMBOX_LINUX_ARGS ?? "").split(" ").filter((a) => a !== "");
+  const append = env.ARMBOX_LINUX_APPEND ? `${o.append} ${env.ARMBOX_LINUX_APPEND}` : o.append;
   if ((o.engine ?? engine) === "qemu")
     return {
       file: "qemu-system-aarch64",
       args: [
         ...["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-smp", String(o.smp), "-m", memory],
-        ...["-nographic", "-kernel", kernel, "-initrd", initrd, "-append", o.append],
+        ...["-nographic", "-kernel", kernel, "-initrd", initrd, "-append", append],
         ...extra,
         ...(o.args ?? []),
       ],
@@ -116,7 +118,7 @@ export function bootCommand(o: BootOptions): { file: string; args: string[] } {
     file: process.execPath,
     args: [
       ...[ARMBOX, "run", "--kernel", kernel, "--initrd", initrd, "--smp", String(o.smp)],
-      ...["--memory", memory, "--append", o.append],
+      ...["--memory", memory, "--append", append],
       ...extra,
       ...(o.args ?? []),
     ],
