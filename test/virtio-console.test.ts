@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CONSOLE_RX, CONSOLE_TX, VirtioConsole } from "../src/devices/virtio/console.ts";
+import { CONSOLE_RX, CONSOLE_TX, MAX_BACKLOG, VirtioConsole } from "../src/devices/virtio/console.ts";
 import { VIRTIO_INT, VIRTIO_MMIO } from "../src/devices/virtio/mmio.ts";
 import { type DriverQueue, TestBench } from "./support/virtio-driver.ts";
 
@@ -95,6 +95,13 @@ test("input waits for receive buffers, fills them in order, and nothing is dropp
   assert.deepEqual(rx.takeUsed(), [[5, 1]]);
   assert.equal(dec(b.get(spare!, 1)), "x");
   assert.equal(b.level, true);
+});
+
+test("input for a guest that never reads is bounded", () => {
+  const con = new VirtioConsole({ output: () => {} });
+  con.input(new Uint8Array(MAX_BACKLOG - 1));
+  con.input(enc("abc"));
+  assert.equal(con.pending(), MAX_BACKLOG);
 });
 
 test("no input is delivered before DRIVER_OK or after the device needs a reset", () => {

@@ -254,15 +254,19 @@ export class VirtMachine {
     return [this.gic, this.uart, this.rtc, ...this.virtio.filter((t) => t.device !== null)];
   }
 
-  /** The virtio console, if one was plugged in (it then takes the host's input). */
+  /** The virtio console, if one was plugged in. */
   get virtioConsole(): VirtioConsole | null {
     return this.console;
   }
 
-  /** Host input (stdin): to the virtio console when there is one, else to the UART. */
+  /**
+   * Host input (stdin) goes to the UART and to the virtio console if there is one, as both
+   * write to the host's output: the guest reads whichever its console (ttyAMA0 or hvc0) is;
+   * a Linux tty nobody has open discards what it receives.
+   */
   consoleInput(bytes: Uint8Array): void {
-    if (this.console) this.console.input(bytes);
-    else this.uart.input(bytes);
+    this.uart.input(bytes);
+    this.console?.input(bytes);
   }
 
   /** The machine's scheduler (one per machine: its position is part of the machine state). */

@@ -4,7 +4,8 @@
  *
  * What the driver transmits goes to `output` at once, as the PL011's bytes do. Input is
  * pushed from outside with `input()`; it waits in a backlog until the driver has made
- * receive buffers available and is copied into them in order, so nothing typed is dropped.
+ * receive buffers available and is copied into them in order, so nothing typed is dropped
+ * (up to 1 MiB waiting for a guest that does not read).
  */
 import { StateError, type StateValue, stateNumbers } from "../../hv/state.ts";
 import { configBytesRead, VIRTIO_ID, type VirtioContext, type VirtioDevice } from "./mmio.ts";
@@ -12,8 +13,8 @@ import { configBytesRead, VIRTIO_ID, type VirtioContext, type VirtioDevice } fro
 export const CONSOLE_RX = 0;
 export const CONSOLE_TX = 1;
 
-/** Saved input not yet delivered is bounded so that a corrupt state cannot claim gigabytes. */
-const MAX_SAVED_BACKLOG = 1 << 20;
+/** Undelivered input is bounded, in the device and in a (possibly corrupt) saved state. */
+export const MAX_BACKLOG = 1 << 20;
 
 export interface VirtioConsoleOptions {
   output: (bytes: Uint8Array) => void;
@@ -51,9 +52,13 @@ export class VirtioConsole implements VirtioDevice {
 
   // --- host side ------------------------------------------------------------------------
 
-  /** Input for the guest (e.g. stdin). */
+  /**
+   * Input for the guest (e.g. stdin). Input waits for the driver's buffers; past
+   * MAX_BACKLOG undelivered bytes (a guest that never reads) more is dropped.
+   */
   input(bytes: Uint8Array): void {
-    for (const b of bytes) this.backlog.push(b);
+    const room = MAX_BACKLOG - this.pending();
+    for (let i = 0; i < bytes.length && i < room; i++) this.backlog.push(bytes[i]!);
     this.deliver();
   }
 
@@ -129,8 +134,7 @@ export class VirtioConsole implements VirtioDevice {
     const n = this.stateName;
     if (version !== 1) throw new StateError(n, `unsupported version ${version} (this build reads version 1)`);
     const backlog = stateNumbers(n, s, "backlog", undefined, 0xff);
-    if (backlog.length > MAX_SAVED_BACKLOG)
-      throw new StateError(n, `${backlog.length} bytes of pending input`);
+    if (backlog.length > MAX_BACKLOG) throw new StateError(n, `${backlog.length} bytes of pending input`);
     this.backlog = [...backlog];
     this.backlogHead = 0;
   }
