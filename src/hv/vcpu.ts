@@ -335,7 +335,7 @@ export class Vcpu {
     }
     this.cpu.r[i] = lo;
     this.cpu.r[i + 1] = hi;
-    this.cpu.sysregWritten?.(this.cpu, s);
+    this.cpu.sysregWritten(s);
   }
 
   private u64At(i: number): bigint {
@@ -365,8 +365,9 @@ export class Vcpu {
         return this.timer.streamAt;
       case ARMBOX_REG_EXCL_PA: {
         if (EXCL_HOST === undefined) break;
-        const h = r[EXCL_HOST]!;
-        return h === NOT_RAM ? M64 : BigInt(this.vm.ramBase + (h - RAM_OFFSET));
+        // Any offset outside RAM (also the stale one of a monitor never set) reads as "not RAM".
+        const o = r[EXCL_HOST]! - RAM_OFFSET;
+        return o < 0 || o >= this.vm.ramSize ? M64 : BigInt(this.vm.ramBase + o);
       }
     }
     return null;
