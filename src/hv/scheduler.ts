@@ -23,6 +23,7 @@ export type SchedulerEvent =
   | { kind: "system-event"; type: "shutdown" | "reset"; vcpu: number }
   | { kind: "debug"; imm: number; vcpu: Vcpu }
   | { kind: "internal-error"; message: string; vcpu: number }
+  | { kind: "guest-stuck"; message: string; vcpu: number }
   /** Every vCPU waits and no timer will ever wake one: only outside input can help. */
   | { kind: "all-idle" }
   /** The instruction limit given to round() was reached (possibly mid-slice). */
@@ -98,7 +99,7 @@ export class Scheduler {
       if (used > 0) this.roundRan = true;
       this.onExit?.(v, exit);
       const sliceOver = exit.kind === "idle" || this.sliceUsed >= this.quantum;
-      if (sliceOver || exit.kind === "internal-error") {
+      if (sliceOver || exit.kind === "internal-error" || exit.kind === "guest-stuck") {
         // Only at real slice ends (never where a limit split one), so that a run saved and
         // restored mid-slice latches the same events as one that never stopped.
         for (const w of vcpus) if (w !== v) w.noteMonitorEvent();
@@ -113,7 +114,8 @@ export class Scheduler {
         case "debug":
           return { kind: "debug", imm: exit.imm, vcpu: v };
         case "internal-error":
-          return { kind: "internal-error", message: exit.message, vcpu: v.id };
+        case "guest-stuck":
+          return { kind: exit.kind, message: exit.message, vcpu: v.id };
       }
     }
     this.rounds++;

@@ -49,7 +49,9 @@ export type VcpuExit =
   | { kind: "system-event"; type: "shutdown" | "reset" }
   /** HLT #imm with HLT trapping enabled (semihosting), PC past the HLT. */
   | { kind: "debug"; imm: number }
-  | { kind: "internal-error"; message: string };
+  | { kind: "internal-error"; message: string }
+  /** The guest re-takes one exception at its vector forever (a guest bug, not ours). */
+  | { kind: "guest-stuck"; message: string };
 
 const SLICE: VcpuExit = { kind: "slice" };
 const IDLE: VcpuExit = { kind: "idle" };
@@ -595,6 +597,8 @@ export class Vcpu {
           return { kind: "debug", imm: exit.imm };
         case "internal-error":
           return exit;
+        case "exception-loop":
+          return { kind: "guest-stuck", message: exit.message };
         case "exception":
           return {
             kind: "internal-error",

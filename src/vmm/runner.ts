@@ -112,6 +112,8 @@ export class MachineRunner {
             }
             case "internal-error":
               return { kind: "error", code: 70, message: `vCPU ${ev.vcpu}: internal error: ${ev.message}` };
+            case "guest-stuck":
+              return { kind: "error", code: 1, message: `guest stopped: ${ev.message}` };
             case "all-idle":
               if (opts.inputOpen?.() || opts.controlOpen?.()) {
                 await sleep(5);
