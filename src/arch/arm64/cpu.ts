@@ -26,9 +26,13 @@ export type CpuExit =
   | { kind: "wfi" }
   | { kind: "wfe" }
   /** A bug in the emulator, reported instead of thrown so the VMM never crashes. */
-  | { kind: "internal-error"; message: string };
+  | { kind: "internal-error"; message: string }
+  /** The guest takes the same exception at its own vector, over and over. */
+  | { kind: "exception-loop"; message: string };
 
 const EXIT_BUDGET: CpuExit = { kind: "budget" };
+/** Consecutive identical exceptions taken at the vector before a guest counts as stuck. */
+const EXCEPTION_LOOP_LIMIT = 64;
 const EXIT_WFI: CpuExit = { kind: "wfi" };
 const EXIT_WFE: CpuExit = { kind: "wfe" };
 
@@ -460,7 +464,8 @@ export class Cpu extends MemoryPath {
 
   private setFetchPage(lo: number, hi: number): void {
     const pageLo = (lo & 0xfffff000) >>> 0;
-    const off = this.hostOffset(pageLo, hi, 4, ACC.FETCH);
+    // Translate the PC itself, so that an instruction abort reports it in FAR (D17.2.40).
+    const off = this.hostOffset(lo, hi, 4, ACC.FETCH) - (lo & 0xfff);
     const key = off >>> 12;
     let page = this.codePages.get(key);
     if (page === undefined) {
@@ -520,8 +525,39 @@ export class Cpu extends MemoryPath {
       this.r[FAR] = farLo;
       this.r[FAR + 1] = farHi!;
     }
+    const atVector =
+      this.pcLo === this.loopVectorLo && this.pcHi === this.loopVectorHi && esr === this.loopEsr;
+    this.loopCount = atVector ? this.loopCount + 1 : 0;
+    this.loopEsr = esr;
     this.enterEl1(VECTOR.SYNC);
+    this.loopVectorLo = this.r[I.PC]!;
+    this.loopVectorHi = this.r[I.PC + 1]!;
+    if (this.loopCount >= EXCEPTION_LOOP_LIMIT) this.reportExceptionLoop();
     throw UNWIND;
+  }
+
+  /**
+   * A guest whose exception vector itself takes the same exception (no VBAR, unmapped
+   * vectors) would spin here forever without retiring an instruction of its own: the
+   * architecture has no way out, so the VMM is told, with what a person needs to see.
+   */
+  private loopVectorLo = -1;
+  private loopVectorHi = -1;
+  private loopEsr = -1;
+  private loopCount = 0;
+  private reportExceptionLoop(): void {
+    const hex = (hi: number, lo: number) =>
+      `0x${((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16)}`;
+    const r = this.r;
+    this.loopCount = 0;
+    this.exit = {
+      kind: "exception-loop",
+      message:
+        `vCPU ${this.index} is stuck re-taking the same exception at its vector: ` +
+        `PC ${hex(this.pcHi, this.pcLo)}, ESR_EL1 0x${(r[ESR]! >>> 0).toString(16)}, ` +
+        `FAR_EL1 ${hex(r[FAR + 1]!, r[FAR]!)}, taken to EL1 from EL1 (VBAR_EL1 ${hex(r[VBAR + 1]!, r[VBAR]!)})`,
+    };
+    this.stop = true;
   }
 
   /** Exception entry to EL1 (registers only; the caller unwinds). */
