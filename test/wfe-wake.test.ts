@@ -11,10 +11,11 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { I } from "../src/arch/arm64/state.ts";
+import { I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
 import { KvmError } from "../src/hv/onereg.ts";
 import { nextStreamEvent } from "../src/hv/timer.ts";
 import { ARMBOX_REG_WAKE, type WakeSources } from "../src/hv/vcpu.ts";
+import { Vm } from "../src/hv/vm.ts";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { type RunResult, runMachine } from "../src/vmm/runner.ts";
 import { decodeSnapshot, encodeSnapshot } from "../src/vmm/snapshot/format.ts";
@@ -153,6 +154,43 @@ test("nextStreamEvent: the next 0->1 or 1->0 change of bit EVNTI, bit by bit", (
       }
     }
   }
+});
+
+test("a WFE waiter's monitor is watched at its physical location, whatever its VA", () => {
+  const vm = new Vm({ ramBase: 0x4000_0000, ramSize: 1 << 20, clock: "deterministic" });
+  const v = vm.createVcpu(0);
+  v.init();
+  const r = v.cpu.r;
+  const at = 0x2340; // RAM offset of the reserved doubleword
+  const ram = new DataView(vm.ram.buffer, vm.ram.byteOffset, vm.ram.byteLength);
+  ram.setUint32(at, 0x11223344, true);
+  ram.setUint32(at + 4, 0x55667788, true);
+  // What LDXR X at some VA mapped there leaves in the monitor.
+  r[I.EXCL_VALID] = 1;
+  r[I.EXCL_SIZE] = 8;
+  r[I.EXCL_ADDR] = 0x9000_0000;
+  r[I.EXCL_ADDR + 1] = 0xffff_8000;
+  r[I.EXCL_HOST] = RAM_OFFSET + at;
+  r[I.EXCL_DATA] = 0x11223344;
+  r[I.EXCL_DATA + 1] = 0x55667788;
+  r[I.EVENT] = 0;
+  v.waiting = "wfe";
+  assert.equal(v.canRun, false, "memory still holds the loaded value");
+  v.noteMonitorEvent();
+  assert.equal(r[I.EVENT], 0);
+  ram.setUint8(at + 7, 0x56); // another agent's store into the granule
+  assert.equal(v.canRun, true, "the store cleared the monitor: an event");
+  v.noteMonitorEvent();
+  assert.equal(r[I.EVENT], 1, "the event is latched");
+  assert.equal(r[I.EXCL_VALID], 0, "and the monitor is open");
+  ram.setUint8(at + 7, 0x55); // the old value back does not undo the event
+  assert.equal(v.canRun, true);
+  // Off: the same store leaves the waiter asleep.
+  v.wakeSources.monitor = false;
+  r[I.EVENT] = 0;
+  r[I.EXCL_VALID] = 1;
+  ram.setUint8(at, 0);
+  assert.equal(v.canRun, false);
 });
 
 test("the wake-up register refuses values that are no wake-up state", () => {

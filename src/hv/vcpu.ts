@@ -5,7 +5,7 @@
  */
 import { Cpu } from "../arch/arm64/index.ts";
 import { I, PSTATE, RAM_OFFSET } from "../arch/arm64/state.ts";
-import { SYSREGS, type SysReg, sysregIndex } from "../arch/arm64/sysregs.ts";
+import { SYSREGS, type SysReg } from "../arch/arm64/sysregs.ts";
 import { ARM64_MP_STATES, MP_ON_PENDING, MP_STATE, MP_STATE_NAMES } from "./mp-state.ts";
 import {
   CORE_BY_ID,
@@ -85,7 +85,7 @@ const TIMER_IDS: readonly bigint[] = [
  * bytes, bit 16 event-stream wake-up armed. EXCL_ADDR, EXCL_DATA (128 bits): the monitor's
  * address and the value its load-exclusive read. STREAM_AT: the virtual count at which an
  * armed event-stream wake-up is due. EXCL_PA: the guest physical address the monitor tags
- * (all ones: not RAM), listed only when the state layout records one (I.EXCL_HOST).
+ * (I.EXCL_HOST, a host offset, as a guest address; all ones: not RAM).
  */
 const ARMBOX_REG = KVM_REG_ARM64 | (0x0fffn << 16n);
 export const ARMBOX_REG_WAKE = ARMBOX_REG | KVM_REG_SIZE_U64 | 0n;
@@ -93,21 +93,15 @@ export const ARMBOX_REG_EXCL_ADDR = ARMBOX_REG | KVM_REG_SIZE_U64 | 1n;
 export const ARMBOX_REG_EXCL_DATA = ARMBOX_REG | KVM_REG_SIZE_U128 | 2n;
 export const ARMBOX_REG_STREAM_AT = ARMBOX_REG | KVM_REG_SIZE_U64 | 3n;
 export const ARMBOX_REG_EXCL_PA = ARMBOX_REG | KVM_REG_SIZE_U64 | 4n;
-/**
- * Index of the word holding the host offset (in the VM's memory) of the location the
- * exclusive monitor tags, 0xffffffff when that is not RAM, if the state layout has one;
- * without it the monitor holds only the virtual address.
- */
-const EXCL_HOST: number | undefined = (I as Readonly<Record<string, number>>).EXCL_HOST;
+/** I.EXCL_HOST when the monitor's location is not RAM. */
 const NOT_RAM = 0xffffffff;
 const WAKE_IDS: readonly bigint[] = [
   ARMBOX_REG_WAKE,
   ARMBOX_REG_EXCL_ADDR,
   ARMBOX_REG_EXCL_DATA,
   ARMBOX_REG_STREAM_AT,
-  ...(EXCL_HOST === undefined ? [] : [ARMBOX_REG_EXCL_PA]),
+  ARMBOX_REG_EXCL_PA,
 ];
-const SCTLR = sysregIndex("SCTLR_EL1");
 const EXCL_SIZES = [1, 2, 4, 8, 16];
 
 /**
@@ -366,9 +360,8 @@ export class Vcpu {
       case ARMBOX_REG_STREAM_AT:
         return this.timer.streamAt;
       case ARMBOX_REG_EXCL_PA: {
-        if (EXCL_HOST === undefined) break;
         // Any offset outside RAM (also the stale one of a monitor never set) reads as "not RAM".
-        const o = r[EXCL_HOST]! - RAM_OFFSET;
+        const o = r[I.EXCL_HOST]! - RAM_OFFSET;
         return o < 0 || o >= this.vm.ramSize ? M64 : BigInt(this.vm.ramBase + o);
       }
     }
@@ -401,12 +394,11 @@ export class Vcpu {
         this.timer.streamAt = value;
         return true;
       case ARMBOX_REG_EXCL_PA: {
-        if (EXCL_HOST === undefined) return false;
         const o = value - BigInt(this.vm.ramBase);
         if (value !== M64 && (o < 0n || o >= BigInt(this.vm.ramSize))) {
           throw new KvmError("EINVAL", `exclusive monitor address 0x${value.toString(16)} is not RAM`);
         }
-        r[EXCL_HOST] = value === M64 ? NOT_RAM : RAM_OFFSET + Number(o);
+        r[I.EXCL_HOST] = value === M64 ? NOT_RAM : RAM_OFFSET + Number(o);
         return true;
       }
     }
@@ -482,18 +474,10 @@ export class Vcpu {
     const r = this.cpu.r;
     if (r[I.EXCL_VALID] === 0 || !this.wakeSources.monitor) return false;
     const size = r[I.EXCL_SIZE]!;
-    let o: number;
-    if (EXCL_HOST !== undefined) {
-      const h = r[EXCL_HOST]!;
-      o = h === NOT_RAM ? -1 : h - RAM_OFFSET;
-    } else if ((r[SCTLR]! & 1) === 0) {
-      // MMU off: the virtual address is the physical one.
-      o = r[I.EXCL_ADDR + 1] !== 0 ? -1 : r[I.EXCL_ADDR]! - this.vm.ramBase;
-    } else {
-      // No physical address to watch: wake (spuriously, which is allowed) rather than
-      // risk sleeping through the store that cleared the monitor.
-      return true;
-    }
+    // The monitor tags the location (the host offset the load-exclusive's translation
+    // gave, load-store-atomic.ts), so this holds with the MMU on, through any alias.
+    const h = r[I.EXCL_HOST]!;
+    const o = h === NOT_RAM ? -1 : h - RAM_OFFSET;
     // Outside RAM no store of ours can reach the granule (MMIO): nothing to watch.
     if (o < 0 || o + size > this.vm.ramSize) return false;
     const m = this.ramView;
