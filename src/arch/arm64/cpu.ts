@@ -6,6 +6,7 @@
  * (HVC, SMC, WFI, a user-mode SVC, an MMIO access) it reports as a `CpuExit` from `run()`.
  */
 import { ACC } from "./access.ts";
+import { debugAfter, debugBefore, refreshDebug, returnSS, stepAfterReturn } from "./debug.ts";
 import type { Decoder, Exec } from "./decoder.ts";
 import { EC, UNWIND, VECTOR } from "./exceptions.ts";
 import { fuseCompareBranch, isBCond } from "./fusion.ts";
@@ -130,6 +131,18 @@ export class Cpu extends MemoryPath {
   onSendEvent: ((c: Cpu) => void) | null = null;
   /** System registers the owner adds (e.g. the GIC CPU interface), by sysregKey(). */
   extraSysregs: Map<number, SysRegAccess> | null = null;
+  /**
+   * Self-hosted debug (debug.ts keeps these): a breakpoint or software step may fire, so
+   * run() checks around every instruction; a watchpoint may fire, so the memory path calls
+   * checkWatchpoint(). Recomputed from the debug registers, never saved.
+   */
+  debugActive = false;
+  watchActive = false;
+  /** The instruction in progress is being software-stepped (and is a load-exclusive). */
+  stepArmed = false;
+  stepEx = false;
+  /** A stepped instruction completed and its Software Step exception is still due. */
+  stepDone = false;
 
   constructor(opts: CpuOptions) {
     super(opts.memory, opts.index, opts.bus);
@@ -264,6 +277,7 @@ export class Cpu extends MemoryPath {
     const m32 = this.m32;
     let n = 0;
     this.exit = null;
+    refreshDebug(this);
     while (n < budget) {
       // The fetch page lives in locals; anything that may change it (an exception,
       // invalidateFetch) leaves the inner loop through `this.stop`, and it is reloaded here.
@@ -303,6 +317,14 @@ export class Cpu extends MemoryPath {
           let slot = (lo >>> 2) & 1023;
           let end = ends[slot]!;
           if (end === 0) end = ends[slot] = blockEnd(m32, base, slot);
+          if (this.debugActive) {
+            // Breakpoints and software step: one instruction at a time (debug.ts).
+            if (debugBefore(this, m32[base + slot]!)) {
+              if (this.stop) break;
+              continue;
+            }
+            end = slot + 1;
+          }
           const left = budget - n;
           // A compare and the B.cond that ends the block run fused (fusion.ts), unless the
           // budget cuts the block short.
@@ -355,6 +377,7 @@ export class Cpu extends MemoryPath {
           this.inBlock = false;
           this.runN = n;
           if (pageLo === 0xfffff000) this.carryPastPage(hi);
+          if (this.stepArmed) debugAfter(this, this.exit !== null);
           if (this.stop) break;
         }
       } catch (e) {
@@ -563,8 +586,15 @@ export class Cpu extends MemoryPath {
   /** Exception entry to EL1 (registers only; the caller unwinds). */
   private enterEl1(kindOffset: number): void {
     const r = this.r;
-    const p = r[I.PSTATE]!;
+    let p = r[I.PSTATE]!;
     const base = this.el === 0 ? VECTOR.LOWER_A64 : (p & 1) !== 0 ? VECTOR.CURRENT_SPX : VECTOR.CURRENT_SP0;
+    if (this.stepArmed) {
+      // A stepped SVC completes before its exception: SPSR.SS = 0, so the step exception
+      // follows the return (Arm ARM D2.12.7). Other exceptions leave the step to be redone.
+      if (kindOffset === VECTOR.SYNC && r[ESR]! >>> 26 === EC.SVC64) p &= ~PSTATE.SS;
+      this.stepArmed = false;
+    }
+    this.stepDone = false;
     r[I.SPSR_EL1] = p;
     r[I.SPSR_EL1 + 1] = 0;
     r[I.ELR_EL1] = r[I.PC]!;
@@ -605,7 +635,9 @@ export class Cpu extends MemoryPath {
     if (m !== 0 && m !== 4 && m !== 5) {
       spsr = (r[I.PSTATE]! & 0xf) | (spsr & ~0x1f) | PSTATE.IL;
     }
-    r[I.PSTATE] = (spsr & (PSTATE.NZCV | PSTATE.DAIF | PSTATE.IL | PSTATE.SS | 0xf)) >>> 0;
+    // PSTATE.SS is DebugExceptionReturnSS() (debug.ts): 0 unless software step is on.
+    const ss = returnSS(this, spsr);
+    r[I.PSTATE] = ((spsr & (PSTATE.NZCV | PSTATE.DAIF | PSTATE.IL | 0xf)) | ss) >>> 0;
     r[I.PC] = r[I.ELR_EL1]!;
     r[I.PC + 1] = r[I.ELR_EL1 + 1]!;
     // AArch64.ExceptionReturn(): ClearExclusiveLocal(), then SendEventLocal(): an exception
@@ -613,6 +645,13 @@ export class Cpu extends MemoryPath {
     r[I.EXCL_VALID] = 0;
     r[I.EVENT] = 1;
     this.pstateChanged();
+    if (this.debugActive) {
+      // A destination that is active-pending takes its Software Step exception at once.
+      const stepped = this.stepArmed;
+      this.stepArmed = false;
+      this.stepDone = false;
+      stepAfterReturn(this, stepped);
+    }
   }
 
   /** An unallocated or disabled encoding (EC 0, Arm ARM D1.10.4). */

@@ -292,13 +292,18 @@ function mrsMsr(f: Fields): Exec | null {
       }
     };
   }
-  if (!read && reg.readOnly) return null;
-  const el0Allowed = read ? reg.el0 !== "none" : reg.el0 === "rw";
+  // An encoding allocated for one direction only is UNDEFINED in the other (MSR to an ID
+  // register, MRS of OSLAR_EL1).
+  if (read ? !reg.readable : !reg.writable) return null;
+  const el0 = reg.el0;
+  const el0Allowed = typeof el0 === "function" ? false : read ? el0 !== "none" : el0 === "rw";
   const checkEl0 = (c: Cpu) => {
     if (c.el === 0 && !el0Allowed) {
       // Registers that exist but are EL1-only: trapped (EC 0x18) in Linux's configuration
-      // when EL0 may not touch them; DAIF follows SCTLR_EL1.UMA.
+      // when EL0 may not touch them; DAIF follows SCTLR_EL1.UMA, others a control register
+      // (SCTLR_EL1.UCT, MDSCR_EL1.TDCC, ...) through their el0 check.
       if (reg.name === "DAIF" && uma(c)) return;
+      if (typeof el0 === "function" && el0(c, !read)) return;
       c.syncException(EC.SYSREG, iss);
     }
   };
@@ -330,6 +335,14 @@ function mrsMsr(f: Fields): Exec | null {
   }
   const s = xr(f.Rt!);
   const [mlo, mhi] = reg.writeMask ?? [0xffffffff, 0xffffffff];
+  const after = reg.onWrite;
+  if (after)
+    return (c) => {
+      checkEl0(c);
+      c.r[slot] = ((c.r[slot]! & ~mlo) | (c.r[s]! & mlo)) >>> 0;
+      c.r[slot + 1] = ((c.r[slot + 1]! & ~mhi) | (c.r[s + 1]! & mhi)) >>> 0;
+      after(c);
+    };
   return (c) => {
     checkEl0(c);
     c.r[slot] = ((c.r[slot]! & ~mlo) | (c.r[s]! & mlo)) >>> 0;
