@@ -685,3 +685,26 @@ test("the TLB is a cache: reset empties it, the dirty log sees the first store a
   c.reset();
   for (let i = 0; i < c.tlb.length; i += 16) assert.equal(c.tlb[i + 8], 0, "every entry invalid after reset");
 });
+
+test("a watchpoint fires through the access path, also on a page the TLB already lets stores through", () => {
+  const c = makeCpu();
+  const pt = new PageTables(c, { tableArea: TABLES });
+  const data = RAM_BASE + 0x70000;
+  pt.map(BigInt(data), data, { ap: 0 });
+  pt.enable();
+  setEl(c, 1);
+  assert.equal(store(c, BigInt(data), 1n), null, "warm the write tag");
+  // OS lock off, MDSCR_EL1.MDE | KDE, DBGWVR0 = data, DBGWCR0 = BAS 0xff, LSC store, PAC EL0+EL1, E.
+  const words = [0xd510109f, 0xd5100242, 0xd51000c3, 0xd51000e4, 0xd50348ff, 0xd5033fdf, ENC.str];
+  const imm = runEl1(c, pt, words, (k) => {
+    k.setX(0, BigInt(data + 8));
+    k.setX(2, (1n << 15n) | (1n << 13n));
+    k.setX(3, BigInt(data + 8));
+    k.setX(4, (0xffn << 5n) | (2n << 3n) | (3n << 1n) | 1n);
+  });
+  assert.equal(imm, 0x99);
+  assert.equal(c.r[ESR]! >>> 26, 0x35, "watchpoint from the current EL");
+  assert.equal(c.r[ESR]! & 0x3f, 0x22);
+  assert.equal(c.r[FAR]!, data + 8);
+  assert.equal(r64(c, data + 8), 0n, "the store did not happen");
+});

@@ -92,6 +92,8 @@ export function refreshDebug(c: Cpu): void {
     for (const i of x.wcr) if ((r[i]! & 1) !== 0) wp = true;
   }
   c.debugActive = !off && ((mdscr & MDSCR.SS) !== 0 || bp);
+  // The TLB's fast tags let accesses bypass the checks: drop them when watching starts.
+  if (wp && !c.watchActive) c.flushTlb();
   c.watchActive = wp;
 }
 

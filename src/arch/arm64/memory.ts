@@ -5,6 +5,8 @@
  * Cpu extends this class; the interpreter loop and exceptions live in cpu.ts.
  */
 import { ACC, CMO } from "./access.ts";
+import type { Cpu } from "./cpu.ts";
+import { checkWatchpoint } from "./debug.ts";
 import { EC, FSC } from "./exceptions.ts";
 import { currentAsid, FAULT, type MmuRegs, W, type WalkContext, walk } from "./mmu.ts";
 import { RAM_OFFSET, VCPU_STRIDE } from "./state.ts";
@@ -93,6 +95,8 @@ export abstract class MemoryPath implements WalkContext {
     tlbFlushAll(this.tlb);
   }
 
+  /** A watchpoint may match (debug.ts): every data access takes the slow path and is checked. */
+  abstract watchActive: boolean;
   abstract syncException(
     ec: number,
     iss: number,
@@ -140,6 +144,8 @@ export abstract class MemoryPath implements WalkContext {
     const off = lo & 0xfff;
     if (off + size <= 4096) {
       const page = this.translatePage(lo, hi, size, acc);
+      // Watchpoints after the translation: MMU faults take priority (Arm ARM D1.13.2).
+      if (this.watchActive && acc !== ACC.FETCH) this.watch(lo, hi, size, acc);
       if (page >= 0) return page + off;
       this.mmioPa += off;
       return -1;
@@ -150,6 +156,7 @@ export abstract class MemoryPath implements WalkContext {
     const firstMmio = this.mmioPa;
     const lo2 = ((lo | 0xfff) + 1) >>> 0;
     const second = this.translatePage(lo2, lo2 === 0 ? (hi + 1) >>> 0 : hi, size, acc);
+    if (this.watchActive && acc !== ACC.FETCH) this.watch(lo, hi, size, acc);
     if (first >= 0 && second === first + 4096) return first + off;
     if (first < 0 && second < 0 && this.mmioPa === firstMmio + 4096) {
       this.mmioPa = firstMmio + off;
@@ -188,7 +195,7 @@ export abstract class MemoryPath implements WalkContext {
     const host = this.tlbU[e + TLB.HOST]!;
     // The fast tags hold the address as used (a tagged one too: any top byte that
     // canonicalises to this page translates alike); Device pages need the alignment check.
-    const fast = (info & TLB_INFO.DEVICE) === 0;
+    const fast = (info & TLB_INFO.DEVICE) === 0 && !this.watchActive;
     if (acc === ACC.WRITE) {
       // Page write tracking: the first store to a page after the dirty log was read takes
       // this path and marks it; then the page's write tag lets stores through.
@@ -202,6 +209,10 @@ export abstract class MemoryPath implements WalkContext {
       t[e + acc * 2 + 1] = hi | 0;
     }
     return host;
+  }
+
+  private watch(lo: number, hi: number, size: number, acc: number): void {
+    checkWatchpoint(this as unknown as Cpu, lo, hi, size, acc === ACC.WRITE, this.accessEl);
   }
 
   /** Level of the final descriptor of (lo, hi), for a permission fault on a TLB hit. */
