@@ -39,6 +39,8 @@ const root = projectRoot();
 export const DEMO_GUEST = path.join(root, "guests/baremetal/bin/hotplug.elf");
 
 export interface RunFlags {
+  /** commander's negatable --no-reboot: false when given. */
+  reboot?: boolean;
   kernel?: string;
   initrd?: string;
   dtb?: string;
@@ -286,6 +288,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     },
     makeMigration: (m, r) => new OutgoingMigration(m, r, { diag }),
     startPaused: flags.paused ?? false,
+    noReboot: flags.reboot === false,
   });
   let qmp: QmpServer | null = null;
   if (flags.qmp !== undefined) {
@@ -327,7 +330,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       code = result.code;
       break;
     case "reset":
-      diag("the guest asked for a system reset; stopping (reset is not re-booted yet)");
+      diag("the guest reset the machine; not booting again (--no-reboot)");
       code = 0;
       break;
     case "limit":
@@ -368,6 +371,10 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--smp <n>", "number of vCPUs", "1")
     .option("--memory <size>", "guest RAM, e.g. 256M or 1G", "256M")
     .option("--semihosting", "enable Arm semihosting (HLT #0xF000)")
+    .option(
+      "--no-reboot",
+      "exit when the guest resets the machine instead of booting again (QEMU's -no-reboot)",
+    )
     .option("--deterministic", "time from retired instructions; runs repeat exactly")
     .option("--dump-dtb <file>", "write the generated device tree")
     .option("--trace-mp", "print every vCPU MP-state change on stderr")

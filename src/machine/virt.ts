@@ -80,6 +80,8 @@ export class VirtMachine {
   readonly smp: number;
   readonly config: MachineConfig;
   private sched: Scheduler | null = null;
+  /** What the loader wrote (kernel, initrd, DTB), written again on a reset as QEMU's ROM blobs. */
+  private readonly images: [number, Uint8Array][] = [];
 
   constructor(cfg: VirtConfig) {
     const smp = cfg.smp ?? 1;
@@ -190,7 +192,14 @@ export class VirtMachine {
     }
     let dtb: Uint8Array = new Uint8Array();
     this.boot = loadKernel(
-      { ramBase: vm.ramBase, ramSize: vm.ramSize, write: (pa, bytes) => vm.writeRam(pa, bytes) },
+      {
+        ramBase: vm.ramBase,
+        ramSize: vm.ramSize,
+        write: (pa, bytes) => {
+          this.images.push([pa, bytes]);
+          vm.writeRam(pa, bytes);
+        },
+      },
       {
         kernel: cfg.kernel,
         ...(cfg.initrd ? { initrd: cfg.initrd } : {}),
@@ -202,17 +211,41 @@ export class VirtMachine {
       },
     );
     this.dtb = dtb;
+    this.startBootVcpu();
+  }
 
-    // The boot vCPU starts RUNNABLE at the entry point (EL1h, DAIF masked, MMU off), x1-x3
-    // zero; the others start STOPPED until CPU_ON.
+  /**
+   * The boot vCPU starts RUNNABLE at the entry point (EL1h, DAIF masked, MMU off), x1-x3
+   * zero; the others start STOPPED until CPU_ON.
+   */
+  private startBootVcpu(): void {
+    const load = this.boot!;
     this.vcpus.forEach((v, i) => {
       v.init({ powerOff: i !== 0 });
     });
     const boot = this.vcpus[0]!;
-    boot.cpu.pc = BigInt(this.boot.entry);
+    boot.cpu.pc = BigInt(load.entry);
     // x0 = the DTB for every kernel kind, ELF included (QEMU 7.2 passes 0 to an ELF; a
     // bare-metal program that ignores x0 cannot tell, one that wants the tree gets it).
-    boot.cpu.setX(0, this.boot.dtbAddress !== undefined ? BigInt(this.boot.dtbAddress) : 0n);
+    boot.cpu.setX(0, load.dtbAddress !== undefined ? BigInt(load.dtbAddress) : 0n);
+  }
+
+  /**
+   * A system reset, as QEMU's qemu_system_reset: the GIC and every device to their reset
+   * state, the loaded images (kernel, initrd, DTB) written into RAM again, every vCPU
+   * reset with the boot vCPU at the entry point and the others powered off. The rest of
+   * RAM keeps its contents, as on QEMU. False when there is nothing to boot again (a
+   * machine restored from a snapshot whose images this process never loaded).
+   */
+  reset(): boolean {
+    if (!this.boot) return false;
+    this.gic.reset();
+    this.uart.reset();
+    for (const t of this.virtio) t.reset();
+    for (const [pa, bytes] of this.images) this.vm.writeRam(pa, bytes);
+    this.startBootVcpu();
+    for (const v of this.vcpus) v.cpu.flushDecodeCache();
+    return true;
   }
 
   private makeVirtio(

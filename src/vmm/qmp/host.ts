@@ -25,6 +25,8 @@ export type HostEvent =
   | { kind: "stop" }
   | { kind: "resume" }
   | { kind: "shutdown"; guest: boolean; reason: ShutdownReason }
+  /** The machine was reset and boots again (QEMU's RESET event). */
+  | { kind: "reset"; guest: boolean; reason: ShutdownReason }
   | { kind: "powerdown" }
   | { kind: "migration"; status: MigrationStatus };
 
@@ -62,6 +64,8 @@ export interface LocalVmmHostOptions {
   makeMigration?: (machine: VirtMachine, runner: MachineRunner) => MigrationController;
   /** QEMU's -S: start with the vCPUs stopped ("prelaunch") until `cont`. */
   startPaused?: boolean;
+  /** QEMU's -no-reboot: a guest reset ends the VMM instead of booting again. */
+  noReboot?: boolean;
 }
 
 export class LocalVmmHost implements VmmHost {
@@ -211,6 +215,11 @@ export class LocalVmmHost implements VmmHost {
       }
       if (r !== this.runnerRef && !this.ended) continue; // replaced by snapshot-load
       if (this.ended) return this.ended;
+      // PSCI SYSTEM_RESET: the machine boots again, as QEMU without -no-reboot.
+      if (result.kind === "reset" && !this.opts.noReboot && this.current?.reset()) {
+        this.emit({ kind: "reset", guest: true, reason: "guest-reset" });
+        continue;
+      }
       this.ended = result;
       if (result.kind === "shutdown") this.emit({ kind: "shutdown", guest: true, reason: "guest-shutdown" });
       else if (result.kind === "reset") this.emit({ kind: "shutdown", guest: true, reason: "guest-reset" });

@@ -57,6 +57,8 @@ export class QmpServer {
           return this.event("POWERDOWN");
         case "shutdown":
           return this.event("SHUTDOWN", { guest: e.guest, reason: e.reason });
+        case "reset":
+          return this.event("RESET", { guest: e.guest, reason: e.reason });
         case "migration":
           return this.event("MIGRATION", { status: e.status });
       }
