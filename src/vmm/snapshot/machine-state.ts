@@ -70,7 +70,8 @@ export function captureSections(m: VirtMachine, opts: { ram?: boolean } = {}): S
   const out: Section[] = [jsonSection("machine", MACHINE_VERSION, machine)];
   for (const v of m.vcpus)
     out.push({ name: `vcpu@${v.id}`, version: VCPU_VERSION, data: encodeVcpu(saveVcpu(v)) });
-  for (const c of [m.gic, m.uart, m.rtc]) out.push(jsonSection(c.stateName, c.stateVersion, c.saveState()));
+  // The board owns the list of its components (GIC, UART, RTC, each plugged virtio device).
+  for (const c of m.components) out.push(jsonSection(c.stateName, c.stateVersion, c.saveState()));
   const pages = opts.ram === false ? [] : nonZero(m.vm.ram, m.vm.writtenPages());
   out.push({ name: "ram", version: RAM_VERSION, data: encodeRam(m.vm.ram, pages) });
   return out;
@@ -232,7 +233,7 @@ export function restoreSections(
     sched.position = ms.scheduler;
     sched.rounds = ms.scheduler.rounds;
 
-    for (const c of [m.gic, m.uart, m.rtc]) {
+    for (const c of m.components) {
       const s = get(c.stateName);
       checkVersion(s, c.stateVersion);
       c.loadState(parseJsonSection(s) as StateValue, s.version);
