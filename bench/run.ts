@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { buildSync } from "esbuild";
 import { runCrcBench } from "./crc.ts";
 import { runInterpreterLoopBench } from "./interpreter-loop.ts";
+import { runLinuxBootBench } from "./linux-boot.ts";
 import { runMigrationBench } from "./migration.ts";
 import { runRepresentationBench } from "./representation.ts";
 import { runSnapshotBench } from "./snapshot.ts";
@@ -69,6 +70,9 @@ if (existsSync(BENCH)) {
     line("same output", String(q.stdout === a.stdout));
   } else line("qemu-aarch64", "not installed (apt-get install qemu-user)");
 }
+
+console.log("== Linux boot (Debian arm64 kernel + test initramfs): armbox vs qemu-system-aarch64");
+await runLinuxBootBench(line);
 
 console.log("== register representation (docs/STATE.md)");
 for (const [k, v] of Object.entries(runRepresentationBench())) line(k, `${v.toFixed(1)} M ops/s`);
