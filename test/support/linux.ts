@@ -95,10 +95,13 @@ export interface BootOptions {
   args?: string[];
   /** Name of the transcript file under ARMBOX_LINUX_LOG_DIR. */
   name?: string;
+  /** armbox only: run `armbox run ARGS` instead of a boot (e.g. --restore FILE). */
+  runArgs?: string[];
 }
 
 /** The command line a boot runs, for either engine. */
 export function bootCommand(o: BootOptions): { file: string; args: string[] } {
+  if (o.runArgs) return { file: process.execPath, args: [ARMBOX, "run", ...o.runArgs] };
   const kernel = o.kernel ?? kernelPath;
   const initrd = o.initrd ?? initrdPath;
   const memory = o.memory ?? "512M";
