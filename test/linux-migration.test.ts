@@ -1,0 +1,102 @@
+/**
+ * Live migration of a running Linux: Debian's kernel at --smp 4 with cpu2 offline runs a
+ * shell loop printing a counter; QMP migrate over TCP moves it to a destination process
+ * (`armbox run --incoming`), where the count continues with no gap and no repeat and cpu2
+ * is still offline (and its vCPU STOPPED).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { QmpClient } from "../src/vmm/qmp/client.ts";
+import { boot, engine, LinuxBoot, requireFiles, skipUnlessCi, testTimeoutMs } from "./support/linux.ts";
+
+const skip = engine === "qemu" ? "armbox only" : skipUnlessCi();
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+const counts = (text: string) => [...text.matchAll(/(?:^|\n)C-(\d+)\r?\n/g)].map((m) => Number(m[1]));
+
+test("Linux: live migration mid counter loop, cpu2 offline: the count continues exactly on the destination", {
+  skip,
+  timeout: testTimeoutMs * 2,
+}, async () => {
+  requireFiles();
+  const dir = mkdtempSync(join(tmpdir(), "armbox-linux-mig-"));
+  const sock = join(dir, "src.sock");
+  const dsock = join(dir, "dst.sock");
+  const port = await freePort();
+  const dst = new LinuxBoot({
+    smp: 4,
+    append: "",
+    runArgs: ["--incoming", `tcp:127.0.0.1:${port}`, "--qmp", `unix:${dsock}`],
+    name: "mig-dst",
+  });
+  try {
+    let srcText = "";
+    await boot(
+      {
+        smp: 4,
+        append: "console=ttyAMA0 panic=-1 armbox.test=shell",
+        args: ["--qmp", `unix:${sock}`],
+        name: "mig-src",
+      },
+      async (b) => {
+        await b.waitFor("ARMBOX-SHELL");
+        b.send("echo 0 > /sys/devices/system/cpu/cpu2/online; echo OFF-$((40+2))\n");
+        await b.waitFor(/\nOFF-42/);
+        b.send("i=0; while [ ! -e /stop ]; do i=$((i+1)); echo C-$i; usleep 20000; done\n");
+        await b.waitFor(/\nC-30\r?\n/);
+        const q = await QmpClient.connect(`unix:${sock}`);
+        try {
+          await q.execute("migrate", { uri: `tcp:127.0.0.1:${port}` });
+          for (;;) {
+            const s = (await q.execute("query-migrate")) as { status?: string };
+            if (s.status === "completed") break;
+            assert.notEqual(s.status, "failed", JSON.stringify(s));
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        } finally {
+          await q.close().catch(() => {});
+        }
+        srcText = b.transcript;
+        return "stop";
+      },
+    );
+    // The destination runs on: wait for 30 more counts, then stop the loop and look.
+    const last = counts(srcText).at(-1)!;
+    await dst.waitFor(new RegExp(`\\nC-${last + 30}\\r?\\n`));
+    const q = await QmpClient.connect(`unix:${dsock}`);
+    try {
+      const cpus = (await q.execute("query-cpus-fast")) as { "mp-state": string }[];
+      assert.equal(cpus[2]?.["mp-state"], "STOPPED");
+    } finally {
+      await q.close();
+    }
+    dst.send("touch /stop\n");
+    dst.send("cat /sys/devices/system/cpu/online; echo D-$((9*9))\n");
+    await dst.waitFor(/\nD-81/);
+    assert.match(dst.transcript, /\n0-1,3\r?\n/, "cpu2 still offline on the destination");
+    // The destination's console continues the source's byte stream (a line may straddle).
+    const all = counts(srcText + dst.transcript);
+    assert.ok(all.length > 60, `${all.length} counts`);
+    for (let i = 1; i < all.length; i++)
+      assert.equal(all[i], all[i - 1]! + 1, `count ${all[i - 1]} then ${all[i]}`);
+    assert.equal(all[0], 1);
+    dst.send("poweroff -f\n");
+    const exit = await dst.waitExit();
+    assert.equal(exit.code, 0, dst.stderr);
+  } finally {
+    await dst.stop();
+  }
+});
