@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GicV3 } from "../src/hv/gicv3/gicv3.ts";
 import { GICD, GICR, GICR_SGI, ICC } from "../src/hv/gicv3/registers.ts";
-import { StateError, type StateValue } from "../src/hv/state.ts";
+import { StateError, type StateValue } from "../src/lib/state.ts";
 
 const SGI = GICR.SGI_BASE;
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { CR, FR, INT, Pl011, PL011_REG as R } from "../src/devices/pl011.ts";
-import { StateError } from "../src/hv/state.ts";
+import { StateError } from "../src/lib/state.ts";
 
 function make() {
   const out: number[] = [];

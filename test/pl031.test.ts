@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Pl031, PL031_REG as R } from "../src/devices/pl031.ts";
-import { StateError } from "../src/hv/state.ts";
+import { StateError } from "../src/lib/state.ts";
 
 function make(start = 1_700_000_000.25) {
   const clk = { t: start };

@@ -10,7 +10,7 @@ import {
 } from "../src/devices/virtio/mmio.ts";
 import type { DescriptorChain } from "../src/devices/virtio/queue.ts";
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F } from "../src/devices/virtio/queue.ts";
-import type { StateValue } from "../src/hv/state.ts";
+import type { StateValue } from "../src/lib/state.ts";
 import { fbit, RAM_BASE, TestBench, VERSION_1 } from "./support/virtio-driver.ts";
 
 /**

@@ -14,9 +14,9 @@
  * the transition through the TX trigger level that Linux's amba-pl011 driver waits for.
  * The five sources are ORed onto one level-sensitive line (UARTINTR), as on virt.
  */
-import type { IrqLine } from "../hv/irq.ts";
-import { StateError, type StateValue, stateNumber, stateNumbers } from "../hv/state.ts";
-import type { MmioDevice } from "./device.ts";
+import type { IrqLine } from "../lib/irq.ts";
+import type { MmioDevice } from "../lib/mmio-device.ts";
+import { StateError, type StateValue, stateNumber, stateNumbers } from "../lib/state.ts";
 
 /** Register offsets (TRM table 3-1). */
 export const PL011_REG = {

@@ -8,9 +8,9 @@
  * the device has no timer of its own, so it checks on every access and when the board calls
  * `poll()` (at `nextMatch()`, or periodically).
  */
-import type { IrqLine } from "../hv/irq.ts";
-import { StateError, type StateValue, stateNumber } from "../hv/state.ts";
-import type { MmioDevice } from "./device.ts";
+import type { IrqLine } from "../lib/irq.ts";
+import type { MmioDevice } from "../lib/mmio-device.ts";
+import { StateError, type StateValue, stateNumber } from "../lib/state.ts";
 
 export const PL031_REG = {
   DR: 0x000,

@@ -8,7 +8,12 @@
  */
 import type { Cpu, TimerProvider } from "../arch/arm64/cpu.ts";
 import { sysregIndex } from "../arch/arm64/sysregs.ts";
-import { TIMER_PPI } from "../machine/memory-map.ts";
+
+/**
+ * The timers' PPIs as INTIDs (PPI n = INTID 16 + n): KVM's defaults (the vCPU device
+ * attributes KVM_ARM_VCPU_TIMER_IRQ_VTIMER/PTIMER), which QEMU's virt puts in its FDT.
+ */
+export const TIMER_PPI = { SECURE_PHYS: 29, PHYS: 30, VIRT: 27, HYP: 26 } as const;
 
 /** 62.5 MHz, as QEMU's virt and KVM report in CNTFRQ_EL0. */
 export const TIMER_FREQUENCY = 62_500_000;

@@ -6,11 +6,11 @@
 import type { PhysicalBus } from "../arch/arm64/cpu.ts";
 import { createVmMemory, MAX_VCPUS, RAM_OFFSET } from "../arch/arm64/state.ts";
 import type { SysRegAccess } from "../arch/arm64/sysregs.ts";
-import type { MmioDevice } from "../devices/device.ts";
+import type { MmioDevice } from "../lib/mmio-device.ts";
+import type { Stateful } from "../lib/state.ts";
 import { MP_STATE } from "./mp-state.ts";
 import { KvmError } from "./onereg.ts";
 import { AFFINITY, PSCI_RET } from "./psci.ts";
-import type { Stateful } from "./state.ts";
 import { DeterministicClock, RealtimeClock, type VmClock } from "./timer.ts";
 import { Vcpu } from "./vcpu.ts";
 

@@ -17,8 +17,8 @@ export const GIC_REDIST_STRIDE = 0x2_0000;
 /** How many redistributors fit the region: the most vCPUs the board supports. */
 export const MAX_GIC_VCPUS = VIRT.GIC_REDIST.size / GIC_REDIST_STRIDE; // 123
 
-/** Arch timer PPIs as INTIDs (PPI n = INTID 16 + n). */
-export const TIMER_PPI = { SECURE_PHYS: 29, PHYS: 30, VIRT: 27, HYP: 26 } as const;
+/** Arch timer PPIs as INTIDs: the vCPU layer's (KVM's) defaults, which the FDT describes. */
+export { TIMER_PPI } from "../hv/timer.ts";
 
 /** The PL011's clock as QEMU's virt declares it (apb-pclk, 24 MHz). */
 export const APB_PCLK_HZ = 24_000_000;

@@ -15,9 +15,9 @@ import { type EntropySource, SeededEntropy, VirtioRng } from "../devices/virtio/
 import { GicV3 } from "../hv/gicv3/gicv3.ts";
 import { KvmError } from "../hv/onereg.ts";
 import { DEFAULT_QUANTUM, Scheduler } from "../hv/scheduler.ts";
-import type { Stateful } from "../hv/state.ts";
 import type { Vcpu } from "../hv/vcpu.ts";
 import { Vm } from "../hv/vm.ts";
+import type { Stateful } from "../lib/state.ts";
 import { type LoadResult, loadKernel } from "./loader.ts";
 import { GIC_REDIST_STRIDE, MAX_GIC_VCPUS, VIRT } from "./memory-map.ts";
 import { buildVirtFdt, fixupUserDtb } from "./virt-fdt.ts";

@@ -11,7 +11,7 @@
  * whole number of sectors, a write to a read-only disk or a backend failure complete the
  * request with VIRTIO_BLK_S_IOERR, as QEMU does.
  */
-import { StateError, type StateValue, stateNumber } from "../../hv/state.ts";
+import { StateError, type StateValue, stateNumber } from "../../lib/state.ts";
 import { configBytesRead, VIRTIO_ID, type VirtioContext, type VirtioDevice } from "./mmio.ts";
 import type { DescriptorChain } from "./queue.ts";
 

@@ -7,7 +7,7 @@
  * receive buffers available and is copied into them in order, so nothing typed is dropped
  * (up to 1 MiB waiting for a guest that does not read).
  */
-import { StateError, type StateValue, stateNumbers } from "../../hv/state.ts";
+import { StateError, type StateValue, stateNumbers } from "../../lib/state.ts";
 import { configBytesRead, VIRTIO_ID, type VirtioContext, type VirtioDevice } from "./mmio.ts";
 
 export const CONSOLE_RX = 0;

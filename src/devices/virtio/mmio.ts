@@ -18,9 +18,9 @@
  * The interrupt line follows InterruptStatus (level high while any bit is set), as QEMU's
  * virtio-mmio drives it; the board describes it edge-rising, as QEMU's does.
  */
-import type { IrqLine } from "../../hv/irq.ts";
-import { StateError, type Stateful, type StateValue, stateNumber, stateNumbers } from "../../hv/state.ts";
-import type { MmioDevice } from "../device.ts";
+import type { IrqLine } from "../../lib/irq.ts";
+import type { MmioDevice } from "../../lib/mmio-device.ts";
+import { StateError, type Stateful, type StateValue, stateNumber, stateNumbers } from "../../lib/state.ts";
 import { type GuestMemory, type QueueHost, Virtqueue } from "./queue.ts";
 
 /** Register offsets (§4.2.2). */

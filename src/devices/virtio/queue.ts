@@ -9,7 +9,7 @@
  * never throws out of this module. The queue stops (`failed`) and reports the reason to its
  * transport, which sets DEVICE_NEEDS_RESET (§2.1.1) and tells the driver.
  */
-import { StateError, type StateValue, stateNumber, stateNumbers } from "../../hv/state.ts";
+import { StateError, type StateValue, stateNumber, stateNumbers } from "../../lib/state.ts";
 
 /** Guest physical memory as a device sees it for DMA. */
 export interface GuestMemory {

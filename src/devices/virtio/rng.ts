@@ -6,7 +6,7 @@
  * deterministic mode a seeded one (`SeededEntropy`) whose position is saved with the device,
  * so that a restored run draws the same bytes as one that never stopped.
  */
-import { StateError, type StateValue, stateNumber } from "../../hv/state.ts";
+import { StateError, type StateValue, stateNumber } from "../../lib/state.ts";
 import { VIRTIO_ID, type VirtioContext, type VirtioDevice } from "./mmio.ts";
 
 export interface EntropySource {

@@ -28,7 +28,7 @@
  */
 import type { Cpu } from "../../arch/arm64/cpu.ts";
 import type { SysRegAccess } from "../../arch/arm64/sysregs.ts";
-import { StateError, type Stateful, type StateValue, stateNumber, stateNumbers } from "../state.ts";
+import { StateError, type Stateful, type StateValue, stateNumber, stateNumbers } from "../../lib/state.ts";
 import { GICD, GICD_CTLR, GICR, GICR_SGI, GICR_WAKER, ICC, INTID_SPURIOUS } from "./registers.ts";
 
 export interface GicV3Options {

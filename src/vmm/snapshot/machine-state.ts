@@ -7,9 +7,9 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { MP_STATE } from "../../hv/mp-state.ts";
 import { hexId, KVM_REG_ARM_PTIMER_CNT, KVM_REG_ARM_TIMER_CNT, KvmError, regSize } from "../../hv/onereg.ts";
-import { StateError, type StateValue } from "../../hv/state.ts";
 import { DeterministicClock, RealtimeClock, TIMER_FREQUENCY } from "../../hv/timer.ts";
 import type { Vcpu } from "../../hv/vcpu.ts";
+import { StateError, type StateValue } from "../../lib/state.ts";
 import type { MachineConfig, VirtMachine } from "../../machine/virt.ts";
 import {
   concat,

@@ -2,7 +2,7 @@
  * An emulated MMIO device is a register machine (as in rust-vmm's vm-superio): reads and
  * writes at offsets inside its window, an injected interrupt line, and its own state.
  */
-import type { Stateful } from "../hv/state.ts";
+import type { Stateful } from "./state.ts";
 
 export interface MmioDevice extends Stateful {
   /** Size of its MMIO window in bytes. */
