@@ -187,9 +187,7 @@ export function restoreSections(
   const byName = new Map(sections.map((s) => [s.name, s]));
   const expected = new Set([
     "machine",
-    "gicv3",
-    "pl011",
-    "pl031",
+    ...m.components.map((c) => c.stateName),
     "ram",
     ...m.vcpus.map((v) => `vcpu@${v.id}`),
   ]);
