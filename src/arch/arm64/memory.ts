@@ -11,7 +11,7 @@ import { EC, FSC } from "./exceptions.ts";
 import { currentAsid, FAULT, type MmuRegs, W, type WalkContext, walk } from "./mmu.ts";
 import { RAM_OFFSET, VCPU_STRIDE } from "./state.ts";
 import { SYSREG_BY_NAME, type SysReg, sysregIndex } from "./sysregs.ts";
-import { TLB, TLB_INFO, tlbDropWriteTags, tlbFlushAll, tlbInvalidate } from "./tlb.ts";
+import { TLB, TLB_INFO, tlbDropNonGlobalTags, tlbDropWriteTags, tlbFlushAll, tlbInvalidate } from "./tlb.ts";
 
 /**
  * Physical memory as the CPU sees it: RAM is one window of the shared memory; any other
@@ -62,6 +62,8 @@ export abstract class MemoryPath implements WalkContext {
   readonly tlbU: Uint32Array;
   /** Word index of the TLB regime in force for ordinary accesses (EL0 or EL1 permissions). */
   private tlbBase = 0;
+  /** The ASID in force (TTBR0/TTBR1 per TCR_EL1.A1): non-global entries must match it. */
+  private curAsid = 0;
   /** EL whose permissions apply to the access in progress (0 inside LDTR/STTR). */
   private accessEl = 0;
   /** Scratch outputs of 64-bit helpers (value low/high halves). */
@@ -176,7 +178,12 @@ export abstract class MemoryPath implements WalkContext {
     const chi = this.canonicalHi(hi);
     const pageLo = lo & -4096;
     let info = t[e + TLB.INFO]!;
-    if ((info & TLB_INFO.VALID) === 0 || t[e + TLB.VA_LO] !== pageLo || t[e + TLB.VA_HI] !== (chi | 0)) {
+    if (
+      (info & TLB_INFO.VALID) === 0 ||
+      t[e + TLB.VA_LO] !== pageLo ||
+      t[e + TLB.VA_HI] !== (chi | 0) ||
+      ((info & TLB_INFO.NG) !== 0 && t[e + TLB.ASID] !== this.curAsid)
+    ) {
       const fsc = walk(this, MMU_REGS, lo, hi, this.accessEl);
       if (fsc >= 0) this.fault(lo, hi, acc, fsc);
       this.fill(e, pageLo, chi);
@@ -393,6 +400,7 @@ export abstract class MemoryPath implements WalkContext {
   /** Empties this PE's TLB (reset, restore, and writes that change every translation). */
   flushTlb(): void {
     tlbFlushAll(this.tlb);
+    this.curAsid = currentAsid(this, MMU_REGS);
     this.invalidateFetch();
   }
 
@@ -403,15 +411,21 @@ export abstract class MemoryPath implements WalkContext {
 
   /**
    * A stored system register was written (MSR or ONE_REG). Translations cached under the
-   * old SCTLR/TCR/MAIR are dropped; a TTBR write (new ASID or tables) drops the non-global
-   * ones, which the fast path does not tag-check (global entries stay valid until a TLBI,
-   * Arm ARM D8.13.2).
+   * old SCTLR/TCR/MAIR are dropped. Entries stay valid across a TTBR write until a TLBI
+   * (Arm ARM D8.13.2); a write that changes the ASID takes the fast tags off non-global
+   * entries, which keep their ASID for the slow path.
    */
   sysregWritten(reg: SysReg): void {
     if (FLUSH_ALL_ON_WRITE.has(reg)) this.flushTlb();
     else if (FLUSH_NG_ON_WRITE.has(reg)) {
-      tlbInvalidate(this.tlb, null, 0, null, false);
-      this.invalidateFetch();
+      // A new ASID: the fast path does not compare ASIDs, so non-global entries lose their
+      // fast tags; the slow path finds them again (without a walk) under their own ASID.
+      const asid = currentAsid(this, MMU_REGS);
+      if (asid !== this.curAsid) {
+        this.curAsid = asid;
+        tlbDropNonGlobalTags(this.tlb);
+        this.invalidateFetch();
+      }
     }
   }
 

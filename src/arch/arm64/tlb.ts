@@ -79,6 +79,16 @@ export function tlbFlushAll(t: Int32Array): void {
   }
 }
 
+/** Takes the fast tags off every non-global entry (the ASID in force changed). */
+export function tlbDropNonGlobalTags(t: Int32Array): void {
+  for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) {
+    if ((t[e + TLB.INFO]! & TLB_INFO.NG) === 0) continue;
+    t[e] = TLB.NO_TAG;
+    t[e + 2] = TLB.NO_TAG;
+    t[e + 4] = TLB.NO_TAG;
+  }
+}
+
 /** Drops every write tag, so the next store to each page takes the slow path (dirty log). */
 export function tlbDropWriteTags(t: Int32Array): void {
   for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) t[e + 2] = TLB.NO_TAG;
