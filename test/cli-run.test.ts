@@ -15,8 +15,8 @@ const run = (...args: string[]) =>
 const tmp = mkdtempSync(join(tmpdir(), "armbox-cli-"));
 const hasDtc = spawnSync("dtc", ["--version"]).status === 0;
 
-test("armbox run with no --kernel boots the demo guest and traces MP states", () => {
-  const r = run("--deterministic");
+test("armbox run --guest demo boots the bare-metal demo guest and traces MP states", () => {
+  const r = run("--guest", "demo", "--deterministic");
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /RESULT: PASS/);
   assert.match(r.stderr, /vcpu 1: STOPPED -> RUNNABLE/);

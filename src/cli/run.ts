@@ -37,8 +37,21 @@ function projectRoot(): string {
 const root = projectRoot();
 /** The built-in demo: brings every vCPU up and down with PSCI. */
 export const DEMO_GUEST = path.join(root, "guests/baremetal/bin/hotplug.elf");
+/**
+ * The default guest: armbox's own small Linux (tools/linux/build-kernel.sh) with the
+ * busybox initramfs (tools/linux/make-initramfs.sh --no-modules), to a shell on ttyAMA0.
+ */
+export const LINUX_GUEST = {
+  kernel: path.join(root, "guests/linux/Image"),
+  initrd: path.join(root, "guests/linux/initrd.cpio.gz"),
+  append: "console=ttyAMA0",
+} as const;
+/** The built-in guests `--guest` names. */
+const GUESTS = ["linux", "demo"] as const;
 
 export interface RunFlags {
+  /** The built-in guest to boot when no --kernel is given: linux (default) or demo. */
+  guest?: string;
   /** commander's negatable --no-reboot: false when given. */
   reboot?: boolean;
   kernel?: string;
@@ -167,6 +180,14 @@ function traceMpStates(m: VirtMachine, diag: (line: string) => void): void {
   }
 }
 
+/** Which built-in guest runs without --kernel (--guest linux|demo). */
+function builtinGuest(flags: RunFlags): "linux" | "demo" {
+  const g = flags.guest ?? "linux";
+  if (!(GUESTS as readonly string[]).includes(g))
+    throw new Error(`--guest ${g}: the built-in guests are ${GUESTS.join(" and ")}`);
+  return g as "linux" | "demo";
+}
+
 /** The machine the flags describe; without a kernel for an incoming migration. */
 function configFromFlags(
   flags: RunFlags,
@@ -182,8 +203,9 @@ function configFromFlags(
   if (memory < 16 * 1024 * 1024) throw new Error(`--memory ${flags.memory}: at least 16M is needed`);
   if (flags.psci !== undefined && flags.psci !== "hvc" && flags.psci !== "smc")
     throw new Error("--psci must be hvc or smc");
+  const builtin = demo ? builtinGuest(flags) : null;
   const base: VirtConfig = {
-    smp: demo && flags.smp === "1" ? 4 : smp,
+    smp: builtin === "demo" && flags.smp === "1" ? 4 : builtin === "linux" && flags.smp === "1" ? 2 : smp,
     memory,
     semihosting: flags.semihosting ?? false,
     deterministic: flags.deterministic ?? false,
@@ -194,10 +216,13 @@ function configFromFlags(
   if (!withKernel) return base;
   return {
     ...base,
-    kernel: readInput("kernel", flags.kernel ?? DEMO_GUEST),
-    ...(flags.initrd ? { initrd: readInput("initrd", flags.initrd) } : {}),
+    kernel: readInput("kernel", flags.kernel ?? (builtin === "linux" ? LINUX_GUEST.kernel : DEMO_GUEST)),
+    ...(flags.initrd || builtin === "linux"
+      ? { initrd: readInput("initrd", flags.initrd ?? LINUX_GUEST.initrd) }
+      : {}),
     ...(flags.dtb ? { dtb: readInput("dtb", flags.dtb) } : {}),
-    append: flags.append ?? "",
+    // --append replaces the built-in Linux's command line, as it would any kernel's.
+    append: flags.append ?? (builtin === "linux" ? LINUX_GUEST.append : ""),
     gunzip: (data, max) => new Uint8Array(gunzipSync(data, { maxOutputLength: max })),
   };
 }
@@ -245,8 +270,13 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     fs.writeFileSync(flags.dumpDtb, machine.dtb);
     if (flags.kernel === undefined) return 0;
   }
-  if (machine && (demo || flags.traceMp)) {
-    if (demo)
+  const showDemo = demo && builtinGuest(flags) === "demo";
+  if (machine && demo && !showDemo)
+    diag(
+      `no --kernel: booting the built-in Linux (${path.relative(process.cwd(), LINUX_GUEST.kernel)}) on ${machine.smp} vCPUs; Ctrl-A x quits`,
+    );
+  if (machine && (showDemo || flags.traceMp)) {
+    if (showDemo)
       diag(
         `no --kernel: booting the demo guest (${path.relative(process.cwd(), DEMO_GUEST)}) on ${machine.smp} vCPUs`,
       );
@@ -257,10 +287,30 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   if (!flags.semihosting || stdin.isTTY) {
     inputOpen = true;
     if (stdin.isTTY) stdin.setRawMode(true);
+    // Ctrl-A x quits, as in QEMU's -nographic console (the two keys arrive apart when
+    // typed); Ctrl-A Ctrl-A sends one Ctrl-A to the guest.
+    let ctrlA = false;
     stdin.on("data", (d: Buffer) => {
-      // Ctrl-A x quits, as in QEMU's -nographic console.
-      if (stdin.isTTY && d.length === 2 && d[0] === 1 && d[1] === 0x78) process.exit(0);
-      host.machine?.consoleInput(new Uint8Array(d));
+      if (!stdin.isTTY) {
+        host.machine?.consoleInput(new Uint8Array(d));
+        return;
+      }
+      const out: number[] = [];
+      for (const b of d) {
+        if (ctrlA) {
+          ctrlA = false;
+          if (b === 0x78) {
+            if (stdin.isTTY) stdin.setRawMode(false);
+            process.stderr.write("\r\narmbox: terminated (Ctrl-A x)\r\n");
+            process.exit(0);
+          }
+          if (b === 1) out.push(1);
+          continue;
+        }
+        if (b === 1) ctrlA = true;
+        else out.push(b);
+      }
+      if (out.length > 0) host.machine?.consoleInput(Uint8Array.from(out));
     });
     stdin.on("end", () => {
       inputOpen = false;
@@ -272,7 +322,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   // The VMM host runs the machine and lets the control plane (QMP) stop, continue,
   // snapshot, replace and migrate it; without --qmp it simply runs it.
   const output = (b: Uint8Array) => process.stdout.write(b);
-  const traceMp = demo || flags.traceMp;
+  const traceMp = showDemo || flags.traceMp;
   const host = new LocalVmmHost({
     machine,
     run: {
@@ -364,7 +414,12 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
   program
     .command("run")
     .description("boot the virt machine (like qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57)")
-    .option("--kernel <file>", "arm64 Image, ELF or raw binary (default: the built-in demo guest)")
+    .option("--kernel <file>", "arm64 Image, ELF or raw binary (default: the built-in guest)")
+    .option(
+      "--guest <name>",
+      "built-in guest without --kernel: linux (a shell; Ctrl-A x quits) or demo",
+      "linux",
+    )
     .option("--initrd <file>", "initial ramdisk")
     .option("--dtb <file>", "use this device tree instead of the generated one")
     .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
