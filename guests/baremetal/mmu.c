@@ -18,6 +18,9 @@
 #define AP_EL1_RW (0ul << 6)
 #define AP_ALL_RW (1ul << 6)
 #define AP_EL1_RO (2ul << 6)
+#define AP_ALL_RO (3ul << 6)
+#define APTABLE_RO (2ul << 61)
+#define PXNTABLE (1ul << 59)
 #define SH_OS (2ul << 8)
 #define SH_IS (3ul << 8)
 #define AF (1ul << 10)
@@ -29,7 +32,7 @@
 #define RAM_PAGE (D_PAGE | A_NORMAL | SH_IS | AF)
 
 typedef u64 table_t[512] __attribute__((aligned(4096)));
-enum { L0A, L1A, L0B, L1B, L2DEV, L2RAM, L2T, L3T, L2AA, L3AA, L2AB, L3AB, L0H, L1H, L2H, L3H, NT };
+enum { L0A, L1A, L0B, L1B, L2DEV, L2RAM, L2T, L3T, L2AA, L3AA, L2AB, L3AB, L0H, L1H, L2H, L3H, L1G, L2X, L3RAM, NT };
 static table_t pt[NT];
 /* Target pages: PA_A general, P1..P3 for the TLB and ASID checks. */
 enum { PA_A, P1, P2, P3, NP };
@@ -40,32 +43,46 @@ static u8 pages[NP][PG] __attribute__((aligned(4096)));
  * TTBR1: 0xffff_0000_0000_1000 (T1SZ 16: L0..L2 index 0, L3 index 1). */
 #define VA_T 0x1000000000ul
 #define VT(i) (VA_T + (u64)(i) * PG)
-enum { T_RW, T_EMPTY, T_NOAF, T_RO, T_PXN, T_EL1, T_EL0RW, T_EL0CODE, T_TLB };
+enum { T_RW, T_EMPTY, T_NOAF, T_RO, T_PXN, T_EL1, T_EL0RW, T_EL0CODE, T_TLB, T_EXEC, T_ROALL, T_UXN, T_ADDRSZ };
+/* 0x10_4000_0000 (L1 65): L2X[0] -> L3T with APTable = 0b10 (no writes), L2X[1] -> L3T with
+ * PXNTable. 0x80_0000_0000 (L0 1): L1G[0] a 1 GiB block at 0x40000000. */
+#define VA_APT 0x1040000000ul
+#define VA_PXNT 0x1040200000ul
+#define VA_GIB 0x8000000000ul
+
 #define VA_ASID 0x2000000000ul
 #define VA_HI 0xffff000000001000ul
 
 /* EL0 program, in a page of its own: a load from x1 (EL1-only: faults, the handler skips
- * it), a load from x3 (EL0-readable) into x2, then SVC back to EL1. */
+ * it), a load from x3 (EL0-readable) into x2, a BLR to x4 (a UXN page: the handler returns
+ * to x30), a store to x5 (read-only at EL0: faults), then SVC back to EL1. exec_page: a
+ * RET, run at EL1 through other mappings. */
 __asm__(".pushsection .text.el0, \"ax\"\n"
         ".balign 4096\n"
         ".globl el0_page\n"
         "el0_page:\n"
         "  ldr x0, [x1]\n"
         "  ldr x2, [x3]\n"
+        "  blr x4\n"
+        "  str x2, [x5]\n"
         "  svc #0x77\n"
         "1: b 1b\n"
         ".balign 4096\n"
+        ".globl exec_page\n"
+        "exec_page:\n"
+        "  ret\n"
+        ".balign 4096\n"
         ".popsection\n");
-extern char el0_page[], el0_return[], __stacks_end[], _start[];
+extern char el0_page[], exec_page[], el0_return[], __stacks_end[], _start[], __bss_start[];
 
 /* ---- exceptions: record up to 4, skip the faulting instruction ---- */
 struct rec { u64 esr, far, elr, spsr; };
-static volatile struct rec recs[4];
+static volatile struct rec recs[8];
 static volatile u32 nrec;
 
 static int on_sync(struct frame *f) {
   u32 n = nrec;
-  if (n < 4) {
+  if (n < 8) {
     recs[n].esr = f->esr;
     recs[n].far = f->far;
     recs[n].elr = f->elr;
@@ -148,9 +165,16 @@ static void setup(void) {
   for (u64 a = 0x08000000; a < 0x09200000; a += 0x200000)
     pt[L2DEV][a >> 21] = a | D_BLOCK | A_DEVICE | SH_OS | AF | PXN | UXN;
   pt[L1A][0] = (u64)pt[L2DEV] | D_TABLE;
-  /* RAM 0x40000000..0x40400000: the image, BSS (tables, pages) and stacks. */
-  for (u64 a = 0x40000000; a < 0x40400000; a += 0x200000)
-    pt[L2RAM][(a >> 21) & 511] = a | D_BLOCK | A_NORMAL | SH_IS | AF | AP_EL1_RW | UXN;
+  /* RAM 0x40000000..0x40400000: the image, BSS (tables, pages) and stacks. The first
+   * 2 MiB in 4 KiB pages, W^X: text and rodata (0x40080000..__bss_start, page-aligned:
+   * the tables in BSS are) read-only and executable at EL1, the rest RW and XN; the second
+   * 2 MiB one RW XN block. So SCTLR_EL1.WXN = 1 leaves the code runnable. */
+  for (u64 a = 0x40000000; a < 0x40200000; a += PG)
+    pt[L3RAM][(a >> 12) & 511] = a >= (u64)_start && a < (u64)__bss_start
+                                     ? a | RAM_PAGE | AP_EL1_RO | UXN
+                                     : a | RAM_PAGE | AP_EL1_RW | PXN | UXN;
+  pt[L2RAM][0] = (u64)pt[L3RAM] | D_TABLE;
+  pt[L2RAM][1] = 0x40200000ul | D_BLOCK | A_NORMAL | SH_IS | AF | AP_EL1_RW | PXN | UXN;
   pt[L1A][1] = (u64)pt[L2RAM] | D_TABLE;
   pt[L1A][64] = (u64)pt[L2T] | D_TABLE;
   pt[L2T][0] = (u64)pt[L3T] | D_TABLE;
@@ -164,6 +188,17 @@ static void setup(void) {
   l3[T_EL0RW] = PADDR(PA_A) | RAM_PAGE | AP_ALL_RW | PXN | UXN;
   l3[T_EL0CODE] = (u64)el0_page | RAM_PAGE | AP_ALL_RW | PXN;
   l3[T_TLB] = PADDR(P1) | RAM_PAGE | AP_EL1_RW | UXN;
+  l3[T_EXEC] = (u64)exec_page | RAM_PAGE | AP_EL1_RW | UXN;
+  l3[T_ROALL] = PADDR(PA_A) | RAM_PAGE | AP_ALL_RO | PXN | UXN;
+  l3[T_UXN] = (u64)exec_page | RAM_PAGE | AP_ALL_RO | PXN | UXN;
+  l3[T_ADDRSZ] = (1ul << 40) | RAM_PAGE | AP_EL1_RW | UXN; /* OA beyond IPS (40 bits) */
+  pt[L1A][65] = (u64)pt[L2X] | D_TABLE;
+  pt[L2X][0] = (u64)pt[L3T] | D_TABLE | APTABLE_RO;
+  pt[L2X][1] = (u64)pt[L3T] | D_TABLE | PXNTABLE;
+  pt[L0A][1] = (u64)pt[L1G] | D_TABLE;
+  pt[L1G][0] = 0x40000000ul | D_BLOCK | A_NORMAL | SH_IS | AF | AP_EL1_RW | UXN;
+  /* A 2 MiB block with AF = 0 at 0x40800000. */
+  pt[L2RAM][4] = (0x40800000ul | D_BLOCK | A_NORMAL | SH_IS | AP_EL1_RW | UXN);
   pt[L1A][128] = (u64)pt[L2AA] | D_TABLE;
   pt[L2AA][0] = (u64)pt[L3AA] | D_TABLE;
   pt[L3AA][0] = PADDR(P1) | RAM_PAGE | AP_EL1_RW | UXN | NG;
@@ -195,7 +230,7 @@ static void setup(void) {
 
 int main(void) {
   u64 end = (u64)__stacks_end;
-  if (end > 0x40400000ul || (u64)_start < 0x40000000ul) {
+  if (end > 0x40400000ul || (u64)_start < 0x40000000ul || ((u64)__bss_start & (PG - 1))) {
     fail("layout", "image %p..%lx outside the 4 MiB identity map", _start, end);
     return 0;
   }
@@ -222,6 +257,19 @@ int main(void) {
   check_abort("fault-l0-translation", 0, 0x800000000000ul + 0x40, 0x04);
   check_abort("fault-access-flag", 0, VT(T_NOAF) + 0x48, 0x0b);
   check_abort("fault-permission-write-ro", 1, VT(T_RO) + 0x50, 0x0f);
+  check_abort("fault-access-flag-l2-block", 0, 0x40800000ul + 0x58, 0x0a);
+  check_abort("fault-address-size-l3", 0, VT(T_ADDRSZ) + 0x60, 0x03);
+  /* Neither TTBR0 (bits [63:48] zero) nor TTBR1 (ones) with TBI off: level 0 fault. */
+  check_abort("fault-va-out-of-range", 0, 0x0100001000000018ul, 0x04);
+  check_abort("fault-ttbr1-unmapped", 0, VA_HI + PG + 0x68, 0x07);
+  check_abort("fault-permission-write-ro-all", 1, VT(T_ROALL) + 0x70, 0x0f);
+  /* APTable = 0b10 in the level 2 table descriptor: no writes below it, reads fine. */
+  check_abort("fault-aptable-write", 1, VA_APT + T_RW * PG + 0x78, 0x0f);
+  nrec = 0;
+  v = ld(VA_APT + T_RW * PG + 0x18);
+  check(nrec == 0 && v == 0x1111222233334444ul, "aptable-read", "count %u read %lx", nrec, v);
+  v = ld(VA_GIB + (PADDR(PA_A) - 0x40000000ul) + 0x18);
+  check(nrec == 0 && v == 0x1111222233334444ul, "l1-1gib-block", "count %u read %lx", nrec, v);
   nrec = 0;
   v = ld(VT(T_RO) + 0x18);
   check(nrec == 0 && v == 0x1111222233334444ul, "ro-page-reads", "count %u read %lx", nrec, v);
@@ -238,6 +286,26 @@ int main(void) {
     else fail("fault-pxn-fetch", "count %u ESR %lx FAR %lx ELR %lx", nrec, esr, recs[0].far, recs[0].elr);
   }
 
+  /* A RET through an EL1 RW page with PXN = 0 runs; under PXNTable it faults; with
+   * SCTLR_EL1.WXN = 1 (after TLBI: WXN may be held in the TLB) the writable page is XN. */
+  nrec = 0;
+  __asm__ volatile("blr %0" ::"r"(VT(T_EXEC)) : "x30", "memory");
+  check(nrec == 0, "exec-el1-page", "count %u ESR %lx", nrec, recs[0].esr);
+  nrec = 0;
+  __asm__ volatile("blr %0" ::"r"(VA_PXNT + T_EXEC * PG) : "x30", "memory");
+  if (nrec == 1 && recs[0].esr == 0x8600000ful && recs[0].far == VA_PXNT + T_EXEC * PG)
+    printf("PASS fault-pxntable-fetch esr=%lx far=%lx\n", recs[0].esr, recs[0].far);
+  else fail("fault-pxntable-fetch", "count %u ESR %lx FAR %lx", nrec, recs[0].esr, recs[0].far);
+  write_sysreg(sctlr_el1, read_sysreg(sctlr_el1) | (1ul << 19));
+  tlbi_all();
+  nrec = 0;
+  __asm__ volatile("blr %0" ::"r"(VT(T_EXEC)) : "x30", "memory");
+  if (nrec == 1 && recs[0].esr == 0x8600000ful && recs[0].far == VT(T_EXEC))
+    printf("PASS fault-wxn-fetch esr=%lx far=%lx\n", recs[0].esr, recs[0].far);
+  else fail("fault-wxn-fetch", "count %u ESR %lx FAR %lx", nrec, recs[0].esr, recs[0].far);
+  write_sysreg(sctlr_el1, read_sysreg(sctlr_el1) & ~(1ul << 19));
+  tlbi_all();
+
   /* 3. AT: PAR_EL1 for an EL1 RW page, an EL1 RO page and an unmapped VA. */
   u64 pa = PADDR(PA_A);
   check_par("at-s1e1r-rw", AT(s1e1r, VT(T_RW) + 0x18), pa, 0);
@@ -253,6 +321,13 @@ int main(void) {
   check_par("at-s1e1r-noaf", AT(s1e1r, VT(T_NOAF)), 0, 0x0b);
   check_par("at-s1e0r-el0rw", AT(s1e0r, VT(T_EL0RW)), pa, 0);
   check_par("at-s1e1r-ttbr1", AT(s1e1r, VA_HI + 0x18), pa, 0);
+  check_par("at-s1e0w-el0rw", AT(s1e0w, VT(T_EL0RW)), pa, 0);
+  check_par("at-s1e0r-roall", AT(s1e0r, VT(T_ROALL)), pa, 0);
+  check_par("at-s1e0w-roall", AT(s1e0w, VT(T_ROALL)), 0, 0x0f);
+  check_par("at-s1e1w-roall", AT(s1e1w, VT(T_ROALL)), 0, 0x0f);
+  check_par("at-s1e1w-aptable", AT(s1e1w, VA_APT + T_RW * PG), 0, 0x0f);
+  check_par("at-s1e1r-l1-1gib-block", AT(s1e1r, VA_GIB + 0x123000), 0x40123000ul, 0);
+  check_par("at-s1e1r-address-size", AT(s1e1r, VT(T_ADDRSZ)), 0, 0x03);
   nrec = 0;
   {
     u64 par = AT(s1e1r, 0x09000000ul);
@@ -342,29 +417,44 @@ int main(void) {
     register u64 x1 __asm__("x1") = VT(T_EL1) + 0x18;
     register u64 x2 __asm__("x2") = 0;
     register u64 x3 __asm__("x3") = VT(T_EL0RW) + 0x18;
+    register u64 x4 __asm__("x4") = VT(T_UXN);
+    register u64 x5 __asm__("x5") = VT(T_ROALL) + 0x80;
     __asm__ volatile("msr elr_el1, %[pc]\n"
                      "msr spsr_el1, %[spsr]\n"
                      "isb\n"
                      "eret\n"
                      ".globl el0_return\n"
                      "el0_return:\n"
-                     : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3)
+                     : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3), "+r"(x4), "+r"(x5)
                      : [pc] "r"(VT(T_EL0CODE)), [spsr] "r"(0x3c0ul)
-                     : "memory");
+                     : "x30", "memory");
     /* Register variables are only pinned in the asm: copy before any call. */
     u64 r0 = x0, r2 = x2;
     u64 esr = recs[0].esr;
-    int ok = nrec == 2 && ESR_EC(esr) == 0x24 && (esr & 0x3f) == 0x0f && !(esr >> 6 & 1) &&
+    int ok = nrec == 4 && ESR_EC(esr) == 0x24 && (esr & 0x3f) == 0x0f && !(esr >> 6 & 1) &&
              recs[0].far == VT(T_EL1) + 0x18 && recs[0].elr == VT(T_EL0CODE) && (recs[0].spsr & 0xf) == 0 &&
              r0 == SENTINEL;
     if (ok) printf("PASS el0-load-el1-page-faults esr=%lx far=%lx\n", esr, recs[0].far);
     else fail("el0-load-el1-page-faults", "count %u ESR %lx FAR %lx ELR %lx SPSR %lx x0 %lx", nrec, esr,
               recs[0].far, recs[0].elr, recs[0].spsr, r0);
     check(r2 == 0x1111222233334444ul, "el0-load-el0-page", "x2 %lx", r2);
+    /* Fetch from a UXN page at EL0: EC 0x20 (instruction abort, lower EL). */
     esr = recs[1].esr;
-    ok = nrec == 2 && ESR_EC(esr) == 0x15 && (esr & 0xffff) == 0x77 && recs[1].elr == VT(T_EL0CODE) + 12;
+    ok = nrec == 4 && ESR_EC(esr) == 0x20 && (esr & 0x3f) == 0x0f && recs[1].far == VT(T_UXN) &&
+         recs[1].elr == VT(T_UXN);
+    if (ok) printf("PASS el0-fetch-uxn-faults esr=%lx far=%lx\n", esr, recs[1].far);
+    else fail("el0-fetch-uxn-faults", "ESR %lx FAR %lx ELR %lx", esr, recs[1].far, recs[1].elr);
+    /* Store to an AP=11 page at EL0: EC 0x24, permission, WnR. */
+    esr = recs[2].esr;
+    ok = nrec == 4 && ESR_EC(esr) == 0x24 && (esr & 0x3f) == 0x0f && (esr >> 6 & 1) &&
+         recs[2].far == VT(T_ROALL) + 0x80 && recs[2].elr == VT(T_EL0CODE) + 12 && rd(PA_A, 0x80) == 0;
+    if (ok) printf("PASS el0-store-ro-faults esr=%lx far=%lx\n", esr, recs[2].far);
+    else fail("el0-store-ro-faults", "ESR %lx FAR %lx ELR %lx", esr, recs[2].far, recs[2].elr);
+    esr = recs[3].esr;
+    ok = nrec == 4 && ESR_EC(esr) == 0x15 && (esr & 0xffff) == 0x77 && recs[3].elr == VT(T_EL0CODE) + 20 &&
+         (recs[3].spsr & 0xf) == 0;
     if (ok) printf("PASS el0-svc esr=%lx\n", esr);
-    else fail("el0-svc", "ESR %lx ELR %lx", esr, recs[1].elr);
+    else fail("el0-svc", "count %u ESR %lx ELR %lx", nrec, esr, recs[3].elr);
   }
   u64 el = (read_sysreg(currentel) >> 2) & 3;
   check(el == 1, "back-at-el1", "CurrentEL %lu", el);
