@@ -1,7 +1,8 @@
 /* mmu: VMSAv8-64 stage-1 translation at EL1&0 with the MMU on (Arm ARM D8): 4 KiB granule,
  * 48-bit VAs in TTBR0 and TTBR1, IPS 40 bits, MAIR attr0 Normal WB (0xff), attr1
- * Device-nGnRnE (0x00). The guest identity-maps its RAM (2 MiB blocks, Normal, EL1 RW) and
- * the GIC/UART (2 MiB blocks, Device), then checks: pages at high VAs in TTBR0 and TTBR1,
+ * Device-nGnRnE (0x00). The guest identity-maps its RAM (Normal; the first 2 MiB in 4 KiB
+ * pages, text RO+X and the rest RW+XN, then a 2 MiB block) and the GIC/UART (2 MiB Device
+ * blocks), then checks: pages at high VAs in TTBR0 and TTBR1,
  * translation faults at levels 0-3, access-flag and permission faults (ESR, FAR), a PXN
  * instruction fetch, AT S1E1R/S1E1W/S1E0R (PAR_EL1), TLBI VAE1IS / VMALLE1 / ASIDE1IS
  * after a PTE change, ASIDs (nG pages), LDTR at EL1, and an EL0 program that faults on an
