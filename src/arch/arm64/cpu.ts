@@ -12,6 +12,7 @@ import { EC, UNWIND, VECTOR } from "./exceptions.ts";
 import { fuseCompareBranch, isBCond } from "./fusion.ts";
 import { getDecoder } from "./isa.ts";
 import { MemoryPath, type PhysicalBus } from "./memory.ts";
+import { pmuBudget, pmuSync, refreshPmu } from "./pmu.ts";
 import { xr, xw } from "./regs.ts";
 import { I, OFF, PSTATE, VCPU_STRIDE } from "./state.ts";
 import { SYSREGS, type SysRegAccess, sysregIndex } from "./sysregs.ts";
@@ -143,6 +144,16 @@ export class Cpu extends MemoryPath {
   stepEx = false;
   /** A stepped instruction completed and its Software Step exception is still due. */
   stepDone = false;
+  /**
+   * PMU (pmu.ts): some enabled counter counts instructions; the instruction count its
+   * registers are up to date with; PMCR_EL0.D's cycle remainder; the overflow IRQ level.
+   */
+  pmuActive = false;
+  pmuLast = 0;
+  pmuDivider = 0;
+  pmuIrqLevel = false;
+  /** The PMU overflow interrupt request changed (the hv connects it to PPI 23). */
+  onPmuIrq: ((c: Cpu, level: boolean) => void) | null = null;
 
   constructor(opts: CpuOptions) {
     super(opts.memory, opts.index, opts.bus);
@@ -278,6 +289,10 @@ export class Cpu extends MemoryPath {
     let n = 0;
     this.exit = null;
     refreshDebug(this);
+    // PMU registers may have been restored: re-base, and stop where an overflow IRQ fires.
+    this.pmuActive = false;
+    refreshPmu(this);
+    if (this.pmuActive) budget = pmuBudget(this, budget);
     while (n < budget) {
       // The fetch page lives in locals; anything that may change it (an exception,
       // invalidateFetch) leaves the inner loop through `this.stop`, and it is reloaded here.
@@ -395,6 +410,7 @@ export class Cpu extends MemoryPath {
       if (this.exit !== null) break;
     }
     this.retire(n);
+    if (this.pmuActive) pmuSync(this);
     const ex = this.exit ?? EXIT_BUDGET;
     this.exit = null;
     return ex;
@@ -595,6 +611,8 @@ export class Cpu extends MemoryPath {
       this.stepArmed = false;
     }
     this.stepDone = false;
+    // Count what ran at the old EL, the instruction taking the exception included.
+    if (this.pmuActive) pmuSync(this, kindOffset === VECTOR.SYNC && this.inBlock ? 1 : 0);
     r[I.SPSR_EL1] = p;
     r[I.SPSR_EL1 + 1] = 0;
     r[I.ELR_EL1] = r[I.PC]!;
@@ -637,6 +655,7 @@ export class Cpu extends MemoryPath {
     }
     // PSTATE.SS is DebugExceptionReturnSS() (debug.ts): 0 unless software step is on.
     const ss = returnSS(this, spsr);
+    if (this.pmuActive) pmuSync(this, 1); // what ran at the old EL, this ERET included
     r[I.PSTATE] = ((spsr & (PSTATE.NZCV | PSTATE.DAIF | PSTATE.IL | 0xf)) | ss) >>> 0;
     r[I.PC] = r[I.ELR_EL1]!;
     r[I.PC + 1] = r[I.ELR_EL1 + 1]!;

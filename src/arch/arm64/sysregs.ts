@@ -6,6 +6,7 @@
  */
 import type { Cpu } from "./cpu.ts";
 import { refreshDebug } from "./debug.ts";
+import { PMCEID0, PMU_COUNTERS, pmuEl0, pmuRead, pmuSync, pmuWrite, refreshPmu } from "./pmu.ts";
 import { I, PSTATE } from "./state.ts";
 
 /** op0<<14 | op1<<11 | CRn<<7 | CRm<<3 | op2, as in KVM's ARM64_SYS_REG() low bits. */
@@ -310,10 +311,10 @@ const ID_REGS: Record<string, [name: string, value: number | bigint]> = {
   "4,1": ["ID_AA64PFR1_EL1", 0],
   "4,4": ["ID_AA64ZFR0_EL1", 0],
   "4,5": ["ID_AA64SMFR0_EL1", 0],
-  // DebugVer = 6 (Armv8.0 debug), PMUVer = 0 (no PMU), BRPs = 5 (6 breakpoints),
+  // DebugVer = 6 (Armv8.0 debug), PMUVer = 1 (PMUv3, pmu.ts), BRPs = 5 (6 breakpoints),
   // WRPs = 3 (4 watchpoints), CTX_CMPs = 1 (breakpoints 4 and 5 are context-aware),
   // DoubleLock = 0 (OSDLR_EL1 implemented). All of it is implemented by debug.ts.
-  "5,0": ["ID_AA64DFR0_EL1", 0x10305006],
+  "5,0": ["ID_AA64DFR0_EL1", 0x10305106],
   "5,1": ["ID_AA64DFR1_EL1", 0],
   "5,4": ["ID_AA64AFR0_EL1", 0],
   "5,5": ["ID_AA64AFR1_EL1", 0],
@@ -348,6 +349,136 @@ function idSpace(): Def[] {
       });
     }
   }
+  return out;
+}
+
+/** A PMU register whose accesses pmu.ts implements (counters brought up to date first). */
+const pmuReg = (name: string): SysRegAccess => ({
+  read(c) {
+    pmuRead(c, name);
+  },
+  write(c, lo, hi) {
+    pmuWrite(c, name, lo, hi);
+  },
+});
+/** A stored PMU register (counter, event type, filter): synchronised before each access. */
+const pmuStored = (name: string, mask: number): SysRegAccess => {
+  const at = lazyIndex(name);
+  return {
+    read(c) {
+      pmuSync(c);
+      c.vlo = c.r[at()]!;
+      c.vhi = 0;
+    },
+    write(c, lo) {
+      pmuSync(c);
+      c.r[at()] = (lo & mask) >>> 0;
+      refreshPmu(c);
+    },
+  };
+};
+const pmuAll: El0Access = (c, w) => pmuEl0(c, "all", w);
+
+/**
+ * PMUv3 (Arm ARM D11; pmu.ts): PMCR_EL0.N = 6 event counters, the cycle counter, and the
+ * SET/CLR pairs, each pair stored once in its SET register's slot.
+ */
+function pmuRegs(): Def[] {
+  const out: Def[] = [
+    // IMP = 0x41, IDCODE = 0x01, N = 6 (Cortex-A57's PMCR_EL0 reset value, as QEMU's).
+    { name: "PMCR_EL0", enc: [3, 3, 9, 12, 0], reset: 0x41013000, access: pmuReg("PMCR_EL0"), el0: pmuAll },
+    {
+      name: "PMCNTENSET_EL0",
+      enc: [3, 3, 9, 12, 1],
+      reset: 0,
+      access: pmuReg("PMCNTENSET_EL0"),
+      el0: pmuAll,
+    },
+    {
+      name: "PMCNTENCLR_EL0",
+      enc: [3, 3, 9, 12, 2],
+      special: pmuReg("PMCNTENCLR_EL0"),
+      el0: pmuAll,
+      saved: false,
+    },
+    {
+      name: "PMOVSCLR_EL0",
+      enc: [3, 3, 9, 12, 3],
+      special: pmuReg("PMOVSCLR_EL0"),
+      el0: pmuAll,
+      saved: false,
+    },
+    {
+      name: "PMSWINC_EL0",
+      enc: [3, 3, 9, 12, 4],
+      special: pmuReg("PMSWINC_EL0"),
+      wo: true,
+      el0: (c, w) => pmuEl0(c, "swinc", w),
+      saved: false,
+    },
+    {
+      name: "PMSELR_EL0",
+      enc: [3, 3, 9, 12, 5],
+      reset: 0,
+      writeMask: 0x1fn,
+      el0: (c, w) => pmuEl0(c, "selr", w),
+    },
+    // Exactly the events implemented: SW_INCR, INST_RETIRED, CPU_CYCLES, CHAIN.
+    { name: "PMCEID0_EL0", enc: [3, 3, 9, 12, 6], reset: PMCEID0, ro: true, el0: pmuAll },
+    { name: "PMCEID1_EL0", enc: [3, 3, 9, 12, 7], reset: 0, ro: true, el0: pmuAll },
+    {
+      name: "PMCCNTR_EL0",
+      enc: [3, 3, 9, 13, 0],
+      reset: 0,
+      access: pmuReg("PMCCNTR_EL0"),
+      el0: (c, w) => pmuEl0(c, "ccntr", w),
+    },
+    {
+      name: "PMXEVTYPER_EL0",
+      enc: [3, 3, 9, 13, 1],
+      special: pmuReg("PMXEVTYPER_EL0"),
+      el0: pmuAll,
+      saved: false,
+    },
+    {
+      name: "PMXEVCNTR_EL0",
+      enc: [3, 3, 9, 13, 2],
+      special: pmuReg("PMXEVCNTR_EL0"),
+      el0: (c, w) => pmuEl0(c, "evcntr", w),
+      saved: false,
+    },
+    // EN, SW, CR, ER; read-only at EL0.
+    { name: "PMUSERENR_EL0", enc: [3, 3, 9, 14, 0], reset: 0, writeMask: 0xfn, el0: (_c, w) => !w },
+    { name: "PMINTENSET_EL1", enc: [3, 0, 9, 14, 1], reset: 0, access: pmuReg("PMINTENSET_EL1") },
+    { name: "PMINTENCLR_EL1", enc: [3, 0, 9, 14, 2], special: pmuReg("PMINTENCLR_EL1"), saved: false },
+    { name: "PMOVSSET_EL0", enc: [3, 3, 9, 14, 3], reset: 0, access: pmuReg("PMOVSSET_EL0"), el0: pmuAll },
+  ];
+  for (let n = 0; n < PMU_COUNTERS; n++) {
+    const cntr = `PMEVCNTR${n}_EL0`;
+    const typer = `PMEVTYPER${n}_EL0`;
+    out.push({
+      name: cntr,
+      enc: [3, 3, 14, 8 | (n >> 3), n & 7],
+      reset: 0,
+      access: pmuStored(cntr, 0xffffffff),
+      el0: (c, w) => pmuEl0(c, "evcntr", w),
+    });
+    // P, U, NSK, NSU, NSH, M and a 10-bit event number (PMUv3 for Armv8.0).
+    out.push({
+      name: typer,
+      enc: [3, 3, 14, 12 | (n >> 3), n & 7],
+      reset: 0,
+      access: pmuStored(typer, 0xfc0003ff),
+      el0: pmuAll,
+    });
+  }
+  out.push({
+    name: "PMCCFILTR_EL0",
+    enc: [3, 3, 14, 15, 7],
+    reset: 0,
+    access: pmuStored("PMCCFILTR_EL0", 0xfc000000),
+    el0: pmuAll,
+  });
   return out;
 }
 
@@ -456,6 +587,7 @@ const DEFS: Def[] = [
   { name: "DBGDTR_EL0", enc: [2, 3, 0, 4, 0], special: dtr, el0: dccEl0, saved: false },
   // DBGDTRRX_EL0 (MRS) and DBGDTRTX_EL0 (MSR) share one encoding.
   { name: "DBGDTRRX_EL0", enc: [2, 3, 0, 5, 0], special: dtr, el0: dccEl0, saved: false },
+  ...pmuRegs(),
   // Special registers that live in the core area or elsewhere
   { name: "NZCV", enc: [3, 3, 4, 2, 0], special: nzcv, el0: "rw", saved: false },
   { name: "DAIF", enc: [3, 3, 4, 2, 1], special: daif, saved: false },
