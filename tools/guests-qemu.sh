@@ -30,7 +30,7 @@ if [ "${BUILD:-0}" = 1 ]; then make -C "$dir" >/dev/null || exit 2; fi
 
 guests=("$@")
 if [ ${#guests[@]} -eq 0 ]; then
-  guests=(smp-hello sgi-pingpong timer hotplug psci-errors exceptions suspend race-cpu-on gic-priority wfe-wake mmu)
+  guests=(smp-hello sgi-pingpong timer hotplug psci-errors exceptions suspend race-cpu-on gic-priority wfe-wake mmu debug)
 fi
 
 # Runs that are known to fail on the reference and why. QEMU 7.2's PSCI CPU_ON is not

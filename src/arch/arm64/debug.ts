@@ -307,6 +307,13 @@ function watchValueMatch(
   return false;
 }
 
+/** What checkWatchpoint needs of the PE: MemoryPath (memory.ts) has all of it. */
+export interface WatchContext {
+  readonly r: Uint32Array;
+  readonly el: number;
+  syncException(ec: number, iss: number, farLo?: number, farHi?: number, returnToNext?: boolean): never;
+}
+
 /**
  * The memory path calls this, when `c.watchActive`, for every data access of `size`
  * bytes at virtual address (lo, hi) that translated without a fault, before the access
@@ -316,7 +323,7 @@ function watchValueMatch(
  * instruction; it throws like every synchronous exception.
  */
 export function checkWatchpoint(
-  c: Cpu,
+  c: WatchContext,
   lo: number,
   hi: number,
   size: number,
