@@ -40,6 +40,9 @@ import {
 import { ArchTimer, DeterministicClock } from "./timer.ts";
 import type { Vm } from "./vm.ts";
 
+/** The PMU overflow interrupt's INTID (PPI 7), as QEMU's virt and KVM use. */
+export const PMU_PPI = 23;
+
 /** What KVM_RUN returns to the VMM. */
 export type VcpuExit =
   /** The time slice ended (KVM_RUN interrupted by a signal, in KVM terms). */
@@ -147,6 +150,8 @@ export class Vcpu {
       setPpi: (intid, level) => vm.irqchip?.setPpi(id, intid, level),
     });
     this.cpu.timer = this.timer;
+    // The PMU's overflow interrupt: a PPI, KVM's default INTID 23 (KVM_ARM_VCPU_PMU_V3_IRQ).
+    this.cpu.onPmuIrq = (_c, level) => vm.irqchip?.setPpi(id, PMU_PPI, level);
     // SEV signals an event to every PE of the VM (Arm ARM C6.2, SEV); hint() has already
     // set the sender's own event register.
     this.cpu.onSendEvent = () => {

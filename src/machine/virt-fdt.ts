@@ -105,6 +105,12 @@ export function virtTree(cfg: VirtFdtConfig): FdtNode {
     compatible: ["arm,pl011", "arm,primecell"],
   });
 
+  // PMUv3 (ID_AA64DFR0_EL1.PMUVer = 1): its overflow interrupt is PPI 7 (INTID 23).
+  const pmu = node("pmu", {
+    interrupts: [GIC_PPI, 7, IRQ_TYPE_LEVEL_HIGH],
+    compatible: "arm,armv8-pmuv3",
+  });
+
   const rtc = node(`pl031@${hex(VIRT.RTC.base)}`, {
     "clock-names": "apb_pclk",
     clocks: PHANDLE_CLK,
@@ -230,7 +236,7 @@ export function virtTree(cfg: VirtFdtConfig): FdtNode {
       "#address-cells": 2,
       compatible: "linux,dummy-virt",
     },
-    [psci, memory, ...virtio, rtc, uart, intc, cpus, timer, clk, node("chosen", chosen)],
+    [psci, memory, ...virtio, rtc, uart, pmu, intc, cpus, timer, clk, node("chosen", chosen)],
   );
 }
 
