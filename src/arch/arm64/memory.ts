@@ -5,7 +5,6 @@
  * Cpu extends this class; the interpreter loop and exceptions live in cpu.ts.
  */
 import { ACC, CMO } from "./access.ts";
-import type { Cpu } from "./cpu.ts";
 import { checkWatchpoint } from "./debug.ts";
 import { EC, FSC } from "./exceptions.ts";
 import { currentAsid, FAULT, type MmuRegs, W, type WalkContext, walk } from "./mmu.ts";
@@ -219,7 +218,7 @@ export abstract class MemoryPath implements WalkContext {
   }
 
   private watch(lo: number, hi: number, size: number, acc: number): void {
-    checkWatchpoint(this as unknown as Cpu, lo, hi, size, acc === ACC.WRITE, this.accessEl);
+    checkWatchpoint(this, lo, hi, size, acc === ACC.WRITE, this.accessEl);
   }
 
   /** Level of the final descriptor of (lo, hi), for a permission fault on a TLB hit. */
