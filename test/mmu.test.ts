@@ -708,3 +708,17 @@ test("a watchpoint fires through the access path, also on a page the TLB already
   assert.equal(c.r[FAR]!, data + 8);
   assert.equal(r64(c, data + 8), 0n, "the store did not happen");
 });
+
+test("a permission fault found on a TLB hit reports the level of the descriptor the entry came from", () => {
+  for (const level of [1, 2, 3]) {
+    const c = makeCpu();
+    const pt = new PageTables(c, { tableArea: TABLES });
+    const va = 0x80_0000_0000n; // 1 GiB aligned, away from everything else
+    pt.map(va, RAM_BASE, { level, ap: 2 }); // EL1 read-only
+    setEl(c, 1);
+    pt.enable();
+    assert.equal(typeof load(c, va), "bigint", "the read fills the entry");
+    const f = store(c, va + 8n, 1n) as Fault;
+    assert.deepEqual([f.fsc, f.far], [PERMISSION + level, va + 8n], `level ${level}`);
+  }
+});

@@ -19,19 +19,11 @@ export const EC = {
   BRK64: 0x3c,
 } as const;
 
-/** Fault status codes used in the ISS of aborts (DFSC/IFSC). */
+/**
+ * Fault status codes of aborts outside translation (DFSC/IFSC); the translation faults
+ * (translation, access flag, permission, address size, by level) are mmu.ts's FAULT.
+ */
 export const FSC = {
-  ADDR_SIZE_L0: 0x00,
-  TRANSLATION_L0: 0x04,
-  TRANSLATION_L1: 0x05,
-  TRANSLATION_L2: 0x06,
-  TRANSLATION_L3: 0x07,
-  ACCESS_L1: 0x09,
-  ACCESS_L2: 0x0a,
-  ACCESS_L3: 0x0b,
-  PERMISSION_L1: 0x0d,
-  PERMISSION_L2: 0x0e,
-  PERMISSION_L3: 0x0f,
   SYNC_EXTERNAL: 0x10,
   ALIGNMENT: 0x21,
 } as const;

@@ -184,12 +184,14 @@ export abstract class MemoryPath implements WalkContext {
       ((info & TLB_INFO.NG) !== 0 && t[e + TLB.ASID] !== this.curAsid)
     ) {
       const fsc = walk(this, MMU_REGS, lo, hi, this.accessEl);
-      if (fsc >= 0) this.fault(lo, hi, acc, fsc);
+      if (fsc >= 0) this.abort(lo, hi, acc, fsc);
       this.fill(e, pageLo, chi);
       info = t[e + TLB.INFO]!;
     }
     const need = acc === ACC.READ ? TLB_INFO.R : acc === ACC.WRITE ? TLB_INFO.W : TLB_INFO.X;
-    if ((info & need) === 0) this.fault(lo, hi, acc, FAULT.PERMISSION + this.levelOf(lo, hi));
+    // The level of the descriptor the entry came from, not of a fresh walk of tables that
+    // may have changed since (the fault is against the translation in use).
+    if ((info & need) === 0) this.abort(lo, hi, acc, FAULT.PERMISSION + t[e + TLB.LEVEL]!);
     if ((info & TLB_INFO.DEVICE) !== 0 && (lo & (size - 1)) !== 0 && acc !== ACC.FETCH) {
       this.abort(lo, hi, acc, FSC.ALIGNMENT);
     }
@@ -219,12 +221,6 @@ export abstract class MemoryPath implements WalkContext {
 
   private watch(lo: number, hi: number, size: number, acc: number): void {
     checkWatchpoint(this, lo, hi, size, acc === ACC.WRITE, this.accessEl);
-  }
-
-  /** Level of the final descriptor of (lo, hi), for a permission fault on a TLB hit. */
-  private levelOf(lo: number, hi: number): number {
-    walk(this, MMU_REGS, lo, hi, this.accessEl);
-    return W.level;
   }
 
   /** Bits [63:32] of the VA as the translation sees them (top byte replaced under TBI). */
@@ -257,11 +253,7 @@ export abstract class MemoryPath implements WalkContext {
     t[e + TLB.VA_HI] = chi | 0;
     t[e + TLB.SIZE_LOG] = W.sizeLog;
     t[e + TLB.ATTR] = W.attr | (W.sh << 8);
-  }
-
-  /** Raises the abort for a translation fault `fsc` (level included) on (lo, hi). */
-  private fault(lo: number, hi: number, acc: number, fsc: number): never {
-    this.abort(lo, hi, acc, fsc);
+    t[e + TLB.LEVEL] = W.level;
   }
 
   /** Raises the abort for a failed access to (lo, hi). */

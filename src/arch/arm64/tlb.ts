@@ -22,6 +22,7 @@
  *   10,11 canonical VA of the page (low 12 bits zero; top byte after TBI)
  *   12   log2 of the size of the translation (block or page) it came from, for TLBI by VA
  *   13   memory attributes: MAIR byte | SH << 8 (for AT and alignment)
+ *   14   level of the final descriptor (for a permission fault found on a hit)
  *
  * A fast hit for an access of `acc` (0 read, 1 write, 2 fetch) is: tag words equal the
  * address's page, the access stays inside the page, and the page address is word 6 plus
@@ -51,6 +52,7 @@ export const TLB = {
   VA_HI: 11,
   SIZE_LOG: 12,
   ATTR: 13,
+  LEVEL: 14,
   /** Tag word 0 of an entry (or access kind) that may not take the fast path. */
   NO_TAG: 1,
 } as const;
