@@ -9,7 +9,14 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { boot, engine, requireFiles, skipUnlessCi, testTimeoutMs } from "./support/linux.ts";
+import {
+  boot,
+  engine,
+  requireFiles,
+  restoreWithCpu2Offline,
+  skipUnlessCi,
+  testTimeoutMs,
+} from "./support/linux.ts";
 
 const skip = engine === "qemu" ? "armbox only (--stop-at/--save)" : skipUnlessCi();
 /** Well past the shell (about 1 G instructions at --smp 4): the busy loop fills the rest. */
@@ -31,18 +38,5 @@ test("Linux: cpu2 offline, --stop-at N --save, --restore in a fresh process: sti
   });
   assert.equal(saved.exit.code, 0, saved.stderr);
   assert.match(saved.transcript, /\nOFF-42\r?\n/, `cpu2 went offline before instruction ${N}`);
-  const r = await boot({ smp: 4, append: "", runArgs: ["--restore", snap], name: "save-dst" }, async (b) => {
-    b.send("cat /sys/devices/system/cpu/online; echo R-$((2+3))\n");
-    await b.waitFor(/\nR-5/);
-    assert.match(b.transcript, /\n0-1,3\r?\n/, "restored: cpu2 still offline");
-    const at = b.transcript.length;
-    b.send(
-      "echo 1 > /sys/devices/system/cpu/cpu2/online; cat /sys/devices/system/cpu/online; echo U-$((3+4))\n",
-    );
-    await b.waitFor(/\nU-7/, at);
-    assert.match(b.transcript.slice(at), /\n0-3\r?\n/, "cpu2 back online after the restore");
-    b.send("poweroff -f\n");
-    return undefined;
-  });
-  assert.equal(r.exit.code, 0, r.stderr);
+  await restoreWithCpu2Offline(snap, "save-dst");
 });

@@ -12,7 +12,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { QmpClient } from "../src/vmm/qmp/client.ts";
-import { boot, engine, requireFiles, skipUnlessCi, testTimeoutMs } from "./support/linux.ts";
+import {
+  boot,
+  engine,
+  requireFiles,
+  restoreWithCpu2Offline,
+  skipUnlessCi,
+  testTimeoutMs,
+} from "./support/linux.ts";
 
 const skip = engine === "qemu" ? "armbox only (QMP snapshot of a running Linux)" : skipUnlessCi();
 
@@ -59,18 +66,5 @@ test("Linux: cpu2 offline, snapshot over QMP, restored in a fresh process: still
       return "stop";
     },
   );
-  const r = await boot({ smp: 4, append: "", runArgs: ["--restore", snap], name: "snap-dst" }, async (b) => {
-    b.send("cat /sys/devices/system/cpu/online; echo R-$((2+3))\n");
-    await b.waitFor(/\nR-5/);
-    assert.match(b.transcript, /\n0-1,3\r?\n/, "restored: cpu2 still offline");
-    const at = b.transcript.length;
-    b.send(
-      "echo 1 > /sys/devices/system/cpu/cpu2/online; cat /sys/devices/system/cpu/online; echo U-$((3+4))\n",
-    );
-    await b.waitFor(/\nU-7/, at);
-    assert.match(b.transcript.slice(at), /\n0-3\r?\n/, "cpu2 back online after the restore");
-    b.send("poweroff -f\n");
-    return undefined;
-  });
-  assert.equal(r.exit.code, 0, r.stderr);
+  await restoreWithCpu2Offline(snap, "snap-dst");
 });

@@ -19,6 +19,7 @@
  *   ARMBOX_LINUX_LOG_DIR  write each boot's transcript there
  *   CI                    when set (and not "false"/"0"), missing files fail instead of skip
  */
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -359,4 +360,26 @@ export function cpuList(cpus: number[]): string {
     i = j + 1;
   }
   return parts.join(",");
+}
+
+/**
+ * Restores a snapshot of a 4-vCPU Linux taken with cpu2 offline in a fresh armbox and
+ * checks it: /sys/devices/system/cpu/online is 0-1,3, the shell answers, cpu2 comes back
+ * online (0-3), and poweroff -f ends armbox with status 0.
+ */
+export async function restoreWithCpu2Offline(snap: string, name: string): Promise<void> {
+  const r = await boot({ smp: 4, append: "", runArgs: ["--restore", snap], name }, async (b) => {
+    b.send("cat /sys/devices/system/cpu/online; echo R-$((2+3))\n");
+    await b.waitFor(/\nR-5/);
+    assert.match(b.transcript, /\n0-1,3\r?\n/, "restored: cpu2 still offline");
+    const at = b.transcript.length;
+    b.send(
+      "echo 1 > /sys/devices/system/cpu/cpu2/online; cat /sys/devices/system/cpu/online; echo U-$((3+4))\n",
+    );
+    await b.waitFor(/\nU-7/, at);
+    assert.match(b.transcript.slice(at), /\n0-3\r?\n/, "cpu2 back online after the restore");
+    b.send("poweroff -f\n");
+    return undefined;
+  });
+  assert.equal(r.exit.code, 0, r.stderr);
 }
