@@ -46,8 +46,9 @@ export const LINUX_GUEST = {
   initrd: path.join(root, "guests/linux/initrd.cpio.gz"),
   append: "console=ttyAMA0",
 } as const;
-/** The built-in guests `--guest` names. */
-const GUESTS = ["linux", "demo"] as const;
+/** The built-in guests `--guest` names, with the vCPU count each boots on by default. */
+const GUEST_SMP = { linux: 2, demo: 4 } as const;
+const GUESTS = Object.keys(GUEST_SMP) as (keyof typeof GUEST_SMP)[];
 
 export interface RunFlags {
   /** The built-in guest to boot when no --kernel is given: linux (default) or demo. */
@@ -183,7 +184,7 @@ function traceMpStates(m: VirtMachine, diag: (line: string) => void): void {
 /** Which built-in guest runs without --kernel (--guest linux|demo). */
 function builtinGuest(flags: RunFlags): "linux" | "demo" {
   const g = flags.guest ?? "linux";
-  if (!(GUESTS as readonly string[]).includes(g))
+  if (!(GUESTS as string[]).includes(g))
     throw new Error(`--guest ${g}: the built-in guests are ${GUESTS.join(" and ")}`);
   return g as "linux" | "demo";
 }
@@ -205,7 +206,7 @@ function configFromFlags(
     throw new Error("--psci must be hvc or smc");
   const builtin = demo ? builtinGuest(flags) : null;
   const base: VirtConfig = {
-    smp: builtin === "demo" && flags.smp === "1" ? 4 : builtin === "linux" && flags.smp === "1" ? 2 : smp,
+    smp: builtin !== null && flags.smp === "1" ? GUEST_SMP[builtin] : smp,
     memory,
     semihosting: flags.semihosting ?? false,
     deterministic: flags.deterministic ?? false,

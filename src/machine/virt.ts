@@ -243,8 +243,8 @@ export class VirtMachine {
     this.uart.reset();
     for (const t of this.virtio) t.reset();
     for (const [pa, bytes] of this.images) this.vm.writeRam(pa, bytes);
+    // The decode cache needs no flush: it is validated by the instruction word.
     this.startBootVcpu();
-    for (const v of this.vcpus) v.cpu.flushDecodeCache();
     return true;
   }
 
