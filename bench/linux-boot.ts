@@ -6,16 +6,13 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { initrdPath, kernelPath } from "../tools/linux/paths.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const cache =
-  process.env.ARMBOX_CACHE ??
-  path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "armbox");
-const kernel = process.env.ARMBOX_LINUX_KERNEL ?? path.join(cache, "linux/vmlinuz");
-const initrd = process.env.ARMBOX_LINUX_INITRD ?? path.join(cache, "linux/initrd.cpio.gz");
+const kernel = kernelPath;
+const initrd = initrdPath;
 const APPEND = "console=ttyAMA0 panic=-1";
 const MARK = "ARMBOX-INIT-READY";
 const LIMIT_MS = 15 * 60_000;

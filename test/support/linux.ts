@@ -22,9 +22,9 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { initrdPath, kernelPath } from "../../tools/linux/paths.ts";
 
 export type LinuxEngine = "armbox" | "qemu";
 
@@ -34,10 +34,7 @@ const env = process.env;
 export const inCi = env.CI !== undefined && env.CI !== "" && env.CI !== "false" && env.CI !== "0";
 export const engine: LinuxEngine = env.ARMBOX_LINUX_REF === "qemu" ? "qemu" : "armbox";
 
-const cacheRoot =
-  env.ARMBOX_CACHE ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "armbox");
-export const kernelPath = env.ARMBOX_LINUX_KERNEL ?? path.join(cacheRoot, "linux/vmlinuz");
-export const initrdPath = env.ARMBOX_LINUX_INITRD ?? path.join(cacheRoot, "linux/initrd.cpio.gz");
+export { initrdPath, kernelPath };
 
 function seconds(name: string, fallback: number): number {
   const v = env[name];
