@@ -5,6 +5,7 @@
  * the saved MP state is applied last and nothing re-applies "power off" afterwards.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
+import { MAX_VCPUS } from "../../arch/arm64/state.ts";
 import { MP_STATE } from "../../hv/mp-state.ts";
 import { hexId, KVM_REG_ARM_PTIMER_CNT, KVM_REG_ARM_TIMER_CNT, KvmError, regSize } from "../../hv/onereg.ts";
 import { DeterministicClock, RealtimeClock, TIMER_FREQUENCY } from "../../hv/timer.ts";
@@ -169,6 +170,11 @@ export function configFromHeader(h: SnapshotHeader): MachineConfig {
     (c.psciConduit === "hvc" || c.psciConduit === "smc") &&
     typeof c.semihosting === "boolean";
   if (!ok) throw new SnapshotError("header: the machine configuration is incomplete or corrupt");
+  // Values no machine can be built with are refused here, naming the field, rather than
+  // by the board's constructor with an error that is not about the snapshot.
+  if (c.smp! < 1 || c.smp! > MAX_VCPUS) throw new SnapshotError(`header: smp ${c.smp} is out of range`);
+  if (c.memory! <= 0 || c.memory! % 4096 !== 0 || c.memory! > 3 * 1024 ** 3)
+    throw new SnapshotError(`header: memory ${c.memory} is not a RAM size armbox builds`);
   return c as MachineConfig;
 }
 
