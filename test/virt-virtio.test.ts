@@ -90,12 +90,12 @@ test("components: the GIC, UART and RTC, then each occupied transport, named by 
   const m = machine({ virtio: [{ kind: "rng" }, { kind: "blk", backend: new MemoryBlockBackend(512) }] });
   assert.deepEqual(
     m.components.map((c) => c.stateName),
-    ["gicv3", "pl011", "pl031", "virtio-mmio@a003c00", "virtio-mmio@a003e00"],
+    ["gicv3@8000000", "pl011@9000000", "pl031@9010000", "virtio-mmio@a003c00", "virtio-mmio@a003e00"],
   );
   assert.ok(m.components.slice(3).every((c) => c instanceof VirtioMmio));
   assert.deepEqual(
     machine().components.map((c) => c.stateName),
-    ["gicv3", "pl011", "pl031"],
+    ["gicv3@8000000", "pl011@9000000", "pl031@9010000"],
   );
 });
 

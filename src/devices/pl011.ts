@@ -81,10 +81,12 @@ export interface Pl011Options {
   output: (bytes: Uint8Array) => void;
   /** Called when the guest has drained the backlog, so a VMM can read more input. */
   onRxSpace?: () => void;
+  /** Snapshot section name; a board names it by its address ("pl011@9000000"). */
+  name?: string;
 }
 
 export class Pl011 implements MmioDevice {
-  readonly stateName = "pl011";
+  readonly stateName: string;
   readonly stateVersion = 1;
   readonly windowSize = 0x1000;
 
@@ -115,6 +117,7 @@ export class Pl011 implements MmioDevice {
     this.irq = opts.irq;
     this.output = opts.output;
     this.onRxSpace = opts.onRxSpace;
+    this.stateName = opts.name ?? "pl011";
     this.reset();
   }
 

@@ -30,10 +30,12 @@ export interface Pl031Options {
   irq: IrqLine;
   /** Seconds since the Unix epoch (may be fractional); real or deterministic time. */
   clock: () => number;
+  /** Snapshot section name; a board names it by its address ("pl031@9010000"). */
+  name?: string;
 }
 
 export class Pl031 implements MmioDevice {
-  readonly stateName = "pl031";
+  readonly stateName: string;
   readonly stateVersion = 1;
   readonly windowSize = 0x1000;
 
@@ -52,6 +54,7 @@ export class Pl031 implements MmioDevice {
   constructor(opts: Pl031Options) {
     this.irq = opts.irq;
     this.clock = opts.clock;
+    this.stateName = opts.name ?? "pl031";
     this.lastCount = this.count();
   }
 

@@ -6,7 +6,7 @@
 export type StateValue = number | string | boolean | null | StateValue[] | { [key: string]: StateValue };
 
 export interface Stateful {
-  /** Section name, unique within a machine (e.g. "gicv3", "pl011@9000000"). */
+  /** Section name, unique within a machine (e.g. "pl011@9000000": kind@base). */
   readonly stateName: string;
   /** Version of the layout this build writes. */
   readonly stateVersion: number;

@@ -111,7 +111,7 @@ export class VirtMachine {
     });
     const vm = this.vm;
     this.vcpus = Array.from({ length: smp }, (_, i) => vm.createVcpu(i));
-    this.gic = vm.createIrqchip((o) => new GicV3(o), {
+    this.gic = vm.createIrqchip((o) => new GicV3({ ...o, name: sectionName("gicv3", VIRT.GIC_DIST.base) }), {
       distBase: VIRT.GIC_DIST.base,
       distSize: VIRT.GIC_DIST.size,
       redistBase: VIRT.GIC_REDIST.base,
@@ -119,11 +119,16 @@ export class VirtMachine {
       spis: VIRT_SPIS,
     }) as GicV3;
     const spiLine = (spi: number) => ({ set: (level: boolean) => this.gic.setSpi(32 + spi, level) });
-    this.uart = new Pl011({ irq: spiLine(VIRT.UART.spi), output: cfg.serialOutput ?? (() => {}) });
+    this.uart = new Pl011({
+      irq: spiLine(VIRT.UART.spi),
+      output: cfg.serialOutput ?? (() => {}),
+      name: sectionName("pl011", VIRT.UART.base),
+    });
     // The RTC reads wall-clock seconds, or a fixed epoch in deterministic mode.
     const epoch = Math.floor(Date.now() / 1000);
     this.rtc = new Pl031({
       irq: spiLine(VIRT.RTC.spi),
+      name: sectionName("pl031", VIRT.RTC.base),
       clock: deterministic
         ? () => 1_700_000_000 + Number(this.vcpus[0]!.timer.physicalCount() / 62_500_000n)
         : () => Math.floor(Date.now() / 1000) || epoch,
@@ -155,7 +160,7 @@ export class VirtMachine {
         ...(device ? { device } : {}),
         mem,
         irq: spiLine(VIRT.VIRTIO_MMIO.spi + n),
-        name: `virtio-mmio@${base.toString(16)}`,
+        name: sectionName("virtio-mmio", base),
       });
       vm.registerMmio(base, t);
       return t;
@@ -313,4 +318,9 @@ export class VirtMachine {
 function fillRandom(buf: Uint8Array): void {
   for (let at = 0; at < buf.length; at += 65536)
     crypto.getRandomValues(buf.subarray(at, at + 65536) as Uint8Array<ArrayBuffer>);
+}
+
+/** A component's snapshot section name: its kind and its base address, as QEMU's FDT node names. */
+function sectionName(kind: string, base: number): string {
+  return `${kind}@${base.toString(16)}`;
 }

@@ -40,9 +40,10 @@ export interface GicV3Options {
   spis: number;
   /** Called when a vCPU's IRQ or FIQ input changes. */
   onLineChange(cpu: number, irq: boolean, fiq: boolean): void;
+  /** Snapshot section name; a board names it by its address ("gicv3@8000000"). */
+  name?: string;
 }
 
-const SECTION = "gicv3";
 /** Number of implemented priority bits (as KVM: ICH_VTR_EL2.PRIbits + 1 == 5). */
 const PRI_BITS = 5;
 const PRI_MASK = (0xff << (8 - PRI_BITS)) & 0xff; // 0xf8
@@ -71,7 +72,7 @@ type Bits = Uint8Array;
 type BitReg = "group" | "senable" | "cenable" | "spend" | "cpend" | "sactive" | "cactive";
 
 export class GicV3 implements Stateful {
-  readonly stateName = SECTION;
+  readonly stateName: string;
   readonly stateVersion = 1;
   readonly vcpus: number;
   readonly spis: number;
@@ -137,6 +138,7 @@ export class GicV3 implements Stateful {
       this.aff3[c] = Math.floor(m / 0x1_0000_0000) & 0xff;
     }
     this.onLineChange = opts.onLineChange;
+    this.stateName = opts.name ?? "gicv3";
     this.spiBase = vcpus * 32;
     const total = this.spiBase + this.spis;
     this.enabled = new Uint8Array(total);
@@ -942,64 +944,64 @@ export class GicV3 implements Stateful {
    * line state was not part of its own snapshot is brought in line.
    */
   loadState(s: StateValue, version: number): void {
-    if (version !== 1) throw new StateError(SECTION, `unsupported state version ${version}`);
+    if (version !== 1) throw new StateError(this.stateName, `unsupported state version ${version}`);
     const obj = (v: StateValue | undefined, key: string): { [k: string]: StateValue } => {
       if (typeof v !== "object" || v === null || Array.isArray(v)) {
-        throw new StateError(SECTION, `field '${key}' is missing or not an object`);
+        throw new StateError(this.stateName, `field '${key}' is missing or not an object`);
       }
       return v;
     };
     const root = obj(s, "(root)");
-    if (stateNumber(SECTION, root, "vcpus", 1, 512) !== this.vcpus) {
-      throw new StateError(SECTION, `field 'vcpus' does not match this machine (${this.vcpus})`);
+    if (stateNumber(this.stateName, root, "vcpus", 1, 512) !== this.vcpus) {
+      throw new StateError(this.stateName, `field 'vcpus' does not match this machine (${this.vcpus})`);
     }
-    if (stateNumber(SECTION, root, "spis", 0, 988) !== this.spis) {
-      throw new StateError(SECTION, `field 'spis' does not match this machine (${this.spis})`);
+    if (stateNumber(this.stateName, root, "spis", 0, 988) !== this.spis) {
+      throw new StateError(this.stateName, `field 'spis' does not match this machine (${this.spis})`);
     }
     const mp = root.mpidrs;
     if (!Array.isArray(mp) || mp.length !== this.vcpus || mp.some((m, c) => m !== this.mpidrs[c])) {
-      throw new StateError(SECTION, "field 'mpidrs' does not match this machine");
+      throw new StateError(this.stateName, "field 'mpidrs' does not match this machine");
     }
-    const ctlr = stateNumber(SECTION, root, "ctlr", 0, 3);
+    const ctlr = stateNumber(this.stateName, root, "ctlr", 0, 3);
     const total = this.spiBase + this.spis;
     const irq = obj(root.irq, "irq");
-    const bits = (o: StateValue, key: string, len: number) => stateNumbers(SECTION, o, key, len, 1);
+    const bits = (o: StateValue, key: string, len: number) => stateNumbers(this.stateName, o, key, len, 1);
     const enabled = bits(irq, "enabled", total);
     const group = bits(irq, "group", total);
-    const priority = stateNumbers(SECTION, irq, "priority", total, 0xff);
+    const priority = stateNumbers(this.stateName, irq, "priority", total, 0xff);
     if (priority.some((p) => (p & ~PRI_MASK) !== 0)) {
-      throw new StateError(SECTION, "field 'priority' has unimplemented low bits set");
+      throw new StateError(this.stateName, "field 'priority' has unimplemented low bits set");
     }
     const edge = bits(irq, "edge", total);
     for (let c = 0; c < this.vcpus; c++) {
       for (let k = 0; k < 16; k++) {
         if (edge[c * 32 + k] !== 1)
-          throw new StateError(SECTION, "field 'edge' makes an SGI level-sensitive");
+          throw new StateError(this.stateName, "field 'edge' makes an SGI level-sensitive");
       }
     }
     const active = bits(irq, "active", total);
     const latch = bits(irq, "pendingLatch", total);
     const level = bits(irq, "level", total);
-    const irLo = stateNumbers(SECTION, root, "irouterLo", this.spis);
-    const irHi = stateNumbers(SECTION, root, "irouterHi", this.spis, IROUTER_HI_MASK);
+    const irLo = stateNumbers(this.stateName, root, "irouterLo", this.spis);
+    const irHi = stateNumbers(this.stateName, root, "irouterHi", this.spis, IROUTER_HI_MASK);
     if (irLo.some((v) => (v & ~IROUTER_LO_MASK) !== 0)) {
-      throw new StateError(SECTION, "field 'irouterLo' has reserved bits set");
+      throw new StateError(this.stateName, "field 'irouterLo' has reserved bits set");
     }
     const sleep = bits(obj(root.redist, "redist"), "processorSleep", this.vcpus);
     const ci = obj(root.cpuif, "cpuif");
     const n = this.vcpus;
-    const pmr = stateNumbers(SECTION, ci, "pmr", n, 0xff);
+    const pmr = stateNumbers(this.stateName, ci, "pmr", n, 0xff);
     if (pmr.some((p) => (p & ~PRI_MASK) !== 0))
-      throw new StateError(SECTION, "field 'pmr' has unimplemented bits set");
-    const bpr0 = stateNumbers(SECTION, ci, "bpr0", n, 7);
-    if (bpr0.some((b) => b < MIN_BPR0)) throw new StateError(SECTION, "field 'bpr0' is below the minimum");
-    const bpr1 = stateNumbers(SECTION, ci, "bpr1", n, 7);
-    if (bpr1.some((b) => b < MIN_BPR1)) throw new StateError(SECTION, "field 'bpr1' is below the minimum");
-    const ictlr = stateNumbers(SECTION, ci, "ctlr", n, 3);
+      throw new StateError(this.stateName, "field 'pmr' has unimplemented bits set");
+    const bpr0 = stateNumbers(this.stateName, ci, "bpr0", n, 7);
+    if (bpr0.some((b) => b < MIN_BPR0)) throw new StateError(this.stateName, "field 'bpr0' is below the minimum");
+    const bpr1 = stateNumbers(this.stateName, ci, "bpr1", n, 7);
+    if (bpr1.some((b) => b < MIN_BPR1)) throw new StateError(this.stateName, "field 'bpr1' is below the minimum");
+    const ictlr = stateNumbers(this.stateName, ci, "ctlr", n, 3);
     const igrpen0 = bits(ci, "igrpen0", n);
     const igrpen1 = bits(ci, "igrpen1", n);
-    const ap0 = stateNumbers(SECTION, ci, "ap0r0", n);
-    const ap1 = stateNumbers(SECTION, ci, "ap1r0", n);
+    const ap0 = stateNumbers(this.stateName, ci, "ap0r0", n);
+    const ap1 = stateNumbers(this.stateName, ci, "ap1r0", n);
 
     this.ctlr = ctlr;
     this.enabled.set(enabled);

@@ -190,14 +190,15 @@ export function restoreSections(
   sections: readonly Section[],
   opts: { savedAt?: number; broken?: BrokenRestore } = {},
 ): void {
-  const byName = new Map(sections.map((s) => [s.name, s]));
+  const named = legacyNamesToInstances(sections, m);
+  const byName = new Map(named.map((s) => [s.name, s]));
   const expected = new Set([
     "machine",
     ...m.components.map((c) => c.stateName),
     "ram",
     ...m.vcpus.map((v) => `vcpu@${v.id}`),
   ]);
-  for (const s of sections) {
+  for (const s of named) {
     if (!expected.has(s.name)) throw new SnapshotError(`section '${s.name}' is not part of this machine`);
   }
   for (const name of expected) if (!byName.has(name)) throw new SnapshotError(`section '${name}' is missing`);
@@ -259,6 +260,20 @@ export function restoreSections(
     }
     throw e;
   }
+}
+
+/**
+ * Snapshots written before sections were named per instance call the GIC, the UART and the
+ * RTC "gicv3", "pl011" and "pl031". Such a section is the only component of its kind on
+ * the board, so it is read as that instance's ("pl011" as "pl011@9000000").
+ */
+function legacyNamesToInstances(sections: readonly Section[], m: VirtMachine): Section[] {
+  const names = m.components.map((c) => c.stateName);
+  return sections.map((s) => {
+    if (s.name.includes("@") || names.includes(s.name)) return s;
+    const instances = names.filter((n) => n.startsWith(`${s.name}@`));
+    return instances.length === 1 ? { ...s, name: instances[0]! } : s;
+  });
 }
 
 function restoreVcpu(v: Vcpu, s: VcpuState, broken?: BrokenRestore): void {
