@@ -994,9 +994,11 @@ export class GicV3 implements Stateful {
     if (pmr.some((p) => (p & ~PRI_MASK) !== 0))
       throw new StateError(this.stateName, "field 'pmr' has unimplemented bits set");
     const bpr0 = stateNumbers(this.stateName, ci, "bpr0", n, 7);
-    if (bpr0.some((b) => b < MIN_BPR0)) throw new StateError(this.stateName, "field 'bpr0' is below the minimum");
+    if (bpr0.some((b) => b < MIN_BPR0))
+      throw new StateError(this.stateName, "field 'bpr0' is below the minimum");
     const bpr1 = stateNumbers(this.stateName, ci, "bpr1", n, 7);
-    if (bpr1.some((b) => b < MIN_BPR1)) throw new StateError(this.stateName, "field 'bpr1' is below the minimum");
+    if (bpr1.some((b) => b < MIN_BPR1))
+      throw new StateError(this.stateName, "field 'bpr1' is below the minimum");
     const ictlr = stateNumbers(this.stateName, ci, "ctlr", n, 3);
     const igrpen0 = bits(ci, "igrpen0", n);
     const igrpen1 = bits(ci, "igrpen1", n);
