@@ -16,7 +16,8 @@
  */
 import type { IrqLine } from "../lib/irq.ts";
 import type { MmioDevice } from "../lib/mmio-device.ts";
-import { StateError, type StateValue, stateNumber, stateNumbers } from "../lib/state.ts";
+import type { StateValue } from "../lib/state.ts";
+import { loadState, type StateOf, saveState, uint, uints, vmstate } from "../lib/vmstate.ts";
 
 /** Register offsets (TRM table 3-1). */
 export const PL011_REG = {
@@ -76,6 +77,32 @@ const ID_BYTES = [0x11, 0x10, 0x34, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 /** FIFO trigger levels for IFLS values 0..4: 1/8, 1/4, 1/2, 3/4, 7/8 full. */
 const RX_TRIGGER = [4, 8, 16, 24, 28];
 
+/**
+ * What a snapshot holds (section version 1). The RX FIFO may hold up to 32 entries even
+ * with FEN clear: clearing FEN keeps what the FIFO already held.
+ */
+const PL011_STATE = vmstate()({
+  version: 1,
+  minVersion: 1,
+  fields: {
+    cr: uint(0xff87),
+    lcrh: uint(0xff),
+    ibrd: uint(0xffff),
+    fbrd: uint(0x3f),
+    ilpr: uint(0xff),
+    ifls: uint(0x3f),
+    imsc: uint(INT_ALL),
+    dmacr: uint(7),
+    rsr: uint(0xf),
+    ris: uint(INT_ALL),
+    /** Each entry is the byte and its error bits 11:8, as DR reads it. */
+    rx: uints({ maxLength: PL011_FIFO_DEPTH, max: 0xfff }),
+    /** Input that did not fit the FIFO yet. */
+    backlog: uints({ max: 0xff }),
+  },
+});
+type Pl011State = StateOf<typeof PL011_STATE.fields>;
+
 export interface Pl011Options {
   irq: IrqLine;
   output: (bytes: Uint8Array) => void;
@@ -87,29 +114,29 @@ export interface Pl011Options {
 
 export class Pl011 implements MmioDevice {
   readonly stateName: string;
-  readonly stateVersion = 1;
+  readonly stateVersion = PL011_STATE.version;
   readonly windowSize = 0x1000;
 
   private readonly irq: IrqLine;
   private readonly output: (bytes: Uint8Array) => void;
   private readonly onRxSpace: (() => void) | undefined;
 
-  // Registers.
-  private cr = 0;
-  private lcrh = 0;
-  private ibrd = 0;
-  private fbrd = 0;
-  private ilpr = 0;
-  private ifls = 0;
-  private imsc = 0;
-  private dmacr = 0;
-  private rsr = 0;
-  /** Latched raw interrupt bits (TX, RX, RT and the error bits). */
-  private ris = 0;
-  /** RX FIFO: each entry is the byte and its error bits 11:8, as DR reads it. */
-  private rx: number[] = [];
-  /** Input that did not fit the FIFO yet. */
-  private backlog: number[] = [];
+  /** The registers, the RX FIFO and the input backlog: everything PL011_STATE saves. */
+  private r: Pl011State = {
+    cr: 0,
+    lcrh: 0,
+    ibrd: 0,
+    fbrd: 0,
+    ilpr: 0,
+    ifls: 0,
+    imsc: 0,
+    dmacr: 0,
+    rsr: 0,
+    ris: 0,
+    rx: [],
+    backlog: [],
+  };
+  /** Index of the next backlog byte to move into the FIFO (the backlog is compacted before a save). */
   private backlogHead = 0;
   private level = false;
 
@@ -123,17 +150,17 @@ export class Pl011 implements MmioDevice {
 
   /** Power-on reset values (TRM table 3-1). */
   reset(): void {
-    this.cr = CR.TXE | CR.RXE;
-    this.lcrh = 0;
-    this.ibrd = 0;
-    this.fbrd = 0;
-    this.ilpr = 0;
-    this.ifls = 0x12;
-    this.imsc = 0;
-    this.dmacr = 0;
-    this.rsr = 0;
-    this.ris = 0;
-    this.rx = [];
+    this.r.cr = CR.TXE | CR.RXE;
+    this.r.lcrh = 0;
+    this.r.ibrd = 0;
+    this.r.fbrd = 0;
+    this.r.ilpr = 0;
+    this.r.ifls = 0x12;
+    this.r.imsc = 0;
+    this.r.dmacr = 0;
+    this.r.rsr = 0;
+    this.r.ris = 0;
+    this.r.rx = [];
     this.update();
   }
 
@@ -141,19 +168,19 @@ export class Pl011 implements MmioDevice {
 
   /** Feeds received bytes (e.g. stdin); what does not fit the FIFO waits in the backlog. */
   input(bytes: Uint8Array): void {
-    for (const b of bytes) this.backlog.push(b);
+    for (const b of bytes) this.r.backlog.push(b);
     this.fill();
     this.update();
   }
 
   /** How many more bytes could be received right now without waiting in the backlog. */
   canAccept(): number {
-    return Math.max(0, this.capacity() - this.rx.length - this.pending());
+    return Math.max(0, this.capacity() - this.r.rx.length - this.pending());
   }
 
   /** Bytes waiting in the backlog for FIFO space. */
   pending(): number {
-    return this.backlog.length - this.backlogHead;
+    return this.r.backlog.length - this.backlogHead;
   }
 
   /** Whether the interrupt line is asserted. */
@@ -162,53 +189,53 @@ export class Pl011 implements MmioDevice {
   }
 
   private capacity(): number {
-    return this.lcrh & LCRH_FEN ? PL011_FIFO_DEPTH : 1;
+    return this.r.lcrh & LCRH_FEN ? PL011_FIFO_DEPTH : 1;
   }
 
   private rxTrigger(): number {
-    if (!(this.lcrh & LCRH_FEN)) return 1;
-    return RX_TRIGGER[(this.ifls >> 3) & 7] ?? 16;
+    if (!(this.r.lcrh & LCRH_FEN)) return 1;
+    return RX_TRIGGER[(this.r.ifls >> 3) & 7] ?? 16;
   }
 
   /** Moves backlog bytes into the FIFO while there is room. */
   private fill(): void {
     const cap = this.capacity();
     let moved = false;
-    while (this.backlogHead < this.backlog.length && this.rx.length < cap) {
-      this.receive(this.backlog[this.backlogHead++]!);
+    while (this.backlogHead < this.r.backlog.length && this.r.rx.length < cap) {
+      this.receive(this.r.backlog[this.backlogHead++]!);
       moved = true;
     }
-    if (this.backlogHead === this.backlog.length) {
-      this.backlog = [];
+    if (this.backlogHead === this.r.backlog.length) {
+      this.r.backlog = [];
       this.backlogHead = 0;
       if (moved) this.onRxSpace?.();
     } else if (this.backlogHead > 4096) {
-      this.backlog = this.backlog.slice(this.backlogHead);
+      this.r.backlog = this.r.backlog.slice(this.backlogHead);
       this.backlogHead = 0;
     }
   }
 
   /** One character into the FIFO (the caller checked there is room). */
   private receive(entry: number): void {
-    this.rx.push(entry);
-    this.ris |= INT.RT;
-    if (this.rx.length >= this.rxTrigger()) this.ris |= INT.RX;
+    this.r.rx.push(entry);
+    this.r.ris |= INT.RT;
+    if (this.r.rx.length >= this.rxTrigger()) this.r.ris |= INT.RX;
   }
 
   private transmit(byte: number): void {
-    if (this.cr & CR.LBE) {
+    if (this.r.cr & CR.LBE) {
       // Loopback (TRM 3.3.8): the transmitted byte is received instead of sent.
-      if (this.rx.length < this.capacity()) this.receive(byte);
-      else this.ris |= INT.OE;
+      if (this.r.rx.length < this.capacity()) this.receive(byte);
+      else this.r.ris |= INT.OE;
     } else {
       this.output(Uint8Array.of(byte));
     }
-    this.ris |= INT.TX; // the byte left at once: the TX FIFO went through its trigger level
+    this.r.ris |= INT.TX; // the byte left at once: the TX FIFO went through its trigger level
   }
 
   private update(): void {
-    if (this.rx.length === 0) this.ris &= ~INT.RT;
-    const level = (this.ris & this.imsc) !== 0;
+    if (this.r.rx.length === 0) this.r.ris &= ~INT.RT;
+    const level = (this.r.ris & this.r.imsc) !== 0;
     if (level !== this.level) {
       this.level = level;
       this.irq.set(level);
@@ -217,8 +244,8 @@ export class Pl011 implements MmioDevice {
 
   private fr(): number {
     let v = FR.TXFE; // transmission is instant
-    if (this.rx.length === 0) v |= FR.RXFE;
-    if (this.rx.length >= this.capacity()) v |= FR.RXFF;
+    if (this.r.rx.length === 0) v |= FR.RXFE;
+    if (this.r.rx.length >= this.capacity()) v |= FR.RXFF;
     return v;
   }
 
@@ -235,39 +262,39 @@ export class Pl011 implements MmioDevice {
   private readReg(reg: number, low: boolean): number {
     switch (reg) {
       case PL011_REG.DR: {
-        if (!low || this.rx.length === 0) return this.rx[0] ?? 0;
-        const e = this.rx.shift()!;
-        this.rsr = (e >> 8) & 0xf;
-        if (this.rx.length < this.rxTrigger()) this.ris &= ~INT.RX;
-        if (this.rx.length > 0) this.ris |= INT.RT; // more unread data: the timeout runs again
+        if (!low || this.r.rx.length === 0) return this.r.rx[0] ?? 0;
+        const e = this.r.rx.shift()!;
+        this.r.rsr = (e >> 8) & 0xf;
+        if (this.r.rx.length < this.rxTrigger()) this.r.ris &= ~INT.RX;
+        if (this.r.rx.length > 0) this.r.ris |= INT.RT; // more unread data: the timeout runs again
         this.fill();
         this.update();
         return e;
       }
       case PL011_REG.RSR_ECR:
-        return this.rsr;
+        return this.r.rsr;
       case PL011_REG.FR:
         return this.fr();
       case PL011_REG.ILPR:
-        return this.ilpr;
+        return this.r.ilpr;
       case PL011_REG.IBRD:
-        return this.ibrd;
+        return this.r.ibrd;
       case PL011_REG.FBRD:
-        return this.fbrd;
+        return this.r.fbrd;
       case PL011_REG.LCR_H:
-        return this.lcrh;
+        return this.r.lcrh;
       case PL011_REG.CR:
-        return this.cr;
+        return this.r.cr;
       case PL011_REG.IFLS:
-        return this.ifls;
+        return this.r.ifls;
       case PL011_REG.IMSC:
-        return this.imsc;
+        return this.r.imsc;
       case PL011_REG.RIS:
-        return this.ris;
+        return this.r.ris;
       case PL011_REG.MIS:
-        return this.ris & this.imsc;
+        return this.r.ris & this.r.imsc;
       case PL011_REG.DMACR:
-        return this.dmacr;
+        return this.r.dmacr;
       default:
         if (reg >= 0xfe0 && reg <= 0xffc) return ID_BYTES[(reg - 0xfe0) >> 2]!;
         return 0;
@@ -283,41 +310,41 @@ export class Pl011 implements MmioDevice {
         this.transmit(value & 0xff);
         break;
       case PL011_REG.RSR_ECR:
-        this.rsr = 0; // any write clears the error flags
+        this.r.rsr = 0; // any write clears the error flags
         break;
       case PL011_REG.ILPR:
-        this.ilpr = value & 0xff;
+        this.r.ilpr = value & 0xff;
         break;
       case PL011_REG.IBRD:
-        this.ibrd = value & 0xffff;
+        this.r.ibrd = value & 0xffff;
         break;
       case PL011_REG.FBRD:
-        this.fbrd = value & 0x3f;
+        this.r.fbrd = value & 0x3f;
         break;
       case PL011_REG.LCR_H: {
         // Toggling FEN changes the FIFO depth; data already received is kept, not flushed.
-        this.lcrh = value & 0xff;
+        this.r.lcrh = value & 0xff;
         this.fill();
-        if (this.rx.length >= this.rxTrigger()) this.ris |= INT.RX;
-        else this.ris &= ~INT.RX;
+        if (this.r.rx.length >= this.rxTrigger()) this.r.ris |= INT.RX;
+        else this.r.ris &= ~INT.RX;
         break;
       }
       case PL011_REG.CR:
-        this.cr = value & 0xff87; // bits 6:3 are reserved
+        this.r.cr = value & 0xff87; // bits 6:3 are reserved
         break;
       case PL011_REG.IFLS:
-        this.ifls = value & 0x3f;
-        if (this.rx.length >= this.rxTrigger()) this.ris |= INT.RX;
-        else this.ris &= ~INT.RX;
+        this.r.ifls = value & 0x3f;
+        if (this.r.rx.length >= this.rxTrigger()) this.r.ris |= INT.RX;
+        else this.r.ris &= ~INT.RX;
         break;
       case PL011_REG.IMSC:
-        this.imsc = value & INT_ALL;
+        this.r.imsc = value & INT_ALL;
         break;
       case PL011_REG.ICR:
-        this.ris &= ~(value & INT_ALL);
+        this.r.ris &= ~(value & INT_ALL);
         break;
       case PL011_REG.DMACR:
-        this.dmacr = value & 0x7;
+        this.r.dmacr = value & 0x7;
         break;
       default:
         return;
@@ -328,56 +355,21 @@ export class Pl011 implements MmioDevice {
   // --- state ----------------------------------------------------------------------------
 
   saveState(): StateValue {
-    return {
-      cr: this.cr,
-      lcrh: this.lcrh,
-      ibrd: this.ibrd,
-      fbrd: this.fbrd,
-      ilpr: this.ilpr,
-      ifls: this.ifls,
-      imsc: this.imsc,
-      dmacr: this.dmacr,
-      rsr: this.rsr,
-      ris: this.ris,
-      rx: [...this.rx],
-      backlog: this.backlog.slice(this.backlogHead),
-    };
+    this.compactBacklog();
+    return saveState(PL011_STATE, this.r, undefined);
   }
 
   loadState(s: StateValue, version: number): void {
-    const n = this.stateName;
-    if (version !== 1) throw new StateError(n, `unsupported version ${version} (this build reads version 1)`);
-    const cr = stateNumber(n, s, "cr", 0, 0xff87);
-    const lcrh = stateNumber(n, s, "lcrh", 0, 0xff);
-    const ibrd = stateNumber(n, s, "ibrd", 0, 0xffff);
-    const fbrd = stateNumber(n, s, "fbrd", 0, 0x3f);
-    const ilpr = stateNumber(n, s, "ilpr", 0, 0xff);
-    const ifls = stateNumber(n, s, "ifls", 0, 0x3f);
-    const imsc = stateNumber(n, s, "imsc", 0, INT_ALL);
-    const dmacr = stateNumber(n, s, "dmacr", 0, 7);
-    const rsr = stateNumber(n, s, "rsr", 0, 0xf);
-    const ris = stateNumber(n, s, "ris", 0, INT_ALL);
-    const rx = stateNumbers(n, s, "rx", undefined, 0xfff);
-    const backlog = stateNumbers(n, s, "backlog", undefined, 0xff);
-    // Up to 32 even with FEN clear: clearing FEN keeps what the FIFO already held.
-    if (rx.length > PL011_FIFO_DEPTH) {
-      throw new StateError(n, `RX FIFO holds ${rx.length} entries; at most ${PL011_FIFO_DEPTH} fit`);
-    }
-    this.cr = cr;
-    this.lcrh = lcrh;
-    this.ibrd = ibrd;
-    this.fbrd = fbrd;
-    this.ilpr = ilpr;
-    this.ifls = ifls;
-    this.imsc = imsc;
-    this.dmacr = dmacr;
-    this.rsr = rsr;
-    this.ris = ris;
-    this.rx = [...rx];
-    this.backlog = [...backlog];
+    this.r = loadState(PL011_STATE, this.stateName, s, version, undefined);
     this.backlogHead = 0;
     // Drive the line from the loaded state whatever it was before.
     this.update();
     this.irq.set(this.level);
+  }
+
+  private compactBacklog(): void {
+    if (this.backlogHead === 0) return;
+    this.r.backlog = this.r.backlog.slice(this.backlogHead);
+    this.backlogHead = 0;
   }
 }

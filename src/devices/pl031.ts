@@ -10,7 +10,8 @@
  */
 import type { IrqLine } from "../lib/irq.ts";
 import type { MmioDevice } from "../lib/mmio-device.ts";
-import { StateError, type StateValue, stateNumber } from "../lib/state.ts";
+import type { StateValue } from "../lib/state.ts";
+import { loadState, type StateOf, saveState, uint, vmstate } from "../lib/vmstate.ts";
 
 export const PL031_REG = {
   DR: 0x000,
@@ -26,6 +27,28 @@ export const PL031_REG = {
 /** RTCPeriphID0-3, RTCPCellID0-3: part 0x031, Arm, so Linux's rtc-pl031 binds (id 0x00041031). */
 const ID_BYTES = [0x31, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
+/**
+ * What a snapshot holds (section version 1): the offset from the clock rather than the
+ * reading, so that under the real-time clock a restored guest keeps wall time and under the
+ * deterministic clock (restored with the VM) the reading comes out the same; loading never
+ * reads the clock.
+ */
+const PL031_STATE = vmstate()({
+  version: 1,
+  minVersion: 1,
+  fields: {
+    /** Counter minus floor(clock()), modulo 2^32. */
+    delta: uint(),
+    /** Counter value when the match was last checked. */
+    lastCount: uint(),
+    mr: uint(),
+    lr: uint(),
+    imsc: uint(1),
+    ris: uint(1),
+  },
+});
+type Pl031State = StateOf<typeof PL031_STATE.fields>;
+
 export interface Pl031Options {
   irq: IrqLine;
   /** Seconds since the Unix epoch (may be fractional); real or deterministic time. */
@@ -36,26 +59,20 @@ export interface Pl031Options {
 
 export class Pl031 implements MmioDevice {
   readonly stateName: string;
-  readonly stateVersion = 1;
+  readonly stateVersion = PL031_STATE.version;
   readonly windowSize = 0x1000;
 
   private readonly irq: IrqLine;
   private readonly clock: () => number;
-  /** Counter minus floor(clock()), modulo 2^32. */
-  private delta = 0;
-  private mr = 0;
-  private lr = 0;
-  private imsc = 0;
-  private ris = 0;
-  /** Counter value when the match was last checked. */
-  private lastCount = 0;
+  /** The registers and the counter's offset from the clock: everything PL031_STATE saves. */
+  private r: Pl031State = { delta: 0, lastCount: 0, mr: 0, lr: 0, imsc: 0, ris: 0 };
   private level = false;
 
   constructor(opts: Pl031Options) {
     this.irq = opts.irq;
     this.clock = opts.clock;
     this.stateName = opts.name ?? "pl031";
-    this.lastCount = this.count();
+    this.r.lastCount = this.count();
   }
 
   private now(): number {
@@ -65,7 +82,7 @@ export class Pl031 implements MmioDevice {
 
   /** Current counter value (RTCDR). */
   count(): number {
-    return (this.now() + this.delta) >>> 0;
+    return (this.now() + this.r.delta) >>> 0;
   }
 
   /**
@@ -74,17 +91,17 @@ export class Pl031 implements MmioDevice {
    */
   poll(): void {
     const c = this.count();
-    const passed = (c - this.lastCount) >>> 0;
-    const toMatch = (this.mr - this.lastCount) >>> 0;
-    if (passed !== 0 && toMatch !== 0 && toMatch <= passed) this.ris = 1;
-    this.lastCount = c;
+    const passed = (c - this.r.lastCount) >>> 0;
+    const toMatch = (this.r.mr - this.r.lastCount) >>> 0;
+    if (passed !== 0 && toMatch !== 0 && toMatch <= passed) this.r.ris = 1;
+    this.r.lastCount = c;
     this.update();
   }
 
   /** The clock value (in the clock's seconds) at which the counter next equals RTCMR. */
   nextMatch(): number {
     const c = this.count();
-    const ahead = (this.mr - c) >>> 0;
+    const ahead = (this.r.mr - c) >>> 0;
     return this.now() + (ahead === 0 ? 2 ** 32 : ahead);
   }
 
@@ -93,7 +110,7 @@ export class Pl031 implements MmioDevice {
   }
 
   private update(): void {
-    const level = (this.ris & this.imsc) !== 0;
+    const level = (this.r.ris & this.r.imsc) !== 0;
     if (level !== this.level) {
       this.level = level;
       this.irq.set(level);
@@ -110,22 +127,22 @@ export class Pl031 implements MmioDevice {
         v = this.count();
         break;
       case PL031_REG.MR:
-        v = this.mr;
+        v = this.r.mr;
         break;
       case PL031_REG.LR:
-        v = this.lr;
+        v = this.r.lr;
         break;
       case PL031_REG.CR:
         v = 1; // started at reset and cannot be stopped (TRM 3.3.4: writes after start have no effect)
         break;
       case PL031_REG.IMSC:
-        v = this.imsc;
+        v = this.r.imsc;
         break;
       case PL031_REG.RIS:
-        v = this.ris;
+        v = this.r.ris;
         break;
       case PL031_REG.MIS:
-        v = this.ris & this.imsc;
+        v = this.r.ris & this.r.imsc;
         break;
       default:
         v = reg >= 0xfe0 && reg <= 0xffc ? ID_BYTES[(reg - 0xfe0) >> 2]! : 0;
@@ -141,20 +158,20 @@ export class Pl031 implements MmioDevice {
     value >>>= 0;
     switch (offset) {
       case PL031_REG.MR:
-        this.mr = value;
-        if (this.count() === value) this.ris = 1; // matches at once, as QEMU does
+        this.r.mr = value;
+        if (this.count() === value) this.r.ris = 1; // matches at once, as QEMU does
         break;
       case PL031_REG.LR:
-        this.lr = value;
-        this.delta = (value - this.now()) >>> 0;
-        this.lastCount = value;
-        if (this.mr === value) this.ris = 1;
+        this.r.lr = value;
+        this.r.delta = (value - this.now()) >>> 0;
+        this.r.lastCount = value;
+        if (this.r.mr === value) this.r.ris = 1;
         break;
       case PL031_REG.IMSC:
-        this.imsc = value & 1;
+        this.r.imsc = value & 1;
         break;
       case PL031_REG.ICR:
-        this.ris &= ~(value & 1);
+        this.r.ris &= ~(value & 1);
         break;
       default:
         return; // DR, CR (always started), RIS, MIS are read-only here
@@ -163,35 +180,12 @@ export class Pl031 implements MmioDevice {
   }
 
   saveState(): StateValue {
-    // The offset from the clock rather than the reading: under the real-time clock a restored
-    // guest keeps wall time; under the deterministic clock (restored with the VM) the reading
-    // comes out the same. Loading never has to read the clock.
-    return {
-      delta: this.delta,
-      lastCount: this.lastCount,
-      mr: this.mr,
-      lr: this.lr,
-      imsc: this.imsc,
-      ris: this.ris,
-    };
+    return saveState(PL031_STATE, this.r, undefined);
   }
 
   loadState(s: StateValue, version: number): void {
-    const n = this.stateName;
-    if (version !== 1) throw new StateError(n, `unsupported version ${version} (this build reads version 1)`);
-    const delta = stateNumber(n, s, "delta");
-    const lastCount = stateNumber(n, s, "lastCount");
-    const mr = stateNumber(n, s, "mr");
-    const lr = stateNumber(n, s, "lr");
-    const imsc = stateNumber(n, s, "imsc", 0, 1);
-    const ris = stateNumber(n, s, "ris", 0, 1);
-    this.delta = delta;
-    this.lastCount = lastCount;
-    this.mr = mr;
-    this.lr = lr;
-    this.imsc = imsc;
-    this.ris = ris;
-    this.level = (ris & imsc) !== 0;
+    this.r = loadState(PL031_STATE, this.stateName, s, version, undefined);
+    this.level = (this.r.ris & this.r.imsc) !== 0;
     this.irq.set(this.level);
   }
 }
