@@ -460,7 +460,7 @@ test("a corrupt or mismatched state is refused and leaves the device as it was",
     ["address", { ...good, queues: [{ ...q0, desc: [0, 2 ** 32] }, q0] }, /desc/],
     ["address shape", { ...good, queues: [{ ...q0, desc: 5 }, q0] }, /desc/],
     ["missing field", { ...good, queueSel: null }, /queueSel/],
-    ["not an object", [1, 2, 3], /deviceId/],
+    ["not an object", [1, 2, 3], /not an object/],
   ];
   for (const [what, s, re] of bad) {
     assert.throws(() => b.mmio.loadState(s, 1), re, what);

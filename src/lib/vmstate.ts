@@ -18,6 +18,7 @@ import { StateError, type StateValue } from "./state.ts";
 
 /** One field: how to encode and decode a value of type V, given the component's context C. */
 export interface Field<V, C = unknown> {
+  // encode() returns undefined only for an optional field without a value (the key is left out).
   /** Version of the description that introduced the field (default 1). */
   readonly since: number;
   /** Dotted path in the encoded object; default: the field's name. */
@@ -87,7 +88,8 @@ export function saveState<F extends Fields<C>, C>(
   const out: { [k: string]: StateValue } = {};
   const st = state as Record<string, unknown>;
   for (const [name, f] of Object.entries(d.fields)) {
-    setPath(out, f.key ?? name, f.encode(st[name], ctx));
+    const v = f.encode(st[name], ctx);
+    if (v !== undefined) setPath(out, f.key ?? name, v);
   }
   return out;
 }
@@ -198,6 +200,45 @@ export function bool<C = unknown>(opts: FieldOptions<boolean, C> = {}): Field<bo
     (raw) =>
       typeof raw === "boolean" ? raw : { error: raw === undefined ? "is missing" : "is not a boolean" },
   );
+}
+
+/** A boolean encoded as 0 or 1 (as layouts written before booleans were used have it). */
+export function bit<C = unknown>(opts: FieldOptions<boolean, C> = {}): Field<boolean, C> {
+  return field(
+    opts,
+    (v) => (v ? 1 : 0),
+    (raw) =>
+      raw === 0 || raw === 1 ? raw === 1 : { error: raw === undefined ? "is missing" : "is not 0 or 1" },
+  );
+}
+
+/**
+ * An unsigned integer below 2^53 (a guest physical address) encoded as two 32-bit words,
+ * [low, high], so that it survives any JSON reader.
+ */
+export function words64<C = unknown>(opts: FieldOptions<number, C> = {}): Field<number, C> {
+  return field(
+    opts,
+    (v) => [v % 0x1_0000_0000, Math.floor(v / 0x1_0000_0000)],
+    (raw) => {
+      if (!Array.isArray(raw) || raw.length !== 2)
+        return { error: raw === undefined ? "is missing" : "is not [low, high]" };
+      const [lo, hi] = raw;
+      if (!isUint(lo, 0xffff_ffff) || !isUint(hi, 0x1f_ffff)) return { error: "is out of range" };
+      return hi * 0x1_0000_0000 + lo;
+    },
+  );
+}
+
+/** A field that may be left out: absent in the layout, undefined in memory. */
+export function optional<V, C = unknown>(of: Field<V, C>): Field<V | undefined, C> {
+  return {
+    since: of.since,
+    key: of.key,
+    absent: of.absent,
+    encode: (v, ctx) => (v === undefined ? (undefined as unknown as StateValue) : of.encode(v, ctx)),
+    decode: (raw, ctx) => (raw === undefined ? undefined : of.decode(raw, ctx)),
+  };
 }
 
 /** A string matching `pattern` (anchored). */
@@ -339,7 +380,7 @@ export function struct<F extends Fields<C>, C = unknown>(
  */
 export function identity<C>(
   of: (ctx: C) => StateValue,
-  opts: { since?: number; key?: string } = {},
+  opts: { since?: number; key?: string; mismatch?: (saved: StateValue, ours: StateValue) => string } = {},
 ): Field<null, C> & { readonly identity: true } {
   return {
     identity: true,
@@ -347,8 +388,14 @@ export function identity<C>(
     key: opts.key,
     absent: undefined,
     encode: (_v, ctx) => of(ctx),
-    decode: (raw, ctx) =>
-      JSON.stringify(raw) === JSON.stringify(of(ctx)) ? null : { error: "does not match this machine" },
+    decode: (raw, ctx) => {
+      const want = JSON.stringify(of(ctx));
+      const got = raw === undefined ? undefined : JSON.stringify(raw);
+      if (got === want) return null;
+      if (got === undefined) return { error: "is missing" };
+      if (opts.mismatch) return { error: opts.mismatch(raw!, of(ctx)) };
+      return { error: `is ${got.length > 40 ? `${got.slice(0, 40)}...` : got}; this machine's is ${want}` };
+    },
   };
 }
 

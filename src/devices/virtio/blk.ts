@@ -11,7 +11,8 @@
  * whole number of sectors, a write to a read-only disk or a backend failure complete the
  * request with VIRTIO_BLK_S_IOERR, as QEMU does.
  */
-import { StateError, type StateValue, stateNumber } from "../../lib/state.ts";
+import type { StateValue } from "../../lib/state.ts";
+import { identity, loadState, saveState, vmstate } from "../../lib/vmstate.ts";
 import { configBytesRead, VIRTIO_ID, type VirtioContext, type VirtioDevice } from "./mmio.ts";
 import type { DescriptorChain } from "./queue.ts";
 
@@ -68,9 +69,26 @@ export interface VirtioBlkOptions {
   queueSize?: number;
 }
 
+/**
+ * The disk's contents are not device state (as in QEMU, the image stays where it is); the
+ * section records the disk it belongs to, which a restore must present again.
+ */
+const BLK_STATE = vmstate<VirtioBlk>()({
+  version: 1,
+  minVersion: 1,
+  fields: {
+    capacity: identity((b: VirtioBlk) => b.capacity, {
+      mismatch: (saved, ours) => `says the disk has ${saved} sectors; this one has ${ours}`,
+    }),
+    readOnly: identity((b: VirtioBlk) => (b.readOnly ? 1 : 0), {
+      mismatch: (saved) => `says the disk was ${saved === 1 ? "read-only" : "writable"}; this one is not`,
+    }),
+  },
+});
+
 export class VirtioBlk implements VirtioDevice {
   readonly stateName = "virtio-blk";
-  readonly stateVersion = 1;
+  readonly stateVersion = BLK_STATE.version;
   readonly deviceId = VIRTIO_ID.BLOCK;
   readonly features: number;
   readonly queueSizes: readonly number[];
@@ -196,21 +214,11 @@ export class VirtioBlk implements VirtioDevice {
 
   // --- state ------------------------------------------------------------------------------
 
-  /** The disk's contents are not device state (as in QEMU, the image stays where it is). */
   saveState(): StateValue {
-    return { capacity: this.capacity, readOnly: this.readOnly ? 1 : 0 };
+    return saveState(BLK_STATE, {}, this);
   }
 
   loadState(s: StateValue, version: number): void {
-    const n = this.stateName;
-    if (version !== 1) throw new StateError(n, `unsupported version ${version} (this build reads version 1)`);
-    const capacity = stateNumber(n, s, "capacity", 0, Number.MAX_SAFE_INTEGER);
-    const readOnly = stateNumber(n, s, "readOnly", 0, 1) === 1;
-    if (capacity !== this.capacity) {
-      throw new StateError(n, `the saved disk has ${capacity} sectors; this one has ${this.capacity}`);
-    }
-    if (readOnly !== this.readOnly) {
-      throw new StateError(n, `the saved disk was ${readOnly ? "read-only" : "writable"}; this one is not`);
-    }
+    loadState(BLK_STATE, this.stateName, s, version, this);
   }
 }

@@ -7,7 +7,8 @@
  * receive buffers available and is copied into them in order, so nothing typed is dropped
  * (up to 1 MiB waiting for a guest that does not read).
  */
-import { StateError, type StateValue, stateNumbers } from "../../lib/state.ts";
+import type { StateValue } from "../../lib/state.ts";
+import { loadState, saveState, uints, vmstate } from "../../lib/vmstate.ts";
 import { configBytesRead, VIRTIO_ID, type VirtioContext, type VirtioDevice } from "./mmio.ts";
 
 export const CONSOLE_RX = 0;
@@ -15,6 +16,13 @@ export const CONSOLE_TX = 1;
 
 /** Undelivered input is bounded, in the device and in a (possibly corrupt) saved state. */
 export const MAX_BACKLOG = 1 << 20;
+
+/** Input not yet delivered to the guest (section version 1). */
+const CONSOLE_STATE = vmstate()({
+  version: 1,
+  minVersion: 1,
+  fields: { backlog: uints({ maxLength: MAX_BACKLOG, max: 0xff }) },
+});
 
 export interface VirtioConsoleOptions {
   output: (bytes: Uint8Array) => void;
@@ -26,7 +34,7 @@ export interface VirtioConsoleOptions {
 
 export class VirtioConsole implements VirtioDevice {
   readonly stateName = "virtio-console";
-  readonly stateVersion = 1;
+  readonly stateVersion = CONSOLE_STATE.version;
   readonly deviceId = VIRTIO_ID.CONSOLE;
   readonly features = 0;
   readonly queueSizes: readonly number[];
@@ -127,15 +135,11 @@ export class VirtioConsole implements VirtioDevice {
   // --- state ------------------------------------------------------------------------------
 
   saveState(): StateValue {
-    return { backlog: this.backlog.slice(this.backlogHead) };
+    return saveState(CONSOLE_STATE, { backlog: this.backlog.slice(this.backlogHead) }, undefined);
   }
 
   loadState(s: StateValue, version: number): void {
-    const n = this.stateName;
-    if (version !== 1) throw new StateError(n, `unsupported version ${version} (this build reads version 1)`);
-    const backlog = stateNumbers(n, s, "backlog", undefined, 0xff);
-    if (backlog.length > MAX_BACKLOG) throw new StateError(n, `${backlog.length} bytes of pending input`);
-    this.backlog = [...backlog];
+    this.backlog = loadState(CONSOLE_STATE, this.stateName, s, version, undefined).backlog;
     this.backlogHead = 0;
   }
 }

@@ -20,7 +20,8 @@
  */
 import type { IrqLine } from "../../lib/irq.ts";
 import type { MmioDevice } from "../../lib/mmio-device.ts";
-import { StateError, type Stateful, type StateValue, stateNumber, stateNumbers } from "../../lib/state.ts";
+import { StateError, type Stateful, type StateValue, stateNumber } from "../../lib/state.ts";
+import { identity, loadState, type StateOf, saveState, uint, uints, vmstate } from "../../lib/vmstate.ts";
 import { type GuestMemory, type QueueHost, Virtqueue } from "./queue.ts";
 
 /** Register offsets (§4.2.2). */
@@ -141,9 +142,38 @@ export interface VirtioMmioOptions {
 
 const bit = (n: number): [number, number] => (n < 32 ? [(1 << n) >>> 0, 0] : [0, (1 << (n - 32)) >>> 0]);
 
+/**
+ * The transport's registers (section version 1). The slot's device ID is part of the layout
+ * and must match, so a section never loads into a slot holding another kind of device.
+ */
+const TRANSPORT_STATE = vmstate<VirtioMmio>()({
+  version: 1,
+  minVersion: 1,
+  fields: {
+    deviceId: identity((t: VirtioMmio) => t.device?.deviceId ?? 0, {
+      mismatch: (saved, ours) => `holds device ID ${saved}; this slot has ${ours}`,
+    }),
+    status: uint(0xff),
+    deviceFeaturesSel: uint(),
+    driverFeaturesSel: uint(),
+    driverFeatures: uints({ length: 2 }),
+    queueSel: uint(),
+    interruptStatus: uint(3),
+    configGeneration: uint(),
+  },
+  check: (s, t) => {
+    const [o0, o1] = t.offeredFeatures;
+    const extra = (s.driverFeatures[0]! & ~o0) | (s.driverFeatures[1]! & ~o1);
+    return s.status & VIRTIO_STATUS.FEATURES_OK && extra !== 0
+      ? "the driver features include bits this device does not offer"
+      : null;
+  },
+});
+type TransportState = StateOf<typeof TRANSPORT_STATE.fields>;
+
 export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
   readonly stateName: string;
-  readonly stateVersion = 1;
+  readonly stateVersion = TRANSPORT_STATE.version;
   readonly windowSize = VIRTIO_MMIO_WINDOW;
   readonly device: VirtioDevice | null;
   readonly mem: GuestMemory;
@@ -154,13 +184,16 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
   /** Offered features as two 32-bit words. */
   private readonly offered: [number, number];
 
-  private status = 0;
-  private deviceFeaturesSel = 0;
-  private driverFeaturesSel = 0;
-  private driverFeatures: [number, number] = [0, 0];
-  private queueSel = 0;
-  private interruptStatus = 0;
-  private configGeneration = 0;
+  /** The transport's registers: everything TRANSPORT_STATE saves (the queues and the device save their own). */
+  private r: TransportState = {
+    status: 0,
+    deviceFeaturesSel: 0,
+    driverFeaturesSel: 0,
+    driverFeatures: [0, 0],
+    queueSel: 0,
+    interruptStatus: 0,
+    configGeneration: 0,
+  };
   private level = false;
   /** Why the device last entered DEVICE_NEEDS_RESET (for diagnostics and tests). */
   lastError: string | null = null;
@@ -196,14 +229,15 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
   }
 
   hasFeature(n: number): boolean {
-    if (!(this.status & VIRTIO_STATUS.FEATURES_OK)) return false;
+    if (!(this.r.status & VIRTIO_STATUS.FEATURES_OK)) return false;
     const [lo, hi] = bit(n);
-    return ((this.driverFeatures[0] & lo) | (this.driverFeatures[1] & hi)) !== 0;
+    return ((this.r.driverFeatures[0]! & lo) | (this.r.driverFeatures[1]! & hi)) !== 0;
   }
 
   get live(): boolean {
     return (
-      (this.status & (VIRTIO_STATUS.DRIVER_OK | VIRTIO_STATUS.DEVICE_NEEDS_RESET)) === VIRTIO_STATUS.DRIVER_OK
+      (this.r.status & (VIRTIO_STATUS.DRIVER_OK | VIRTIO_STATUS.DEVICE_NEEDS_RESET)) ===
+      VIRTIO_STATUS.DRIVER_OK
     );
   }
 
@@ -212,17 +246,17 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
   }
 
   configChanged(): void {
-    this.configGeneration = (this.configGeneration + 1) >>> 0;
-    if (this.status & VIRTIO_STATUS.DRIVER_OK) this.raise(VIRTIO_INT.CONFIG_CHANGE);
+    this.r.configGeneration = (this.r.configGeneration + 1) >>> 0;
+    if (this.r.status & VIRTIO_STATUS.DRIVER_OK) this.raise(VIRTIO_INT.CONFIG_CHANGE);
   }
 
   fail(reason: string): void {
     this.lastError = reason;
     this.diag?.(`${this.stateName}: ${reason}; the device needs a reset`);
-    if (this.status & VIRTIO_STATUS.DEVICE_NEEDS_RESET) return;
-    this.status |= VIRTIO_STATUS.DEVICE_NEEDS_RESET;
+    if (this.r.status & VIRTIO_STATUS.DEVICE_NEEDS_RESET) return;
+    this.r.status |= VIRTIO_STATUS.DEVICE_NEEDS_RESET;
     for (const q of this.queues) q.failed = true;
-    if (this.status & VIRTIO_STATUS.DRIVER_OK) this.raise(VIRTIO_INT.CONFIG_CHANGE);
+    if (this.r.status & VIRTIO_STATUS.DRIVER_OK) this.raise(VIRTIO_INT.CONFIG_CHANGE);
   }
 
   /** Whether the interrupt line is asserted. */
@@ -232,16 +266,16 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
 
   /** The Status register (for the host side and tests). */
   get deviceStatus(): number {
-    return this.status;
+    return this.r.status;
   }
 
   private raise(bits: number): void {
-    this.interruptStatus |= bits;
+    this.r.interruptStatus |= bits;
     this.update();
   }
 
   private update(): void {
-    const level = this.interruptStatus !== 0;
+    const level = this.r.interruptStatus !== 0;
     if (level !== this.level) {
       this.level = level;
       this.irq.set(level);
@@ -250,12 +284,12 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
 
   /** Device reset (§2.4): what writing 0 to Status does. */
   reset(): void {
-    this.status = 0;
-    this.deviceFeaturesSel = 0;
-    this.driverFeaturesSel = 0;
-    this.driverFeatures = [0, 0];
-    this.queueSel = 0;
-    this.interruptStatus = 0;
+    this.r.status = 0;
+    this.r.deviceFeaturesSel = 0;
+    this.r.driverFeaturesSel = 0;
+    this.r.driverFeatures = [0, 0];
+    this.r.queueSel = 0;
+    this.r.interruptStatus = 0;
     this.lastError = null;
     for (const q of this.queues) q.reset();
     this.device?.reset();
@@ -271,7 +305,7 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
     }
     // §4.2.2.2: the driver uses 32-bit accesses for the registers; anything else reads 0.
     if (size !== 4 || offset & 3) return 0;
-    const q = this.queues[this.queueSel];
+    const q = this.queues[this.r.queueSel];
     switch (offset) {
       case VIRTIO_MMIO.MAGIC_VALUE:
         return VIRTIO_MMIO_MAGIC;
@@ -282,15 +316,15 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
       case VIRTIO_MMIO.VENDOR_ID:
         return VIRTIO_VENDOR_QEMU;
       case VIRTIO_MMIO.DEVICE_FEATURES:
-        return this.deviceFeaturesSel < 2 ? this.offered[this.deviceFeaturesSel]! : 0;
+        return this.r.deviceFeaturesSel < 2 ? this.offered[this.r.deviceFeaturesSel]! : 0;
       case VIRTIO_MMIO.QUEUE_NUM_MAX:
         return q?.maxSize ?? 0;
       case VIRTIO_MMIO.QUEUE_READY:
         return q?.ready ? 1 : 0;
       case VIRTIO_MMIO.INTERRUPT_STATUS:
-        return this.interruptStatus;
+        return this.r.interruptStatus;
       case VIRTIO_MMIO.STATUS:
-        return this.status;
+        return this.r.status;
       case VIRTIO_MMIO.QUEUE_DESC_LOW:
         return q ? q.desc % 0x1_0000_0000 : 0;
       case VIRTIO_MMIO.QUEUE_DESC_HIGH:
@@ -310,7 +344,7 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
       case VIRTIO_MMIO.SHM_BASE_HIGH:
         return 0xffffffff;
       case VIRTIO_MMIO.CONFIG_GENERATION:
-        return this.configGeneration;
+        return this.r.configGeneration;
       default:
         return 0;
     }
@@ -326,26 +360,26 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
     }
     if (size !== 4 || offset & 3 || !this.device) return;
     value >>>= 0;
-    const q = this.queues[this.queueSel];
+    const q = this.queues[this.r.queueSel];
     // §4.2.2.3: QueueNum and the ring addresses are not written while the queue is ready.
     const setup = q && !q.ready ? q : undefined;
     const lo = (a: number) => Math.floor(a / 0x1_0000_0000) * 0x1_0000_0000 + value;
     const hi = (a: number) => value * 0x1_0000_0000 + (a % 0x1_0000_0000);
     switch (offset) {
       case VIRTIO_MMIO.DEVICE_FEATURES_SEL:
-        this.deviceFeaturesSel = value;
+        this.r.deviceFeaturesSel = value;
         break;
       case VIRTIO_MMIO.DRIVER_FEATURES:
         // Features are fixed once FEATURES_OK is set (§3.1.1).
-        if (this.driverFeaturesSel < 2 && !(this.status & VIRTIO_STATUS.FEATURES_OK)) {
-          this.driverFeatures[this.driverFeaturesSel] = value;
+        if (this.r.driverFeaturesSel < 2 && !(this.r.status & VIRTIO_STATUS.FEATURES_OK)) {
+          this.r.driverFeatures[this.r.driverFeaturesSel] = value;
         }
         break;
       case VIRTIO_MMIO.DRIVER_FEATURES_SEL:
-        this.driverFeaturesSel = value;
+        this.r.driverFeaturesSel = value;
         break;
       case VIRTIO_MMIO.QUEUE_SEL:
-        this.queueSel = value;
+        this.r.queueSel = value;
         break;
       case VIRTIO_MMIO.QUEUE_NUM:
         if (setup) setup.size = value;
@@ -357,7 +391,7 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
         if (value < this.queues.length && this.live && this.queues[value]!.ready) this.device.notify(value);
         break;
       case VIRTIO_MMIO.INTERRUPT_ACK:
-        this.interruptStatus &= ~value;
+        this.r.interruptStatus &= ~value;
         this.update();
         break;
       case VIRTIO_MMIO.STATUS:
@@ -397,7 +431,7 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
       return;
     }
     q.ready = true;
-    q.failed = (this.status & VIRTIO_STATUS.DEVICE_NEEDS_RESET) !== 0;
+    q.failed = (this.r.status & VIRTIO_STATUS.DEVICE_NEEDS_RESET) !== 0;
   }
 
   private setStatus(value: number): void {
@@ -405,12 +439,12 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
       this.reset();
       return;
     }
-    const old = this.status;
+    const old = this.r.status;
     let next = value | (old & VIRTIO_STATUS.DEVICE_NEEDS_RESET);
     if (next & VIRTIO_STATUS.FEATURES_OK && !(old & VIRTIO_STATUS.FEATURES_OK)) {
       // §3.1.1 step 5-6: the device refuses a feature set it cannot run with by leaving
       // FEATURES_OK clear; a driver without VIRTIO_F_VERSION_1 is a legacy one (§6.1).
-      const [dlo, dhi] = this.driverFeatures;
+      const [dlo, dhi] = this.r.driverFeatures;
       const [vlo, vhi] = bit(VIRTIO_F.VERSION_1);
       const subset = (dlo & ~this.offered[0]) === 0 && (dhi & ~this.offered[1]) === 0;
       if (!subset || ((dlo & vlo) | (dhi & vhi)) === 0) next &= ~VIRTIO_STATUS.FEATURES_OK;
@@ -423,13 +457,13 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
     }
     // DRIVER_OK needs accepted features (§3.1.1 step 8 comes after step 6).
     if (!(next & VIRTIO_STATUS.FEATURES_OK)) next &= ~VIRTIO_STATUS.DRIVER_OK;
-    this.status = next;
+    this.r.status = next;
     if (next & VIRTIO_STATUS.DRIVER_OK && !(old & VIRTIO_STATUS.DRIVER_OK)) this.kick();
   }
 
   private driverHas(n: number): boolean {
     const [lo, hi] = bit(n);
-    return ((this.driverFeatures[0] & lo) | (this.driverFeatures[1] & hi)) !== 0;
+    return ((this.r.driverFeatures[0]! & lo) | (this.r.driverFeatures[1]! & hi)) !== 0;
   }
 
   /** Lets the device look at every ready queue (at DRIVER_OK: buffers made available before it). */
@@ -440,16 +474,10 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
 
   // --- state ------------------------------------------------------------------------------
 
+  /** The transport's registers, then each queue's and the device's own state (with its version). */
   saveState(): StateValue {
     return {
-      deviceId: this.device?.deviceId ?? 0,
-      status: this.status,
-      deviceFeaturesSel: this.deviceFeaturesSel,
-      driverFeaturesSel: this.driverFeaturesSel,
-      driverFeatures: [...this.driverFeatures],
-      queueSel: this.queueSel,
-      interruptStatus: this.interruptStatus,
-      configGeneration: this.configGeneration,
+      ...(saveState(TRANSPORT_STATE, this.r, this) as { [k: string]: StateValue }),
       queues: this.queues.map((q) => q.saveState()),
       ...(this.device ? { device: this.device.saveState(), deviceVersion: this.device.stateVersion } : {}),
     };
@@ -457,25 +485,8 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
 
   loadState(s: StateValue, version: number): void {
     const n = this.stateName;
-    if (version !== 1) throw new StateError(n, `unsupported version ${version} (this build reads version 1)`);
-    const deviceId = stateNumber(n, s, "deviceId");
-    if (deviceId !== (this.device?.deviceId ?? 0)) {
-      throw new StateError(n, `holds device ID ${deviceId}; this slot has ${this.device?.deviceId ?? 0}`);
-    }
-    const status = stateNumber(n, s, "status", 0, 0xff);
-    const deviceFeaturesSel = stateNumber(n, s, "deviceFeaturesSel");
-    const driverFeaturesSel = stateNumber(n, s, "driverFeaturesSel");
-    const [f0, f1] = stateNumbers(n, s, "driverFeatures", 2);
-    const queueSel = stateNumber(n, s, "queueSel");
-    const interruptStatus = stateNumber(n, s, "interruptStatus", 0, 3);
-    const configGeneration = stateNumber(n, s, "configGeneration");
-    if (
-      status & VIRTIO_STATUS.FEATURES_OK &&
-      ((f0! & ~this.offered[0]) !== 0 || (f1! & ~this.offered[1]) !== 0)
-    ) {
-      throw new StateError(n, "the driver features include bits this device does not offer");
-    }
-    const obj = typeof s === "object" && s !== null && !Array.isArray(s) ? s : {};
+    const r = loadState(TRANSPORT_STATE, n, s, version, this);
+    const obj = s as { [k: string]: StateValue }; // an object: loadState checked it
     const qs = obj.queues;
     if (!Array.isArray(qs) || qs.length !== this.queues.length) {
       throw new StateError(n, `field 'queues' must list ${this.queues.length} queues`);
@@ -489,21 +500,28 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
       const dv = stateNumber(n, s, "deviceVersion", 1, this.device.stateVersion);
       const ds = obj.device;
       if (ds === undefined) throw new StateError(n, "field 'device' is missing");
-      this.device.loadState(ds, dv);
+      try {
+        this.device.loadState(ds, dv);
+      } catch (e) {
+        // Named by the section first: "virtio-mmio@a003e00: virtio-blk: ...".
+        if (e instanceof StateError) throw new StateError(n, e.message);
+        throw e;
+      }
+    } else if (obj.device !== undefined || obj.deviceVersion !== undefined) {
+      throw new StateError(n, "holds a device's state, but this slot is empty");
     }
-    this.status = status;
-    this.deviceFeaturesSel = deviceFeaturesSel;
-    this.driverFeaturesSel = driverFeaturesSel;
-    this.driverFeatures = [f0!, f1!];
-    this.queueSel = queueSel;
-    this.interruptStatus = interruptStatus;
-    this.configGeneration = configGeneration;
+    this.r = r;
     this.lastError = null;
     scratch.forEach((q, i) => {
       this.queues[i]!.loadState(`${n} queue ${i}`, q.saveState());
     });
-    this.level = this.interruptStatus !== 0;
+    this.level = this.r.interruptStatus !== 0;
     this.irq.set(this.level);
+  }
+
+  /** Read by TRANSPORT_STATE: the slot's device ID and the features it offers. */
+  get offeredFeatures(): readonly [number, number] {
+    return this.offered;
   }
 }
 

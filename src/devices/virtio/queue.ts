@@ -9,7 +9,8 @@
  * never throws out of this module. The queue stops (`failed`) and reports the reason to its
  * transport, which sets DEVICE_NEEDS_RESET (§2.1.1) and tells the driver.
  */
-import { StateError, type StateValue, stateNumber, stateNumbers } from "../../lib/state.ts";
+import type { StateValue } from "../../lib/state.ts";
+import { bit, loadState, saveState, uint, vmstate, words64 } from "../../lib/vmstate.ts";
 
 /** Guest physical memory as a device sees it for DMA. */
 export interface GuestMemory {
@@ -145,6 +146,32 @@ export interface QueueHost {
 class RingError extends Error {}
 
 const isPow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
+
+/**
+ * A virtqueue's state, part of its transport's section (the queue's public fields are the
+ * state object). The ring addresses are checked against RAM when the queue is next used,
+ * as after a driver's writes.
+ */
+const VIRTQ_STATE = vmstate<{ readonly maxSize: number }>()({
+  version: 1,
+  minVersion: 1,
+  fields: {
+    size: uint(VIRTQ_MAX_SIZE, {
+      check: (n, q) => (isPow2(n) && n <= q.maxSize ? null : `${n} is not a power of 2 up to ${q.maxSize}`),
+    }),
+    ready: bit(),
+    desc: words64(),
+    driver: words64(),
+    device: words64(),
+    eventIdx: bit(),
+    indirect: bit(),
+    lastAvail: uint(0xffff),
+    usedIdx: uint(0xffff),
+    signalledUsed: uint(0xffff),
+    signalledValid: bit(),
+    failed: bit(),
+  },
+});
 
 /**
  * One split virtqueue. The transport sets its size and ring addresses from the driver's
@@ -368,47 +395,11 @@ export class Virtqueue {
   // --- state ------------------------------------------------------------------------------
 
   saveState(): StateValue {
-    const half = (a: number) => [a % 0x1_0000_0000, Math.floor(a / 0x1_0000_0000)];
-    return {
-      size: this.size,
-      ready: this.ready ? 1 : 0,
-      desc: half(this.desc),
-      driver: half(this.driver),
-      device: half(this.device),
-      eventIdx: this.eventIdx ? 1 : 0,
-      indirect: this.indirect ? 1 : 0,
-      lastAvail: this.lastAvail,
-      usedIdx: this.usedIdx,
-      signalledUsed: this.signalledUsed,
-      signalledValid: this.signalledValid ? 1 : 0,
-      failed: this.failed ? 1 : 0,
-    };
+    return saveState(VIRTQ_STATE, this, this);
   }
 
   /** Loads untrusted state; throws StateError (naming `section`) without changing anything. */
   loadState(section: string, s: StateValue): void {
-    const size = stateNumber(section, s, "size", 1, this.maxSize);
-    if (!isPow2(size)) throw new StateError(section, `queue size ${size} is not a power of 2`);
-    const addr = (key: string): number => {
-      const [lo, hi] = stateNumbers(section, s, key, 2);
-      if (hi! >= 0x20_0000) throw new StateError(section, `field '${key}' is out of range`);
-      return hi! * 0x1_0000_0000 + lo!;
-    };
-    const flag = (key: string): boolean => stateNumber(section, s, key, 0, 1) === 1;
-    const v = {
-      ready: flag("ready"),
-      desc: addr("desc"),
-      driver: addr("driver"),
-      device: addr("device"),
-      eventIdx: flag("eventIdx"),
-      indirect: flag("indirect"),
-      lastAvail: stateNumber(section, s, "lastAvail", 0, 0xffff),
-      usedIdx: stateNumber(section, s, "usedIdx", 0, 0xffff),
-      signalledUsed: stateNumber(section, s, "signalledUsed", 0, 0xffff),
-      signalledValid: flag("signalledValid"),
-      failed: flag("failed"),
-    };
-    this.size = size;
-    Object.assign(this, v);
+    Object.assign(this, loadState(VIRTQ_STATE, section, s, VIRTQ_STATE.version, this));
   }
 }

@@ -6,7 +6,8 @@
  * deterministic mode a seeded one (`SeededEntropy`) whose position is saved with the device,
  * so that a restored run draws the same bytes as one that never stopped.
  */
-import { StateError, type StateValue, stateNumber } from "../../lib/state.ts";
+import type { StateValue } from "../../lib/state.ts";
+import { loadState, optional, saveState, uint, vmstate } from "../../lib/vmstate.ts";
 import { VIRTIO_ID, type VirtioContext, type VirtioDevice } from "./mmio.ts";
 
 export interface EntropySource {
@@ -66,9 +67,25 @@ export class SeededEntropy implements EntropySource {
   }
 }
 
+/**
+ * A seeded generator's position (deterministic runs); nothing for the host's CSPRNG, whose
+ * output no snapshot could repeat anyway.
+ */
+const RNG_STATE = vmstate<VirtioRng>()({
+  version: 1,
+  minVersion: 1,
+  fields: { position: optional(uint(Number.MAX_SAFE_INTEGER)) },
+  check: (s, r) =>
+    (s.position !== undefined) === r.seeded
+      ? null
+      : r.seeded
+        ? "field 'position' is missing (this source is a seeded generator)"
+        : "a seeded generator's position, but this source has none",
+});
+
 export class VirtioRng implements VirtioDevice {
   readonly stateName = "virtio-rng";
-  readonly stateVersion = 1;
+  readonly stateVersion = RNG_STATE.version;
   readonly deviceId = VIRTIO_ID.ENTROPY;
   readonly features = 0;
   readonly queueSizes: readonly number[];
@@ -108,17 +125,16 @@ export class VirtioRng implements VirtioDevice {
   }
 
   saveState(): StateValue {
-    return this.source.position === undefined ? {} : { position: this.source.position };
+    return saveState(RNG_STATE, { position: this.source.position }, this);
   }
 
   loadState(s: StateValue, version: number): void {
-    const n = this.stateName;
-    if (version !== 1) throw new StateError(n, `unsupported version ${version} (this build reads version 1)`);
-    if (typeof s !== "object" || s === null || Array.isArray(s)) throw new StateError(n, "not an object");
-    if (this.source.position === undefined) {
-      if ("position" in s) throw new StateError(n, "a seeded generator's position, but this source has none");
-      return;
-    }
-    this.source.position = stateNumber(n, s, "position", 0, Number.MAX_SAFE_INTEGER);
+    const { position } = loadState(RNG_STATE, this.stateName, s, version, this);
+    if (position !== undefined) this.source.position = position;
+  }
+
+  /** Whether the entropy source is a seeded generator with a position to save. */
+  get seeded(): boolean {
+    return this.source.position !== undefined;
   }
 }
