@@ -28,7 +28,8 @@
  */
 import type { Cpu } from "../../arch/arm64/cpu.ts";
 import type { SysRegAccess } from "../../arch/arm64/sysregs.ts";
-import { StateError, type Stateful, type StateValue, stateNumber, stateNumbers } from "../../lib/state.ts";
+import type { Stateful, StateValue } from "../../lib/state.ts";
+import { identity, loadState, type StateOf, saveState, typed, uint, vmstate } from "../../lib/vmstate.ts";
 import { GICD, GICD_CTLR, GICR, GICR_SGI, GICR_WAKER, ICC, INTID_SPURIOUS } from "./registers.ts";
 
 export interface GicV3Options {
@@ -65,6 +66,109 @@ const ICC_CTLR_RO = ((PRI_BITS - 1) << 8) | (1 << 15) | (1 << 18);
 const ICC_CTLR_CBPR = 1;
 const ICC_CTLR_EOIMODE = 2;
 
+/** What a GIC section must match: the machine it was saved from. */
+interface GicShape {
+  readonly vcpus: number;
+  readonly spis: number;
+  readonly mpidrs: readonly number[];
+  /** Per-INTID entries: 32 private ones per vCPU, then the SPIs. */
+  readonly total: number;
+}
+
+const perIrq = (key: string, check?: (a: Uint8Array, g: GicShape) => string | null) =>
+  typed(
+    Uint8Array,
+    { length: (g: GicShape) => g.total, max: key === "irq.priority" ? 0xff : 1 },
+    {
+      key,
+      ...(check ? { check } : {}),
+    },
+  );
+const perCpu = <T extends Uint8Array | Uint32Array>(
+  ctor: { new (n: number): T; readonly BYTES_PER_ELEMENT: number },
+  key: string,
+  bounds: { min?: number; max?: number } = {},
+  check?: (a: T) => string | null,
+) => typed(ctor, { length: (g: GicShape) => g.vcpus, ...bounds }, { key, ...(check ? { check } : {}) });
+
+/**
+ * The GIC's state (section version 1), in a layout grouped as the architecture groups it:
+ * per-INTID state (private INTIDs of vCPU c at c*32 + intid, SPIs after them), the SPI
+ * routes, the redistributors and the CPU interfaces. `level` holds the input wires, which
+ * no register shows whole (ISPENDR reads latch | level of level-sensitive inputs); derived
+ * state (routes resolved to vCPUs, each vCPU's highest priority pending interrupt, the
+ * IRQ/FIQ outputs) is recomputed after a load. The register tables below say which
+ * registers show which of these fields.
+ */
+const GIC_STATE = vmstate<GicShape>()({
+  version: 1,
+  minVersion: 1,
+  fields: {
+    vcpus: identity((g: GicShape) => g.vcpus),
+    spis: identity((g: GicShape) => g.spis),
+    mpidrs: identity((g: GicShape) => [...g.mpidrs]),
+    ctlr: uint(GICD_CTLR.ENABLE_GRP0 | GICD_CTLR.ENABLE_GRP1),
+    enabled: perIrq("irq.enabled"),
+    group: perIrq("irq.group"),
+    prio: perIrq("irq.priority", (a) =>
+      a.some((p) => (p & ~PRI_MASK) !== 0) ? "has unimplemented low bits set" : null,
+    ),
+    edge: perIrq("irq.edge", (a, g) => {
+      for (let c = 0; c < g.vcpus; c++) {
+        for (let k = 0; k < 16; k++) if (a[c * 32 + k] !== 1) return "makes an SGI level-sensitive";
+      }
+      return null;
+    }),
+    active: perIrq("irq.active"),
+    latch: perIrq("irq.pendingLatch"),
+    level: perIrq("irq.level"),
+    irouterLo: typed(
+      Uint32Array,
+      { length: (g: GicShape) => g.spis },
+      { check: (a) => (a.some((v) => (v & ~IROUTER_LO_MASK) !== 0) ? "has reserved bits set" : null) },
+    ),
+    irouterHi: typed(Uint32Array, { length: (g: GicShape) => g.spis, max: IROUTER_HI_MASK }),
+    sleep: perCpu(Uint8Array, "redist.processorSleep", { max: 1 }),
+    pmr: perCpu(Uint8Array, "cpuif.pmr", {}, (a) =>
+      a.some((p) => (p & ~PRI_MASK) !== 0) ? "has unimplemented bits set" : null,
+    ),
+    bpr0: perCpu(Uint8Array, "cpuif.bpr0", { min: MIN_BPR0, max: 7 }),
+    bpr1: perCpu(Uint8Array, "cpuif.bpr1", { min: MIN_BPR1, max: 7 }),
+    iccCtlr: perCpu(Uint8Array, "cpuif.ctlr", { max: ICC_CTLR_CBPR | ICC_CTLR_EOIMODE }),
+    igrpen0: perCpu(Uint8Array, "cpuif.igrpen0", { max: 1 }),
+    igrpen1: perCpu(Uint8Array, "cpuif.igrpen1", { max: 1 }),
+    ap0: perCpu(Uint32Array, "cpuif.ap0r0"),
+    ap1: perCpu(Uint32Array, "cpuif.ap1r0"),
+  },
+});
+type GicState = StateOf<typeof GIC_STATE.fields>;
+
+function emptyState(g: GicShape): GicState {
+  const irq = () => new Uint8Array(g.total);
+  const cpu = () => new Uint8Array(g.vcpus);
+  return {
+    ctlr: 0,
+    enabled: irq(),
+    group: irq(),
+    prio: irq(),
+    edge: irq(),
+    active: irq(),
+    latch: irq(),
+    level: irq(),
+    irouterLo: new Uint32Array(g.spis),
+    irouterHi: new Uint32Array(g.spis),
+    sleep: cpu(),
+    pmr: cpu(),
+    bpr0: cpu(),
+    bpr1: cpu(),
+    iccCtlr: cpu(),
+    igrpen0: cpu(),
+    igrpen1: cpu(),
+    ap0: new Uint32Array(g.vcpus),
+    ap1: new Uint32Array(g.vcpus),
+  };
+}
+
 /** Per-INTID flag arrays; private INTIDs of vCPU c at c*32 + intid, SPIs after them. */
 type Bits = Uint8Array;
 
@@ -73,7 +177,7 @@ type BitReg = "group" | "senable" | "cenable" | "spend" | "cpend" | "sactive" | 
 
 export class GicV3 implements Stateful {
   readonly stateName: string;
-  readonly stateVersion = 1;
+  readonly stateVersion = GIC_STATE.version;
   readonly vcpus: number;
   readonly spis: number;
   /** 32 * (ITLinesNumber + 1): one past the highest implemented INTID. */
@@ -84,32 +188,11 @@ export class GicV3 implements Stateful {
   private readonly onLineChange: GicV3Options["onLineChange"];
   private readonly spiBase: number;
 
-  // Distributor
-  private ctlr = 0; // EnableGrp0 | EnableGrp1
-  private readonly enabled: Bits;
-  private readonly group: Bits;
-  private readonly prio: Bits;
-  private readonly edge: Bits;
-  private readonly active: Bits;
-  private readonly latch: Bits;
-  private readonly level: Bits;
-  private readonly irouterLo: Uint32Array;
-  private readonly irouterHi: Uint32Array;
+  /** The architectural state (distributor, redistributors, CPU interfaces): what GIC_STATE saves. */
+  private s: GicState;
+  private readonly shape: GicShape;
   /** Resolved GICD_IROUTER target per SPI: vCPU index, -1 = 1-of-N, -2 = no such PE. */
   private readonly spiTarget: Int32Array;
-
-  // Redistributors
-  private readonly sleep: Bits; // GICR_WAKER.ProcessorSleep
-
-  // CPU interfaces
-  private readonly pmr: Uint8Array;
-  private readonly bpr0: Uint8Array;
-  private readonly bpr1: Uint8Array;
-  private readonly iccCtlr: Uint8Array; // CBPR | EOImode
-  private readonly igrpen0: Bits;
-  private readonly igrpen1: Bits;
-  private readonly ap0: Uint32Array;
-  private readonly ap1: Uint32Array;
 
   // Derived (recomputed by update()): highest priority pending interrupt per vCPU.
   private readonly hppiId: Int32Array;
@@ -141,25 +224,9 @@ export class GicV3 implements Stateful {
     this.stateName = opts.name ?? "gicv3";
     this.spiBase = vcpus * 32;
     const total = this.spiBase + this.spis;
-    this.enabled = new Uint8Array(total);
-    this.group = new Uint8Array(total);
-    this.prio = new Uint8Array(total);
-    this.edge = new Uint8Array(total);
-    this.active = new Uint8Array(total);
-    this.latch = new Uint8Array(total);
-    this.level = new Uint8Array(total);
-    this.irouterLo = new Uint32Array(this.spis);
-    this.irouterHi = new Uint32Array(this.spis);
+    this.shape = { vcpus, spis: this.spis, mpidrs: this.mpidrs, total };
+    this.s = emptyState(this.shape);
     this.spiTarget = new Int32Array(this.spis);
-    this.sleep = new Uint8Array(vcpus);
-    this.pmr = new Uint8Array(vcpus);
-    this.bpr0 = new Uint8Array(vcpus);
-    this.bpr1 = new Uint8Array(vcpus);
-    this.iccCtlr = new Uint8Array(vcpus);
-    this.igrpen0 = new Uint8Array(vcpus);
-    this.igrpen1 = new Uint8Array(vcpus);
-    this.ap0 = new Uint32Array(vcpus);
-    this.ap1 = new Uint32Array(vcpus);
     this.hppiId = new Int32Array(vcpus);
     this.hppiPrio = new Uint16Array(vcpus);
     this.hppiGroup = new Uint8Array(vcpus);
@@ -170,27 +237,27 @@ export class GicV3 implements Stateful {
 
   /** Reset state (IHI 0069 reset values; IMPLEMENTATION DEFINED ones chosen as KVM). */
   reset(): void {
-    this.ctlr = 0;
-    this.enabled.fill(0);
-    this.group.fill(1);
-    this.prio.fill(0);
-    this.edge.fill(0);
-    this.active.fill(0);
-    this.latch.fill(0);
+    this.s.ctlr = 0;
+    this.s.enabled.fill(0);
+    this.s.group.fill(1);
+    this.s.prio.fill(0);
+    this.s.edge.fill(0);
+    this.s.active.fill(0);
+    this.s.latch.fill(0);
     // Input levels are wires, not registers: a device holding its line high keeps it high.
-    for (let c = 0; c < this.vcpus; c++) this.edge.fill(1, c * 32, c * 32 + 16); // SGIs are edge-triggered
-    this.irouterLo.fill(0);
-    this.irouterHi.fill(0);
+    for (let c = 0; c < this.vcpus; c++) this.s.edge.fill(1, c * 32, c * 32 + 16); // SGIs are edge-triggered
+    this.s.irouterLo.fill(0);
+    this.s.irouterHi.fill(0);
     for (let i = 0; i < this.spis; i++) this.spiTarget[i] = this.resolveRoute(0, 0);
-    this.sleep.fill(1);
-    this.pmr.fill(0);
-    this.bpr0.fill(MIN_BPR0);
-    this.bpr1.fill(MIN_BPR1);
-    this.iccCtlr.fill(0);
-    this.igrpen0.fill(0);
-    this.igrpen1.fill(0);
-    this.ap0.fill(0);
-    this.ap1.fill(0);
+    this.s.sleep.fill(1);
+    this.s.pmr.fill(0);
+    this.s.bpr0.fill(MIN_BPR0);
+    this.s.bpr1.fill(MIN_BPR1);
+    this.s.iccCtlr.fill(0);
+    this.s.igrpen0.fill(0);
+    this.s.igrpen1.fill(0);
+    this.s.ap0.fill(0);
+    this.s.ap1.fill(0);
     this.update();
   }
 
@@ -213,9 +280,9 @@ export class GicV3 implements Stateful {
 
   private setInput(i: number, level: boolean): void {
     const v = level ? 1 : 0;
-    if (this.level[i] === v) return;
-    this.level[i] = v;
-    if (v === 1 && this.edge[i] === 1) this.latch[i] = 1;
+    if (this.s.level[i] === v) return;
+    this.s.level[i] = v;
+    if (v === 1 && this.s.edge[i] === 1) this.s.latch[i] = 1;
     this.update();
   }
 
@@ -247,7 +314,7 @@ export class GicV3 implements Stateful {
   }
 
   private isPending(i: number): boolean {
-    return this.latch[i] === 1 || (this.level[i] === 1 && this.edge[i] === 0);
+    return this.s.latch[i] === 1 || (this.s.level[i] === 1 && this.s.edge[i] === 0);
   }
 
   /** GICD_IROUTER → vCPU index; -1 for 1-of-N (IRM), -2 if no PE has that affinity. */
@@ -262,8 +329,8 @@ export class GicV3 implements Stateful {
   /** Whether the group of interrupt `i` is enabled in the distributor and in `cpu`'s interface. */
   private groupEnabled(cpu: number, g: number): boolean {
     return g === 0
-      ? (this.ctlr & GICD_CTLR.ENABLE_GRP0) !== 0 && this.igrpen0[cpu] === 1
-      : (this.ctlr & GICD_CTLR.ENABLE_GRP1) !== 0 && this.igrpen1[cpu] === 1;
+      ? (this.s.ctlr & GICD_CTLR.ENABLE_GRP0) !== 0 && this.s.igrpen0[cpu] === 1
+      : (this.s.ctlr & GICD_CTLR.ENABLE_GRP1) !== 0 && this.s.igrpen1[cpu] === 1;
   }
 
   /**
@@ -274,7 +341,7 @@ export class GicV3 implements Stateful {
    * stays pending and reaches nobody until one does.
    */
   private oneOfN(g: number): number {
-    for (let c = 0; c < this.vcpus; c++) if (this.sleep[c] === 0 && this.groupEnabled(c, g)) return c;
+    for (let c = 0; c < this.vcpus; c++) if (this.s.sleep[c] === 0 && this.groupEnabled(c, g)) return c;
     return -2;
   }
 
@@ -282,13 +349,14 @@ export class GicV3 implements Stateful {
   private groupMask(cpu: number, g: number): number {
     // BPR0 value b: group priority is bits [7:b+1]; BPR1 value b: bits [7:b]. With
     // ICC_CTLR_EL1.CBPR set, BPR0 applies to Group 1 too (IHI 0069 4.8.3, 12.2.3).
-    const bpr = g === 0 || (this.iccCtlr[cpu]! & ICC_CTLR_CBPR) !== 0 ? this.bpr0[cpu]! : this.bpr1[cpu]! - 1;
+    const bpr =
+      g === 0 || (this.s.iccCtlr[cpu]! & ICC_CTLR_CBPR) !== 0 ? this.s.bpr0[cpu]! : this.s.bpr1[cpu]! - 1;
     return (0xff << (bpr + 1)) & 0xff;
   }
 
   /** Running priority: the highest active group priority, 0xff when idle (ICC_RPR_EL1). */
   runningPriority(cpu: number): number {
-    const ap = this.ap0[cpu]! | this.ap1[cpu]!;
+    const ap = this.s.ap0[cpu]! | this.s.ap1[cpu]!;
     if (ap === 0) return 0xff;
     return (31 - Math.clz32(ap & -ap)) << PRI_SHIFT;
   }
@@ -306,10 +374,10 @@ export class GicV3 implements Stateful {
       const base = c * 32;
       for (let k = 0; k < 32; k++) {
         const i = base + k;
-        if (this.enabled[i] === 0 || this.active[i] === 1 || !this.isPending(i)) continue;
-        const p = this.prio[i]!;
+        if (this.s.enabled[i] === 0 || this.s.active[i] === 1 || !this.isPending(i)) continue;
+        const p = this.s.prio[i]!;
         if (p >= hpr[c]!) continue;
-        const g = this.group[i]!;
+        const g = this.s.group[i]!;
         if (!this.groupEnabled(c, g)) continue;
         hid[c] = k;
         hpr[c] = p;
@@ -318,12 +386,12 @@ export class GicV3 implements Stateful {
     }
     for (let s = 0; s < this.spis; s++) {
       const i = this.spiBase + s;
-      if (this.enabled[i] === 0 || this.active[i] === 1 || !this.isPending(i)) continue;
-      const g = this.group[i]!;
+      if (this.s.enabled[i] === 0 || this.s.active[i] === 1 || !this.isPending(i)) continue;
+      const g = this.s.group[i]!;
       let c = this.spiTarget[s]!;
       if (c === -1) c = this.oneOfN(g);
       if (c < 0) continue;
-      const p = this.prio[i]!;
+      const p = this.s.prio[i]!;
       if (p >= hpr[c]! || !this.groupEnabled(c, g)) continue;
       hid[c] = 32 + s;
       hpr[c] = p;
@@ -335,7 +403,7 @@ export class GicV3 implements Stateful {
   private canSignal(c: number): boolean {
     if (this.hppiId[c] === INTID_SPURIOUS) return false;
     const p = this.hppiPrio[c]!;
-    if (p >= this.pmr[c]!) return false;
+    if (p >= this.s.pmr[c]!) return false;
     return (p & this.groupMask(c, this.hppiGroup[c]!)) < this.runningPriority(c);
   }
 
@@ -379,7 +447,7 @@ export class GicV3 implements Stateful {
   private distRead32(off: number): number {
     switch (off) {
       case GICD.CTLR:
-        return (this.ctlr | GICD_CTLR.ARE | GICD_CTLR.DS) >>> 0;
+        return (this.s.ctlr | GICD_CTLR.ARE | GICD_CTLR.DS) >>> 0;
       case GICD.TYPER: {
         // ITLinesNumber [4:0], CPUNumber [7:5] (ignored with ARE), SecurityExtn [10] = 0,
         // MBIS [16] = 0, LPIS [17] = 0, IDbits [23:19] = 15 (16 bits), A3V [24], RSS [26].
@@ -407,7 +475,7 @@ export class GicV3 implements Stateful {
     if (off >= GICD.IROUTER + 32 * 8 && off < GICD.IROUTER + 0x2000) {
       const s = ((off - GICD.IROUTER) >>> 3) - 32;
       if (s >= this.spis) return 0;
-      return (off & 4) === 0 ? this.irouterLo[s]! : this.irouterHi[s]!;
+      return (off & 4) === 0 ? this.s.irouterLo[s]! : this.s.irouterHi[s]!;
     }
     if (off >= 0xffd0 && off <= 0xfffc) return DIST_IDS[(off - 0xffd0) >>> 2]!;
     // IGRPMODR and NSACR are RAZ/WI with DS == 1; GICD_SGIR and the SGI pending registers
@@ -418,7 +486,7 @@ export class GicV3 implements Stateful {
   private distWrite32(off: number, v: number): void {
     if (off === GICD.CTLR) {
       // Only the group enables are writable: ARE and DS are RAO/WI, RWP reads 0.
-      this.ctlr = v & (GICD_CTLR.ENABLE_GRP0 | GICD_CTLR.ENABLE_GRP1);
+      this.s.ctlr = v & (GICD_CTLR.ENABLE_GRP0 | GICD_CTLR.ENABLE_GRP1);
       this.update();
       return;
     }
@@ -457,9 +525,9 @@ export class GicV3 implements Stateful {
     if (off >= GICD.IROUTER + 32 * 8 && off < GICD.IROUTER + 0x2000) {
       const s = ((off - GICD.IROUTER) >>> 3) - 32;
       if (s >= this.spis) return;
-      if ((off & 4) === 0) this.irouterLo[s] = v & IROUTER_LO_MASK;
-      else this.irouterHi[s] = v & IROUTER_HI_MASK;
-      this.spiTarget[s] = this.resolveRoute(this.irouterLo[s]!, this.irouterHi[s]!);
+      if ((off & 4) === 0) this.s.irouterLo[s] = v & IROUTER_LO_MASK;
+      else this.s.irouterHi[s] = v & IROUTER_HI_MASK;
+      this.spiTarget[s] = this.resolveRoute(this.s.irouterLo[s]!, this.s.irouterHi[s]!);
       this.update();
     }
   }
@@ -512,7 +580,7 @@ export class GicV3 implements Stateful {
         }
         case GICR.WAKER:
           // The handshake completes at once: ChildrenAsleep follows ProcessorSleep.
-          return this.sleep[cpu] === 1 ? GICR_WAKER.PROCESSOR_SLEEP | GICR_WAKER.CHILDREN_ASLEEP : 0;
+          return this.s.sleep[cpu] === 1 ? GICR_WAKER.PROCESSOR_SLEEP | GICR_WAKER.CHILDREN_ASLEEP : 0;
       }
       if (off >= 0xffd0 && off <= 0xfffc) return REDIST_IDS[(off - 0xffd0) >>> 2]!;
       return 0;
@@ -543,8 +611,8 @@ export class GicV3 implements Stateful {
     if (off < GICR.SGI_BASE) {
       if (off === GICR.WAKER) {
         const s = (v & GICR_WAKER.PROCESSOR_SLEEP) !== 0 ? 1 : 0;
-        if (s !== this.sleep[cpu]) {
-          this.sleep[cpu] = s;
+        if (s !== this.s.sleep[cpu]) {
+          this.s.sleep[cpu] = s;
           this.update(); // 1-of-N participation changes
         }
       }
@@ -606,10 +674,10 @@ export class GicV3 implements Stateful {
       if (!this.reachable(intid, redist)) continue;
       const i = this.index(cpu, intid);
       let bit: number;
-      if (kind === "group") bit = this.group[i]!;
-      else if (kind === "senable" || kind === "cenable") bit = this.enabled[i]!;
+      if (kind === "group") bit = this.s.group[i]!;
+      else if (kind === "senable" || kind === "cenable") bit = this.s.enabled[i]!;
       else if (kind === "spend" || kind === "cpend") bit = this.isPending(i) ? 1 : 0;
-      else bit = this.active[i]!;
+      else bit = this.s.active[i]!;
       v |= bit << b;
     }
     return v >>> 0;
@@ -623,27 +691,27 @@ export class GicV3 implements Stateful {
       const i = this.index(cpu, intid);
       switch (kind) {
         case "group":
-          this.group[i] = set ? 1 : 0;
+          this.s.group[i] = set ? 1 : 0;
           break;
         case "senable":
-          if (set) this.enabled[i] = 1;
+          if (set) this.s.enabled[i] = 1;
           break;
         case "cenable":
-          if (set) this.enabled[i] = 0;
+          if (set) this.s.enabled[i] = 0;
           break;
         // A level-sensitive interrupt whose input is high stays pending after ICPENDR:
         // only the latch is cleared (IHI 0069 4.1.2).
         case "spend":
-          if (set) this.latch[i] = 1;
+          if (set) this.s.latch[i] = 1;
           break;
         case "cpend":
-          if (set) this.latch[i] = 0;
+          if (set) this.s.latch[i] = 0;
           break;
         case "sactive":
-          if (set) this.active[i] = 1;
+          if (set) this.s.active[i] = 1;
           break;
         case "cactive":
-          if (set) this.active[i] = 0;
+          if (set) this.s.active[i] = 0;
           break;
       }
     }
@@ -656,7 +724,7 @@ export class GicV3 implements Stateful {
     for (let k = 0; k < 16; k++) {
       const intid = first + k;
       if (!this.reachable(intid, redist)) continue;
-      if (this.edge[this.index(cpu, intid)] === 1) v |= 2 << (2 * k);
+      if (this.s.edge[this.index(cpu, intid)] === 1) v |= 2 << (2 * k);
     }
     return v >>> 0;
   }
@@ -665,7 +733,7 @@ export class GicV3 implements Stateful {
     for (let k = 0; k < 16; k++) {
       const intid = first + k;
       if (intid < 16 || !this.reachable(intid, redist)) continue;
-      this.edge[this.index(cpu, intid)] = (v >>> (2 * k + 1)) & 1;
+      this.s.edge[this.index(cpu, intid)] = (v >>> (2 * k + 1)) & 1;
     }
     this.update();
   }
@@ -676,7 +744,7 @@ export class GicV3 implements Stateful {
     for (let k = 0; k < size; k++) {
       const intid = byteOff + k;
       if (!this.reachable(intid, redist)) continue;
-      v += this.prio[this.index(cpu, intid)]! * 2 ** (8 * k);
+      v += this.s.prio[this.index(cpu, intid)]! * 2 ** (8 * k);
     }
     return v;
   }
@@ -686,7 +754,7 @@ export class GicV3 implements Stateful {
       const intid = byteOff + k;
       const p = Math.floor(value / 2 ** (8 * k)) & 0xff;
       if (!this.reachable(intid, redist)) continue;
-      this.prio[this.index(cpu, intid)] = p & PRI_MASK;
+      this.s.prio[this.index(cpu, intid)] = p & PRI_MASK;
     }
     this.update();
   }
@@ -698,26 +766,28 @@ export class GicV3 implements Stateful {
   iccRead(cpu: number, key: number): [number, number] | null {
     switch (key) {
       case ICC.PMR_EL1:
-        return [this.pmr[cpu]!, 0];
+        return [this.s.pmr[cpu]!, 0];
       case ICC.BPR0_EL1:
-        return [this.bpr0[cpu]!, 0];
+        return [this.s.bpr0[cpu]!, 0];
       case ICC.BPR1_EL1:
         return [
-          (this.iccCtlr[cpu]! & ICC_CTLR_CBPR) !== 0 ? Math.min(this.bpr0[cpu]! + 1, 7) : this.bpr1[cpu]!,
+          (this.s.iccCtlr[cpu]! & ICC_CTLR_CBPR) !== 0
+            ? Math.min(this.s.bpr0[cpu]! + 1, 7)
+            : this.s.bpr1[cpu]!,
           0,
         ];
       case ICC.CTLR_EL1:
-        return [ICC_CTLR_RO | this.iccCtlr[cpu]!, 0];
+        return [ICC_CTLR_RO | this.s.iccCtlr[cpu]!, 0];
       case ICC.SRE_EL1:
         return [7, 0]; // SRE, DFB, DIB: RAO/WI
       case ICC.IGRPEN0_EL1:
-        return [this.igrpen0[cpu]!, 0];
+        return [this.s.igrpen0[cpu]!, 0];
       case ICC.IGRPEN1_EL1:
-        return [this.igrpen1[cpu]!, 0];
+        return [this.s.igrpen1[cpu]!, 0];
       case ICC.AP0R0_EL1:
-        return [this.ap0[cpu]!, 0];
+        return [this.s.ap0[cpu]!, 0];
       case ICC.AP1R0_EL1:
-        return [this.ap1[cpu]!, 0];
+        return [this.s.ap1[cpu]!, 0];
       case ICC.AP0R1_EL1:
       case ICC.AP0R2_EL1:
       case ICC.AP0R3_EL1:
@@ -744,31 +814,31 @@ export class GicV3 implements Stateful {
     lo >>>= 0;
     switch (key) {
       case ICC.PMR_EL1:
-        this.pmr[cpu] = lo & PRI_MASK;
+        this.s.pmr[cpu] = lo & PRI_MASK;
         break;
       case ICC.BPR0_EL1:
-        this.bpr0[cpu] = Math.max(lo & 7, MIN_BPR0);
+        this.s.bpr0[cpu] = Math.max(lo & 7, MIN_BPR0);
         break;
       case ICC.BPR1_EL1:
         // With CBPR set, BPR1 is an alias view of BPR0 and writes are ignored (IHI 0069 12.2.3).
-        if ((this.iccCtlr[cpu]! & ICC_CTLR_CBPR) === 0) this.bpr1[cpu] = Math.max(lo & 7, MIN_BPR1);
+        if ((this.s.iccCtlr[cpu]! & ICC_CTLR_CBPR) === 0) this.s.bpr1[cpu] = Math.max(lo & 7, MIN_BPR1);
         break;
       case ICC.CTLR_EL1:
-        this.iccCtlr[cpu] = lo & (ICC_CTLR_CBPR | ICC_CTLR_EOIMODE);
+        this.s.iccCtlr[cpu] = lo & (ICC_CTLR_CBPR | ICC_CTLR_EOIMODE);
         break;
       case ICC.SRE_EL1:
         break;
       case ICC.IGRPEN0_EL1:
-        this.igrpen0[cpu] = lo & 1;
+        this.s.igrpen0[cpu] = lo & 1;
         break;
       case ICC.IGRPEN1_EL1:
-        this.igrpen1[cpu] = lo & 1;
+        this.s.igrpen1[cpu] = lo & 1;
         break;
       case ICC.AP0R0_EL1:
-        this.ap0[cpu] = lo;
+        this.s.ap0[cpu] = lo;
         break;
       case ICC.AP1R0_EL1:
-        this.ap1[cpu] = lo;
+        this.s.ap1[cpu] = lo;
         break;
       case ICC.AP0R1_EL1:
       case ICC.AP0R2_EL1:
@@ -785,7 +855,7 @@ export class GicV3 implements Stateful {
         break;
       case ICC.DIR_EL1:
         // Only meaningful with EOImode == 1; otherwise UNPREDICTABLE, and ignored (as QEMU).
-        if ((this.iccCtlr[cpu]! & ICC_CTLR_EOIMODE) !== 0) this.deactivate(cpu, lo & 0xffffff);
+        if ((this.s.iccCtlr[cpu]! & ICC_CTLR_EOIMODE) !== 0) this.deactivate(cpu, lo & 0xffffff);
         break;
       case ICC.SGI1R_EL1:
         this.generateSgi(cpu, lo, hi >>> 0, true);
@@ -842,11 +912,11 @@ export class GicV3 implements Stateful {
     if (this.hppiGroup[cpu] !== g || !this.canSignal(cpu)) return INTID_SPURIOUS;
     const id = this.hppiId[cpu]!;
     const i = this.index(cpu, id);
-    this.latch[i] = 0;
-    this.active[i] = 1;
-    const bit = 1 << ((this.prio[i]! & this.groupMask(cpu, g)) >>> PRI_SHIFT);
-    if (g === 0) this.ap0[cpu] = (this.ap0[cpu]! | bit) >>> 0;
-    else this.ap1[cpu] = (this.ap1[cpu]! | bit) >>> 0;
+    this.s.latch[i] = 0;
+    this.s.active[i] = 1;
+    const bit = 1 << ((this.s.prio[i]! & this.groupMask(cpu, g)) >>> PRI_SHIFT);
+    if (g === 0) this.s.ap0[cpu] = (this.s.ap0[cpu]! | bit) >>> 0;
+    else this.s.ap1[cpu] = (this.s.ap1[cpu]! | bit) >>> 0;
     this.update();
     return id;
   }
@@ -857,21 +927,21 @@ export class GicV3 implements Stateful {
    */
   private endOfInterrupt(cpu: number, g: number, intid: number): void {
     if (intid >= 1020 && intid <= 1023) return;
-    const all = this.ap0[cpu]! | this.ap1[cpu]!;
+    const all = this.s.ap0[cpu]! | this.s.ap1[cpu]!;
     if (all === 0) return;
     const bit = all & -all;
     if (g === 0) {
-      if ((this.ap0[cpu]! & bit) === 0) return;
-      this.ap0[cpu] = (this.ap0[cpu]! & ~bit) >>> 0;
+      if ((this.s.ap0[cpu]! & bit) === 0) return;
+      this.s.ap0[cpu] = (this.s.ap0[cpu]! & ~bit) >>> 0;
     } else {
-      if ((this.ap1[cpu]! & bit) === 0) return;
-      this.ap1[cpu] = (this.ap1[cpu]! & ~bit) >>> 0;
+      if ((this.s.ap1[cpu]! & bit) === 0) return;
+      this.s.ap1[cpu] = (this.s.ap1[cpu]! & ~bit) >>> 0;
     }
-    if ((this.iccCtlr[cpu]! & ICC_CTLR_EOIMODE) === 0) this.deactivate(cpu, intid);
+    if ((this.s.iccCtlr[cpu]! & ICC_CTLR_EOIMODE) === 0) this.deactivate(cpu, intid);
   }
 
   private deactivate(cpu: number, intid: number): void {
-    if (intid < 32 + this.spis) this.active[this.index(cpu, intid)] = 0;
+    if (intid < 32 + this.spis) this.s.active[this.index(cpu, intid)] = 0;
   }
 
   /**
@@ -897,8 +967,8 @@ export class GicV3 implements Stateful {
         if (aff0 >>> 4 !== rs || ((targets >>> (aff0 & 15)) & 1) === 0) continue;
       }
       const i = c * 32 + intid;
-      if (this.group[i] === 1 && !group1) continue;
-      this.latch[i] = 1;
+      if (this.s.group[i] === 1 && !group1) continue;
+      this.s.latch[i] = 1;
     }
   }
 
@@ -906,127 +976,21 @@ export class GicV3 implements Stateful {
   // Save / restore
 
   saveState(): StateValue {
-    const arr = (a: ArrayLike<number>): number[] => Array.from(a);
-    return {
-      vcpus: this.vcpus,
-      spis: this.spis,
-      mpidrs: this.mpidrs.slice(),
-      ctlr: this.ctlr,
-      irq: {
-        enabled: arr(this.enabled),
-        group: arr(this.group),
-        priority: arr(this.prio),
-        edge: arr(this.edge),
-        active: arr(this.active),
-        pendingLatch: arr(this.latch),
-        level: arr(this.level),
-      },
-      irouterLo: arr(this.irouterLo),
-      irouterHi: arr(this.irouterHi),
-      redist: { processorSleep: arr(this.sleep) },
-      cpuif: {
-        pmr: arr(this.pmr),
-        bpr0: arr(this.bpr0),
-        bpr1: arr(this.bpr1),
-        ctlr: arr(this.iccCtlr),
-        igrpen0: arr(this.igrpen0),
-        igrpen1: arr(this.igrpen1),
-        ap0r0: arr(this.ap0),
-        ap1r0: arr(this.ap1),
-      },
-    };
+    return saveState(GIC_STATE, this.s, this.shape);
   }
 
   /**
-   * Restores a state written by saveState(). The input is untrusted: every field is
-   * checked (count, range, reserved bits) before anything is changed. Afterwards the
-   * outputs are recomputed and `onLineChange` is called for every vCPU, so a CPU whose
-   * line state was not part of its own snapshot is brought in line.
+   * Restores a state written by saveState(). The input is untrusted: GIC_STATE checks every
+   * field (count, range, reserved bits) before anything is changed. Afterwards the outputs
+   * are recomputed and `onLineChange` is called for every vCPU, so a CPU whose line state
+   * was not part of its own snapshot is brought in line.
    */
   loadState(s: StateValue, version: number): void {
-    if (version !== 1) throw new StateError(this.stateName, `unsupported state version ${version}`);
-    const obj = (v: StateValue | undefined, key: string): { [k: string]: StateValue } => {
-      if (typeof v !== "object" || v === null || Array.isArray(v)) {
-        throw new StateError(this.stateName, `field '${key}' is missing or not an object`);
-      }
-      return v;
-    };
-    const root = obj(s, "(root)");
-    if (stateNumber(this.stateName, root, "vcpus", 1, 512) !== this.vcpus) {
-      throw new StateError(this.stateName, `field 'vcpus' does not match this machine (${this.vcpus})`);
-    }
-    if (stateNumber(this.stateName, root, "spis", 0, 988) !== this.spis) {
-      throw new StateError(this.stateName, `field 'spis' does not match this machine (${this.spis})`);
-    }
-    const mp = root.mpidrs;
-    if (!Array.isArray(mp) || mp.length !== this.vcpus || mp.some((m, c) => m !== this.mpidrs[c])) {
-      throw new StateError(this.stateName, "field 'mpidrs' does not match this machine");
-    }
-    const ctlr = stateNumber(this.stateName, root, "ctlr", 0, 3);
-    const total = this.spiBase + this.spis;
-    const irq = obj(root.irq, "irq");
-    const bits = (o: StateValue, key: string, len: number) => stateNumbers(this.stateName, o, key, len, 1);
-    const enabled = bits(irq, "enabled", total);
-    const group = bits(irq, "group", total);
-    const priority = stateNumbers(this.stateName, irq, "priority", total, 0xff);
-    if (priority.some((p) => (p & ~PRI_MASK) !== 0)) {
-      throw new StateError(this.stateName, "field 'priority' has unimplemented low bits set");
-    }
-    const edge = bits(irq, "edge", total);
-    for (let c = 0; c < this.vcpus; c++) {
-      for (let k = 0; k < 16; k++) {
-        if (edge[c * 32 + k] !== 1)
-          throw new StateError(this.stateName, "field 'edge' makes an SGI level-sensitive");
-      }
-    }
-    const active = bits(irq, "active", total);
-    const latch = bits(irq, "pendingLatch", total);
-    const level = bits(irq, "level", total);
-    const irLo = stateNumbers(this.stateName, root, "irouterLo", this.spis);
-    const irHi = stateNumbers(this.stateName, root, "irouterHi", this.spis, IROUTER_HI_MASK);
-    if (irLo.some((v) => (v & ~IROUTER_LO_MASK) !== 0)) {
-      throw new StateError(this.stateName, "field 'irouterLo' has reserved bits set");
-    }
-    const sleep = bits(obj(root.redist, "redist"), "processorSleep", this.vcpus);
-    const ci = obj(root.cpuif, "cpuif");
-    const n = this.vcpus;
-    const pmr = stateNumbers(this.stateName, ci, "pmr", n, 0xff);
-    if (pmr.some((p) => (p & ~PRI_MASK) !== 0))
-      throw new StateError(this.stateName, "field 'pmr' has unimplemented bits set");
-    const bpr0 = stateNumbers(this.stateName, ci, "bpr0", n, 7);
-    if (bpr0.some((b) => b < MIN_BPR0))
-      throw new StateError(this.stateName, "field 'bpr0' is below the minimum");
-    const bpr1 = stateNumbers(this.stateName, ci, "bpr1", n, 7);
-    if (bpr1.some((b) => b < MIN_BPR1))
-      throw new StateError(this.stateName, "field 'bpr1' is below the minimum");
-    const ictlr = stateNumbers(this.stateName, ci, "ctlr", n, 3);
-    const igrpen0 = bits(ci, "igrpen0", n);
-    const igrpen1 = bits(ci, "igrpen1", n);
-    const ap0 = stateNumbers(this.stateName, ci, "ap0r0", n);
-    const ap1 = stateNumbers(this.stateName, ci, "ap1r0", n);
-
-    this.ctlr = ctlr;
-    this.enabled.set(enabled);
-    this.group.set(group);
-    this.prio.set(priority);
-    this.edge.set(edge);
-    this.active.set(active);
-    this.latch.set(latch);
-    this.level.set(level);
-    this.irouterLo.set(irLo);
-    this.irouterHi.set(irHi);
-    for (let i = 0; i < this.spis; i++) this.spiTarget[i] = this.resolveRoute(irLo[i]!, irHi[i]!);
-    this.sleep.set(sleep);
-    this.pmr.set(pmr);
-    this.bpr0.set(bpr0);
-    this.bpr1.set(bpr1);
-    this.iccCtlr.set(ictlr);
-    this.igrpen0.set(igrpen0);
-    this.igrpen1.set(igrpen1);
-    this.ap0.set(ap0);
-    this.ap1.set(ap1);
+    this.s = loadState(GIC_STATE, this.stateName, s, version, this.shape);
+    for (let i = 0; i < this.spis; i++)
+      this.spiTarget[i] = this.resolveRoute(this.s.irouterLo[i]!, this.s.irouterHi[i]!);
     this.update();
-    for (let c = 0; c < n; c++) this.updateLines(c, true);
+    for (let c = 0; c < this.vcpus; c++) this.updateLines(c, true);
   }
 }
 
