@@ -30,6 +30,7 @@ import type { Cpu } from "../../arch/arm64/cpu.ts";
 import type { SysRegAccess } from "../../arch/arm64/sysregs.ts";
 import type { Stateful, StateValue } from "../../lib/state.ts";
 import { identity, loadState, type StateOf, saveState, typed, uint, vmstate } from "../../lib/vmstate.ts";
+import { type FrameRegister, RegisterFrame } from "./register-frame.ts";
 import { GICD, GICD_CTLR, GICR, GICR_SGI, GICR_WAKER, ICC, INTID_SPURIOUS } from "./registers.ts";
 
 export interface GicV3Options {
@@ -100,7 +101,7 @@ const perCpu = <T extends Uint8Array | Uint32Array>(
  * IRQ/FIQ outputs) is recomputed after a load. The register tables below say which
  * registers show which of these fields.
  */
-const GIC_STATE = vmstate<GicShape>()({
+export const GIC_STATE = vmstate<GicShape>()({
   version: 1,
   minVersion: 1,
   fields: {
@@ -142,6 +143,26 @@ const GIC_STATE = vmstate<GicShape>()({
   },
 });
 type GicState = StateOf<typeof GIC_STATE.fields>;
+type GicField = keyof GicState & string;
+
+/**
+ * The saved fields no distributor or redistributor register shows, and where a VMM sees
+ * them instead (KVM: KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS, KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO).
+ * With the frames' `state` lists this accounts for every field of GIC_STATE (tested).
+ */
+export const GIC_STATE_OUTSIDE_FRAMES: Readonly<Partial<Record<GicField, string>>> = {
+  level: "the input wires (KVM_DEV_ARM_VGIC_GRP_LEVEL_INFO); ISPENDR shows them ORed into the latch",
+  pmr: "ICC_PMR_EL1",
+  bpr0: "ICC_BPR0_EL1",
+  bpr1: "ICC_BPR1_EL1",
+  iccCtlr: "ICC_CTLR_EL1",
+  igrpen0: "ICC_IGRPEN0_EL1",
+  igrpen1: "ICC_IGRPEN1_EL1",
+  ap0: "ICC_AP0R0_EL1",
+  ap1: "ICC_AP1R0_EL1",
+};
+type Reg = FrameRegister<GicV3, GicField>;
+type Frame = RegisterFrame<GicV3, GicField>;
 
 function emptyState(g: GicShape): GicState {
   const irq = () => new Uint8Array(g.total);
@@ -419,241 +440,222 @@ export class GicV3 implements Stateful {
   }
 
   // ---------------------------------------------------------------------------
-  // Distributor MMIO (64 KiB frame)
+  // Distributor (64 KiB frame) and redistributor (RD_base + SGI_base, 128 KiB per vCPU)
+  // MMIO, dispatched through the register tables DIST_FRAME and REDIST_FRAME.
 
   distRead(offset: number, size: number): number {
-    if (size === 8) return this.distRead32(offset) + this.distRead32(offset + 4) * 0x1_0000_0000;
-    if (offset >= GICD.IPRIORITYR && offset < GICD.IPRIORITYR + 0x400) {
-      return this.readPriorities(0, offset - GICD.IPRIORITYR, size, false);
-    }
-    if (offset >= GICD.ITARGETSR && offset < GICD.ITARGETSR + 0x400) return 0; // ARE: RAZ/WI
-    return subword(this.distRead32(offset & ~3), offset, size);
+    return GicV3.DIST_FRAME.read(this, 0, offset, size);
   }
 
   distWrite(offset: number, size: number, value: number): void {
-    if (size === 8) {
-      this.distWrite32(offset, value >>> 0);
-      this.distWrite32(offset + 4, Math.floor(value / 0x1_0000_0000) >>> 0);
-      return;
-    }
-    if (offset >= GICD.IPRIORITYR && offset < GICD.IPRIORITYR + 0x400) {
-      this.writePriorities(0, offset - GICD.IPRIORITYR, size, value, false);
-      return;
-    }
-    if (size !== 4 || (offset & 3) !== 0) return; // other registers are word-accessible only
-    this.distWrite32(offset, value >>> 0);
+    GicV3.DIST_FRAME.write(this, 0, offset, size, value);
   }
-
-  private distRead32(off: number): number {
-    switch (off) {
-      case GICD.CTLR:
-        return (this.s.ctlr | GICD_CTLR.ARE | GICD_CTLR.DS) >>> 0;
-      case GICD.TYPER: {
-        // ITLinesNumber [4:0], CPUNumber [7:5] (ignored with ARE), SecurityExtn [10] = 0,
-        // MBIS [16] = 0, LPIS [17] = 0, IDbits [23:19] = 15 (16 bits), A3V [24], RSS [26].
-        const itLines = this.numIrqs / 32 - 1;
-        const cpuNumber = Math.min(this.vcpus, 8) - 1;
-        return (itLines | (cpuNumber << 5) | (15 << 19) | (1 << 24) | (1 << 26)) >>> 0;
-      }
-      case GICD.IIDR:
-        return IIDR;
-      case GICD.TYPER2:
-      case GICD.STATUSR:
-        return 0;
-    }
-    if (off >= GICD.IGROUPR && off < GICD.IGROUPR + 0x80)
-      return this.readBits("group", 0, (off - 0x80) * 8, false);
-    if (off >= GICD.ISENABLER && off < GICD.ICENABLER + 0x80) {
-      return this.readBits("senable", 0, (off & 0x7f) * 8, false);
-    }
-    if (off >= GICD.ISPENDR && off < GICD.ICPENDR + 0x80)
-      return this.readBits("spend", 0, (off & 0x7f) * 8, false);
-    if (off >= GICD.ISACTIVER && off < GICD.ICACTIVER + 0x80) {
-      return this.readBits("sactive", 0, (off & 0x7f) * 8, false);
-    }
-    if (off >= GICD.ICFGR && off < GICD.ICFGR + 0x100) return this.readCfg(0, (off - GICD.ICFGR) * 4, false);
-    if (off >= GICD.IROUTER + 32 * 8 && off < GICD.IROUTER + 0x2000) {
-      const s = ((off - GICD.IROUTER) >>> 3) - 32;
-      if (s >= this.spis) return 0;
-      return (off & 4) === 0 ? this.s.irouterLo[s]! : this.s.irouterHi[s]!;
-    }
-    if (off >= 0xffd0 && off <= 0xfffc) return DIST_IDS[(off - 0xffd0) >>> 2]!;
-    // IGRPMODR and NSACR are RAZ/WI with DS == 1; GICD_SGIR and the SGI pending registers
-    // are not used with ARE == 1; the rest is reserved.
-    return 0;
-  }
-
-  private distWrite32(off: number, v: number): void {
-    if (off === GICD.CTLR) {
-      // Only the group enables are writable: ARE and DS are RAO/WI, RWP reads 0.
-      this.s.ctlr = v & (GICD_CTLR.ENABLE_GRP0 | GICD_CTLR.ENABLE_GRP1);
-      this.update();
-      return;
-    }
-    if (off >= GICD.IGROUPR && off < GICD.IGROUPR + 0x80) {
-      this.writeBits("group", 0, (off - GICD.IGROUPR) * 8, v, false);
-      return;
-    }
-    if (off >= GICD.ISENABLER && off < GICD.ISENABLER + 0x80) {
-      this.writeBits("senable", 0, (off & 0x7f) * 8, v, false);
-      return;
-    }
-    if (off >= GICD.ICENABLER && off < GICD.ICENABLER + 0x80) {
-      this.writeBits("cenable", 0, (off & 0x7f) * 8, v, false);
-      return;
-    }
-    if (off >= GICD.ISPENDR && off < GICD.ISPENDR + 0x80) {
-      this.writeBits("spend", 0, (off & 0x7f) * 8, v, false);
-      return;
-    }
-    if (off >= GICD.ICPENDR && off < GICD.ICPENDR + 0x80) {
-      this.writeBits("cpend", 0, (off & 0x7f) * 8, v, false);
-      return;
-    }
-    if (off >= GICD.ISACTIVER && off < GICD.ISACTIVER + 0x80) {
-      this.writeBits("sactive", 0, (off & 0x7f) * 8, v, false);
-      return;
-    }
-    if (off >= GICD.ICACTIVER && off < GICD.ICACTIVER + 0x80) {
-      this.writeBits("cactive", 0, (off & 0x7f) * 8, v, false);
-      return;
-    }
-    if (off >= GICD.ICFGR && off < GICD.ICFGR + 0x100) {
-      this.writeCfg(0, (off - GICD.ICFGR) * 4, v, false);
-      return;
-    }
-    if (off >= GICD.IROUTER + 32 * 8 && off < GICD.IROUTER + 0x2000) {
-      const s = ((off - GICD.IROUTER) >>> 3) - 32;
-      if (s >= this.spis) return;
-      if ((off & 4) === 0) this.s.irouterLo[s] = v & IROUTER_LO_MASK;
-      else this.s.irouterHi[s] = v & IROUTER_HI_MASK;
-      this.spiTarget[s] = this.resolveRoute(this.s.irouterLo[s]!, this.s.irouterHi[s]!);
-      this.update();
-    }
-  }
-
-  // ---------------------------------------------------------------------------
-  // Redistributor MMIO (RD_base + SGI_base, 128 KiB per vCPU)
 
   redistRead(cpu: number, offset: number, size: number): number {
     this.checkCpu(cpu);
-    if (size === 8) {
-      return this.redistRead32(cpu, offset) + this.redistRead32(cpu, offset + 4) * 0x1_0000_0000;
-    }
-    const sgiOff = offset - GICR.SGI_BASE;
-    if (sgiOff >= GICR_SGI.IPRIORITYR && sgiOff < GICR_SGI.IPRIORITYR + 32) {
-      return this.readPriorities(cpu, sgiOff - GICR_SGI.IPRIORITYR, size, true);
-    }
-    return subword(this.redistRead32(cpu, offset & ~3), offset, size);
+    return GicV3.REDIST_FRAME.read(this, cpu, offset, size);
   }
 
   redistWrite(cpu: number, offset: number, size: number, value: number): void {
     this.checkCpu(cpu);
-    if (size === 8) {
-      this.redistWrite32(cpu, offset, value >>> 0);
-      this.redistWrite32(cpu, offset + 4, Math.floor(value / 0x1_0000_0000) >>> 0);
-      return;
-    }
-    const sgiOff = offset - GICR.SGI_BASE;
-    if (sgiOff >= GICR_SGI.IPRIORITYR && sgiOff < GICR_SGI.IPRIORITYR + 32) {
-      this.writePriorities(cpu, sgiOff - GICR_SGI.IPRIORITYR, size, value, true);
-      return;
-    }
-    if (size !== 4 || (offset & 3) !== 0) return;
-    this.redistWrite32(cpu, offset, value >>> 0);
+    GicV3.REDIST_FRAME.write(this, cpu, offset, size, value);
   }
 
-  private redistRead32(cpu: number, off: number): number {
-    if (off < GICR.SGI_BASE) {
-      switch (off) {
-        case GICR.CTLR: // EnableLPIs RAZ/WI (no LPIs), RWP reads 0
-        case GICR.STATUSR:
-          return 0;
-        case GICR.IIDR:
-          return IIDR;
-        case GICR.TYPER:
-          // PLPIS [0] = 0, Last [4], Processor_Number [23:8] (IHI 0069 12.11.35)
-          return ((cpu << 8) | (cpu === this.vcpus - 1 ? 1 << 4 : 0)) >>> 0;
-        case GICR.TYPER + 4: {
-          // Affinity_Value [63:32] = Aff3.Aff2.Aff1.Aff0
-          return ((this.aff3[cpu]! << 24) | this.affLo[cpu]!) >>> 0;
-        }
-        case GICR.WAKER:
-          // The handshake completes at once: ChildrenAsleep follows ProcessorSleep.
-          return this.s.sleep[cpu] === 1 ? GICR_WAKER.PROCESSOR_SLEEP | GICR_WAKER.CHILDREN_ASLEEP : 0;
-      }
-      if (off >= 0xffd0 && off <= 0xfffc) return REDIST_IDS[(off - 0xffd0) >>> 2]!;
-      return 0;
+  /**
+   * Every stateful distributor and redistributor register as the guest would read it
+   * ("GICD_ISENABLER", "GICR1.GICR_WAKER"), as KVM's KVM_DEV_ARM_VGIC_GRP_DIST_REGS and
+   * REDIST_REGS show it to a VMM. For tests and debugging; snapshots save GIC_STATE.
+   */
+  registerDump(): Record<string, number[]> {
+    const out = { ...GicV3.DIST_FRAME.dump(this, 0) };
+    for (let c = 0; c < this.vcpus; c++) {
+      for (const [k, v] of Object.entries(GicV3.REDIST_FRAME.dump(this, c))) out[`GICR${c}.${k}`] = v;
     }
-    const s = off - GICR.SGI_BASE;
-    switch (s) {
-      case GICR_SGI.IGROUPR0:
-        return this.readBits("group", cpu, 0, true);
-      case GICR_SGI.ISENABLER0:
-      case GICR_SGI.ICENABLER0:
-        return this.readBits("senable", cpu, 0, true);
-      case GICR_SGI.ISPENDR0:
-      case GICR_SGI.ICPENDR0:
-        return this.readBits("spend", cpu, 0, true);
-      case GICR_SGI.ISACTIVER0:
-      case GICR_SGI.ICACTIVER0:
-        return this.readBits("sactive", cpu, 0, true);
-      case GICR_SGI.ICFGR0:
-        return this.readCfg(cpu, 0, true);
-      case GICR_SGI.ICFGR1:
-        return this.readCfg(cpu, 16, true);
-    }
-    // IGRPMODR0 and NSACR are RAZ/WI with DS == 1.
-    return 0;
+    return out;
   }
 
-  private redistWrite32(cpu: number, off: number, v: number): void {
-    if (off < GICR.SGI_BASE) {
-      if (off === GICR.WAKER) {
-        const s = (v & GICR_WAKER.PROCESSOR_SLEEP) !== 0 ? 1 : 0;
-        if (s !== this.s.sleep[cpu]) {
-          this.s.sleep[cpu] = s;
-          this.update(); // 1-of-N participation changes
-        }
-      }
-      return;
-    }
-    switch (off - GICR.SGI_BASE) {
-      case GICR_SGI.IGROUPR0: {
-        this.writeBits("group", cpu, 0, v, true);
-        return;
-      }
-      case GICR_SGI.ISENABLER0: {
-        this.writeBits("senable", cpu, 0, v, true);
-        return;
-      }
-      case GICR_SGI.ICENABLER0: {
-        this.writeBits("cenable", cpu, 0, v, true);
-        return;
-      }
-      case GICR_SGI.ISPENDR0: {
-        this.writeBits("spend", cpu, 0, v, true);
-        return;
-      }
-      case GICR_SGI.ICPENDR0: {
-        this.writeBits("cpend", cpu, 0, v, true);
-        return;
-      }
-      case GICR_SGI.ISACTIVER0: {
-        this.writeBits("sactive", cpu, 0, v, true);
-        return;
-      }
-      case GICR_SGI.ICACTIVER0: {
-        this.writeBits("cactive", cpu, 0, v, true);
-        return;
-      }
-      case GICR_SGI.ICFGR1: {
-        this.writeCfg(cpu, 16, v, true);
-        return;
-      }
-    }
-    // ICFGR0 (SGIs are always edge-triggered), IGRPMODR0, NSACR: WI.
+  private typer(): number {
+    // ITLinesNumber [4:0], CPUNumber [7:5] (ignored with ARE), SecurityExtn [10] = 0,
+    // MBIS [16] = 0, LPIS [17] = 0, IDbits [23:19] = 15 (16 bits), A3V [24], RSS [26].
+    const itLines = this.numIrqs / 32 - 1;
+    const cpuNumber = Math.min(this.vcpus, 8) - 1;
+    return (itLines | (cpuNumber << 5) | (15 << 19) | (1 << 24) | (1 << 26)) >>> 0;
   }
+
+  private setIrouter(spi: number, high: boolean, v: number): void {
+    if (spi >= this.spis) return;
+    if (high) this.s.irouterHi[spi] = v & IROUTER_HI_MASK;
+    else this.s.irouterLo[spi] = v & IROUTER_LO_MASK;
+    this.spiTarget[spi] = this.resolveRoute(this.s.irouterLo[spi]!, this.s.irouterHi[spi]!);
+    this.update();
+  }
+
+  private setWaker(cpu: number, v: number): void {
+    const sleep = (v & GICR_WAKER.PROCESSOR_SLEEP) !== 0 ? 1 : 0;
+    if (sleep === this.s.sleep[cpu]) return;
+    this.s.sleep[cpu] = sleep;
+    this.update(); // 1-of-N participation changes
+  }
+
+  /** A bit-per-INTID register: word n covers INTIDs first + 32n .. first + 32n + 31. */
+  private static bits(
+    name: string,
+    offset: number,
+    words: number,
+    kind: { read: BitReg; write: BitReg },
+    state: GicField,
+    redist: boolean,
+  ): Reg {
+    return {
+      name,
+      offset,
+      words,
+      state: [state],
+      read: (g, cpu, n) => g.readBits(kind.read, cpu, n * 32, redist),
+      write: (g, cpu, n, v) => g.writeBits(kind.write, cpu, n * 32, v, redist),
+    };
+  }
+
+  private static raz(name: string, offset: number, words: number, byteAccess = false): Reg {
+    return { name, offset, words, byteAccess, read: () => 0, write: () => {} };
+  }
+
+  private static ids(offset: number, ids: readonly number[]): Reg {
+    return { name: "PIDR/CIDR", offset, words: ids.length, read: (_g, _c, n) => ids[n]! };
+  }
+
+  /** The distributor frame (IHI 0069 12.9, Table 12-25), with affinity routing and DS == 1. */
+  static readonly DIST_FRAME: Frame = new RegisterFrame("GICD", 0x10000, [
+    {
+      name: "GICD_CTLR",
+      offset: GICD.CTLR,
+      words: 1,
+      state: ["ctlr"],
+      read: (g) => (g.s.ctlr | GICD_CTLR.ARE | GICD_CTLR.DS) >>> 0,
+      write: (g, _c, _n, v) => {
+        // Only the group enables are writable: ARE and DS are RAO/WI, RWP reads 0.
+        g.s.ctlr = v & (GICD_CTLR.ENABLE_GRP0 | GICD_CTLR.ENABLE_GRP1);
+        g.update();
+      },
+    },
+    { name: "GICD_TYPER", offset: GICD.TYPER, words: 1, read: (g) => g.typer() },
+    { name: "GICD_IIDR", offset: GICD.IIDR, words: 1, read: () => IIDR },
+    GicV3.raz("GICD_TYPER2", GICD.TYPER2, 1),
+    GicV3.raz("GICD_STATUSR", GICD.STATUSR, 1),
+    // With ARE, the words for INTIDs 0-31 are RAZ/WI: readBits/writeBits skip private INTIDs.
+    GicV3.bits("GICD_IGROUPR", GICD.IGROUPR, 32, { read: "group", write: "group" }, "group", false),
+    GicV3.bits("GICD_ISENABLER", GICD.ISENABLER, 32, { read: "senable", write: "senable" }, "enabled", false),
+    GicV3.bits("GICD_ICENABLER", GICD.ICENABLER, 32, { read: "senable", write: "cenable" }, "enabled", false),
+    GicV3.bits("GICD_ISPENDR", GICD.ISPENDR, 32, { read: "spend", write: "spend" }, "latch", false),
+    GicV3.bits("GICD_ICPENDR", GICD.ICPENDR, 32, { read: "spend", write: "cpend" }, "latch", false),
+    GicV3.bits("GICD_ISACTIVER", GICD.ISACTIVER, 32, { read: "sactive", write: "sactive" }, "active", false),
+    GicV3.bits("GICD_ICACTIVER", GICD.ICACTIVER, 32, { read: "sactive", write: "cactive" }, "active", false),
+    {
+      name: "GICD_IPRIORITYR",
+      offset: GICD.IPRIORITYR,
+      words: 256,
+      byteAccess: true,
+      state: ["prio"],
+      read: (g, _c, n) => g.readPriorities(0, n * 4, 4, false),
+      write: (g, _c, n, v) => g.writePriorities(0, n * 4, 4, v, false),
+    },
+    GicV3.raz("GICD_ITARGETSR", GICD.ITARGETSR, 256, true), // ARE: RAZ/WI
+    {
+      name: "GICD_ICFGR",
+      offset: GICD.ICFGR,
+      words: 64,
+      state: ["edge"],
+      read: (g, _c, n) => g.readCfg(0, n * 16, false),
+      write: (g, _c, n, v) => g.writeCfg(0, n * 16, v, false),
+    },
+    // DS == 1: no Group modifier and no Non-secure access control; GICD_SGIR is not used
+    // with ARE == 1.
+    GicV3.raz("GICD_IGRPMODR", GICD.IGRPMODR, 32),
+    GicV3.raz("GICD_NSACR", GICD.NSACR, 64),
+    GicV3.raz("GICD_SGIR", GICD.SGIR, 1),
+    {
+      // GICD_IROUTER<n>, n = 32..1019: two words each; past the implemented SPIs RAZ/WI.
+      name: "GICD_IROUTER",
+      offset: GICD.IROUTER + 32 * 8,
+      words: (1020 - 32) * 2,
+      state: ["irouterLo", "irouterHi"],
+      read: (g, _c, n) => {
+        const spi = n >>> 1;
+        if (spi >= g.spis) return 0;
+        return n & 1 ? g.s.irouterHi[spi]! : g.s.irouterLo[spi]!;
+      },
+      write: (g, _c, n, v) => g.setIrouter(n >>> 1, (n & 1) === 1, v),
+    },
+    GicV3.ids(0xffd0, DIST_IDS),
+  ]);
+
+  /** One redistributor's frames (IHI 0069 12.10, 12.11): RD_base, then SGI_base at 64 KiB. */
+  static readonly REDIST_FRAME: Frame = new RegisterFrame("GICR", 0x20000, [
+    GicV3.raz("GICR_CTLR", GICR.CTLR, 1), // EnableLPIs RAZ/WI (no LPIs), RWP reads 0
+    { name: "GICR_IIDR", offset: GICR.IIDR, words: 1, read: () => IIDR },
+    {
+      name: "GICR_TYPER",
+      offset: GICR.TYPER,
+      words: 2,
+      read: (g, cpu, n) =>
+        n === 1
+          ? // Affinity_Value [63:32] = Aff3.Aff2.Aff1.Aff0
+            ((g.aff3[cpu]! << 24) | g.affLo[cpu]!) >>> 0
+          : // PLPIS [0] = 0, Last [4], Processor_Number [23:8] (IHI 0069 12.11.35)
+            ((cpu << 8) | (cpu === g.vcpus - 1 ? 1 << 4 : 0)) >>> 0,
+    },
+    GicV3.raz("GICR_STATUSR", GICR.STATUSR, 1),
+    {
+      name: "GICR_WAKER",
+      offset: GICR.WAKER,
+      words: 1,
+      state: ["sleep"],
+      // The handshake completes at once: ChildrenAsleep follows ProcessorSleep.
+      read: (g, cpu) => (g.s.sleep[cpu] === 1 ? GICR_WAKER.PROCESSOR_SLEEP | GICR_WAKER.CHILDREN_ASLEEP : 0),
+      write: (g, cpu, _n, v) => g.setWaker(cpu, v),
+    },
+    GicV3.ids(0xffd0, REDIST_IDS),
+    ...(
+      [
+        ["GICR_IGROUPR0", GICR_SGI.IGROUPR0, "group", "group", "group"],
+        ["GICR_ISENABLER0", GICR_SGI.ISENABLER0, "senable", "senable", "enabled"],
+        ["GICR_ICENABLER0", GICR_SGI.ICENABLER0, "senable", "cenable", "enabled"],
+        ["GICR_ISPENDR0", GICR_SGI.ISPENDR0, "spend", "spend", "latch"],
+        ["GICR_ICPENDR0", GICR_SGI.ICPENDR0, "spend", "cpend", "latch"],
+        ["GICR_ISACTIVER0", GICR_SGI.ISACTIVER0, "sactive", "sactive", "active"],
+        ["GICR_ICACTIVER0", GICR_SGI.ICACTIVER0, "sactive", "cactive", "active"],
+      ] as const
+    ).map(([name, off, read, write, state]) =>
+      GicV3.bits(name, GICR.SGI_BASE + off, 1, { read, write }, state, true),
+    ),
+    {
+      name: "GICR_IPRIORITYR",
+      offset: GICR.SGI_BASE + GICR_SGI.IPRIORITYR,
+      words: 8,
+      byteAccess: true,
+      state: ["prio"],
+      read: (g, cpu, n) => g.readPriorities(cpu, n * 4, 4, true),
+      write: (g, cpu, n, v) => g.writePriorities(cpu, n * 4, 4, v, true),
+    },
+    // ICFGR0: SGIs are always edge-triggered (RO); ICFGR1 configures the PPIs.
+    {
+      name: "GICR_ICFGR0",
+      offset: GICR.SGI_BASE + GICR_SGI.ICFGR0,
+      words: 1,
+      state: ["edge"],
+      read: (g, cpu) => g.readCfg(cpu, 0, true),
+    },
+    {
+      name: "GICR_ICFGR1",
+      offset: GICR.SGI_BASE + GICR_SGI.ICFGR1,
+      words: 1,
+      state: ["edge"],
+      read: (g, cpu) => g.readCfg(cpu, 16, true),
+      write: (g, cpu, _n, v) => g.writeCfg(cpu, 16, v, true),
+    },
+    GicV3.raz("GICR_IGRPMODR0", GICR.SGI_BASE + GICR_SGI.IGRPMODR0, 1), // DS == 1
+    GicV3.raz("GICR_NSACR", GICR.SGI_BASE + GICR_SGI.NSACR, 1),
+  ]);
 
   private checkCpu(cpu: number): void {
     if (!Number.isInteger(cpu) || cpu < 0 || cpu >= this.vcpus) throw new RangeError(`gicv3: no vCPU ${cpu}`);
@@ -992,11 +994,4 @@ export class GicV3 implements Stateful {
     this.update();
     for (let c = 0; c < this.vcpus; c++) this.updateLines(c, true);
   }
-}
-
-/** The `size`-byte part at byte `offset & 3` of a 32-bit register value (sub-word reads). */
-function subword(word: number, offset: number, size: number): number {
-  if (size >= 4) return word >>> 0;
-  const shift = (offset & 3) * 8;
-  return (word >>> shift) & (size === 1 ? 0xff : 0xffff);
 }
