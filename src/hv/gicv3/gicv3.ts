@@ -193,8 +193,17 @@ function emptyState(g: GicShape): GicState {
 /** Per-INTID flag arrays; private INTIDs of vCPU c at c*32 + intid, SPIs after them. */
 type Bits = Uint8Array;
 
-/** What a bit-per-interrupt register (IGROUPR, IS/ICENABLER, ...) does. */
-type BitReg = "group" | "senable" | "cenable" | "spend" | "cpend" | "sactive" | "cactive";
+/**
+ * A bit-per-INTID register (IGROUPR, IS/ICENABLER, IS/ICPENDR, IS/ICACTIVER): the per-INTID
+ * field it shows, and what writing a 1 does to it. IGROUPR assigns every bit; the set and
+ * clear registers change only the bits written as 1 (IHI 0069 12.9). The pending registers
+ * read latch | (level-sensitive input high) and write the latch only, so a level-sensitive
+ * interrupt whose input is high stays pending after ICPENDR (IHI 0069 4.1.2).
+ */
+interface BitReg {
+  readonly field: "group" | "enabled" | "latch" | "active";
+  readonly write: "assign" | "set" | "clear";
+}
 
 export class GicV3 implements Stateful {
   readonly stateName: string;
@@ -498,21 +507,14 @@ export class GicV3 implements Stateful {
   }
 
   /** A bit-per-INTID register: word n covers INTIDs first + 32n .. first + 32n + 31. */
-  private static bits(
-    name: string,
-    offset: number,
-    words: number,
-    kind: { read: BitReg; write: BitReg },
-    state: GicField,
-    redist: boolean,
-  ): Reg {
+  private static bits(name: string, offset: number, words: number, kind: BitReg, redist: boolean): Reg {
     return {
       name,
       offset,
       words,
-      state: [state],
-      read: (g, cpu, n) => g.readBits(kind.read, cpu, n * 32, redist),
-      write: (g, cpu, n, v) => g.writeBits(kind.write, cpu, n * 32, v, redist),
+      state: [kind.field],
+      read: (g, cpu, n) => g.readBits(kind, cpu, n * 32, redist),
+      write: (g, cpu, n, v) => g.writeBits(kind, cpu, n * 32, v, redist),
     };
   }
 
@@ -543,13 +545,13 @@ export class GicV3 implements Stateful {
     GicV3.raz("GICD_TYPER2", GICD.TYPER2, 1),
     GicV3.raz("GICD_STATUSR", GICD.STATUSR, 1),
     // With ARE, the words for INTIDs 0-31 are RAZ/WI: readBits/writeBits skip private INTIDs.
-    GicV3.bits("GICD_IGROUPR", GICD.IGROUPR, 32, { read: "group", write: "group" }, "group", false),
-    GicV3.bits("GICD_ISENABLER", GICD.ISENABLER, 32, { read: "senable", write: "senable" }, "enabled", false),
-    GicV3.bits("GICD_ICENABLER", GICD.ICENABLER, 32, { read: "senable", write: "cenable" }, "enabled", false),
-    GicV3.bits("GICD_ISPENDR", GICD.ISPENDR, 32, { read: "spend", write: "spend" }, "latch", false),
-    GicV3.bits("GICD_ICPENDR", GICD.ICPENDR, 32, { read: "spend", write: "cpend" }, "latch", false),
-    GicV3.bits("GICD_ISACTIVER", GICD.ISACTIVER, 32, { read: "sactive", write: "sactive" }, "active", false),
-    GicV3.bits("GICD_ICACTIVER", GICD.ICACTIVER, 32, { read: "sactive", write: "cactive" }, "active", false),
+    GicV3.bits("GICD_IGROUPR", GICD.IGROUPR, 32, { field: "group", write: "assign" }, false),
+    GicV3.bits("GICD_ISENABLER", GICD.ISENABLER, 32, { field: "enabled", write: "set" }, false),
+    GicV3.bits("GICD_ICENABLER", GICD.ICENABLER, 32, { field: "enabled", write: "clear" }, false),
+    GicV3.bits("GICD_ISPENDR", GICD.ISPENDR, 32, { field: "latch", write: "set" }, false),
+    GicV3.bits("GICD_ICPENDR", GICD.ICPENDR, 32, { field: "latch", write: "clear" }, false),
+    GicV3.bits("GICD_ISACTIVER", GICD.ISACTIVER, 32, { field: "active", write: "set" }, false),
+    GicV3.bits("GICD_ICACTIVER", GICD.ICACTIVER, 32, { field: "active", write: "clear" }, false),
     {
       name: "GICD_IPRIORITYR",
       offset: GICD.IPRIORITYR,
@@ -617,17 +619,15 @@ export class GicV3 implements Stateful {
     GicV3.ids(0xffd0, REDIST_IDS),
     ...(
       [
-        ["GICR_IGROUPR0", GICR_SGI.IGROUPR0, "group", "group", "group"],
-        ["GICR_ISENABLER0", GICR_SGI.ISENABLER0, "senable", "senable", "enabled"],
-        ["GICR_ICENABLER0", GICR_SGI.ICENABLER0, "senable", "cenable", "enabled"],
-        ["GICR_ISPENDR0", GICR_SGI.ISPENDR0, "spend", "spend", "latch"],
-        ["GICR_ICPENDR0", GICR_SGI.ICPENDR0, "spend", "cpend", "latch"],
-        ["GICR_ISACTIVER0", GICR_SGI.ISACTIVER0, "sactive", "sactive", "active"],
-        ["GICR_ICACTIVER0", GICR_SGI.ICACTIVER0, "sactive", "cactive", "active"],
+        ["GICR_IGROUPR0", GICR_SGI.IGROUPR0, { field: "group", write: "assign" }],
+        ["GICR_ISENABLER0", GICR_SGI.ISENABLER0, { field: "enabled", write: "set" }],
+        ["GICR_ICENABLER0", GICR_SGI.ICENABLER0, { field: "enabled", write: "clear" }],
+        ["GICR_ISPENDR0", GICR_SGI.ISPENDR0, { field: "latch", write: "set" }],
+        ["GICR_ICPENDR0", GICR_SGI.ICPENDR0, { field: "latch", write: "clear" }],
+        ["GICR_ISACTIVER0", GICR_SGI.ISACTIVER0, { field: "active", write: "set" }],
+        ["GICR_ICACTIVER0", GICR_SGI.ICACTIVER0, { field: "active", write: "clear" }],
       ] as const
-    ).map(([name, off, read, write, state]) =>
-      GicV3.bits(name, GICR.SGI_BASE + off, 1, { read, write }, state, true),
-    ),
+    ).map(([name, off, kind]) => GicV3.bits(name, GICR.SGI_BASE + off, 1, kind, true)),
     {
       name: "GICR_IPRIORITYR",
       offset: GICR.SGI_BASE + GICR_SGI.IPRIORITYR,
@@ -670,52 +670,27 @@ export class GicV3 implements Stateful {
   }
 
   private readBits(kind: BitReg, cpu: number, first: number, redist: boolean): number {
+    const a = this.s[kind.field];
     let v = 0;
     for (let b = 0; b < 32; b++) {
       const intid = first + b;
       if (!this.reachable(intid, redist)) continue;
       const i = this.index(cpu, intid);
-      let bit: number;
-      if (kind === "group") bit = this.s.group[i]!;
-      else if (kind === "senable" || kind === "cenable") bit = this.s.enabled[i]!;
-      else if (kind === "spend" || kind === "cpend") bit = this.isPending(i) ? 1 : 0;
-      else bit = this.s.active[i]!;
+      const bit = kind.field === "latch" ? (this.isPending(i) ? 1 : 0) : a[i]!;
       v |= bit << b;
     }
     return v >>> 0;
   }
 
   private writeBits(kind: BitReg, cpu: number, first: number, v: number, redist: boolean): void {
+    const a = this.s[kind.field];
     for (let b = 0; b < 32; b++) {
       const intid = first + b;
-      const set = ((v >>> b) & 1) === 1;
       if (!this.reachable(intid, redist)) continue;
+      const bit = (v >>> b) & 1;
       const i = this.index(cpu, intid);
-      switch (kind) {
-        case "group":
-          this.s.group[i] = set ? 1 : 0;
-          break;
-        case "senable":
-          if (set) this.s.enabled[i] = 1;
-          break;
-        case "cenable":
-          if (set) this.s.enabled[i] = 0;
-          break;
-        // A level-sensitive interrupt whose input is high stays pending after ICPENDR:
-        // only the latch is cleared (IHI 0069 4.1.2).
-        case "spend":
-          if (set) this.s.latch[i] = 1;
-          break;
-        case "cpend":
-          if (set) this.s.latch[i] = 0;
-          break;
-        case "sactive":
-          if (set) this.s.active[i] = 1;
-          break;
-        case "cactive":
-          if (set) this.s.active[i] = 0;
-          break;
-      }
+      if (kind.write === "assign") a[i] = bit;
+      else if (bit === 1) a[i] = kind.write === "set" ? 1 : 0;
     }
     this.update();
   }
