@@ -38,10 +38,10 @@ test("a version 1 (JSON) vCPU section restores every register and the MP state",
   assert.equal(m.vcpus[1]!.getMpState(), 5);
 });
 
-test("a machine restored from version 1 saves version 2 sections that restore identically", () => {
+test("a machine restored from version 1 saves complete version 3 sections that restore identically", () => {
   const { m } = loadV1();
   const v2 = captureSections(m);
-  for (const s of v2.filter((x) => x.name.startsWith("vcpu@"))) assert.equal(s.version, 2);
+  for (const s of v2.filter((x) => x.name.startsWith("vcpu@"))) assert.equal(s.version, 3);
   const again = new VirtMachine(m.config);
   restoreSections(again, v2);
   for (const [a, b] of m.vcpus.map((v, i) => [v, again.vcpus[i]!] as const)) {

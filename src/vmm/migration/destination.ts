@@ -27,12 +27,14 @@ import {
   frame,
   jsonObject,
   MigrationError,
+  RamLedger,
   type RunState,
   SEC_ACK,
   SEC_HEADER,
   SEC_PAGES,
   SEC_READY,
   SEC_REFUSE,
+  SEC_ROUND,
   SEC_STATE,
 } from "./stream.ts";
 
@@ -195,6 +197,7 @@ async function load(
 
   const sections: Section[] = [];
   const seen = new Set<string>();
+  const ledger = new RamLedger();
   let state: { runState: RunState; savedAt: number } | null = null;
   let count = 0;
   let lastFrameAt = 0;
@@ -203,25 +206,31 @@ async function load(
     const s = await reader.next();
     if (s === null) break;
     lastFrameAt = performance.now();
-    if (s.name !== SEC_PAGES && firstDevAt === 0) firstDevAt = lastFrameAt;
+    if (s.name !== SEC_PAGES && s.name !== SEC_ROUND && firstDevAt === 0) firstDevAt = lastFrameAt;
     count++;
     if (s.name === SEC_PAGES) {
       if (state || sections.length > 0) throw new MigrationError("RAM pages arrived after the device state");
       try {
         const vm = machine.vm;
-        for (const p of decodeRamInto(s.data, vm.ram)) vm.markDirty(vm.ramBase + p * 4096, 4096);
+        const pages = decodeRamInto(s.data, vm.ram);
+        for (const p of pages) vm.markDirty(vm.ramBase + p * 4096, 4096);
+        ledger.add(s.data, pages.length);
       } catch (e) {
         throw new MigrationError(
           `frame '${SEC_PAGES}': ${(e as Error).message.replace(/^section 'ram': /, "")}`,
         );
       }
+    } else if (s.name === SEC_ROUND) {
+      if (state || sections.length > 0) throw new MigrationError("a RAM round ended after the device state");
+      checkRound(jsonObject(s), ledger);
     } else if (s.name === SEC_STATE) {
       if (state) throw new MigrationError(`frame '${SEC_STATE}' appears twice`);
       const v = jsonObject(s);
-      if ((v.runState !== "running" && v.runState !== "paused") || typeof v.savedAt !== "number") {
+      if ((v.runState !== "running" && v.runState !== "paused") || !Number.isSafeInteger(v.savedAt)) {
         throw new MigrationError(`frame '${SEC_STATE}': run state is corrupt`);
       }
-      state = { runState: v.runState, savedAt: v.savedAt };
+      checkTotals(v, ledger, sections);
+      state = { runState: v.runState, savedAt: v.savedAt as number };
     } else if (s.name.startsWith("migration.")) {
       throw new MigrationError(`unexpected frame '${s.name}'`);
     } else {
@@ -235,7 +244,7 @@ async function load(
   if (!state) throw new MigrationError(`the stream ended without the run state ('${SEC_STATE}')`);
   const tr0 = performance.now();
   try {
-    restoreSections(machine, sections, { savedAt: state.savedAt });
+    restoreSections(machine, sections, { savedAt: state.savedAt, ramInSections: false });
     if (process.env.ARMBOX_MIG_TRACE)
       process.stderr.write(
         `TRACE restore ${(performance.now() - tr0).toFixed(2)} ms; last frame->restore start ${(tr0 - lastFrameAt).toFixed(2)} ms, first device frame->end ${(performance.now() - firstDevAt).toFixed(2)} ms\n`,
@@ -245,6 +254,50 @@ async function load(
     throw e;
   }
   return state.runState;
+}
+
+/** A 'migration.round' frame: the round's number and page count must be what arrived. */
+function checkRound(v: Record<string, unknown>, ledger: RamLedger): void {
+  const expected = ledger.rounds + 1;
+  if (v.round !== expected || !Number.isSafeInteger(v.pages)) {
+    throw new MigrationError(
+      `frame '${SEC_ROUND}' is out of sequence (round ${String(v.round)}, expected ${expected})`,
+    );
+  }
+  if (v.pages !== ledger.roundPages) {
+    throw new MigrationError(
+      `RAM round ${expected}: the source sent ${String(v.pages)} pages, ${ledger.roundPages} arrived`,
+    );
+  }
+  ledger.endRound();
+}
+
+/** The run-state frame's declaration of the whole stream against what arrived. */
+function checkTotals(v: Record<string, unknown>, ledger: RamLedger, sections: readonly Section[]): void {
+  if (ledger.roundPages !== 0) {
+    throw new MigrationError(`${ledger.roundPages} RAM pages arrived after the last round's end`);
+  }
+  if (v.rounds !== ledger.rounds) {
+    throw new MigrationError(`the source sent ${String(v.rounds)} RAM rounds, ${ledger.rounds} arrived`);
+  }
+  if (v.pages !== ledger.totalPages) {
+    throw new MigrationError(
+      `the source sent ${String(v.pages)} RAM pages in all, ${ledger.totalPages} arrived`,
+    );
+  }
+  if (v.digest !== ledger.digest()) {
+    throw new MigrationError("the RAM that arrived is not what the source sent (digest mismatch)");
+  }
+  const names = sections.map((s) => s.name);
+  const declared = Array.isArray(v.sections) ? v.sections : null;
+  if (!declared || declared.length !== names.length || declared.some((n, i) => n !== names[i])) {
+    const missing = declared?.filter((n) => !names.includes(n as string)) ?? [];
+    throw new MigrationError(
+      missing.length > 0
+        ? `section '${String(missing[0])}' that the source sent did not arrive`
+        : "the sections that arrived are not the ones the source sent",
+    );
+  }
 }
 
 /**
@@ -272,7 +325,7 @@ function warmUp(like: VirtMachine): void {
         sections.push(d.section);
         off = d.next;
       }
-      restoreSections(b, sections);
+      restoreSections(b, sections, { ramInSections: false });
     }
   } catch {
     // only an optimisation

@@ -37,12 +37,14 @@ import {
   FrameReader,
   frame,
   MigrationError,
+  RamLedger,
   type RunState,
   SEC_ACK,
   SEC_HEADER,
   SEC_PAGES,
   SEC_READY,
   SEC_REFUSE,
+  SEC_ROUND,
   SEC_STATE,
   STREAM_VERSION,
 } from "./stream.ts";
@@ -210,6 +212,8 @@ export class OutgoingMigration implements MigrationController {
   private expectedDowntime = 0;
   private transferred = 0;
   private normalPages = 0;
+  /** What the stream's RAM part carried, declared to the destination at the end. */
+  private ledger = new RamLedger();
   private zeroPages = 0;
   private remainingPages = 0;
   private dirtySyncs = 0;
@@ -308,6 +312,7 @@ export class OutgoingMigration implements MigrationController {
     this.expectedDowntime = 0;
     this.transferred = 0;
     this.normalPages = 0;
+    this.ledger = new RamLedger();
     this.zeroPages = 0;
     this.remainingPages = this.machine.vm.ram.length / PAGE;
     this.dirtySyncs = 0;
@@ -381,7 +386,7 @@ export class OutgoingMigration implements MigrationController {
       // downtime runs as optimised code: it runs once per migration, cold otherwise.
       // One capture per event-loop turn, so the guest runs on in between.
       for (let i = 0; i < WARM_CAPTURES; i++) {
-        encodeDeviceState(captureWithoutRam(m), "running", 0);
+        encodeDeviceState(captureWithoutRam(m), "running", 0, new RamLedger());
         await tick();
         this.checkCancel();
       }
@@ -392,6 +397,7 @@ export class OutgoingMigration implements MigrationController {
       this.zeroPages += m.vm.ram.length / PAGE - written.length;
       this.remainingPages = written.length;
       await this.sendPages(written, true);
+      await this.send(frame(SEC_ROUND, this.ledger.endRound()));
       const limit = () => this.parameters["downtime-limit"];
       let dirty: number[] = [];
       for (let round = 1; ; round++) {
@@ -409,6 +415,7 @@ export class OutgoingMigration implements MigrationController {
         // longer share of the time, which throttles the guest's dirtying.
         if (round >= 2) this.turnMs = Math.min(MAX_TURN_MS, this.turnMs * 2);
         await this.sendPages(dirty, false);
+        await this.send(frame(SEC_ROUND, this.ledger.endRound()));
         this.measure(t0, bytes0);
         dirty = [];
       }
@@ -438,7 +445,7 @@ export class OutgoingMigration implements MigrationController {
       await this.sendPagesNow(lastPages);
       // Every section, the run state and the end mark in one write: one syscall, one
       // segment train, no event-loop turn between them.
-      await this.send(encodeDeviceState(sections, runState, savedAt));
+      await this.send(encodeDeviceState(sections, runState, savedAt, this.ledger));
       const sentAt = now();
       this.remainingPages = 0;
       if (replies) {
@@ -583,6 +590,7 @@ export class OutgoingMigration implements MigrationController {
 
   private async sendBatch(list: number[]): Promise<void> {
     const data = encodeRam(this.machine.vm.ram, list);
+    this.ledger.add(data, list.length);
     await this.send(encodeSection({ name: SEC_PAGES, version: 1, data }, this.opts.compress ?? false));
     this.normalPages += list.length;
     this.remainingPages = Math.max(0, this.remainingPages - list.length);
@@ -607,11 +615,28 @@ export class OutgoingMigration implements MigrationController {
   }
 }
 
-/** The device-state part of the stream: sections, the run-state frame, the end mark. */
-function encodeDeviceState(sections: readonly Section[], runState: RunState, savedAt: number): Uint8Array {
+/**
+ * The device-state part of the stream: the last round's marker, the sections, the
+ * run-state frame with what the whole stream carried, the end mark.
+ */
+function encodeDeviceState(
+  sections: readonly Section[],
+  runState: RunState,
+  savedAt: number,
+  ledger: RamLedger,
+): Uint8Array {
+  const last = frame(SEC_ROUND, ledger.endRound());
   return concat([
+    last,
     ...sections.map((s) => encodeSection(s, false)),
-    frame(SEC_STATE, { runState, savedAt }),
+    frame(SEC_STATE, {
+      runState,
+      savedAt,
+      rounds: ledger.rounds,
+      pages: ledger.totalPages,
+      digest: ledger.digest(),
+      sections: sections.map((s) => s.name),
+    }),
     END_FRAME,
   ]);
 }

@@ -3,20 +3,28 @@
  * framing (src/vmm/snapshot/format.ts) so every frame carries its own CRC-32C:
  *
  *   source → destination
- *     preamble   "ARMBOXMG" | u32 stream version
+ *     preamble   "ARMBOXMG" | u32 stream version (2)
  *     frame      'migration.header' v1  JSON { config, writer }
  *     (destination answers 'migration.ready' or 'migration.refuse' before RAM flows)
- *     frame*     'ram.pages' v1   binary encodeRam(ram, pages): the pages of one batch
+ *     per round: frame* 'ram.pages' v1  binary encodeRam(ram, pages): the pages of one batch
+ *                frame  'migration.round' v1  JSON { round, pages }: what the round sent
  *     frame*     the component sections of captureSections(m), but 'ram' carries no page
- *                (the final dirty pages come as 'ram.pages' frames before them)
- *     frame      'migration.state' v1  JSON { runState, savedAt }
+ *                (the last round, sent with the VM stopped, comes before them)
+ *     frame      'migration.state' v1  JSON { runState, savedAt, rounds, pages, digest,
+ *                sections }: the totals, a SHA-256 of every page frame's payload in the
+ *                order sent, and the names of the sections
  *     END_FRAME
  *   destination → source
  *     frame      'migration.ready' | 'migration.refuse' {error}
- *     frame      'migration.ack' {} only once everything was loaded; or 'migration.refuse'
+ *     frame      'migration.ack' {} only once everything was loaded and checked against
+ *                what the source declared; or 'migration.refuse'
  *
+ * A destination checks each round's page count when its 'migration.round' frame arrives
+ * and the totals, the digest and the section list at the end, before it ACKs: a stream
+ * that lost, repeated or reordered a frame (each frame's own CRC intact) is refused.
  * A `file:` migration is the source half alone, written to a file (no replies).
  */
+import { sha256 } from "@noble/hashes/sha2.js";
 import type { MachineConfig } from "../../machine/virt.ts";
 import {
   decodeSection,
@@ -28,8 +36,8 @@ import {
 } from "../snapshot/format.ts";
 
 export const STREAM_MAGIC = "ARMBOXMG";
-/** The stream version this build writes and reads. */
-export const STREAM_VERSION = 1;
+/** The stream version this build writes and reads (1 had no round frames, totals or digest). */
+export const STREAM_VERSION = 2;
 export const PREAMBLE_SIZE = 12;
 
 export const SEC_HEADER = "migration.header";
@@ -38,6 +46,7 @@ export const SEC_REFUSE = "migration.refuse";
 export const SEC_ACK = "migration.ack";
 export const SEC_STATE = "migration.state";
 export const SEC_PAGES = "ram.pages";
+export const SEC_ROUND = "migration.round";
 
 export type RunState = "running" | "paused";
 
@@ -65,6 +74,39 @@ export function checkPreamble(b: Uint8Array): void {
     throw new MigrationError(
       `migration stream version ${v} is not supported (this build reads version ${STREAM_VERSION})`,
     );
+  }
+}
+
+/**
+ * What the RAM part of a stream carried, kept the same way on both sides: pages per round,
+ * the total, and a SHA-256 over every 'ram.pages' payload (uncompressed) in order.
+ */
+export class RamLedger {
+  private readonly hash = sha256.create();
+  /** Rounds completed (each closed by a 'migration.round' frame). */
+  rounds = 0;
+  /** Pages in the round not yet closed. */
+  roundPages = 0;
+  totalPages = 0;
+
+  /** One 'ram.pages' payload of `pages` pages. */
+  add(payload: Uint8Array, pages: number): void {
+    this.hash.update(payload);
+    this.roundPages += pages;
+    this.totalPages += pages;
+  }
+
+  /** Closes the current round: the 'migration.round' frame's contents. */
+  endRound(): { round: number; pages: number } {
+    this.rounds++;
+    const r = { round: this.rounds, pages: this.roundPages };
+    this.roundPages = 0;
+    return r;
+  }
+
+  /** The digest so far, as hex (the ledger may go on afterwards). */
+  digest(): string {
+    return Array.from(this.hash.clone().digest(), (b) => b.toString(16).padStart(2, "0")).join("");
   }
 }
 

@@ -3,10 +3,16 @@
  * (like QEMU's vmstate sections, with Firecracker's per-file discipline of a magic,
  * a format version and checksums). Everything is little-endian.
  *
- *   magic "ARMBOXVM" | u32 format version | u32 header length | header JSON (UTF-8)
+ *   magic "ARMBOXVM" | u32 format version (2) | u32 header length | header JSON (UTF-8)
+ *              | u32 CRC-32C over (format version, header length, header JSON)
  *   section*:  u16 name length | name | u32 section version | u32 flags | u32 payload length
  *              | payload | u32 CRC-32C over (name, version, flags, payload)
  *   end:       u16 0 (an empty name)
+ *
+ * The header declares what the file carries: `contents` lists every section in order with
+ * its version, payload length and CRC, so a section removed, added, reordered or replaced
+ * is refused even where every frame's own CRC is right (docs/SNAPSHOTS.md, "Invariants").
+ * Format version 1 (no header CRC, no contents list) is still read.
  *
  * A section's payload is JSON (UTF-8) or binary (RAM); flag bit 0 says it is deflated.
  * The same section framing is what live migration sends over the wire.
@@ -15,8 +21,8 @@ import { deflateSync, inflateSync } from "fflate";
 import { crc32c } from "../../lib/crc32.ts";
 
 export const SNAPSHOT_MAGIC = "ARMBOXVM";
-/** Version of the container layout this build writes and reads. */
-export const SNAPSHOT_FORMAT_VERSION = 1;
+/** Version of the container layout this build writes; it reads this one and version 1. */
+export const SNAPSHOT_FORMAT_VERSION = 2;
 export const FLAG_DEFLATE = 1;
 /** Largest payload accepted (a 3 GiB guest's RAM, stored, fits). */
 const MAX_PAYLOAD = 0xffff_fff0;
@@ -38,6 +44,16 @@ export interface SnapshotHeader {
   /** Wall-clock time of the save (ms since the epoch), for real-time clock continuity. */
   readonly savedAt: number;
   readonly writer: string;
+  /** Format 2: every section the file carries, in order (filled in by encodeSnapshot). */
+  readonly contents?: readonly SectionEntry[];
+}
+
+/** A section as the header declares it: name, version, payload length (as stored) and CRC. */
+export interface SectionEntry {
+  readonly name: string;
+  readonly version: number;
+  readonly bytes: number;
+  readonly crc: number;
 }
 
 // CRC-32C (Castagnoli) of every section frame: the shared slicing-by-8 implementation,
@@ -144,14 +160,29 @@ export function encodeSnapshot(
   sections: readonly Section[],
   compress = true,
 ): Uint8Array {
-  const h = enc.encode(JSON.stringify(header));
-  const pre = new Uint8Array(16 + h.length);
+  const frames = sections.map((s) => encodeSection(s, compress));
+  const contents = frames.map((f, i) => frameEntry(f, sections[i]!));
+  const h = enc.encode(JSON.stringify({ ...header, contents }));
+  const pre = new Uint8Array(16 + h.length + 4);
   pre.set(enc.encode(SNAPSHOT_MAGIC), 0);
   const dv = new DataView(pre.buffer);
   dv.setUint32(8, SNAPSHOT_FORMAT_VERSION, true);
   dv.setUint32(12, h.length, true);
   pre.set(h, 16);
-  return concat([pre, ...sections.map((s) => encodeSection(s, compress)), END_FRAME]);
+  dv.setUint32(16 + h.length, crc32c([pre.subarray(8, 16 + h.length)]), true);
+  return concat([pre, ...frames, END_FRAME]);
+}
+
+/** What the header says of an encoded frame: its stored payload length and its CRC. */
+function frameEntry(f: Uint8Array, s: Section): SectionEntry {
+  const dv = new DataView(f.buffer, f.byteOffset, f.byteLength);
+  const nameLen = dv.getUint16(0, true);
+  return {
+    name: s.name,
+    version: s.version,
+    bytes: dv.getUint32(2 + nameLen + 8, true),
+    crc: dv.getUint32(f.length - 4, true),
+  };
 }
 
 export function decodeSnapshot(buf: Uint8Array): { header: SnapshotHeader; sections: Section[] } {
@@ -160,13 +191,17 @@ export function decodeSnapshot(buf: Uint8Array): { header: SnapshotHeader; secti
   if (magic.some((b, i) => buf[i] !== b)) throw new SnapshotError("not an armbox snapshot (bad magic)");
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const version = dv.getUint32(8, true);
-  if (version !== SNAPSHOT_FORMAT_VERSION) {
+  if (version !== SNAPSHOT_FORMAT_VERSION && version !== 1) {
     throw new SnapshotError(
-      `snapshot format version ${version} is not supported (this build reads version ${SNAPSHOT_FORMAT_VERSION})`,
+      `snapshot format version ${version} is not supported (this build reads versions 1 and ${SNAPSHOT_FORMAT_VERSION})`,
     );
   }
   const hlen = dv.getUint32(12, true);
-  if (16 + hlen > buf.length) throw new SnapshotError("truncated: the header is cut short");
+  const crcLen = version >= 2 ? 4 : 0;
+  if (16 + hlen + crcLen > buf.length) throw new SnapshotError("truncated: the header is cut short");
+  if (crcLen > 0 && crc32c([buf.subarray(8, 16 + hlen)]) !== dv.getUint32(16 + hlen, true)) {
+    throw new SnapshotError("the header is corrupt (checksum mismatch)");
+  }
   let header: SnapshotHeader;
   try {
     header = JSON.parse(dec.decode(buf.subarray(16, 16 + hlen))) as SnapshotHeader;
@@ -181,20 +216,61 @@ export function decodeSnapshot(buf: Uint8Array): { header: SnapshotHeader; secti
   ) {
     throw new SnapshotError("corrupt header (no machine configuration)");
   }
+  if (!Number.isSafeInteger(header.savedAt) || header.savedAt < 0) {
+    throw new SnapshotError("corrupt header (savedAt is not a time in ms since the epoch)");
+  }
+  const declared = version >= 2 ? checkContents(header.contents) : null;
   const sections: Section[] = [];
   const seen = new Set<string>();
-  let off = 16 + hlen;
+  let off = 16 + hlen + crcLen;
   for (;;) {
+    const start = off;
     const r = decodeSection(buf, off);
     if (!r) break;
-    if (seen.has(r.section.name)) throw new SnapshotError(`section '${r.section.name}' appears twice`);
-    seen.add(r.section.name);
+    const name = r.section.name;
+    if (seen.has(name)) throw new SnapshotError(`section '${name}' appears twice`);
+    seen.add(name);
+    if (declared) {
+      const want = declared[sections.length];
+      if (!want) throw new SnapshotError(`section '${name}' is not in the header's list of contents`);
+      const got = frameEntry(buf.subarray(start, r.next), r.section);
+      if (got.name !== want.name) {
+        throw new SnapshotError(`section '${name}' stands where the header lists '${want.name}'`);
+      }
+      if (got.version !== want.version || got.bytes !== want.bytes || got.crc !== want.crc) {
+        throw new SnapshotError(
+          `section '${name}' is not the one the header lists (version, length or checksum differ)`,
+        );
+      }
+    }
     sections.push(r.section);
     off = r.next;
+  }
+  if (declared && sections.length < declared.length) {
+    throw new SnapshotError(
+      `section '${declared[sections.length]!.name}' is missing (the header lists ${declared.length} sections, the file has ${sections.length})`,
+    );
   }
   if (off + 2 !== buf.length)
     throw new SnapshotError(`${buf.length - off - 2} unexpected bytes after the end marker`);
   return { header, sections };
+}
+
+function checkContents(c: unknown): SectionEntry[] {
+  const u32 = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffff_ffff;
+  const ok =
+    Array.isArray(c) &&
+    c.every(
+      (e) =>
+        typeof e === "object" &&
+        e !== null &&
+        typeof e.name === "string" &&
+        u32(e.version) &&
+        u32(e.bytes) &&
+        u32(e.crc),
+    );
+  if (!ok) throw new SnapshotError("corrupt header (the list of contents is missing or malformed)");
+  return c as SectionEntry[];
 }
 
 export function concat(parts: readonly Uint8Array[]): Uint8Array {

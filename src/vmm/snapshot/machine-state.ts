@@ -7,7 +7,15 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { MAX_VCPUS } from "../../arch/arm64/state.ts";
 import { MP_STATE } from "../../hv/mp-state.ts";
-import { hexId, KVM_REG_ARM_PTIMER_CNT, KVM_REG_ARM_TIMER_CNT, KvmError, regSize } from "../../hv/onereg.ts";
+import {
+  hexId,
+  KVM_REG_ARM_COPROC_MASK,
+  KVM_REG_ARM_CORE,
+  KVM_REG_ARM_PTIMER_CNT,
+  KVM_REG_ARM_TIMER_CNT,
+  KvmError,
+  regSize,
+} from "../../hv/onereg.ts";
 import { DeterministicClock, RealtimeClock, TIMER_FREQUENCY } from "../../hv/timer.ts";
 import type { Vcpu } from "../../hv/vcpu.ts";
 import { StateError, type StateValue } from "../../lib/state.ts";
@@ -24,8 +32,13 @@ import {
 
 export const PAGE = 4096;
 const MACHINE_VERSION = 1;
-/** 1: JSON with hex strings (still read); 2: binary (below), about 3x faster to load. */
-const VCPU_VERSION = 2;
+/**
+ * 1: JSON with hex strings; 2: binary (below), about 3x faster to load; 3: the same binary
+ * layout, carrying every ID of the register list (required). Versions 1 and 2 are still
+ * read: they were written before some registers existed, which then keep their reset
+ * values, but they must carry every core register (KVM_REG_ARM_CORE) and no ID twice.
+ */
+const VCPU_VERSION = 3;
 const RAM_VERSION = 1;
 
 interface VcpuState {
@@ -188,7 +201,12 @@ export type BrokenRestore = "registers-only" | "power-off-secondaries";
 export function restoreSections(
   m: VirtMachine,
   sections: readonly Section[],
-  opts: { savedAt?: number; broken?: BrokenRestore } = {},
+  opts: {
+    savedAt?: number;
+    broken?: BrokenRestore;
+    /** False for a migration's device state, whose RAM came as page frames before it. */
+    ramInSections?: boolean;
+  } = {},
 ): void {
   const named = legacyNamesToInstances(sections, m);
   const byName = new Map(named.map((s) => [s.name, s]));
@@ -219,10 +237,18 @@ export function restoreSections(
   const vcpuStates = m.vcpus.map((v) => {
     const s = get(`vcpu@${v.id}`);
     checkVersion(s, VCPU_VERSION);
-    return s.version === 1 ? validateVcpuV1(s.name, parseJsonSection(s)) : decodeVcpu(s.name, s.data);
+    const state = s.version === 1 ? validateVcpuV1(s.name, parseJsonSection(s)) : decodeVcpu(s.name, s.data);
+    checkRegisterSet(s.name, state.regs, new Set(v.getRegList()), s.version >= 3);
+    return state;
   });
   const ramSec = get("ram");
   checkVersion(ramSec, RAM_VERSION);
+  // A machine that ran holds its loaded images at least: a snapshot without a page lost them.
+  if ((opts.ramInSections ?? true) && ramSec.data.length <= 8) {
+    throw new SnapshotError(
+      "section 'ram' lists no page (a snapshot of a machine holds its loaded images at least)",
+    );
+  }
 
   try {
     for (const p of decodeRamInto(ramSec.data, m.vm.ram)) m.vm.markDirty(m.vm.ramBase + p * PAGE, PAGE);
@@ -282,9 +308,7 @@ function restoreVcpu(v: Vcpu, s: VcpuState, broken?: BrokenRestore): void {
   // Counters before compare values and controls, so no stale deadline fires in between.
   const order = (id: bigint) => (id === KVM_REG_ARM_TIMER_CNT || id === KVM_REG_ARM_PTIMER_CNT ? 0 : 1);
   const regs = [...s.regs].sort((a, b) => order(a[0]) - order(b[0]));
-  const known = new Set(v.getRegList());
   for (const [id, value] of regs) {
-    if (!known.has(id)) throw new SnapshotError(`section 'vcpu@${v.id}': unknown register ID ${hexId(id)}`);
     try {
       v.setOneReg(id, value);
     } catch (e) {
@@ -295,6 +319,34 @@ function restoreVcpu(v: Vcpu, s: VcpuState, broken?: BrokenRestore): void {
   v.setMpState(s.mp);
   v.waiting = s.wfx;
   if (broken === "power-off-secondaries" && v.id !== 0) v.setMpState(MP_STATE.STOPPED);
+}
+
+/**
+ * A vCPU section must carry every ID of this vCPU's KVM_GET_REG_LIST exactly once: a
+ * missing register would keep its reset value (a PC of 0 under a RUNNABLE MP state), a
+ * repeated one would leave which value counts to the order of the list.
+ */
+function checkRegisterSet(
+  section: string,
+  regs: readonly (readonly [bigint, bigint])[],
+  known: Set<bigint>,
+  complete: boolean,
+): void {
+  const seen = new Set<bigint>();
+  for (const [id] of regs) {
+    if (!known.has(id)) throw new SnapshotError(`section '${section}': unknown register ID ${hexId(id)}`);
+    if (seen.has(id)) throw new SnapshotError(`section '${section}': register ${hexId(id)} appears twice`);
+    seen.add(id);
+  }
+  const required = complete
+    ? [...known]
+    : [...known].filter((id) => (id & KVM_REG_ARM_COPROC_MASK) === KVM_REG_ARM_CORE);
+  const missing = required.filter((id) => !seen.has(id));
+  if (missing.length > 0) {
+    throw new SnapshotError(
+      `section '${section}': ${missing.length} of the ${required.length} ${complete ? "registers" : "core registers"} of this vCPU are missing (first: ${hexId(missing[0]!)})`,
+    );
+  }
 }
 
 function validateMachine(ms: MachineState, m: VirtMachine): void {
