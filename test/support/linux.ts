@@ -25,6 +25,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { initrdPath, kernelPath } from "../../tools/linux/paths.ts";
+import { track } from "./children.ts";
 
 export type LinuxEngine = "armbox" | "qemu";
 
@@ -158,8 +159,8 @@ export class LinuxBoot {
   constructor(readonly options: BootOptions) {
     const { file, args } = bootCommand(options);
     this.name = options.name ?? `${options.engine ?? engine}-smp${options.smp}`;
-    this.child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
-    live.add(this.child);
+    // Killed with the test process too, however it ends (children.ts).
+    this.child = track(spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] }));
     this.child.stdout!.on("data", (d: Buffer) => {
       this.transcript += d.toString("latin1");
       this.lastOutput = performance.now();
@@ -177,13 +178,11 @@ export class LinuxBoot {
       this.child.on("error", (e) => {
         this.stderr += `spawn ${file}: ${e.message}\n`;
         this.exit ??= { code: null, signal: null };
-        live.delete(this.child);
         this.notify();
         resolve(this.exit);
       });
       this.child.on("close", (code, signal) => {
         this.exit ??= { code, signal };
-        live.delete(this.child);
         this.notify();
         resolve(this.exit);
       });
@@ -297,12 +296,6 @@ export class LinuxBoot {
     return exit;
   }
 }
-
-/** Children still running, killed if the test process ends first (a runner timeout). */
-const live = new Set<ChildProcess>();
-process.on("exit", () => {
-  for (const c of live) c.kill("SIGKILL");
-});
 
 export interface BootResult {
   transcript: string;
