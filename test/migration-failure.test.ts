@@ -6,15 +6,17 @@
  * VM. Property tests (fast-check) mutate a recorded stream: every mutation is refused.
  *
  * The killed destinations are child processes: this file re-runs itself with
- * MIGRATION_CHILD=dest (see the bottom).
+ * MIGRATION_CHILD=dest (see the bottom). migrate_cancel: test/migration-cancel.test.ts.
+ * Every wait is for an event (a console line, a LISTENING line, an exit); the timeouts
+ * given to the migration are far beyond what it needs, so that only the failure each
+ * test causes can end it.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { VirtMachine } from "../src/machine/virt.ts";
@@ -23,6 +25,8 @@ import { OutgoingMigration, type OutgoingOptions } from "../src/vmm/migration/so
 import { MigrationError } from "../src/vmm/migration/stream.ts";
 import { MachineRunner } from "../src/vmm/runner.ts";
 import { stateDigest } from "../src/vmm/snapshot/machine-state.ts";
+import { start } from "./support/children.ts";
+import { ConsoleLog, WAIT_MS } from "./support/events.ts";
 
 const MEM = 32 << 20;
 const SELF = fileURLToPath(import.meta.url);
@@ -32,27 +36,35 @@ function guest(name: string): Uint8Array {
   return new Uint8Array(readFileSync(new URL(`../guests/migration/bin/${name}.elf`, import.meta.url)));
 }
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Far beyond any wait a migration here needs: reaching it would be a hang. */
+const GENEROUS_MS = WAIT_MS;
 
-/** A running source: machine, runner, console. */
-function startSource(opts: { deterministic?: boolean } = {}) {
-  let out = "";
+/**
+ * A running source (machine, runner, console) that has printed its first ticks; it is
+ * ended when the test ends, whatever happened (a VM left running keeps the file alive).
+ */
+async function startSource(t: TestContext, opts: { deterministic?: boolean } = {}) {
+  const con = new ConsoleLog();
   const m = new VirtMachine({
     kernel: guest("counter"),
     smp: 2,
     memory: MEM,
     deterministic: opts.deterministic ?? false,
-    serialOutput: (b) => {
-      out += Buffer.from(b).toString("latin1");
-    },
+    serialOutput: con.out,
   });
   const runner = new MachineRunner(m, { output: () => {}, diag: () => {}, controlOpen: () => true });
   const running = runner.run();
-  return { m, runner, running, console: () => out };
+  t.after(async () => {
+    runner.finish({ kind: "quit", code: 0 });
+    await running;
+  });
+  await con.waitFor((s) => /tick 2 /.test(s), "the source's third tick");
+  return { m, runner, running, con };
 }
 
 /** The source must still run: not paused, console still growing, then it is stopped. */
 async function assertSourceRunsOn(
-  src: ReturnType<typeof startSource>,
+  src: Awaited<ReturnType<typeof startSource>>,
   mig: OutgoingMigration,
   reason: RegExp,
 ) {
@@ -60,9 +72,7 @@ async function assertSourceRunsOn(
   assert.equal(info.status, "failed");
   assert.match(info["error-desc"] ?? "", reason);
   assert.ok(!src.runner.isPaused, "the source is not left paused");
-  const before = src.console().length;
-  await sleep(120);
-  assert.ok(src.console().length > before, "the source's console keeps going");
+  await src.con.grows(src.con.length, "the source's console going on");
   src.runner.finish({ kind: "quit", code: 0 });
   await src.running;
 }
@@ -72,19 +82,23 @@ function listenIncoming(cfg: { smp: number; memory: number; deterministic?: bool
   const port = new Promise<number>((res) => {
     incoming = receiveIncoming("tcp:127.0.0.1:0", cfg, {
       onListening: (a) => res(a.port),
-      idleTimeoutMs: 5000,
+      idleTimeoutMs: GENEROUS_MS,
     });
   });
   incoming.catch(() => {});
   return { port, incoming };
 }
 
-async function failingMigration(opts: OutgoingOptions, destErr: RegExp, srcErr: RegExp): Promise<void> {
-  const src = startSource();
+async function failingMigration(
+  t: TestContext,
+  opts: OutgoingOptions,
+  destErr: RegExp,
+  srcErr: RegExp,
+): Promise<void> {
+  const src = await startSource(t);
   try {
-    await sleep(100);
     const dst = listenIncoming({ smp: 2, memory: MEM });
-    const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: 5000, ...opts });
+    const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: GENEROUS_MS, ...opts });
     mig.start(`tcp:127.0.0.1:${await dst.port}`);
     await assert.rejects(dst.incoming, (e: Error) => e instanceof MigrationError && destErr.test(e.message));
     assert.equal(await mig.done(), "failed");
@@ -97,16 +111,27 @@ async function failingMigration(opts: OutgoingOptions, destErr: RegExp, srcErr: 
   }
 }
 
+/** This file as the destination child (MIGRATION_CHILD=dest), killed when the test ends. */
+async function startDestination(t: TestContext, env: Record<string, string>) {
+  const child = start(t, process.execPath, ["--import", "tsx", SELF], {
+    env: { ...process.env, MIGRATION_CHILD: "dest", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const port = Number((await child.waitFor(/LISTENING (\d+)/))[1]);
+  return { child, port };
+}
+
 if (!CHILD) {
-  test("an unknown stream version is refused by name; the source runs on", async () => {
+  test("an unknown stream version is refused by name; the source runs on", async (t) => {
     await failingMigration(
+      t,
       { streamVersion: 99 },
       /stream version 99 is not supported \(this build reads version 2\)/,
       /refused: migration stream version 99/,
     );
   });
 
-  test("one corrupted byte (in RAM pages, in the device state) is detected; the source runs on", async () => {
+  test("one corrupted byte (in RAM pages, in the device state) is detected; the source runs on", async (t) => {
     // A byte early in the RAM stream, and a byte inside the frame of vCPU 1's state.
     const pickers: ((chunk: Uint8Array, off: number) => number)[] = [
       (chunk, off) => (5000 >= off && 5000 < off + chunk.length ? 5000 - off : -1),
@@ -119,6 +144,7 @@ if (!CHILD) {
     for (const pick of pickers) {
       let done = false;
       await failingMigration(
+        t,
         {
           tamper: (chunk, off) => {
             const i = done ? -1 : pick(chunk, off);
@@ -136,11 +162,10 @@ if (!CHILD) {
     }
   });
 
-  test("the connection cut at random points: the source runs on, the destination refuses", async () => {
+  test("the connection cut at random points: the source runs on, the destination refuses", async (t) => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 50_000 }), async (cutAt) => {
-        const src = startSource();
-        await sleep(50);
+        const src = await startSource(t);
         const dst = listenIncoming({ smp: 2, memory: MEM });
         const dport = await dst.port;
         // A proxy that forwards cutAt bytes of the stream, then cuts both sides.
@@ -165,7 +190,7 @@ if (!CHILD) {
           up.on("error", () => client.destroy());
         });
         await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-        const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: 5000 });
+        const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: GENEROUS_MS });
         mig.start(`tcp:127.0.0.1:${(proxy.address() as net.AddressInfo).port}`);
         const st = await mig.done();
         proxy.close();
@@ -184,27 +209,17 @@ if (!CHILD) {
     );
   });
 
-  test("the destination process killed at random points: the source runs on; it never ran", async () => {
+  test("the destination process killed at random points: the source runs on; it never ran", async (t) => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: 14 }), async (killAt) => {
-        const src = startSource();
-        await sleep(50);
-        const child = spawn(process.execPath, ["--import", "tsx", SELF], {
-          env: { ...process.env, MIGRATION_CHILD: "dest", KILL_AT: String(killAt) },
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let out = "";
-        child.stdout.on("data", (d: Buffer) => {
-          out += d.toString();
-        });
-        const exited = new Promise<number | null>((r) => child.on("exit", (code, sig) => r(sig ? -1 : code)));
-        for (let i = 0; i < 200 && !/LISTENING (\d+)/.test(out); i++) await sleep(25);
-        const port = Number(/LISTENING (\d+)/.exec(out)?.[1]);
-        assert.ok(port > 0, `the child listens: ${out}`);
-        const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: 5000 });
+        const src = await startSource(t);
+        const { child, port } = await startDestination(t, { KILL_AT: String(killAt) });
+        const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: GENEROUS_MS });
         mig.start(`tcp:127.0.0.1:${port}`);
         const status = await mig.done();
-        const code = await exited;
+        const exit = await child.exited;
+        const code = exit.signal ? -1 : exit.code;
+        const out = child.stdout;
         if (status === "completed") {
           // Killed too late to matter (after the ACK): the destination ran, the source ended.
           assert.match(out, /RUNNING/);
@@ -219,38 +234,24 @@ if (!CHILD) {
     );
   });
 
-  test("a destination that dies after refusing: clear message and non-zero exit, never runs", async () => {
-    const src = startSource();
-    await sleep(50);
-    const child = spawn(process.execPath, ["--import", "tsx", SELF], {
-      env: { ...process.env, MIGRATION_CHILD: "dest", DEST_SMP: "4" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-    for (let i = 0; i < 200 && !/LISTENING (\d+)/.test(out); i++) await sleep(25);
-    const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: 5000 });
-    mig.start(`tcp:127.0.0.1:${Number(/LISTENING (\d+)/.exec(out)?.[1])}`);
+  test("a destination that dies after refusing: clear message and non-zero exit, never runs", async (t) => {
+    const src = await startSource(t);
+    const { child, port } = await startDestination(t, { DEST_SMP: "4" });
+    const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: GENEROUS_MS });
+    mig.start(`tcp:127.0.0.1:${port}`);
     assert.equal(await mig.done(), "failed");
-    assert.equal(await exited, 1);
+    assert.equal((await child.exited).code, 1);
+    const out = child.stdout;
     assert.match(
-      err,
+      child.stderr,
       /incoming migration failed: the machine configuration does not match: source has --smp 2, this destination --smp 4/,
     );
     assert.doesNotMatch(out, /RUNNING/);
     await assertSourceRunsOn(src, mig, /refused/);
   });
 
-  test("connection refused (no destination): failed with the reason, the source runs on", async () => {
-    const src = startSource();
-    await sleep(50);
+  test("connection refused (no destination): failed with the reason, the source runs on", async (t) => {
+    const src = await startSource(t);
     const srv = net.createServer();
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
     const port = (srv.address() as net.AddressInfo).port;
@@ -259,29 +260,6 @@ if (!CHILD) {
     mig.start(`tcp:127.0.0.1:${port}`);
     assert.equal(await mig.done(), "failed");
     await assertSourceRunsOn(src, mig, /ECONNREFUSED/);
-  });
-
-  test("migrate_cancel leaves the source running (cancelled)", async () => {
-    const src = startSource();
-    await sleep(50);
-    const dst = listenIncoming({ smp: 2, memory: MEM });
-    const mig = new OutgoingMigration(src.m, src.runner, { maxRounds: 1000 });
-    mig.setParameters({ "downtime-limit": 0 }); // never converges on its own
-    const statuses: string[] = [];
-    mig.onStatus = (s) => statuses.push(s);
-    mig.start(`tcp:127.0.0.1:${await dst.port}`);
-    await sleep(300);
-    mig.cancel();
-    assert.equal(await mig.done(), "cancelled");
-    await assert.rejects(dst.incoming);
-    assert.deepEqual(statuses.slice(0, 2), ["setup", "active"]);
-    assert.equal(statuses.at(-1), "cancelled");
-    assert.ok(!src.runner.isPaused);
-    const before = src.console().length;
-    await sleep(120);
-    assert.ok(src.console().length > before);
-    src.runner.finish({ kind: "quit", code: 0 });
-    await src.running;
   });
 
   test("bad URIs are rejected at once, never run as commands", () => {
@@ -297,13 +275,15 @@ if (!CHILD) {
   // -------------------------------------------------------------------------
   // Property tests on a recorded stream (a file: migration of a paused machine)
 
-  test("file: migration round-trips exactly; every mutated or truncated stream is refused", async () => {
+  test("file: migration round-trips exactly; every mutated or truncated stream is refused", async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), "armbox-mig-"));
     try {
-      const src = startSource({ deterministic: true });
-      await sleep(150);
-      src.runner.pause();
-      await sleep(30);
+      const src = await startSource(t, { deterministic: true });
+      await new Promise<void>((parked) => {
+        src.runner.onPaused = parked;
+        src.runner.pause();
+      });
+      src.runner.onPaused = null;
       const file = path.join(dir, "stream.bin");
       const mig = new OutgoingMigration(src.m, src.runner);
       mig.start(`file:${file}`);
@@ -356,7 +336,7 @@ if (!CHILD) {
       onFrame: (_name, n) => {
         if (n === killAt) process.kill(process.pid, "SIGKILL");
       },
-      idleTimeoutMs: 5000,
+      idleTimeoutMs: GENEROUS_MS,
     },
   ).then(
     async (r) => {
