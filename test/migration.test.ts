@@ -3,20 +3,23 @@
  * move with their console continuing (the "tick N" lines of guests/migration read as one
  * gapless, repeat-free sequence across source and destination) and a measured downtime;
  * a paused source arrives paused; a mismatched configuration is refused before any RAM.
+ * How long each side runs is counted in the guest's ticks, awaited on its console, never
+ * in milliseconds (a slow host prints fewer ticks per second, not fewer ticks).
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { receiveIncoming } from "../src/vmm/migration/destination.ts";
 import { OutgoingMigration } from "../src/vmm/migration/source.ts";
 import { MachineRunner, type RunResult } from "../src/vmm/runner.ts";
 import { stateDigest } from "../src/vmm/snapshot/machine-state.ts";
+import { ConsoleLog } from "./support/events.ts";
 
 const MEM = 64 << 20;
 
-test("idle guest: live migration on loopback, console continues, downtime measured", async () => {
-  const r = await migrateOnce("idle", { smp: 4 });
+test("idle guest: live migration on loopback, console continues, downtime measured", async (t) => {
+  const r = await migrateOnce(t, "idle", { smp: 4 });
   assert.equal(r.info.status, "completed");
   assert.ok(typeof r.info.downtime === "number" && r.info.downtime >= 0, "downtime reported");
   assert.ok(r.info.ram!.transferred > 0 && r.info.ram!["dirty-sync-count"] >= 2);
@@ -25,8 +28,8 @@ test("idle guest: live migration on loopback, console continues, downtime measur
   );
 });
 
-test("memory-dirtying guest: pre-copy rounds, then stop-and-copy; console continues", async () => {
-  const r = await migrateOnce("dirty", { smp: 4, runMs: 600 });
+test("memory-dirtying guest: pre-copy rounds, then stop-and-copy; console continues", async (t) => {
+  const r = await migrateOnce(t, "dirty", { smp: 4, ticksBefore: 8 });
   assert.equal(r.info.status, "completed");
   assert.ok(r.info.ram!["dirty-sync-count"] >= 2);
   assert.ok(r.info.ram!["dirty-pages-rate"] >= 0);
@@ -35,8 +38,8 @@ test("memory-dirtying guest: pre-copy rounds, then stop-and-copy; console contin
   );
 });
 
-test("a paused source arrives paused, with its exact state, and waits for cont", async () => {
-  const con = new Console();
+test("a paused source arrives paused, with its exact state, and waits for cont", async (t) => {
+  const con = new ConsoleLog();
   // Deterministic time, so that the clock does not move while paused and digests compare.
   const src = new VirtMachine({
     kernel: guest("counter"),
@@ -47,7 +50,8 @@ test("a paused source arrives paused, with its exact state, and waits for cont",
   });
   const runner = new MachineRunner(src, { output: con.out, diag: () => {}, controlOpen: () => true });
   const running = runner.run();
-  await sleep(200);
+  endWithTest(t, runner, running);
+  await con.waitFor((s) => ticks(s) >= 3, "three ticks");
   await new Promise<void>((res) => {
     runner.onPaused = res;
     runner.pause();
@@ -77,11 +81,12 @@ test("a paused source arrives paused, with its exact state, and waits for cont",
   assert.deepEqual(await running, { kind: "quit", code: 0 });
 });
 
-test("a configuration that does not match is refused before RAM flows; the source runs on", async () => {
-  const con = new Console();
+test("a configuration that does not match is refused before RAM flows; the source runs on", async (t) => {
+  const con = new ConsoleLog();
   const src = new VirtMachine({ kernel: guest("counter"), smp: 2, memory: MEM, serialOutput: con.out });
   const runner = new MachineRunner(src, { output: con.out, diag: () => {}, controlOpen: () => true });
   const running = runner.run();
+  endWithTest(t, runner, running);
   let port = 0;
   let incoming!: ReturnType<typeof receiveIncoming>;
   await new Promise<void>((res) => {
@@ -102,24 +107,29 @@ test("a configuration that does not match is refused before RAM flows; the sourc
   assert.equal(await mig.done(), "failed");
   assert.match(mig.info()["error-desc"]!, /refused.*--smp 2, this destination --smp 4/);
   assert.ok(mig.info().ram!.transferred < 4096, "no RAM was sent");
-  const before = con.text().length;
-  await sleep(150);
-  assert.ok(con.text().length > before, "the source keeps running");
   assert.ok(!runner.isPaused);
+  await con.grows(con.length, "the source's console going on");
   runner.finish({ kind: "quit", code: 0 });
   await running;
 });
 
+/**
+ * Runs guest `name` until it has printed `ticksBefore` ticks, migrates it, and runs the
+ * destination until it has printed four more.
+ */
 async function migrateOnce(
+  t: TestContext,
   name: string,
-  o: { smp: number; runMs?: number; memory?: number; maxRounds?: number },
+  o: { smp: number; ticksBefore?: number; memory?: number; maxRounds?: number },
 ): Promise<{ info: ReturnType<OutgoingMigration["info"]>; text: string }> {
   const memory = o.memory ?? MEM;
-  const con = new Console();
+  const con = new ConsoleLog();
   const src = new VirtMachine({ kernel: guest(name), smp: o.smp, memory, serialOutput: con.out });
   const runner = new MachineRunner(src, { output: con.out, diag: () => {}, controlOpen: () => true });
   const running = runner.run();
-  await sleep(o.runMs ?? 300);
+  endWithTest(t, runner, running);
+  const before = o.ticksBefore ?? 4;
+  await con.waitFor((s) => ticks(s) >= before, `${before} ticks on the source`);
   let port = 0;
   let incoming!: ReturnType<typeof receiveIncoming>;
   await new Promise<void>((res) => {
@@ -149,7 +159,9 @@ async function migrateOnce(
     controlOpen: () => true,
   });
   const dRunning = dRunner.run();
-  await sleep(300);
+  endWithTest(t, dRunner, dRunning);
+  const atDst = ticks(atSwitch);
+  await con.waitFor((s) => ticks(s) >= atDst + 4, "four more ticks on the destination");
   dRunner.finish({ kind: "quit", code: 0 });
   await dRunning;
   const text = con.text();
@@ -165,19 +177,17 @@ function guest(name: string): Uint8Array {
   return new Uint8Array(readFileSync(new URL(`../guests/migration/bin/${name}.elf`, import.meta.url)));
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** Whole "tick N" lines printed so far. */
+function ticks(text: string): number {
+  return text.match(/(?:^|\n)tick \d+ [0-9a-f]+\r?\n/g)?.length ?? 0;
 }
 
-/** Collects console bytes. */
-class Console {
-  private parts: Uint8Array[] = [];
-  out = (b: Uint8Array): void => {
-    this.parts.push(b.slice());
-  };
-  text(): string {
-    return Buffer.concat(this.parts.map((p) => Buffer.from(p))).toString("latin1");
-  }
+/** Ends a run loop when the test ends, so that a failed assertion leaves no VM running. */
+function endWithTest(t: TestContext, runner: MachineRunner, running: Promise<RunResult>): void {
+  t.after(async () => {
+    runner.finish({ kind: "quit", code: 0 });
+    await running;
+  });
 }
 
 /** Checks that the "tick N" lines run 0, 1, 2, … with no gap or repeat; returns the count. */
