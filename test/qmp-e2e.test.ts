@@ -4,7 +4,8 @@
  * query-cpus-fast with each vCPU's MP state, snapshot-save/snapshot-load (state digest
  * identical after the load; corrupt files refused by section name with the VM running on),
  * a bare-metal guest loaded from a snapshot into a VMM started for another configuration,
- * and system_powerdown.
+ * and system_powerdown. That the VM ran is awaited as a register changing (until), never
+ * assumed after a sleep; the sleeps left only give a stopped VM the chance to move.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import { LocalVmmHost } from "../src/vmm/qmp/host.ts";
 import { QmpServer } from "../src/vmm/qmp/server.ts";
 import type { RunResult } from "../src/vmm/runner.ts";
 import { stateDigest } from "../src/vmm/snapshot/machine-state.ts";
+import { until, WAIT_MS } from "./support/events.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "armbox-qmp-e2e-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -110,7 +112,7 @@ for (const deterministic of [true, false]) {
       assert.deepEqual(await c.execute("cont"), {});
       await c.waitEvent("RESUME");
       assert.equal(((await c.execute("query-status")) as { status: string }).status, "running");
-      await sleep(80);
+      await until(() => x(host, 1, 20) > 0n, "vCPU 1 counting (started by CPU_ON)");
       assert.deepEqual(await mpStates(c), ["RUNNABLE", "RUNNABLE", "STOPPED", "STOPPED"]);
 
       await c.execute("stop");
@@ -134,13 +136,14 @@ for (const deterministic of [true, false]) {
 
       await c.execute("cont");
       await c.waitEvent("RESUME");
-      await sleep(40);
+      await until(() => x(host, 0, 19) > a19, "vCPU 0 counting on after cont");
       // A save while running: the VM stops for the capture and runs on (STOP, RESUME).
       await c.execute("snapshot-save", { file: join(dir, `running-${deterministic}.snap`), compress: false });
       await c.waitEvent("STOP");
       await c.waitEvent("RESUME");
       assert.equal(((await c.execute("query-status")) as { status: string }).status, "running");
-      await sleep(40);
+      const atSave = x(host, 0, 19);
+      await until(() => x(host, 0, 19) > atSave, "vCPU 0 counting on after the save");
       await c.execute("stop");
       await c.waitEvent("STOP");
       assert.ok(x(host, 0, 19) > a19);
@@ -156,8 +159,7 @@ for (const deterministic of [true, false]) {
       assert.equal(((await c.execute("query-status")) as { status: string }).status, "paused");
       await c.execute("cont");
       await c.waitEvent("RESUME");
-      await sleep(40);
-      assert.ok(x(host, 0, 19) > a19 && x(host, 1, 20) > a20, "the loaded VM runs");
+      await until(() => x(host, 0, 19) > a19 && x(host, 1, 20) > a20, "the loaded VM running");
 
       // Load while running: STOP, RESUME, and it runs on from the boot state.
       await c.execute("snapshot-load", { file: boot, tag: "boot" });
@@ -185,12 +187,11 @@ for (const deterministic of [true, false]) {
       assert.equal(host.machine, running);
       assert.equal(((await c.execute("query-status")) as { status: string }).status, "running");
       const n = x(host, 0, 19);
-      await sleep(40);
-      assert.ok(x(host, 0, 19) > n, "still running after the refused loads");
+      await until(() => x(host, 0, 19) > n, "still running after the refused loads");
 
       // system_powerdown: POWERDOWN, SHUTDOWN, and the run ends with status 0.
       await c.execute("system_powerdown");
-      await c.waitEvent("POWERDOWN");
+      await c.waitEvent("POWERDOWN", WAIT_MS);
       assert.deepEqual((await c.waitEvent("SHUTDOWN")).data, { guest: false, reason: "host-ui" });
       assert.deepEqual(await r.done, { kind: "shutdown", code: 0 });
       assert.equal(((await c.execute("query-status")) as { status: string }).status, "shutdown");
@@ -207,7 +208,7 @@ test("a bare-metal guest saved at boot and loaded into a VMM started with anothe
   try {
     await first.client.execute("snapshot-save", { file: snap });
     await first.client.execute("cont");
-    const ev = await first.client.waitEvent("SHUTDOWN");
+    const ev = await first.client.waitEvent("SHUTDOWN", WAIT_MS);
     assert.deepEqual(ev.data, { guest: true, reason: "guest-shutdown" });
     assert.deepEqual(await first.done, { kind: "shutdown", code: 0 });
     assert.match(first.console(), /RESULT: PASS/);
@@ -223,7 +224,7 @@ test("a bare-metal guest saved at boot and loaded into a VMM started with anothe
     assert.deepEqual(await mpStates(second.client), ["RUNNABLE", "STOPPED", "STOPPED", "STOPPED"]);
     assert.equal(((await second.client.execute("query-status")) as { status: string }).status, "prelaunch");
     await second.client.execute("cont");
-    assert.deepEqual((await second.client.waitEvent("SHUTDOWN")).data, {
+    assert.deepEqual((await second.client.waitEvent("SHUTDOWN", WAIT_MS)).data, {
       guest: true,
       reason: "guest-shutdown",
     });
@@ -288,8 +289,7 @@ test("incoming: inmigrate until the machine arrives; `stop` meanwhile keeps it s
       if (want === "paused") {
         await c.execute("cont");
         await c.waitEvent("RESUME");
-        await sleep(20);
-        assert.ok(x(host, 0, 19) > 0n);
+        await until(() => x(host, 0, 19) > 0n, "the arrived machine running after cont");
       }
     } finally {
       await c.close();

@@ -20,6 +20,7 @@ import type {
 } from "../src/vmm/migration/controller.ts";
 import { LocalVmmHost } from "../src/vmm/qmp/host.ts";
 import { QmpServer } from "../src/vmm/qmp/server.ts";
+import { WAIT_MS } from "./support/events.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "armbox-qmp-interop-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,7 +61,7 @@ function makeHost() {
 
 function nextEvent(c: QMPClient, name: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ${name} event`)), 5000);
+    const t = setTimeout(() => reject(new Error(`no ${name} event`)), WAIT_MS);
     c.once(name as "STOP", (data: unknown) => {
       clearTimeout(t);
       resolve(data);

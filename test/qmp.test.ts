@@ -23,6 +23,7 @@ import { QmpClient, QmpReplyError } from "../src/vmm/qmp/client.ts";
 import type { HostEvent, RunState, VmmHost } from "../src/vmm/qmp/host.ts";
 import { JsonSplitter, parseQmpAddress, type StreamItem } from "../src/vmm/qmp/protocol.ts";
 import { QmpServer } from "../src/vmm/qmp/server.ts";
+import { WAIT_MS } from "./support/events.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "armbox-qmp-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -148,8 +149,9 @@ class Raw {
   send(s: string | Uint8Array): void {
     this.sock.write(s);
   }
+  /** The next `count` messages, awaited as they arrive (the deadline only names a hang). */
   async next(count = 1): Promise<Record<string, unknown>[]> {
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + WAIT_MS;
     while (this.msgs.length < count) {
       if (Date.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(this.msgs)}`);
       await new Promise<void>((r) => {
@@ -529,7 +531,7 @@ test("splitter: nesting and length limits reset instead of growing without bound
 
 async function probe(c: Raw, id: string): Promise<void> {
   c.send(`{"execute":"qmp_capabilities","id":"${id}-neg"}\n{"execute":"query-version","id":"${id}"}\n`);
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const [m] = await c.next();
     assert.ok("error" in m! || "return" in m! || "event" in m!, JSON.stringify(m));
