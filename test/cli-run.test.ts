@@ -4,15 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
+import { runSync } from "./support/children.ts";
 
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
-const run = (...args: string[]) =>
-  spawnSync(process.execPath, [ARMBOX, "run", ...args], { encoding: "utf8", timeout: 120_000 });
+const run = (...args: string[]) => runSync(process.execPath, [ARMBOX, "run", ...args]);
 const tmp = mkdtempSync(join(tmpdir(), "armbox-cli-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 const hasDtc = spawnSync("dtc", ["--version"]).status === 0;
 
 test("armbox run --guest demo boots the bare-metal demo guest and traces MP states", () => {
@@ -29,7 +30,7 @@ test("--dump-dtb writes a tree that dtc accepts without warnings", {
   const file = join(tmp, "x.dtb");
   const r = run("--smp", "4", "--append", "console=ttyAMA0", "--dump-dtb", file);
   assert.equal(r.status, 0, r.stderr);
-  const d = spawnSync("dtc", ["-I", "dtb", "-O", "dts", file], { encoding: "utf8" });
+  const d = runSync("dtc", ["-I", "dtb", "-O", "dts", file]);
   assert.equal(d.status, 0, d.stderr);
   assert.equal(d.stderr, "", "no dtc warnings");
   assert.match(d.stdout, /compatible = "arm,gic-v3"/);

@@ -4,18 +4,18 @@
  * process, M; a truncated snapshot is refused with a message and exit status 2.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
+import { runSync } from "./support/children.ts";
 
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
 const GUEST = new URL("../guests/baremetal/bin/sgi-pingpong.elf", import.meta.url).pathname;
-const run = (...args: string[]) =>
-  spawnSync(process.execPath, [ARMBOX, "run", ...args], { encoding: "utf8" });
+const run = (...args: string[]) => runSync(process.execPath, [ARMBOX, "run", ...args]);
 const digest = (out: string) => /state-digest: ([0-9a-f]{64})/.exec(out)?.[1];
 const tmp = mkdtempSync(join(tmpdir(), "armbox-snap-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test("save at N, restore in a new process, run M: same digest as N+M straight", () => {
   const base = ["--kernel", GUEST, "--smp", "4", "--deterministic"];

@@ -4,17 +4,18 @@
  * Checked on a throwaway copy: a launcher beside a one-file src/cli/main.ts.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { runSync } from "./support/children.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-test("the launcher bundles the CLI and rebuilds the bundle after a source edit", () => {
+test("the launcher bundles the CLI and rebuilds the bundle after a source edit", (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "armbox-launcher-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.mkdirSync(path.join(dir, "bin"));
   fs.mkdirSync(path.join(dir, "src/cli"), { recursive: true });
   fs.copyFileSync(path.join(root, "bin/armbox.js"), path.join(dir, "bin/armbox.js"));
@@ -27,8 +28,7 @@ test("the launcher bundles the CLI and rebuilds the bundle after a source edit",
       main,
       `export async function main(argv: string[]): Promise<number> { console.log("${word}", argv.join(",")); return ${code}; }\n`,
     );
-  const run = () =>
-    spawnSync(process.execPath, [path.join(dir, "bin/armbox.js"), "a", "b"], { encoding: "utf8" });
+  const run = () => runSync(process.execPath, [path.join(dir, "bin/armbox.js"), "a", "b"]);
 
   write("first", 3);
   const r1 = run();
@@ -44,5 +44,4 @@ test("the launcher bundles the CLI and rebuilds the bundle after a source edit",
   const r2 = run();
   assert.equal(r2.stdout, "second a,b\n", "rebuilt after the edit");
   assert.equal(r2.status, 0);
-  fs.rmSync(dir, { recursive: true, force: true });
 });
