@@ -109,14 +109,14 @@ export class Child {
   }
 
   /**
-   * The first match of `re` in the child's stdout (or stderr), checked again on every
-   * output event; rejects if the child exits first. No deadline: the test's timeout
-   * bounds the wait, and its `after` hook kills the child.
+   * The first match of `re` in the child's stdout (or stderr) after offset `from`, checked
+   * again on every output event; rejects if the child exits first. No deadline: the test's
+   * timeout bounds the wait, and its `after` hook kills the child.
    */
-  waitFor(re: RegExp, stream: "stdout" | "stderr" = "stdout"): Promise<RegExpExecArray> {
+  waitFor(re: RegExp, from = 0, stream: "stdout" | "stderr" = "stdout"): Promise<RegExpExecArray> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        const m = re.exec(stream === "stdout" ? this.stdout : this.stderr);
+        const m = re.exec((stream === "stdout" ? this.stdout : this.stderr).slice(from));
         if (m) {
           this.listeners.delete(check);
           resolve(m);
