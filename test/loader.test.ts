@@ -3,10 +3,11 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { type GuestRam, LoaderError, loadKernel } from "../src/machine/loader.ts";
+import { start } from "./support/children.ts";
 
 const MiB = 1024 * 1024;
 const RAM_BASE = 0x4000_0000;
@@ -329,9 +330,20 @@ test("property: any input is loaded or refused with LoaderError; writes stay in 
 
 const hasQemu = spawnSync("qemu-system-aarch64", ["--version"]).status === 0;
 
-/** Boots QEMU on the kernel and reads PC and x0 from the monitor once the stub has run. */
-function qemuBoot(kernel: Uint8Array, initrd: number | undefined, mem: number): { pc: number; x0: number } {
+/**
+ * Boots QEMU on the kernel and reads PC and x0 from the monitor once the boot stub has run,
+ * asking again until it has, however long QEMU takes to start on this host. The stub sits
+ * at the start of RAM (hw/arm/boot.c: loader_start is the RAM base) and is a few words
+ * long; every kernel here has its entry at RAM + 0x1000 or above and spins there (b .).
+ */
+async function qemuBoot(
+  t: TestContext,
+  kernel: Uint8Array,
+  initrd: number | undefined,
+  mem: number,
+): Promise<{ pc: number; x0: number }> {
   const dir = mkdtempSync(join(tmpdir(), "armbox-loader-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, "k"), kernel);
   const args = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-m", `${mem}M`, "-display", "none"];
   args.push("-serial", "none", "-monitor", "stdio", "-kernel", join(dir, "k"));
@@ -339,26 +351,26 @@ function qemuBoot(kernel: Uint8Array, initrd: number | undefined, mem: number): 
     writeFileSync(join(dir, "i"), new Uint8Array(initrd));
     args.push("-initrd", join(dir, "i"));
   }
-  const script = "sleep 0.7; echo 'info registers'; sleep 0.3; echo quit";
-  const r = spawnSync(
-    "sh",
-    ["-c", `(${script}) | qemu-system-aarch64 ${args.map((a) => `'${a}'`).join(" ")}`],
-    {
-      encoding: "utf8",
-      timeout: 20_000,
-    },
-  );
-  rmSync(dir, { recursive: true, force: true });
-  const m = /PC=([0-9a-f]+) X00=([0-9a-f]+)/.exec(r.stdout);
-  assert.ok(m, r.stdout + r.stderr);
-  return { pc: Number.parseInt(m[1]!, 16), x0: Number.parseInt(m[2]!, 16) };
+  const qemu = start(t, "qemu-system-aarch64", args);
+  try {
+    for (;;) {
+      const from = qemu.stdout.length;
+      qemu.send("info registers\n");
+      const m = await qemu.waitFor(/PC=([0-9a-f]+) X00=([0-9a-f]+)/, from);
+      const got = { pc: Number.parseInt(m[1]!, 16), x0: Number.parseInt(m[2]!, 16) };
+      if (got.pc >= 0x4000_1000) return got;
+    }
+  } finally {
+    qemu.send("quit\n");
+    await qemu.stop();
+  }
 }
 
 test("live: QEMU places kernel and DTB as recorded", {
   skip: !hasQemu && "qemu-system-aarch64 not installed",
-}, () => {
+}, async (t) => {
   for (const c of QEMU_CASES.filter((x) => x.name !== "Image of 144 MiB pushes the initrd up")) {
-    const got = qemuBoot(c.kernel(), c.initrd, c.mem ?? 256);
+    const got = await qemuBoot(t, c.kernel(), c.initrd, c.mem ?? 256);
     assert.deepEqual(got, { pc: c.entry, x0: c.dtb }, c.name);
   }
 });
