@@ -5,11 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Cpu, createVmMemory, RAM_OFFSET } from "../src/arch/arm64/index.ts";
+import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 
 const RAM_BASE = 0x4000_0000;
 
@@ -50,8 +51,9 @@ test("a guest that handles its exceptions is not a loop, however many it takes",
   assert.deepEqual(exit, { kind: "hvc", imm: 1 });
 });
 
-test("armbox run exits non-zero with the message when the guest is stuck", () => {
+test("armbox run exits non-zero with the message when the guest is stuck", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "armbox-loop-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const kernel = join(dir, "udf.bin");
   writeFileSync(kernel, Buffer.from([0, 0, 0, 0])); // a raw binary: UDF #0
   const r = spawnSync(
@@ -59,7 +61,8 @@ test("armbox run exits non-zero with the message when the guest is stuck", () =>
     [new URL("../bin/armbox.js", import.meta.url).pathname, "run", "--kernel", kernel],
     {
       encoding: "utf8",
-      timeout: 120_000,
+      timeout: SYNC_TIMEOUT_MS,
+      killSignal: "SIGKILL",
     },
   );
   assert.equal(r.status, 1, r.stderr);

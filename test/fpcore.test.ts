@@ -11,6 +11,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import * as F from "../src/arch/arm64/fpcore.ts";
 import { FP_VECTORS } from "./fp-vectors.test.ts";
+import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 
 const M64 = (1n << 64n) - 1n;
 const hi = (x: bigint) => Number((x >> 32n) & 0xffffffffn);
@@ -308,6 +309,8 @@ export function genCases(ops: string[], perOp: number, s = 12345): string[] {
 
 export function runReference(bin: string, cases: string[]): string[] {
   const res = spawnSync("qemu-aarch64", [bin], {
+    timeout: SYNC_TIMEOUT_MS,
+    killSignal: "SIGKILL",
     input: `${cases.join("\n")}\n`,
     encoding: "utf8",
     maxBuffer: 1 << 28,

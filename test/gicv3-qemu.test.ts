@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Cpu, createVmMemory, RAM_OFFSET } from "../src/arch/arm64/index.ts";
 import { GicV3 } from "../src/hv/gicv3/gicv3.ts";
+import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 
 const GUEST_SOURCE = String.raw`// GICv3 behaviour probe: prints hex words on the PL011, then PSCI SYSTEM_OFF.
 #define ICC_PMR     S3_0_C4_C6_0
@@ -459,7 +460,7 @@ test("live: the recorded guest and QEMU output are current", {
         "-kernel",
         elf,
       ],
-      { timeout: 30_000, encoding: "utf8" },
+      { timeout: SYNC_TIMEOUT_MS, killSignal: "SIGKILL", encoding: "utf8" },
     );
     assert.deepEqual(words(out), words(QEMU_OUTPUT));
   } finally {

@@ -12,11 +12,11 @@
  * 1:  movz x0, #0x8400, lsl #16 ; movk x0, #8 ; hvc #0 ; b .      // SYSTEM_OFF
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
+import { runSync } from "./support/children.ts";
 
 const GUEST = [
   0xd2a82001, 0xb9400022, 0x11000442, 0xb9000022, 0xd2a12003, 0x1100c044, 0xb9000064, 0x7100085f, 0x540000aa,
@@ -26,6 +26,7 @@ const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
 
 function guestFile(): string {
   const dir = mkdtempSync(join(tmpdir(), "armbox-reboot-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, "reboot.bin");
   const b = Buffer.alloc(GUEST.length * 4);
   GUEST.forEach((w, i) => {
@@ -34,8 +35,7 @@ function guestFile(): string {
   writeFileSync(file, b);
   return file;
 }
-const run = (...args: string[]) =>
-  spawnSync(process.execPath, [ARMBOX, "run", "--smp", "2", ...args], { encoding: "utf8", timeout: 120_000 });
+const run = (...args: string[]) => runSync(process.execPath, [ARMBOX, "run", "--smp", "2", ...args]);
 
 test("SYSTEM_RESET boots the guest again; its second boot powers off with status 0", () => {
   const r = run("--kernel", guestFile());

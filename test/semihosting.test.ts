@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { coreReg, KVM_REG_SIZE_U64, sysReg } from "../src/hv/onereg.ts";
 import { VirtMachine } from "../src/machine/virt.ts";
+import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 
 const GUEST = new URL("../guests/semihosting/semihosting.elf", import.meta.url).pathname;
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
@@ -17,6 +18,8 @@ const hasQemu = spawnSync("qemu-system-aarch64", ["--version"]).status === 0;
 test("armbox run --semihosting: output and the guest's exit code", () => {
   const r = spawnSync(process.execPath, [ARMBOX, "run", "--semihosting", "--kernel", GUEST], {
     encoding: "utf8",
+    timeout: SYNC_TIMEOUT_MS,
+    killSignal: "SIGKILL",
   });
   assert.equal(r.status, 3, r.stderr);
   assert.equal(r.stdout, "hello from semihosting\n");
@@ -42,7 +45,7 @@ test("qemu-system-aarch64 -semihosting agrees", {
   const r = spawnSync(
     "qemu-system-aarch64",
     ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-nographic", "-semihosting", "-kernel", GUEST],
-    { encoding: "utf8", timeout: 60_000 },
+    { encoding: "utf8", timeout: SYNC_TIMEOUT_MS, killSignal: "SIGKILL" },
   );
   assert.equal(r.status, 3);
   assert.equal(r.stdout + r.stderr, "hello from semihosting\n");

@@ -16,6 +16,7 @@ import { test } from "node:test";
 import { compileDecoder, parsePattern } from "../src/arch/arm64/decoder.ts";
 import { SIMD_INTEGER } from "../src/arch/arm64/insn/simd-integer.ts";
 import { I } from "../src/arch/arm64/state.ts";
+import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 import { makeCpu, runWords } from "./support/snippet.ts";
 
 /** Runs each (word, 512 bytes of V0-V31) on a JIT page; writes FPSR (or ~0 on SIGILL) and V0-V31. */
@@ -113,7 +114,10 @@ test("AdvSIMD integer: random differential test against qemu-aarch64", { skip },
   const inFile = join(dir, `in-${process.pid}.bin`);
   const outFile = join(dir, `out-${process.pid}.bin`);
   writeFileSync(inFile, buf);
-  execFileSync("qemu-aarch64", ["-cpu", "cortex-a57", bin, inFile, outFile]);
+  execFileSync("qemu-aarch64", ["-cpu", "cortex-a57", bin, inFile, outFile], {
+    timeout: SYNC_TIMEOUT_MS,
+    killSignal: "SIGKILL",
+  });
   const out = readFileSync(outFile);
   const mine = compileDecoder([SIMD_INTEGER]);
   const cpu = makeCpu();

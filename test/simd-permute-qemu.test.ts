@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
+import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 import { DATA_BASE, makeCpu, runWords } from "./support/snippet.ts";
 
 const MEM = 512;
@@ -115,7 +116,11 @@ function runQemu(cases: Case[]): Uint8Array[] {
       join(dir, "t"),
       join(dir, "t.s"),
     ]);
-    const out = execFileSync("qemu-aarch64", [join(dir, "t")], { maxBuffer: 1 << 28 });
+    const out = execFileSync("qemu-aarch64", [join(dir, "t")], {
+      maxBuffer: 1 << 28,
+      timeout: SYNC_TIMEOUT_MS,
+      killSignal: "SIGKILL",
+    });
     assert.equal(out.length, STATE * cases.length, "qemu run did not finish (SIGILL on an encoding?)");
     const res: Uint8Array[] = [];
     for (let i = 0; i < cases.length; i++)

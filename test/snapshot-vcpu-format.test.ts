@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { decodeSnapshot, parseJsonSection, type Section, SnapshotError } from "../src/vmm/snapshot/format.ts";
 import { captureSections, configFromHeader, restoreSections } from "../src/vmm/snapshot/machine-state.ts";
+import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const V1 = path.join(root, "test/fixtures/snapshots/seed-v1.snap");
@@ -54,6 +55,8 @@ test("a machine restored from version 1 saves complete version 3 sections that r
 test("the run from a version 1 snapshot prints what the build that wrote it printed", () => {
   const r = spawnSync(process.execPath, [path.join(root, "bin/armbox.js"), "run", "--restore", V1], {
     encoding: "utf8",
+    timeout: SYNC_TIMEOUT_MS,
+    killSignal: "SIGKILL",
   });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, readFileSync(path.join(root, "test/fixtures/snapshots/seed-v1.out"), "utf8"));

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { ElfError, parseElf } from "../src/machine/elf.ts";
 import { runProgram, UserProcess } from "../src/user/process.ts";
+import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const hello = path.join(root, "guests/user/bin/hash");
@@ -75,7 +76,11 @@ test("a dynamically linked executable is refused", () => {
 test("the CLI prints the error and exits 2", () => {
   const f = path.join(tmp, "cli-text");
   fs.writeFileSync(f, "hello");
-  const r = spawnSync(process.execPath, [path.join(root, "bin/armbox.js"), "user", f], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [path.join(root, "bin/armbox.js"), "user", f], {
+    encoding: "utf8",
+    timeout: SYNC_TIMEOUT_MS,
+    killSignal: "SIGKILL",
+  });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /not an ELF file/);
 });
@@ -104,6 +109,8 @@ test("the CLI runs a program with its arguments and returns its exit status", ()
   const prog = path.join(root, "guests/user/bin/sys_basic");
   const r = spawnSync(process.execPath, [path.join(root, "bin/armbox.js"), "user", prog, "alpha", "--beta"], {
     encoding: "utf8",
+    timeout: SYNC_TIMEOUT_MS,
+    killSignal: "SIGKILL",
   });
   assert.equal(r.status, 42);
   assert.equal(r.stdout, "alpha\n--beta\nauxv ok\nbrk ok\nmmap ok\naarch64\ndone\n");
