@@ -14,6 +14,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { runMachine } from "../src/vmm/runner.ts";
+import { start } from "./support/children.ts";
 
 const dir = new URL("fixtures/pl011-probe/", import.meta.url);
 const probe = new Uint8Array(readFileSync(new URL("probe.bin", dir)));
@@ -49,12 +50,17 @@ const hasQemu = spawnSync("qemu-system-aarch64", ["--version"]).status === 0;
 
 test("live: QEMU still prints the recorded output", {
   skip: !hasQemu && "qemu-system-aarch64 not installed",
-}, () => {
+}, async (t) => {
   const bin = fileURLToPath(new URL("probe.bin", dir));
-  const qemu = `qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57 -m 256M -display none -monitor none -serial stdio -kernel '${bin}'`;
-  const r = spawnSync("sh", ["-c", `(sleep 2; printf xyz; sleep 5) | timeout 20 ${qemu}`], {
-    encoding: "latin1",
-    timeout: 30_000,
-  });
-  assert.equal(r.stdout, recorded, r.stderr);
+  const qemu = start(t, "qemu-system-aarch64", [
+    ...["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-m", "256M", "-display", "none"],
+    ...["-monitor", "none", "-serial", "stdio", "-kernel", bin],
+  ]);
+  // Typed once the guest waits for it, as above (not after a fixed delay that a QEMU slow
+  // to start could still be inside).
+  await qemu.waitFor(new RegExp(INPUT_AFTER));
+  qemu.send("xyz");
+  const exit = await qemu.exited;
+  assert.equal(exit.code, 0, qemu.stderr);
+  assert.equal(qemu.stdout, recorded, qemu.stderr);
 });
