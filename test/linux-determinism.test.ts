@@ -6,11 +6,11 @@
  * across the boot (the seed is printed; ARMBOX_LINUX_SEED repeats a run).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
+import { start } from "./support/children.ts";
 import {
   engine,
   initrdPath,
@@ -23,34 +23,27 @@ import {
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
 const skip = engine === "qemu" ? "armbox only (state digests)" : skipUnlessCi();
 
-/** Runs `armbox run ARGS` to its end (a --stop-at), returning stdout; killed at the deadline. */
-function armbox(
+/**
+ * Runs `armbox run ARGS` to its end (a --stop-at), returning stdout; killed at the
+ * deadline, or when the test ends first (a timeout).
+ */
+async function armbox(
+  t: TestContext,
   args: string[],
   deadlineMs: number,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [ARMBOX, "run", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString("latin1");
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString("latin1");
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), deadlineMs);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  const child = start(t, process.execPath, [ARMBOX, "run", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const timer = setTimeout(() => child.proc.kill("SIGKILL"), deadlineMs);
+  const { code } = await child.exited;
+  clearTimeout(timer);
+  return { code, stdout: child.stdout, stderr: child.stderr };
 }
 const digest = (out: string) => /state-digest: ([0-9a-f]{64})/.exec(out)?.[1];
 
 test("Linux, --deterministic --smp 2: digest after N+M = digest after N, save, restore in a new process, M", {
   skip,
   timeout: testTimeoutMs * 3,
-}, async () => {
+}, async (t) => {
   requireFiles();
   const seed = Number(process.env.ARMBOX_LINUX_SEED ?? Date.now() % 100_000);
   // A small LCG: the seed alone decides N and M.
@@ -67,13 +60,15 @@ test("Linux, --deterministic --smp 2: digest after N+M = digest after N, save, r
     ...["--kernel", kernelPath, "--initrd", initrdPath, "--smp", "2", "--memory", "512M"],
     ...["--append", "console=ttyAMA0 panic=-1"],
   ];
-  const snap = join(mkdtempSync(join(tmpdir(), "armbox-linux-det-")), "n.snap");
+  const dir = mkdtempSync(join(tmpdir(), "armbox-linux-det-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const snap = join(dir, "n.snap");
   const deadline = testTimeoutMs;
-  const straight = await armbox([...base, "--stop-at", String(n + m), "--state-digest"], deadline);
+  const straight = await armbox(t, [...base, "--stop-at", String(n + m), "--state-digest"], deadline);
   assert.equal(straight.code, 0, straight.stderr);
-  const saved = await armbox([...base, "--stop-at", String(n), "--save", snap], deadline);
+  const saved = await armbox(t, [...base, "--stop-at", String(n), "--save", snap], deadline);
   assert.equal(saved.code, 0, saved.stderr);
-  const restored = await armbox(["--restore", snap, "--stop-at", String(m), "--state-digest"], deadline);
+  const restored = await armbox(t, ["--restore", snap, "--stop-at", String(m), "--state-digest"], deadline);
   assert.equal(restored.code, 0, restored.stderr);
   assert.ok(digest(straight.stdout), straight.stdout.slice(-500));
   assert.equal(digest(restored.stdout), digest(straight.stdout), `seed ${seed}`);

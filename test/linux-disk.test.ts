@@ -8,11 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { QmpClient } from "../src/vmm/qmp/client.ts";
+import { runSync } from "./support/children.ts";
 import { boot, engine, requireFiles, skipUnlessCi, testTimeoutMs } from "./support/linux.ts";
 
 const tools = spawnSync("mkfs.ext4", ["-V"]).status === 0 && spawnSync("debugfs", ["-V"]).status === 0;
@@ -23,23 +24,28 @@ const skip =
       ? "mkfs.ext4/debugfs not installed (e2fsprogs)"
       : skipUnlessCi();
 
+/** A temporary directory removed when the test `t` ends. */
+function tempDir(t: TestContext, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 function makeDisk(dir: string): string {
   const img = join(dir, "disk.img");
-  const r = spawnSync("mkfs.ext4", ["-q", "-F", img, "16M"], { encoding: "utf8" });
+  const r = runSync("mkfs.ext4", ["-q", "-F", img, "16M"]);
   assert.equal(r.status, 0, r.stderr);
   return img;
 }
-const fsck = (img: string) => spawnSync("fsck.ext4", ["-n", "-f", img], { encoding: "utf8" });
-const guestFile = (img: string, path: string) =>
-  spawnSync("debugfs", ["-R", `cat ${path}`, img], { encoding: "utf8" }).stdout;
+const fsck = (img: string) => runSync("fsck.ext4", ["-n", "-f", img]);
+const guestFile = (img: string, path: string) => runSync("debugfs", ["-R", `cat ${path}`, img]).stdout;
 const APPEND = "console=ttyAMA0 panic=-1 armbox.test=shell";
 
 test("Linux: ext4 on virtio-blk, a file written and synced in the guest is on the host image; fsck clean", {
   skip,
   timeout: testTimeoutMs,
-}, async () => {
+}, async (t) => {
   requireFiles();
-  const img = makeDisk(mkdtempSync(join(tmpdir(), "armbox-disk-")));
+  const img = makeDisk(tempDir(t, "armbox-disk-"));
   const r = await boot(
     { smp: 1, append: APPEND, args: ["--drive", `file=${img}`], name: "disk" },
     async (b) => {
@@ -61,9 +67,9 @@ test("Linux: ext4 on virtio-blk, a file written and synced in the guest is on th
 test("Linux: a snapshot taken while the guest writes in a loop restores to a consistent filesystem", {
   skip,
   timeout: testTimeoutMs * 2,
-}, async () => {
+}, async (t) => {
   requireFiles();
-  const dir = mkdtempSync(join(tmpdir(), "armbox-disk-snap-"));
+  const dir = tempDir(t, "armbox-disk-snap-");
   const img = makeDisk(dir);
   const sock = join(dir, "qmp.sock");
   const snap = join(dir, "vm.snap");

@@ -5,7 +5,7 @@
  * is still offline (and its vCPU STOPPED).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,9 +30,10 @@ const counts = (text: string) => [...text.matchAll(/(?:^|\n)C-(\d+)(?=\r?\n)/g)]
 test("Linux: live migration mid counter loop, cpu2 offline: the count continues exactly on the destination", {
   skip,
   timeout: testTimeoutMs * 2,
-}, async () => {
+}, async (t) => {
   requireFiles();
   const dir = mkdtempSync(join(tmpdir(), "armbox-linux-mig-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const sock = join(dir, "src.sock");
   const dsock = join(dir, "dst.sock");
   const port = await freePort();

@@ -5,7 +5,7 @@
  * /sys/devices/system/cpu/online = 0-1,3 and a working shell, and cpu2 comes back.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -25,9 +25,11 @@ const N = 1_800_000_000;
 test("Linux: cpu2 offline, --stop-at N --save, --restore in a fresh process: still offline, shell alive, cpu2 back", {
   skip,
   timeout: testTimeoutMs * 2,
-}, async () => {
+}, async (t) => {
   requireFiles();
-  const snap = join(mkdtempSync(join(tmpdir(), "armbox-linux-save-")), "n.snap");
+  const dir = mkdtempSync(join(tmpdir(), "armbox-linux-save-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const snap = join(dir, "n.snap");
   const cmd =
     'armbox.cmd="echo 0 > /sys/devices/system/cpu/cpu2/online; echo OFF-$((40+2)); (while :; do :; done) & exec sh"';
   const saved = await boot({

@@ -7,7 +7,7 @@
  * console's echo of the command line never matches them.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -31,9 +31,10 @@ interface CpuInfo {
 test("Linux: cpu2 offline, snapshot over QMP, restored in a fresh process: still offline, shell alive, cpu2 back", {
   skip,
   timeout: testTimeoutMs * 2,
-}, async () => {
+}, async (t) => {
   requireFiles();
   const dir = mkdtempSync(join(tmpdir(), "armbox-linux-snap-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const sock = join(dir, "qmp.sock");
   const snap = join(dir, "linux.snap");
   await boot(
