@@ -654,6 +654,8 @@ test("the debug registers are in the register list and survive a snapshot; a bre
     assert.ok(ids.has(id), `${name} is in KVM_GET_REG_LIST`);
   }
   const again = new VirtMachine(m.config);
+  program(c);
+  m.vm.markDirty(ram, 0x2000); // written past the dirty log: the snapshot must carry it
   restoreSections(again, captureSections(m));
   const w = again.vcpus[0]!.cpu;
   program(w);

@@ -322,6 +322,8 @@ test("the PMU registers are saved: N + save/restore + M instructions count as N 
   setup(first.c);
   assert.deepEqual(first.c.run(700), { kind: "budget" });
   const second = new VirtMachine(first.m.config);
+  // The program was written past the dirty log: mark its page so the snapshot carries it.
+  first.m.vm.markDirty(first.c.ramBase, 4096);
   restoreSections(second, captureSections(first.m));
   const c2 = second.vcpus[0]!.cpu;
   program(c2);
