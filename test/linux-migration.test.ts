@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { QmpClient } from "../src/vmm/qmp/client.ts";
+import { until } from "./support/events.ts";
 import { boot, engine, LinuxBoot, requireFiles, skipUnlessCi, testTimeoutMs } from "./support/linux.ts";
 
 const skip = engine === "qemu" ? "armbox only" : skipUnlessCi();
@@ -37,16 +38,30 @@ test("Linux: live migration mid counter loop, cpu2 offline: the count continues 
   const sock = join(dir, "src.sock");
   const dsock = join(dir, "dst.sock");
   const port = await freePort();
-  const dst = new LinuxBoot({
-    smp: 4,
-    append: "",
-    // The source's machine configuration (the boots run in deterministic time).
-    runArgs: [
-      ...["--incoming", `tcp:127.0.0.1:${port}`, "--qmp", `unix:${dsock}`],
-      ...["--smp", "4", "--memory", "512M", "--deterministic"],
-    ],
-    name: "mig-dst",
-  });
+  // The destination starts once the source has booted, shortly before the migrate: its
+  // boot deadline and its limit on a silent console count from its start, and it prints
+  // nothing until the VM arrives (started with the source, it failed on a loaded host:
+  // the source's boot alone outlasted the 120 s stall limit).
+  const started: { dst: LinuxBoot | null } = { dst: null };
+  const startDestination = async (): Promise<LinuxBoot> => {
+    const d = new LinuxBoot({
+      smp: 4,
+      append: "",
+      // The source's machine configuration (the boots run in deterministic time).
+      runArgs: [
+        ...["--incoming", `tcp:127.0.0.1:${port}`, "--qmp", `unix:${dsock}`],
+        ...["--smp", "4", "--memory", "512M", "--deterministic"],
+      ],
+      name: "mig-dst",
+    });
+    started.dst = d;
+    await until(
+      () => d.exit !== null || /waiting for an incoming migration/.test(d.stderr),
+      "the destination listening",
+    );
+    assert.equal(d.exit, null, d.stderr);
+    return d;
+  };
   try {
     let srcText = "";
     await boot(
@@ -58,6 +73,7 @@ test("Linux: live migration mid counter loop, cpu2 offline: the count continues 
       },
       async (b) => {
         await b.waitFor("ARMBOX-SHELL");
+        await startDestination();
         b.send("echo 0 > /sys/devices/system/cpu/cpu2/online; echo OFF-$((40+2))\n");
         await b.waitFor(/\nOFF-42/);
         // A bounded loop in the foreground: the shell reads the next command once it ends.
@@ -89,6 +105,8 @@ test("Linux: live migration mid counter loop, cpu2 offline: the count continues 
       },
     );
     // The destination runs on to the end of the loop; then look.
+    const dst = started.dst;
+    assert.ok(dst, "the destination was started");
     const last = counts(srcText).at(-1)!;
     assert.ok(last < 270, `the source counted to ${last} before it stopped`);
     await dst.waitFor(/\nC-300\r?\n/);
@@ -112,6 +130,6 @@ test("Linux: live migration mid counter loop, cpu2 offline: the count continues 
     const exit = await dst.waitExit();
     assert.equal(exit.code, 0, dst.stderr);
   } finally {
-    await dst.stop();
+    await started.dst?.stop();
   }
 });
