@@ -48,6 +48,8 @@ export interface IncomingOptions {
   idleTimeoutMs?: number;
   /** Test hook: called after each frame is loaded (to kill the destination mid-way). */
   onFrame?: (name: string, count: number) => void;
+  /** Fuzzing hook: skip the warm-up restores (they only shorten the downtime). */
+  warmUp?: boolean;
 }
 
 export interface IncomingResult {
@@ -182,8 +184,12 @@ function accept(host: string, port: number, opts: IncomingOptions): Promise<net.
   });
 }
 
-/** Reads the whole stream into `machine`; returns the source's run state. */
-async function load(
+/**
+ * Reads the whole stream into `machine`; returns the source's run state. Exported for the
+ * stream fuzzer (tools/fuzz/migration-streams.ts), which feeds it a FrameReader holding
+ * one input, as the file: path does.
+ */
+export async function load(
   machine: VirtMachine,
   reader: FrameReader,
   sock: net.Socket | null,
@@ -192,7 +198,7 @@ async function load(
   await reader.preamble();
   const header = await reader.expectJson([SEC_HEADER]);
   checkConfig(header.value.config, machine.config);
-  warmUp(machine);
+  if (opts.warmUp !== false) warmUp(machine);
   sock?.write(frame(SEC_READY, {}));
 
   const sections: Section[] = [];
