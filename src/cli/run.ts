@@ -9,8 +9,10 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import type { Command } from "commander";
 import { MP_STATE_NAMES } from "../hv/mp-state.ts";
+import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
 import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machine/virt.ts";
 import { openBlockFile } from "../vmm/block-file.ts";
+import { formatBytes, type InputLimit, readInputFile } from "../vmm/host/input-file.ts";
 import { receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
@@ -87,15 +89,14 @@ export function parseSize(s: string): number {
   return Number(m[1]) * (m[2] === "" ? 1024 * 1024 : mult); // a bare number is MiB, as QEMU's -m
 }
 
-function readInput(what: string, file: string): Uint8Array {
-  try {
-    return new Uint8Array(fs.readFileSync(file));
-  } catch (e) {
-    throw new Error(
-      `${what} ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`,
-    );
-  }
-}
+/** Linux refuses a device tree larger than 2 MiB (MAX_FDT_SIZE); so does the board. */
+const DTB_LIMIT: InputLimit = { maxBytes: 2 << 20, limit: "the 2 MiB a device tree may have" };
+
+/** A snapshot holds at most the largest guest RAM, its page index and the device state. */
+export const SNAPSHOT_LIMIT: InputLimit = {
+  maxBytes: MAX_GUEST_RAM + (64 << 20),
+  limit: "the largest snapshot (3 GiB of RAM and its state)",
+};
 
 /**
  * Splits a QEMU option string ("file=a.img,readonly=on") into key/value pairs; ",," is a
@@ -199,9 +200,9 @@ function configFromFlags(
 ): VirtConfig {
   const smp = Number(flags.smp);
   const memory = parseSize(flags.memory);
-  if (memory > 3 * 1024 ** 3)
+  if (memory > MAX_GUEST_RAM)
     throw new Error(`--memory ${flags.memory}: at most 3G of guest RAM fits in one WebAssembly memory`);
-  if (memory < 16 * 1024 * 1024) throw new Error(`--memory ${flags.memory}: at least 16M is needed`);
+  if (memory < MIN_GUEST_RAM) throw new Error(`--memory ${flags.memory}: at least 16M is needed`);
   if (flags.psci !== undefined && flags.psci !== "hvc" && flags.psci !== "smc")
     throw new Error("--psci must be hvc or smc");
   const builtin = demo ? builtinGuest(flags) : null;
@@ -215,13 +216,19 @@ function configFromFlags(
     virtio,
   };
   if (!withKernel) return base;
+  // The images are loaded into guest RAM: none can be larger than it.
+  const inRam: InputLimit = { maxBytes: memory, limit: "the guest RAM (--memory)" };
   return {
     ...base,
-    kernel: readInput("kernel", flags.kernel ?? (builtin === "linux" ? LINUX_GUEST.kernel : DEMO_GUEST)),
+    kernel: readInputFile(
+      "kernel",
+      flags.kernel ?? (builtin === "linux" ? LINUX_GUEST.kernel : DEMO_GUEST),
+      inRam,
+    ),
     ...(flags.initrd || builtin === "linux"
-      ? { initrd: readInput("initrd", flags.initrd ?? LINUX_GUEST.initrd) }
+      ? { initrd: readInputFile("initrd", flags.initrd ?? LINUX_GUEST.initrd, inRam) }
       : {}),
-    ...(flags.dtb ? { dtb: readInput("dtb", flags.dtb) } : {}),
+    ...(flags.dtb ? { dtb: readInputFile("dtb", flags.dtb, DTB_LIMIT) } : {}),
     // --append replaces the built-in Linux's command line, as it would any kernel's.
     append: flags.append ?? (builtin === "linux" ? LINUX_GUEST.append : ""),
     gunzip: (data, max) => new Uint8Array(gunzipSync(data, { maxOutputLength: max })),
@@ -250,7 +257,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     if (flags.restore !== undefined) {
       if (flags.kernel !== undefined)
         throw new Error("--restore and --kernel cannot be combined: the snapshot holds the guest");
-      const { header, sections } = decodeSnapshot(readInput("snapshot", flags.restore));
+      const { header, sections } = decodeSnapshot(readInputFile("snapshot", flags.restore, SNAPSHOT_LIMIT));
       const config = configFromHeader(header);
       machine = new VirtMachine({ ...config, serialOutput, virtio });
       restoreSections(machine, sections, { savedAt: header.savedAt });

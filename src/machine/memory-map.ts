@@ -13,6 +13,11 @@ export const VIRT = {
 } as const;
 
 /** Per-vCPU redistributor stride (GICv3: RD_base + SGI_base frames). */
+/** Guest RAM sizes the board takes: all of RAM lives in one WebAssembly memory (4 GiB
+ * addressable, less the state area), so 3 GiB at most. */
+export const MIN_GUEST_RAM = 16 * 1024 * 1024;
+export const MAX_GUEST_RAM = 3 * 1024 ** 3;
+
 export const GIC_REDIST_STRIDE = 0x2_0000;
 /** How many redistributors fit the region: the most vCPUs the board supports. */
 export const MAX_GIC_VCPUS = VIRT.GIC_REDIST.size / GIC_REDIST_STRIDE; // 123

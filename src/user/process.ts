@@ -180,8 +180,7 @@ export class UserProcess {
    * (or a Node fs error) before touching the current image when the file is unusable.
    */
   exec(file: string, argv: string[], envp: string[]): void {
-    const data = fs.readFileSync(file);
-    const elf = parseElf(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    const elf = parseElf(readExecutable(file, this.as.mmapTop));
     const loads = elf.phdrs.filter((p) => p.type === PT.LOAD);
     const minVaddr = pageDown(Math.min(...loads.map((p) => p.vaddr)));
     const maxVaddr = Math.max(...loads.map((p) => p.vaddr + p.memsz));
@@ -689,6 +688,34 @@ function setU64(dv: DataView, off: number, v: bigint): void {
 }
 function getU64(dv: DataView, off: number): bigint {
   return dv.getBigUint64(off, true);
+}
+
+/**
+ * The executable at `file`, read with a bound (issue 9: `armbox user /dev/zero` read without
+ * end). Not a regular file: EACCES, as Linux's execve answers; larger than the guest's address
+ * space can map (`limit`): ENOEXEC through ElfError. Both before any byte is read.
+ */
+function readExecutable(file: string, limit: number): Uint8Array {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) {
+      throw Object.assign(new Error("not a regular file (execve needs one)"), { code: "EACCES" });
+    }
+    if (st.size > limit) {
+      throw new ElfError(`${st.size} bytes, more than the guest's address space can map (${limit})`);
+    }
+    const data = new Uint8Array(st.size);
+    let got = 0;
+    while (got < data.length) {
+      const n = fs.readSync(fd, data, got, data.length - got, got);
+      if (n === 0) break; // shrank while read
+      got += n;
+    }
+    return data.subarray(0, got);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Runs `file` with `argv` like qemu-aarch64 would; returns the exit code. */
