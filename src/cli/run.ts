@@ -12,7 +12,7 @@ import { MP_STATE_NAMES } from "../hv/mp-state.ts";
 import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
 import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machine/virt.ts";
 import { openBlockFile } from "../vmm/block-file.ts";
-import { formatBytes, type InputLimit, readInputFile } from "../vmm/host/input-file.ts";
+import { type InputLimit, readInputFile } from "../vmm/host/input-file.ts";
 import { receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
