@@ -36,6 +36,7 @@ import {
   encodePreamble,
   FrameReader,
   frame,
+  MAX_BATCH_PAGES,
   MigrationError,
   RamLedger,
   type RunState,
@@ -53,7 +54,7 @@ import {
 export type RunnerControl = Pick<MachineRunner, "pause" | "resume" | "finish" | "isPaused" | "onPaused">;
 
 export interface OutgoingOptions {
-  /** Pages per `ram.pages` frame. */
+  /** Pages per `ram.pages` frame (at most MAX_BATCH_PAGES, the destination's frame limit). */
   batchPages?: number;
   /** Longest a migration turn keeps the guest from running (ms). */
   turnMs?: number;
@@ -547,7 +548,7 @@ export class OutgoingMigration implements MigrationController {
   /** Sends `pages` in batches, yielding to the guest between turns. */
   private async sendPages(pages: Iterable<number>, skipZero: boolean): Promise<void> {
     const ram = this.machine.vm.ram;
-    const batch = this.opts.batchPages ?? 256;
+    const batch = Math.max(1, Math.min(this.opts.batchPages ?? 256, MAX_BATCH_PAGES));
     const turn = this.turnMs;
     let list: number[] = [];
     let turnStart = now();
@@ -584,7 +585,7 @@ export class OutgoingMigration implements MigrationController {
 
   /** Sends pages without yielding (the VM is paused). */
   private async sendPagesNow(pages: number[]): Promise<void> {
-    const batch = this.opts.batchPages ?? 256;
+    const batch = Math.max(1, Math.min(this.opts.batchPages ?? 256, MAX_BATCH_PAGES));
     for (let i = 0; i < pages.length; i += batch) await this.sendBatch(pages.slice(i, i + batch));
   }
 

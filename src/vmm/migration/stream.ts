@@ -38,6 +38,16 @@ import {
 export const STREAM_MAGIC = "ARMBOXMG";
 /** The stream version this build writes and reads (1 had no round frames, totals or digest). */
 export const STREAM_VERSION = 2;
+
+/** The most pages the source puts in one 'ram.pages' frame (its batchPages is clamped to this). */
+export const MAX_BATCH_PAGES = 4096;
+/**
+ * The largest frame payload either side accepts: one full batch of RAM pages (the
+ * encodeRam header, then a u32 index and a 4 KiB page each), the largest legitimate
+ * frame; vCPU and device sections are a few KiB of JSON or registers. A header
+ * announcing more is refused before anything of its payload is buffered.
+ */
+export const MAX_FRAME_PAYLOAD = 8 + MAX_BATCH_PAGES * (4 + 4096);
 export const PREAMBLE_SIZE = 12;
 
 export const SEC_HEADER = "migration.header";
@@ -152,6 +162,9 @@ export class FrameReader {
   /** Bytes consumed so far (for messages). */
   offset = 0;
 
+  /** `maxPayload`: the largest frame payload accepted (refused at its header). */
+  constructor(private readonly maxPayload = MAX_FRAME_PAYLOAD) {}
+
   push(b: Uint8Array): void {
     if (b.length === 0) return;
     this.chunks.push(b);
@@ -247,10 +260,12 @@ export class FrameReader {
       2 + nameLen + 8,
       true,
     );
-    if (payloadLen > 0x7fff_0000)
-      throw new MigrationError(`corrupt frame at byte ${at}: payload length ${payloadLen}`);
-    const total = headLen + payloadLen + 4;
     const name = safeName(head.subarray(2, 2 + nameLen));
+    if (payloadLen > this.maxPayload)
+      throw new MigrationError(
+        `frame '${name}' at byte ${at} announces ${payloadLen} bytes, more than the ${this.maxPayload} a frame may have`,
+      );
+    const total = headLen + payloadLen + 4;
     await this.need(total, () => `inside frame '${name}' at byte ${at} (truncated stream)`);
     const bytes = this.take(total);
     try {
