@@ -121,6 +121,11 @@ export class Recorder {
   /** Inputs that took longest, in ms (the slowest one is reported). */
   slowestMs = 0;
   private last = -1;
+  /**
+   * Where the runner's watchdog reads progress: [0] the next input's index, [1] 1 once
+   * ready() was called (a worker thread's view of a SharedArrayBuffer; none in process).
+   */
+  progress: Int32Array | null = null;
 
   constructor(
     readonly tally: Tally,
@@ -140,12 +145,14 @@ export class Recorder {
   /** Setup is over: the per-input clock starts now. */
   ready(): void {
     this.last = this.now();
+    if (this.progress) Atomics.store(this.progress, 1, 1);
   }
 
   /** Time since the previous verdict; a hang (past perInputMs) is turned into a crash. */
   private timed(): boolean {
     const t = this.now();
     const index = this.next++;
+    if (this.progress) Atomics.store(this.progress, 0, this.next);
     if (this.last < 0) {
       this.last = t;
       return true;
@@ -177,6 +184,7 @@ export class Recorder {
   crash(index: number, what: string, input?: { text?: string; bytes?: Uint8Array; file?: string }): void {
     this.last = this.now();
     this.next = index + 1;
+    if (this.progress) Atomics.store(this.progress, 0, this.next);
     this.tally.inputs++;
     this.tally.crashes++;
     this.fail("crash", index, what, input);
