@@ -25,6 +25,8 @@
  */
 import * as fs from "node:fs";
 import { MP_STATE_NAMES } from "../../hv/mp-state.ts";
+import { MAX_GUEST_RAM } from "../../machine/memory-map.ts";
+import { InputFileError, type InputLimit, readInputFileAsync } from "../host/input-file.ts";
 import type { MigrationParameters } from "../migration/controller.ts";
 import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../snapshot/format.ts";
 import {
@@ -73,6 +75,15 @@ export function checkArguments(spec: ArgSpec, args: Record<string, unknown>): vo
     if (!ok) throw new QmpError("GenericError", `Invalid parameter type for '${k}', expected: ${s.type}`);
   }
 }
+
+/**
+ * snapshot-load reads a regular file of at most the largest guest RAM and its state, in
+ * bounded reads off the event loop (`/dev/zero`, a FIFO, a directory are refused at once).
+ */
+const SNAPSHOT_LIMIT: InputLimit = {
+  maxBytes: MAX_GUEST_RAM + (64 << 20),
+  limit: "the largest snapshot (3 GiB of RAM and its state)",
+};
 
 const generic = (desc: string) => new QmpError("GenericError", desc);
 
@@ -223,11 +234,10 @@ export const COMMANDS: Record<string, QmpCommand> = {
       if (host.runState() === "inmigrate") throw generic("Guest is waiting for an incoming migration");
       let raw: Uint8Array;
       try {
-        raw = new Uint8Array(await fs.promises.readFile(file));
+        raw = await readInputFileAsync("snapshot-load:", file, SNAPSHOT_LIMIT);
       } catch (e) {
-        throw generic(
-          `snapshot-load: cannot read '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        );
+        if (e instanceof InputFileError) throw generic(e.message);
+        throw generic(`snapshot-load: cannot read '${file}': ${(e as Error).message}`);
       }
       const bad = (e: unknown): never => {
         if (e instanceof SnapshotError) throw generic(`snapshot-load: ${file}: ${e.message}`);

@@ -3,7 +3,10 @@
  * not necessarily one per line. Like QEMU's json-streamer, the splitter below finds where
  * each top-level value ends by counting brackets outside strings, and recovers from a
  * lexical error by reporting it and starting afresh at the next byte, so a client that
- * sent garbage can go on talking. Shared by the server and the client.
+ * sent garbage can go on talking. A message longer than MAX_MESSAGE or nested deeper than
+ * MAX_NESTING is different: it is reported once and the rest of its line is discarded up to
+ * the next newline (never parsed from the middle, where a string's contents would read as
+ * commands). Shared by the server and the client.
  */
 
 /** The QEMU version armbox reports (the QEMU its behaviour is checked against). */
@@ -29,7 +32,10 @@ export class QmpError extends Error {
   }
 }
 
-/** Longest single message accepted (QEMU's limit is 64 MiB; nothing here needs more than a path). */
+/**
+ * Longest single message accepted: 1 MiB (QEMU's parser allows 64 MiB; no armbox command
+ * takes more than a path and a few names). A longer one is discarded to its newline.
+ */
 export const MAX_MESSAGE = 1 << 20;
 /** Deepest nesting accepted (QEMU's json-streamer: MAX_NESTING 1024). */
 export const MAX_NESTING = 1024;
@@ -57,6 +63,8 @@ export class JsonSplitter {
   private escape = false;
   /** Inside a bare top-level scalar (123, "x", true): ends at whitespace or a bracket. */
   private scalar = false;
+  /** After an over-long or too deeply nested message: skipping to the end of its line. */
+  private discarding = false;
 
   constructor(private readonly emit: (item: StreamItem) => void) {}
 
@@ -64,6 +72,10 @@ export class JsonSplitter {
     this.start = this.depth > 0 || this.scalar ? 0 : -1;
     for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i]!;
+      if (this.discarding) {
+        if (b === 0x0a) this.discarding = false;
+        continue;
+      }
       if (this.depth === 0 && !this.scalar) {
         if (WS.has(b)) continue;
         this.start = i;
@@ -96,7 +108,7 @@ export class JsonSplitter {
         this.inString = true;
       } else if (b === 0x7b || b === 0x5b) {
         if (++this.depth > MAX_NESTING) {
-          this.fail("JSON parse error, nesting too deep");
+          this.failLine("JSON parse error, nesting too deep");
           continue;
         }
       } else if (b === 0x7d || b === 0x5d) {
@@ -108,12 +120,12 @@ export class JsonSplitter {
         this.fail(`JSON parse error, invalid character 0x${b.toString(16).padStart(2, "0")}`);
         continue;
       }
-      if (this.length + (i - this.start) > MAX_MESSAGE) this.fail("JSON parse error, message too long");
+      if (this.length + (i - this.start) > MAX_MESSAGE) this.failLine("JSON parse error, message too long");
     }
     if (this.start >= 0 && (this.depth > 0 || this.scalar)) {
       const rest = chunk.subarray(this.start);
       this.length += rest.length;
-      if (this.length > MAX_MESSAGE) this.fail("JSON parse error, message too long");
+      if (this.length > MAX_MESSAGE) this.failLine("JSON parse error, message too long");
       else this.parts.push(rest.slice());
     }
   }
@@ -152,6 +164,12 @@ export class JsonSplitter {
   private fail(message: string): void {
     this.reset();
     this.emit({ kind: "error", message });
+  }
+
+  /** A message over a limit: report it once, discard the rest of its line. */
+  private failLine(message: string): void {
+    this.fail(message);
+    this.discarding = true;
   }
 
   private reset(): void {
