@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { runMatrix } from "../tools/fuzz/fault-matrix.ts";
 import { baseStream, feed, fuzzStreams } from "../tools/fuzz/migration-streams.ts";
 
 test("migration stream fuzzer: no crash, no violation; it both refuses and accepts (no-op variants)", async () => {
@@ -24,4 +25,11 @@ test("migration stream fuzzer: the recorded stream loads the source's machine; a
   const cut = await feed(base.config, base.stream.subarray(0, base.stream.length - 10));
   assert.equal(cut.kind, "refused");
   assert.match(cut.kind === "refused" ? cut.reason : "", /truncated|ended/);
+});
+
+test("migration fault matrix: the source survives a destination killed at the first frames and a stalling peer", async () => {
+  const r = await runMatrix(3);
+  assert.equal(r.total, 5);
+  assert.equal(r.survived, r.total, r.failures.join("; "));
+  assert.equal(r.destinationRanIncomplete, 0);
 });
