@@ -13,6 +13,7 @@ import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
 import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machine/virt.ts";
 import { openBlockFile } from "../vmm/block-file.ts";
 import { type InputLimit, readInputFile } from "../vmm/host/input-file.ts";
+import { StreamSink } from "../vmm/host/output-stream.ts";
 import { receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
@@ -194,7 +195,7 @@ function builtinGuest(flags: RunFlags): "linux" | "demo" {
 function configFromFlags(
   flags: RunFlags,
   demo: boolean,
-  serialOutput: (b: Uint8Array) => void,
+  serialOutput: NonNullable<VirtConfig["serialOutput"]>,
   withKernel: boolean,
   virtio: VirtioDeviceConfig[],
 ): VirtConfig {
@@ -240,7 +241,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   let machine: VirtMachine | null = null;
   let incomingConfig: VirtConfig | null = null;
   const demo = flags.kernel === undefined && flags.restore === undefined && flags.incoming === undefined;
-  const serialOutput = (b: Uint8Array) => process.stdout.write(b);
+  // The console's bytes, with backpressure: a guest waits while nobody reads stdout.
+  const serialOutput = new StreamSink(process.stdout, {
+    onError: (e) => host.abort({ kind: "error", code: 1, message: `console output: ${e.message}` }),
+  });
   let stopAt: bigint | undefined;
   // virtio devices: the same ones (the same open disk images) in every machine this run
   // builds, whether booted, restored or received.
@@ -329,7 +333,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   }
   // The VMM host runs the machine and lets the control plane (QMP) stop, continue,
   // snapshot, replace and migrate it; without --qmp it simply runs it.
-  const output = (b: Uint8Array) => process.stdout.write(b);
+  const output = (b: Uint8Array) => {
+    serialOutput.write(b);
+  };
   const traceMp = showDemo || flags.traceMp;
   const host = new LocalVmmHost({
     machine,
@@ -340,7 +346,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       ...(stopAt !== undefined ? { maxInstructions: stopAt } : {}),
     },
     makeMachine: (cfg) => {
-      const m = new VirtMachine({ ...cfg, serialOutput: output, virtio });
+      const m = new VirtMachine({ ...cfg, serialOutput, virtio });
       if (traceMp) traceMpStates(m, diag);
       return m;
     },
@@ -414,6 +420,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       return 1;
     }
   }
+  serialOutput.flush();
   if (flags.stateDigest) process.stdout.write(`state-digest: ${stateDigest(machine)}\n`);
   return code;
 }

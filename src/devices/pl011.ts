@@ -2,22 +2,31 @@
  * Arm PrimeCell UART PL011, revision r1p5 (Technical Reference Manual, DDI 0183G), as the
  * virt board's console at 0x09000000 (SPI 1).
  *
- * Transmission is instant: a byte written to UARTDR goes straight to `output`, so the TX FIFO
- * is always empty (FR.TXFE=1, BUSY=0, TXFF=0). Received bytes come from `input()`; what does
- * not fit the 32-entry RX FIFO (1 entry with LCR_H.FEN clear) waits in a backlog and moves in
- * as the guest reads, so nothing typed is dropped.
+ * Transmission is instant while the host keeps up: a byte written to UARTDR goes straight to
+ * `output`, so the TX FIFO stays empty (FR.TXFE=1, BUSY=0, TXFF=0). When the output sink says
+ * the host is behind (see output-sink.ts), the transmitter is busy: later bytes wait in the
+ * 32-entry TX FIFO (1 entry with LCR_H.FEN clear), FR.TXFF is set once it is full, and the
+ * FIFO moves on to the host when the sink drains, as QEMU's pl011 waits on its chardev. A
+ * byte written while TXFF is set is lost, as on the hardware (TRM 3.3.1) and QEMU: a guest
+ * that polls TXFF loses nothing, and one that does not cannot grow the host's memory.
+ * Received bytes come from `input()`; what does not fit the 32-entry RX FIFO (1 entry with
+ * LCR_H.FEN clear) waits in a backlog and moves in as the guest reads, so nothing typed is
+ * dropped.
  *
  * Interrupts (TRM 3.4.3 / 3.3.13): RX follows the FIFO level against IFLS (or "one byte" in
  * character mode); RT, the receive timeout, is modelled as firing at once whenever unread data
  * sits in the FIFO (the 32-bit-period silence of the hardware is instant for a guest that is
- * not reading); TX is raised each time a written byte leaves, i.e. on every DR write, which is
- * the transition through the TX trigger level that Linux's amba-pl011 driver waits for.
+ * not reading); TX is raised each time a written byte leaves at once, i.e. on every DR write
+ * while the host keeps up, which is the transition through the TX trigger level that Linux's
+ * amba-pl011 driver waits for; while the host is behind it is deferred until the drain brings
+ * the TX FIFO down to its trigger level (IFLS.TXIFLSEL; empty in character mode).
  * The five sources are ORed onto one level-sensitive line (UARTINTR), as on virt.
  */
 import type { IrqLine } from "../lib/irq.ts";
 import type { MmioDevice } from "../lib/mmio-device.ts";
 import type { StateValue } from "../lib/state.ts";
 import { loadState, type StateOf, saveState, uint, uints, vmstate } from "../lib/vmstate.ts";
+import { type Output, type OutputSink, toSink } from "./output-sink.ts";
 
 /** Register offsets (TRM table 3-1). */
 export const PL011_REG = {
@@ -76,13 +85,15 @@ const ID_BYTES = [0x11, 0x10, 0x34, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
 /** FIFO trigger levels for IFLS values 0..4: 1/8, 1/4, 1/2, 3/4, 7/8 full. */
 const RX_TRIGGER = [4, 8, 16, 24, 28];
+/** TX interrupt levels for IFLS.TXIFLSEL 0..4: the FIFO at or below 1/8 .. 7/8 full. */
+const TX_TRIGGER = [4, 8, 16, 24, 28];
 
 /**
- * What a snapshot holds (section version 1). The RX FIFO may hold up to 32 entries even
- * with FEN clear: clearing FEN keeps what the FIFO already held.
+ * What a snapshot holds (section version 2; version 1 had no TX FIFO). The RX FIFO may hold
+ * up to 32 entries even with FEN clear: clearing FEN keeps what the FIFO already held.
  */
 const PL011_STATE = vmstate()({
-  version: 1,
+  version: 2,
   minVersion: 1,
   fields: {
     cr: uint(0xff87),
@@ -99,13 +110,16 @@ const PL011_STATE = vmstate()({
     rx: uints({ maxLength: PL011_FIFO_DEPTH, max: 0xfff }),
     /** Input that did not fit the FIFO yet. */
     backlog: uints({ max: 0xff }),
+    /** Bytes written while the host was behind, not yet sent (empty unless it was). */
+    tx: uints({ maxLength: PL011_FIFO_DEPTH, max: 0xff }, { since: 2, absent: () => [] }),
   },
 });
 type Pl011State = StateOf<typeof PL011_STATE.fields>;
 
 export interface Pl011Options {
   irq: IrqLine;
-  output: (bytes: Uint8Array) => void;
+  /** Where transmitted bytes go; a sink may push back (output-sink.ts). */
+  output: Output;
   /** Called when the guest has drained the backlog, so a VMM can read more input. */
   onRxSpace?: () => void;
   /** Snapshot section name; a board names it by its address ("pl011@9000000"). */
@@ -118,7 +132,7 @@ export class Pl011 implements MmioDevice {
   readonly windowSize = 0x1000;
 
   private readonly irq: IrqLine;
-  private readonly output: (bytes: Uint8Array) => void;
+  private readonly output: OutputSink;
   private readonly onRxSpace: (() => void) | undefined;
 
   /** The registers, the RX FIFO and the input backlog: everything PL011_STATE saves. */
@@ -135,14 +149,19 @@ export class Pl011 implements MmioDevice {
     ris: 0,
     rx: [],
     backlog: [],
+    tx: [],
   };
   /** Index of the next backlog byte to move into the FIFO (the backlog is compacted before a save). */
   private backlogHead = 0;
   private level = false;
+  /** The sink said the host is behind: bytes wait in `r.tx` until it drains (host state, not saved). */
+  private txHeld = false;
+  /** Bytes written to DR while TXFF was set, lost (a guest that does not poll TXFF). */
+  txDropped = 0;
 
   constructor(opts: Pl011Options) {
     this.irq = opts.irq;
-    this.output = opts.output;
+    this.output = toSink(opts.output);
     this.onRxSpace = opts.onRxSpace;
     this.stateName = opts.name ?? "pl011";
     this.reset();
@@ -161,6 +180,7 @@ export class Pl011 implements MmioDevice {
     this.r.rsr = 0;
     this.r.ris = 0;
     this.r.rx = [];
+    this.r.tx = []; // a reset empties the FIFOs; a host still behind keeps the transmitter busy
     this.update();
   }
 
@@ -227,10 +247,44 @@ export class Pl011 implements MmioDevice {
       // Loopback (TRM 3.3.8): the transmitted byte is received instead of sent.
       if (this.r.rx.length < this.capacity()) this.receive(byte);
       else this.r.ris |= INT.OE;
-    } else {
-      this.output(Uint8Array.of(byte));
+    } else if (this.txHeld || this.r.tx.length > 0) {
+      // The host is behind (or bytes from before a restore still wait): queue behind them.
+      if (this.r.tx.length >= this.capacity()) {
+        this.txDropped++;
+        return;
+      }
+      this.r.tx.push(byte);
+      if (!this.txHeld) this.sendTx();
+      return;
+    } else if (!this.output.write(Uint8Array.of(byte))) {
+      this.hold();
     }
     this.r.ris |= INT.TX; // the byte left at once: the TX FIFO went through its trigger level
+  }
+
+  private hold(): void {
+    this.txHeld = true;
+    this.output.onDrain(() => {
+      this.txHeld = false;
+      this.sendTx();
+      this.update();
+    });
+  }
+
+  /** Moves the TX FIFO to the host while it takes more; raises TX at the trigger level. */
+  private sendTx(): void {
+    const tx = this.r.tx;
+    let sent = 0;
+    while (sent < tx.length && !this.txHeld) {
+      if (!this.output.write(Uint8Array.of(tx[sent++]!))) this.hold();
+    }
+    if (sent > 0) tx.splice(0, sent);
+    if (tx.length <= this.txTrigger()) this.r.ris |= INT.TX;
+  }
+
+  private txTrigger(): number {
+    if (!(this.r.lcrh & LCRH_FEN)) return 0;
+    return TX_TRIGGER[this.r.ifls & 7] ?? 16;
   }
 
   private update(): void {
@@ -243,7 +297,10 @@ export class Pl011 implements MmioDevice {
   }
 
   private fr(): number {
-    let v = FR.TXFE; // transmission is instant
+    let v = 0;
+    if (this.r.tx.length === 0) v |= FR.TXFE;
+    if (this.r.tx.length >= this.capacity()) v |= FR.TXFF;
+    if (this.txHeld || this.r.tx.length > 0) v |= FR.BUSY;
     if (this.r.rx.length === 0) v |= FR.RXFE;
     if (this.r.rx.length >= this.capacity()) v |= FR.RXFF;
     return v;
@@ -362,6 +419,9 @@ export class Pl011 implements MmioDevice {
   loadState(s: StateValue, version: number): void {
     this.r = loadState(PL011_STATE, this.stateName, s, version, undefined);
     this.backlogHead = 0;
+    // Bytes that waited for the host when the state was saved go to this machine's output.
+    this.txHeld = false;
+    if (this.r.tx.length > 0) this.sendTx();
     // Drive the line from the loaded state whatever it was before.
     this.update();
     this.irq.set(this.level);

@@ -5,6 +5,7 @@
  */
 
 import { MAX_VCPUS } from "../arch/arm64/state.ts";
+import { type Output, OutputGate, toSink } from "../devices/output-sink.ts";
 import { Pl011 } from "../devices/pl011.ts";
 import { Pl031 } from "../devices/pl031.ts";
 import { type BlockBackend, VirtioBlk } from "../devices/virtio/blk.ts";
@@ -51,8 +52,11 @@ export interface VirtConfig {
   semihosting?: boolean;
   deterministic?: boolean;
   psciConduit?: "hvc" | "smc";
-  /** Where the UART's (and the virtio console's) transmitted bytes go. */
-  serialOutput?: (bytes: Uint8Array) => void;
+  /**
+   * Where the UART's (and the virtio console's) transmitted bytes go; a sink may push back
+   * (src/devices/output-sink.ts): the guest then waits, or in deterministic mode the run loop.
+   */
+  serialOutput?: Output;
   /**
    * virtio devices, in command-line order. As on QEMU's virt, the first sits in the last
    * transport (0x0a003e00, SPI 47), the next one below it, and so on.
@@ -74,6 +78,8 @@ export class VirtMachine {
   /** The 32 virtio-mmio transports; transport n is at 0x0a000000 + n * 0x200, SPI 16 + n. */
   readonly virtio: readonly VirtioMmio[];
   private console: VirtioConsole | null = null;
+  /** The console devices' output; `held` stops a deterministic run loop while the host is behind. */
+  readonly output: OutputGate;
   /** The device tree the guest was given. */
   readonly dtb: Uint8Array;
   readonly boot: LoadResult | null;
@@ -119,9 +125,10 @@ export class VirtMachine {
       spis: VIRT_SPIS,
     }) as GicV3;
     const spiLine = (spi: number) => ({ set: (level: boolean) => this.gic.setSpi(32 + spi, level) });
+    this.output = new OutputGate(toSink(cfg.serialOutput ?? (() => {})), deterministic);
     this.uart = new Pl011({
       irq: spiLine(VIRT.UART.spi),
-      output: cfg.serialOutput ?? (() => {}),
+      output: this.output.device,
       name: sectionName("pl011", VIRT.UART.base),
     });
     // The RTC reads wall-clock seconds, or a fixed epoch in deterministic mode.
@@ -152,7 +159,12 @@ export class VirtMachine {
       );
     }
     wanted.forEach((d, i) => {
-      devices[VIRT.VIRTIO_MMIO.count - 1 - i] = this.makeVirtio(d, deterministic, rngSeed, cfg.serialOutput);
+      devices[VIRT.VIRTIO_MMIO.count - 1 - i] = this.makeVirtio(
+        d,
+        deterministic,
+        rngSeed,
+        this.output.device,
+      );
     });
     this.virtio = devices.map((device, n) => {
       const base = VIRT.VIRTIO_MMIO.base + n * VIRT.VIRTIO_MMIO.size;
@@ -257,7 +269,7 @@ export class VirtMachine {
     d: VirtioDeviceConfig,
     deterministic: boolean,
     rngSeed: Uint8Array,
-    output: ((bytes: Uint8Array) => void) | undefined,
+    output: Output,
   ): VirtioDevice {
     switch (d.kind) {
       case "blk":
@@ -276,7 +288,7 @@ export class VirtMachine {
       }
       case "console": {
         if (this.console) throw new KvmError("EEXIST", "only one virtio console is supported");
-        this.console = new VirtioConsole({ output: output ?? (() => {}) });
+        this.console = new VirtioConsole({ output });
         return this.console;
       }
     }

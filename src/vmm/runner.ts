@@ -48,6 +48,7 @@ export class MachineRunner {
   private paused = false;
   private finished: RunResult | null = null;
   private wake: (() => void) | null = null;
+  private wakeOutput: (() => void) | null = null;
   /** Called when the loop actually parks after pause() (the vCPUs are stopped). */
   onPaused: (() => void) | null = null;
 
@@ -64,6 +65,7 @@ export class MachineRunner {
   }
   pause(): void {
     this.paused = true;
+    this.wakeOutput?.();
   }
   resume(): void {
     this.paused = false;
@@ -73,6 +75,7 @@ export class MachineRunner {
   finish(result: RunResult): void {
     this.finished = result;
     this.wake?.();
+    this.wakeOutput?.();
   }
 
   async run(): Promise<RunResult> {
@@ -89,8 +92,19 @@ export class MachineRunner {
         this.wake = null;
         continue;
       }
+      const output = this.machine.output;
+      if (output.held) {
+        // Deterministic mode: the host is behind on the console output, which the guest must
+        // not observe; its vCPUs (and so its clock) wait between two rounds until it drains.
+        await new Promise<void>((r) => {
+          this.wakeOutput = r;
+          output.onRelease(r);
+        });
+        this.wakeOutput = null;
+        continue;
+      }
       const sliceEnd = performance.now() + 25;
-      while (performance.now() < sliceEnd && !this.paused && !this.finished) {
+      while (performance.now() < sliceEnd && !this.paused && !this.finished && !output.held) {
         let left = Number.POSITIVE_INFINITY;
         if (opts.maxInstructions !== undefined) {
           const l = opts.maxInstructions - sched.instructions;
