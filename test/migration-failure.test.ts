@@ -126,7 +126,7 @@ if (!CHILD) {
     await failingMigration(
       t,
       { streamVersion: 99 },
-      /stream version 99 is not supported \(this build reads version 2\)/,
+      /stream version 99 is not supported \(this build reads version 3\)/,
       /refused: migration stream version 99/,
     );
   });

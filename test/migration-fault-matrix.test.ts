@@ -5,8 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { PREAMBLE_SIZE } from "../src/vmm/migration/stream.ts";
+import { concat, END_FRAME } from "../src/vmm/snapshot/format.ts";
 import { runMatrix } from "../tools/fuzz/fault-matrix.ts";
-import { baseStream, feed, fuzzStreams } from "../tools/fuzz/migration-streams.ts";
+import {
+  baseStream,
+  encodeFrame,
+  feed,
+  fuzzStreams,
+  type RawFrame,
+} from "../tools/fuzz/migration-streams.ts";
 
 test("migration stream fuzzer: no crash, no violation; it both refuses and accepts (no-op variants)", async () => {
   const t = await fuzzStreams(7, 400);
@@ -32,4 +40,29 @@ test("migration fault matrix: the source survives a destination killed at the fi
   assert.equal(r.total, 5);
   assert.equal(r.survived, r.total, r.failures.join("; "));
   assert.equal(r.destinationRanIncomplete, 0);
+});
+
+test("a section frame changed with its CRC recomputed is accepted into a different machine (stream v2 declared names only)", async () => {
+  const base = await baseStream();
+  const rebuild = (frames: readonly RawFrame[]) =>
+    concat([base.stream.subarray(0, PREAMBLE_SIZE), ...frames.map((f) => encodeFrame(f)), END_FRAME]);
+  // The rebuilt stream itself loads the source's machine: the construction is sound.
+  const same = await feed(base.config, rebuild(base.frames));
+  assert.equal(same.kind === "accepted" && same.digest, base.digest, JSON.stringify(same));
+  const victims = base.frames.filter((f) => f.flags === 0 && /^(vcpu|gicv3|pl011|machine)/.test(f.name));
+  assert.ok(victims.length >= 3, `sections to corrupt: ${victims.map((f) => f.name)}`);
+  for (const victim of victims) {
+    const frames = base.frames.map((f) => {
+      if (f !== victim) return f;
+      const payload = f.payload.slice();
+      payload[payload.length >> 1]! ^= 0x01;
+      return { ...f, payload };
+    });
+    const r = await feed(base.config, rebuild(frames));
+    assert.equal(r.kind, "refused", `${victim.name}: ${JSON.stringify(r)}`);
+    assert.match(
+      r.kind === "refused" ? r.reason : "",
+      new RegExp(`section '${victim.name}' is not what the source sent`),
+    );
+  }
 });

@@ -45,6 +45,8 @@ import {
   SEC_PAGES,
   SEC_ROUND,
   SEC_STATE,
+  type SectionEntry,
+  sectionEntry,
 } from "../../src/vmm/migration/stream.ts";
 import { MachineRunner } from "../../src/vmm/runner.ts";
 import { decodeSection, END_FRAME, FLAG_DEFLATE, type Section } from "../../src/vmm/snapshot/format.ts";
@@ -267,7 +269,7 @@ function redeclare(edits: Edit[]): Edit[] {
   let round = 0;
   let roundPages = 0;
   let total = 0;
-  const names: string[] = [];
+  const names: SectionEntry[] = [];
   const hashParts: Uint8Array[] = [];
   return edits.map((e) => {
     if (e.name === SEC_PAGES) {
@@ -293,7 +295,7 @@ function redeclare(edits: Edit[]): Edit[] {
         sections: names,
       });
     }
-    if (e.name !== SEC_HEADER) names.push(e.name);
+    if (e.name !== SEC_HEADER) names.push(sectionEntry(decodeSection(encodeFrame(e), 0)!.section));
     return e;
   });
 }

@@ -36,6 +36,7 @@ import {
   SEC_REFUSE,
   SEC_ROUND,
   SEC_STATE,
+  sectionEntry,
 } from "./stream.ts";
 
 export interface IncomingOptions {
@@ -295,15 +296,29 @@ function checkTotals(v: Record<string, unknown>, ledger: RamLedger, sections: re
     throw new MigrationError("the RAM that arrived is not what the source sent (digest mismatch)");
   }
   const names = sections.map((s) => s.name);
-  const declared = Array.isArray(v.sections) ? v.sections : null;
-  if (!declared || declared.length !== names.length || declared.some((n, i) => n !== names[i])) {
-    const missing = declared?.filter((n) => !names.includes(n as string)) ?? [];
+  const declared = Array.isArray(v.sections) ? (v.sections as unknown[]) : null;
+  const declaredName = (e: unknown) => (e as { name?: unknown } | null)?.name;
+  if (
+    !declared ||
+    declared.length !== names.length ||
+    declared.some((e, i) => declaredName(e) !== names[i])
+  ) {
+    const missing = declared?.map(declaredName).filter((n) => !names.includes(n as string)) ?? [];
     throw new MigrationError(
       missing.length > 0
         ? `section '${String(missing[0])}' that the source sent did not arrive`
         : "the sections that arrived are not the ones the source sent",
     );
   }
+  sections.forEach((s, i) => {
+    const want = declared[i] as { version?: unknown; crc?: unknown };
+    const got = sectionEntry(s);
+    if (want.version !== got.version || want.crc !== got.crc) {
+      throw new MigrationError(
+        `section '${s.name}' is not what the source sent (its declared version and checksum differ)`,
+      );
+    }
+  });
 }
 
 /**

@@ -48,6 +48,7 @@ import {
   SEC_ROUND,
   SEC_STATE,
   STREAM_VERSION,
+  sectionEntry,
 } from "./stream.ts";
 
 /** What the migration needs of the run loop. */
@@ -636,7 +637,7 @@ function encodeDeviceState(
       rounds: ledger.rounds,
       pages: ledger.totalPages,
       digest: ledger.digest(),
-      sections: sections.map((s) => s.name),
+      sections: sections.map(sectionEntry),
     }),
     END_FRAME,
   ]);
