@@ -381,13 +381,15 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const result = await host.run();
   await qmp?.close();
   machine = host.machine ?? machine;
+  // The console's stdin listener would keep the event loop alive: release it on every path,
+  // a refused incoming migration (no machine) included (issue 9: it never exited then).
+  if (stdin.isTTY) stdin.setRawMode(false);
+  stdin.pause();
+  stdin.destroy();
   if (!machine) {
     if (result.kind === "error") diag(result.message);
     return result.kind === "error" ? result.code : 0;
   }
-  if (stdin.isTTY) stdin.setRawMode(false);
-  stdin.pause();
-  stdin.destroy();
   let code: number;
   switch (result.kind) {
     case "shutdown":
