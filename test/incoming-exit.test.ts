@@ -4,9 +4,14 @@
  * the event loop alive. It must exit non-zero at once, whatever stdin is.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import { test } from "node:test";
+import { VirtMachine } from "../src/machine/virt.ts";
+import { OutgoingMigration } from "../src/vmm/migration/source.ts";
+import { MachineRunner } from "../src/vmm/runner.ts";
 import { start } from "./support/children.ts";
+import { WAIT_MS } from "./support/events.ts";
 
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
 
@@ -22,4 +27,33 @@ test("after a refused incoming migration the destination never exits when stdin 
   assert.equal(exit.code, 1, dst.stderr);
   assert.match(dst.stderr, /incoming migration failed: .*magic/i);
   assert.equal(dst.proc.stdin?.writableEnded, false, "stdin was still open when it exited");
+});
+
+test("a destination receiving a paused VM without --qmp prints 'the VM is paused' and exits with code 13 after the source has quit", async (t) => {
+  const m = new VirtMachine({
+    kernel: new Uint8Array(readFileSync(new URL("../guests/migration/bin/counter.elf", import.meta.url))),
+    smp: 2,
+    memory: 32 << 20,
+    serialOutput: () => {},
+  });
+  const runner = new MachineRunner(m, { output: () => {}, diag: () => {}, controlOpen: () => true });
+  const running = runner.run();
+  t.after(async () => {
+    runner.finish({ kind: "quit", code: 0 });
+    await running;
+  });
+  runner.pause(); // QMP `stop` on the source
+  const dst = start(t, process.execPath, [
+    ...[ARMBOX, "run", "--incoming", "tcp:127.0.0.1:0", "--smp", "2", "--memory", "32M"],
+  ]);
+  const port = (await dst.waitFor(/waiting for an incoming migration on [\d.]+:(\d+)/, 0, "stderr"))[1];
+  const mig = new OutgoingMigration(m, runner, { replyTimeoutMs: WAIT_MS });
+  mig.start(`tcp:127.0.0.1:${port}`);
+  // Refused before the ACK: the source keeps its VM, still paused, ready to go elsewhere.
+  assert.equal(await mig.done(), "failed");
+  assert.match(mig.info()["error-desc"] ?? "", /paused .*no control socket.*--qmp/);
+  assert.equal(runner.isPaused, true);
+  const exit = await dst.exited;
+  assert.equal(exit.code, 1, dst.stderr);
+  assert.match(dst.stderr, /incoming migration failed: the source's VM is paused/);
 });

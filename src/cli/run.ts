@@ -366,7 +366,14 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   if (incomingConfig) {
     // The destination of a live migration: nothing runs until the whole state has arrived
     // and loaded; a failed transfer ends armbox with a message, never a half-loaded VM.
-    receiveIncoming(flags.incoming!, incomingConfig, { diag }).then(
+    const refusePaused =
+      qmp === null
+        ? "the source's VM is paused and this destination has no control socket to continue it (give it --qmp)"
+        : undefined;
+    receiveIncoming(flags.incoming!, incomingConfig, {
+      diag,
+      ...(refusePaused ? { refusePaused } : {}),
+    }).then(
       (r) => {
         if (traceMp) traceMpStates(r.machine, diag);
         diag(

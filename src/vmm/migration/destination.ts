@@ -51,6 +51,12 @@ export interface IncomingOptions {
   onFrame?: (name: string, count: number) => void;
   /** Fuzzing hook: skip the warm-up restores (they only shorten the downtime). */
   warmUp?: boolean;
+  /**
+   * Refuse a paused VM with this reason, before the ACK, so that the source keeps it: a
+   * destination with no control socket could never continue it (issue 9: it exited with
+   * code 13 after the source had quit, and the VM was lost).
+   */
+  refusePaused?: string;
 }
 
 export interface IncomingResult {
@@ -237,6 +243,8 @@ export async function load(
         throw new MigrationError(`frame '${SEC_STATE}': run state is corrupt`);
       }
       checkTotals(v, ledger, sections);
+      if (v.runState === "paused" && opts.refusePaused !== undefined)
+        throw new MigrationError(opts.refusePaused);
       state = { runState: v.runState, savedAt: v.savedAt as number };
     } else if (s.name.startsWith("migration.")) {
       throw new MigrationError(`unexpected frame '${s.name}'`);
