@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { OutgoingMigration } from "../src/vmm/migration/source.ts";
 import { MachineRunner } from "../src/vmm/runner.ts";
-import { start } from "./support/children.ts";
+import { runSync, start } from "./support/children.ts";
 import { WAIT_MS } from "./support/events.ts";
 
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
@@ -56,4 +56,11 @@ test("a destination receiving a paused VM without --qmp prints 'the VM is paused
   const exit = await dst.exited;
   assert.equal(exit.code, 1, dst.stderr);
   assert.match(dst.stderr, /incoming migration failed: the source's VM is paused/);
+});
+
+test("armbox run --paused without --qmp exits through an unsettled promise (code 13)", (t) => {
+  const r = runSync(process.execPath, [ARMBOX, "run", "--paused"], { stdio: ["ignore", "pipe", "pipe"] });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr.trim(), /^armbox: --paused needs --qmp: only QMP cont can start the vCPUs$/);
+  t.diagnostic("refused as a usage error before the VM is built");
 });

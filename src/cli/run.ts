@@ -256,6 +256,10 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         throw new Error(`--stop-at ${flags.stopAt}: expected a positive instruction count`);
       stopAt = BigInt(flags.stopAt);
     }
+    // Nothing but QMP `cont` continues a VM started paused: without a control socket it
+    // would wait on nothing, and Node would end it with exit code 13 (issue 9).
+    if (flags.paused && flags.qmp === undefined)
+      throw new Error("--paused needs --qmp: only QMP cont can start the vCPUs");
     if (flags.save !== undefined && stopAt === undefined)
       throw new Error("--save needs --stop-at N (the instruction count to stop at)");
     if (flags.restore !== undefined) {
