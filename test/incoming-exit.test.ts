@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import { test } from "node:test";
 import { VirtMachine } from "../src/machine/virt.ts";
+import { receiveIncoming } from "../src/vmm/migration/destination.ts";
 import { OutgoingMigration } from "../src/vmm/migration/source.ts";
 import { MachineRunner } from "../src/vmm/runner.ts";
 import { runSync, start } from "./support/children.ts";
@@ -63,4 +64,62 @@ test("armbox run --paused without --qmp exits through an unsettled promise (code
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr.trim(), /^armbox: --paused needs --qmp: only QMP cont can start the vCPUs$/);
   t.diagnostic("refused as a usage error before the VM is built");
+});
+
+test("a second connection to a destination is refused explicitly; the first goes on", async (t) => {
+  let diag = "";
+  const seen = new Set<() => void>();
+  const onDiag = (l: string) => {
+    diag += `${l}\n`;
+    for (const f of [...seen]) f();
+  };
+  const logged = (re: RegExp) =>
+    new Promise<void>((res) => {
+      const f = () => {
+        if (re.test(diag)) {
+          seen.delete(f);
+          res();
+        }
+      };
+      seen.add(f);
+      f();
+    });
+  let incoming!: ReturnType<typeof receiveIncoming>;
+  const port = await new Promise<number>((res) => {
+    incoming = receiveIncoming(
+      "tcp:127.0.0.1:0",
+      { smp: 2, memory: 32 << 20 },
+      {
+        onListening: (a) => res(a.port),
+        idleTimeoutMs: WAIT_MS,
+        diag: onDiag,
+      },
+    );
+  });
+  incoming.catch(() => {});
+  const first = net.connect(port, "127.0.0.1");
+  first.on("error", () => {});
+  t.after(() => first.destroy());
+  await logged(/incoming migration from/);
+  // The second source: a real one, whose VM must keep running after the refusal.
+  const m = new VirtMachine({
+    kernel: new Uint8Array(readFileSync(new URL("../guests/migration/bin/counter.elf", import.meta.url))),
+    smp: 2,
+    memory: 32 << 20,
+    serialOutput: () => {},
+  });
+  const runner = new MachineRunner(m, { output: () => {}, diag: () => {}, controlOpen: () => true });
+  const running = runner.run();
+  t.after(async () => {
+    runner.finish({ kind: "quit", code: 0 });
+    await running;
+  });
+  const mig = new OutgoingMigration(m, runner, { replyTimeoutMs: WAIT_MS });
+  mig.start(`tcp:127.0.0.1:${port}`);
+  assert.equal(await mig.done(), "failed");
+  assert.match(mig.info()["error-desc"] ?? "", /already receiving a migration \(from 127\.0\.0\.1:\d+\)/);
+  assert.equal(runner.isPaused, false, "the refused source runs on");
+  // The first connection is still the one being read: its bytes decide the outcome.
+  first.end(Buffer.from("NOT-A-MIGRATION-STREAM\n"));
+  await assert.rejects(incoming, /magic/i);
 });

@@ -170,9 +170,22 @@ function accept(host: string, port: number, opts: IncomingOptions): Promise<net.
       clearTimeout(timer);
       reject(new MigrationError(`cannot listen on ${host}:${port}: ${e.message}`));
     });
-    server.once("connection", (sock) => {
+    let first: net.Socket | null = null;
+    server.on("connection", (sock) => {
+      if (first !== null) {
+        // One migration per destination: a second source is told so, in the stream's own
+        // refusal frame, and the first migration goes on unharmed.
+        const from = `${first.remoteAddress}:${first.remotePort}`;
+        sock.on("error", () => {});
+        sock.end(
+          frame(SEC_REFUSE, { error: `this destination is already receiving a migration (from ${from})` }),
+        );
+        opts.diag?.(`refused a second connection from ${sock.remoteAddress}:${sock.remotePort}`);
+        return;
+      }
+      first = sock;
       clearTimeout(timer);
-      server.close(); // one migration per destination
+      sock.once("close", () => server.close());
       sock.setNoDelay(true);
       opts.diag?.(`incoming migration from ${sock.remoteAddress}:${sock.remotePort}`);
       resolve(sock);
