@@ -100,3 +100,12 @@ test("--kernel /dev/zero grows past 3 GiB with no message (and --initrd, --dtb, 
     assert.match(r.stderr.trim(), why, args.join(" "));
   }
 });
+
+test("--incoming file:/dev/zero is refused at once, naming the file (the file: target read without a bound)", () => {
+  const r = runSync(process.execPath, [ARMBOX, "run", "--incoming", "file:/dev/zero"]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /incoming migration failed: migration stream \/dev\/zero: a character device, not a regular file/,
+  );
+});

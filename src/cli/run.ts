@@ -12,7 +12,7 @@ import { MP_STATE_NAMES } from "../hv/mp-state.ts";
 import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
 import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machine/virt.ts";
 import { openBlockFile } from "../vmm/block-file.ts";
-import { type InputLimit, readInputFile } from "../vmm/host/input-file.ts";
+import { type InputLimit, readInputFile, SNAPSHOT_LIMIT } from "../vmm/host/input-file.ts";
 import { StreamSink } from "../vmm/host/output-stream.ts";
 import { receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
@@ -92,12 +92,6 @@ export function parseSize(s: string): number {
 
 /** Linux refuses a device tree larger than 2 MiB (MAX_FDT_SIZE); so does the board. */
 const DTB_LIMIT: InputLimit = { maxBytes: 2 << 20, limit: "the 2 MiB a device tree may have" };
-
-/** A snapshot holds at most the largest guest RAM, its page index and the device state. */
-export const SNAPSHOT_LIMIT: InputLimit = {
-  maxBytes: MAX_GUEST_RAM + (64 << 20),
-  limit: "the largest snapshot (3 GiB of RAM and its state)",
-};
 
 /**
  * Splits a QEMU option string ("file=a.img,readonly=on") into key/value pairs; ",," is a

@@ -8,6 +8,7 @@
  * Node-only: a host adapter (the browser hands the VMM byte arrays it has already bounded).
  */
 import * as fs from "node:fs";
+import { MAX_GUEST_RAM } from "../../machine/memory-map.ts";
 
 /** A file input refused before or while it was read; the message names file and reason. */
 export class InputFileError extends Error {
@@ -64,9 +65,18 @@ function checkStat(what: string, file: string, st: fs.Stats, maxBytes: number, l
 export interface InputLimit {
   /** The largest acceptable size in bytes. */
   maxBytes: number;
-  /** What the bound is, for the message: "the guest's 256 MiB of RAM". */
+  /** What the bound is, for the message: "the guest RAM (--memory)". */
   limit: string;
 }
+
+/**
+ * A snapshot file or a `file:` migration stream holds at most the largest guest RAM, its page
+ * index and the device state (`--restore`, QMP snapshot-load, `--incoming file:`).
+ */
+export const SNAPSHOT_LIMIT: InputLimit = {
+  maxBytes: MAX_GUEST_RAM + (64 << 20),
+  limit: "the largest snapshot (3 GiB of RAM and its state)",
+};
 
 /**
  * Reads `file` whole, refusing (InputFileError) a file that is not a regular file, is larger

@@ -9,9 +9,9 @@
  * receiveIncoming reject with a MigrationError that says what was wrong, and the
  * half-loaded machine is dropped without ever running.
  */
-import * as fs from "node:fs";
 import * as net from "node:net";
 import { type VirtConfig, VirtMachine } from "../../machine/virt.ts";
+import { readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
 import {
   concat,
   decodeSection,
@@ -97,9 +97,9 @@ export async function receiveIncoming(
     const reader = new FrameReader();
     let data: Uint8Array;
     try {
-      data = new Uint8Array(fs.readFileSync(target.path));
+      data = await readInputFileAsync("migration stream", target.path, SNAPSHOT_LIMIT);
     } catch (e) {
-      throw new MigrationError(`cannot read ${target.path}: ${(e as Error).message}`);
+      throw new MigrationError((e as Error).message);
     }
     reader.push(data);
     reader.end("the file ended");

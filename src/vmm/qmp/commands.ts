@@ -25,8 +25,7 @@
  */
 import * as fs from "node:fs";
 import { MP_STATE_NAMES } from "../../hv/mp-state.ts";
-import { MAX_GUEST_RAM } from "../../machine/memory-map.ts";
-import { InputFileError, type InputLimit, readInputFileAsync } from "../host/input-file.ts";
+import { InputFileError, readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
 import type { MigrationParameters } from "../migration/controller.ts";
 import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../snapshot/format.ts";
 import {
@@ -80,11 +79,6 @@ export function checkArguments(spec: ArgSpec, args: Record<string, unknown>): vo
  * snapshot-load reads a regular file of at most the largest guest RAM and its state, in
  * bounded reads off the event loop (`/dev/zero`, a FIFO, a directory are refused at once).
  */
-const SNAPSHOT_LIMIT: InputLimit = {
-  maxBytes: MAX_GUEST_RAM + (64 << 20),
-  limit: "the largest snapshot (3 GiB of RAM and its state)",
-};
-
 const generic = (desc: string) => new QmpError("GenericError", desc);
 
 function machineOrFail(host: VmmHost) {
