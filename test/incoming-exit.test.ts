@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as net from "node:net";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { receiveIncoming } from "../src/vmm/migration/destination.ts";
 import { OutgoingMigration } from "../src/vmm/migration/source.ts";
@@ -15,6 +15,23 @@ import { runSync, start } from "./support/children.ts";
 import { WAIT_MS } from "./support/events.ts";
 
 const ARMBOX = new URL("../bin/armbox.js", import.meta.url).pathname;
+
+/** A source VM (the counter guest on 2 vCPUs, 32 MiB) running in this process until the test ends. */
+function counterSource(t: TestContext): { m: VirtMachine; runner: MachineRunner } {
+  const m = new VirtMachine({
+    kernel: new Uint8Array(readFileSync(new URL("../guests/migration/bin/counter.elf", import.meta.url))),
+    smp: 2,
+    memory: 32 << 20,
+    serialOutput: () => {},
+  });
+  const runner = new MachineRunner(m, { output: () => {}, diag: () => {}, controlOpen: () => true });
+  const running = runner.run();
+  t.after(async () => {
+    runner.finish({ kind: "quit", code: 0 });
+    await running;
+  });
+  return { m, runner };
+}
 
 test("after a refused incoming migration the destination never exits when stdin is open", async (t) => {
   // stdin is a pipe the test holds open for the whole test (never ended).
@@ -31,18 +48,7 @@ test("after a refused incoming migration the destination never exits when stdin 
 });
 
 test("a destination receiving a paused VM without --qmp prints 'the VM is paused' and exits with code 13 after the source has quit", async (t) => {
-  const m = new VirtMachine({
-    kernel: new Uint8Array(readFileSync(new URL("../guests/migration/bin/counter.elf", import.meta.url))),
-    smp: 2,
-    memory: 32 << 20,
-    serialOutput: () => {},
-  });
-  const runner = new MachineRunner(m, { output: () => {}, diag: () => {}, controlOpen: () => true });
-  const running = runner.run();
-  t.after(async () => {
-    runner.finish({ kind: "quit", code: 0 });
-    await running;
-  });
+  const { m, runner } = counterSource(t);
   runner.pause(); // QMP `stop` on the source
   const dst = start(t, process.execPath, [
     ...[ARMBOX, "run", "--incoming", "tcp:127.0.0.1:0", "--smp", "2", "--memory", "32M"],
@@ -102,18 +108,7 @@ test("a second connection to a destination is refused explicitly; the first goes
   t.after(() => first.destroy());
   await logged(/incoming migration from/);
   // The second source: a real one, whose VM must keep running after the refusal.
-  const m = new VirtMachine({
-    kernel: new Uint8Array(readFileSync(new URL("../guests/migration/bin/counter.elf", import.meta.url))),
-    smp: 2,
-    memory: 32 << 20,
-    serialOutput: () => {},
-  });
-  const runner = new MachineRunner(m, { output: () => {}, diag: () => {}, controlOpen: () => true });
-  const running = runner.run();
-  t.after(async () => {
-    runner.finish({ kind: "quit", code: 0 });
-    await running;
-  });
+  const { m, runner } = counterSource(t);
   const mig = new OutgoingMigration(m, runner, { replyTimeoutMs: WAIT_MS });
   mig.start(`tcp:127.0.0.1:${port}`);
   assert.equal(await mig.done(), "failed");
