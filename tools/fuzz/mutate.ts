@@ -5,6 +5,8 @@
  * array grown or shrunk). Every choice comes from the Rng given, so an input is a function
  * of its seed.
  */
+
+import { concat } from "../../src/vmm/snapshot/format.ts";
 import type { Rng } from "../difftest/prng.ts";
 
 /** Integers at the edges of the widths parsers read (and a few plain ones). */
@@ -74,17 +76,8 @@ export function mutateBytes(b: Uint8Array, rng: Rng): Uint8Array {
   }
 }
 
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+/** format.ts's concat, spread: the fuzzers join frames piece by piece. */
+export const concatBytes = (...parts: Uint8Array[]): Uint8Array => concat(parts);
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
