@@ -252,3 +252,29 @@ test("snapshot: a savedAt that is not a time is refused in words, not with a Jav
     );
   }
 });
+
+test("snapshot: a header whose memory or smp the sections contradict is refused before a machine is built", async () => {
+  const { m, sections } = await snapshotOf();
+  const base = snapshotHeader(m);
+  // A 3 GiB machine costs seconds to build (the fuzzer's slowest inputs were these):
+  // the RAM section's page count contradicts the header, so nothing is built.
+  const big = decodeSnapshot(
+    encodeSnapshot({ ...base, config: { ...base.config, memory: 3 * 1024 ** 3 } }, sections),
+  );
+  assert.throws(
+    () => configFromHeader(big.header, big.sections),
+    (e: Error) =>
+      e instanceof SnapshotError &&
+      /section 'ram': holds 8192 pages, the header's machine has 786432/.test(e.message),
+  );
+  const one = decodeSnapshot(encodeSnapshot({ ...base, config: { ...base.config, smp: 1 } }, sections));
+  assert.throws(
+    () => configFromHeader(one.header, one.sections),
+    (e: Error) =>
+      e instanceof SnapshotError &&
+      /section 'vcpu@1' is not part of this machine \(header: smp 1\)/.test(e.message),
+  );
+  // The snapshot as saved still fits its own header.
+  const ok = decodeSnapshot(encodeSnapshot(base, sections));
+  assert.deepEqual(configFromHeader(ok.header, ok.sections), base.config);
+});

@@ -260,7 +260,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       if (flags.kernel !== undefined)
         throw new Error("--restore and --kernel cannot be combined: the snapshot holds the guest");
       const { header, sections } = decodeSnapshot(readInputFile("snapshot", flags.restore, SNAPSHOT_LIMIT));
-      const config = configFromHeader(header);
+      const config = configFromHeader(header, sections);
       machine = new VirtMachine({ ...config, serialOutput, virtio });
       restoreSections(machine, sections, { savedAt: header.savedAt });
     } else if (flags.incoming !== undefined) {

@@ -251,7 +251,7 @@ export const COMMANDS: Record<string, QmpCommand> = {
       }
       let cfg: ReturnType<typeof configFromHeader>;
       try {
-        cfg = configFromHeader(decoded.header);
+        cfg = configFromHeader(decoded.header, decoded.sections);
       } catch (e) {
         return bad(e);
       }

@@ -173,8 +173,13 @@ export function snapshotHeader(m: VirtMachine): SnapshotHeader {
   return { config: { ...m.config }, savedAt: Date.now(), writer: "armbox 0.1.0" };
 }
 
-/** Checks a header's machine configuration and returns it typed. */
-export function configFromHeader(h: SnapshotHeader): MachineConfig {
+/**
+ * Checks a header's machine configuration and returns it typed. With the snapshot's
+ * `sections`, also what can be checked before a machine is built (building one of 3 GiB
+ * costs seconds): the RAM section's page count against the configured memory, and each
+ * vCPU section's index against smp.
+ */
+export function configFromHeader(h: SnapshotHeader, sections?: readonly Section[]): MachineConfig {
   const c = h.config as Partial<MachineConfig>;
   const ok =
     Number.isInteger(c.smp) &&
@@ -188,7 +193,21 @@ export function configFromHeader(h: SnapshotHeader): MachineConfig {
   if (c.smp! < 1 || c.smp! > MAX_VCPUS) throw new SnapshotError(`header: smp ${c.smp} is out of range`);
   if (c.memory! <= 0 || c.memory! % 4096 !== 0 || c.memory! > 3 * 1024 ** 3)
     throw new SnapshotError(`header: memory ${c.memory} is not a RAM size armbox builds`);
+  if (sections) checkSectionsFit(c as MachineConfig, sections);
   return c as MachineConfig;
+}
+
+function checkSectionsFit(c: MachineConfig, sections: readonly Section[]): void {
+  for (const s of sections) {
+    if (s.name === "ram" && s.data.length >= 8) {
+      const count = new DataView(s.data.buffer, s.data.byteOffset, 8).getUint32(4, true);
+      if (count !== c.memory / PAGE)
+        throw new SnapshotError(`section 'ram': holds ${count} pages, the header's machine has ${c.memory / PAGE}`);
+    }
+    const v = /^vcpu@(\d+)$/.exec(s.name);
+    if (v && Number(v[1]) >= c.smp)
+      throw new SnapshotError(`section '${s.name}' is not part of this machine (header: smp ${c.smp})`);
+  }
 }
 
 /** Test-only ways to restore wrongly, to prove the seed-scenario test catches them. */

@@ -219,7 +219,7 @@ export const snapshotTarget: FuzzTarget = {
       let deterministic = false;
       try {
         const { header, sections } = decodeSnapshot(input.bytes);
-        const config = configFromHeader(header);
+        const config = configFromHeader(header, sections);
         deterministic = config.deterministic;
         m = pool.get(config, input.base.virtio);
         restoreSections(m, sections, { savedAt: header.savedAt });
@@ -251,7 +251,7 @@ export const snapshotTarget: FuzzTarget = {
         acceptedSinceDiff = 0;
         try {
           const { header, sections } = decodeSnapshot(input.bytes);
-          const fresh = restoreMachine(configFromHeader(header), input.base.virtio);
+          const fresh = restoreMachine(configFromHeader(header, sections), input.base.virtio);
           restoreSections(fresh, sections, { savedAt: header.savedAt });
           rec.count("accepted inputs restored twice (fresh machine)");
           if (stateDigest(fresh) !== stateDigest(m)) {
