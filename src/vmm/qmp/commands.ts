@@ -2,17 +2,40 @@
  * The QMP commands armbox answers, each with its arguments declared as data (checked the
  * way QEMU's QAPI visitors check them, with QEMU's messages) and one handler.
  *
+ * Commands run one at a time on the server's queue (QEMU's main loop), except those marked
+ * `concurrent`: snapshot-save and snapshot-load do their file I/O, encoding and decoding off
+ * the queue and take it (`ctx.exclusive`) only for what must be atomic with respect to other
+ * commands: stop the vCPUs, capture the state or swap the restored machine in, cont. So a
+ * big or slow snapshot never holds up another client.
+ *
  * armbox's own choices, where QEMU's command does not fit a VMM without disk images:
- * - `snapshot-save {"file": PATH, "tag"?: NAME, "compress"?: bool, "job-id"?: ID}` writes
- *   the whole VM (every vCPU's registers and MP state, GIC, timers, devices, RAM) to PATH
- *   and returns when the file is written. QEMU's snapshot-save is a background job storing
- *   into qcow2 images; here there is no job: `job-id` is accepted and ignored. The vCPUs
- *   are stopped for the capture (STOP/RESUME events, as QEMU's savevm sends) and run on
- *   if they were running.
- * - `snapshot-load {"file": PATH, "tag"?: NAME}` replaces the VM with the one in PATH: a
- *   fresh machine is built from the snapshot's own configuration and the state restored
- *   into it; it runs if the VM was running. A `tag` must match the one saved. On any
- *   error the old VM is untouched and runs on as before.
+ * - `snapshot-save {"file"?: PATH, "tag"?: NAME, "compress"?: bool, "job-id"?: ID,
+ *   "vmstate"?: PATH, "devices"?: [NAME]}` writes the whole VM (every vCPU's registers and
+ *   MP state, GIC, timers, devices, RAM) to PATH (a temporary file renamed into place). The
+ *   vCPUs are stopped for the capture only (STOP/RESUME, as QEMU's savevm) and run on if they
+ *   were running; encoding and writing happen while the VM runs.
+ *   - With `job-id` it is a QEMU 6.0 job (./jobs.ts): the reply `{}` comes at once, after
+ *     JOB_STATUS_CHANGE `created` and `running`; then `waiting`, `pending`, `concluded` (or
+ *     `aborting`, `concluded` with the reason in query-jobs' `error`); `job-dismiss` removes
+ *     it (`null`). Progress is in bytes of the snapshot file.
+ *   - Without `job-id` (armbox's older form) the reply comes when the file is written, and
+ *     that client's later commands wait for it, as QEMU runs one client's commands in order.
+ *   - `vmstate` is QEMU's block node receiving the VM state; armbox has no block nodes, its
+ *     snapshot is a file, so `vmstate` names that file, the same as `file` (give either; if
+ *     both, the same path).
+ *   - `devices` is QEMU's list of block nodes snapshotted with the VM. armbox keeps no
+ *     snapshots inside disk images (its disks are raw files, referenced, never copied, as
+ *     in live migration), so the list must be empty: a name in it fails the command rather
+ *     than be silently left out of the snapshot.
+ * - `snapshot-load {"file"?: PATH, "tag"?: NAME, "job-id"?: ID, "vmstate"?: PATH,
+ *   "devices"?: [NAME]}` replaces the VM with the one in PATH: the file is read (a regular
+ *   file, bounded), decoded and restored into a fresh machine built from the snapshot's own
+ *   configuration while the old VM runs on; then the old one is stopped, the new one swapped
+ *   in and run if the old one was running. A `tag` must match the one saved. `job-id`,
+ *   `vmstate` and `devices` as for snapshot-save. On any error the old VM is untouched and
+ *   runs on as before. Progress is in bytes of the file read.
+ * - `query-jobs` and `job-dismiss {"id"}` as QEMU's (no job-cancel, -pause, -finalize: a
+ *   snapshot job here cannot be interrupted half-way).
  * - `query-cpus-fast` adds `"mp-state"` to each vCPU: its KVM MP state, "RUNNABLE",
  *   "STOPPED" (PSCI CPU_OFF, or never started) or "SUSPENDED" (PSCI CPU_SUSPEND /
  *   SYSTEM_SUSPEND). `thread-id` is the VMM's process id: every vCPU runs on its thread.
@@ -27,7 +50,7 @@ import * as fs from "node:fs";
 import { MP_STATE_NAMES } from "../../hv/mp-state.ts";
 import { InputFileError, readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
 import type { MigrationParameters } from "../migration/controller.ts";
-import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../snapshot/format.ts";
+import { decodeSnapshot, encodeSnapshot } from "../snapshot/format.ts";
 import {
   captureSections,
   configFromHeader,
@@ -35,6 +58,7 @@ import {
   snapshotHeader,
 } from "../snapshot/machine-state.ts";
 import type { VmmHost } from "./host.ts";
+import type { JobProgress, JobRegistry, JobType } from "./jobs.ts";
 import { QmpError, versionInfo } from "./protocol.ts";
 
 type ArgType = "string" | "integer" | "boolean" | "array" | "object" | "any";
@@ -42,14 +66,26 @@ export type ArgSpec = Record<string, { type: ArgType; optional?: boolean }>;
 
 export interface QmpContext {
   host: VmmHost;
+  /** The VMM's jobs (shared by every client). */
+  jobs: JobRegistry;
+  /**
+   * Runs `fn` on the server's command queue, one at a time with every other client's
+   * commands: for what a `concurrent` command must do atomically (stop, capture or swap, cont).
+   */
+  exclusive: <T>(fn: () => T | Promise<T>) => Promise<T>;
   /** Marks the connection as past capabilities negotiation. */
   negotiate: () => void;
-  /** Run after the reply is sent (quit, power-off). */
+  /** Run after the reply is sent (quit, power-off, a job's work). */
   afterReply: (() => void)[];
 }
 
 export interface QmpCommand {
   args: ArgSpec;
+  /**
+   * Runs off the command queue (its reply still comes in order for its client), taking
+   * `ctx.exclusive` itself for its atomic part. Otherwise the whole command runs on the queue.
+   */
+  concurrent?: boolean;
   run: (args: Record<string, unknown>, ctx: QmpContext) => unknown | Promise<unknown>;
 }
 
@@ -75,10 +111,6 @@ export function checkArguments(spec: ArgSpec, args: Record<string, unknown>): vo
   }
 }
 
-/**
- * snapshot-load reads a regular file of at most the largest guest RAM and its state, in
- * bounded reads off the event loop (`/dev/zero`, a FIFO, a directory are refused at once).
- */
 const generic = (desc: string) => new QmpError("GenericError", desc);
 
 function machineOrFail(host: VmmHost) {
@@ -117,15 +149,166 @@ export function checkMigrationUri(uri: string): void {
   throw generic(`Migration URI '${uri}' is not supported: use tcp:HOST:PORT or file:PATH`);
 }
 
-function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  return fs.promises
-    .writeFile(tmp, bytes)
-    .then(() => fs.promises.rename(tmp, file))
-    .catch(async (e: NodeJS.ErrnoException) => {
-      await fs.promises.unlink(tmp).catch(() => {});
-      throw generic(`snapshot-save: cannot write '${file}': ${e.code ?? e.message}`);
-    });
+/** The arguments snapshot-save and snapshot-load share, checked past their QAPI types. */
+interface SnapshotArgs {
+  file: string;
+  tag: string | undefined;
+  compress: boolean;
+  devices: string[];
+}
+
+function snapshotArgs(cmd: JobType, args: Record<string, unknown>): SnapshotArgs {
+  const devices = (args.devices as unknown[] | undefined) ?? [];
+  for (const [i, d] of devices.entries()) {
+    if (typeof d !== "string") throw generic(`Invalid parameter type for 'devices[${i}]', expected: string`);
+  }
+  const file = args.file as string | undefined;
+  const vmstate = args.vmstate as string | undefined;
+  if (file !== undefined && vmstate !== undefined && file !== vmstate) {
+    throw generic(`${cmd}: 'file' (${file}) and 'vmstate' (${vmstate}) name different files: give one`);
+  }
+  const path = file ?? vmstate;
+  if (path === undefined) throw generic("Parameter 'file' is missing (or QEMU's 'vmstate')");
+  return {
+    file: fileArg(path),
+    tag: args.tag as string | undefined,
+    compress: (args.compress as boolean | undefined) ?? true,
+    devices: devices as string[],
+  };
+}
+
+/** A device list names disk images to snapshot; armbox keeps no snapshot inside one. */
+function refuseDevices(cmd: JobType, devices: readonly string[]): void {
+  if (devices.length === 0) return;
+  throw generic(
+    `${cmd}: armbox keeps no snapshots inside disk images, so '${devices[0]}' cannot be part of one (disks are raw files, referenced, never copied): give "devices": []`,
+  );
+}
+
+const NO_PROGRESS: JobProgress = { total: () => {}, done: () => {} };
+
+/**
+ * snapshot-save / snapshot-load: with `job-id` a job (created and running before the reply
+ * `{}`, its work started once the reply is out, as QEMU's job coroutine yields to a bottom
+ * half); without, the work itself, replied to when done.
+ */
+function snapshotCommand(
+  cmd: JobType,
+  args: Record<string, unknown>,
+  ctx: QmpContext,
+  work: (p: SnapshotArgs, progress: JobProgress) => Promise<void>,
+): unknown {
+  const p = snapshotArgs(cmd, args);
+  const id = args["job-id"] as string | undefined;
+  if (id === undefined) return work(p, NO_PROGRESS).then(() => ({}));
+  const job = ctx.jobs.create(id, cmd);
+  ctx.jobs.start(job);
+  ctx.afterReply.push(() => void ctx.jobs.run(job, (progress) => work(p, progress)));
+  return {};
+}
+
+/** Bytes per write call of a snapshot file (progress moves by this much). */
+const WRITE_CHUNK = 4 << 20;
+let tmpSerial = 0;
+
+/** Writes `bytes` to a temporary file beside `file`, then renames it into place. */
+async function writeFileAtomic(file: string, bytes: Uint8Array, progress: JobProgress): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${++tmpSerial}`;
+  try {
+    const h = await fs.promises.open(tmp, "w");
+    try {
+      for (let off = 0; off < bytes.length; ) {
+        const { bytesWritten } = await h.write(bytes, off, Math.min(WRITE_CHUNK, bytes.length - off));
+        off += bytesWritten;
+        progress.done(off);
+      }
+    } finally {
+      await h.close();
+    }
+    await fs.promises.rename(tmp, file);
+  } catch (e) {
+    await fs.promises.unlink(tmp).catch(() => {});
+    const err = e as NodeJS.ErrnoException;
+    throw generic(`snapshot-save: cannot write '${file}': ${err.code ?? err.message}`);
+  }
+}
+
+/**
+ * snapshot-save's work: on the queue, stop the vCPUs, capture every section (copies, RAM
+ * included), cont; then, while the VM runs, encode and write the file.
+ */
+async function saveSnapshot(p: SnapshotArgs, ctx: QmpContext, progress: JobProgress): Promise<void> {
+  const { host } = ctx;
+  refuseDevices("snapshot-save", p.devices);
+  const { header, sections } = await ctx.exclusive(async () => {
+    machineOrFail(host);
+    if (host.runState() === "shutdown") throw generic("snapshot-save: the VM has shut down");
+    if (migrationBusy(host)) throw generic("There's a migration process in progress");
+    const wasRunning = await host.stop();
+    try {
+      const m = machineOrFail(host);
+      const header = Object.assign(snapshotHeader(m), p.tag !== undefined ? { tag: p.tag } : {});
+      return { header, sections: captureSections(m) };
+    } finally {
+      if (wasRunning) host.cont();
+    }
+  });
+  const bytes = encodeSnapshot(header, sections, p.compress);
+  progress.total(bytes.length);
+  await writeFileAtomic(p.file, bytes, progress);
+}
+
+/**
+ * snapshot-load's work: read, decode and restore into a fresh machine while the old VM runs
+ * on; then, on the queue, stop the old one, swap the new one in, cont if it was running.
+ * Any failure leaves the old VM as it was (not even stopped).
+ */
+async function loadSnapshot(p: SnapshotArgs, ctx: QmpContext, progress: JobProgress): Promise<void> {
+  const { host } = ctx;
+  const file = p.file;
+  refuseDevices("snapshot-load", p.devices);
+  const refuseState = () => {
+    if (migrationBusy(host)) throw generic("There's a migration process in progress");
+    if (host.runState() === "inmigrate") throw generic("Guest is waiting for an incoming migration");
+  };
+  refuseState();
+  const size = await fs.promises.stat(file).then(
+    (st) => (st.isFile() ? st.size : 0),
+    () => 0,
+  );
+  progress.total(size);
+  let raw: Uint8Array;
+  try {
+    raw = await readInputFileAsync("snapshot-load:", file, SNAPSHOT_LIMIT);
+  } catch (e) {
+    if (e instanceof InputFileError) throw generic(e.message);
+    throw generic(`snapshot-load: cannot read '${file}': ${(e as Error).message}`);
+  }
+  progress.total(raw.length);
+  progress.done(raw.length);
+  let fresh: ReturnType<QmpContext["host"]["createMachine"]>;
+  try {
+    const decoded = decodeSnapshot(raw);
+    const savedTag = (decoded.header as { tag?: unknown }).tag;
+    if (p.tag !== undefined && savedTag !== p.tag) {
+      throw generic(
+        `snapshot-load: ${file} holds ${typeof savedTag === "string" ? `snapshot '${savedTag}'` : "an untagged snapshot"}, not '${p.tag}'`,
+      );
+    }
+    const cfg = configFromHeader(decoded.header, decoded.sections);
+    fresh = host.createMachine(cfg);
+    restoreSections(fresh, decoded.sections, { savedAt: decoded.header.savedAt });
+  } catch (e) {
+    if (e instanceof QmpError) throw e;
+    throw generic(`snapshot-load: ${file}: ${(e as Error).message}`);
+  }
+  await ctx.exclusive(async () => {
+    refuseState();
+    if (host.runState() === "shutdown") throw generic("snapshot-load: the VM has shut down");
+    const wasRunning = await host.stop();
+    host.replaceMachine(fresh, false);
+    if (wasRunning) host.cont();
+  });
 }
 
 export const COMMANDS: Record<string, QmpCommand> = {
@@ -190,82 +373,40 @@ export const COMMANDS: Record<string, QmpCommand> = {
 
   "snapshot-save": {
     args: {
-      file: { type: "string" },
+      file: { type: "string", optional: true },
       tag: { type: "string", optional: true },
       compress: { type: "boolean", optional: true },
       "job-id": { type: "string", optional: true },
+      vmstate: { type: "string", optional: true },
+      devices: { type: "array", optional: true },
     },
-    run: async (args, { host }) => {
-      const file = fileArg(args.file);
-      const m = machineOrFail(host);
-      if (host.runState() === "shutdown") throw generic("snapshot-save: the VM has shut down");
-      if (migrationBusy(host)) throw generic("There's a migration process in progress");
-      const wasRunning = await host.stop();
-      let bytes: Uint8Array;
-      try {
-        const header = Object.assign(
-          snapshotHeader(m),
-          args.tag !== undefined ? { tag: args.tag as string } : {},
-        );
-        bytes = encodeSnapshot(header, captureSections(m), (args.compress as boolean | undefined) ?? true);
-      } finally {
-        if (wasRunning) host.cont();
-      }
-      await writeFileAtomic(file, bytes);
-      return {};
-    },
+    concurrent: true,
+    run: (args, ctx) =>
+      snapshotCommand("snapshot-save", args, ctx, (p, progress) => saveSnapshot(p, ctx, progress)),
   },
 
   "snapshot-load": {
     args: {
-      file: { type: "string" },
+      file: { type: "string", optional: true },
       tag: { type: "string", optional: true },
       "job-id": { type: "string", optional: true },
+      vmstate: { type: "string", optional: true },
+      devices: { type: "array", optional: true },
     },
-    run: async (args, { host }) => {
-      const file = fileArg(args.file);
-      if (migrationBusy(host)) throw generic("There's a migration process in progress");
-      if (host.runState() === "inmigrate") throw generic("Guest is waiting for an incoming migration");
-      let raw: Uint8Array;
-      try {
-        raw = await readInputFileAsync("snapshot-load:", file, SNAPSHOT_LIMIT);
-      } catch (e) {
-        if (e instanceof InputFileError) throw generic(e.message);
-        throw generic(`snapshot-load: cannot read '${file}': ${(e as Error).message}`);
-      }
-      const bad = (e: unknown): never => {
-        if (e instanceof SnapshotError) throw generic(`snapshot-load: ${file}: ${e.message}`);
-        throw e;
-      };
-      let decoded: ReturnType<typeof decodeSnapshot>;
-      try {
-        decoded = decodeSnapshot(raw);
-      } catch (e) {
-        return bad(e);
-      }
-      const savedTag = (decoded.header as { tag?: unknown }).tag;
-      if (args.tag !== undefined && savedTag !== args.tag) {
-        throw generic(
-          `snapshot-load: ${file} holds ${typeof savedTag === "string" ? `snapshot '${savedTag}'` : "an untagged snapshot"}, not '${args.tag as string}'`,
-        );
-      }
-      let cfg: ReturnType<typeof configFromHeader>;
-      try {
-        cfg = configFromHeader(decoded.header, decoded.sections);
-      } catch (e) {
-        return bad(e);
-      }
-      const wasRunning = await host.stop();
-      try {
-        const fresh = host.createMachine(cfg);
-        restoreSections(fresh, decoded.sections, { savedAt: decoded.header.savedAt });
-        host.replaceMachine(fresh, false);
-      } catch (e) {
-        if (wasRunning) host.cont();
-        if (e instanceof SnapshotError) return bad(e);
-        throw generic(`snapshot-load: ${file}: ${(e as Error).message}`);
-      }
-      if (wasRunning) host.cont();
+    concurrent: true,
+    run: (args, ctx) =>
+      snapshotCommand("snapshot-load", args, ctx, (p, progress) => loadSnapshot(p, ctx, progress)),
+  },
+
+  "query-jobs": {
+    args: {},
+    run: (_a, { jobs }) => jobs.list(),
+  },
+
+  "job-dismiss": {
+    args: { id: { type: "string" } },
+    run: (args, { jobs }) => {
+      jobs.dismiss(args.id as string);
       return {};
     },
   },

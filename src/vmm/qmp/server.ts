@@ -3,13 +3,19 @@
  * existing QMP clients work: a greeting, `qmp_capabilities` first, `{"execute", "arguments",
  * "id"}` in, `{"return"}` or `{"error": {"class", "desc"}}` out with the id echoed, and
  * events with timestamps to every client past negotiation. Several clients at once, over a
- * Unix socket (`unix:PATH`) or TCP (`tcp:HOST:PORT`). Commands run one at a time, in
- * arrival order, as QEMU's main loop runs them. The command set is in ./commands.ts.
+ * Unix socket (`unix:PATH`) or TCP (`tcp:HOST:PORT`). Each client's commands run in its
+ * order, one at a time, and commands run one at a time on one queue, in arrival order, as
+ * QEMU's main loop runs them; snapshot-save and snapshot-load do their long I/O off that
+ * queue (or as jobs, ./jobs.ts), so they never hold up another client. A client that does
+ * not read what it is sent is dropped once MAX_PENDING_WRITE bytes wait for it. The command
+ * set is in ./commands.ts.
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
+import { formatBytes } from "../host/input-file.ts";
 import { COMMANDS, checkArguments, type QmpContext } from "./commands.ts";
 import type { VmmHost } from "./host.ts";
+import { JobRegistry } from "./jobs.ts";
 import {
   frame,
   JsonSplitter,
@@ -24,14 +30,34 @@ import {
 /** Requests a client may have queued before its socket stops being read (QEMU: 8). */
 const MAX_QUEUED = 8;
 
+/**
+ * Bytes of replies and events that may wait, unsent, for one client (8 MiB: some thousand
+ * replies, far beyond what a client that reads ever leaves behind). A client that sends
+ * commands but never reads would otherwise make the VMM buffer without bound; past this it
+ * is dropped, with a one-line diagnostic. QEMU's monitor has no such bound.
+ */
+export const MAX_PENDING_WRITE = 8 << 20;
+
+export interface QmpServerOptions {
+  /** One-line diagnostics (a dropped client); default: stderr, prefixed "armbox: ". */
+  diag?: (line: string) => void;
+}
+
 class Client {
   negotiated = false;
   closed = false;
   queued = 0;
-  constructor(readonly socket: net.Socket) {}
+  /** This client's commands, one after the other (QEMU runs a client's commands in order). */
+  chain: Promise<void> = Promise.resolve();
+  constructor(
+    readonly socket: net.Socket,
+    readonly name: string,
+    private readonly overflow: (c: Client) => void,
+  ) {}
   send(msg: unknown): void {
     if (this.closed || this.socket.destroyed) return;
     this.socket.write(frame(msg));
+    if (this.socket.writableLength > MAX_PENDING_WRITE) this.overflow(this);
   }
 }
 
@@ -41,12 +67,21 @@ export class QmpServer {
   /** Commands from every client run in one queue, like QEMU's main loop. */
   private queue: Promise<void> = Promise.resolve();
   private closing = false;
+  private accepted = 0;
+  private readonly diag: (line: string) => void;
+  /** snapshot-save / snapshot-load jobs (QEMU's job list), shared by every client. */
+  readonly jobs = new JobRegistry(
+    (id, status) => this.event("JOB_STATUS_CHANGE", { id, status }),
+    (desc) => new QmpError("GenericError", desc),
+  );
 
   private constructor(
     private readonly server: net.Server,
     readonly address: QmpAddress,
     private readonly host: VmmHost,
+    options: QmpServerOptions,
   ) {
+    this.diag = options.diag ?? ((line) => process.stderr.write(`armbox: ${line}\n`));
     this.unsubscribe = host.subscribe((e) => {
       switch (e.kind) {
         case "stop":
@@ -68,7 +103,11 @@ export class QmpServer {
   }
 
   /** Listens on `spec` (`unix:PATH` or `tcp:HOST:PORT`; port 0 picks a free one). */
-  static async listen(spec: string | QmpAddress, host: VmmHost): Promise<QmpServer> {
+  static async listen(
+    spec: string | QmpAddress,
+    host: VmmHost,
+    options: QmpServerOptions = {},
+  ): Promise<QmpServer> {
     const addr = typeof spec === "string" ? parseQmpAddress(spec) : spec;
     const server = net.createServer();
     if (addr.kind === "unix") removeStaleSocket(addr.path);
@@ -85,7 +124,7 @@ export class QmpServer {
     const a = server.address();
     if (addr.kind === "tcp" && a && typeof a === "object")
       bound = { kind: "tcp", host: addr.host, port: a.port };
-    return new QmpServer(server, bound, host);
+    return new QmpServer(server, bound, host, options);
   }
 
   /** Sends an event to every client past capabilities negotiation. */
@@ -106,7 +145,11 @@ export class QmpServer {
     this.closing = true;
     this.unsubscribe();
     this.host.controlAttached(false);
+    // What was asked before the close is done and answered: every client's commands, the
+    // queue, and the jobs (their I/O is bounded).
+    await Promise.all([...this.clients].map((c) => c.chain));
     await this.queue.catch(() => {});
+    await this.jobs.settled();
     const ended = [...this.clients].map(
       (c) =>
         new Promise<void>((res) => {
@@ -132,7 +175,7 @@ export class QmpServer {
       socket.destroy();
       return;
     }
-    const c = new Client(socket);
+    const c = new Client(socket, `${++this.accepted} (${this.describe(socket)})`, (x) => this.overflow(x));
     this.clients.add(c);
     socket.setNoDelay?.(true);
     const splitter = new JsonSplitter((item) => {
@@ -152,14 +195,41 @@ export class QmpServer {
     c.send({ QMP: { version: versionInfo(), capabilities: [] } });
   }
 
+  private describe(socket: net.Socket): string {
+    if (this.address.kind === "unix") return `unix:${this.address.path}`;
+    return `tcp:${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
+  }
+
+  /** A client that left more than MAX_PENDING_WRITE bytes unread: dropped, the others go on. */
+  private overflow(c: Client): void {
+    if (c.closed) return;
+    const pending = c.socket.writableLength;
+    c.closed = true;
+    this.clients.delete(c);
+    c.socket.destroy();
+    this.diag(
+      `QMP client ${c.name} dropped: ${formatBytes(pending)} of replies and events unread, more than the ${formatBytes(MAX_PENDING_WRITE)} allowed`,
+    );
+  }
+
+  /** Runs `fn` on the command queue, after everything queued before it. */
+  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
   private enqueue(c: Client, text: string): void {
     // Like QEMU's monitor, stop reading from a client that has too many requests queued.
     if (++c.queued >= MAX_QUEUED) c.socket.pause();
-    this.queue = this.queue
+    c.chain = c.chain
       .then(() => this.handle(c, text))
       .catch(() => {})
       .then(() => {
-        if (--c.queued < MAX_QUEUED && c.socket.isPaused()) c.socket.resume();
+        if (--c.queued < MAX_QUEUED && c.socket.isPaused() && !c.closed) c.socket.resume();
       });
   }
 
@@ -213,6 +283,8 @@ export class QmpServer {
     if (!cmd) return fail("CommandNotFound", `The command ${name} has not been found`);
     const ctx: QmpContext = {
       host: this.host,
+      jobs: this.jobs,
+      exclusive: (fn) => this.exclusive(fn),
       negotiate: () => {
         c.negotiated = true;
       },
@@ -220,7 +292,7 @@ export class QmpServer {
     };
     try {
       checkArguments(cmd.args, args);
-      const ret = await cmd.run(args, ctx);
+      const ret = cmd.concurrent ? await cmd.run(args, ctx) : await this.exclusive(() => cmd.run(args, ctx));
       reply({ return: ret ?? {} });
     } catch (e) {
       if (e instanceof QmpError) fail(e.errorClass, e.message);
