@@ -126,7 +126,7 @@ if (!CHILD) {
     await failingMigration(
       t,
       { streamVersion: 99 },
-      /stream version 99 is not supported \(this build reads version 3\)/,
+      /stream version 99 is not supported \(this build reads version 4\)/,
       /refused: migration stream version 99/,
     );
   });

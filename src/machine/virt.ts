@@ -39,6 +39,17 @@ export type VirtioDeviceConfig =
   | { kind: "rng" }
   | { kind: "console" };
 
+/**
+ * What a plugged virtio device is, as the two ends of a migration compare it (the stream's
+ * configuration carries the list, in command-line order): its kind, and for a disk its
+ * size in bytes and whether it is read-only. The disk's contents are not part of it (they
+ * travel by reference, as on shared storage).
+ */
+export type VirtioDeviceInfo =
+  | { kind: "blk"; bytes: number; readOnly: boolean }
+  | { kind: "rng" }
+  | { kind: "console" };
+
 export interface VirtConfig {
   /** The kernel to boot; without one the machine is built empty, to be restored into. */
   kernel?: Uint8Array;
@@ -85,6 +96,8 @@ export class VirtMachine {
   readonly boot: LoadResult | null;
   readonly smp: number;
   readonly config: MachineConfig;
+  /** The plugged virtio devices, in command-line order (cfg.virtio described). */
+  readonly devices: readonly VirtioDeviceInfo[];
   private sched: Scheduler | null = null;
   /** What the loader wrote (kernel, initrd, DTB), written again on a reset as QEMU's ROM blobs. */
   private readonly images: [number, Uint8Array][] = [];
@@ -158,6 +171,12 @@ export class VirtMachine {
         `${wanted.length} virtio devices; the virt board has ${VIRT.VIRTIO_MMIO.count} slots`,
       );
     }
+    this.devices = wanted.map(
+      (d): VirtioDeviceInfo =>
+        d.kind === "blk"
+          ? { kind: "blk", bytes: d.backend.size, readOnly: d.readOnly ?? false }
+          : { kind: d.kind },
+    );
     wanted.forEach((d, i) => {
       devices[VIRT.VIRTIO_MMIO.count - 1 - i] = this.makeVirtio(
         d,

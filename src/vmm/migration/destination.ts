@@ -1,17 +1,20 @@
 /**
  * The incoming side of live migration (`armbox run --incoming tcp:HOST:PORT`, or
  * `--incoming file:PATH` for a stream a `file:` migration wrote): listen, accept one
- * connection, check the stream version and that the machine configuration equals this
- * destination's own flags, load RAM pages as they come into a fresh machine that has no
+ * connection, check the stream version, the source's declared frame limit against this
+ * destination's, and that the machine configuration (virtio devices included) equals this
+ * destination's own, load RAM pages as they come into a fresh machine that has no
  * kernel, then the component sections through restoreSections, and only when all of it
  * loaded send the ACK. The machine is handed to the caller only then: a stream that is
  * corrupt, truncated, of an unknown version, or cut before its end marker makes
  * receiveIncoming reject with a MigrationError that says what was wrong, and the
- * half-loaded machine is dropped without ever running.
+ * half-loaded machine is dropped without ever running. A source that stops sending (the
+ * progress timeout) or does not finish within the overall deadline is given up on the same
+ * way.
  */
 import * as net from "node:net";
 import { type VirtConfig, VirtMachine } from "../../machine/virt.ts";
-import { readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
+import { InputFileError, readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
 import {
   concat,
   decodeSection,
@@ -23,9 +26,14 @@ import {
 import { captureSections, decodeRamInto, restoreSections } from "../snapshot/machine-state.ts";
 import {
   checkConfig,
+  checkFrameLimit,
+  DEFAULT_DEADLINE_MS,
+  DEFAULT_PROGRESS_MS,
   FrameReader,
+  failureReason,
   frame,
   jsonObject,
+  MAX_FRAME_PAYLOAD,
   MigrationError,
   RamLedger,
   type RunState,
@@ -37,6 +45,7 @@ import {
   SEC_ROUND,
   SEC_STATE,
   sectionEntry,
+  streamConfig,
 } from "./stream.ts";
 
 export interface IncomingOptions {
@@ -45,8 +54,19 @@ export interface IncomingOptions {
   onListening?: (address: { host: string; port: number }) => void;
   /** Give up when no source connects within this many ms (default: wait for ever). */
   acceptTimeoutMs?: number;
-  /** Give up when a connected source sends nothing for this many ms. */
+  /**
+   * The progress timeout: give up when no byte moves to or from the connected source for
+   * this many ms (default DEFAULT_PROGRESS_MS).
+   */
   idleTimeoutMs?: number;
+  /**
+   * The overall deadline: give up when the migration has not arrived whole within this
+   * many ms of the connection (default DEFAULT_DEADLINE_MS), so that a source dripping a
+   * byte now and then cannot hold the destination for ever.
+   */
+  deadlineMs?: number;
+  /** The largest frame payload this destination accepts (default MAX_FRAME_PAYLOAD). */
+  maxFramePayload?: number;
   /** Test hook: called after each frame is loaded (to kill the destination mid-way). */
   onFrame?: (name: string, count: number) => void;
   /** Fuzzing hook: skip the warm-up restores (they only shorten the downtime). */
@@ -99,18 +119,24 @@ export async function receiveIncoming(
     try {
       data = await readInputFileAsync("migration stream", target.path, SNAPSHOT_LIMIT);
     } catch (e) {
-      throw new MigrationError((e as Error).message);
+      if (e instanceof InputFileError) throw new MigrationError(e.message);
+      throw new MigrationError(failureReason(e, opts.diag));
     }
     reader.push(data);
     reader.end("the file ended");
     const t0 = performance.now();
-    const runState = await load(machine, reader, null, opts);
+    let runState: RunState;
+    try {
+      runState = await load(machine, reader, null, opts);
+    } catch (e) {
+      throw new MigrationError(failureReason(e, opts.diag));
+    }
     return { machine, runState, bytes: data.length, ms: performance.now() - t0 };
   }
 
   const sock = await accept(target.host, target.port, opts);
   const t0 = performance.now();
-  const reader = new FrameReader();
+  const reader = new FrameReader(opts.maxFramePayload ?? MAX_FRAME_PAYLOAD);
   let bytes = 0;
   sock.on("data", (d: Buffer) => {
     bytes += d.length;
@@ -119,22 +145,35 @@ export async function receiveIncoming(
   sock.on("end", () => reader.end("the source closed the connection"));
   sock.on("close", () => reader.end("the connection was lost"));
   sock.on("error", (e) => reader.end(`the connection failed (${e.message})`));
-  const idle = opts.idleTimeoutMs ?? 30_000;
+  // Progress: Node's socket timeout fires when no byte moved either way for `idle` ms.
+  const idle = opts.idleTimeoutMs ?? DEFAULT_PROGRESS_MS;
   sock.setTimeout(idle, () => {
     reader.end(`no data from the source for ${idle} ms`);
     sock.destroy();
   });
+  const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  const deadline = setTimeout(() => {
+    reader.end(
+      `the migration did not arrive whole within ${deadlineMs} ms of the connection (${bytes} bytes received)`,
+    );
+    sock.destroy();
+  }, deadlineMs);
   try {
     const runState = await load(machine, reader, sock, opts);
+    // Loaded and checked: no timeout may end it now (the ACK below is its last step).
     sock.setTimeout(0);
+    clearTimeout(deadline);
     // The ACK is what tells the source it may end: the VM may only run after it is out.
     await new Promise<void>((res, rej) => {
+      const failed = (why: string) => rej(new MigrationError(`sending the acknowledgement failed: ${why}`));
+      sock.once("error", (e) => failed(e.message));
+      sock.once("close", () => failed("the connection was closed"));
       sock.end(frame(SEC_ACK, {}), () => res());
-      sock.once("error", (e) => rej(new MigrationError(`sending the acknowledgement failed: ${e.message}`)));
     });
     return { machine, runState, bytes, ms: performance.now() - t0 };
   } catch (e) {
-    const msg = e instanceof MigrationError ? e.message : `internal error: ${(e as Error).message}`;
+    clearTimeout(deadline);
+    const msg = failureReason(e, opts.diag);
     // Tell the source why (it reports it in query-migrate), then drop everything.
     if (!sock.destroyed && sock.writable) {
       await new Promise<void>((res) => {
@@ -217,7 +256,11 @@ export async function load(
 ): Promise<RunState> {
   await reader.preamble();
   const header = await reader.expectJson([SEC_HEADER]);
-  checkConfig(header.value.config, machine.config);
+  // Both before the ready answer, so before any page: the largest frame the source will
+  // send, then the machine it describes.
+  const maxFrame = checkFrameLimit(header.value.maxFrame, opts.maxFramePayload ?? MAX_FRAME_PAYLOAD);
+  checkConfig(header.value.config, streamConfig(machine));
+  reader.limit(maxFrame, "the source declared for its frames");
   if (opts.warmUp !== false) warmUp(machine);
   sock?.write(frame(SEC_READY, {}));
 
@@ -242,9 +285,8 @@ export async function load(
         for (const p of pages) vm.markDirty(vm.ramBase + p * 4096, 4096);
         ledger.add(s.data, pages.length);
       } catch (e) {
-        throw new MigrationError(
-          `frame '${SEC_PAGES}': ${(e as Error).message.replace(/^section 'ram': /, "")}`,
-        );
+        if (!(e instanceof SnapshotError)) throw e;
+        throw new MigrationError(`frame '${SEC_PAGES}': ${e.message.replace(/^section 'ram': /, "")}`);
       }
     } else if (s.name === SEC_ROUND) {
       if (state || sections.length > 0) throw new MigrationError("a RAM round ended after the device state");

@@ -14,7 +14,9 @@
  *            the source stays paused (QEMU's postmigrate).
  * Any failure before that (connect refused, connection cut, destination refused or
  * died, timeout) or migrate_cancel: the dirty log is switched off and the source VM runs
- * on if it was running.
+ * on if it was running. Two clocks bound a migration: the progress timeout (no byte moved
+ * to or from the destination: it stopped reading, or never answers) and the overall
+ * deadline (until the device state is out; the ACK wait after it has replyTimeoutMs).
  *
  * The VMM is single-threaded: the migration works in turns of a few milliseconds and
  * yields (setImmediate) between them so that the MachineRunner's rounds keep the guest
@@ -33,10 +35,14 @@ import type {
   MigrationStatus,
 } from "./controller.ts";
 import {
+  DEFAULT_DEADLINE_MS,
+  DEFAULT_PROGRESS_MS,
   encodePreamble,
   FrameReader,
+  failureReason,
   frame,
   MAX_BATCH_PAGES,
+  MAX_REPLY_PAYLOAD,
   MigrationError,
   RamLedger,
   type RunState,
@@ -49,6 +55,8 @@ import {
   SEC_STATE,
   STREAM_VERSION,
   sectionEntry,
+  sourceFrameLimit,
+  streamConfig,
 } from "./stream.ts";
 
 /** What the migration needs of the run loop. */
@@ -64,6 +72,18 @@ export interface OutgoingOptions {
   connectTimeoutMs?: number;
   /** Wait for the destination's ready / ACK. */
   replyTimeoutMs?: number;
+  /**
+   * The progress timeout: fail when no byte moves to or from the destination for this
+   * many ms (it stopped reading, or answers nothing); default DEFAULT_PROGRESS_MS.
+   */
+  progressTimeoutMs?: number;
+  /**
+   * The overall deadline: fail when the device state is not out within this many ms of
+   * the start (default DEFAULT_DEADLINE_MS); the VM runs on, as on every failure.
+   */
+  deadlineMs?: number;
+  /** Test hook: the frame limit declared in the header (default: what batchPages needs). */
+  declareMaxFrame?: number;
   /** Deflate RAM frames (costs CPU; pays on slow links). */
   compress?: boolean;
   /** Test hook: write this stream version instead of ours. */
@@ -102,6 +122,8 @@ export function parseMigrationUri(
 
 interface Transport {
   write(b: Uint8Array): Promise<void>;
+  /** Gives up on the transport: pending and later writes fail with `reason`. */
+  abort(reason: string): void;
   /** Replies from the destination (TCP only). */
   readonly replies: FrameReader | null;
   /** Flushes and closes normally. */
@@ -109,12 +131,19 @@ interface Transport {
   destroy(): void;
 }
 
-function connectTcp(host: string, port: number, timeoutMs: number): Promise<Transport> {
+function connectTcp(host: string, port: number, timeoutMs: number, progressMs: number): Promise<Transport> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host, port });
     sock.setNoDelay(true);
-    const replies = new FrameReader();
+    const replies = new FrameReader(MAX_REPLY_PAYLOAD);
     let error: Error | null = null;
+    /** Why we gave up on the connection (progress timeout, deadline), for every pending write. */
+    let aborted: string | null = null;
+    const abort = (reason: string) => {
+      aborted ??= reason;
+      replies.end(reason);
+      sock.destroy();
+    };
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new MigrationError(`connecting to ${host}:${port} timed out after ${timeoutMs} ms`));
@@ -129,10 +158,19 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<Tran
     });
     sock.once("connect", () => {
       clearTimeout(timer);
+      // Progress: Node's socket timeout fires when no byte moved either way for progressMs
+      // (a write the kernel is still taking counts as moving).
+      sock.setTimeout(progressMs, () =>
+        abort(
+          `no byte moved to or from the destination for ${progressMs} ms (it stopped reading or answering)`,
+        ),
+      );
       resolve({
         replies,
+        abort,
         write: (b) =>
           new Promise<void>((res, rej) => {
+            if (aborted !== null) return rej(new MigrationError(aborted));
             if (error) return rej(new MigrationError(`the connection failed (${error.message})`));
             if (sock.destroyed || !sock.writable) return rej(new MigrationError("the connection was closed"));
             const ok = sock.write(b, (e) => {
@@ -148,7 +186,7 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<Tran
                 sock.off("drain", onDrain);
                 rej(
                   new MigrationError(
-                    `the connection failed (${error?.message ?? "closed by the destination"})`,
+                    aborted ?? `the connection failed (${error?.message ?? "closed by the destination"})`,
                   ),
                 );
               };
@@ -158,6 +196,9 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<Tran
           }),
         finish: () =>
           new Promise<void>((res) => {
+            sock.setTimeout(0);
+            // Settles however the close goes (the callback may not run on an error).
+            sock.once("close", () => res());
             sock.end(() => res());
           }),
         destroy: () => sock.destroy(),
@@ -169,13 +210,19 @@ function connectTcp(host: string, port: number, timeoutMs: number): Promise<Tran
 function openFile(path: string): Transport {
   const fd = fs.openSync(path, "w");
   let closed = false;
+  let aborted: string | null = null;
   return {
     replies: null,
+    abort: (reason) => {
+      aborted ??= reason;
+    },
     write: (b) =>
       new Promise<void>((res, rej) =>
-        fs.write(fd, b, 0, b.length, null, (e) =>
-          e ? rej(new MigrationError(`writing ${path}: ${e.message}`)) : res(),
-        ),
+        aborted !== null
+          ? rej(new MigrationError(aborted))
+          : fs.write(fd, b, 0, b.length, null, (e) =>
+              e ? rej(new MigrationError(`writing ${path}: ${e.message}`)) : res(),
+            ),
       ),
     finish: async () => {
       fs.fsyncSync(fd);
@@ -225,6 +272,9 @@ export class OutgoingMigration implements MigrationController {
   private throttleStart = 0;
   private throttleBytes = 0;
   private turnMs = 10;
+  /** Why the migration was given up (progress timeout, deadline): the reason reported. */
+  private abortReason: string | null = null;
+  private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly machine: VirtMachine,
@@ -305,6 +355,7 @@ export class OutgoingMigration implements MigrationController {
 
   private reset(): void {
     this.error = undefined;
+    this.abortReason = null;
     this.cancelRequested = false;
     this.startTime = now();
     this.endTime = 0;
@@ -335,6 +386,18 @@ export class OutgoingMigration implements MigrationController {
 
   private checkCancel(): void {
     if (this.cancelRequested) throw new Cancelled();
+    if (this.abortReason !== null) throw new MigrationError(this.abortReason);
+  }
+
+  /** Ends the migration with `reason` wherever it is waiting (the transport fails). */
+  private giveUp(reason: string): void {
+    this.abortReason ??= reason;
+    this.transport?.abort(reason);
+  }
+
+  /** Pages per 'ram.pages' frame. */
+  private get batch(): number {
+    return Math.max(1, Math.min(this.opts.batchPages ?? 256, MAX_BATCH_PAGES));
   }
 
   private async send(b: Uint8Array): Promise<void> {
@@ -363,17 +426,28 @@ export class OutgoingMigration implements MigrationController {
     const opts = this.opts;
     let pausedByUs = false;
     let logging = false;
+    const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.deadlineTimer = setTimeout(
+      () => this.giveUp(`the migration did not complete within the ${deadlineMs} ms deadline`),
+      deadlineMs,
+    );
+    const maxFrame = opts.declareMaxFrame ?? sourceFrameLimit(this.batch);
     try {
       // -- setup --
       this.transport =
         target.kind === "tcp"
-          ? await connectTcp(target.host, target.port, opts.connectTimeoutMs ?? 5000)
+          ? await connectTcp(
+              target.host,
+              target.port,
+              opts.connectTimeoutMs ?? 5000,
+              opts.progressTimeoutMs ?? DEFAULT_PROGRESS_MS,
+            )
           : openFile(target.path);
       this.checkCancel();
       this.throttleStart = now();
       this.throttleBytes = 0;
       await this.send(encodePreamble(opts.streamVersion ?? STREAM_VERSION));
-      await this.send(frame(SEC_HEADER, { config: m.config, writer: "armbox 0.1.0" }));
+      await this.send(frame(SEC_HEADER, { config: streamConfig(m), maxFrame, writer: "armbox 0.1.0" }));
       const replies = this.transport.replies;
       if (replies) {
         const r = await this.reply(replies, [SEC_READY, SEC_REFUSE], "its handshake answer");
@@ -444,10 +518,19 @@ export class OutgoingMigration implements MigrationController {
       this.remainingPages = lastPages.length;
       const savedAt = Date.now();
       const sections = captureWithoutRam(m);
+      for (const s of sections) {
+        if (s.data.length > maxFrame)
+          throw new MigrationError(
+            `section '${s.name}' holds ${s.data.length} bytes, more than the ${maxFrame} this source declared for its frames`,
+          );
+      }
       await this.sendPagesNow(lastPages);
       // Every section, the run state and the end mark in one write: one syscall, one
       // segment train, no event-loop turn between them.
       await this.send(encodeDeviceState(sections, runState, savedAt, this.ledger));
+      // The device state is out: from here only the ACK wait (replyTimeoutMs) bounds it. A
+      // deadline firing now could give up on a destination that is already running.
+      clearTimeout(this.deadlineTimer);
       const sentAt = now();
       this.remainingPages = 0;
       if (replies) {
@@ -484,11 +567,12 @@ export class OutgoingMigration implements MigrationController {
         this.setStatus("cancelled");
         this.diag("migration cancelled; the VM runs on");
       } else {
-        this.error = e instanceof MigrationError ? e.message : `internal error: ${(e as Error).message}`;
+        this.error = this.abortReason ?? failureReason(e, (l) => this.diag(l));
         this.setStatus("failed");
         this.diag(`migration failed: ${this.error}; the VM runs on`);
       }
     } finally {
+      clearTimeout(this.deadlineTimer);
       this.transport = null;
     }
   }
@@ -549,7 +633,7 @@ export class OutgoingMigration implements MigrationController {
   /** Sends `pages` in batches, yielding to the guest between turns. */
   private async sendPages(pages: Iterable<number>, skipZero: boolean): Promise<void> {
     const ram = this.machine.vm.ram;
-    const batch = Math.max(1, Math.min(this.opts.batchPages ?? 256, MAX_BATCH_PAGES));
+    const batch = this.batch;
     const turn = this.turnMs;
     let list: number[] = [];
     let turnStart = now();
@@ -586,7 +670,7 @@ export class OutgoingMigration implements MigrationController {
 
   /** Sends pages without yielding (the VM is paused). */
   private async sendPagesNow(pages: number[]): Promise<void> {
-    const batch = Math.max(1, Math.min(this.opts.batchPages ?? 256, MAX_BATCH_PAGES));
+    const batch = this.batch;
     for (let i = 0; i < pages.length; i += batch) await this.sendBatch(pages.slice(i, i + batch));
   }
 

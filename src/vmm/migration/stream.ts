@@ -3,8 +3,10 @@
  * framing (src/vmm/snapshot/format.ts) so every frame carries its own CRC-32C:
  *
  *   source → destination
- *     preamble   "ARMBOXMG" | u32 stream version (2)
- *     frame      'migration.header' v1  JSON { config, writer }
+ *     preamble   "ARMBOXMG" | u32 stream version (4)
+ *     frame      'migration.header' v1  JSON { config, maxFrame, writer }: the machine
+ *                configuration with its virtio devices (StreamConfig), and the largest
+ *                frame payload the source will send
  *     (destination answers 'migration.ready' or 'migration.refuse' before RAM flows)
  *     per round: frame* 'ram.pages' v1  binary encodeRam(ram, pages): the pages of one batch
  *                frame  'migration.round' v1  JSON { round, pages }: what the round sent
@@ -19,14 +21,17 @@
  *     frame      'migration.ack' {} only once everything was loaded and checked against
  *                what the source declared; or 'migration.refuse'
  *
- * A destination checks each round's page count when its 'migration.round' frame arrives
- * and the totals, the digest and the section list at the end, before it ACKs: a stream
- * that lost, repeated or reordered a frame (each frame's own CRC intact) is refused.
+ * Before it answers ready, a destination refuses a source whose declared frame limit is
+ * larger than its own, or whose configuration (any field, any virtio device) differs from
+ * its own; from then on every frame announcing more than the declared limit is refused
+ * from its header. It checks each round's page count when its 'migration.round' frame
+ * arrives and the totals, the digest and the section list at the end, before it ACKs: a
+ * stream that lost, repeated or reordered a frame (each frame's own CRC intact) is refused.
  * A `file:` migration is the source half alone, written to a file (no replies).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { crc32c } from "../../lib/crc32.ts";
-import type { MachineConfig } from "../../machine/virt.ts";
+import type { MachineConfig, VirtioDeviceInfo } from "../../machine/virt.ts";
 import {
   decodeSection,
   encodeSection,
@@ -37,8 +42,11 @@ import {
 } from "../snapshot/format.ts";
 
 export const STREAM_MAGIC = "ARMBOXMG";
-/** The stream version this build writes and reads (1 had no round frames, totals or digest). */
-export const STREAM_VERSION = 3;
+/**
+ * The stream version this build writes and reads (1 had no round frames, totals or digest;
+ * 2 declared section names only; 3 had no frame limit or devices in the header).
+ */
+export const STREAM_VERSION = 4;
 
 /**
  * What the run-state frame declares of each section (version 3): a section frame corrupted
@@ -57,13 +65,38 @@ export function sectionEntry(s: Section): SectionEntry {
 
 /** The most pages the source puts in one 'ram.pages' frame (its batchPages is clamped to this). */
 export const MAX_BATCH_PAGES = 4096;
+/** The payload of a 'ram.pages' frame of `pages` pages: the encodeRam header, then a u32 index and a 4 KiB page each. */
+export const ramFramePayload = (pages: number): number => 8 + pages * (4 + 4096);
 /**
- * The largest frame payload either side accepts: one full batch of RAM pages (the
- * encodeRam header, then a u32 index and a 4 KiB page each), the largest legitimate
- * frame; vCPU and device sections are a few KiB of JSON or registers. A header
- * announcing more is refused before anything of its payload is buffered.
+ * The largest frame payload a destination accepts by default: one full batch of RAM
+ * pages, the largest legitimate frame. A source declares its own maximum in the header
+ * (SourceFrameLimit below); a destination refuses a source declaring more than it accepts,
+ * then every frame header announcing more than the source declared, before anything of
+ * its payload is buffered.
  */
-export const MAX_FRAME_PAYLOAD = 8 + MAX_BATCH_PAGES * (4 + 4096);
+export const MAX_FRAME_PAYLOAD = ramFramePayload(MAX_BATCH_PAGES);
+/**
+ * The most a device section (or any non-RAM frame) may hold: the largest today is the
+ * GIC's with 32 vCPUs, about 20 KiB; vCPU sections are about 4 KiB.
+ */
+export const MAX_SECTION_PAYLOAD = 256 * 1024;
+/** The frame limit a source sending `batchPages` pages per frame declares. */
+export const sourceFrameLimit = (batchPages: number): number =>
+  Math.max(ramFramePayload(batchPages), MAX_SECTION_PAYLOAD);
+/**
+ * The progress timeout of both sides: no byte moved to or from the peer for this long
+ * (a source that stops sending, a destination that stops reading or never answers).
+ */
+export const DEFAULT_PROGRESS_MS = 30_000;
+/**
+ * The overall deadline of both sides (`armbox run --migration-deadline`): a whole
+ * migration, connection to acknowledgement. 15 minutes carries the largest guest RAM
+ * (3 GiB) at under 4 MB/s; a peer dripping a byte every few seconds no longer holds the
+ * other side for ever.
+ */
+export const DEFAULT_DEADLINE_MS = 15 * 60_000;
+/** The replies (ready, refuse, ack) are small JSON frames: a source reads no larger one. */
+export const MAX_REPLY_PAYLOAD = 64 * 1024;
 export const PREAMBLE_SIZE = 12;
 
 export const SEC_HEADER = "migration.header";
@@ -98,7 +131,7 @@ export function checkPreamble(b: Uint8Array): void {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(8, true);
   if (v !== STREAM_VERSION) {
     throw new MigrationError(
-      `migration stream version ${v} is not supported (this build reads version ${STREAM_VERSION})`,
+      `migration stream version ${v} is not supported (this build reads version ${STREAM_VERSION}): the source is ${v < STREAM_VERSION ? "older" : "newer"} than this destination`,
     );
   }
 }
@@ -140,29 +173,122 @@ export function frame(name: string, value: unknown): Uint8Array {
   return encodeSection(jsonSection(name, 1, value));
 }
 
-/** The machine configuration fields that must agree between source and destination. */
-const CONFIG_FLAGS: Record<keyof MachineConfig, (v: unknown) => string> = {
-  smp: (v) => `--smp ${String(v)}`,
-  memory: (v) => `--memory ${typeof v === "number" ? `${v / (1024 * 1024)}M` : String(v)}`,
-  deterministic: (v) => (v ? "--deterministic" : "no --deterministic"),
-  psciConduit: (v) => `--psci ${String(v)}`,
-  semihosting: (v) => (v ? "--semihosting" : "no --semihosting"),
+/**
+ * The machine configuration as the stream carries it: MachineConfig and the virtio
+ * devices (kind; a disk's size and read-only flag), which must agree between source and
+ * destination.
+ */
+export interface StreamConfig extends MachineConfig {
+  devices: readonly VirtioDeviceInfo[];
+}
+
+export function streamConfig(m: {
+  config: MachineConfig;
+  devices: readonly VirtioDeviceInfo[];
+}): StreamConfig {
+  return { ...m.config, devices: m.devices.map((d) => ({ ...d })) };
+}
+
+/** Each MachineConfig field: what it is, and the command-line spelling of a value. */
+const CONFIG_FIELDS: Record<keyof MachineConfig, { field: string; flag: (v: unknown) => string }> = {
+  smp: { field: "vCPU count", flag: (v) => `--smp ${String(v)}` },
+  memory: {
+    field: "memory size",
+    flag: (v) => `--memory ${typeof v === "number" ? `${v / (1024 * 1024)}M` : String(v)}`,
+  },
+  deterministic: { field: "clock", flag: (v) => (v ? "--deterministic" : "no --deterministic") },
+  psciConduit: { field: "PSCI conduit", flag: (v) => `--psci ${String(v)}` },
+  semihosting: { field: "semihosting", flag: (v) => (v ? "--semihosting" : "no --semihosting") },
 };
 
-/** Throws a MigrationError naming every flag on which the incoming machine differs. */
-export function checkConfig(incoming: unknown, mine: MachineConfig): void {
+const deviceName = (d: VirtioDeviceInfo): string =>
+  d.kind === "blk" ? "a disk" : d.kind === "rng" ? "an entropy device" : "a console";
+
+function isDeviceInfo(d: unknown): d is VirtioDeviceInfo {
+  if (typeof d !== "object" || d === null) return false;
+  const o = d as Record<string, unknown>;
+  if (o.kind === "rng" || o.kind === "console") return true;
+  return (
+    o.kind === "blk" &&
+    Number.isSafeInteger(o.bytes) &&
+    (o.bytes as number) >= 0 &&
+    typeof o.readOnly === "boolean"
+  );
+}
+
+/**
+ * Throws a MigrationError naming every field on which the incoming machine differs from
+ * `mine`: each MachineConfig field (with both sides' flags), the number of virtio devices,
+ * and each device's kind, disk size and read-only flag.
+ */
+export function checkConfig(incoming: unknown, mine: StreamConfig): void {
   if (typeof incoming !== "object" || incoming === null) {
     throw new MigrationError("the stream header has no machine configuration");
   }
   const inc = incoming as Record<string, unknown>;
   const diffs: string[] = [];
-  for (const k of Object.keys(CONFIG_FLAGS) as (keyof MachineConfig)[]) {
+  for (const k of Object.keys(CONFIG_FIELDS) as (keyof MachineConfig)[]) {
+    const f = CONFIG_FIELDS[k];
     if (inc[k] !== mine[k])
-      diffs.push(`source has ${CONFIG_FLAGS[k](inc[k])}, this destination ${CONFIG_FLAGS[k](mine[k])}`);
+      diffs.push(`source has ${f.flag(inc[k])}, this destination ${f.flag(mine[k])} (${f.field})`);
+  }
+  const devices = inc.devices;
+  if (!Array.isArray(devices) || devices.length > 64 || !devices.every(isDeviceInfo)) {
+    diffs.push("the source's virtio device list is missing or corrupt");
+  } else {
+    if (devices.length !== mine.devices.length)
+      diffs.push(
+        `virtio devices: the source has ${devices.length}, this machine ${mine.devices.length} (--drive, --device)`,
+      );
+    const n = Math.min(devices.length, mine.devices.length);
+    for (let i = 0; i < n; i++) {
+      const a = devices[i]!;
+      const b = mine.devices[i]!;
+      const at = `virtio device ${i + 1}`;
+      if (a.kind !== b.kind) diffs.push(`${at}: ${deviceName(a)}, this machine's is ${deviceName(b)}`);
+      else if (a.kind === "blk" && b.kind === "blk") {
+        if (a.bytes !== b.bytes) diffs.push(`${at}: disk of ${a.bytes} bytes, this machine's is ${b.bytes}`);
+        if (a.readOnly !== b.readOnly)
+          diffs.push(
+            `${at}: disk ${a.readOnly ? "read-only" : "read-write"}, this machine's is ${b.readOnly ? "read-only" : "read-write"} (readonly=)`,
+          );
+      }
+    }
   }
   if (diffs.length > 0) {
     throw new MigrationError(`the machine configuration does not match: ${diffs.join("; ")}`);
   }
+}
+
+/**
+ * The header's declared frame limit against what this destination accepts: a positive
+ * integer no larger than `accepted`, and at least one page's frame. Returns it.
+ */
+export function checkFrameLimit(declared: unknown, accepted: number): number {
+  if (!Number.isSafeInteger(declared) || (declared as number) < ramFramePayload(1)) {
+    throw new MigrationError(
+      `the stream header declares no valid frame limit ('maxFrame' is ${JSON.stringify(declared) ?? "missing"})`,
+    );
+  }
+  const d = declared as number;
+  if (d > accepted) {
+    throw new MigrationError(
+      `the source sends frames of up to ${d} bytes, more than the ${accepted} this destination accepts`,
+    );
+  }
+  return d;
+}
+
+/**
+ * A failure's one-line reason for the user. Expected failures are typed (MigrationError,
+ * SnapshotError: their message is the reason); anything else is an armbox bug, labelled
+ * as one, with its stack given to `diag` rather than shown as a reason.
+ */
+export function failureReason(e: unknown, diag?: (line: string) => void): string {
+  if (e instanceof MigrationError || e instanceof SnapshotError) return e.message;
+  const err = e instanceof Error ? e : new Error(String(e));
+  diag?.(`armbox bug: ${err.stack ?? `${err.name}: ${err.message}`}`);
+  return `armbox bug (unexpected ${err.name}); its stack trace is in this side's log`;
 }
 
 /**
@@ -178,8 +304,20 @@ export class FrameReader {
   /** Bytes consumed so far (for messages). */
   offset = 0;
 
+  private limitWhat: string;
+
   /** `maxPayload`: the largest frame payload accepted (refused at its header). */
-  constructor(private readonly maxPayload = MAX_FRAME_PAYLOAD) {}
+  constructor(private maxPayload = MAX_FRAME_PAYLOAD) {
+    this.limitWhat = "a frame may have";
+  }
+
+  /** Lowers the limit (the source's declared one); `what` says whose it is, for the message. */
+  limit(maxPayload: number, what: string): void {
+    if (maxPayload < this.maxPayload) {
+      this.maxPayload = maxPayload;
+      this.limitWhat = what;
+    }
+  }
 
   push(b: Uint8Array): void {
     if (b.length === 0) return;
@@ -279,7 +417,7 @@ export class FrameReader {
     const name = safeName(head.subarray(2, 2 + nameLen));
     if (payloadLen > this.maxPayload)
       throw new MigrationError(
-        `frame '${name}' at byte ${at} announces ${payloadLen} bytes, more than the ${this.maxPayload} a frame may have`,
+        `frame '${name}' at byte ${at} announces ${payloadLen} bytes, more than the ${this.maxPayload} ${this.limitWhat}`,
       );
     const total = headLen + payloadLen + 4;
     await this.need(total, () => `inside frame '${name}' at byte ${at} (truncated stream)`);
