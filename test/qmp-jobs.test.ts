@@ -3,18 +3,27 @@
  * /dev/zero is refused at once with a one-line reason (it was read without bound while every
  * other client waited), and an over-long QMP line is reported once and discarded to its
  * newline (it was resynchronised mid-line, so its tail was parsed as commands).
+ *
+ * Then snapshot-save / snapshot-load as QEMU 6.0's jobs (issue 11's job shape): a load whose
+ * read the test holds back (a file as slow as the test wants, no sleeps) no longer stalls the
+ * other clients; JOB_STATUS_CHANGE in QEMU's order, query-jobs, job-dismiss, a failing job
+ * that leaves the VM running, a duplicate job-id; node-qemu's typed snapshotSave/-Load; and a
+ * client that floods commands without reading is dropped at the write-buffer cap.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import * as fs from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { QMPClient } from "node-qemu";
 import { VirtMachine } from "../src/machine/virt.ts";
-import { QmpClient, QmpReplyError } from "../src/vmm/qmp/client.ts";
+import { QmpClient, type QmpEvent, QmpReplyError } from "../src/vmm/qmp/client.ts";
 import { LocalVmmHost } from "../src/vmm/qmp/host.ts";
 import { MAX_MESSAGE, MAX_NESTING } from "../src/vmm/qmp/protocol.ts";
 import { QmpServer } from "../src/vmm/qmp/server.ts";
-import { within } from "./support/events.ts";
+import { until, within } from "./support/events.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "armbox-qmp-jobs-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,8 +31,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** vCPU 0 counts in x19 for ever (add x19, x19, #1; b .-4). */
 const SPIN = new Uint8Array(new Uint32Array([0x91000673, 0x17ffffff]).buffer);
 
-async function rig() {
-  const machine = new VirtMachine({ kernel: SPIN, smp: 1, memory: 32 << 20 });
+async function rig(opts: { smp?: number; diag?: (line: string) => void } = {}) {
+  const machine = new VirtMachine({ kernel: SPIN, smp: opts.smp ?? 1, memory: 32 << 20 });
   const host = new LocalVmmHost({
     machine,
     run: { output: () => {}, diag: () => {} },
@@ -31,9 +40,10 @@ async function rig() {
   });
   const done = host.run();
   const path = join(dir, `q${Math.random().toString(36).slice(2)}.sock`);
-  const server = await QmpServer.listen(`unix:${path}`, host);
+  const server = await QmpServer.listen(`unix:${path}`, host, opts.diag ? { diag: opts.diag } : {});
   return {
     host,
+    server,
     path,
     close: async () => {
       if (host.runState() !== "shutdown") host.quit(0);
@@ -122,6 +132,443 @@ test("an over-long QMP line is resynchronised mid-line", async () => {
     assert.equal(r.host.runState(), "running");
   } finally {
     await c.close();
+    await r.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Jobs: snapshot-save / snapshot-load off the command queue
+
+/**
+ * Holds back every read of `path` made through fs.promises.open (the way snapshot-load reads
+ * its file) until `release()`: a file as slow as the test wants, with `reached` resolving
+ * once a read has begun. No timing: the read ends when the test says so.
+ */
+function slowFile(path: string) {
+  const promises = fs.promises as { open: typeof fs.promises.open };
+  const realOpen = promises.open;
+  let release = () => {};
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  let reach = () => {};
+  const reached = new Promise<void>((r) => {
+    reach = r;
+  });
+  promises.open = (async (p: fs.PathLike, ...rest: unknown[]) => {
+    const h = await (realOpen as (p: fs.PathLike, ...r: unknown[]) => Promise<fs.promises.FileHandle>)(
+      p,
+      ...rest,
+    );
+    if (String(p) !== path) return h;
+    const read = h.read.bind(h) as (...a: unknown[]) => Promise<unknown>;
+    (h as unknown as { read: (...a: unknown[]) => Promise<unknown> }).read = async (...a: unknown[]) => {
+      reach();
+      await released;
+      return read(...a);
+    };
+    return h;
+  }) as typeof fs.promises.open;
+  return {
+    reached,
+    release,
+    /** Puts fs.promises.open back and lets any held read go. */
+    restore: () => {
+      promises.open = realOpen;
+      release();
+    },
+  };
+}
+
+/** Every event a client receives, in order, with waits on them. */
+class EventLog {
+  readonly all: QmpEvent[] = [];
+  private readonly waiters = new Set<() => void>();
+  constructor(c: QmpClient) {
+    c.onEvent = (e) => {
+      this.all.push(e);
+      for (const w of [...this.waiters]) w();
+    };
+  }
+  /** JOB_STATUS_CHANGE statuses of job `id`, in order. */
+  statuses(id: string): string[] {
+    return this.all
+      .filter((e) => e.event === "JOB_STATUS_CHANGE" && e.data?.id === id)
+      .map((e) => e.data!.status as string);
+  }
+  /** Names of the events from the first JOB_STATUS_CHANGE of `id` on ("STOP", "job:running"…). */
+  trace(id: string): string[] {
+    const i = this.all.findIndex((e) => e.event === "JOB_STATUS_CHANGE" && e.data?.id === id);
+    return this.all
+      .slice(i)
+      .filter((e) => e.event !== "JOB_STATUS_CHANGE" || e.data?.id === id)
+      .map((e) => (e.event === "JOB_STATUS_CHANGE" ? `job:${e.data!.status as string}` : e.event));
+  }
+  async waitFor(cond: () => boolean, what: string): Promise<void> {
+    let check = () => {};
+    const met = new Promise<void>((resolve) => {
+      check = () => {
+        if (cond()) resolve();
+      };
+    });
+    this.waiters.add(check);
+    try {
+      check();
+      await within(met, what);
+    } finally {
+      this.waiters.delete(check);
+    }
+  }
+  status(id: string, status: string): Promise<void> {
+    return this.waitFor(() => this.statuses(id).includes(status), `job ${id} ${status}`);
+  }
+}
+
+const jobs = async (c: QmpClient) =>
+  (await c.execute("query-jobs")) as {
+    id: string;
+    type: string;
+    status: string;
+    "current-progress": number;
+    "total-progress": number;
+    error?: string;
+  }[];
+
+const x19 = (h: LocalVmmHost) => h.machine!.vcpus[0]!.cpu.getX(19);
+
+/** A valid snapshot of the rig's running VM, written by the synchronous form. */
+async function savedSnapshot(c: QmpClient, name: string, tag?: string): Promise<string> {
+  const file = join(dir, name);
+  assert.deepEqual(await c.execute("snapshot-save", { file, ...(tag ? { tag } : {}) }), {});
+  return file;
+}
+
+test("snapshot-load of a big file stalls every QMP client", async () => {
+  const r = await rig();
+  const a = await QmpClient.connect(r.path);
+  const b = await QmpClient.connect(r.path);
+  const file = await savedSnapshot(a, "big.snap");
+  const slow = slowFile(file);
+  try {
+    const before = r.host.machine;
+    const order: string[] = [];
+    const load = a.execute("snapshot-load", { file }).then((v) => {
+      order.push("load");
+      return v;
+    });
+    // The same client's next command waits for the load (QEMU runs a client's commands in order).
+    const aNext = a.execute("query-status").then((v) => {
+      order.push("a:query-status");
+      return v;
+    });
+    await within(slow.reached, "snapshot-load reading its file");
+    // Another client is answered while the load is still reading, and the VM runs meanwhile.
+    const status = await within(
+      b.execute("query-status"),
+      "query-status from a second client during the load",
+    );
+    assert.equal((status as { status: string }).status, "running");
+    assert.deepEqual(order, [], "the load is still in progress, and a's next command waits behind it");
+    const n = x19(r.host);
+    await until(() => x19(r.host) > n, "the VM running during the load");
+    assert.equal(r.host.machine, before);
+    slow.release();
+    assert.deepEqual(await within(load, "the load"), {});
+    await within(aNext, "a's query-status");
+    assert.deepEqual(order, ["load", "a:query-status"]);
+    assert.notEqual(r.host.machine, before, "the loaded machine is the current one");
+    assert.equal(r.host.runState(), "running");
+  } finally {
+    slow.restore();
+    await a.close();
+    await b.close();
+    await r.close();
+  }
+});
+
+test("snapshot-save and snapshot-load jobs: JOB_STATUS_CHANGE in QEMU's order, query-jobs, job-dismiss", async () => {
+  const r = await rig();
+  const c = await QmpClient.connect(r.path);
+  const other = await QmpClient.connect(r.path);
+  const log = new EventLog(c);
+  try {
+    // snapshot-save with a job-id: {} at once, after `created` and `running` (QEMU's job_start
+    // runs before the command returns); STOP/RESUME for the capture; then the conclusion.
+    const file = join(dir, "job.snap");
+    assert.deepEqual(await c.execute("snapshot-save", { "job-id": "save0", file, tag: "t0" }), {});
+    assert.deepEqual(log.statuses("save0"), ["created", "running"], "created and running precede the reply");
+    await log.status("save0", "concluded");
+    assert.deepEqual(log.trace("save0"), [
+      "job:created",
+      "job:running",
+      "STOP",
+      "RESUME",
+      "job:waiting",
+      "job:pending",
+      "job:concluded",
+    ]);
+    const size = statSync(file).size;
+    assert.deepEqual(await jobs(c), [
+      {
+        id: "save0",
+        type: "snapshot-save",
+        status: "concluded",
+        "current-progress": size,
+        "total-progress": size,
+      },
+    ]);
+    assert.equal(r.host.runState(), "running");
+    // job-dismiss: `null`, and the job leaves the list; a second dismiss finds nothing.
+    assert.deepEqual(await c.execute("job-dismiss", { id: "save0" }), {});
+    await log.status("save0", "null");
+    assert.deepEqual(await jobs(c), []);
+    await assert.rejects(c.execute("job-dismiss", { id: "save0" }), { desc: "Job not found" });
+
+    // snapshot-load as a job, its read held back: `running` in query-jobs, progress 0 of the
+    // file's size, job-dismiss refused in QEMU's words, another client answered meanwhile.
+    const before = r.host.machine;
+    const slow = slowFile(file);
+    try {
+      assert.deepEqual(await c.execute("snapshot-load", { "job-id": "load0", file, tag: "t0" }), {});
+      await within(slow.reached, "the load job reading its file");
+      assert.deepEqual(await jobs(other), [
+        {
+          id: "load0",
+          type: "snapshot-load",
+          status: "running",
+          "current-progress": 0,
+          "total-progress": size,
+        },
+      ]);
+      await assert.rejects(c.execute("job-dismiss", { id: "load0" }), {
+        desc: "Job 'load0' in state 'running' cannot accept command verb 'dismiss'",
+      });
+      assert.equal(((await other.execute("query-status")) as { status: string }).status, "running");
+      assert.equal(r.host.machine, before, "nothing swapped before the file is read");
+      slow.release();
+      await log.status("load0", "concluded");
+    } finally {
+      slow.restore();
+    }
+    assert.deepEqual(log.trace("load0"), [
+      "job:created",
+      "job:running",
+      "STOP",
+      "RESUME",
+      "job:waiting",
+      "job:pending",
+      "job:concluded",
+    ]);
+    assert.notEqual(r.host.machine, before, "the snapshot's machine is the current one");
+    assert.equal(r.host.runState(), "running");
+    assert.deepEqual(await jobs(c), [
+      {
+        id: "load0",
+        type: "snapshot-load",
+        status: "concluded",
+        "current-progress": size,
+        "total-progress": size,
+      },
+    ]);
+    await c.execute("job-dismiss", { id: "load0" });
+    await log.status("load0", "null");
+
+    // The other client saw the same events (jobs are the VMM's, not one client's).
+    assert.ok(other.events.some((e) => e.event === "JOB_STATUS_CHANGE" && e.data?.id === "load0"));
+  } finally {
+    await c.close();
+    await other.close();
+    await r.close();
+  }
+});
+
+test("a failing snapshot job concludes with its error and leaves the VM running", async () => {
+  const r = await rig();
+  const c = await QmpClient.connect(r.path);
+  const log = new EventLog(c);
+  try {
+    const before = r.host.machine;
+    const good = await savedSnapshot(c, "tagged.snap", "mine");
+    const cases: [string, string, Record<string, unknown>, RegExp][] = [
+      ["load-absent", "snapshot-load", { file: join(dir, "absent.snap") }, /absent\.snap: no such file/],
+      ["load-dir", "snapshot-load", { file: dir }, /a directory, not a regular file/],
+      ["load-tag", "snapshot-load", { file: good, tag: "other" }, /holds snapshot 'mine', not 'other'/],
+      ["load-dev", "snapshot-load", { file: good, devices: ["disk0"] }, /'disk0' cannot be part of one/],
+      ["save-nodir", "snapshot-save", { file: join(dir, "no", "such", "dir.snap") }, /cannot write .*ENOENT/],
+    ];
+    for (const [id, cmd, args, why] of cases) {
+      assert.deepEqual(await c.execute(cmd, { "job-id": id, ...args }), {}, id);
+      await log.status(id, "concluded");
+      assert.deepEqual(log.statuses(id), ["created", "running", "aborting", "concluded"], id);
+      const info = (await jobs(c)).find((j) => j.id === id);
+      assert.equal(info?.status, "concluded", id);
+      assert.equal(info?.type, cmd, id);
+      assert.match(info?.error ?? "", why, id);
+      assert.ok(!info!.error!.includes("\n"), "a one-line reason");
+      await c.execute("job-dismiss", { id });
+      assert.equal(r.host.machine, before, `${id}: the VM is untouched`);
+      assert.equal(r.host.runState(), "running", id);
+    }
+    const n = x19(r.host);
+    await until(() => x19(r.host) > n, "the VM still running after the failed jobs");
+    // The synchronous form reports the same reasons as its error reply.
+    await assert.rejects(c.execute("snapshot-load", { file: join(dir, "absent.snap") }), /no such file/);
+    // Arguments are checked before any job exists (QAPI's checks, QEMU's messages).
+    for (const [args, desc] of [
+      [{ "job-id": "1st", file: good }, "Invalid job ID '1st'"],
+      [
+        { "job-id": "j", file: good, devices: [1] },
+        "Invalid parameter type for 'devices[0]', expected: string",
+      ],
+      [{ "job-id": "j", devices: [] }, "Parameter 'file' is missing (or QEMU's 'vmstate')"],
+      [{ "job-id": "j", file: good, vmstate: `${good}.x` }, /name different files/],
+      [{ "job-id": "j", file: good, vmstate: 7 }, "Invalid parameter type for 'vmstate', expected: string"],
+    ] as [Record<string, unknown>, string | RegExp][]) {
+      await assert.rejects(c.execute("snapshot-load", args), (e: unknown) => {
+        assert.ok(e instanceof QmpReplyError);
+        if (typeof desc === "string") assert.equal(e.desc, desc);
+        else assert.match(e.desc, desc);
+        return true;
+      });
+    }
+    assert.deepEqual(await jobs(c), [], "no job was created by a refused command");
+  } finally {
+    await c.close();
+    await r.close();
+  }
+});
+
+test("a duplicate job-id is refused while the job is listed, accepted again once dismissed", async () => {
+  const r = await rig();
+  const c = await QmpClient.connect(r.path);
+  const log = new EventLog(c);
+  try {
+    const file = join(dir, "dup.snap");
+    await c.execute("snapshot-save", { "job-id": "snap", file });
+    for (const cmd of ["snapshot-save", "snapshot-load"]) {
+      await assert.rejects(c.execute(cmd, { "job-id": "snap", file }), {
+        desc: "Job ID 'snap' already in use",
+      });
+    }
+    await log.status("snap", "concluded");
+    await assert.rejects(c.execute("snapshot-load", { "job-id": "snap", file }), {
+      desc: "Job ID 'snap' already in use",
+    });
+    assert.equal((await jobs(c)).length, 1, "the refused commands created no job");
+    await c.execute("job-dismiss", { id: "snap" });
+    assert.deepEqual(await c.execute("snapshot-load", { "job-id": "snap", file }), {});
+    await log.waitFor(() => log.statuses("snap").filter((s) => s === "concluded").length === 2, "second job");
+    assert.equal((await jobs(c))[0]?.error, undefined);
+  } finally {
+    await c.close();
+    await r.close();
+  }
+});
+
+test("node-qemu's typed snapshotSave/snapshotLoad (QEMU's job shape) drive armbox", async () => {
+  const r = await rig();
+  const client = new QMPClient({ socketPath: r.path });
+  const statuses: string[] = [];
+  const concluded = new Map<string, () => void>();
+  try {
+    await client.connect();
+    client.on("JOB_STATUS_CHANGE", (d: { id: string; status: string }) => {
+      statuses.push(`${d.id}:${d.status}`);
+      if (d.status === "concluded") concluded.get(d.id)?.();
+    });
+    const done = (id: string) =>
+      within(new Promise<void>((res) => concluded.set(id, res)), `${id} concluded`);
+    const file = join(dir, "node-qemu.snap");
+    const saved = done("ns");
+    await client.snapshotSave({ "job-id": "ns", tag: "nq", vmstate: file, devices: [] });
+    await saved;
+    const [info] = await client.queryJobs();
+    assert.equal(info?.type, "snapshot-save");
+    assert.equal(info?.status, "concluded");
+    assert.equal(info?.["total-progress"], statSync(file).size);
+    await client.jobDismiss("ns");
+    assert.deepEqual(await client.queryJobs(), []);
+
+    const before = r.host.machine;
+    const loaded = done("nl");
+    await client.snapshotLoad({ "job-id": "nl", tag: "nq", vmstate: file, devices: [] });
+    await loaded;
+    assert.equal((await client.queryJobs())[0]?.error, undefined);
+    await client.jobDismiss("nl");
+    assert.notEqual(r.host.machine, before);
+    assert.equal((await client.queryStatus()).status, "running");
+    assert.deepEqual(
+      statuses.filter((s) => s.startsWith("ns:")),
+      ["ns:created", "ns:running", "ns:waiting", "ns:pending", "ns:concluded", "ns:null"],
+    );
+  } finally {
+    await client.close();
+    await r.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// A client that never reads
+
+test("a QMP client flooding commands without reading its replies grows the VMM's buffers without bound", async () => {
+  const lines: string[] = [];
+  const r = await rig({ smp: 8, diag: (l) => lines.push(l) });
+  const b = await QmpClient.connect(r.path);
+  const bLog = new EventLog(b);
+  const flood = net.connect(r.path);
+  try {
+    // Negotiate, then stop reading for good.
+    let got = "";
+    await within(
+      new Promise<void>((resolve) => {
+        const onData = (d: Buffer) => {
+          got += d.toString("utf8");
+          if (got.includes('"QMP"') && !got.includes('"return"'))
+            flood.write('{"execute":"qmp_capabilities"}\n');
+          if (got.includes('"return"')) {
+            flood.off("data", onData);
+            flood.pause();
+            resolve();
+          }
+        };
+        flood.on("data", onData);
+      }),
+      "the flooding client's negotiation",
+    );
+    const closed = new Promise<void>((res) => flood.once("close", () => res()));
+    flood.on("error", () => {});
+    // Replies of about 1.6 KiB each (8 vCPUs): 20,000 of them are some 32 MiB, four times
+    // the cap. The last command, `stop`, must never run: the client is dropped long before.
+    const one = '{"execute":"query-cpus-fast"}\n';
+    const batch = one.repeat(1000);
+    for (let i = 0; i < 20; i++) flood.write(batch);
+    flood.write('{"execute":"stop"}\n');
+    const outcome = await within(
+      Promise.race([
+        closed.then(() => "dropped" as const),
+        bLog
+          .waitFor(() => bLog.all.some((e) => e.event === "STOP"), "STOP")
+          .then(() => "ran to the end" as const),
+      ]),
+      "the flooding client dropped",
+    );
+    assert.equal(
+      outcome,
+      "dropped",
+      "the flooding client's commands all ran: nothing bounds what waits for it",
+    );
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(
+      lines[0]!,
+      /^QMP client \d+ \(unix:.*\) dropped: [\d.]+ MiB of replies and events unread, more than the 8 MiB allowed$/,
+    );
+    // The other client and the VM go on.
+    assert.equal(((await b.execute("query-status")) as { status: string }).status, "running");
+    assert.equal(r.host.runState(), "running");
+    await until(() => r.server.clientCount === 1, "the dropped client forgotten");
+  } finally {
+    flood.destroy();
+    await b.close();
     await r.close();
   }
 });
