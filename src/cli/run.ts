@@ -14,8 +14,15 @@ import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machin
 import { openBlockFile } from "../vmm/block-file.ts";
 import { type InputLimit, readInputFile, SNAPSHOT_LIMIT } from "../vmm/host/input-file.ts";
 import { StreamSink } from "../vmm/host/output-stream.ts";
+import { KvmError } from "../hv/onereg.ts";
 import { receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
+import {
+  DEFAULT_DEADLINE_MS,
+  DEFAULT_PROGRESS_MS,
+  failureReason,
+  MigrationError,
+} from "../vmm/migration/stream.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
 import { type QmpServer, startQmp } from "../vmm/qmp/server.ts";
 import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../vmm/snapshot/format.ts";
@@ -76,6 +83,8 @@ export interface RunFlags {
   qmp?: string;
   paused?: boolean;
   incoming?: string;
+  /** --migration-deadline SECONDS: the overall deadline of a migration, either way. */
+  migrationDeadline?: string;
   /** --drive file=X[,format=raw][,readonly=on][,serial=S] (repeatable). */
   drive?: string[];
   /** --device virtio-rng-device | virtio-serial-device (repeatable). */
@@ -240,6 +249,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     onError: (e) => host.abort({ kind: "error", code: 1, message: `console output: ${e.message}` }),
   });
   let stopAt: bigint | undefined;
+  let migrationDeadlineMs = DEFAULT_DEADLINE_MS;
   // virtio devices: the same ones (the same open disk images) in every machine this run
   // builds, whether booted, restored or received.
   let virtio: VirtioDeviceConfig[] = [];
@@ -254,6 +264,14 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     // would wait on nothing, and Node would end it with exit code 13 (issue 9).
     if (flags.paused && flags.qmp === undefined)
       throw new Error("--paused needs --qmp: only QMP cont can start the vCPUs");
+    if (flags.migrationDeadline !== undefined) {
+      const s = Number(flags.migrationDeadline);
+      if (!/^\d+(\.\d+)?$/.test(flags.migrationDeadline) || !(s > 0) || s > 86_400)
+        throw new Error(
+          `--migration-deadline ${flags.migrationDeadline}: expected a number of seconds, more than 0 and at most 86400`,
+        );
+      migrationDeadlineMs = Math.round(s * 1000);
+    }
     if (flags.save !== undefined && stopAt === undefined)
       throw new Error("--save needs --stop-at N (the instruction count to stop at)");
     if (flags.restore !== undefined) {
@@ -348,7 +366,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       if (traceMp) traceMpStates(m, diag);
       return m;
     },
-    makeMigration: (m, r) => new OutgoingMigration(m, r, { diag }),
+    makeMigration: (m, r) => new OutgoingMigration(m, r, { diag, deadlineMs: migrationDeadlineMs }),
     startPaused: flags.paused ?? false,
     noReboot: flags.reboot === false,
   });
@@ -368,20 +386,26 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       qmp === null
         ? "the source's VM is paused and this destination has no control socket to continue it (give it --qmp)"
         : undefined;
+    // Both outcomes end in host.start or host.abort, so host.run() below always settles.
     receiveIncoming(flags.incoming!, incomingConfig, {
       diag,
+      deadlineMs: migrationDeadlineMs,
       ...(refusePaused ? { refusePaused } : {}),
-    }).then(
-      (r) => {
+    })
+      .then((r) => {
         if (traceMp) traceMpStates(r.machine, diag);
         diag(
           `incoming migration complete: ${r.bytes} bytes in ${r.ms.toFixed(0)} ms; the VM is ${r.runState}`,
         );
         host.start(r.machine, r.runState === "running");
-      },
-      (e: Error) =>
-        host.abort({ kind: "error", code: 1, message: `incoming migration failed: ${e.message}` }),
-    );
+      })
+      .catch((e: unknown) => {
+        // A MigrationError says what was wrong with the stream, a KvmError what this
+        // destination cannot build (--smp 200); anything else is an armbox bug.
+        const reason =
+          e instanceof MigrationError || e instanceof KvmError ? e.message : failureReason(e, diag);
+        host.abort({ kind: "error", code: 1, message: `incoming migration failed: ${reason}` });
+      });
   }
   const result = await host.run();
   await qmp?.close();
@@ -461,6 +485,10 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--restore <file>", "continue a snapshot (its machine configuration is used)")
     .option("--qmp <spec>", "QMP control socket: unix:PATH or tcp:HOST:PORT")
     .option("--incoming <uri>", "receive a live migration (tcp:HOST:PORT or file:PATH), then run")
+    .option(
+      "--migration-deadline <seconds>",
+      `give up a live migration, incoming or outgoing (QMP migrate), not complete within this time (default ${DEFAULT_DEADLINE_MS / 1000}); either side also gives up after ${DEFAULT_PROGRESS_MS / 1000} s without a byte moving`,
+    )
     .option("-S, --paused", "start with the vCPUs stopped until QMP cont (QEMU's -S)")
     .option("--state-digest", "print state-digest: <sha256> of the whole machine when the run ends")
     .option(
