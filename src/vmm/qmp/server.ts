@@ -34,7 +34,7 @@ const MAX_QUEUED = 8;
  * Bytes of replies and events that may wait, unsent, for one client (8 MiB: some thousand
  * replies, far beyond what a client that reads ever leaves behind). A client that sends
  * commands but never reads would otherwise make the VMM buffer without bound; past this it
- * is dropped, with a one-line diagnostic. QEMU's monitor has no such bound.
+ * is dropped, with a one-line diagnostic.
  */
 export const MAX_PENDING_WRITE = 8 << 20;
 
