@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { QMPClient } from "node-qemu";
+import { qmpCommand } from "../src/cli/qmp.ts";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { QmpClient, type QmpEvent, QmpReplyError } from "../src/vmm/qmp/client.ts";
 import { LocalVmmHost } from "../src/vmm/qmp/host.ts";
@@ -506,6 +507,57 @@ test("node-qemu's typed snapshotSave/snapshotLoad (QEMU's job shape) drive armbo
     );
   } finally {
     await client.close();
+    await r.close();
+  }
+});
+
+test("armbox qmp --wait follows a snapshot job to its end, prints and dismisses it", async () => {
+  const r = await rig();
+  const io = () => {
+    const o = { out: "", err: "" };
+    return { o, io: { out: (s: string) => void (o.out += s), err: (s: string) => void (o.err += s) } };
+  };
+  try {
+    const file = join(dir, "cli.snap");
+    let c = io();
+    assert.equal(
+      await qmpCommand(
+        r.path,
+        "snapshot-save",
+        JSON.stringify({ "job-id": "cli", file }),
+        { wait: true },
+        c.io,
+      ),
+      0,
+      c.o.err,
+    );
+    const size = statSync(file).size;
+    assert.deepEqual(JSON.parse(c.o.out), {
+      id: "cli",
+      type: "snapshot-save",
+      status: "concluded",
+      "current-progress": size,
+      "total-progress": size,
+    });
+    c = io();
+    const bad = JSON.stringify({ "job-id": "cli", file: join(dir, "absent.snap") });
+    assert.equal(
+      await qmpCommand(r.path, "snapshot-load", bad, { wait: true }, c.io),
+      1,
+      "dismissed: the id is free",
+    );
+    assert.match(c.o.err, /absent\.snap: no such file\n$/);
+    assert.equal(JSON.parse(c.o.out).status, "concluded");
+    c = io();
+    assert.equal(
+      await qmpCommand(r.path, "snapshot-save", JSON.stringify({ file }), { wait: true }, c.io),
+      2,
+    );
+    assert.match(c.o.err, /--wait follows a job/);
+    const q = await QmpClient.connect(r.path);
+    assert.deepEqual(await jobs(q), []);
+    await q.close();
+  } finally {
     await r.close();
   }
 });

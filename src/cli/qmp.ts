@@ -2,6 +2,10 @@
  * `armbox qmp PATH COMMAND [JSON-ARGS]`: a one-shot QMP client. PATH is a Unix socket path
  * (`unix:` optional) or `tcp:HOST:PORT`. Prints the command's `return` as JSON and exits 0;
  * on an error reply prints its description and exits 1; usage or connection errors exit 2.
+ *
+ * With `--wait`, a command that starts a job (its JSON-ARGS has a "job-id", e.g.
+ * snapshot-save) is followed to its end: once the job has concluded its query-jobs entry is
+ * printed and the job dismissed; exit 1 with the job's error if it failed.
  */
 import type { Command } from "commander";
 import { QmpClient, QmpReplyError } from "../vmm/qmp/client.ts";
@@ -21,7 +25,7 @@ export async function qmpCommand(
   target: string,
   command: string,
   jsonArgs: string | undefined,
-  opts: { pretty?: boolean; timeout?: number } = {},
+  opts: { pretty?: boolean; timeout?: number; wait?: boolean } = {},
   io: QmpIo = stdio,
 ): Promise<number> {
   let args: Record<string, unknown> | undefined;
@@ -38,6 +42,11 @@ export async function qmpCommand(
       return 2;
     }
     args = v as Record<string, unknown>;
+  }
+  const jobId = args?.["job-id"];
+  if (opts.wait && typeof jobId !== "string") {
+    io.err('armbox qmp: --wait follows a job: give its "job-id" in JSON-ARGS\n');
+    return 2;
   }
   let addr: ReturnType<typeof parseQmpAddress>;
   try {
@@ -57,9 +66,11 @@ export async function qmpCommand(
     io.err(`armbox qmp: cannot connect to ${target}: ${(e as Error).message}\n`);
     return 2;
   }
+  const print = (v: unknown) => io.out(`${JSON.stringify(v, null, opts.pretty ? 2 : undefined)}\n`);
   try {
-    const ret = await client.execute(command, args);
-    io.out(`${JSON.stringify(ret, null, opts.pretty ? 2 : undefined)}\n`);
+    if (opts.wait && typeof jobId === "string")
+      return await followJob(client, command, args!, jobId, print, io);
+    print(await client.execute(command, args));
     return 0;
   } catch (e) {
     if (e instanceof QmpReplyError) {
@@ -73,6 +84,42 @@ export async function qmpCommand(
   }
 }
 
+/** Runs a job-starting command, waits for JOB_STATUS_CHANGE concluded, prints and dismisses the job. */
+async function followJob(
+  client: QmpClient,
+  command: string,
+  args: Record<string, unknown>,
+  id: string,
+  print: (v: unknown) => void,
+  io: QmpIo,
+): Promise<number> {
+  let seen = () => {};
+  const concluded = new Promise<void>((resolve) => {
+    seen = resolve;
+  });
+  const prev = client.onEvent;
+  client.onEvent = (e) => {
+    prev?.(e);
+    if (e.event === "JOB_STATUS_CHANGE" && e.data?.id === id && e.data.status === "concluded") seen();
+  };
+  await client.execute(command, args);
+  // The connection closing ends the wait too (execute below then rejects).
+  await Promise.race([concluded, client.closed]);
+  const list = (await client.execute("query-jobs")) as { id?: unknown; error?: unknown }[];
+  const job = Array.isArray(list) ? list.find((j) => j.id === id) : undefined;
+  if (!job) {
+    io.err(`armbox qmp: job '${id}' is not listed by query-jobs once concluded\n`);
+    return 1;
+  }
+  await client.execute("job-dismiss", { id });
+  print(job);
+  if (typeof job.error === "string") {
+    io.err(`${job.error}\n`);
+    return 1;
+  }
+  return 0;
+}
+
 export function registerQmpCommand(program: Command, done: (p: Promise<number>) => void): void {
   program
     .command("qmp")
@@ -81,7 +128,16 @@ export function registerQmpCommand(program: Command, done: (p: Promise<number>) 
     .argument("<command>", "QMP command, e.g. query-status")
     .argument("[json-args]", "the command's arguments as a JSON object")
     .option("--pretty", "indent the printed JSON")
-    .action((target: string, command: string, jsonArgs: string | undefined, o: { pretty?: boolean }) =>
-      done(qmpCommand(target, command, jsonArgs, { pretty: o.pretty ?? false })),
+    .option(
+      "--wait",
+      'with a "job-id" (snapshot-save, snapshot-load): wait for the job, print and dismiss it',
+    )
+    .action(
+      (
+        target: string,
+        command: string,
+        jsonArgs: string | undefined,
+        o: { pretty?: boolean; wait?: boolean },
+      ) => done(qmpCommand(target, command, jsonArgs, { pretty: o.pretty ?? false, wait: o.wait ?? false })),
     );
 }

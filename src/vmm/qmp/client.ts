@@ -30,6 +30,11 @@ export class QmpClient {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private greeted: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private closedError: Error | null = null;
+  private markClosed = () => {};
+  /** Resolves once the connection has closed (never rejects). */
+  readonly closed = new Promise<void>((resolve) => {
+    this.markClosed = resolve;
+  });
 
   private constructor(private readonly socket: net.Socket) {
     const splitter = new JsonSplitter((item) => {
@@ -41,6 +46,7 @@ export class QmpClient {
       this.greeted?.reject(this.closedError);
       for (const p of this.pending.values()) p.reject(this.closedError);
       this.pending.clear();
+      this.markClosed();
     };
     socket.on("error", closed);
     socket.on("close", () => closed());
