@@ -124,6 +124,8 @@ interface Transport {
   write(b: Uint8Array): Promise<void>;
   /** Gives up on the transport: pending and later writes fail with `reason`. */
   abort(reason: string): void;
+  /** Waits for `p`, a wait on the destination, under the progress timeout. */
+  onPeer<T>(p: Promise<T>): Promise<T>;
   /** Replies from the destination (TCP only). */
   readonly replies: FrameReader | null;
   /** Flushes and closes normally. */
@@ -131,7 +133,16 @@ interface Transport {
   destroy(): void;
 }
 
-function connectTcp(host: string, port: number, timeoutMs: number, progressMs: number): Promise<Transport> {
+/**
+ * `progressMs` is read each time a wait on the destination begins (a test may shorten it
+ * for one phase).
+ */
+function connectTcp(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  progressMs: () => number,
+): Promise<Transport> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host, port });
     sock.setNoDelay(true);
@@ -158,16 +169,30 @@ function connectTcp(host: string, port: number, timeoutMs: number, progressMs: n
     });
     sock.once("connect", () => {
       clearTimeout(timer);
-      // Progress: Node's socket timeout fires when no byte moved either way for progressMs
-      // (a write the kernel is still taking counts as moving).
-      sock.setTimeout(progressMs, () =>
-        abort(
-          `no byte moved to or from the destination for ${progressMs} ms (it stopped reading or answering)`,
-        ),
+      // Progress: armed only while the source waits on the destination (a write it has not
+      // taken, a reply), never while the source itself is busy; Node's socket timeout fires
+      // when no byte moved either way for that long (a write the kernel is still taking
+      // counts as moving).
+      let waits = 0;
+      let armedMs = 0;
+      sock.on("timeout", () =>
+        abort(`no byte moved to or from the destination for ${armedMs} ms (it stopped reading or answering)`),
       );
+      const onPeer = async <T>(p: Promise<T>): Promise<T> => {
+        if (waits++ === 0) {
+          armedMs = progressMs();
+          sock.setTimeout(armedMs);
+        }
+        try {
+          return await p;
+        } finally {
+          if (--waits === 0) sock.setTimeout(0);
+        }
+      };
       resolve({
         replies,
         abort,
+        onPeer,
         write: (b) =>
           new Promise<void>((res, rej) => {
             if (aborted !== null) return rej(new MigrationError(aborted));
@@ -178,12 +203,21 @@ function connectTcp(host: string, port: number, timeoutMs: number, progressMs: n
             });
             if (ok) res();
             else {
+              // The drain wait is a wait on the destination: under the progress timeout.
+              let settle!: () => void;
+              void onPeer(
+                new Promise<void>((r) => {
+                  settle = r;
+                }),
+              );
               const onDrain = () => {
                 sock.off("close", onClose);
+                settle();
                 res();
               };
               const onClose = () => {
                 sock.off("drain", onDrain);
+                settle();
                 rej(
                   new MigrationError(
                     aborted ?? `the connection failed (${error?.message ?? "closed by the destination"})`,
@@ -216,6 +250,7 @@ function openFile(path: string): Transport {
     abort: (reason) => {
       aborted ??= reason;
     },
+    onPeer: (p) => p,
     write: (b) =>
       new Promise<void>((res, rej) =>
         aborted !== null
@@ -440,7 +475,7 @@ export class OutgoingMigration implements MigrationController {
               target.host,
               target.port,
               opts.connectTimeoutMs ?? 5000,
-              opts.progressTimeoutMs ?? DEFAULT_PROGRESS_MS,
+              () => opts.progressTimeoutMs ?? DEFAULT_PROGRESS_MS,
             )
           : openFile(target.path);
       this.checkCancel();
@@ -599,7 +634,8 @@ export class OutgoingMigration implements MigrationController {
       );
     });
     try {
-      return await Promise.race([replies.expectJson(names), timeout]);
+      const wait = Promise.race([replies.expectJson(names), timeout]);
+      return await (this.transport ? this.transport.onPeer(wait) : wait);
     } catch (e) {
       if (replies.endReason !== null && e instanceof MigrationError && /truncated/.test(e.message)) {
         throw new MigrationError(`${replies.endReason} before sending ${what}`);
