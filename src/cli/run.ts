@@ -9,12 +9,12 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import type { Command } from "commander";
 import { MP_STATE_NAMES } from "../hv/mp-state.ts";
+import { KvmError } from "../hv/onereg.ts";
 import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
 import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machine/virt.ts";
 import { openBlockFile } from "../vmm/block-file.ts";
 import { type InputLimit, readInputFile, SNAPSHOT_LIMIT } from "../vmm/host/input-file.ts";
 import { StreamSink } from "../vmm/host/output-stream.ts";
-import { KvmError } from "../hv/onereg.ts";
 import { receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
 import {
