@@ -185,6 +185,12 @@ function refuseDevices(cmd: JobType, devices: readonly string[]): void {
   );
 }
 
+/**
+ * Lets the event loop run (other clients' commands, the VM) between two synchronous steps
+ * of a snapshot's work; each step itself still holds the thread while it runs.
+ */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const NO_PROGRESS: JobProgress = { total: () => {}, done: () => {} };
 
 /**
@@ -296,6 +302,8 @@ async function loadSnapshot(p: SnapshotArgs, ctx: QmpContext, progress: JobProgr
       );
     }
     const cfg = configFromHeader(decoded.header, decoded.sections);
+    // Decoding and restoring are synchronous: let other clients in between the two.
+    await yieldToEventLoop();
     fresh = host.createMachine(cfg);
     restoreSections(fresh, decoded.sections, { savedAt: decoded.header.savedAt });
   } catch (e) {
