@@ -5,10 +5,13 @@
  * and each input is a variant of it: frames removed, duplicated, reordered; the stream
  * truncated; a frame of each kind (header, RAM pages, round marker, device section, run
  * state) corrupted WITH its CRC recomputed; lengths, counts and the declared totals or
- * digest changed; random bytes flipped (CRC stale). A share are no-op variants (a frame
- * re-encoded, JSON keys reordered, RAM frames deflated or split into other rounds with the
- * declarations recomputed, a page re-sent identically in an extra round): the destination
- * must accept those, and load the same machine.
+ * digest changed; the header's declared frame limit (maxFrame, stream version 4) below
+ * the largest frame, above what the destination accepts, or not a number; random bytes
+ * flipped (CRC stale). A share are no-op variants (a frame re-encoded, JSON keys
+ * reordered, RAM frames deflated or split into other rounds with the declarations
+ * recomputed, a page re-sent identically in an extra round, the frame limit lowered to
+ * exactly the largest frame sent): the destination must accept those, and load the same
+ * machine.
  *
  * Each input goes through the destination's own load() (src/vmm/migration/destination.ts,
  * the code behind `--incoming`) on a fresh machine, from a FrameReader that holds the
@@ -38,8 +41,10 @@ import { load } from "../../src/vmm/migration/destination.ts";
 import { OutgoingMigration, type RunnerControl } from "../../src/vmm/migration/source.ts";
 import {
   FrameReader,
+  MAX_FRAME_PAYLOAD,
   MigrationError,
   PREAMBLE_SIZE,
+  ramFramePayload,
   type RunState,
   SEC_HEADER,
   SEC_PAGES,
@@ -493,8 +498,40 @@ function corruptFrame(rec: Recorded, edits: Edit[], rng: Rng): Variant {
   return { bytes: assemble(rec, edits), kind: `corrupt:${label}`, what, undeclared };
 }
 
-/** The declarations changed: a round's count or number, the totals, the digest, the section list. */
+/** The largest frame payload of the recorded stream, as on the wire (what maxFrame bounds). */
+const largestFrame = (rec: Recorded) => Math.max(...rec.frames.map((f) => f.payload.length));
+
+/**
+ * The declarations changed: the header's frame limit, a round's count or number, the
+ * totals, the digest, the section list.
+ */
 function declared(rec: Recorded, edits: Edit[], rng: Rng): Variant {
+  if (rng.chance(0.15)) {
+    const i = where(rec, (x) => x === SEC_HEADER)[0]!;
+    const v = json(edits[i]!);
+    const old = v.maxFrame;
+    const big = largestFrame(rec);
+    v.maxFrame = rng.pick([
+      big - 1,
+      Math.floor(big / 2),
+      ramFramePayload(1) - 1,
+      0,
+      -1,
+      MAX_FRAME_PAYLOAD + 1,
+      2 ** 31,
+      2 ** 53,
+      1.5,
+      String(old),
+      null,
+    ]);
+    if (rng.chance(0.2)) delete v.maxFrame;
+    edits[i] = setJson(edits[i]!, v);
+    return {
+      bytes: assemble(rec, edits),
+      kind: "declared:maxFrame",
+      what: `header: maxFrame ${String(old)} -> ${JSON.stringify(v.maxFrame) ?? "removed"}`,
+    };
+  }
   const rounds = where(rec, (x) => x === SEC_ROUND);
   if (rng.chance(0.35)) {
     const i = rng.pick(rounds);
@@ -545,7 +582,7 @@ function declared(rec: Recorded, edits: Edit[], rng: Rng): Variant {
 
 /** A variant that changes nothing the destination loads: it must be accepted. */
 function noop(rec: Recorded, edits: Edit[], rng: Rng): Variant {
-  const c = rng.int(6);
+  const c = rng.int(7);
   const v = (what: string, out: Edit[]): Variant => ({
     bytes: assemble(rec, out),
     kind: "noop",
@@ -603,6 +640,13 @@ function noop(rec: Recorded, edits: Edit[], rng: Rng): Variant {
         out.push(e);
       }
       return v("RAM frames split into more frames and rounds, declarations recomputed", redeclare(out));
+    }
+    case 5: {
+      // the declared frame limit lowered to exactly the largest frame sent (or one page's)
+      const i = where(rec, (x) => x === SEC_HEADER)[0]!;
+      const maxFrame = Math.max(largestFrame(rec), ramFramePayload(1));
+      edits[i] = setJson(edits[i]!, { ...json(edits[i]!), maxFrame });
+      return v(`the header's frame limit lowered to ${maxFrame}, the largest frame`, edits);
     }
     default: {
       // a page re-sent, identical, in an extra round before the last (declarations recomputed)
