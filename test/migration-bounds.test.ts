@@ -6,7 +6,7 @@
  * deadline on both sides, the source VM running on whenever the source gives up.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -461,4 +461,49 @@ test("destination overall deadline: a source dripping a byte every 10 ms cannot 
     within(dst.incoming, "the destination's verdict"),
     /the migration did not arrive whole within 400 ms of the connection/,
   );
+});
+
+test("a file: migration into a missing directory fails with a one-line reason (was 'internal error: ENOENT: no such file or directory, open ...')", async () => {
+  const m = new VirtMachine({ kernel: counterElf(), smp: 1, memory: 16 << 20 });
+  const control = { isPaused: true, pause() {}, resume() {}, finish() {}, onPaused: null };
+  const mig = new OutgoingMigration(m, control, { diag: () => {} });
+  const file = path.join(tmpdir(), `armbox-no-such-dir-${process.pid}`, "stream.bin");
+  mig.start(`file:${file}`);
+  assert.equal(await mig.done(), "failed");
+  assert.equal(mig.info()["error-desc"], `cannot create ${file}: no such directory`);
+});
+
+test("an unexpected exception in a destination is reported as an armbox bug with its stack in the log, not as 'internal error: <JavaScript message>'", async () => {
+  const m = new VirtMachine({ kernel: counterElf(), smp: 1, memory: 16 << 20 });
+  const { stream } = await recordFileStream(m, { batchPages: 16 });
+  const dir = mkdtempSync(path.join(tmpdir(), "armbox-bounds-"));
+  try {
+    const file = path.join(dir, "stream.bin");
+    writeFileSync(file, stream);
+    const log: string[] = [];
+    const r = receiveIncoming(
+      `file:${file}`,
+      { smp: 1, memory: 16 << 20 },
+      {
+        warmUp: false,
+        diag: (l) => log.push(l),
+        // A stand-in for a bug in the loader: a JavaScript TypeError mid-stream.
+        onFrame: () => {
+          throw new TypeError("Cannot read properties of undefined (reading 'data')");
+        },
+      },
+    );
+    await assert.rejects(r, (e: unknown) => {
+      assert.ok(e instanceof MigrationError);
+      assert.match(e.message, /^armbox bug \(unexpected TypeError\)/);
+      assert.doesNotMatch(e.message, /Cannot read properties/);
+      return true;
+    });
+    assert.ok(
+      log.some((l) => /armbox bug: TypeError: Cannot read properties.*\n\s+at /s.test(l)),
+      `the stack is in the log: ${log.join(" | ")}`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

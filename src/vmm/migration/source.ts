@@ -241,8 +241,29 @@ function connectTcp(
   });
 }
 
+/** A file-system failure as a one-line reason: "file:PATH: no such directory". */
+function fileError(path: string, doing: string, e: unknown): MigrationError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why =
+    code === "ENOENT"
+      ? "no such directory"
+      : code === "EACCES" || code === "EPERM"
+        ? "permission denied"
+        : code === "EISDIR"
+          ? "a directory"
+          : code === "ENOSPC"
+            ? "no space left on the device"
+            : (code ?? "failed");
+  return new MigrationError(`${doing} ${path}: ${why}`);
+}
+
 function openFile(path: string): Transport {
-  const fd = fs.openSync(path, "w");
+  let fd: number;
+  try {
+    fd = fs.openSync(path, "w");
+  } catch (e) {
+    throw fileError(path, "cannot create", e);
+  }
   let closed = false;
   let aborted: string | null = null;
   return {
@@ -255,18 +276,26 @@ function openFile(path: string): Transport {
       new Promise<void>((res, rej) =>
         aborted !== null
           ? rej(new MigrationError(aborted))
-          : fs.write(fd, b, 0, b.length, null, (e) =>
-              e ? rej(new MigrationError(`writing ${path}: ${e.message}`)) : res(),
-            ),
+          : fs.write(fd, b, 0, b.length, null, (e) => (e ? rej(fileError(path, "writing", e)) : res())),
       ),
     finish: async () => {
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
-      closed = true;
+      try {
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+      } catch (e) {
+        throw fileError(path, "writing", e);
+      } finally {
+        closed = true;
+      }
     },
     destroy: () => {
-      if (!closed) fs.closeSync(fd);
+      if (closed) return;
       closed = true;
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already failed; nothing more to tell
+      }
     },
   };
 }

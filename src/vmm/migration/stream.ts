@@ -287,7 +287,8 @@ export function checkFrameLimit(declared: unknown, accepted: number): number {
 export function failureReason(e: unknown, diag?: (line: string) => void): string {
   if (e instanceof MigrationError || e instanceof SnapshotError) return e.message;
   const err = e instanceof Error ? e : new Error(String(e));
-  diag?.(`armbox bug: ${err.stack ?? `${err.name}: ${err.message}`}`);
+  const log = diag ?? ((line: string) => console.error(`armbox: ${line}`));
+  log(`armbox bug: ${err.stack ?? `${err.name}: ${err.message}`}`);
   return `armbox bug (unexpected ${err.name}); its stack trace is in this side's log`;
 }
 
