@@ -7,12 +7,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DEFAULT_SMOKE, loadTargets, runInProcess } from "../tools/fuzz/engine.ts";
+import { descProblem, Framing } from "../tools/fuzz/targets/qmp.ts";
 
 const targets = await loadTargets();
 
-test("fuzz smoke: the snapshot and instruction targets are present", () => {
+test("fuzz smoke: the snapshot, QMP, virtio and instruction targets are present", () => {
   const names = targets.map((t) => t.target.name);
-  for (const n of ["snapshot", "insn"])
+  for (const n of ["snapshot", "qmp", "insn"])
     assert.ok(names.includes(n), `target ${n} missing (have ${names.join(", ")})`);
 });
 
@@ -28,3 +29,80 @@ for (const { target } of targets) {
     assert.ok(t.accepted > 0, `${target.name} accepted nothing of ${count}`);
   });
 }
+
+test("qmp target: descProblem passes reasons and catches JavaScript internals", () => {
+  for (const ok of [
+    "Parameter 'file' is missing",
+    "The command query-statu has not been found",
+    "Invalid parameter type for 'id', expected: string",
+    "JSON parse error, invalid character 0x01",
+    "snapshot-load: /dev/zero: a character device, not a regular file",
+  ]) {
+    assert.equal(descProblem(ok, ""), null, ok);
+  }
+  for (const [bad, why] of [
+    ["Cannot read properties of undefined (reading 'x')", /JavaScript/],
+    ["The number NaN cannot be converted to a BigInt", /JavaScript/],
+    ["TypeError: x is not a function", /JavaScript/],
+    ["snapshot-save: undefined", /'undefined'/],
+    ["bad [object Object]", /object Object/],
+    ["boom\n    at handle (file:///work/main/src/vmm/qmp/server.ts:12:5)", /several lines|stack/],
+    ["at QmpServer.handle (src/vmm/qmp/server.ts:212:9)", /JavaScript|stack/],
+    ["two\nlines", /several lines/],
+    ["", /empty/],
+    ["   ", /empty/],
+  ] as const) {
+    assert.match(descProblem(bad, "") ?? "(none)", why, bad);
+  }
+  assert.match(descProblem(undefined, "") ?? "", /not a string/);
+  assert.match(descProblem(42, "") ?? "", /not a string/);
+  // A word the request itself held may be echoed back.
+  const input = '{"execute":"undefined","arguments":{"NaN":1}}';
+  assert.equal(descProblem("The command undefined has not been found", input), null);
+  assert.equal(descProblem("Parameter 'NaN' is unexpected", input), null);
+  assert.match(descProblem("Parameter 'x' is undefined", '{"execute":"x"}') ?? "", /undefined/);
+});
+
+test("qmp target: the framing model's closer brings the stream back without completing a request", () => {
+  const enc = new TextEncoder();
+  const cases: [string, string[]][] = [
+    ['{"execute":"quit"', ["value"]],
+    ['{"execute":"qu', ["value"]],
+    ['{"a":"x\\', ["value"]],
+    ['{"a":[[[1', ["value"]],
+    ['{"a":\u0001}', ["error", "value"]],
+    ['"unterminated', ["value"]],
+    ["12", ["value"]],
+    ["}", ["value"]],
+    [`{"x":${"[".repeat(1100)}`, ["error"]],
+  ];
+  for (const [text, kinds] of cases) {
+    const f = new Framing();
+    f.feed(enc.encode(text));
+    f.feed(enc.encode(f.closer()));
+    assert.ok(f.idle, `${text}: back at the top level`);
+    assert.deepEqual(
+      f.events.map((e) => e.kind),
+      kinds,
+      text,
+    );
+    for (const e of f.events) {
+      if (e.kind !== "value") continue;
+      let v: unknown = null;
+      try {
+        v = JSON.parse(e.text);
+      } catch {
+        // not JSON: refused
+      }
+      assert.ok(typeof v !== "object" || v === null || Array.isArray(v), `${text}: ${e.text} is a request`);
+    }
+  }
+  // Invalid UTF-8 in a value is a framing error; a complete request stays one value.
+  const f = new Framing();
+  f.feed(Uint8Array.of(0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d));
+  f.feed(enc.encode('{"execute":"query-status"}\n'));
+  assert.deepEqual(f.events, [
+    { kind: "error", error: "invalid UTF-8" },
+    { kind: "value", text: '{"execute":"query-status"}' },
+  ]);
+});
