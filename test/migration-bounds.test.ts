@@ -30,7 +30,7 @@ import {
   streamConfig,
 } from "../src/vmm/migration/stream.ts";
 import { MachineRunner } from "../src/vmm/runner.ts";
-import { concat } from "../src/vmm/snapshot/format.ts";
+import { concat, encodeSection } from "../src/vmm/snapshot/format.ts";
 import { ConsoleLog, WAIT_MS, within } from "./support/events.ts";
 
 /** A frame header (name, version, reserved, payload length) with no payload behind it. */
@@ -506,4 +506,30 @@ test("an unexpected exception in a destination is reported as an armbox bug with
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a deflated frame that inflates past the declared limit is refused (a few KiB of deflate expanded a thousandfold into memory)", async () => {
+  const cfg = { smp: 1, memory: 16 << 20 };
+  const hello = (maxFrame: number) =>
+    frame(SEC_HEADER, { config: streamConfig(new VirtMachine(cfg)), maxFrame });
+  // 17 pages of RAM (69,708 bytes raw, about 300 deflated) against a declared 65,536.
+  const pages = 17;
+  const raw = new Uint8Array(8 + pages * 4100);
+  const dv = new DataView(raw.buffer);
+  dv.setUint32(0, 4096, true);
+  dv.setUint32(4, (16 << 20) / 4096, true);
+  for (let i = 0; i < pages; i++) dv.setUint32(8 + i * 4100, i, true);
+  const small = encodeSection({ name: SEC_PAGES, version: 1, data: raw }, true);
+  assert.ok(small.length < 4096, "the frame is small on the wire");
+  refusedWith(
+    await loadInto(cfg, concat([encodePreamble(), hello(65536), small])),
+    /frame 'ram\.pages' at byte \d+ inflates to more than the 65536 the source declared/,
+  );
+  // 64 MiB of zeros in about 64 KiB: refused against the destination's own limit too.
+  const bomb = encodeSection({ name: "gicv3@8000000", version: 1, data: new Uint8Array(64 << 20) }, true);
+  assert.ok(bomb.length < 128 * 1024);
+  refusedWith(
+    await loadInto(cfg, concat([encodePreamble(), hello(sourceFrameLimit(256)), bomb])),
+    new RegExp(`frame 'gicv3@8000000' at byte \\d+ inflates to more than the ${sourceFrameLimit(256)}`),
+  );
 });
