@@ -6,21 +6,33 @@
  * An environment is a set of random stage-1 tables (granule, VA size, table attributes,
  * blocks and pages with random permissions and memory types, device pages, garbage
  * descriptors), random TCR/MAIR/SCTLR/CPACR controls and random registers (many of them
- * pointing into what the tables map). Each word is written at a slot of the mapped code
- * page and executed alone (`Vcpu.run(1)`) at the environment's exception level; the word
- * is then "accepted" (it completed, or exited to the VMM: HVC, WFI, …) or "refused" (it
- * took an exception: UNDEFINED, a fault, a trap). A crash is an internal-error exit (a
- * JavaScript exception inside the CPU, caught by its run loop) or anything thrown out of
- * run(). State drifts from word to word (a word may change registers, system registers,
- * the tables themselves); the environment is rebuilt every ENV_WORDS words and whenever
- * a word changed the translation controls.
+ * pointing into what the tables map), built on a vCPU reset and a zeroed RAM. Each word
+ * is written at a slot of the mapped code page and executed alone (`Vcpu.run(1)`) at the
+ * environment's exception level; the word is then "accepted" (it completed, or exited to
+ * the VMM: HVC, WFI, …) or "refused" (it took an exception: UNDEFINED, a fault, a trap).
+ * A crash is an internal-error exit (a JavaScript exception inside the CPU, caught by its
+ * run loop) or anything thrown out of run(). State drifts from word to word (a word may
+ * change registers, system registers, the tables themselves); the environment is rebuilt
+ * every ENV_WORDS words and whenever a word changed the translation controls.
+ *
+ * The oracles (violations): every exception taken must be architecturally sane for its
+ * word (syndromeProblem: a class armbox can take for that word from that EL, IL set, the
+ * ISS of UNDEFINED, SVC, BRK and trapped system instructions, FAR written and a valid
+ * DFSC/IFSC for aborts, ELR the word itself or the one after it for SVC, SPSR the PSTATE
+ * before, the right vector, EL1h with DAIF masked after); a word of an unallocated or
+ * unimplemented group (op0 0000-0011) must not complete; and one exception in
+ * LOOP_CHECK_EVERY is followed into a vector that can only re-take it, which armbox must
+ * report as a stuck guest within LOOP_BUDGET instructions instead of spinning. The
+ * counts "checked: …" and "checked exceptions: …" say how much each oracle saw.
  *
  * Input index i is word i % ENV_WORDS of environment floor(i / ENV_WORDS), whose seed
- * regenerates the environment and all its words (--replay insn:SEED:INDEX replays the
- * environment up to that word).
+ * regenerates the environment and all its words; a chunk starting mid-environment first
+ * runs the environment's earlier words without verdicts, so `--from i --budget 1` replays
+ * input i with the vCPU and RAM state it had (the GIC and devices excepted).
  */
 
 import { readFileSync } from "node:fs";
+import { DEBUG_EC } from "../../../src/arch/arm64/debug.ts";
 import { EC } from "../../../src/arch/arm64/exceptions.ts";
 import { I } from "../../../src/arch/arm64/state.ts";
 import { sysregIndex } from "../../../src/arch/arm64/sysregs.ts";
@@ -50,8 +62,6 @@ const SR = {
 };
 /** Translation controls whose change ends an environment (the tables no longer apply). */
 const WATCHED = [SR.SCTLR, SR.TCR, SR.TCR + 1, SR.TTBR0, SR.TTBR0 + 1, SR.TTBR1, SR.TTBR1 + 1, SR.VBAR];
-
-const EC_NAMES = new Map<number, string>(Object.entries(EC).map(([k, v]) => [v, k]));
 
 const DEVICE_PAGES = [0x0800_0000, 0x080a_0000, 0x0900_0000, 0x0901_0000, 0x0a00_3000, 0x0a00_3e00];
 
@@ -291,6 +301,210 @@ export function buildEnv(m: VirtMachine, v: Vcpu, rng: Rng, dataVas: bigint[]): 
   };
 }
 
+// ---------------------------------------------------------------------------
+// The exception oracle: what an exception taken by one word must look like.
+
+/** Every exception class armbox takes to EL1 (Arm ARM D17.2.37), by its number. */
+const ALL_EC: Record<number, string> = Object.fromEntries(
+  [...Object.entries(EC), ...Object.entries(DEBUG_EC)].map(([k, v]) => [v, k]),
+);
+
+/** Valid DFSC/IFSC values (Arm ARM D17.2.37): address size, translation, access flag and permission by level, external aborts, alignment, debug, TLB conflict. */
+const VALID_FSC = new Set([
+  0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x09, 0x0a, 0x0b, 0x0d, 0x0e, 0x0f, 0x10, 0x14, 0x15, 0x16,
+  0x17, 0x21, 0x22, 0x30,
+]);
+
+/** Word classes, from the A64 top-level encoding table (Arm ARM C4.1). */
+export const wordClass = {
+  /** op0 (bits 28:25) 0000 reserved (UDF), 0001 and 0011 unallocated, 0010 SVE (not implemented): UNDEFINED. */
+  undefinedGroup: (w: number) => ((w >>> 25) & 0xf) <= 0b0011,
+  loadStore: (w: number) => ((w >>> 25) & 0b0101) === 0b0100,
+  /** System instructions: MSR (immediate), hints, barriers, SYS/SYSL, MSR/MRS (register). */
+  system: (w: number) => (w & 0xffc00000) >>> 0 === 0xd5000000,
+  branchRegister: (w: number) => (w & 0xfe000000) >>> 0 === 0xd6000000,
+  svc: (w: number) => (w & 0xffe0001f) >>> 0 === 0xd4000001,
+  brk: (w: number) => (w & 0xffe0001f) >>> 0 === 0xd4200000,
+  wfx: (w: number) => w >>> 0 === 0xd503205f || w >>> 0 === 0xd503207f,
+  /** Data processing SIMD and FP, SIMD and FP loads and stores (V = 1), or a system register access (FPCR, FPSR). */
+  fp: (w: number) =>
+    ((w >>> 25) & 0b0111) === 0b0111 ||
+    (wordClass.loadStore(w) && ((w >>> 26) & 1) === 1) ||
+    (w & 0xffc00000) >>> 0 === 0xd5000000,
+};
+
+/** The ISS of EC 0x18 for a system instruction word (Arm ARM D17.2.37: Op0, Op2, Op1, CRn, Rt, CRm, Direction). */
+export function sysregIssOf(w: number): number {
+  const op0 = (w >>> 19) & 3;
+  const op1 = (w >>> 16) & 7;
+  const crn = (w >>> 12) & 0xf;
+  const crm = (w >>> 8) & 0xf;
+  const op2 = (w >>> 5) & 7;
+  const rt = w & 0x1f;
+  const read = (w >>> 21) & 1;
+  return ((op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (rt << 5) | (crm << 1) | read) >>> 0;
+}
+
+/** An exception one word took, as seen in the registers afterwards. */
+export interface TakenException {
+  word: number;
+  el: 0 | 1;
+  /** PSTATE before the word. */
+  pstate: number;
+  /** The word's address. */
+  pc: bigint;
+  /** VBAR_EL1 (bits 10:0 clear). */
+  vbar: bigint;
+  /** PC after: the vector. */
+  newPc: bigint;
+  pstateAfter: number;
+  esr: bigint;
+  elr: bigint;
+  spsr: bigint;
+  /** FAR_EL1, or null when it still holds the sentinel written before the word. */
+  far: bigint | null;
+}
+
+/** What `checked` tells the caller was checked, for counts (so that no oracle passes vacuously). */
+export type Checked = "EC" | "IL" | "ISS" | "ELR" | "SPSR" | "FAR" | "FSC" | "vector" | "PSTATE";
+
+/**
+ * Null when the exception is architecturally sane for the word, else what is wrong. `checked`
+ * is called with the name of each check made.
+ */
+export function syndromeProblem(x: TakenException, checked: (c: Checked) => void = () => {}): string | null {
+  const w = x.word >>> 0;
+  const esrLo = Number(x.esr & 0xffffffffn);
+  const ec = esrLo >>> 26;
+  const iss = esrLo & 0x1ffffff;
+  const name = ALL_EC[ec] ?? `0x${ec.toString(16)}`;
+  const lower = x.el === 0;
+  // The vector: the synchronous entry of the table for where the exception came from.
+  const base = lower ? 0x400n : (x.pstate & 1) !== 0 ? 0x200n : 0n;
+  checked("vector");
+  if (x.newPc !== x.vbar + base)
+    return `EC ${name}: PC 0x${x.newPc.toString(16)}, not the vector VBAR + 0x${base.toString(16)}`;
+  checked("PSTATE");
+  if ((x.pstateAfter & 0x3cf) !== 0x3c5)
+    return `EC ${name}: PSTATE 0x${x.pstateAfter.toString(16)} after entry is not EL1h with DAIF masked`;
+  checked("IL");
+  if ((esrLo & (1 << 25)) === 0) return `EC ${name}: IL is 0 for an A64 instruction`;
+  if (x.esr >> 32n !== 0n) return `EC ${name}: ESR_EL1[63:32] is not 0`;
+  // The class: one armbox can take for this word, from this exception level.
+  const ecFromEl = (l: number, c: number) => (lower ? l : c);
+  const allowed = new Set<number>([
+    EC.UNKNOWN,
+    ecFromEl(EC.IABT_LOWER, EC.IABT_CURRENT),
+    ecFromEl(DEBUG_EC.BREAKPOINT_LOWER, DEBUG_EC.BREAKPOINT_CURRENT),
+    ecFromEl(DEBUG_EC.STEP_LOWER, DEBUG_EC.STEP_CURRENT),
+  ]);
+  if (!wordClass.undefinedGroup(w)) {
+    if (wordClass.svc(w)) allowed.add(EC.SVC64);
+    if (wordClass.brk(w)) allowed.add(EC.BRK64);
+    if (wordClass.wfx(w)) allowed.add(EC.WFX);
+    if (wordClass.system(w)) allowed.add(EC.SYSREG);
+    if (wordClass.fp(w)) {
+      allowed.add(EC.FP_ACCESS);
+      allowed.add(EC.FP_EXC64);
+    }
+    if (wordClass.branchRegister(w)) allowed.add(EC.PC_ALIGN);
+    if (wordClass.loadStore(w) && ((w >>> 5) & 31) === 31) allowed.add(EC.SP_ALIGN);
+    if (wordClass.loadStore(w) || wordClass.system(w)) {
+      allowed.add(ecFromEl(EC.DABT_LOWER, EC.DABT_CURRENT));
+      allowed.add(ecFromEl(DEBUG_EC.WATCHPOINT_LOWER, DEBUG_EC.WATCHPOINT_CURRENT));
+    }
+  }
+  checked("EC");
+  if (!allowed.has(ec))
+    return `EC ${name} for word 0x${w.toString(16).padStart(8, "0")} at EL${x.el} (possible: ${[...allowed].map((e) => ALL_EC[e]).join(", ")})`;
+  const step = ec === DEBUG_EC.STEP_LOWER || ec === DEBUG_EC.STEP_CURRENT;
+  // The return address: the word itself, the one after it for SVC (a step: wherever the word went).
+  if (!step) {
+    checked("ELR");
+    const want = ec === EC.SVC64 ? x.pc + 4n : x.pc;
+    if (x.elr !== want) return `EC ${name}: ELR_EL1 0x${x.elr.toString(16)}, not 0x${want.toString(16)}`;
+    checked("SPSR");
+    if (x.spsr !== BigInt(x.pstate >>> 0))
+      return `EC ${name}: SPSR_EL1 0x${x.spsr.toString(16)}, not the PSTATE before, 0x${(x.pstate >>> 0).toString(16)}`;
+  }
+  // The syndrome proper.
+  const imm16 = (w >>> 5) & 0xffff;
+  const fsc = iss & 0x3f;
+  switch (ec) {
+    case EC.UNKNOWN:
+      checked("ISS");
+      if (iss !== 0) return `EC UNKNOWN with ISS 0x${iss.toString(16)} (RES0)`;
+      break;
+    case EC.SVC64:
+    case EC.BRK64:
+      checked("ISS");
+      if (iss !== imm16)
+        return `EC ${name}: ISS 0x${iss.toString(16)}, not the word's imm16 0x${imm16.toString(16)}`;
+      break;
+    case EC.SYSREG: {
+      checked("ISS");
+      const want = sysregIssOf(w);
+      if (iss !== want)
+        return `EC SYSREG: ISS 0x${iss.toString(16)}, not the word's encoding 0x${want.toString(16)}`;
+      break;
+    }
+    case EC.IABT_LOWER:
+    case EC.IABT_CURRENT:
+      checked("FAR");
+      if (x.far !== x.pc)
+        return `EC ${name}: FAR_EL1 ${x.far === null ? "not written" : `0x${x.far.toString(16)}`}, not the PC 0x${x.pc.toString(16)}`;
+      checked("FSC");
+      if (!VALID_FSC.has(fsc) || fsc === 0x21 || fsc === 0x22)
+        return `EC ${name}: IFSC 0x${fsc.toString(16)} is not a valid instruction fault status`;
+      break;
+    case EC.DABT_LOWER:
+    case EC.DABT_CURRENT:
+      checked("FAR");
+      if (x.far === null && (iss & (1 << 10)) === 0) return `EC ${name}: FAR_EL1 not written (FnV 0)`;
+      checked("FSC");
+      if (!VALID_FSC.has(fsc) || fsc === 0x22)
+        return `EC ${name}: DFSC 0x${fsc.toString(16)} is not a valid data fault status`;
+      if ((iss & (1 << 8)) !== 0 && !wordClass.system(w))
+        return `EC ${name}: CM set for a word that is no cache maintenance`;
+      break;
+    case DEBUG_EC.WATCHPOINT_LOWER:
+    case DEBUG_EC.WATCHPOINT_CURRENT:
+      checked("FAR");
+      if (x.far === null) return `EC ${name}: FAR_EL1 not written`;
+      checked("FSC");
+      if (fsc !== 0x22) return `EC ${name}: DFSC 0x${fsc.toString(16)}, not 0x22 (debug)`;
+      break;
+    case EC.PC_ALIGN:
+      checked("FAR");
+      if (x.far === null || (x.far & 3n) === 0n) return "EC PC_ALIGN: FAR_EL1 is not a misaligned PC";
+      break;
+  }
+  return null;
+}
+
+/** [base, random bits]: system instructions with EL0 traps, and the exception-generating ones. */
+const TEMPLATES: readonly (readonly [number, number])[] = [
+  [0xd50340df, 0x0f00], // MSR DAIFSet, #imm (SCTLR_EL1.UMA)
+  [0xd50340ff, 0x0f00], // MSR DAIFClr, #imm
+  [0xd50b7420, 0x1f], // DC ZVA, Xt (SCTLR_EL1.DZE)
+  [0xd50b7a20, 0x1f], // DC CVAC, Xt (SCTLR_EL1.UCI)
+  [0xd50b7e20, 0x1f], // DC CIVAC, Xt
+  [0xd50b7520, 0x1f], // IC IVAU, Xt
+  [0xd53b4220, 0x1f], // MRS Xt, DAIF
+  [0xd51b4220, 0x1f], // MSR DAIF, Xt
+  [0xd53b0020, 0x1f], // MRS Xt, CTR_EL0 (SCTLR_EL1.UCT)
+  [0xd53be040, 0x1f], // MRS Xt, CNTVCT_EL0
+  [0xd5380000, 0x1f], // MRS Xt, MIDR_EL1 (EL1 only)
+  [0xd5181000, 0x1f], // MSR SCTLR_EL1, Xt (EL1 only)
+  [0xd503207f, 0], // WFI
+  [0xd503205f, 0], // WFE
+  [0xd4000001, 0x1fffe0], // SVC #imm
+  [0xd4200000, 0x1fffe0], // BRK #imm
+  [0xd4000002, 0x1fffe0], // HVC #imm
+  [0xd4000003, 0x1fffe0], // SMC #imm
+  [0xd69f03e0, 0], // ERET
+];
+
 /** A random word: fully random, from a major encoding group, a system instruction, or a real one mutated. */
 function randomWord(rng: Rng, dict: Uint32Array): number {
   const k = rng.int(100);
@@ -304,10 +518,45 @@ function randomWord(rng: Rng, dict: Uint32Array): number {
     return ((rng.u32() & ~(0xf << 25)) | (op0 << 25)) >>> 0;
   }
   if (k < 82) return (0xd5000000 | (rng.u32() & 0x003fffff)) >>> 0; // MSR/MRS/SYS/hints/barriers
+  if (k < 88) {
+    // A system instruction EL0 may be trapped on, or an exception-generating one, with a
+    // random register or immediate: each of them is rare among random words.
+    const [base, mask] = rng.pick(TEMPLATES);
+    return (base | (rng.u32() & mask)) >>> 0;
+  }
   let w = rng.pick(dict as unknown as number[]);
   for (let b = rng.range(1, 3); b > 0; b--) w ^= 1 << rng.int(32);
   return w >>> 0;
 }
+
+/** One word's draws (the same in a run and in the fast-forward of a replay). */
+function drawWord(rng: Rng, dict: Uint32Array, env: Env): { word: number; slot: number; loopCheck: boolean } {
+  const word = randomWord(rng, dict);
+  const slot = rng.int(env.codeSlots);
+  const loopCheck = rng.int(LOOP_CHECK_EVERY) === 0;
+  return { word, slot, loopCheck };
+}
+
+/** One exception in this many is followed on from its vector, to check the loop report. */
+const LOOP_CHECK_EVERY = 32;
+/**
+ * Instructions a vCPU may spend re-taking one exception at its vector before armbox must
+ * have reported it (the CPU's limit is 64 identical exceptions; a few more for the way in).
+ */
+const LOOP_BUDGET = 80;
+/**
+ * Written to ESR, ELR, SPSR and FAR before each word: an exception entry overwrites them.
+ * It changes from word to word: an earlier word may have read one into a register, and
+ * used it as an address (a fault there would leave FAR equal to that word's sentinel).
+ */
+const sentinelOf = (i: number): [number, number] => [
+  (0x5a5a5a5a ^ Math.imul(i, 0x9e3779b1)) >>> 0,
+  (0xa5a5a5a5 ^ Math.imul(i, 0x85ebca6b)) >>> 0,
+];
+const ESR = sysregIndex("ESR_EL1");
+const FAR = sysregIndex("FAR_EL1");
+const u64 = (r: Uint32Array, i: number) => (BigInt(r[i + 1]! >>> 0) << 32n) | BigInt(r[i]! >>> 0);
+const hex8 = (w: number) => `0x${(w >>> 0).toString(16).padStart(8, "0")}`;
 
 export const insnTarget: FuzzTarget = {
   name: "insn",
@@ -330,54 +579,144 @@ export const insnTarget: FuzzTarget = {
     let env: Env | null = null;
     let envIndex = -1;
     let rng = new Rng(0);
-    for (let i = chunk.start; i < end; i++) {
+    let mark = sentinelOf(0);
+    const sentinel = (i: number) => {
+      r[i] = mark[0];
+      r[i + 1] = mark[1];
+    };
+    const isSentinel = (i: number) => r[i] === mark[0] && r[i + 1] === mark[1];
+    // A chunk that starts inside an environment first runs that environment's earlier words
+    // without verdicts, so that input i sees the state it saw in the run that found it.
+    const quiet = {
+      refused: () => {},
+      accepted: () => {},
+      crash: () => {},
+      violation: () => {},
+      count: () => {},
+    };
+    const first = Math.floor(chunk.start / ENV_WORDS) * ENV_WORDS;
+    for (let i = first; i < end; i++) {
+      const out = i < chunk.start ? quiet : rec;
       const e = Math.floor(i / ENV_WORDS);
       if (env === null || e !== envIndex) {
+        // Each environment starts from the vCPU's reset state and zeroed RAM (the GIC and
+        // the other devices keep what earlier words did to them).
+        v.init();
+        m.vm.ram.fill(0);
         envIndex = e;
         rng = new Rng(caseSeed(chunk.seed, "insn", e));
-        // Fast-forward to word i of this environment (a chunk may start mid-way).
+        // Rebuilt after a control write: the words already run are skipped.
         env = buildEnv(m, v, rng, dataVas);
-        for (let k = e * ENV_WORDS; k < i; k++) randomWord(rng, dict);
-        rec.count(`environments (EL${env.el})`);
+        for (let k = e * ENV_WORDS; k < i; k++) drawWord(rng, dict, env);
+        out.count(`environments (EL${env.el})`);
       }
-      const word = randomWord(rng, dict);
-      const slot = rng.int(env.codeSlots);
+      const { word, slot, loopCheck } = drawWord(rng, dict, env);
       const pc = env.code + BigInt(slot * 4);
+      const where = () => ({ text: `word ${hex8(word)} at EL${env!.el}, pc 0x${pc.toString(16)}` });
       ramView.setUint32(env.codePa - RAM_BASE + slot * 4, word, true);
       if (v.getMpState() !== MP_STATE.RUNNABLE) v.setMpState(MP_STATE.RUNNABLE);
       v.waiting = null;
       c.pstate = env.pstate;
       c.pc = pc;
+      mark = sentinelOf(i);
+      sentinel(ESR);
+      sentinel(I.ELR_EL1);
+      sentinel(I.SPSR_EL1);
+      sentinel(FAR);
       let exit: ReturnType<Vcpu["run"]>;
       try {
         exit = v.run(1);
       } catch (err) {
-        rec.crash(i, `thrown out of Vcpu.run: ${(err as Error)?.stack ?? String(err)}`, {
-          text: `word 0x${word.toString(16).padStart(8, "0")} at EL${env.el}, pc 0x${pc.toString(16)}`,
-        });
+        out.crash(i, `thrown out of Vcpu.run: ${(err as Error)?.stack ?? String(err)}`, where());
         env = null;
         continue;
       }
-      rec.count(`EL${env.el} words`);
+      out.count(`EL${env.el} words`);
       if (exit.kind === "internal-error") {
-        rec.crash(i, `internal error: ${exit.message.split("\n").slice(0, 4).join(" | ")}`, {
-          text: `word 0x${word.toString(16).padStart(8, "0")} at EL${env.el}, pc 0x${pc.toString(16)}`,
-        });
+        out.crash(i, `internal error: ${exit.message.split("\n").slice(0, 4).join(" | ")}`, where());
         env = null;
         continue;
       }
       const newPc = c.pc;
-      const took = (c.pstate & 0xc) === 4 && newPc >= env.vbar && newPc < env.vbar + 0x800n;
-      if (took) {
-        const ec = r[sysregIndex("ESR_EL1")]! >>> 26;
-        rec.refused(`exception: ${EC_NAMES.get(ec) ?? `EC ${ec.toString(2).padStart(6, "0")}b`}`);
+      const vbar = u64(r, SR.VBAR) & ~0x7ffn;
+      const off = newPc - vbar;
+      // An exception entry: PC at one of the 16 vectors and ELR_EL1 written.
+      const took =
+        (c.pstate & 0xc) === 4 && off >= 0n && off < 0x800n && (off & 0x7fn) === 0n && !isSentinel(I.ELR_EL1);
+      if (!took) {
+        if (wordClass.undefinedGroup(word) && exit.kind !== "guest-stuck")
+          out.violation(
+            i,
+            `word ${hex8(word)} of an unallocated or unimplemented group completed (${exit.kind})`,
+            where(),
+          );
+        out.accepted();
+        if (exit.kind !== "slice") out.count(`exit ${exit.kind}`);
+      } else if ((off & 0x180n) !== 0n) {
+        // An interrupt (IRQ or FIQ) came first; an SError is never taken here.
+        if ((off & 0x180n) === 0x180n)
+          out.violation(i, `an SError was taken at 0x${newPc.toString(16)}`, where());
+        out.count("interrupts taken before the word");
+        out.accepted();
       } else {
-        rec.accepted();
-        if (exit.kind !== "slice") rec.count(`exit ${exit.kind}`);
+        const esr = u64(r, ESR);
+        const x: TakenException = {
+          word,
+          el: env.el,
+          pstate: env.pstate,
+          pc,
+          vbar,
+          newPc,
+          pstateAfter: c.pstate,
+          esr,
+          elr: u64(r, I.ELR_EL1),
+          spsr: u64(r, I.SPSR_EL1),
+          far: isSentinel(FAR) ? null : u64(r, FAR),
+        };
+        const problem = syndromeProblem(x, (k) => out.count(`checked: ${k}`));
+        const ec = Number(esr & 0xffffffffn) >>> 26;
+        const ecName = ALL_EC[ec] ?? `EC ${ec.toString(2).padStart(6, "0")}b`;
+        out.count(`checked exceptions: ${ecName}`);
+        if (problem)
+          out.violation(
+            i,
+            `syndrome: ${problem} (ESR 0x${esr.toString(16)}, FAR ${x.far === null ? "not written" : `0x${x.far.toString(16)}`}, ELR 0x${x.elr.toString(16)})`,
+            where(),
+          );
+        out.refused(`exception: ${ecName}`);
+        // Now and then, follow the exception into a vector that can only re-take it (the
+        // vector table zeroed: UDF, or not executable): armbox must report the loop.
+        if (loopCheck && env.vbar === vbar && WATCHED.every((w, k) => r[w] === env!.watched[k])) {
+          const at = 3 << 20; // where buildEnv maps the vector page
+          for (let o = 0; o < 0x800; o += 4) ramView.setUint32(at + o, 0, true);
+          const before = c.instructionCount;
+          let loop: ReturnType<Vcpu["run"]>;
+          try {
+            loop = v.run(LOOP_BUDGET);
+          } catch (err) {
+            out.crash(
+              i,
+              `thrown out of Vcpu.run in the exception loop: ${(err as Error)?.stack ?? String(err)}`,
+              where(),
+            );
+            env = null;
+            continue;
+          }
+          out.count("exception loops followed");
+          if (loop.kind === "guest-stuck" && /stuck re-taking the same exception/.test(loop.message)) {
+            out.count("exception loops reported by armbox");
+          } else {
+            out.violation(
+              i,
+              `an exception loop at the vector was not reported: ${loop.kind} after ${c.instructionCount - before} instructions, PC 0x${c.pc.toString(16)}, ESR ${hex8(r[ESR]!)}`,
+              where(),
+            );
+          }
+        }
       }
       // A word that changed the translation controls ends the environment.
       if (WATCHED.some((w, k) => r[w] !== env!.watched[k])) {
-        rec.count("environments ended by a control write");
+        out.count("environments ended by a control write");
         envIndex = -1;
         env = null;
       }

@@ -165,8 +165,10 @@ function msrImm(f: Fields): Exec | null {
       // DAIFClr
       const bits = imm << 6;
       const set = sel === 0b011_110;
+      // Trapped by SCTLR_EL1.UMA: the ISS names the instruction (Op0 0, CRn 4, Rt 31).
+      const iss = sysregIss({ ...f, op0: 0, CRn: 4 }, false);
       return (c) => {
-        if (c.el === 0 && !uma(c)) c.syncException(EC.SYSREG, 0);
+        if (c.el === 0 && !uma(c)) c.syncException(EC.SYSREG, iss);
         const p = c.r[I.PSTATE]!;
         c.r[I.PSTATE] = (set ? p | bits : p & ~bits) >>> 0;
         c.interruptsChanged();
@@ -196,12 +198,14 @@ function sys(f: Fields): Exec | null {
   const crm = f.CRm!;
   const op2 = f.op2!;
   const t = xr(f.Rt!);
+  // The ISS of an EL0 trap (DZE, UCI): the instruction's encoding, as for MSR/MRS (Op0 1).
+  const iss = sysregIss({ ...f, op0: 1 }, false);
   if (crn === 7) {
     if (op1 === 3) {
       // DC ZVA: zero a naturally aligned block of 4 << DCZID.BS bytes; a store for faults.
       if (crm === 4 && op2 === 1) {
         return (c) => {
-          if (c.el === 0 && (c.r[SCTLR]! & (1 << 14)) === 0) c.syncException(EC.SYSREG, 0);
+          if (c.el === 0 && (c.r[SCTLR]! & (1 << 14)) === 0) c.syncException(EC.SYSREG, iss);
           const size = 4 << (c.r[DCZID]! & 0xf);
           const lo = (c.r[t]! & ~(size - 1)) >>> 0;
           const hi = c.r[t + 1]!;
@@ -213,7 +217,7 @@ function sys(f: Fields): Exec | null {
       // caches); what remains is the translation and its faults.
       if (op2 === 1 && (crm === 10 || crm === 11 || crm === 14 || crm === 5)) {
         return (c) => {
-          if (c.el === 0 && (c.r[SCTLR]! & (1 << 26)) === 0) c.syncException(EC.SYSREG, 0);
+          if (c.el === 0 && (c.r[SCTLR]! & (1 << 26)) === 0) c.syncException(EC.SYSREG, iss);
           c.cacheMaintenance(c.r[t]!, c.r[t + 1]!, CMO.CLEAN);
         };
       }
