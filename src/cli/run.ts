@@ -15,7 +15,7 @@ import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machin
 import { openBlockFile } from "../vmm/block-file.ts";
 import { type InputLimit, readInputFile, SNAPSHOT_LIMIT } from "../vmm/host/input-file.ts";
 import { StreamSink } from "../vmm/host/output-stream.ts";
-import { receiveIncoming } from "../vmm/migration/destination.ts";
+import { parseIncomingUri, receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
 import {
   DEFAULT_DEADLINE_MS,
@@ -284,6 +284,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     } else if (flags.incoming !== undefined) {
       if (flags.kernel !== undefined)
         throw new Error("--incoming and --kernel cannot be combined: the source sends the guest");
+      parseIncomingUri(flags.incoming); // a bad URI is a usage error, before anything listens
       incomingConfig = configFromFlags(flags, demo, serialOutput, false, virtio);
     } else {
       machine = new VirtMachine(configFromFlags(flags, demo, serialOutput, true, virtio));
