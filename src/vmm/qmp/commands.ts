@@ -50,7 +50,7 @@ import * as fs from "node:fs";
 import { MP_STATE_NAMES } from "../../hv/mp-state.ts";
 import { InputFileError, readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
 import type { MigrationParameters } from "../migration/controller.ts";
-import { decodeSnapshot, encodeSnapshot } from "../snapshot/format.ts";
+import { decodeSnapshot, encodeSnapshotAsync } from "../snapshot/format.ts";
 import {
   captureSections,
   configFromHeader,
@@ -259,7 +259,7 @@ async function saveSnapshot(p: SnapshotArgs, ctx: QmpContext, progress: JobProgr
       if (wasRunning) host.cont();
     }
   });
-  const bytes = encodeSnapshot(header, sections, p.compress);
+  const bytes = await encodeSnapshotAsync(header, sections, p.compress);
   progress.total(bytes.length);
   await writeFileAtomic(p.file, bytes, progress);
 }
