@@ -615,6 +615,8 @@ export class OutgoingMigration implements MigrationController {
       // The VM lives on at the destination now; a file keeps the source paused.
       if (target.kind === "tcp") this.runner.finish({ kind: "quit", code: 0 });
     } catch (thrown) {
+      // Failed already: the deadline must not replace the reason while the refusal is awaited.
+      clearTimeout(this.deadlineTimer);
       let e = thrown;
       if (logging) m.vm.disableDirtyLog();
       if (pausedByUs) this.runner.resume();
