@@ -31,6 +31,7 @@ import {
 } from "../src/vmm/migration/stream.ts";
 import { MachineRunner } from "../src/vmm/runner.ts";
 import { concat, encodeSection } from "../src/vmm/snapshot/format.ts";
+import { runSync, start } from "./support/children.ts";
 import { ConsoleLog, WAIT_MS, within } from "./support/events.ts";
 
 /** A frame header (name, version, reserved, payload length) with no payload behind it. */
@@ -532,4 +533,49 @@ test("a deflated frame that inflates past the declared limit is refused (a few K
     await loadInto(cfg, concat([encodePreamble(), hello(sourceFrameLimit(256)), bomb])),
     new RegExp(`frame 'gicv3@8000000' at byte \\d+ inflates to more than the ${sourceFrameLimit(256)}`),
   );
+});
+
+test("armbox run --incoming --migration-deadline: a dripping source ends the destination with the reason and exit 1", async (t) => {
+  const armbox = new URL("../bin/armbox.js", import.meta.url).pathname;
+  const dst = start(t, process.execPath, [
+    ...[armbox, "run", "--incoming", "tcp:127.0.0.1:0", "--smp", "1", "--memory", "16M"],
+    ...["--migration-deadline", "0.5"],
+  ]);
+  const port = Number(
+    (await dst.waitFor(/waiting for an incoming migration on [\d.]+:(\d+)/, 0, "stderr"))[1],
+  );
+  const drip = sourceHeader({ smp: 1, memory: 16 << 20 });
+  let at = 0;
+  fakeSource(t, port, new Uint8Array(0), (sock) => {
+    const timer = setInterval(() => {
+      if (at < drip.length && !sock.destroyed) sock.write(drip.subarray(at, ++at));
+    }, 10);
+    sock.on("close", () => clearInterval(timer));
+    t.after(() => clearInterval(timer));
+  });
+  const exit = await dst.exited;
+  assert.equal(exit.code, 1, dst.stderr);
+  assert.match(
+    dst.stderr,
+    /incoming migration failed: the migration did not arrive whole within 500 ms of the connection/,
+  );
+});
+
+test("armbox run --migration-deadline refuses what is not a number of seconds", () => {
+  const armbox = new URL("../bin/armbox.js", import.meta.url).pathname;
+  for (const v of ["x", "0", "-1", "1e9"]) {
+    const r = runSync(process.execPath, [
+      armbox,
+      "run",
+      "--incoming",
+      "tcp:127.0.0.1:0",
+      "--migration-deadline",
+      v,
+    ]);
+    assert.equal(r.status, 2, `${v}: ${r.stderr}`);
+    assert.match(
+      r.stderr,
+      new RegExp(`--migration-deadline ${v.replace(/[-.]/g, "\\$&")}: expected a number of seconds`),
+    );
+  }
 });
