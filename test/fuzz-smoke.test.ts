@@ -13,7 +13,7 @@ const targets = await loadTargets();
 
 test("fuzz smoke: the snapshot, QMP, virtio and instruction targets are present", () => {
   const names = targets.map((t) => t.target.name);
-  for (const n of ["snapshot", "qmp", "insn"])
+  for (const n of ["snapshot", "qmp", "virtio", "insn"])
     assert.ok(names.includes(n), `target ${n} missing (have ${names.join(", ")})`);
 });
 

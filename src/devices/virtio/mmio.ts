@@ -363,8 +363,11 @@ export class VirtioMmio implements MmioDevice, VirtioContext, QueueHost {
     const q = this.queues[this.r.queueSel];
     // §4.2.2.3: QueueNum and the ring addresses are not written while the queue is ready.
     const setup = q && !q.ready ? q : undefined;
+    // A ring address at or above 2^53 lies outside any guest RAM: it is kept as the highest
+    // one a number holds exactly (high half 0x1fffff), so that it stays outside RAM, keeps
+    // its low half exact and saves as a guest physical address (vmstate words64).
     const lo = (a: number) => Math.floor(a / 0x1_0000_0000) * 0x1_0000_0000 + value;
-    const hi = (a: number) => value * 0x1_0000_0000 + (a % 0x1_0000_0000);
+    const hi = (a: number) => Math.min(value, 0x1f_ffff) * 0x1_0000_0000 + (a % 0x1_0000_0000);
     switch (offset) {
       case VIRTIO_MMIO.DEVICE_FEATURES_SEL:
         this.r.deviceFeaturesSel = value;

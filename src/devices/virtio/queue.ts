@@ -150,15 +150,19 @@ const isPow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 /**
  * A virtqueue's state, part of its transport's section (the queue's public fields are the
  * state object). The ring addresses are checked against RAM when the queue is next used,
- * as after a driver's writes.
+ * as after a driver's writes. QueueNum holds whatever the driver wrote until the queue is
+ * made ready (only then is it checked, §4.2.2.3): a queue that is not ready may have any
+ * size in its state, a ready one only a power of 2 up to QueueNumMax.
  */
 const VIRTQ_STATE = vmstate<{ readonly maxSize: number }>()({
   version: 1,
   minVersion: 1,
+  check: (s, q) =>
+    s.ready && !(isPow2(s.size) && s.size <= q.maxSize)
+      ? `field 'size' ${s.size} is not a power of 2 up to ${q.maxSize} (the queue is ready)`
+      : null,
   fields: {
-    size: uint(VIRTQ_MAX_SIZE, {
-      check: (n, q) => (isPow2(n) && n <= q.maxSize ? null : `${n} is not a power of 2 up to ${q.maxSize}`),
-    }),
+    size: uint(),
     ready: bit(),
     desc: words64(),
     driver: words64(),
