@@ -117,7 +117,7 @@ test("the syndrome checker refuses a made-up wrong ESR, ELR, SPSR, FAR or vector
 });
 
 /** Runs `word` once at EL0 with the MMU off and SCTLR_EL1 at reset (DZE, UCI, UMA clear). */
-function trapAtEl0(word: number): { esr: number; elr: bigint } {
+function trapAtEl0(word: number, sctlrClear = 0, event = 0): { esr: number; elr: bigint } {
   const RAM_BASE = 0x4000_0000;
   const memory = createVmMemory(1 << 20);
   const cpu = new Cpu({ memory, index: 0, bus: { ramBase: RAM_BASE, ramSize: 1 << 20 } });
@@ -126,6 +126,9 @@ function trapAtEl0(word: number): { esr: number; elr: bigint } {
   cpu.r[vbar] = RAM_BASE + 0x800;
   cpu.setX(0, BigInt(RAM_BASE + 0x4000));
   cpu.pstate = 0; // EL0t
+  const sctlr = sysregIndex("SCTLR_EL1");
+  cpu.r[sctlr] = (cpu.r[sctlr]! & ~sctlrClear) >>> 0;
+  cpu.r[I.EVENT] = event;
   cpu.pc = BigInt(RAM_BASE + 0x100);
   cpu.run(1);
   assert.equal(cpu.pc, BigInt(RAM_BASE + 0x800 + 0x400), "taken to the lower-EL synchronous vector");
@@ -183,4 +186,33 @@ test("insn fuzzer: an input replays alone with the verdict it had in the run (--
     const replayed = alone.refused === 1 ? Object.keys(alone.reasons)[0] : "accepted";
     assert.equal(replayed, inRun, `input ${index}`);
   }
+});
+
+test("WFI and WFE at EL0 with SCTLR_EL1.nTWI/nTWE clear wait instead of trapping to EL1 (EC 0x01)", () => {
+  const WFI = 0xd503_207f;
+  const WFE = 0xd503_205f;
+  for (const [name, word, bit, ti] of [
+    ["wfi", WFI, 1 << 16, 0],
+    ["wfe", WFE, 1 << 18, 1],
+  ] as const) {
+    const { esr, elr } = trapAtEl0(word, bit);
+    assert.equal(esr >>> 0, ((0x01 << 26) | IL | (1 << 24) | (0xe << 20) | ti) >>> 0, `${name}: ESR`);
+    assert.equal(elr, 0x4000_0100n, `${name}: ELR is the trapped instruction`);
+  }
+  // With the bits set (their reset value), or a WFE whose event register is set, no trap.
+  const memory = createVmMemory(1 << 20);
+  const cpu = new Cpu({ memory, index: 0, bus: { ramBase: 0x4000_0000, ramSize: 1 << 20 } });
+  cpu.dv.setUint32(RAM_OFFSET + 0x100, WFI, true);
+  cpu.pstate = 0;
+  cpu.pc = 0x4000_0100n;
+  assert.equal(cpu.run(1).kind, "wfi");
+  const sctlr = sysregIndex("SCTLR_EL1");
+  cpu.r[sctlr] = (cpu.r[sctlr]! & ~(1 << 18)) >>> 0;
+  cpu.dv.setUint32(RAM_OFFSET + 0x200, WFE, true);
+  cpu.r[I.EVENT] = 1;
+  cpu.pstate = 0;
+  cpu.pc = 0x4000_0200n;
+  cpu.run(1);
+  assert.equal(cpu.pc, 0x4000_0204n, "a WFE with the event register set completes");
+  assert.equal(cpu.r[I.EVENT], 0);
 });

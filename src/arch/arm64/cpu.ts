@@ -83,6 +83,11 @@ export interface CpuOptions {
 }
 
 const SCTLR = sysregIndex("SCTLR_EL1");
+/** SCTLR_EL1.nTWI / nTWE: EL0 may wait in WFI / WFE without trapping. */
+const SCTLR_NTWI = 1 << 16;
+const SCTLR_NTWE = 1 << 18;
+/** ISS of a trapped WFx from AArch64: CV 1, COND 0b1110 (as QEMU's syn_wfx), TI in bits 1:0. */
+const WFX_ISS = (1 << 24) | (0xe << 20);
 const ESR = sysregIndex("ESR_EL1");
 const FAR = sysregIndex("FAR_EL1");
 const VBAR = sysregIndex("VBAR_EL1");
@@ -715,6 +720,9 @@ export class Cpu extends MemoryPath {
   }
   wfi(): void {
     if (this.userMode) return;
+    // SCTLR_EL1.nTWI clear: an EL0 WFI that would wait traps to EL1 (EC 0x01, TI 0).
+    if (this.el === 0 && (this.r[SCTLR]! & SCTLR_NTWI) === 0 && !this.irqLine && !this.fiqLine)
+      this.syncException(EC.WFX, WFX_ISS);
     this.exit = EXIT_WFI;
     this.stop = true;
   }
@@ -724,6 +732,8 @@ export class Cpu extends MemoryPath {
       this.r[I.EVENT] = 0;
       return;
     }
+    // SCTLR_EL1.nTWE clear: an EL0 WFE that would wait traps to EL1 (EC 0x01, TI 1).
+    if (this.el === 0 && (this.r[SCTLR]! & SCTLR_NTWE) === 0) this.syncException(EC.WFX, WFX_ISS | 1);
     this.exit = EXIT_WFE;
     this.stop = true;
   }

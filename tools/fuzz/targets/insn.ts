@@ -474,6 +474,13 @@ export function syndromeProblem(x: TakenException, checked: (c: Checked) => void
       checked("FSC");
       if (fsc !== 0x22) return `EC ${name}: DFSC 0x${fsc.toString(16)}, not 0x22 (debug)`;
       break;
+    case EC.WFX: {
+      checked("ISS");
+      // CV 1 and COND 0b1110 from AArch64; TI 0 for WFI, 1 for WFE.
+      const want = (1 << 24) | (0xe << 20) | (w >>> 0 === 0xd503205f ? 1 : 0);
+      if (iss !== want) return `EC WFX: ISS 0x${iss.toString(16)}, not 0x${want.toString(16)}`;
+      break;
+    }
     case EC.PC_ALIGN:
       checked("FAR");
       if (x.far === null || (x.far & 3n) === 0n) return "EC PC_ALIGN: FAR_EL1 is not a misaligned PC";
@@ -623,6 +630,7 @@ export const insnTarget: FuzzTarget = {
       sentinel(I.ELR_EL1);
       sentinel(I.SPSR_EL1);
       sentinel(FAR);
+      const eventBefore = r[I.EVENT]!;
       let exit: ReturnType<Vcpu["run"]>;
       try {
         exit = v.run(1);
@@ -644,6 +652,16 @@ export const insnTarget: FuzzTarget = {
       const took =
         (c.pstate & 0xc) === 4 && off >= 0n && off < 0x800n && (off & 0x7fn) === 0n && !isSentinel(I.ELR_EL1);
       if (!took) {
+        // WFI/WFE at EL0 with SCTLR_EL1.nTWI/nTWE clear that would wait must trap (EC 0x01).
+        const sctlr = r[SR.SCTLR]!;
+        const wouldWait =
+          word === 0xd503207f ? !c.irqLine && !c.fiqLine : word === 0xd503205f && eventBefore === 0;
+        if (env.el === 0 && wouldWait && (sctlr & (word === 0xd503207f ? 1 << 16 : 1 << 18)) === 0)
+          out.violation(
+            i,
+            `${word === 0xd503207f ? "WFI" : "WFE"} at EL0 with SCTLR_EL1.nTW${word === 0xd503207f ? "I" : "E"} clear did not trap (${exit.kind})`,
+            where(),
+          );
         if (wordClass.undefinedGroup(word) && exit.kind !== "guest-stuck")
           out.violation(
             i,
