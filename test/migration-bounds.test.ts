@@ -579,3 +579,40 @@ test("armbox run --migration-deadline refuses what is not a number of seconds", 
     );
   }
 });
+
+test("what arrived and is not loaded yet stays bounded: the reader pauses its source past two largest frames and resumes at half (it buffered without end)", async () => {
+  const r = new FrameReader(64 * 1024);
+  let paused = false;
+  let pauses = 0;
+  const { high } = r.flow(
+    () => {
+      paused = true;
+      pauses++;
+    },
+    () => {
+      paused = false;
+    },
+  );
+  assert.equal(high, 2 * (64 * 1024 + 64 * 1024));
+  r.push(encodePreamble());
+  await r.preamble();
+  const f = frame("x.y", { pad: "z".repeat(1000) });
+  // A source that sends while nothing is read: it is paused once past `high`, and a
+  // well-behaved socket sends nothing more while paused.
+  let pushed = 0;
+  while (!paused) {
+    r.push(f);
+    pushed++;
+  }
+  assert.equal(pauses, 1);
+  assert.ok(r.available <= high + f.length, `${r.available} bytes wait, the bound is ${high}`);
+  // Reading resumes it once half has been consumed, never before.
+  let read = 0;
+  while (paused) {
+    assert.ok(r.available > high / 2 - f.length);
+    await r.next();
+    read++;
+  }
+  assert.ok(r.available <= high / 2);
+  assert.ok(read > 0 && read < pushed);
+});

@@ -137,6 +137,11 @@ export async function receiveIncoming(
   const sock = await accept(target.host, target.port, opts);
   const t0 = performance.now();
   const reader = new FrameReader(opts.maxFramePayload ?? MAX_FRAME_PAYLOAD);
+  // What arrived and is not loaded yet stays bounded: the socket pauses while it piles up.
+  reader.flow(
+    () => sock.pause(),
+    () => sock.resume(),
+  );
   let bytes = 0;
   sock.on("data", (d: Buffer) => {
     bytes += d.length;
@@ -188,6 +193,7 @@ export async function receiveIncoming(
       // moment, until the source closes.
       sock.removeAllListeners("data");
       sock.on("data", () => {});
+      sock.resume(); // flow control may have paused it
       await new Promise<void>((res) => {
         const t = setTimeout(res, REFUSAL_LINGER_MS);
         sock.once("close", () => {

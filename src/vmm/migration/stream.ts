@@ -326,7 +326,25 @@ export class FrameReader {
     if (b.length === 0) return;
     this.chunks.push(b);
     this.buffered += b.length;
+    if (this.flowCtl && !this.flowCtl.paused && this.buffered > this.flowCtl.high) {
+      this.flowCtl.paused = true;
+      this.flowCtl.pause();
+    }
     this.wake();
+  }
+
+  private flowCtl: { high: number; pause: () => void; resume: () => void; paused: boolean } | null = null;
+
+  /**
+   * Flow control for a source faster than the loading: `pause` (the socket) once more than
+   * `high` bytes wait unread, `resume` once they are down to half. `high` is at least two
+   * largest frames, so a frame being awaited is never held back by the pause. Without it
+   * a peer resending valid pages faster than they load would grow the buffer without end.
+   */
+  flow(pause: () => void, resume: () => void): { high: number } {
+    const high = 2 * (this.maxPayload + 64 * 1024);
+    this.flowCtl = { high, pause, resume, paused: false };
+    return { high };
   }
 
   /** Bytes received and not yet consumed as frames. */
@@ -381,6 +399,10 @@ export class FrameReader {
     }
     this.buffered -= n;
     this.offset += n;
+    if (this.flowCtl?.paused && this.buffered <= this.flowCtl.high / 2) {
+      this.flowCtl.paused = false;
+      this.flowCtl.resume();
+    }
     return b;
   }
 
