@@ -17,7 +17,8 @@
  *                  replaced by another protocol's bytes (HTTP, QMP, SSH, a snapshot file,
  *                  random bytes) or by the wrong armbox frame
  *   stall-reply    the replies are withheld from a byte on (the stream itself flows on)
- *   refuse         the destination refuses at its n-th frame (a reason in a refusal frame)
+ *   refuse         the destination refuses at its n-th frame (a reason in a refusal frame),
+ *                  which is sometimes cut on its way back
  *   clean          nothing (every 8th input: the proxy itself must be transparent)
  *
  * After every input that made the migration fail, the source must be running (not paused,
@@ -168,7 +169,8 @@ export type Fault =
         | { what: "wrong-frame" };
     }
   | { kind: "stall-reply"; pos: ReplyPosition }
-  | { kind: "refuse"; atFrame: number };
+  /** The destination refuses at its n-th frame; `cut`: its refusal is cut on the way back. */
+  | { kind: "refuse"; atFrame: number; cut: { frac: number } | null };
 
 function text(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => c.charCodeAt(0));
@@ -227,7 +229,11 @@ export function chooseFault(seed: number, index: number): Fault {
     case 5:
       return { kind: "stall-reply", pos: replyPosition(rng) };
     default:
-      return { kind: "refuse", atFrame: rng.range(1, 40) };
+      return {
+        kind: "refuse",
+        atFrame: rng.range(1, 40),
+        cut: rng.chance(0.3) ? { frac: rng.u32() / 2 ** 32 } : null,
+      };
   }
 }
 
@@ -447,15 +453,21 @@ function proxy(destPort: number, fault: Fault): Promise<Proxy> {
         // The last reply's length is known once its frame header has arrived (ACK and
         // refusal differ); until then hold what is past the ready frame.
         const lastLen = frameLength(all.subarray(readyLen));
-        if (fault.kind === "cut-reply" || fault.kind === "stall-reply") {
-          const needLast = !("at" in fault.pos) && fault.pos.index === 1;
+        const cutAt: ReplyPosition | null =
+          fault.kind === "cut-reply" || fault.kind === "stall-reply"
+            ? fault.pos
+            : fault.kind === "refuse" && fault.cut
+              ? { index: 1, frac: fault.cut.frac }
+              : null;
+        if (cutAt) {
+          const needLast = !("at" in cutAt) && cutAt.index === 1;
           if (needLast && lastLen === null) return sendReplies(Math.min(all.length, readyLen), all);
-          const at = replyAt(fault.pos, lastLen ?? 0);
+          const at = replyAt(cutAt, lastLen ?? 0);
           sendReplies(Math.min(at, all.length), all);
           if (replySent < at) return;
           repliesStopped = true;
           outcome.applied = true;
-          if (fault.kind === "cut-reply") killBoth();
+          if (fault.kind !== "stall-reply") killBoth();
           else {
             stalled = true;
             outcome.stalled = true;
@@ -641,7 +653,9 @@ const faultName = (f: Fault): string =>
     ? `corrupt-reply (${f.how.what}${f.how.what === "foreign" ? ` ${f.how.name}` : ""}, ${f.index === 0 ? "ready" : "last reply"})`
     : f.kind === "stall-stream" && f.ballast
       ? "stall-stream (writes blocked by RAM ballast)"
-      : f.kind;
+      : f.kind === "refuse" && f.cut
+        ? "refuse (the refusal cut on its way)"
+        : f.kind;
 
 /** State carried from one input to the next: the console and the machine now running. */
 interface Chain {
