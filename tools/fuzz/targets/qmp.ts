@@ -15,19 +15,23 @@
  * somewhere in its lines), to two connections at once, or to a connection closed as soon as
  * it has written.
  *
- * The oracle. Structure-aware lines are written back to back and followed by a sentinel
- * (`query-status` with an id of ours); the replies up to the sentinel's must be exactly one
- * per request, in order, each echoing the request's id exactly (or none when it had none); a
- * command other than qmp_capabilities never succeeds before negotiation, qmp_capabilities
- * never after it, and an unknown command never succeeds. A raw line is written alone, closed
- * by bytes that bring the JSON framing back to the top level without ever completing a valid
- * request (a framing model below tracks strings, escapes and depth), and followed by a marker
- * request; what it produced is checked for shape only. Every reply is `{"return"}` or
- * `{"error": {"class", "desc"}}` (plus the id): the class one of QAPI's, the desc one line and
- * free of JavaScript internals (descProblem, tested in test/fuzz-smoke.test.ts). The server
- * never drops a connection, and the sentinel, a `query-status`, must answer with a
- * consistent status after every batch. The sentinel not arriving within BATCH_MS is a
- * crash ("hang"), as is any line the server writes that is not a JSON object.
+ * The oracle. A batch's lines are written back to back (a raw line followed by bytes that
+ * bring the JSON framing back to the top level without ever completing a valid request)
+ * and then a sentinel (`query-status` with an id of ours). An independent model of QMP's
+ * JSON framing (Framing, written from the protocol's description) says what the server must
+ * answer: each complete value is one request, answered once, in order, echoing its id
+ * exactly (or with none when it had none; JSON.parse of the value tells); each framing error
+ * (an invalid character, invalid UTF-8, a message over the length or nesting limit) is one
+ * error reply, never later than the reply to a request that followed it; nothing smuggled
+ * past a limit is answered. A command other than qmp_capabilities never succeeds before
+ * negotiation, qmp_capabilities never after it, an unknown command never. Every reply is
+ * `{"return"}` or `{"error": {"class", "desc"}}` (plus the id): the class one of QAPI's, the
+ * desc one line and free of JavaScript internals (descProblem, tested in
+ * test/fuzz-smoke.test.ts). The server never drops a connection or writes a line that is not
+ * a JSON object, and the sentinel must answer with a consistent status after every batch
+ * (the VM still answers query-status); a sentinel not back within BATCH_MS is a crash.
+ * Events (STOP, RESUME, JOB_STATUS_CHANGE, …) are skipped. A line is refused when one of its
+ * replies is an error, accepted when all succeeded.
  *
  * Commands that end or replace the VM are exercised with harmless arguments: snapshot-save
  * writes into this target's temporary directory, snapshot-load reads prepared files (a

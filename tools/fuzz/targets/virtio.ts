@@ -226,7 +226,11 @@ class Episode {
   /** A deliberate loop was made available on this queue (its expected reaction is checked). */
   loopQueue: number | null = null;
   checks = 0;
+  /** Chains the device put in a used ring. */
+  completed = 0;
   wentLive = false;
+  /** How likely a chain is garbage rather than a well-formed request (per episode). */
+  readonly hostility: number;
   /** Where data buffers go: after the rings the last initialisation laid out. */
   dataStart = RAM_BASE + RAM_SIZE / 2;
 
@@ -234,7 +238,9 @@ class Episode {
     readonly b: Bench,
     readonly rng: Rng,
     readonly rec: Recorder,
-  ) {}
+  ) {
+    this.hostility = rng.pick([0.02, 0.1, 0.35, 0.7]);
+  }
 
   /** Runs `op` (which may let the device touch RAM) under the oracle. */
   guarded(what: string, op: () => void): void {
@@ -243,12 +249,17 @@ class Episode {
     b.dirty = [];
     b.given = [];
     const rings = this.usedRings();
+    const usedBefore = Array.from({ length: b.queues }, (_, i) => b.mmio.queue(i).usedIdx);
     try {
       op();
     } catch (e) {
       throw new Broken(`${what} threw ${e instanceof Error ? (e.stack ?? errorText(e)) : String(e)}`);
     }
     this.checks++;
+    for (let i = 0; i < b.queues; i++) {
+      const d = b.mmio.queue(i).usedIdx - usedBefore[i]!;
+      if (d > 0) this.completed += d;
+    }
     this.checkWrites(what, SCRATCH.before, [...rings, ...this.usedRings()]);
     for (let i = 0; i < b.queues; i++) {
       const q = b.mmio.queue(i);
@@ -325,8 +336,8 @@ class Episode {
     let flo = lo;
     let fhi = hi;
     if (rng.chance(0.4)) flo &= rng.u32();
-    if (rng.chance(0.05)) fhi &= ~(1 << (VIRTIO_F.VERSION_1 - 32));
-    if (rng.chance(0.05)) flo |= 1 << rng.int(32);
+    if (rng.chance(0.02)) fhi &= ~(1 << (VIRTIO_F.VERSION_1 - 32));
+    if (rng.chance(0.02)) flo |= 1 << rng.int(32);
     if (rng.chance(0.3)) flo &= ~(1 << rng.pick([VIRTIO_F.INDIRECT_DESC, VIRTIO_F.EVENT_IDX]));
     b.w(VIRTIO_MMIO.DRIVER_FEATURES_SEL, 1);
     b.w(VIRTIO_MMIO.DRIVER_FEATURES, fhi >>> 0);
@@ -341,7 +352,7 @@ class Episode {
         this.layouts.push(null);
         continue;
       }
-      const size = rng.chance(0.93) ? rng.pick([1, 2, 4, 8, 16, 16, 16]) : rng.pick([0, 3, 32, 5, 65535, 17]);
+      const size = rng.chance(0.96) ? rng.pick([1, 2, 4, 8, 16, 16, 16]) : rng.pick([0, 3, 32, 5, 65535, 17]);
       const valid = size > 0 && (size & (size - 1)) === 0 && size <= QUEUE_MAX;
       const n = valid ? size : QUEUE_MAX;
       let desc = next;
@@ -368,7 +379,7 @@ class Episode {
       this.layouts.push({ size: valid ? size : n, desc, avail, used, availIdx: 0, clean });
     }
     this.dataStart = Math.min(Math.max(next, RAM_BASE + 4096), RAM_END - 8192);
-    if (rng.chance(0.95)) {
+    if (rng.chance(0.98)) {
       this.guarded("DRIVER_OK", () =>
         b.w(
           VIRTIO_MMIO.STATUS,
@@ -455,15 +466,15 @@ class Episode {
     const heads: number[] = [];
     let slot = 0;
     while (slot < n && heads.length < 4 && rng.chance(0.85)) {
-      const used = rng.chance(0.65) ? this.goodChain(i, l, slot) : this.garbage(l, slot);
+      const used = rng.chance(1 - this.hostility) ? this.goodChain(i, l, slot) : this.garbage(l, slot);
       if (used === 0) break;
       heads.push(slot);
       slot += used;
     }
     // Some other slots garbage too (a chain may run into them).
-    for (let k = slot; k < n; k++) if (rng.chance(0.15)) this.garbage(l, k);
+    for (let k = slot; k < n; k++) if (rng.chance(this.hostility / 2)) this.garbage(l, k);
     // Avail entries: the heads, then avail.idx moved on (sometimes too far, or anywhere).
-    const count = rng.chance(0.9) ? heads.length : rng.pick([n, n + 1, 0x8000, rng.int(0x10000)]);
+    const count = rng.chance(0.95) ? heads.length : rng.pick([n, n + 1, 0x8000, rng.int(0x10000)]);
     for (let k = 0; k < Math.min(count, n); k++) {
       const head = k < heads.length && rng.chance(0.95) ? heads[k]! : rng.pick([rng.int(n), n, 0xffff]);
       put16(b, l.avail + 4 + 2 * ((l.availIdx + k) % n), head);
@@ -539,7 +550,8 @@ class Episode {
   ): number {
     const { b, rng } = this;
     const n = l.size;
-    const indirect = parts.length > 1 && rng.chance(0.25);
+    const negotiated = this.b.mmio.queue(l === this.layouts[0] ? 0 : 1).indirect;
+    const indirect = parts.length > 1 && rng.chance(negotiated ? 0.25 : 0.01);
     if (!indirect && slot + parts.length > n) return 0;
     const base = indirect ? this.data(16 * parts.length, l) & ~15 : l.desc + 16 * slot;
     parts.forEach((p, k) => {
@@ -740,7 +752,7 @@ export const virtioTarget: FuzzTarget = {
       const ep = new Episode(b, rng, rec);
       let what = `${kind}: `;
       try {
-        if (rng.chance(0.85)) ep.init();
+        if (rng.chance(0.92)) ep.init();
         else {
           what += "random registers; ";
           ep.randomRegisters(rng.range(5, 40));
@@ -759,7 +771,7 @@ export const virtioTarget: FuzzTarget = {
         continue;
       }
       rec.count(`${kind}: oracle checks`, ep.checks);
-      for (let q = 0; q < b.queues; q++) rec.count(`${kind}: used entries`, b.mmio.queue(q).usedIdx);
+      rec.count(`${kind}: chains completed (used ring entries)`, ep.completed);
       if (kind === "console") rec.count("console: bytes transmitted", b.sink.bytes);
       const status = b.mmio.deviceStatus;
       if (status & VIRTIO_STATUS.DEVICE_NEEDS_RESET)
