@@ -1096,7 +1096,9 @@ interface Outcome {
   known: string | null;
   /** The first error reply's desc (a refusal), or null when everything succeeded. */
   refusal: string | null;
+  /** The line as text (what a desc may quote), and as shown in a crash report. */
   input: string;
+  shown: string;
   what: string;
   raw: boolean;
   /** Commands this line ran successfully. */
@@ -1259,8 +1261,10 @@ export class QmpFuzzer {
       problem: null,
       known: null,
       refusal: null,
-      input: line.raw
-        ? new TextDecoder("latin1").decode(line.bytes.subarray(0, 2000))
+      input: new TextDecoder().decode(line.bytes.subarray(0, 2000)),
+      // for a report: raw bytes one character each (Latin-1), control bytes escaped
+      shown: line.raw
+        ? `bytes ${JSON.stringify(String.fromCharCode(...line.bytes.subarray(0, 600)))}`
         : new TextDecoder().decode(line.bytes.subarray(0, 2000)),
       what: line.what,
       raw: line.raw,
@@ -1297,12 +1301,12 @@ export class QmpFuzzer {
     for (const o of outcomes) {
       if (o.index < from) {
         if (o.problem)
-          throw new OracleFailure(from, `(line ${o.index} before it) ${o.what}: ${o.problem}`, o.input);
+          throw new OracleFailure(from, `(line ${o.index} before it) ${o.what}: ${o.problem}`, o.shown);
         continue;
       }
-      if (o.problem) throw new OracleFailure(o.index, `${o.what}: ${o.problem}`, o.input);
+      if (o.problem) throw new OracleFailure(o.index, `${o.what}: ${o.problem}`, o.shown);
       if (o.known) {
-        if (STRICT) throw new OracleFailure(o.index, `${o.what}: ${o.known}`, o.input);
+        if (STRICT) throw new OracleFailure(o.index, `${o.what}: ${o.known}`, o.shown);
         this.rec.count(`known QMP defect, reported (a crash with ARMBOX_FUZZ_STRICT=1): ${o.known}`);
       }
       if (o.raw) this.rec.count(`raw: ${o.what}`);
