@@ -16,10 +16,11 @@
  * deliberate loop: one chain whose descriptors (or indirect table) loop back.
  *
  * The oracle, after every operation that lets the device touch RAM: nothing is thrown; every
- * byte of RAM that changed lies in a device-writable buffer some descriptor of a ready queue
- * gave (directly or in an indirect table, in RAM before or after the operation) or in a used
- * ring (with avail_event), and was reported dirty through GuestMemory (else a live migration
- * would lose it); the device never has more chains in flight than the queue holds; a reason
+ * byte of RAM that changed lies in a device-writable buffer of a descriptor the device read
+ * (as it was when read: a used ring laid over the table changes descriptors under the device,
+ * legitimately; every 16-byte read is taken for a descriptor) or in a used ring (with
+ * avail_event), and was reported dirty through GuestMemory (else a live migration would lose
+ * it); the device never has more chains in flight than the queue holds; a reason
  * for DEVICE_NEEDS_RESET is one clean line. A deliberate loop must end with
  * DEVICE_NEEDS_RESET set and nothing in the used ring (VIRTIO 1.2 §2.7.5.3.1 / §2.1.2), in
  * the time of one input. At the end, the transport's state section (with its queues and the
