@@ -174,23 +174,46 @@ test("snapshot: a vCPU section with fewer registers than the register list, none
       withRegs(sections[i]!, (r) => [...r, r[5]!]),
       /'vcpu@1': register 0x[0-9a-f]+ appears twice/,
     ],
-    // A legacy (version 2) section may predate some registers, never the core ones.
+  ];
+  // A legacy (version 2) section may predate some registers, never the core ones; and only
+  // a format-1 file holds one (the fuzzer relabelled a version 3 section without a system
+  // register as version 2, and it was accepted).
+  const noPc = {
+    ...withRegs(sections[i]!, (r) => r.filter(([id]) => id !== 0x6030_0000_0010_0040n)),
+    version: 2,
+  };
+  const noSysreg = { ...withRegs(sections[i]!, (r) => r.filter(([id]) => id !== r.at(-1)![0])), version: 2 };
+  const legacy: [string, Section, RegExp, boolean][] = [
     [
       "version 2 without PC",
-      { ...withRegs(sections[i]!, (r) => r.filter(([id]) => id !== 0x6030_0000_0010_0040n)), version: 2 },
+      noPc,
       /core registers of this vCPU are missing \(first: 0x6030000000100040\)/,
+      true,
+    ],
+    [
+      "version 2 in a format-2 file",
+      noSysreg,
+      /'vcpu@1' has version 2; only a format-1 snapshot file carries/,
+      false,
     ],
   ];
-  for (const [what, bad, re] of cases) {
+  for (const [what, bad, re, legacyFormat] of [
+    ...cases.map(([w, b, r]) => [w, b, r, false] as const),
+    ...legacy,
+  ]) {
     const fresh = new VirtMachine(m.config);
     const s = sections.slice();
     s[i] = bad;
     assert.throws(
-      () => restoreSections(fresh, s),
+      () => restoreSections(fresh, s, { legacyFormat }),
       (e: Error) => e instanceof SnapshotError && re.test(e.message),
       what,
     );
   }
+  // A format-1 file's version 2 section without a system register still loads.
+  const old = sections.slice();
+  old[i] = noSysreg;
+  restoreSections(new VirtMachine(m.config), old, { legacyFormat: true });
   restoreSections(new VirtMachine(m.config), sections);
 });
 
@@ -273,6 +296,16 @@ test("snapshot: a header whose memory or smp the sections contradict is refused 
     (e: Error) =>
       e instanceof SnapshotError &&
       /section 'vcpu@1' is not part of this machine \(header: smp 1\)/.test(e.message),
+  );
+  const noRam = decodeSnapshot(
+    encodeSnapshot(
+      { ...base, config: { ...base.config, memory: 3 * 1024 ** 3 } },
+      sections.filter((s) => s.name !== "ram"),
+    ),
+  );
+  assert.throws(
+    () => configFromHeader(noRam.header, noRam.sections),
+    (e: Error) => e instanceof SnapshotError && /section 'ram' is missing/.test(e.message),
   );
   // The snapshot as saved still fits its own header.
   const ok = decodeSnapshot(encodeSnapshot(base, sections));

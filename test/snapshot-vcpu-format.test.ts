@@ -11,7 +11,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { decodeSnapshot, parseJsonSection, type Section, SnapshotError } from "../src/vmm/snapshot/format.ts";
-import { captureSections, configFromHeader, restoreSections } from "../src/vmm/snapshot/machine-state.ts";
+import { captureSections, configFromHeader, isLegacySnapshot, restoreSections } from "../src/vmm/snapshot/machine-state.ts";
 import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -20,7 +20,7 @@ const V1 = path.join(root, "test/fixtures/snapshots/seed-v1.snap");
 function loadV1(): { m: VirtMachine; sections: Section[] } {
   const { header, sections } = decodeSnapshot(new Uint8Array(readFileSync(V1)));
   const m = new VirtMachine(configFromHeader(header));
-  restoreSections(m, sections, { savedAt: header.savedAt });
+  restoreSections(m, sections, { savedAt: header.savedAt, legacyFormat: isLegacySnapshot(header) });
   return { m, sections };
 }
 

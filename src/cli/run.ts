@@ -29,6 +29,7 @@ import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../vmm/snapshot/f
 import {
   captureSections,
   configFromHeader,
+  isLegacySnapshot,
   restoreSections,
   snapshotHeader,
   stateDigest,
@@ -280,7 +281,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       const { header, sections } = decodeSnapshot(readInputFile("snapshot", flags.restore, SNAPSHOT_LIMIT));
       const config = configFromHeader(header, sections);
       machine = new VirtMachine({ ...config, serialOutput, virtio });
-      restoreSections(machine, sections, { savedAt: header.savedAt });
+      restoreSections(machine, sections, { savedAt: header.savedAt, legacyFormat: isLegacySnapshot(header) });
     } else if (flags.incoming !== undefined) {
       if (flags.kernel !== undefined)
         throw new Error("--incoming and --kernel cannot be combined: the source sends the guest");

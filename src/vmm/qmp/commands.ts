@@ -54,6 +54,7 @@ import { decodeSnapshot, encodeSnapshotAsync } from "../snapshot/format.ts";
 import {
   captureSections,
   configFromHeader,
+  isLegacySnapshot,
   restoreSections,
   snapshotHeader,
 } from "../snapshot/machine-state.ts";
@@ -305,7 +306,10 @@ async function loadSnapshot(p: SnapshotArgs, ctx: QmpContext, progress: JobProgr
     // Decoding and restoring are synchronous: let other clients in between the two.
     await yieldToEventLoop();
     fresh = host.createMachine(cfg);
-    restoreSections(fresh, decoded.sections, { savedAt: decoded.header.savedAt });
+    restoreSections(fresh, decoded.sections, {
+      savedAt: decoded.header.savedAt,
+      legacyFormat: isLegacySnapshot(decoded.header),
+    });
   } catch (e) {
     if (e instanceof QmpError) throw e;
     throw generic(`snapshot-load: ${file}: ${(e as Error).message}`);

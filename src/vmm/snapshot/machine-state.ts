@@ -173,6 +173,11 @@ export function snapshotHeader(m: VirtMachine): SnapshotHeader {
   return { config: { ...m.config }, savedAt: Date.now(), writer: "armbox 0.1.0" };
 }
 
+/** Whether a decoded snapshot header is of format 1 (no `contents` list; see format.ts). */
+export function isLegacySnapshot(h: SnapshotHeader): boolean {
+  return h.contents === undefined;
+}
+
 /**
  * Checks a header's machine configuration and returns it typed. With the snapshot's
  * `sections`, also what can be checked before a machine is built (building one of 3 GiB
@@ -198,11 +203,14 @@ export function configFromHeader(h: SnapshotHeader, sections?: readonly Section[
 }
 
 function checkSectionsFit(c: MachineConfig, sections: readonly Section[]): void {
+  if (!sections.some((s) => s.name === "ram")) throw new SnapshotError("section 'ram' is missing");
   for (const s of sections) {
     if (s.name === "ram" && s.data.length >= 8) {
       const count = new DataView(s.data.buffer, s.data.byteOffset, 8).getUint32(4, true);
       if (count !== c.memory / PAGE)
-        throw new SnapshotError(`section 'ram': holds ${count} pages, the header's machine has ${c.memory / PAGE}`);
+        throw new SnapshotError(
+          `section 'ram': holds ${count} pages, the header's machine has ${c.memory / PAGE}`,
+        );
     }
     const v = /^vcpu@(\d+)$/.exec(s.name);
     if (v && Number(v[1]) >= c.smp)
@@ -225,6 +233,13 @@ export function restoreSections(
     broken?: BrokenRestore;
     /** False for a migration's device state, whose RAM came as page frames before it. */
     ramInSections?: boolean;
+    /**
+     * The sections come from a format-1 file (header without `contents`, see
+     * isLegacySnapshot): vCPU sections of versions 1 and 2, written before every register
+     * of the list was required, are read. Anything newer carries version 3 only: a
+     * relabelled section must not escape the complete-register-set rule.
+     */
+    legacyFormat?: boolean;
   } = {},
 ): void {
   const named = legacyNamesToInstances(sections, m);
@@ -256,6 +271,10 @@ export function restoreSections(
   const vcpuStates = m.vcpus.map((v) => {
     const s = get(`vcpu@${v.id}`);
     checkVersion(s, VCPU_VERSION);
+    if (s.version < VCPU_VERSION && !opts.legacyFormat)
+      throw new SnapshotError(
+        `section '${s.name}' has version ${s.version}; only a format-1 snapshot file carries vCPU sections older than version ${VCPU_VERSION}`,
+      );
     const state = s.version === 1 ? validateVcpuV1(s.name, parseJsonSection(s)) : decodeVcpu(s.name, s.data);
     checkRegisterSet(s.name, state.regs, new Set(v.getRegList()), s.version >= 3);
     return state;
