@@ -14,6 +14,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
   encodeSnapshotAsync,
+  MAX_DEVICE_SECTION,
   SnapshotError,
 } from "../src/vmm/snapshot/format.ts";
 import {
@@ -164,4 +165,27 @@ test("encodeSnapshotAsync writes encodeSnapshot's bytes, deflating a large secti
     assert.deepEqual(bytes, encodeSnapshot(header, sections, compress));
   }
   assert.deepEqual(decodeSnapshot(await encodeSnapshotAsync(header, sections)).sections[1]!.data, ram);
+});
+
+test("a compressed section that inflates past what its machine can hold is refused before it is inflated in full", () => {
+  const header = { config: { smp: 1, memory: 1 << 20 }, savedAt: 1, writer: "test" };
+  // 64 MiB of zeros deflate to ~64 KiB: a 'ram' section of a 1 MiB machine holds at most
+  // 256 pages (1 MiB + indices), and a device section at most MAX_DEVICE_SECTION.
+  const zeros = new Uint8Array(64 << 20);
+  for (const name of ["ram", "gicv3@8000000"]) {
+    const bytes = encodeSnapshot(header, [
+      { name, version: 1, data: name === "ram" ? zeros : new Uint8Array(MAX_DEVICE_SECTION + 1) },
+    ]);
+    assert.ok(bytes.length < 1 << 20, `${name}: ${bytes.length} bytes stored`);
+    assert.throws(
+      () => decodeSnapshot(bytes),
+      (e: Error) =>
+        e instanceof SnapshotError &&
+        new RegExp(`section '${name}': compressed payload inflates to more than \\d+ bytes`).test(e.message),
+      name,
+    );
+  }
+  // Within the bound it inflates as before.
+  const small = encodeSnapshot(header, [{ name: "ram", version: 1, data: new Uint8Array(1 << 20) }]);
+  assert.equal(decodeSnapshot(small).sections[0]!.data.length, 1 << 20);
 });

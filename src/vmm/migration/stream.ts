@@ -30,7 +30,6 @@
  * A `file:` migration is the source half alone, written to a file (no replies).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { inflateSync } from "fflate";
 import { crc32c } from "../../lib/crc32.ts";
 import type { MachineConfig, VirtioDeviceInfo } from "../../machine/virt.ts";
 import {
@@ -447,32 +446,17 @@ export class FrameReader {
     const total = headLen + payloadLen + 4;
     await this.need(total, () => `inside frame '${name}' at byte ${at} (truncated stream)`);
     const bytes = this.take(total);
-    const flags = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(
-      2 + nameLen + 4,
-      true,
-    );
-    if (flags & FLAG_DEFLATE) {
-      // The limit holds for the inflated payload too: a few KiB of deflate can expand a
-      // thousandfold. Inflate into at most one byte more than the limit first (fflate
-      // truncates to the buffer given); a corrupt payload is left to decodeSection to name.
-      let inflated = -1;
-      try {
-        inflated = inflateSync(bytes.subarray(headLen, headLen + payloadLen), {
-          out: new Uint8Array(this.maxPayload + 1),
-        }).length;
-      } catch {
-        // decodeSection reports it
-      }
-      if (inflated > this.maxPayload)
-        throw new MigrationError(
-          `frame '${name}' at byte ${at} inflates to more than the ${this.maxPayload} ${this.limitWhat}`,
-        );
-    }
     try {
-      const r = decodeSection(bytes, 0);
+      // The limit holds for the inflated payload too (a few KiB of deflate can expand a
+      // thousandfold): decodeSection stops inflating past it.
+      const r = decodeSection(bytes, 0, () => this.maxPayload);
       if (!r) throw new MigrationError(`corrupt frame at byte ${at}`);
       return r.section;
     } catch (e) {
+      if (e instanceof SnapshotError && /inflates to more than/.test(e.message))
+        throw new MigrationError(
+          `frame '${name}' at byte ${at} inflates to more than the ${this.maxPayload} ${this.limitWhat}`,
+        );
       if (e instanceof SnapshotError) throw new MigrationError(`frame at byte ${at}: ${e.message}`);
       throw e;
     }

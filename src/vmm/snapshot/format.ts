@@ -17,8 +17,9 @@
  * A section's payload is JSON (UTF-8) or binary (RAM); flag bit 0 says it is deflated.
  * The same section framing is what live migration sends over the wire.
  */
-import { deflate, deflateSync, inflateSync } from "fflate";
+import { deflate, deflateSync, Inflate } from "fflate";
 import { crc32c } from "../../lib/crc32.ts";
+import { MAX_GUEST_RAM } from "../../machine/memory-map.ts";
 
 export const SNAPSHOT_MAGIC = "ARMBOXVM";
 /** Version of the container layout this build writes; it reads this one and version 1. */
@@ -125,7 +126,11 @@ export const END_FRAME = new Uint8Array(2);
  * Reads one frame at `off`. Returns null for the end marker, or the section and the
  * offset after it. Throws a SnapshotError naming the section for anything wrong.
  */
-export function decodeSection(buf: Uint8Array, off: number): { section: Section; next: number } | null {
+export function decodeSection(
+  buf: Uint8Array,
+  off: number,
+  maxInflated: (name: string) => number = () => MAX_PAYLOAD,
+): { section: Section; next: number } | null {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (off + 2 > buf.length) throw new SnapshotError("truncated: the end marker is missing");
   const nameLen = dv.getUint16(off, true);
@@ -156,15 +161,45 @@ export function decodeSection(buf: Uint8Array, off: number): { section: Section;
   if ((flags & ~FLAG_DEFLATE) !== 0)
     throw new SnapshotError(`section '${name}' has unknown flags 0x${flags.toString(16)}`);
   let data = payload;
-  if (flags & FLAG_DEFLATE) {
-    try {
-      data = inflateSync(payload);
-    } catch {
-      throw new SnapshotError(`section '${name}': compressed payload is corrupt`);
-    }
-  }
+  if (flags & FLAG_DEFLATE) data = inflateBounded(name, payload, maxInflated(name));
   return { section: { name, version, data }, next: p + 12 + len + 4 };
 }
+
+class InflateLimit extends Error {}
+
+/**
+ * Inflates `payload`, refusing it once it grows past `limit` bytes: a few KiB of deflate
+ * can expand a thousandfold, so a stored length says nothing of the memory it needs.
+ */
+function inflateBounded(name: string, payload: Uint8Array, limit: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const inf = new Inflate((chunk) => {
+    total += chunk.length;
+    if (total > limit) throw new InflateLimit();
+    chunks.push(chunk);
+  });
+  try {
+    inf.push(payload, true);
+  } catch (e) {
+    if (e instanceof InflateLimit)
+      throw new SnapshotError(`section '${name}': compressed payload inflates to more than ${limit} bytes`);
+    throw new SnapshotError(`section '${name}': compressed payload is corrupt`);
+  }
+  return chunks.length === 1 ? chunks[0]! : concat(chunks);
+}
+
+/** Largest RAM section of a machine with `memory` bytes (a page count, then index + page each). */
+function ramSectionLimit(memory: unknown): number {
+  const m =
+    Number.isSafeInteger(memory) && (memory as number) > 0
+      ? Math.min(memory as number, MAX_GUEST_RAM)
+      : MAX_GUEST_RAM;
+  return 8 + Math.ceil(m / 4096) * (4 + 4096);
+}
+
+/** Largest payload of any section but RAM, inflated (vCPUs, GIC, devices: KiB each). */
+export const MAX_DEVICE_SECTION = 64 << 20;
 
 // ---------------------------------------------------------------------------
 // Whole files
@@ -265,7 +300,9 @@ export function decodeSnapshot(buf: Uint8Array): { header: SnapshotHeader; secti
   let off = 16 + hlen + crcLen;
   for (;;) {
     const start = off;
-    const r = decodeSection(buf, off);
+    const r = decodeSection(buf, off, (name) =>
+      name === "ram" ? ramSectionLimit((header.config as { memory?: unknown }).memory) : MAX_DEVICE_SECTION,
+    );
     if (!r) break;
     const name = r.section.name;
     if (seen.has(name)) throw new SnapshotError(`section '${name}' appears twice`);
