@@ -35,7 +35,6 @@ import type { MachineConfig, VirtioDeviceInfo } from "../../machine/virt.ts";
 import {
   decodeSection,
   encodeSection,
-  FLAG_DEFLATE,
   jsonSection,
   parseJsonSection,
   type Section,
