@@ -47,7 +47,9 @@
  *    spans several lines (V8's JSON.parse message quotes the text);
  *  - a framing error (invalid character inside an object, invalid UTF-8, over-long or too
  *    deep message) is answered at once, ahead of the replies to earlier requests still in
- *    the command queue (QEMU queues it in order).
+ *    the command queue (QEMU queues it in order);
+ *  - qmp_capabilities with an object in `enable` answers "Capability '[object Object]' not
+ *    available" (String() of the value, not QEMU's type error).
  *
  * Input i belongs to batch floor(i / BATCH); a batch's layout comes from its own seed and
  * each line from the seed of its index, so a replay (`--from I --budget 1`) sends the lines
@@ -168,10 +170,16 @@ function replyProblem(r: Msg, input: string): string | null {
   return descProblem(e.desc, input);
 }
 
-/** Whether this problem is the reported multi-line desc of a JSON parse error. */
-function multiLineParseError(r: Msg): boolean {
+/** Which reported defect a bad desc is, if it is one (see the file's header), else null. */
+function knownDescDefect(r: Msg): string | null {
   const d = (r.error as Msg | undefined)?.desc;
-  return typeof d === "string" && d.startsWith("JSON parse error, ") && /[\n\r]/.test(d);
+  if (typeof d !== "string") return null;
+  if (d.startsWith("JSON parse error, ") && /[\n\r]/.test(d))
+    return "a JSON parse error's desc spans several lines";
+  if (/^Capability '\[object Object\]' not available$/.test(d)) {
+    return "qmp_capabilities names an object capability '[object Object]'";
+  }
+  return null;
 }
 
 const FRAMING_ERROR =
@@ -1261,7 +1269,7 @@ export class QmpFuzzer {
       problem: null,
       known: null,
       refusal: null,
-      input: new TextDecoder().decode(line.bytes.subarray(0, 2000)),
+      input: new TextDecoder().decode(line.bytes),
       // for a report: raw bytes one character each (Latin-1), control bytes escaped
       shown: line.raw
         ? `bytes ${JSON.stringify(String.fromCharCode(...line.bytes.subarray(0, 600)))}`
@@ -1394,7 +1402,8 @@ export class QmpFuzzer {
       const o = outcomes[e.line]!;
       const shape = replyProblem(r, o.input);
       if (shape) {
-        if (multiLineParseError(r)) o.known = "a JSON parse error's desc spans several lines";
+        const known = knownDescDefect(r);
+        if (known) o.known = known;
         else {
           o.problem = `${shape}: ${JSON.stringify(r).slice(0, 300)}`;
           return;
