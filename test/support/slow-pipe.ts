@@ -1,14 +1,12 @@
 /**
  * A child's stdout read only when the test asks (a slow or stalled reader, as a console
- * nobody looks at), the child's CPU time and memory from /proc, and the checker of the
- * byte stream guests/flood writes. For the console backpressure tests: while the test does
+ * nobody looks at), and the checker of the byte stream guests/flood writes (the child's CPU
+ * time and memory are in proc.ts). For the console backpressure tests: while the test does
  * not read, the kernel pipe (64 KiB) and this stream's buffer (its high-water mark) fill, and
  * the VMM must make the guest wait rather than buffer what it writes.
  */
 
-import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
-import { runSync } from "./children.ts";
 
 /** Reads `stream` in bites the test asks for; between bites nothing is read. */
 export class PipeReader {
@@ -56,38 +54,6 @@ export class PipeReader {
       });
     }
   }
-}
-
-let clockTicks = 0;
-/** Clock ticks per second, the unit of /proc/PID/stat's times (sysconf(_SC_CLK_TCK)). */
-export function clkTck(): number {
-  if (clockTicks === 0) {
-    const r = runSync("getconf", ["CLK_TCK"], { timeout: 10_000 });
-    const v = Number(r.stdout.trim());
-    clockTicks = Number.isInteger(v) && v > 0 ? v : 100;
-  }
-  return clockTicks;
-}
-
-export interface ProcSample {
-  /** User plus system CPU time, in seconds. */
-  cpu: number;
-  /** The scheduler state letter: R running, S sleeping, ... */
-  state: string;
-  /** VmRSS in bytes. */
-  rss: number;
-}
-
-/** The process's CPU time, state and resident memory now (throws if it is gone). */
-export function procSample(pid: number): ProcSample {
-  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-  // pid (comm) state ... : fields after the comm's closing parenthesis, from field 3.
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const cpu = (Number(f[11]) + Number(f[12])) / clkTck(); // fields 14 utime, 15 stime
-  const status = readFileSync(`/proc/${pid}/status`, "latin1");
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-  if (!m) throw new Error(`/proc/${pid}/status has no VmRSS (a zombie?)`);
-  return { cpu, state: f[0] ?? "?", rss: Number(m[1]) * 1024 };
 }
 
 /**
