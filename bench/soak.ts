@@ -19,14 +19,15 @@
  * ARMBOX_SOAK_KERNEL / ARMBOX_SOAK_INITRD (default: the built-in guest), SOAK_KEEP=1 keeps
  * the temporary directory (transcripts are written there) for a post-mortem.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { QmpClient } from "../src/vmm/qmp/client.ts";
-import { kill, track } from "../test/support/children.ts";
+import { Child, kill } from "../test/support/children.ts";
+import { freePort } from "../test/support/net.ts";
+import { rssKiB } from "../test/support/proc.ts";
 
 const ARMBOX = fileURLToPath(new URL("../bin/armbox.js", import.meta.url));
 const env = process.env;
@@ -50,41 +51,14 @@ const guestFiles = [
   ...(env.ARMBOX_SOAK_INITRD ? ["--initrd", env.ARMBOX_SOAK_INITRD] : []),
 ];
 
-/** Resident set size of `pid` in KiB (VmRSS in /proc/PID/status), null once it is gone. */
-function rssKiB(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
 const mib = (kib: number | null) => (kib === null ? "?" : `${(kib / 1024).toFixed(0)} MiB`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 type Role = "boot" | "migration destination" | "restore (new process)";
 
-/** One armbox process of the chain: its console, its messages, waits on both. */
-class Vmm {
-  readonly child: ChildProcess;
-  console = "";
-  stderr = "";
-  exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+/** One armbox process of the chain: its console (stdout), its messages, waits on both. */
+class Vmm extends Child {
   rssStart: number | null = null;
   rssEnd: number | null = null;
-  /** Counter values this process printed, up to the last complete one. */
-  private readonly listeners = new Set<() => void>();
 
   constructor(
     readonly index: number,
@@ -92,46 +66,16 @@ class Vmm {
     readonly qmpPath: string,
     args: string[],
   ) {
-    this.child = track(
-      spawn(process.execPath, [ARMBOX, "run", ...args, "--qmp", `unix:${qmpPath}`], {
-        stdio: ["pipe", "pipe", "pipe"],
-      }),
-    );
-    this.child.stdout!.on("data", (d: Buffer) => {
-      this.console += d.toString("latin1");
-      this.notify();
-    });
-    this.child.stderr!.on("data", (d: Buffer) => {
-      this.stderr += d.toString("latin1");
-      this.notify();
-    });
-    this.child.stdin!.on("error", () => {});
-    this.child.on("error", (e) => {
-      this.stderr += `spawn: ${e.message}\n`;
-      this.exit ??= { code: null, signal: null };
-      this.notify();
-    });
-    this.child.on("close", (code, signal) => {
-      this.exit ??= { code, signal };
-      this.notify();
-    });
+    super(process.execPath, [ARMBOX, "run", ...args, "--qmp", `unix:${qmpPath}`]);
   }
 
   get name(): string {
-    return `process ${this.index} (${this.role}, pid ${this.child.pid})`;
-  }
-
-  private notify(): void {
-    for (const l of [...this.listeners]) l();
-  }
-
-  send(text: string): void {
-    if (this.exit === null) this.child.stdin!.write(text);
+    return `process ${this.index} (${this.role}, pid ${this.proc.pid})`;
   }
 
   /** The last counter value this process has printed in full, 0 if none. */
   lastCount(): number {
-    const all = [...this.console.matchAll(/CNT=(\d+)\./g)];
+    const all = [...this.stdout.matchAll(/CNT=(\d+)\./g)];
     return all.length === 0 ? 0 : Number(all.at(-1)![1]);
   }
 
@@ -139,45 +83,34 @@ class Vmm {
    * Resolves with `probe`'s value once it has one, checked now and on every output or
    * exit event; rejects when the process exits first (unless `exitOk`) or after HANG_MS.
    */
-  until<T>(what: string, probe: () => T | undefined, exitOk = false): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const finish = (err: Error | null, v?: T) => {
-        this.listeners.delete(check);
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(v as T);
-      };
-      const check = () => {
-        const v = probe();
-        if (v !== undefined) return finish(null, v);
-        if (this.exit && !exitOk) return finish(this.failure(`exited before ${what}`));
-      };
-      const timer = setTimeout(() => finish(this.failure(`no ${what} within ${HANG_MS / 1000} s`)), HANG_MS);
-      this.listeners.add(check);
-      check();
+  wait<T>(what: string, probe: () => T | undefined, exitOk = false): Promise<T> {
+    return this.until(probe, {
+      ...(exitOk ? {} : { exited: () => this.failure(`exited before ${what}`) }),
+      timeoutMs: HANG_MS,
+      timedOut: () => this.failure(`no ${what} within ${HANG_MS / 1000} s`),
     });
   }
 
   waitConsole(re: RegExp, from = 0): Promise<RegExpExecArray> {
-    return this.until(`${re} on the console`, () => re.exec(this.console.slice(from)) ?? undefined);
+    return this.wait(`${re} on the console`, () => re.exec(this.stdout.slice(from)) ?? undefined);
   }
   waitStderr(re: RegExp): Promise<RegExpExecArray> {
-    return this.until(`${re} on stderr`, () => re.exec(this.stderr) ?? undefined);
+    return this.wait(`${re} on stderr`, () => re.exec(this.stderr) ?? undefined);
   }
   waitCount(n: number): Promise<number> {
-    return this.until(`counter ${n}`, () => {
+    return this.wait(`counter ${n}`, () => {
       const c = this.lastCount();
       return c >= n ? c : undefined;
     });
   }
   waitExit(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    return this.until("exit", () => this.exit ?? undefined, true);
+    return this.wait("exit", () => this.exit ?? undefined, true);
   }
 
   failure(what: string): Error {
     const exit = this.exit ? `exit code ${this.exit.code} signal ${this.exit.signal}` : "running";
     return new Error(
-      `${this.name}: ${what} (${exit})\n--- console (last 2000 chars)\n${this.console.slice(-2000)}\n` +
+      `${this.name}: ${what} (${exit})\n--- console (last 2000 chars)\n${this.stdout.slice(-2000)}\n` +
         `--- stderr (last 2000 chars)\n${this.stderr.slice(-2000)}`,
     );
   }
@@ -258,7 +191,7 @@ async function main(): Promise<number> {
       "(i=0; while [ ! -e /stop ]; do i=$((i+1)); echo $i >> /mnt/c; sync; echo CNT=$i.; usleep 100000; done; echo END=$i.; sync; umount /mnt && echo UMOUNTED-$((7*8))) &\n",
     );
     await cur.waitCount(1);
-    cur.rssStart = rssKiB(cur.child.pid);
+    cur.rssStart = rssKiB(cur.proc.pid);
     log(`booted ${cur.name}, counter running; RSS ${mib(cur.rssStart)}`);
     let q = await connect(cur);
     let mark = cur.lastCount();
@@ -279,14 +212,14 @@ async function main(): Promise<number> {
           restoresSame++;
           log(`restore ${restoresSame + restoresNew} in the same process at counter ${at}`);
         } else {
-          cur.rssEnd = rssKiB(cur.child.pid);
+          cur.rssEnd = rssKiB(cur.proc.pid);
           await q.execute("quit").catch(() => {});
           await q.close().catch(() => {});
           const e = await cur.waitExit();
           if (e.code !== 0) throw cur.failure("quit did not end armbox with status 0");
           cur = spawnVmm("restore (new process)", ["--restore", snap, ...drive]);
           q = await connect(cur);
-          cur.rssStart = rssKiB(cur.child.pid);
+          cur.rssStart = rssKiB(cur.proc.pid);
           restoresNew++;
           log(`restore ${restoresSame + restoresNew} in ${cur.name} at counter ${at}`);
         }
@@ -300,7 +233,7 @@ async function main(): Promise<number> {
           ...drive,
         ]);
         await dst.waitStderr(/waiting for an incoming migration/);
-        cur.rssEnd = rssKiB(cur.child.pid);
+        cur.rssEnd = rssKiB(cur.proc.pid);
         await q.execute("migrate", { uri: `tcp:127.0.0.1:${port}` });
         // The source ends once the destination has confirmed; its QMP connection with it.
         for (;;) {
@@ -315,7 +248,7 @@ async function main(): Promise<number> {
             throw cur.failure(`migration ${migrations + 1}: ${JSON.stringify(s)}`);
           await new Promise((r) => setTimeout(r, 100));
         }
-        const done = await cur.until(
+        const done = await cur.wait(
           "migration completed",
           () => /migration completed[^\n]*/.exec(cur.stderr) ?? undefined,
           true,
@@ -328,7 +261,7 @@ async function main(): Promise<number> {
         await dst.waitStderr(/incoming migration complete/);
         const at = cur.lastCount();
         cur = dst;
-        cur.rssStart = rssKiB(cur.child.pid);
+        cur.rssStart = rssKiB(cur.proc.pid);
         q = await connect(cur);
         migrations++;
         log(`migration ${migrations} to ${cur.name} at counter ${at}; RSS ${mib(cur.rssStart)}`);
@@ -343,7 +276,7 @@ async function main(): Promise<number> {
     cur.send("touch /stop\n");
     await cur.waitConsole(/END=\d+\./);
     await cur.waitConsole(/UMOUNTED-56/);
-    cur.rssEnd = rssKiB(cur.child.pid);
+    cur.rssEnd = rssKiB(cur.proc.pid);
     await q.close().catch(() => {});
     // With the echo off, busybox ash ends at the next line it reads; init then powers off.
     cur.send("poweroff -f\n");
@@ -351,7 +284,7 @@ async function main(): Promise<number> {
     if (e.code !== 0) throw cur.failure("poweroff did not end armbox with status 0");
 
     // The verdict.
-    const consoleText = chain.map((v) => v.console).join("");
+    const consoleText = chain.map((v) => v.stdout).join("");
     const counts = [...consoleText.matchAll(/CNT=(\d+)\./g)].map((m) => Number(m[1]));
     const end = Number(/END=(\d+)\./.exec(consoleText)![1]);
     const dump = tool("debugfs", ["-R", "cat /c", img]);
@@ -412,10 +345,10 @@ async function main(): Promise<number> {
     return 0;
   } finally {
     for (const c of clients) await c.close().catch(() => {});
-    for (const v of chain) kill(v.child);
+    for (const v of chain) kill(v.proc);
     if (env.SOAK_KEEP === "1") {
       for (const v of chain)
-        writeFileSync(join(dir, `process-${v.index}.log`), `${v.console}\n--- stderr\n${v.stderr}`);
+        writeFileSync(join(dir, `process-${v.index}.log`), `${v.stdout}\n--- stderr\n${v.stderr}`);
       console.log(`kept ${dir}`);
     } else rmSync(dir, { recursive: true, force: true });
   }

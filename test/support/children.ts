@@ -62,6 +62,15 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
+export interface UntilOptions {
+  /** The error when the child exits before the probe has a value; absent: an exit is no failure. */
+  exited?: () => Error;
+  /** A deadline in milliseconds (absent: none, the caller's own timeout bounds the wait). */
+  timeoutMs?: number;
+  /** The error at the deadline. */
+  timedOut?: () => Error;
+}
+
 /** A running child with its output collected and waited on as events, never by sleeping. */
 export class Child {
   readonly proc: ChildProcess;
@@ -114,22 +123,42 @@ export class Child {
    * timeout bounds the wait, and its `after` hook kills the child.
    */
   waitFor(re: RegExp, from = 0, stream: "stdout" | "stderr" = "stdout"): Promise<RegExpExecArray> {
+    return this.until(
+      () => re.exec((stream === "stdout" ? this.stdout : this.stderr).slice(from)) ?? undefined,
+      {
+        exited: () =>
+          new Error(
+            `the child exited (code ${this.exit?.code}, signal ${this.exit?.signal}) before ${re} appeared\n` +
+              `--- stdout (end)\n${this.stdout.slice(-2000)}\n--- stderr (end)\n${this.stderr.slice(-2000)}`,
+          ),
+      },
+    );
+  }
+
+  /**
+   * Resolves with `probe()`'s value once it returns one, checked now and again on every
+   * output or exit event. Rejects with `o.exited()` if the child has exited and the probe
+   * still has nothing (without `o.exited`, an exit is no failure: the probe may be waiting for
+   * it), and with `o.timedOut()` after `o.timeoutMs` (without it, no deadline).
+   */
+  until<T>(probe: () => T | undefined, o: UntilOptions = {}): Promise<T> {
     return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = re.exec((stream === "stdout" ? this.stdout : this.stderr).slice(from));
-        if (m) {
-          this.listeners.delete(check);
-          resolve(m);
-        } else if (this.exit !== null) {
-          this.listeners.delete(check);
-          reject(
-            new Error(
-              `the child exited (code ${this.exit.code}, signal ${this.exit.signal}) before ${re} appeared\n` +
-                `--- stdout (end)\n${this.stdout.slice(-2000)}\n--- stderr (end)\n${this.stderr.slice(-2000)}`,
-            ),
-          );
-        }
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (err: Error | null, v?: T) => {
+        this.listeners.delete(check);
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(v as T);
       };
+      const check = () => {
+        const v = probe();
+        if (v !== undefined) return finish(null, v);
+        if (this.exit !== null && o.exited) return finish(o.exited());
+      };
+      if (o.timeoutMs !== undefined) {
+        const ms = o.timeoutMs;
+        timer = setTimeout(() => finish(o.timedOut?.() ?? new Error(`not within ${ms / 1000} s`)), ms);
+      }
       this.listeners.add(check);
       check();
     });
