@@ -62,6 +62,26 @@ async function startSource(t: TestContext, opts: { deterministic?: boolean } = {
   return { m, runner, running, con };
 }
 
+/**
+ * After a failure once the whole device state was out, the source may stay paused (the
+ * destination could be running the VM; here the test knows it is not): it must say so,
+ * then run on when continued, as an operator's `cont` would.
+ */
+async function assertSourceSurvives(
+  src: Awaited<ReturnType<typeof startSource>>,
+  mig: OutgoingMigration,
+  reason: RegExp,
+) {
+  if (src.runner.isPaused) {
+    assert.match(
+      mig.info()["error-desc"] ?? "",
+      /the destination may be running the VM, so this one stays paused/,
+    );
+    src.runner.resume();
+  }
+  await assertSourceRunsOn(src, mig, reason);
+}
+
 /** The source must still run: not paused, console still growing, then it is stopped. */
 async function assertSourceRunsOn(
   src: Awaited<ReturnType<typeof startSource>>,
@@ -203,10 +223,50 @@ if (!CHILD) {
         }
         await assert.rejects(dst.incoming, /truncated|connection|closed|ended/);
         assert.equal(st, "failed");
-        await assertSourceRunsOn(src, mig, /connection|closed|destination/);
+        await assertSourceSurvives(src, mig, /connection|closed|destination/);
       }),
       { numRuns: 6, examples: [[171]] },
     );
+  });
+
+  test("the destination's acknowledgement lost after it accepted: the source stays paused, never two running VMs", async (t) => {
+    const src = await startSource(t);
+    const dst = listenIncoming({ smp: 2, memory: MEM });
+    const dport = await dst.port;
+    // The stream goes through whole; the destination's answers only until RAM flows (its
+    // ready answer comes right after the header), then none: its ACK is lost, and the
+    // source sees the connection close before any acknowledgement.
+    let streamed = 0;
+    const proxy = net.createServer((client) => {
+      const up = net.connect(dport, "127.0.0.1");
+      up.on("data", (d) => {
+        if (streamed < 4096) client.write(d);
+      });
+      up.on("close", () => client.destroy());
+      client.on("data", (d: Buffer) => {
+        streamed += d.length;
+        up.write(d);
+      });
+      client.on("error", () => up.destroy());
+      up.on("error", () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    t.after(() => proxy.close());
+    const mig = new OutgoingMigration(src.m, src.runner, { replyTimeoutMs: GENEROUS_MS });
+    mig.start(`tcp:127.0.0.1:${(proxy.address() as net.AddressInfo).port}`);
+    const d = await dst.incoming;
+    assert.equal(d.runState, "running", "the destination accepted the VM");
+    assert.equal(await mig.done(), "failed");
+    assert.match(
+      mig.info()["error-desc"] ?? "",
+      /the destination may be running the VM, so this one stays paused/,
+    );
+    assert.ok(src.runner.isPaused, "the source must not run beside the destination");
+    // An operator who knows the destination died may resume the source (QMP cont).
+    src.runner.resume();
+    await src.con.grows(src.con.length, "the source's console after cont");
+    src.runner.finish({ kind: "quit", code: 0 });
+    await src.running;
   });
 
   test("the destination process killed at random points: the source runs on; it never ran", async (t) => {
@@ -227,7 +287,7 @@ if (!CHILD) {
         } else {
           assert.equal(code, -1, "the destination was killed");
           assert.doesNotMatch(out, /RUNNING/, "the half-loaded destination never ran");
-          await assertSourceRunsOn(src, mig, /connection|closed|destination/);
+          await assertSourceSurvives(src, mig, /connection|closed|destination/);
         }
       }),
       { numRuns: 5 },

@@ -14,7 +14,9 @@
  *            the source stays paused (QEMU's postmigrate).
  * Any failure before that (connect refused, connection cut, destination refused or
  * died, timeout) or migrate_cancel: the dirty log is switched off and the source VM runs
- * on if it was running. Two clocks bound a migration: the progress timeout (no byte moved
+ * on if it was running. Except once the whole device state is out on a connection: then
+ * only an intact refusal proves the destination does not run the VM, and anything else
+ * (the answer lost, cut, garbled, late) leaves the source paused, failed, until `cont`. Two clocks bound a migration: the progress timeout (no byte moved
  * to or from the destination: it stopped reading, or never answers) and the overall
  * deadline (until the device state is out; the ACK wait after it has replyTimeoutMs).
  *
@@ -490,6 +492,8 @@ export class OutgoingMigration implements MigrationController {
     const opts = this.opts;
     let pausedByUs = false;
     let logging = false;
+    /** The device state is out on a connection: a destination may be running the VM now. */
+    let stateOut = false;
     const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.deadlineTimer = setTimeout(
       () => this.giveUp(`the migration did not complete within the ${deadlineMs} ms deadline`),
@@ -592,6 +596,7 @@ export class OutgoingMigration implements MigrationController {
       // Every section, the run state and the end mark in one write: one syscall, one
       // segment train, no event-loop turn between them.
       await this.send(encodeDeviceState(sections, runState, savedAt, this.ledger));
+      stateOut = replies !== null;
       // The device state is out: from here only the ACK wait (replyTimeoutMs) bounds it. A
       // deadline firing now could give up on a destination that is already running.
       clearTimeout(this.deadlineTimer);
@@ -619,17 +624,24 @@ export class OutgoingMigration implements MigrationController {
       clearTimeout(this.deadlineTimer);
       let e = thrown;
       if (logging) m.vm.disableDirtyLog();
-      if (pausedByUs) this.runner.resume();
       // A destination that refuses the stream says why and closes: our next write may fail
       // before we have read its reason. Prefer the reason when it arrives.
-      const refusal =
-        e instanceof MigrationError && !e.message.startsWith("the destination refused")
-          ? await this.pendingRefusal()
-          : null;
+      const refused = e instanceof MigrationError && e.message.startsWith("the destination refused");
+      const refusal = e instanceof MigrationError && !refused ? await this.pendingRefusal() : null;
       this.transport?.destroy();
       if (refusal !== null) e = new MigrationError(`the destination refused: ${refusal}`);
+      // Once the whole device state is out, only an intact refusal proves the destination
+      // does not run the VM: a lost, cut or garbled answer leaves it unknown, and two
+      // running copies (one disk under both) are worse than a paused one. The source then
+      // stays paused, as QEMU's does after every migration, until `cont` resumes it here.
+      const unknown = stateOut && !refused && refusal === null;
+      if (pausedByUs && !unknown) this.runner.resume();
       this.endTime = now();
-      if (e instanceof Cancelled || this.cancelRequested) {
+      if (unknown) {
+        this.error = `${this.abortReason ?? failureReason(e, (l) => this.diag(l))}, after the whole device state was sent: the destination may be running the VM, so this one stays paused ('cont' resumes it here)`;
+        this.setStatus("failed");
+        this.diag(`migration failed: ${this.error}`);
+      } else if (e instanceof Cancelled || this.cancelRequested) {
         this.setStatus("cancelled");
         this.diag("migration cancelled; the VM runs on");
       } else {
