@@ -224,8 +224,6 @@ interface QueueLayout {
 
 class Episode {
   readonly layouts: (QueueLayout | null)[] = [];
-  /** A deliberate loop was made available on this queue (its expected reaction is checked). */
-  loopQueue: number | null = null;
   checks = 0;
   /** Chains the device put in a used ring. */
   completed = 0;
@@ -238,7 +236,6 @@ class Episode {
   constructor(
     readonly b: Bench,
     readonly rng: Rng,
-    readonly rec: Recorder,
   ) {
     this.hostility = rng.pick([0.02, 0.1, 0.35, 0.7]);
   }
@@ -679,7 +676,6 @@ class Episode {
     put16(b, l.avail + 4 + 2 * (q.lastAvail % q.size), head);
     l.availIdx = (q.lastAvail + 1) & 0xffff;
     put16(b, l.avail + 2, l.availIdx);
-    this.loopQueue = i;
     const usedBefore = get16(b, q.device + 2);
     this.guarded(`notify a looping ${indirect ? "indirect table" : "chain"}`, () =>
       b.w(VIRTIO_MMIO.QUEUE_NOTIFY, i),
@@ -750,7 +746,7 @@ export const virtioTarget: FuzzTarget = {
         indirect: rng.chance(0.8),
         readOnly: kind === "blk" && rng.chance(0.15),
       });
-      const ep = new Episode(b, rng, rec);
+      const ep = new Episode(b, rng);
       let what = `${kind}: `;
       try {
         if (rng.chance(0.92)) ep.init();
