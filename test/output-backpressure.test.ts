@@ -4,10 +4,16 @@
  * (TXFF, transmit buffers unused) and nothing is lost or reordered once the host drains.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import type { OutputSink } from "../src/devices/output-sink.ts";
 import { FR, PL011_REG, Pl011 } from "../src/devices/pl011.ts";
 import { TX_CHUNK, VirtioConsole } from "../src/devices/virtio/console.ts";
+import { VirtMachine } from "../src/machine/virt.ts";
+import { receiveIncoming } from "../src/vmm/migration/destination.ts";
+import { OutgoingMigration } from "../src/vmm/migration/source.ts";
+import { MachineRunner } from "../src/vmm/runner.ts";
+import { until } from "./support/events.ts";
 import { TestBench } from "./support/virtio-driver.ts";
 
 const BOUND = 4096;
@@ -105,4 +111,76 @@ test("a guest flooding the virtio console waits with its buffers unused; nothing
   assert.ok(stalls > 0, "transmit buffers stayed unused while the host was behind");
   assert.deepEqual(sink.received.slice(0, 1000), expected.slice(0, 1000));
   assert.ok(sink.received.length <= expected.length);
+});
+
+test("console output held at a live migration's capture is sent by the destination only, never twice", async () => {
+  const kernel = new Uint8Array(
+    readFileSync(new URL("../guests/migration/bin/counter.elf", import.meta.url)),
+  );
+  // The source's host output: open, then shut (the PL011 holds what the guest writes).
+  let open = true;
+  const srcOut: number[] = [];
+  const drains: (() => void)[] = [];
+  const sink: OutputSink = {
+    write(b) {
+      srcOut.push(...b);
+      return open;
+    },
+    onDrain(cb) {
+      if (open) queueMicrotask(cb);
+      else drains.push(cb);
+    },
+  };
+  const cfg = { smp: 2, memory: 32 << 20, deterministic: false };
+  const src = new VirtMachine({ ...cfg, kernel, serialOutput: sink });
+  const runner = new MachineRunner(src, { output: () => {}, diag: () => {}, controlOpen: () => true });
+  const running = runner.run();
+  const dstOut: number[] = [];
+  let port!: (p: number) => void;
+  const listening = new Promise<number>((r) => {
+    port = r;
+  });
+  const incoming = receiveIncoming(
+    "tcp:127.0.0.1:0",
+    { ...cfg, serialOutput: (b: Uint8Array) => dstOut.push(...b) },
+    { onListening: (a) => port(a.port) },
+  );
+  const text = (a: number[]) => new TextDecoder().decode(Uint8Array.from(a));
+  try {
+    await until(() => /tick 2 /.test(text(srcOut)), "the source's third tick");
+    open = false;
+    const pl011 = src.components.find((c) => c.stateName.startsWith("pl011"))!;
+    await until(() => (pl011.saveState() as { tx: number[] }).tx.length > 0, "bytes held in the PL011");
+    const mig = new OutgoingMigration(src, runner, {});
+    mig.start(`tcp:127.0.0.1:${await listening}`);
+    assert.equal(await mig.done(), "completed", mig.info()["error-desc"] ?? "");
+    const dst = await incoming;
+    const sentBefore = srcOut.length;
+    // The source's host output drains now: its PL011 must not send what the destination holds.
+    open = true;
+    for (const cb of drains.splice(0)) cb();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(srcOut.length, sentBefore, "the source sent held bytes after its state was captured");
+    // The destination sends them, then goes on: the ticks read on with no gap and no repeat.
+    const dr = new MachineRunner(dst.machine, { output: () => {}, diag: () => {}, controlOpen: () => true });
+    const dRunning = dr.run();
+    try {
+      const last = Number([...text(srcOut).matchAll(/tick (\d+) /g)].at(-1)![1]);
+      await until(() => text(dstOut).includes(`tick ${last + 2} `), "the destination's ticks");
+      const all = text([...srcOut, ...dstOut]);
+      const ticks = [...all.matchAll(/tick (\d+) /g)].map((m) => Number(m[1]));
+      assert.deepEqual(
+        ticks,
+        ticks.map((_, i) => ticks[0]! + i),
+        "ticks with a gap or a repeat",
+      );
+    } finally {
+      dr.finish({ kind: "quit", code: 0 });
+      await dRunning;
+    }
+  } finally {
+    runner.finish({ kind: "quit", code: 0 });
+    await running;
+    await incoming.catch(() => {});
+  }
 });

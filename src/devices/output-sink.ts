@@ -55,6 +55,9 @@ export class OutputGate {
   readonly device: OutputSink;
   private heldFlag = false;
   private waiters: (() => void)[] = [];
+  private frozen = false;
+  /** Devices' drain callbacks that came while frozen. */
+  private thawWaiters: (() => void)[] = [];
 
   constructor(
     readonly host: OutputSink,
@@ -71,7 +74,29 @@ export class OutputGate {
           },
           onDrain: (cb) => queueMicrotask(cb),
         }
-      : host;
+      : {
+          write: (bytes) => host.write(bytes),
+          onDrain: (cb) => host.onDrain(() => (this.frozen ? this.thawWaiters.push(cb) : cb())),
+        };
+  }
+
+  /**
+   * Holds the devices' pending output where it is (in their state) until thaw(): for a
+   * machine whose state has been captured to continue elsewhere (live migration's stop
+   * and copy). Its vCPUs are stopped, so only a drain could make a device transmit, and
+   * bytes it sent now would be sent again by the destination, which holds them too.
+   */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  /** Lets the devices transmit again (the migration failed, or the VM runs here again). */
+  thaw(): void {
+    if (!this.frozen) return;
+    this.frozen = false;
+    const w = this.thawWaiters;
+    this.thawWaiters = [];
+    for (const cb of w) queueMicrotask(cb);
   }
 
   /** True while the host is behind and the deterministic run loop must wait (see above). */

@@ -69,6 +69,8 @@ export class MachineRunner {
   }
   resume(): void {
     this.paused = false;
+    // A console frozen for a migration's capture transmits again once the VM runs here.
+    this.machine.output.thaw();
     this.wake?.();
   }
   /** Ends run() with `result` at the next opportunity. */
