@@ -12,7 +12,7 @@
  * Nothing here waits for time to pass: every step awaits an event.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +23,7 @@ import { FrameReader, frame, SEC_HEADER, SEC_PAGES, SEC_READY } from "../src/vmm
 import { QmpClient } from "../src/vmm/qmp/client.ts";
 import { LocalVmmHost } from "../src/vmm/qmp/host.ts";
 import { QmpServer } from "../src/vmm/qmp/server.ts";
+import { MachineRunner } from "../src/vmm/runner.ts";
 import { ConsoleLog, within } from "./support/events.ts";
 
 const MiB = 1 << 20;
@@ -218,4 +219,29 @@ test("migrate_cancel in pre-copy, the destination stalled after the first RAM pa
   assert.deepEqual(await src.client.execute("migrate_cancel"), {});
   await assertCancelled(src, peer, events, ["setup", "active", "cancelling", "cancelled"]);
   assert.ok(peer.received < fill, `the destination got ${peer.received} of ${fill}+ bytes`);
+});
+
+test("migrate to file: cancelled at once never writes into the next file opened under the same descriptor", async (t) => {
+  const con = new ConsoleLog();
+  const machine = new VirtMachine({ kernel: counter, smp: 2, memory: 32 * MiB, serialOutput: con.out });
+  const runner = new MachineRunner(machine, { output: con.out, diag: () => {}, controlOpen: () => true });
+  const running = runner.run();
+  const dir = mkdtempSync(join(tmpdir(), "armbox-mig-fd-"));
+  t.after(async () => {
+    runner.finish({ kind: "quit", code: 0 });
+    await running;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await con.waitFor((s) => /tick 1 /.test(s), "the guest's second tick");
+  for (let i = 0; i < 20; i++) {
+    const mig = new OutgoingMigration(machine, runner, {});
+    mig.start(`file:${join(dir, `stream-${i}`)}`);
+    mig.cancel();
+    // Opened at once: the descriptor the migration's file just gave back, if it was closed.
+    const other = join(dir, `other-${i}`);
+    const fd = openSync(other, "w");
+    assert.notEqual(await within(mig.done(), "the cancelled migration's end"), "completed");
+    closeSync(fd);
+    assert.equal(statSync(other).size, 0, `round ${i}: the stream went into another file`);
+  }
 });

@@ -268,6 +268,18 @@ function openFile(path: string): Transport {
   }
   let closed = false;
   let aborted: string | null = null;
+  // A write may still be in the thread pool when the migration is cancelled: the
+  // descriptor is closed only once none is, or the stream's bytes would go to whatever
+  // file or socket is opened next under the same number.
+  let inflight = 0;
+  let closeWhenIdle = false;
+  const closeFd = () => {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already failed; nothing more to tell
+    }
+  };
   return {
     replies: null,
     abort: (reason) => {
@@ -275,11 +287,23 @@ function openFile(path: string): Transport {
     },
     onPeer: (p) => p,
     write: (b) =>
-      new Promise<void>((res, rej) =>
-        aborted !== null
-          ? rej(new MigrationError(aborted))
-          : fs.write(fd, b, 0, b.length, null, (e) => (e ? rej(fileError(path, "writing", e)) : res())),
-      ),
+      new Promise<void>((res, rej) => {
+        if (aborted !== null) return rej(new MigrationError(aborted));
+        if (closed) return rej(new MigrationError(`writing ${path}: the migration was ended`));
+        inflight++;
+        // fs.write may write less than asked: go on from where it stopped.
+        const step = (off: number) =>
+          fs.write(fd, b, off, b.length - off, null, (e, n) => {
+            const at = off + (e ? 0 : n);
+            if (!e && at < b.length && !closed) return step(at);
+            if (--inflight === 0 && closeWhenIdle) closeFd();
+            if (e) rej(fileError(path, "writing", e));
+            else if (at < b.length)
+              rej(new MigrationError(aborted ?? `writing ${path}: the migration was ended`));
+            else res();
+          });
+        step(0);
+      }),
     finish: async () => {
       try {
         fs.fsyncSync(fd);
@@ -293,11 +317,8 @@ function openFile(path: string): Transport {
     destroy: () => {
       if (closed) return;
       closed = true;
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already failed; nothing more to tell
-      }
+      if (inflight === 0) closeFd();
+      else closeWhenIdle = true;
     },
   };
 }
