@@ -669,3 +669,44 @@ test("armbox qmp through main(): registered as a command", async () => {
     });
   });
 });
+
+test("fuzzer findings: a framing error answers in its place, parse errors are one line, a non-string capability is named by type", async () => {
+  await withServer(async (_s, _h, path) => {
+    const c = await Raw.connect(path);
+    await c.next();
+    c.send('{"execute":"qmp_capabilities"}\n');
+    await c.next();
+    // The error reply came ahead of the earlier request's (53,317 times in 10^6 lines).
+    c.send('{"execute":"query-status","id":1}\n{"a":\u0001}\n{"execute":"query-status","id":2}\n');
+    // (The lexer resynchronises after the bad byte: the stray '}' is a second error.)
+    const [a, b, x, d] = await c.next(4);
+    assert.equal(a!.id, 1);
+    for (const m of [b, x]) assert.ok(m!.error && !("id" in m!), JSON.stringify(m));
+    assert.equal(d!.id, 2);
+    // V8's message quoted the input back, newlines included.
+    c.send('{\n"a":\n}\n');
+    const [e] = await c.next();
+    const desc = (e!.error as { desc: string }).desc;
+    assert.match(desc, /^JSON parse error, /);
+    assert.doesNotMatch(desc, /[\n\r]|is not valid JSON/);
+    c.send('{"execute":"qmp_capabilities","arguments":{"enable":[{"a":1}]},"id":3}\n');
+    const [f] = await c.next();
+    assert.deepEqual(f, {
+      error: {
+        class: "CommandNotFound",
+        desc: "Capabilities negotiation is already complete, command ignored",
+      },
+      id: 3,
+    });
+    c.close();
+    const c2 = await Raw.connect(path);
+    await c2.next();
+    c2.send('{"execute":"qmp_capabilities","arguments":{"enable":[{"a":1}]},"id":4}\n');
+    const [g] = await c2.next();
+    assert.deepEqual(g, {
+      error: { class: "GenericError", desc: "Invalid parameter type for 'enable[0]', expected: string" },
+      id: 4,
+    });
+    c2.close();
+  });
+});

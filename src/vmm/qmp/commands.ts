@@ -327,8 +327,11 @@ export const COMMANDS: Record<string, QmpCommand> = {
   qmp_capabilities: {
     args: { enable: { type: "array", optional: true } },
     run: (args, ctx) => {
-      for (const cap of (args.enable as unknown[] | undefined) ?? []) {
-        throw generic(`Capability '${String(cap)}' not available`);
+      for (const [i, cap] of ((args.enable as unknown[] | undefined) ?? []).entries()) {
+        // QAPI's visitor checks the element's type before the enum's values.
+        if (typeof cap !== "string")
+          throw generic(`Invalid parameter type for 'enable[${i}]', expected: string`);
+        throw generic(`Capability '${cap}' not available`);
       }
       ctx.negotiate();
       return {};

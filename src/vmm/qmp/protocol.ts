@@ -188,8 +188,19 @@ export function parseJsonText(text: string): { ok: true; value: unknown } | { ok
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (e) {
-    return { ok: false, message: `JSON parse error, ${(e as Error).message}` };
+    return { ok: false, message: `JSON parse error, ${jsonReason((e as Error).message)}` };
   }
+}
+
+/**
+ * JSON.parse's reason in one short line: V8 quotes the input back ('Unexpected token
+ * '}', "{\n"a":\n}" is not valid JSON'), newlines and control characters included.
+ */
+function jsonReason(message: string): string {
+  const r = message
+    .replace(/, ".*" is not valid JSON$/s, "")
+    .replace(/[\u0000-\u001f\u007f]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return r.length > 200 ? `${r.slice(0, 200)}…` : r;
 }
 
 /** QMP's event timestamp: wall-clock time split in seconds and microseconds. */

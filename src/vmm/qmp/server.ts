@@ -179,11 +179,11 @@ export class QmpServer {
     this.clients.add(c);
     socket.setNoDelay?.(true);
     const splitter = new JsonSplitter((item) => {
-      if (item.kind === "error") {
-        c.send({ error: { class: "GenericError", desc: item.message } });
-        return;
-      }
-      this.enqueue(c, item.text);
+      // A framing error is answered in its place among the client's requests, as QEMU
+      // queues it (an earlier command still running answers first).
+      if (item.kind === "error")
+        this.enqueue(c, () => c.send({ error: { class: "GenericError", desc: item.message } }));
+      else this.enqueue(c, () => this.handle(c, item.text));
     });
     socket.on("data", (d: Buffer) => splitter.feed(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
     const drop = () => {
@@ -222,11 +222,11 @@ export class QmpServer {
     return run;
   }
 
-  private enqueue(c: Client, text: string): void {
+  private enqueue(c: Client, work: () => unknown): void {
     // Like QEMU's monitor, stop reading from a client that has too many requests queued.
     if (++c.queued >= MAX_QUEUED) c.socket.pause();
     c.chain = c.chain
-      .then(() => this.handle(c, text))
+      .then(work)
       .catch(() => {})
       .then(() => {
         if (--c.queued < MAX_QUEUED && c.socket.isPaused() && !c.closed) c.socket.resume();
