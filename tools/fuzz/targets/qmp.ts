@@ -41,15 +41,11 @@
  * Paths and URIs that edits produce are put back inside the temporary directory, so that
  * the fuzzer never writes elsewhere.
  *
- * Known defects (reported, in src/vmm/qmp which this target does not own): counted under
- * "known QMP defect" rather than as crashes, unless ARMBOX_FUZZ_STRICT=1.
- *  - a JSON text spanning several lines with a syntax error is answered with a desc that
- *    spans several lines (V8's JSON.parse message quotes the text);
- *  - a framing error (invalid character inside an object, invalid UTF-8, over-long or too
- *    deep message) is answered at once, ahead of the replies to earlier requests still in
- *    the command queue (QEMU queues it in order);
- *  - qmp_capabilities with an object in `enable` answers "Capability '[object Object]' not
- *    available" (String() of the value, not QEMU's type error).
+ * Defects this target found, fixed since and crashes again if they come back (commit
+ * 0117697): a multi-line JSON text with a syntax error answered with a multi-line desc
+ * (V8's message quoting the text); a framing error answered ahead of the replies to earlier
+ * requests (QEMU queues it in order); qmp_capabilities with an object in `enable`
+ * answered "Capability '[object Object]' not available".
  *
  * Input i belongs to batch floor(i / BATCH); a batch's layout comes from its own seed and
  * each line from the seed of its index, so a replay (`--from I --budget 1`) sends the lines
@@ -80,7 +76,6 @@ const NESTING_LIMIT = 1024;
 export const BATCH = 128;
 /** A batch segment whose sentinel has not come back in this long is a hang. */
 const BATCH_MS = 30_000;
-const STRICT = process.env.ARMBOX_FUZZ_STRICT === "1";
 
 // ---------------------------------------------------------------------------------------
 // The "no JavaScript internal" check
@@ -1100,7 +1095,7 @@ interface Outcome {
   index: number;
   /** A broken oracle: the input crashes. */
   problem: string | null;
-  /** A known, reported defect seen (counted, or a crash with ARMBOX_FUZZ_STRICT=1). */
+  /** A defect found before (fixed since): a crash if it is seen again. */
   known: string | null;
   /** The first error reply's desc (a refusal), or null when everything succeeded. */
   refusal: string | null;
@@ -1313,10 +1308,7 @@ export class QmpFuzzer {
         continue;
       }
       if (o.problem) throw new OracleFailure(o.index, `${o.what}: ${o.problem}`, o.shown);
-      if (o.known) {
-        if (STRICT) throw new OracleFailure(o.index, `${o.what}: ${o.known}`, o.shown);
-        this.rec.count(`known QMP defect, reported (a crash with ARMBOX_FUZZ_STRICT=1): ${o.known}`);
-      }
+      if (o.known) throw new OracleFailure(o.index, `${o.what}: ${o.known}`, o.shown);
       if (o.raw) this.rec.count(`raw: ${o.what}`);
       for (const name of o.ran) this.rec.count(`succeeded: ${name}`);
       if (o.refusal !== null) this.rec.refused(o.refusal);
