@@ -158,8 +158,10 @@ function runInWorker(job: Job): Promise<Tally> {
         if (done) return;
         done = true;
         clearInterval(timer);
+        // mergeTally keeps the larger time (parallel parts); one worker's parts run in turn.
+        const ms = total.ms;
         mergeTally(total, t);
-        total.ms += t.ms;
+        total.ms = ms + t.ms;
         void w.terminate();
         resolve(total);
       });
