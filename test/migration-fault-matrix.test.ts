@@ -49,8 +49,20 @@ test("migration fault matrix: every faulty migration fails cleanly, the source r
   assert.equal(t.inputs, 8);
   const failed = t.extra["survival: faulty migrations that failed"] ?? 0;
   assert.ok(failed >= 5, `faulty migrations that failed: ${failed} (${JSON.stringify(t.extra)})`);
-  assert.equal(t.extra["survival: source survived"], failed, "source survived N of N");
-  assert.equal(t.extra["survival: later good migration completed"], failed, "later good migration N of N");
+  // The VM in exactly one place after each failure: only at the source, or handed over
+  // to a destination that holds it (an ACK damaged after the whole device state was out).
+  const atSource =
+    t.extra["survival: VM only at the source (the destination refused or never got it all)"] ?? 0;
+  const handedOver =
+    t.extra["ACK damaged: the source stayed paused, the destination holds the VM and goes on"] ?? 0;
+  assert.equal(atSource + handedOver, failed, JSON.stringify(t.extra));
+  assert.ok(atSource >= 3 && handedOver >= 1, JSON.stringify(t.extra));
+  assert.equal(
+    t.extra["survival: source survived (its counter going on)"],
+    atSource,
+    "source survived N of N",
+  );
+  assert.equal(t.extra["survival: later good migration completed"], atSource, "later good migration N of N");
   assert.equal(t.refused, failed);
   assert.equal(t.extra["clean control migrations completed"], 1);
   // The counter oracle ran: every migration moved the counter on by ticks checked in order.

@@ -21,10 +21,15 @@
  *                  which is sometimes cut on its way back
  *   clean          nothing (every 8th input: the proxy itself must be transparent)
  *
- * After every input that made the migration fail, the source must be running (not paused,
- * dirty log off), its guest must print a new tick, and a LATER good migration from that
- * same source (straight to a new destination) must complete, with the destination going
- * on printing ticks. The ticks on the one console all machines share must read 0, 1, 2, …
+ * After every input that made the migration fail, the VM must be in exactly one place. The
+ * source runs on (dirty log off, its guest printing a new tick) -- or, once its whole
+ * device state was out and no intact refusal came back, it stays paused saying that the
+ * destination may be running the VM: then either the destination holds the VM (its ACK was
+ * damaged: the chain goes on there) or it does not (the matrix resumes the source, as
+ * QMP cont would); two running copies are a violation. A source still running then makes a
+ * LATER good migration (straight to a new destination) that must complete, with the
+ * destination going on printing ticks. A stalled destination must be given up by the
+ * source's progress timeout (3 s here). The ticks on the one console all machines share must read 0, 1, 2, …
  * with no gap and no repeat over the whole chain: each destination becomes the next
  * input's source. A destination must never accept a stream the proxy did not forward to
  * its end, and a source must never complete unless its destination holds the VM.
@@ -53,10 +58,12 @@ const BALLAST_AT = RAM_BASE + (4 << 20);
 const BALLAST_BYTES = 8 << 20;
 /** How long a faulty migration may wait for a reply (its source option replyTimeoutMs). */
 const REPLY_TIMEOUT_MS = 2000;
+/** The source's progress timeout in a faulty migration (no byte moved to or from the destination). */
+const PROGRESS_TIMEOUT_MS = 3000;
 /**
- * A migration to a stalled destination that has not ended this long after it started is
- * declared stuck (the source has no progress timeout): the matrix cancels it and counts it.
- * A hang guard, not synchronisation: every other wait here is on an event.
+ * A faulty migration that has not ended this long after it started is stuck (its progress
+ * timeout did not fire): a violation; the matrix cancels it. A hang guard, not
+ * synchronisation: every other wait here is on an event.
  */
 const STALL_GUARD_MS = 15_000;
 /** The longest any awaited event may take before the input is declared hung. */
@@ -717,11 +724,15 @@ async function runCase(chain: Chain, index: number, seed: number, rec: Recorder)
     batchPages: 8,
     connectTimeoutMs: EVENT_GUARD_MS,
     replyTimeoutMs: fault.kind === "clean" ? 10 * EVENT_GUARD_MS : REPLY_TIMEOUT_MS,
+    progressTimeoutMs: fault.kind === "clean" ? 10 * EVENT_GUARD_MS : PROGRESS_TIMEOUT_MS,
   });
   mig.start(`tcp:127.0.0.1:${px.port}`);
   let status = await orAfter(mig.done(), STALL_GUARD_MS, "stuck" as const);
   if (status === "stuck") {
-    rec.count("stall: source still waiting after 15 s (no progress timeout), cancelled by the matrix");
+    fail(
+      "violation",
+      `the source was still waiting after ${STALL_GUARD_MS / 1000} s (its progress timeout is ${PROGRESS_TIMEOUT_MS} ms): cancelled`,
+    );
     mig.cancel();
     status = await orAfter(mig.done(), EVENT_GUARD_MS, "stuck" as const);
     if (status === "stuck") {
@@ -778,22 +789,48 @@ async function runCase(chain: Chain, index: number, seed: number, rec: Recorder)
     return true;
   }
 
-  // The migration failed: the source must run on, unchanged in its duties.
+  // The migration failed. The VM must be in exactly one place: running at the source, or,
+  // once the source's whole device state was out and no intact refusal came back, paused
+  // at the source (it cannot know whether the destination runs the VM) -- and then, if the
+  // destination does hold it (its ACK was damaged), it goes on there.
   if (fault.kind === "clean")
     return fail("violation", `the clean control migration ${status}: ${mig.info()["error-desc"]}`);
   rec.count("survival: faulty migrations that failed");
-  const desc =
-    mig.info()["error-desc"] ??
-    (status === "cancelled" ? "cancelled by the matrix (no progress timeout)" : "");
+  const desc = mig.info()["error-desc"] ?? (status === "cancelled" ? "cancelled by the matrix" : "");
   const p = messageProblem(desc);
   if (p) return fail("crash", `the source's error-desc: ${p}: '${desc}'`);
+  const pausedOnPurpose = /the destination may be running the VM/.test(desc);
+  if (src.runner.isPaused && !pausedOnPurpose)
+    return fail("violation", `the source is paused after the failed migration without saying why: ${desc}`);
+  if (!src.runner.isPaused && pausedOnPurpose)
+    return fail("violation", `the source says it stays paused but runs: ${desc}`);
   if (dr.kind === "accepted") {
-    // Only a reply damaged after the destination sent its ACK can do this: both hold the VM.
+    // Only a reply damaged after the destination sent its ACK can do this.
     if (fault.kind !== "cut-reply" && fault.kind !== "corrupt-reply" && fault.kind !== "stall-reply")
       return fail("violation", `the destination accepted the VM while the source failed: ${desc}`);
-    rec.count("destination also holds the VM (its ACK was damaged in transit)");
+    if (!src.runner.isPaused)
+      return fail("violation", "two running copies: the destination holds the VM and the source resumed it");
+    // The operator's choice here: the destination runs the VM, the source quits.
+    rec.count("ACK damaged: the source stayed paused, the destination holds the VM and goes on");
+    src.runner.finish({ kind: "quit", code: 0 });
+    await orAfter(src.running, EVENT_GUARD_MS, null);
+    chain.src = startRunner(dr.machine);
+    if (withBallast) ballast(dr.machine, false, 0);
+    try {
+      await chain.con.waitTicks(chain.con.ticks + TICKS_AFTER, "the destination holding the VM going on");
+    } catch (e) {
+      return fail("violation", (e as Error).message);
+    }
+    if (chain.con.error) return fail("violation", `the console across the handover: ${chain.con.error}`);
+    rec.refused(`migration failed: ${desc}`);
+    return true;
   }
-  if (src.runner.isPaused) return fail("violation", "the source is paused after the failed migration");
+  rec.count("survival: VM only at the source (the destination refused or never got it all)");
+  if (src.runner.isPaused) {
+    // The destination does not hold it: 'cont' resumes it here.
+    rec.count("source stayed paused after its device state was out: resumed with cont");
+    src.runner.resume();
+  }
   if (!dirtyLogOff(src.machine)) return fail("violation", "the source's dirty log is still on");
   try {
     await chain.con.waitTicks(chain.con.ticks + 1, "the source's counter after the failed migration");
@@ -801,7 +838,7 @@ async function runCase(chain: Chain, index: number, seed: number, rec: Recorder)
     return fail("violation", (e as Error).message);
   }
   if (chain.con.error) return fail("violation", `the source's console: ${chain.con.error}`);
-  rec.count("survival: source survived");
+  rec.count("survival: source survived (its counter going on)");
   if (withBallast) ballast(src.machine, false, 0);
 
   // A later good migration from the same source, straight to a new destination.
