@@ -805,8 +805,14 @@ async function runCase(chain: Chain, index: number, seed: number, rec: Recorder)
   if (!src.runner.isPaused && pausedOnPurpose)
     return fail("violation", `the source says it stays paused but runs: ${desc}`);
   if (dr.kind === "accepted") {
-    // Only a reply damaged after the destination sent its ACK can do this.
-    if (fault.kind !== "cut-reply" && fault.kind !== "corrupt-reply" && fault.kind !== "stall-reply")
+    // Only a reply damaged after the destination sent its ACK can do this (a refusal's cut
+    // falls on the ACK when the stream had fewer frames than the refusal's index).
+    const replyFault =
+      fault.kind === "cut-reply" ||
+      fault.kind === "corrupt-reply" ||
+      fault.kind === "stall-reply" ||
+      (fault.kind === "refuse" && fault.cut !== null);
+    if (!replyFault)
       return fail("violation", `the destination accepted the VM while the source failed: ${desc}`);
     if (!src.runner.isPaused)
       return fail("violation", "two running copies: the destination holds the VM and the source resumed it");
