@@ -70,9 +70,10 @@ class MachinePool {
 
 /** Edits of the header (configuration, savedAt, writer, or anything). */
 function mutateHeader(h: SnapshotHeader, rng: Rng): { header: SnapshotHeader; m: Mutation } {
-  const header = structuredClone(h) as SnapshotHeader & Record<string, unknown>;
-  // An earlier JSON edit may have left no configuration object to edit.
-  if (typeof header.config !== "object" || header.config === null || Array.isArray(header.config))
+  // An earlier JSON edit may have left no header object, or no configuration object, to edit.
+  const isObject = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
+  const header = (isObject(h) ? structuredClone(h) : {}) as SnapshotHeader & Record<string, unknown>;
+  if (!isObject(header.config))
     (header as Record<string, unknown>).config = {};
   const cfg = header.config as Record<string, unknown>;
   const k = rng.int(10);
