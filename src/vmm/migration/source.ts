@@ -103,6 +103,8 @@ const MAX_TURN_MS = 400;
 const SMALL_REST = 64;
 /** Captures run before pre-copy so the one inside the downtime is optimised code. */
 const WARM_CAPTURES = 40;
+/** Captures run for warming so far in this process. */
+let warmCaptures = 0;
 /** How long a failed migration waits for the destination's reason before reporting its own. */
 const REFUSAL_WAIT_MS = 300;
 
@@ -551,7 +553,8 @@ export class OutgoingMigration implements MigrationController {
       // Capture and encode a few times now (read-only) so that the capture inside the
       // downtime runs as optimised code: it runs once per migration, cold otherwise.
       // One capture per event-loop turn, so the guest runs on in between.
-      for (let i = 0; i < WARM_CAPTURES; i++) {
+      // The optimised code stays for the process: only its first migrations warm up.
+      for (; warmCaptures < WARM_CAPTURES; warmCaptures++) {
         encodeDeviceState(captureWithoutRam(m), "running", 0, new RamLedger());
         await tick();
         this.checkCancel();
