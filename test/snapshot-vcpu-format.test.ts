@@ -11,7 +11,12 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { decodeSnapshot, parseJsonSection, type Section, SnapshotError } from "../src/vmm/snapshot/format.ts";
-import { captureSections, configFromHeader, isLegacySnapshot, restoreSections } from "../src/vmm/snapshot/machine-state.ts";
+import {
+  captureSections,
+  configFromHeader,
+  isLegacySnapshot,
+  restoreSections,
+} from "../src/vmm/snapshot/machine-state.ts";
 import { SYNC_TIMEOUT_MS } from "./support/children.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

@@ -199,7 +199,12 @@ export function parseJsonText(text: string): { ok: true; value: unknown } | { ok
 function jsonReason(message: string): string {
   const r = message
     .replace(/, ".*" is not valid JSON$/s, "")
-    .replace(/[\u0000-\u001f\u007f]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    .split("")
+    .map((ch) => {
+      const c = ch.charCodeAt(0);
+      return c < 0x20 || c === 0x7f ? `\\u${c.toString(16).padStart(4, "0")}` : ch;
+    })
+    .join("");
   return r.length > 200 ? `${r.slice(0, 200)}…` : r;
 }
 

@@ -73,8 +73,7 @@ function mutateHeader(h: SnapshotHeader, rng: Rng): { header: SnapshotHeader; m:
   // An earlier JSON edit may have left no header object, or no configuration object, to edit.
   const isObject = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
   const header = (isObject(h) ? structuredClone(h) : {}) as SnapshotHeader & Record<string, unknown>;
-  if (!isObject(header.config))
-    (header as Record<string, unknown>).config = {};
+  if (!isObject(header.config)) (header as Record<string, unknown>).config = {};
   const cfg = header.config as Record<string, unknown>;
   const k = rng.int(10);
   if (k < 5) {
