@@ -6,26 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { QmpClient } from "../src/vmm/qmp/client.ts";
 import { until } from "./support/events.ts";
 import { boot, engine, LinuxBoot, requireFiles, skipUnlessCi, testTimeoutMs } from "./support/linux.ts";
+import { freePort } from "./support/net.ts";
 
 const skip = engine === "qemu" ? "armbox only" : skipUnlessCi();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 const counts = (text: string) => [...text.matchAll(/(?:^|\n)C-(\d+)(?=\r?\n)/g)].map((m) => Number(m[1]));
 
 test("Linux: live migration mid counter loop, cpu2 offline: the count continues exactly on the destination", {

@@ -47,6 +47,7 @@ import { receiveIncoming } from "../../src/vmm/migration/destination.ts";
 import { OutgoingMigration } from "../../src/vmm/migration/source.ts";
 import { frame, MigrationError, SEC_ACK, SEC_READY } from "../../src/vmm/migration/stream.ts";
 import { MachineRunner, type RunResult } from "../../src/vmm/runner.ts";
+import { concat } from "../../src/vmm/snapshot/format.ts";
 import { Rng } from "../difftest/prng.ts";
 import { type Chunk, type FuzzTarget, messageProblem, type Recorder, type Tally } from "./core.ts";
 
@@ -456,7 +457,7 @@ function proxy(destPort: number, fault: Fault): Promise<Proxy> {
             : readyLen + Math.floor(p.frac * lastLen);
       const pumpReplies = (ended: boolean) => {
         if (repliesStopped) return;
-        const all = concatAll(replies);
+        const all = concat(replies);
         // The last reply's length is known once its frame header has arrived (ACK and
         // refusal differ); until then hold what is past the ready frame.
         const lastLen = frameLength(all.subarray(readyLen));
@@ -555,18 +556,6 @@ function proxy(destPort: number, fault: Fault): Promise<Proxy> {
       }),
     );
   });
-}
-
-function concatAll(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const n = parts.reduce((s, p) => s + p.length, 0);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** The length of the frame at the start of `b`, once its header has arrived. */
