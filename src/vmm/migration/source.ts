@@ -517,7 +517,6 @@ export class OutgoingMigration implements MigrationController {
     let logging = false;
     /** The device state is out on a connection: a destination may be running the VM now. */
     let stateOut = false;
-    let frozen = false;
     const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.deadlineTimer = setTimeout(
       () => this.giveUp(`the migration did not complete within the ${deadlineMs} ms deadline`),
@@ -612,7 +611,6 @@ export class OutgoingMigration implements MigrationController {
       const savedAt = Date.now();
       // The consoles' held output travels in the device state: the source must not send it
       // too (a drain would, even with the vCPUs stopped).
-      frozen = true;
       m.output.freeze();
       const sections = captureWithoutRam(m);
       for (const s of sections) {
@@ -664,7 +662,8 @@ export class OutgoingMigration implements MigrationController {
       // running copies (one disk under both) are worse than a paused one. The source then
       // stays paused, as QEMU's does after every migration, until `cont` resumes it here.
       const unknown = stateOut && !refused && refusal === null;
-      if (frozen && !unknown) m.output.thaw();
+      // thaw() is a no-op unless the capture froze the consoles.
+      if (!unknown) m.output.thaw();
       if (pausedByUs && !unknown) this.runner.resume();
       this.endTime = now();
       if (unknown) {
