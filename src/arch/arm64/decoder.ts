@@ -1,7 +1,9 @@
 /**
- * Declarative A64 decoder, in the spirit of QEMU's decodetree: each instruction class
- * is a table of patterns written as data, and `compileDecoder` turns all tables into a
- * dispatch once. The same tables will feed the JIT.
+ * Declarative A64 decoder, in the spirit of QEMU's decodetree: one pattern per
+ * instruction, written as data, and `compileDecoder` turns all tables into a dispatch
+ * once. From the same table come the interpreter's executors (`decode`), the
+ * translator's emitters (looked up by the pattern's unique `name`), `nameOf`, and the
+ * coverage report of which instructions the tests exercised (tools/insn-coverage.ts).
  *
  * A pattern is a list of space-separated tokens that together cover bits 31..0:
  *   - a run of `0`, `1` or `x` characters: fixed bits (`x` = don't care);
@@ -17,10 +19,33 @@ import type { Cpu } from "./cpu.ts";
 export type Exec = (c: Cpu) => void;
 export type Fields = Record<string, number>;
 
+/**
+ * Optional architecture features an instruction belongs to, each named as the Arm ARM's
+ * FEAT_ name and enabled by the ID register field that advertises it (isa.ts derives the
+ * set from the ID registers' values, so the decoder and the ID registers cannot disagree).
+ */
+export type Feature = "FP" | "AdvSIMD" | "LSE" | "CRC32" | "LRCPC";
+
 export interface Pattern {
-  /** Instruction name as the Arm ARM spells it (one handler per pattern). */
+  /**
+   * The instruction's name, unique in the whole table: the Arm ARM's heading (C6/C7),
+   * e.g. "ADD (immediate)", "LDR (immediate, post-index)", "FMLA (by element)". Its
+   * first word, lower-cased, is the mnemonic a disassembler prints for the base form.
+   */
   readonly name: string;
   readonly pattern: string;
+  /** The feature this instruction needs; absent: part of the Armv8.0 base. */
+  readonly feature?: Feature;
+  /**
+   * Preferred aliases a disassembler prints for some encodings of this instruction
+   * (MOV for ORR, CMP for SUBS, LSL for UBFM, ...), as lower-case mnemonics.
+   */
+  readonly aliases?: readonly string[];
+  /**
+   * The handler: returns the executor for this encoding, or null when the encoding is
+   * unallocated (or reserved) under this pattern; the decoder then tries later patterns
+   * and finally yields UNDEFINED.
+   */
   decode(f: Fields, insn: number): Exec | null;
 }
 
@@ -33,6 +58,7 @@ interface FieldSpec {
 
 export interface CompiledPattern {
   readonly name: string;
+  readonly pattern: Pattern;
   readonly mask: number;
   readonly value: number;
   readonly fields: readonly FieldSpec[];
@@ -62,7 +88,7 @@ export function parsePattern(p: Pattern): CompiledPattern {
     }
   }
   if (bit !== 0) throw new Error(`pattern ${p.name}: covers ${32 - bit} bits, not 32`);
-  return { name: p.name, mask: mask >>> 0, value: value >>> 0, fields, decode: p.decode };
+  return { name: p.name, pattern: p, mask: mask >>> 0, value: value >>> 0, fields, decode: p.decode };
 }
 
 export function extractFields(cp: CompiledPattern, insn: number): Fields {
@@ -82,12 +108,31 @@ const BUCKET_BITS = 8;
 export interface Decoder {
   /** Returns the executor for `insn`, or null if no pattern accepts it (UNDEFINED). */
   decode(insn: number): Exec | null;
-  /** Name of the first pattern matching `insn` and accepting it, for tests and tracing. */
+  /** Name of the instruction `insn` decodes as (the accepting pattern's), or null: UNDEFINED. */
   nameOf(insn: number): string | null;
+  /** The pattern `insn` decodes as and its fields, or null (UNDEFINED). */
+  patternOf(insn: number): { readonly pattern: Pattern; readonly fields: Fields } | null;
+  /** Every pattern of the table, in decode order (features absent from the CPU left out). */
+  readonly patterns: readonly Pattern[];
 }
 
-export function compileDecoder(tables: readonly (readonly Pattern[])[]): Decoder {
-  const all = tables.flat().map(parsePattern);
+/**
+ * Compiles `tables` into a decoder. Patterns whose `feature` is not in `features` are
+ * left out (their encodings are UNDEFINED); `features` absent: every pattern is kept.
+ */
+export function compileDecoder(
+  tables: readonly (readonly Pattern[])[],
+  features?: ReadonlySet<Feature>,
+): Decoder {
+  const kept = tables
+    .flat()
+    .filter((p) => features === undefined || p.feature === undefined || features.has(p.feature));
+  const names = new Set<string>();
+  for (const p of kept) {
+    if (names.has(p.name)) throw new Error(`decode table: two patterns are named '${p.name}'`);
+    names.add(p.name);
+  }
+  const all = kept.map(parsePattern);
   const buckets: CompiledPattern[][] = [];
   const bmask = (1 << BUCKET_BITS) - 1;
   for (let b = 0; b <= bmask; b++) {
@@ -96,18 +141,24 @@ export function compileDecoder(tables: readonly (readonly Pattern[])[]): Decoder
     // A pattern belongs to bucket b if its fixed bits in the bucket range agree with b.
     buckets.push(all.filter((cp) => ((cp.value ^ bval) & cp.mask & bm) === 0));
   }
-  const find = (insn: number): [CompiledPattern, Exec] | null => {
+  const find = (insn: number): [CompiledPattern, Exec, Fields] | null => {
     insn >>>= 0;
     const list = buckets[(insn >>> BUCKET_SHIFT) & bmask]!;
     for (const cp of list) {
       if ((insn & cp.mask) >>> 0 !== cp.value) continue;
-      const ex = cp.decode(extractFields(cp, insn), insn);
-      if (ex) return [cp, ex];
+      const f = extractFields(cp, insn);
+      const ex = cp.decode(f, insn);
+      if (ex) return [cp, ex, f];
     }
     return null;
   };
   return {
     decode: (insn) => find(insn)?.[1] ?? null,
     nameOf: (insn) => find(insn)?.[0].name ?? null,
+    patternOf: (insn) => {
+      const hit = find(insn);
+      return hit === null ? null : { pattern: hit[0].pattern, fields: hit[2] };
+    },
+    patterns: kept,
   };
 }
