@@ -4,6 +4,7 @@
  */
 import { Cpu, type CpuExit } from "../../src/arch/arm64/cpu.ts";
 import { EC } from "../../src/arch/arm64/exceptions.ts";
+import type { JitOptions } from "../../src/arch/arm64/jit/jit.ts";
 import { createVmMemory, I, RAM_OFFSET } from "../../src/arch/arm64/state.ts";
 import {
   type Case,
@@ -21,9 +22,16 @@ const FSC_ALIGNMENT = 0x21;
 
 export class ArmboxRunner {
   readonly cpu: Cpu;
-  constructor() {
+  /** `jit`: run the cases with the translator (threshold 1: every block translated at once). */
+  constructor(jit?: JitOptions) {
     const memory = createVmMemory(RAM_SIZE);
-    this.cpu = new Cpu({ memory, index: 0, bus: { ramBase: CODE_PAGE, ramSize: RAM_SIZE }, userMode: true });
+    this.cpu = new Cpu({
+      memory,
+      index: 0,
+      bus: { ramBase: CODE_PAGE, ramSize: RAM_SIZE },
+      userMode: true,
+      ...(jit ? { jit } : {}),
+    });
   }
 
   run(c: Case): CaseResult {

@@ -11,11 +11,13 @@ import type { Decoder, Exec } from "./decoder.ts";
 import { EC, UNWIND, VECTOR } from "./exceptions.ts";
 import { fuseCompareBranch, isBCond } from "./fusion.ts";
 import { getDecoder } from "./isa.ts";
+import { Jit, type JitBlock, type JitHost, type JitOptions } from "./jit/jit.ts";
 import { MemoryPath, type PhysicalBus } from "./memory.ts";
 import { pmuBudget, pmuSync, refreshPmu } from "./pmu.ts";
 import { xr, xw } from "./regs.ts";
 import { I, OFF, PSTATE, VCPU_STRIDE } from "./state.ts";
 import { SYSREGS, type SysRegAccess, sysregIndex } from "./sysregs.ts";
+import { TLB } from "./tlb.ts";
 
 /** Why `run()` returned. Allocated only when the loop stops, never per instruction. */
 export type CpuExit =
@@ -80,6 +82,8 @@ export interface CpuOptions {
    */
   userMode?: boolean;
   timer?: TimerProvider;
+  /** Translate hot blocks to WebAssembly (jit/): options, or true for the defaults. */
+  jit?: JitOptions | boolean;
 }
 
 const SCTLR = sysregIndex("SCTLR_EL1");
@@ -93,7 +97,7 @@ const FAR = sysregIndex("FAR_EL1");
 const VBAR = sysregIndex("VBAR_EL1");
 const CPACR = sysregIndex("CPACR_EL1");
 
-export class Cpu extends MemoryPath {
+export class Cpu extends MemoryPath implements JitHost {
   /** This vCPU's state block as bytes / float views, for FP and SIMD lanes. */
   readonly r8: Uint8Array;
   readonly f32: Float32Array;
@@ -103,6 +107,10 @@ export class Cpu extends MemoryPath {
   timer: TimerProvider;
   private readonly decoder: Decoder;
   private readonly cache = new Map<number, Exec>();
+  /** The translator, when on (null: interpret everything). */
+  readonly jit: Jit | null;
+  /** Byte offset of this vCPU's state block in the memory (translated code's base). */
+  private readonly stateBase: number;
 
   /** Address of the instruction being executed. */
   pcLo = 0;
@@ -171,6 +179,8 @@ export class Cpu extends MemoryPath {
     this.userMode = opts.userMode ?? false;
     this.timer = opts.timer ?? new InstructionCountTimer();
     this.decoder = getDecoder();
+    this.stateBase = base;
+    this.jit = opts.jit ? new Jit(this, opts.jit === true ? {} : opts.jit) : null;
     this.reset();
   }
 
@@ -309,6 +319,9 @@ export class Cpu extends MemoryPath {
       let words = this.fetchWords;
       let ends = this.fetchEnds;
       let fused = this.fetchFused;
+      let jitTable = this.fetchJit;
+      let heat = this.fetchHeat;
+      const jit = this.jit;
       try {
         while (n < budget) {
           if (this.irqCheck) {
@@ -333,6 +346,8 @@ export class Cpu extends MemoryPath {
             words = this.fetchWords;
             ends = this.fetchEnds;
             fused = this.fetchFused;
+            jitTable = this.fetchJit;
+            heat = this.fetchHeat;
           }
           let slot = (lo >>> 2) & 1023;
           let end = ends[slot]!;
@@ -346,6 +361,52 @@ export class Cpu extends MemoryPath {
             end = slot + 1;
           }
           const left = budget - n;
+          if (jit !== null && !this.debugActive && !this.watchActive && pageLo !== 0xfffff000) {
+            let jb = jitTable[slot];
+            if (jb === undefined || jb === null) {
+              const h = ++heat[slot]!;
+              if (h >= jit.threshold && (jb === undefined || h >= jit.threshold * 4)) {
+                heat[slot] = jit.threshold;
+                jit.request(
+                  {
+                    table: jitTable,
+                    slot,
+                    words: m32.subarray(base + slot, base + end),
+                    host: (base + slot) * 4,
+                    pageLo,
+                    pageHi,
+                    spOff: this.sp * 4,
+                    tlbRegimeBytes: this.el === 0 ? 0 : TLB_REGIME_BYTES,
+                  },
+                  jb === null,
+                );
+                jb = jitTable[slot];
+              }
+            }
+            if (
+              jb !== undefined &&
+              jb !== null &&
+              jb.len <= left &&
+              jb.pageLo === pageLo &&
+              jb.pageHi === pageHi &&
+              jb.spOff === this.sp * 4 &&
+              jb.tlbRegimeBytes === (this.el === 0 ? 0 : TLB_REGIME_BYTES)
+            ) {
+              this.runBias = n - (((pageLo >>> 2) + slot) >>> 0);
+              this.inBlock = true;
+              const k = jb.fn(this.stateBase);
+              this.inBlock = false;
+              if (k > 0) {
+                n += k;
+                this.runN = n;
+                this.pcLo = (pageLo + (slot + k - 1) * 4) >>> 0;
+                if (this.stop) break;
+                continue;
+              }
+              jit.stale(jitTable, slot);
+              heat[slot] = 0;
+            }
+          }
           // A compare and the B.cond that ends the block run fused (fusion.ts), unless the
           // budget cuts the block short.
           let fuseAt = -1;
@@ -407,7 +468,9 @@ export class Cpu extends MemoryPath {
           return { kind: "internal-error", message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
         }
         // The instruction that took the exception counts as a step, so a guest stuck in
-        // an exception loop still runs out of budget.
+        // an exception loop still runs out of budget. Inside a translated block, n has not
+        // counted the block's instructions before the faulting one: PC says how many ran.
+        if (this.inBlock) n = this.runBias + (this.pcLo >>> 2);
         this.inBlock = false;
         this.runN = ++n;
         // An exception taken to EL1 carries on at its vector.
@@ -469,6 +532,45 @@ export class Cpu extends MemoryPath {
     this.cache.clear();
     this.codePages.clear();
     this.fetchPageLo = -1;
+    this.jit?.flush();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Helpers of translated code (JitHost): each runs at the instruction's PC, as the
+  // interpreter would, so that an exception it throws is exact.
+
+  jitExec(ex: Exec, pc: number): number {
+    this.pcLo = pc;
+    this.r[I.PC] = pc + 4;
+    ex(this);
+    return this.stop ? 1 : 0;
+  }
+  jitLoad(lo: number, hi: number, size: number, pc: number): number {
+    this.pcLo = pc;
+    this.r[I.PC] = pc + 4;
+    const r = this.r;
+    const s = OFF.JIT_SCRATCH >> 2;
+    if (size === 8) {
+      this.ld64(lo, hi);
+      r[s] = this.vlo;
+      r[s + 1] = this.vhi;
+    } else {
+      r[s] = size === 4 ? this.ld32(lo, hi) : size === 2 ? this.ld16(lo, hi) : this.ld8(lo, hi);
+      r[s + 1] = 0;
+    }
+    return this.stop ? 1 : 0;
+  }
+  jitStore(lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number): number {
+    this.pcLo = pc;
+    this.r[I.PC] = pc + 4;
+    if (size === 8) this.st64(lo, hi, vlo, vhi);
+    else if (size === 4) this.st32(lo, hi, vlo);
+    else if (size === 2) this.st16(lo, hi, vlo & 0xffff);
+    else this.st8(lo, hi, vlo & 0xff);
+    return this.stop ? 1 : 0;
+  }
+  executorFor(insn: number): Exec {
+    return this.decodeWord(insn);
   }
 
   /**
@@ -485,9 +587,19 @@ export class Cpu extends MemoryPath {
   private fetchEnds: Uint16Array = new Uint16Array(1024);
   /** Per slot: the fused executor of the compare there and the B.cond after it (null: none). */
   private fetchFused: (Exec | null | undefined)[] = [];
+  /** Per slot: the translation of the block starting there (null: queued), and its start count. */
+  private fetchJit: (JitBlock | null | undefined)[] = [];
+  private fetchHeat: Uint16Array = new Uint16Array(1024);
   private readonly codePages = new Map<
     number,
-    { execs: (Exec | undefined)[]; words: Uint32Array; ends: Uint16Array; fused: (Exec | null | undefined)[] }
+    {
+      execs: (Exec | undefined)[];
+      words: Uint32Array;
+      ends: Uint16Array;
+      fused: (Exec | null | undefined)[];
+      jit: (JitBlock | null | undefined)[];
+      heat: Uint16Array;
+    }
   >();
   /** Fused executors by instruction pair: first word, then second word. */
   private readonly fuseCache = new Map<number, Map<number, Exec | null>>();
@@ -518,6 +630,8 @@ export class Cpu extends MemoryPath {
         words: new Uint32Array(1024),
         ends: new Uint16Array(1024),
         fused: new Array<Exec | null | undefined>(1024).fill(undefined),
+        jit: this.jit === null ? [] : new Array<JitBlock | null | undefined>(1024).fill(undefined),
+        heat: this.jit === null ? new Uint16Array(0) : new Uint16Array(1024),
       };
       this.codePages.set(key, page);
     }
@@ -528,6 +642,8 @@ export class Cpu extends MemoryPath {
     this.fetchWords = page.words;
     this.fetchEnds = page.ends;
     this.fetchFused = page.fused;
+    this.fetchJit = page.jit;
+    this.fetchHeat = page.heat;
   }
 
   /** Forgets the current instruction-fetch translation (after a change of translation regime). */
@@ -755,6 +871,7 @@ export class Cpu extends MemoryPath {
 }
 
 const undefinedInstruction: Exec = (c) => c.undefined();
+const TLB_REGIME_BYTES = TLB.REGIME_WORDS * 4;
 
 /**
  * True for the "branches, exception generation and system instructions" class

@@ -51,6 +51,8 @@ export const OFF = {
   SYSREGS_END: 3072,
   /** The software TLB (tlb.ts has its layout); a cache, never saved or digested. */
   TLB: 4096,
+  /** The translator's scratch: a value a slow-path helper returns to translated code (8 bytes). */
+  JIT_SCRATCH: 36864,
 } as const;
 
 /** Size reserved for each vCPU block (registers, system registers, the software TLB). */

@@ -1,0 +1,739 @@
+/**
+ * The translator's instruction emitters: WebAssembly for the instructions that dominate
+ * compiled code (integer arithmetic and logic, moves, bitfield shifts, multiply, select,
+ * loads and stores of general-purpose registers, branches). Every other instruction is
+ * run by the interpreter's own executor through a call (`fallback`), so a block can hold
+ * anything and the two paths share one semantics.
+ *
+ * Registers live in the vCPU's state block (state.ts) and are read and written there with
+ * i64 loads and stores at constant offsets from the block's base (parameter 0), so that a
+ * helper that throws the architected exception sees every register exact. PSTATE.NZCV is
+ * written by each flag-setting instruction. Guest memory is reached through the software
+ * TLB (tlb.ts), probed inline: a hit is one compare and one add; a miss, MMIO, a page not
+ * yet marked dirty, a misaligned access or a watchpoint go to the same JS access path the
+ * interpreter uses.
+ */
+import { decodeBitMasks } from "../alu.ts";
+import { OFF, PSTATE } from "../state.ts";
+import { TLB } from "../tlb.ts";
+import { type FuncBody, OP, T, VOID } from "./wasm.ts";
+
+/** Indices of the helper functions every translated module imports (jit.ts provides them). */
+export const HELPER = {
+  /** exec(id, pc) -> stop: run the interpreter's executor `id` for the instruction at pc. */
+  EXEC: 0,
+  /** load(vaLo, vaHi, size, pc) -> stop: value (zero-extended) in OFF.JIT_SCRATCH. */
+  LOAD: 1,
+  /** store(vaLo, vaHi, valLo, valHi, size, pc) -> stop. */
+  STORE: 2,
+} as const;
+
+/** What an emitter knows about the block being translated. */
+export interface BlockContext {
+  readonly f: FuncBody;
+  /** PC[31:0] of the instruction being emitted, and PC[63:32] (constant in a block). */
+  pc: number;
+  readonly pcHi: number;
+  /** Byte offset of the stack pointer in use (SP_EL0 or SP_EL1): fixed per translation. */
+  readonly spOff: number;
+  /** Word offset of the TLB regime of ordinary accesses at the block's EL. */
+  readonly tlbRegimeBytes: number;
+  /** Instructions of the block before this one (the return value after this one: index + 1). */
+  index: number;
+  /** Scratch locals. */
+  readonly a: number; // i64
+  readonly b: number; // i64
+  readonly res: number; // i64
+  readonly va: number; // i64
+  readonly e: number; // i32
+  readonly stop: number; // i32
+  readonly v2: number; // i64
+  /** Emits a call to the interpreter's executor of `insn` (and the stop check). */
+  fallback(insn: number): void;
+}
+
+export type Emitter = (x: BlockContext, insn: number) => boolean;
+
+// ---------------------------------------------------------------------------
+// Registers
+
+/** Pushes Xn (n = 31: XZR). */
+function getX(x: BlockContext, n: number): void {
+  if (n === 31) x.f.i64(0n);
+  else x.f.get(0).mem(OP.i64_load, n * 8);
+}
+/** Pushes Xn (n = 31: the current SP). */
+function getXsp(x: BlockContext, n: number): void {
+  x.f.get(0).mem(OP.i64_load, n === 31 ? x.spOff : n * 8);
+}
+/** Pushes Wn as an i64, zero-extended. */
+function getW64(x: BlockContext, n: number): void {
+  if (n === 31) x.f.i64(0n);
+  else x.f.get(0).mem(OP.i64_load32_u, n * 8);
+}
+/** Stores the i64 that `value` pushes into Xn (31: discarded, `value` still runs for its effects). */
+function setX(x: BlockContext, n: number, value: () => void, sp = false): void {
+  if (n === 31 && !sp) {
+    value();
+    x.f.op(OP.drop);
+    return;
+  }
+  x.f.get(0);
+  value();
+  x.f.mem(OP.i64_store, n === 31 ? x.spOff : n * 8);
+}
+/** Operand size: 64-bit values as they are, 32-bit ones truncated to their low half. */
+function truncW(x: BlockContext, sf: boolean): void {
+  if (!sf) x.f.i64(0xffff_ffffn).op(OP.i64_and);
+}
+
+/** Writes NZCV (an i32 with the flags in bits 31:28 and nothing else) into PSTATE. */
+function setFlags(x: BlockContext, nzcv: () => void): void {
+  const f = x.f;
+  f.get(0);
+  f.get(0).mem(OP.i32_load, OFF.PSTATE).i32(0x0fff_ffff).op(OP.i32_and);
+  nzcv();
+  f.op(OP.i32_or).mem(OP.i32_store, OFF.PSTATE);
+}
+
+/** Pushes (v <s 0) << 31 | (v == 0) << 30 for the i64 in local `v`, at width sf. */
+function nz(x: BlockContext, v: number, sf: boolean): void {
+  const f = x.f;
+  if (sf) {
+    f.get(v).i64(63n).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32(31).op(OP.i32_shl);
+    f.get(v).op(OP.i64_eqz).i32(30).op(OP.i32_shl).op(OP.i32_or);
+  } else {
+    f.get(v).op(OP.i32_wrap_i64).i32(0x8000_0000).op(OP.i32_and);
+    f.get(v).op(OP.i32_wrap_i64).op(OP.i32_eqz).i32(30).op(OP.i32_shl).op(OP.i32_or);
+  }
+}
+
+/**
+ * Flags of a + b (sub: a - b, computed as a + ~b + 1) at width sf, from locals a, b and
+ * the result in res (already truncated for 32 bits). Arm ARM AddWithCarry().
+ */
+function addFlags(x: BlockContext, sf: boolean, sub: boolean): void {
+  const f = x.f;
+  const { a, b, res } = x;
+  setFlags(x, () => {
+    nz(x, res, sf);
+    // C: for add, the unsigned sum overflowed (res < a); for sub, no borrow (a >= b).
+    if (sf) {
+      f.get(sub ? a : res)
+        .get(sub ? b : a)
+        .op(sub ? OP.i64_ge_u : OP.i64_lt_u);
+    } else {
+      f.get(sub ? a : res)
+        .op(OP.i32_wrap_i64)
+        .get(sub ? b : a)
+        .op(OP.i32_wrap_i64);
+      f.op(sub ? OP.i32_ge_u : OP.i32_lt_u);
+    }
+    f.i32(29).op(OP.i32_shl).op(OP.i32_or);
+    // V: the operands' signs agree (add) / differ (sub) and the result's sign differs from a's.
+    const top = sf ? 63n : 31n;
+    f.get(a).get(b).op(OP.i64_xor);
+    if (!sub) f.i64(-1n).op(OP.i64_xor);
+    f.get(a).get(res).op(OP.i64_xor).op(OP.i64_and);
+    f.i64(top).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32(1).op(OP.i32_and).i32(28).op(OP.i32_shl);
+    f.op(OP.i32_or);
+  });
+}
+
+/** Pushes an i32: condition `cond` (Arm ARM C1.2.4) holds for the current NZCV. */
+function condition(x: BlockContext, cond: number): void {
+  const f = x.f;
+  const p = () => f.get(0).mem(OP.i32_load, OFF.PSTATE);
+  const bit = (n: number) => {
+    p();
+    f.i32(n).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
+  };
+  switch (cond >> 1) {
+    case 0: // EQ: Z
+      bit(30);
+      break;
+    case 1: // CS: C
+      bit(29);
+      break;
+    case 2: // MI: N
+      bit(31);
+      break;
+    case 3: // VS: V
+      bit(28);
+      break;
+    case 4: // HI: C && !Z
+      bit(29);
+      bit(30);
+      f.i32(1).op(OP.i32_xor).op(OP.i32_and);
+      break;
+    case 5: // GE: N == V
+      p();
+      p();
+      f.i32(3).op(OP.i32_shr_u).op(OP.i32_xor).i32(28).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
+      f.op(OP.i32_eqz);
+      break;
+    case 6: // GT: !Z && N == V
+      p();
+      p();
+      f.i32(3).op(OP.i32_shr_u).op(OP.i32_xor).i32(28).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
+      bit(30);
+      f.op(OP.i32_or).op(OP.i32_eqz);
+      break;
+    default: // AL, NV
+      f.i32(1);
+      return;
+  }
+  if ((cond & 1) === 1) f.op(OP.i32_eqz);
+}
+
+// ---------------------------------------------------------------------------
+// Data processing
+
+/** Pushes Xm shifted (LSL 0, LSR 1, ASR 2, ROR 3) by `amount`, at width sf. */
+function shifted(x: BlockContext, m: number, sf: boolean, type: number, amount: number): void {
+  const f = x.f;
+  if (sf) {
+    getX(x, m);
+    if (amount === 0) return;
+    f.i64(BigInt(amount));
+    f.op([OP.i64_shl, OP.i64_shr_u, OP.i64_shr_s, OP.i64_rotr][type]!);
+    return;
+  }
+  // 32 bits: operate on the low half, the result zero-extended.
+  if (m === 31) f.i32(0);
+  else f.get(0).mem(OP.i32_load, m * 8);
+  if (amount !== 0) {
+    if (type === 3) {
+      // i32.rotr: 0x78.
+      f.i32(amount).op(0x78);
+    } else f.i32(amount).op([OP.i32_shl, OP.i32_shr_u, 0x75 /* i32.shr_s */][type]!);
+  }
+  f.op(OP.i64_extend_i32_u);
+}
+
+function addSubImm(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const sub = ((insn >>> 30) & 1) === 1;
+  const s = ((insn >>> 29) & 1) === 1;
+  const imm = ((insn >>> 22) & 1) === 1 ? ((insn >>> 10) & 0xfff) * 4096 : (insn >>> 10) & 0xfff;
+  const n = (insn >>> 5) & 31;
+  const d = insn & 31;
+  const f = x.f;
+  getXsp(x, n);
+  truncW(x, sf);
+  f.set(x.a);
+  f.i64(BigInt(imm)).set(x.b);
+  setX(
+    x,
+    d,
+    () => {
+      f.get(x.a)
+        .get(x.b)
+        .op(sub ? OP.i64_sub : OP.i64_add);
+      truncW(x, sf);
+      f.tee(x.res);
+    },
+    !s,
+  );
+  if (s) addFlags(x, sf, sub);
+  return true;
+}
+
+function addSubShifted(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const sub = ((insn >>> 30) & 1) === 1;
+  const s = ((insn >>> 29) & 1) === 1;
+  const type = (insn >>> 22) & 3;
+  const amount = (insn >>> 10) & 63;
+  if (type === 3 || (!sf && amount >= 32)) return false;
+  const f = x.f;
+  getX(x, (insn >>> 5) & 31);
+  truncW(x, sf);
+  f.set(x.a);
+  shifted(x, (insn >>> 16) & 31, sf, type, amount);
+  f.set(x.b);
+  setX(x, insn & 31, () => {
+    f.get(x.a)
+      .get(x.b)
+      .op(sub ? OP.i64_sub : OP.i64_add);
+    truncW(x, sf);
+    f.tee(x.res);
+  });
+  if (s) addFlags(x, sf, sub);
+  return true;
+}
+
+/** Logical ops by opc (AND, ORR, EOR, ANDS) on locals a and b (b already inverted for N). */
+function logical(x: BlockContext, insn: number, sf: boolean, opc: number, d: number, dSp: boolean): void {
+  const f = x.f;
+  setX(
+    x,
+    d,
+    () => {
+      f.get(x.a).get(x.b).op([OP.i64_and, OP.i64_or, OP.i64_xor, OP.i64_and][opc]!);
+      truncW(x, sf);
+      f.tee(x.res);
+    },
+    dSp,
+  );
+  if (opc === 3) setFlags(x, () => nz(x, x.res, sf));
+  void insn;
+}
+
+function logicalShifted(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const amount = (insn >>> 10) & 63;
+  if (!sf && amount >= 32) return false;
+  const f = x.f;
+  getX(x, (insn >>> 5) & 31);
+  f.set(x.a);
+  shifted(x, (insn >>> 16) & 31, sf, (insn >>> 22) & 3, amount);
+  if (((insn >>> 21) & 1) === 1) f.i64(-1n).op(OP.i64_xor); // BIC, ORN, EON, BICS
+  f.set(x.b);
+  logical(x, insn, sf, (insn >>> 29) & 3, insn & 31, false);
+  return true;
+}
+
+function logicalImm(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const nBit = (insn >>> 22) & 1;
+  if (!sf && nBit === 1) return false;
+  const mask = decodeBitMasks(nBit, (insn >>> 10) & 63, (insn >>> 16) & 63, sf);
+  if (mask === null) return false;
+  const opc = (insn >>> 29) & 3;
+  const f = x.f;
+  getX(x, (insn >>> 5) & 31);
+  f.set(x.a);
+  f.i64((BigInt(mask[1] >>> 0) << 32n) | BigInt(mask[0] >>> 0)).set(x.b);
+  logical(x, insn, sf, opc, insn & 31, opc !== 3);
+  return true;
+}
+
+function moveWide(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const opc = (insn >>> 29) & 3;
+  const hw = (insn >>> 21) & 3;
+  if (opc === 1 || (!sf && hw >= 2)) return false;
+  const imm = BigInt((insn >>> 5) & 0xffff) << BigInt(hw * 16);
+  const d = insn & 31;
+  const f = x.f;
+  const width = sf ? 64 : 32;
+  if (opc === 3) {
+    // MOVK: keep the other bits.
+    setX(x, d, () => {
+      getX(x, d);
+      f.i64(BigInt.asIntN(64, ~(0xffffn << BigInt(hw * 16))))
+        .op(OP.i64_and)
+        .i64(imm)
+        .op(OP.i64_or);
+      truncW(x, sf);
+    });
+    return true;
+  }
+  const v = opc === 0 ? BigInt.asUintN(width, ~imm) : imm;
+  setX(x, d, () => f.i64(BigInt.asIntN(64, v)));
+  return true;
+}
+
+function adr(x: BlockContext, insn: number): boolean {
+  const page = insn >>> 31 === 1;
+  const imm = BigInt((((insn << 8) >> 13) << 2) | ((insn >>> 29) & 3)); // immhi:immlo, signed 21 bits
+  const pc = (BigInt(x.pcHi >>> 0) << 32n) | BigInt(x.pc >>> 0);
+  const v = page ? (pc & ~0xfffn) + imm * 4096n : pc + imm;
+  setX(x, insn & 31, () => x.f.i64(BigInt.asIntN(64, v)));
+  return true;
+}
+
+/** UBFM/SBFM (LSL, LSR, ASR, UBFX, SBFX, UBFIZ, SBFIZ, UXTB, SXTW, ...); BFM falls back. */
+function bitfield(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const opc = (insn >>> 29) & 3;
+  const nBit = (insn >>> 22) & 1;
+  const r = (insn >>> 16) & 63;
+  const s = (insn >>> 10) & 63;
+  if (opc === 1 || opc === 3 || nBit !== (sf ? 1 : 0)) return false;
+  if (!sf && (r >= 32 || s >= 32)) return false;
+  const w = sf ? 64 : 32;
+  const signed = opc === 0;
+  const f = x.f;
+  setX(x, insn & 31, () => {
+    getX(x, (insn >>> 5) & 31);
+    // Place bit s at the top of the 64-bit value, shift back with sign or zero fill.
+    if (s >= r) {
+      // Extract bits s..r to the bottom: (v << (63 - s)) >> (63 - s + r).
+      f.i64(BigInt(63 - s - (64 - w))).op(OP.i64_shl);
+      if (!sf) f.i64(32n).op(OP.i64_shl);
+      f.i64(BigInt(63 - s + r)).op(signed ? OP.i64_shr_s : OP.i64_shr_u);
+    } else {
+      // Insert bits s..0 at position w - r: (v << (63 - s)) >> (63 - s) << (w - r).
+      f.i64(BigInt(63 - s)).op(OP.i64_shl);
+      f.i64(BigInt(63 - s)).op(signed ? OP.i64_shr_s : OP.i64_shr_u);
+      f.i64(BigInt(w - r)).op(OP.i64_shl);
+    }
+    truncW(x, sf);
+  });
+  return true;
+}
+
+/** MADD/MSUB (MUL, MNEG). The long and high multiplies fall back. */
+function mulAdd(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  if (((insn >>> 21) & 7) !== 0 || ((insn >>> 29) & 3) !== 0) return false;
+  const sub = ((insn >>> 15) & 1) === 1;
+  const f = x.f;
+  setX(x, insn & 31, () => {
+    getX(x, (insn >>> 10) & 31);
+    getX(x, (insn >>> 5) & 31);
+    getX(x, (insn >>> 16) & 31);
+    f.op(OP.i64_mul).op(sub ? OP.i64_sub : OP.i64_add);
+    truncW(x, sf);
+  });
+  return true;
+}
+
+/** CSEL, CSINC, CSINV, CSNEG. */
+function condSelect(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const op = (insn >>> 30) & 1;
+  const o2 = (insn >>> 10) & 1;
+  if (((insn >>> 29) & 1) === 1 || ((insn >>> 11) & 1) === 1) return false;
+  const f = x.f;
+  setX(x, insn & 31, () => {
+    getX(x, (insn >>> 5) & 31);
+    getX(x, (insn >>> 16) & 31);
+    if (op === 1) f.i64(-1n).op(OP.i64_xor); // CSINV / CSNEG: NOT Xm
+    if (o2 === 1) f.i64(1n).op(OP.i64_add); // CSINC / CSNEG: + 1
+    condition(x, (insn >>> 12) & 15);
+    f.op(OP.select);
+    truncW(x, sf);
+  });
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Loads and stores
+
+/** Load opcodes by size log2, zero-extending to i64. */
+const LOAD_U = [OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u, OP.i64_load];
+const STORE = [OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store];
+
+/**
+ * Pushes the i64 loaded from the VA in local `va` (size 1 << sizeLog, zero-extended).
+ * Fast path: the TLB's read tag equals the aligned page of the VA (a misaligned VA never
+ * matches, so alignment needs no test of its own), then the host offset plus the page
+ * offset. Slow path: the interpreter's access path, which faults exactly as it does.
+ */
+function load(x: BlockContext, sizeLog: number): void {
+  const f = x.f;
+  const size = 1 << sizeLog;
+  tlbEntry(x);
+  f.op(OP.block).byte(T.i64);
+  f.op(OP.block).byte(VOID);
+  f.get(x.e).mem(OP.i64_load, x.tlbRegimeBytes + TLB.OFFSET); // read tag
+  f.get(x.va)
+    .i64(BigInt.asIntN(64, ~0xfffn | BigInt(size - 1)))
+    .op(OP.i64_and);
+  f.op(OP.i64_ne).byte(OP.br_if).u32(0);
+  f.get(x.e).mem(OP.i32_load, x.tlbRegimeBytes + TLB.OFFSET + TLB.HOST * 4);
+  f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+  f.mem(LOAD_U[sizeLog]!, 0);
+  f.byte(OP.br).u32(1);
+  f.op(OP.end);
+  f.get(x.va).op(OP.i32_wrap_i64);
+  f.get(x.va).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+  f.i32(size).i32(x.pc).call(HELPER.LOAD).set(x.stop);
+  f.get(0).mem(OP.i64_load, OFF.JIT_SCRATCH);
+  f.op(OP.end);
+}
+
+/** Stores the i64 in local `value` (its low 1 << sizeLog bytes) at the VA in local `va`. */
+function store(x: BlockContext, sizeLog: number, value: number): void {
+  const f = x.f;
+  const size = 1 << sizeLog;
+  tlbEntry(x);
+  f.op(OP.block).byte(VOID);
+  f.op(OP.block).byte(VOID);
+  f.get(x.e).mem(OP.i64_load, x.tlbRegimeBytes + TLB.OFFSET + 8); // write tag
+  f.get(x.va)
+    .i64(BigInt.asIntN(64, ~0xfffn | BigInt(size - 1)))
+    .op(OP.i64_and);
+  f.op(OP.i64_ne).byte(OP.br_if).u32(0);
+  f.get(x.e).mem(OP.i32_load, x.tlbRegimeBytes + TLB.OFFSET + TLB.HOST * 4);
+  f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+  f.get(value).mem(STORE[sizeLog]!, 0);
+  f.byte(OP.br).u32(1);
+  f.op(OP.end);
+  f.get(x.va).op(OP.i32_wrap_i64);
+  f.get(x.va).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+  f.get(value).op(OP.i32_wrap_i64);
+  f.get(value).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+  f.i32(size).i32(x.pc).call(HELPER.STORE).set(x.stop);
+  f.op(OP.end);
+}
+
+/** Local e = byte offset of the TLB entry for the VA in local va (set index VA[19:12]). */
+function tlbEntry(x: BlockContext): void {
+  const f = x.f;
+  f.get(x.va).op(OP.i32_wrap_i64).i32(12).op(OP.i32_shr_u).i32(255).op(OP.i32_and);
+  f.i32(6).op(OP.i32_shl).get(0).op(OP.i32_add).set(x.e);
+}
+
+/** After a slow-path access: the helper asked the block to end (an interrupt line moved). */
+function exitIfStopped(x: BlockContext): void {
+  const f = x.f;
+  f.get(x.stop).op(OP.if).byte(VOID);
+  endBlockAt(x, x.pc + 4);
+  f.op(OP.end);
+}
+
+/** Writes PC = (pcHi, lo) and returns the count of instructions completed (this one included). */
+function endBlockAt(x: BlockContext, lo: number): void {
+  const f = x.f;
+  f.get(0)
+    .i64(BigInt.asIntN(64, (BigInt(x.pcHi >>> 0) << 32n) + BigInt(lo)))
+    .mem(OP.i64_store, OFF.PC);
+  f.i32(x.index + 1).op(OP.return);
+}
+
+/** Writes the loaded i64 on the stack to Xt / Wt with the extension `ext`. */
+function putLoaded(x: BlockContext, t: number, sizeLog: number, ext: "zero" | "sign64" | "sign32"): void {
+  const f = x.f;
+  f.set(x.res);
+  setX(x, t, () => {
+    f.get(x.res);
+    if (ext !== "zero") {
+      const sh = BigInt(64 - 8 * (1 << sizeLog));
+      f.i64(sh).op(OP.i64_shl).i64(sh).op(OP.i64_shr_s);
+      if (ext === "sign32") f.i64(0xffff_ffffn).op(OP.i64_and);
+    }
+  });
+}
+
+/**
+ * LDR/STR (immediate: unsigned offset, unscaled, pre- and post-indexed; register) of
+ * general-purpose registers, with the interpreter's CONSTRAINED UNPREDICTABLE choices
+ * (load-store.ts): a load with writeback and Rn == Rt writes the value, then the base.
+ */
+function loadStoreSingle(x: BlockContext, insn: number): boolean {
+  const size = insn >>> 30;
+  const opc = (insn >>> 22) & 3;
+  const t = insn & 31;
+  const n = (insn >>> 5) & 31;
+  let ext: "zero" | "sign64" | "sign32" = "zero";
+  let isLoad = opc !== 0;
+  if (opc === 2) {
+    if (size === 3) return false; // PRFM
+    ext = "sign64";
+  } else if (opc === 3) {
+    if (size >= 2) return false;
+    ext = "sign32";
+  }
+  isLoad = opc !== 0;
+  const f = x.f;
+  let wb = 0; // 0 none, 1 pre, 2 post
+  if (((insn >>> 24) & 1) === 1) {
+    // Unsigned offset: imm12 << size.
+    getXsp(x, n);
+    f.i64(BigInt(((insn >>> 10) & 0xfff) << size))
+      .op(OP.i64_add)
+      .set(x.va);
+  } else if (((insn >>> 21) & 1) === 0) {
+    const mode = (insn >>> 10) & 3;
+    if (mode === 2) return false; // unprivileged (LDTR/STTR)
+    const imm9 = (insn << 11) >> 23;
+    wb = mode === 1 ? 2 : mode === 3 ? 1 : 0;
+    getXsp(x, n);
+    if (wb !== 2) f.i64(BigInt(imm9)).op(OP.i64_add);
+    f.set(x.va);
+    if (wb !== 0) {
+      getXsp(x, n);
+      f.i64(BigInt(imm9)).op(OP.i64_add).set(x.v2); // the written-back base
+    }
+  } else {
+    if (((insn >>> 10) & 3) !== 2) return false;
+    const option = (insn >>> 13) & 7;
+    if ((option & 2) === 0) return false;
+    const m = (insn >>> 16) & 31;
+    const amount = ((insn >>> 12) & 1) === 1 ? size : 0;
+    getXsp(x, n);
+    if ((option & 1) === 1) getX(x, m);
+    else if (m === 31) f.i64(0n);
+    else {
+      f.get(0).mem(OP.i32_load, m * 8);
+      f.op((option & 4) !== 0 ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
+    }
+    if (amount !== 0) f.i64(BigInt(amount)).op(OP.i64_shl);
+    f.op(OP.i64_add).set(x.va);
+  }
+  if (isLoad) {
+    load(x, size);
+    putLoaded(x, t, size, ext);
+  } else {
+    getX(x, t);
+    f.set(x.res);
+    store(x, size, x.res);
+  }
+  if (wb !== 0) setX(x, n, () => f.get(x.v2), true);
+  exitIfStopped(x);
+  return true;
+}
+
+/** LDP/STP of X or W registers (offset, pre- and post-indexed; LDNP/STNP). LDPSW falls back. */
+function loadStorePair(x: BlockContext, insn: number): boolean {
+  const opc = insn >>> 30;
+  if (opc === 1 || opc === 3) return false;
+  const sizeLog = opc === 2 ? 3 : 2;
+  const idx = (insn >>> 23) & 3;
+  const isLoad = ((insn >>> 22) & 1) === 1;
+  const off = ((insn << 10) >> 25) << sizeLog;
+  const t = insn & 31;
+  const t2 = (insn >>> 10) & 31;
+  const n = (insn >>> 5) & 31;
+  const wb = idx === 1 || idx === 3;
+  if (isLoad && t === t2) return false;
+  const f = x.f;
+  getXsp(x, n);
+  if (idx !== 1) f.i64(BigInt(off)).op(OP.i64_add);
+  f.set(x.va);
+  if (wb) {
+    getXsp(x, n);
+    f.i64(BigInt(off)).op(OP.i64_add).set(x.v2);
+  }
+  if (isLoad) {
+    load(x, sizeLog);
+    f.set(x.a);
+    f.get(x.va)
+      .i64(BigInt(1 << sizeLog))
+      .op(OP.i64_add)
+      .set(x.va);
+    load(x, sizeLog);
+    f.set(x.b);
+    setX(x, t2, () => f.get(x.b));
+    setX(x, t, () => f.get(x.a));
+  } else {
+    getX(x, t);
+    f.set(x.a);
+    getX(x, t2);
+    f.set(x.b);
+    store(x, sizeLog, x.a);
+    f.get(x.va)
+      .i64(BigInt(1 << sizeLog))
+      .op(OP.i64_add)
+      .set(x.va);
+    store(x, sizeLog, x.b);
+  }
+  if (wb) setX(x, n, () => f.get(x.v2), true);
+  exitIfStopped(x);
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Branches (the last instruction of a block)
+
+function target(x: BlockContext, off: number): bigint {
+  return BigInt.asIntN(64, (BigInt(x.pcHi >>> 0) << 32n) + BigInt(x.pc >>> 0) + BigInt(off));
+}
+
+function link(x: BlockContext): void {
+  x.f
+    .get(0)
+    .i64(target(x, 4))
+    .mem(OP.i64_store, 30 * 8);
+}
+
+function branchTo(x: BlockContext, off: number): void {
+  x.f.get(0).i64(target(x, off)).mem(OP.i64_store, OFF.PC);
+}
+
+/** Pushes the i64 of the next instruction's PC or the target, chosen by the i32 on the stack. */
+function condBranch(x: BlockContext, off: number): void {
+  const f = x.f;
+  f.set(x.e);
+  f.get(0).i64(target(x, off)).i64(target(x, 4)).get(x.e).op(OP.select).mem(OP.i64_store, OFF.PC);
+}
+
+function branch(x: BlockContext, insn: number): boolean {
+  const f = x.f;
+  if ((insn & 0x7c00_0000) === 0x1400_0000) {
+    // B, BL
+    if (insn >>> 31 === 1) link(x);
+    branchTo(x, ((insn << 6) >> 6) * 4);
+  } else if ((insn & 0xff00_0010) >>> 0 === 0x5400_0000) {
+    condition(x, insn & 15);
+    condBranch(x, ((insn << 8) >> 13) * 4);
+  } else if ((insn & 0x7e00_0000) === 0x3400_0000) {
+    // CBZ, CBNZ
+    const sf = insn >>> 31 === 1;
+    if (sf) getX(x, insn & 31);
+    else getW64(x, insn & 31);
+    f.op(OP.i64_eqz);
+    if (((insn >>> 24) & 1) === 1) f.op(OP.i32_eqz);
+    condBranch(x, ((insn << 8) >> 13) * 4);
+  } else if ((insn & 0x7e00_0000) === 0x3600_0000) {
+    // TBZ, TBNZ
+    const bit = ((insn >>> 31) << 5) | ((insn >>> 19) & 31);
+    getX(x, insn & 31);
+    f.i64(BigInt(bit)).op(OP.i64_shr_u).i64(1n).op(OP.i64_and).op(OP.i32_wrap_i64);
+    if (((insn >>> 24) & 1) === 0) f.op(OP.i32_eqz);
+    condBranch(x, ((insn << 13) >> 18) * 4);
+  } else if ((insn & 0xff9f_fc1f) >>> 0 === 0xd61f_0000) {
+    // BR (opc 0000), BLR (0001), RET (0010) without pointer authentication.
+    const opc = (insn >>> 21) & 3;
+    const n = (insn >>> 5) & 31;
+    if (opc === 3) return false;
+    getX(x, n);
+    f.set(x.a);
+    if (opc === 1) link(x);
+    f.get(0).get(x.a).mem(OP.i64_store, OFF.PC);
+  } else return false;
+  f.i32(x.index + 1).op(OP.return);
+  return true;
+}
+
+/**
+ * The emitter for `insn`, or null when the interpreter's executor must run it. Matching is
+ * on encodings (Arm ARM C4.1); each emitter may still decline (return false) a form it
+ * does not cover.
+ */
+export function emitterFor(insn: number): Emitter | null {
+  const op0 = (insn >>> 25) & 15;
+  if ((op0 & 0xe) === 0x8) {
+    // Data processing, immediate.
+    switch ((insn >>> 23) & 7) {
+      case 0:
+      case 1:
+        return adr;
+      case 2:
+        return addSubImm;
+      case 4:
+        return logicalImm;
+      case 5:
+        return moveWide;
+      case 6:
+        return bitfield;
+      default:
+        return null;
+    }
+  }
+  if ((op0 & 0x7) === 0x5) {
+    // Data processing, register.
+    if ((insn & 0x1f00_0000) === 0x0a00_0000) return logicalShifted;
+    if ((insn & 0x1f20_0000) === 0x0b00_0000) return addSubShifted;
+    if ((insn & 0x1fe0_0000) === 0x1a80_0000) return condSelect;
+    if ((insn & 0x1f00_0000) === 0x1b00_0000) return mulAdd;
+    return null;
+  }
+  if ((op0 & 0x5) === 0x4) {
+    // Loads and stores: GPR single (not V) and pair.
+    if ((insn & 0x3f00_0000) === 0x3900_0000) return loadStoreSingle; // unsigned offset
+    if ((insn & 0x3f20_0000) === 0x3800_0000) return loadStoreSingle; // imm9 forms
+    if ((insn & 0x3f20_0000) === 0x3820_0000) return loadStoreSingle; // register offset
+    if ((insn & 0x3c00_0000) === 0x2800_0000 && ((insn >>> 26) & 1) === 0) return loadStorePair;
+    return null;
+  }
+  if ((op0 & 0xe) === 0xa) return branch;
+  return null;
+}
+
+/** PSTATE bits a translation depends on (besides NZCV, which it reads at run time). */
+export const TRANSLATION_MODE_MASK = PSTATE.M;

@@ -1,0 +1,200 @@
+/**
+ * The translator's driver for one vCPU: counts how often each block starts, queues the
+ * hot ones, compiles them in batches (many functions share one module: a module costs
+ * ~80 µs alone, ~10 µs per function when a thousand share it, DESIGN.md), and keeps the
+ * code cache bounded. The interpreter (cpu.ts) asks it for a block's translation and
+ * calls it; everything that is not translated is interpreted, so turning the translator
+ * off changes nothing but speed.
+ */
+import type { Exec } from "../decoder.ts";
+import { translateBlock } from "./translate.ts";
+import { encodeModule, type FuncBody, T } from "./wasm.ts";
+
+/** What the translator needs from the CPU it serves (cpu.ts implements it). */
+export interface JitHost {
+  readonly memory: WebAssembly.Memory;
+  /** Runs the interpreter's executor for the instruction at pc; returns 1 if the block must end. */
+  jitExec(ex: Exec, pc: number): number;
+  jitLoad(lo: number, hi: number, size: number, pc: number): number;
+  jitStore(lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number): number;
+  /** The executor the interpreter would run for `insn`. */
+  executorFor(insn: number): Exec;
+}
+
+/** A compiled block, valid for the VA page, EL and stack pointer it was translated for. */
+export interface JitBlock {
+  readonly fn: (stateBase: number) => number;
+  readonly len: number;
+  readonly pageLo: number;
+  readonly pageHi: number;
+  readonly spOff: number;
+  readonly tlbRegimeBytes: number;
+}
+
+/** A block waiting for translation, and where to put it when it is compiled. */
+interface Pending {
+  readonly table: (JitBlock | null | undefined)[];
+  readonly slot: number;
+  readonly words: number[];
+  readonly host: number;
+  readonly pageLo: number;
+  readonly pageHi: number;
+  readonly spOff: number;
+  readonly tlbRegimeBytes: number;
+}
+
+export interface JitOptions {
+  /** Block starts before a block is queued for translation. */
+  threshold?: number;
+  /** Blocks compiled together in one module. */
+  batch?: number;
+  /** Translated instructions kept at most; past it, every translation is dropped. */
+  maxInstructions?: number;
+}
+
+export interface JitStats {
+  modules: number;
+  blocks: number;
+  instructions: number;
+  inlineInstructions: number;
+  compileMs: number;
+  flushes: number;
+  stale: number;
+}
+
+export class Jit {
+  readonly threshold: number;
+  readonly batch: number;
+  readonly maxInstructions: number;
+  readonly stats: JitStats = {
+    modules: 0,
+    blocks: 0,
+    instructions: 0,
+    inlineInstructions: 0,
+    compileMs: 0,
+    flushes: 0,
+    stale: 0,
+  };
+  private pending: Pending[] = [];
+  /** Instructions in translations alive now (the bound applies to this). */
+  private live = 0;
+  /** Every table holding a translation, so that a flush can empty them. */
+  private readonly tables = new Set<(JitBlock | null | undefined)[]>();
+
+  constructor(
+    private readonly host: JitHost,
+    opts: JitOptions = {},
+  ) {
+    this.threshold = opts.threshold ?? 50;
+    this.batch = opts.batch ?? 64;
+    this.maxInstructions = opts.maxInstructions ?? 1 << 20;
+  }
+
+  /**
+   * The block at `slot` became hot: queue it (null marks it queued). Compiles the queue
+   * when it is full, or at once when `urgent` (a queued block kept running interpreted).
+   */
+  request(p: Omit<Pending, "words"> & { words: ArrayLike<number> }, urgent: boolean): void {
+    if (p.table[p.slot] === undefined) {
+      p.table[p.slot] = null;
+      this.pending.push({ ...p, words: Array.from(p.words) });
+    }
+    if (this.pending.length >= this.batch || urgent) this.compile();
+  }
+
+  /** Drops every translation (the code cache is full, or the CPU's code pages were flushed). */
+  flush(): void {
+    for (const t of this.tables) t.fill(undefined);
+    this.tables.clear();
+    this.pending = [];
+    this.live = 0;
+    this.stats.flushes++;
+  }
+
+  /** A translation found its words changed: forget it. */
+  stale(table: (JitBlock | null | undefined)[], slot: number): void {
+    table[slot] = undefined;
+    this.stats.stale++;
+  }
+
+  private compile(): void {
+    const todo = this.pending;
+    this.pending = [];
+    if (todo.length === 0) return;
+    const t0 = performance.now();
+    const execs: Exec[] = [];
+    const ids = new Map<number, number>();
+    const execId = (insn: number): number => {
+      let id = ids.get(insn);
+      if (id === undefined) {
+        id = execs.length;
+        execs.push(this.host.executorFor(insn));
+        ids.set(insn, id);
+      }
+      return id;
+    };
+    const bodies: FuncBody[] = [];
+    let inline = 0;
+    let total = 0;
+    for (const p of todo) {
+      const t = translateBlock(
+        {
+          words: p.words,
+          host: p.host,
+          pcLo: p.pageLo + p.slot * 4,
+          pcHi: p.pageHi,
+          spOff: p.spOff,
+          tlbRegimeBytes: p.tlbRegimeBytes,
+        },
+        execId,
+      );
+      bodies.push(t.body);
+      inline += t.inline;
+      total += p.words.length;
+    }
+    const mem = this.host.memory;
+    const bytes = encodeModule(
+      [
+        { name: "exec", params: [T.i32, T.i32], results: [T.i32] },
+        { name: "load", params: [T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
+        { name: "store", params: [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
+      ],
+      { params: [T.i32], results: [T.i32] },
+      bodies,
+      {
+        pages: mem.buffer.byteLength / 65536,
+        shared: typeof SharedArrayBuffer !== "undefined" && mem.buffer instanceof SharedArrayBuffer,
+      },
+    );
+    const h = this.host;
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: {
+        memory: mem,
+        exec: (id: number, pc: number) => h.jitExec(execs[id]!, pc >>> 0),
+        load: (lo: number, hi: number, size: number, pc: number) =>
+          h.jitLoad(lo >>> 0, hi >>> 0, size, pc >>> 0),
+        store: (lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number) =>
+          h.jitStore(lo >>> 0, hi >>> 0, vlo >>> 0, vhi >>> 0, size, pc >>> 0),
+      },
+    });
+    if (this.live + total > this.maxInstructions) this.flush();
+    todo.forEach((p, i) => {
+      if (p.table[p.slot] !== null) return; // flushed meanwhile
+      p.table[p.slot] = {
+        fn: inst.exports[`f${i}`] as (s: number) => number,
+        len: p.words.length,
+        pageLo: p.pageLo,
+        pageHi: p.pageHi,
+        spOff: p.spOff,
+        tlbRegimeBytes: p.tlbRegimeBytes,
+      };
+      this.tables.add(p.table);
+    });
+    this.live += total;
+    this.stats.modules++;
+    this.stats.blocks += todo.length;
+    this.stats.instructions += total;
+    this.stats.inlineInstructions += inline;
+    this.stats.compileMs += performance.now() - t0;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Translates one interpreter block (cpu.ts: a straight run of one page up to the first
+ * instruction of the branch/system class) into one WebAssembly function
+ * `(state base: i32) -> i32`. The function first checks that the block's words are still
+ * the ones it was translated from (0 if not: the caller drops it and interprets), then
+ * runs the block and returns how many instructions completed, which is the block's
+ * length unless a helper asked it to stop early (an interrupt line moved, an exit).
+ * An exception thrown by a helper unwinds through it with PC and registers exact.
+ */
+import { OFF } from "../state.ts";
+import { type BlockContext, emitterFor, HELPER } from "./emit.ts";
+import { FuncBody, OP, T, VOID } from "./wasm.ts";
+
+export interface BlockSource {
+  /** The instruction words of the block, in order. */
+  readonly words: readonly number[];
+  /** Byte offset in the memory of the first word (the words are checked there at entry). */
+  readonly host: number;
+  /** PC of the first instruction (lo, hi). */
+  readonly pcLo: number;
+  readonly pcHi: number;
+  /** Byte offset of the SP in use in the state block, and the TLB regime's byte offset. */
+  readonly spOff: number;
+  readonly tlbRegimeBytes: number;
+}
+
+/**
+ * Emits the function for `src`. `execId(insn)` returns the index, in the module's table of
+ * interpreter executors, of the executor for `insn` (for the instructions without an
+ * emitter). Returns the body and how many instructions were emitted inline.
+ */
+export function translateBlock(
+  src: BlockSource,
+  execId: (insn: number) => number,
+): { body: FuncBody; inline: number } {
+  const f = new FuncBody(1);
+  const x: BlockContext = {
+    f,
+    pc: src.pcLo,
+    pcHi: src.pcHi,
+    spOff: src.spOff,
+    tlbRegimeBytes: src.tlbRegimeBytes,
+    index: 0,
+    a: f.local(T.i64),
+    b: f.local(T.i64),
+    res: f.local(T.i64),
+    va: f.local(T.i64),
+    e: f.local(T.i32),
+    stop: f.local(T.i32),
+    v2: f.local(T.i64),
+    fallback(insn: number): void {
+      f.i32(execId(insn)).i32(x.pc).call(HELPER.EXEC);
+      f.op(OP.if)
+        .byte(VOID)
+        .i32(x.index + 1)
+        .op(OP.return)
+        .op(OP.end);
+    },
+  };
+  // The words are what they were: OR of (word ^ expected) over the block is zero.
+  src.words.forEach((w, k) => {
+    f.i32(src.host + k * 4)
+      .mem(OP.i32_load, 0)
+      .i32(w | 0)
+      .op(OP.i32_xor);
+    if (k > 0) f.op(OP.i32_or);
+  });
+  f.op(OP.if).byte(VOID).i32(0).op(OP.return).op(OP.end);
+  let inline = 0;
+  let lastInline = false;
+  src.words.forEach((w, k) => {
+    x.index = k;
+    x.pc = (src.pcLo + k * 4) >>> 0;
+    const em = emitterFor(w);
+    lastInline = em?.(x, w) === true;
+    if (lastInline) inline++;
+    else x.fallback(w);
+  });
+  const n = src.words.length;
+  if (lastInline) {
+    // The block ended at the page's end with an instruction that does not branch.
+    const next = (BigInt(src.pcHi >>> 0) << 32n) + BigInt((src.pcLo + n * 4) >>> 0);
+    f.get(0).i64(BigInt.asIntN(64, next)).mem(OP.i64_store, OFF.PC);
+  }
+  f.i32(n);
+  return { body: f, inline };
+}

@@ -1,0 +1,252 @@
+/**
+ * A minimal WebAssembly binary writer for the translator: one module of many functions
+ * that share one type, one imported memory and a set of imported helper functions.
+ * Only what the translator emits is here (WebAssembly Core Specification 2.0, chapter 5,
+ * "Binary Format").
+ */
+
+/** Value types (5.3.1). */
+export const T = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c } as const;
+export type ValType = (typeof T)[keyof typeof T];
+
+/** The opcodes the emitters use (5.4). */
+export const OP = {
+  unreachable: 0x00,
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  else: 0x05,
+  end: 0x0b,
+  br: 0x0c,
+  br_if: 0x0d,
+  return: 0x0f,
+  call: 0x10,
+  drop: 0x1a,
+  select: 0x1b,
+  local_get: 0x20,
+  local_set: 0x21,
+  local_tee: 0x22,
+  i32_load: 0x28,
+  i64_load: 0x29,
+  i32_load8_u: 0x2d,
+  i32_load16_u: 0x2f,
+  i64_load8_s: 0x30,
+  i64_load8_u: 0x31,
+  i64_load16_s: 0x32,
+  i64_load16_u: 0x33,
+  i64_load32_s: 0x34,
+  i64_load32_u: 0x35,
+  i32_store: 0x36,
+  i64_store: 0x37,
+  i64_store8: 0x3c,
+  i64_store16: 0x3d,
+  i64_store32: 0x3e,
+  i32_const: 0x41,
+  i64_const: 0x42,
+  i32_eqz: 0x45,
+  i32_eq: 0x46,
+  i32_ne: 0x47,
+  i32_lt_s: 0x48,
+  i32_lt_u: 0x49,
+  i32_gt_u: 0x4b,
+  i32_le_u: 0x4d,
+  i32_ge_u: 0x4f,
+  i64_eqz: 0x50,
+  i64_eq: 0x51,
+  i64_ne: 0x52,
+  i64_lt_s: 0x53,
+  i64_lt_u: 0x54,
+  i64_gt_s: 0x55,
+  i64_gt_u: 0x56,
+  i64_le_s: 0x57,
+  i64_le_u: 0x58,
+  i64_ge_s: 0x59,
+  i64_ge_u: 0x5a,
+  i32_add: 0x6a,
+  i32_sub: 0x6b,
+  i32_and: 0x71,
+  i32_or: 0x72,
+  i32_xor: 0x73,
+  i32_shl: 0x74,
+  i32_shr_u: 0x76,
+  i64_clz: 0x79,
+  i64_add: 0x7c,
+  i64_sub: 0x7d,
+  i64_mul: 0x7e,
+  i64_and: 0x83,
+  i64_or: 0x84,
+  i64_xor: 0x85,
+  i64_shl: 0x86,
+  i64_shr_s: 0x87,
+  i64_shr_u: 0x88,
+  i64_rotr: 0x8a,
+  i32_wrap_i64: 0xa7,
+  i64_extend_i32_s: 0xac,
+  i64_extend_i32_u: 0xad,
+} as const;
+
+/** Block type "no result" (5.4.1). */
+export const VOID = 0x40;
+
+/** A growable byte buffer with LEB128 writers (5.2.2). */
+export class Bytes {
+  private buf = new Uint8Array(256);
+  length = 0;
+
+  byte(b: number): this {
+    if (this.length === this.buf.length) {
+      const n = new Uint8Array(this.buf.length * 2);
+      n.set(this.buf);
+      this.buf = n;
+    }
+    this.buf[this.length++] = b;
+    return this;
+  }
+  bytes(b: Uint8Array | readonly number[]): this {
+    for (const x of b) this.byte(x);
+    return this;
+  }
+  u32(v: number): this {
+    v >>>= 0;
+    do {
+      let b = v & 0x7f;
+      v >>>= 7;
+      if (v !== 0) b |= 0x80;
+      this.byte(b);
+    } while (v !== 0);
+    return this;
+  }
+  s32(v: number): this {
+    v |= 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) return this.byte(b);
+      this.byte(b | 0x80);
+    }
+  }
+  s64(v: bigint): this {
+    v = BigInt.asIntN(64, v);
+    for (;;) {
+      const b = Number(v & 0x7fn);
+      v >>= 7n;
+      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) return this.byte(b);
+      this.byte(b | 0x80);
+    }
+  }
+  name(s: string): this {
+    const e = new TextEncoder().encode(s);
+    return this.u32(e.length).bytes(e);
+  }
+  /** Appends `b` prefixed by its length (a section or a function body). */
+  sized(b: Bytes): this {
+    this.u32(b.length);
+    for (let i = 0; i < b.length; i++) this.byte(b.buf[i]!);
+    return this;
+  }
+  finish(): Uint8Array<ArrayBuffer> {
+    return this.buf.slice(0, this.length);
+  }
+}
+
+/** One function's code: locals and an instruction stream. */
+export class FuncBody extends Bytes {
+  private readonly locals: ValType[] = [];
+  constructor(readonly params: number) {
+    super();
+  }
+  /** A new local of type `t`; returns its index. */
+  local(t: ValType): number {
+    this.locals.push(t);
+    return this.params + this.locals.length - 1;
+  }
+  op(o: number): this {
+    return this.byte(o);
+  }
+  get(l: number): this {
+    return this.byte(OP.local_get).u32(l);
+  }
+  set(l: number): this {
+    return this.byte(OP.local_set).u32(l);
+  }
+  tee(l: number): this {
+    return this.byte(OP.local_tee).u32(l);
+  }
+  i32(v: number): this {
+    return this.byte(OP.i32_const).s32(v);
+  }
+  i64(v: bigint): this {
+    return this.byte(OP.i64_const).s64(v);
+  }
+  /** A load or store with a constant offset (alignment hint 0: guest accesses may be unaligned). */
+  mem(o: number, offset: number): this {
+    return this.byte(o).u32(0).u32(offset);
+  }
+  call(f: number): this {
+    return this.byte(OP.call).u32(f);
+  }
+  /** The body as the code section wants it: local declarations, code, `end`. */
+  encode(): Bytes {
+    const out = new Bytes();
+    out.u32(this.locals.length);
+    for (const t of this.locals) out.u32(1).byte(t);
+    out.bytes(this.finish()).byte(OP.end);
+    return out;
+  }
+}
+
+export interface ImportFunc {
+  readonly name: string;
+  readonly params: readonly ValType[];
+  readonly results: readonly ValType[];
+}
+
+/**
+ * Encodes a module: imports `env.memory` (shared when `shared`) and the functions of
+ * `imports` (indices 0..n-1), then defines `bodies` (indices n..), all of type
+ * `(params) -> results`, exported as "f0", "f1", ...
+ */
+export function encodeModule(
+  imports: readonly ImportFunc[],
+  fnType: { params: readonly ValType[]; results: readonly ValType[] },
+  bodies: readonly FuncBody[],
+  memory: { pages: number; shared: boolean },
+): Uint8Array<ArrayBuffer> {
+  const types = [...imports.map((i) => ({ params: i.params, results: i.results })), fnType];
+  const m = new Bytes().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const section = (id: number, b: Bytes) => m.byte(id).sized(b);
+  const ts = new Bytes().u32(types.length);
+  for (const t of types) {
+    ts.byte(0x60).u32(t.params.length);
+    for (const p of t.params) ts.byte(p);
+    ts.u32(t.results.length);
+    for (const r of t.results) ts.byte(r);
+  }
+  section(1, ts);
+  const is = new Bytes().u32(imports.length + 1);
+  // Memory limits: flag 3 = shared with a maximum, 1 = maximum only (5.3.4).
+  is.name("env")
+    .name("memory")
+    .byte(0x02)
+    .byte(memory.shared ? 3 : 1)
+    .u32(memory.pages)
+    .u32(memory.pages);
+  imports.forEach((imp, i) => {
+    is.name("env").name(imp.name).byte(0x00).u32(i);
+  });
+  section(2, is);
+  const fs = new Bytes().u32(bodies.length);
+  for (let i = 0; i < bodies.length; i++) fs.u32(types.length - 1);
+  section(3, fs);
+  const es = new Bytes().u32(bodies.length);
+  bodies.forEach((_, i) => {
+    es.name(`f${i}`)
+      .byte(0x00)
+      .u32(imports.length + i);
+  });
+  section(7, es);
+  const cs = new Bytes().u32(bodies.length);
+  for (const b of bodies) cs.sized(b.encode());
+  section(10, cs);
+  return m.finish();
+}
