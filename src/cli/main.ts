@@ -5,7 +5,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { runProgram } from "../user/process.ts";
 import { registerQmpCommand } from "./qmp.ts";
 import { registerRunCommand } from "./run.ts";
@@ -29,13 +29,28 @@ export async function main(argv: string[]): Promise<number> {
     .option("-0, --argv0 <name>", "argv[0] to pass (default: PROG)")
     .option("-E, --env <VAR=value...>", "set an environment variable (repeatable)")
     .option("--clear-env", "start with an empty environment")
+    .addOption(
+      new Option(
+        "--accel <kind>",
+        "jit: translate hot code to WebAssembly (code cache at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction",
+      )
+        .choices(["jit", "interp"])
+        .default("interp"),
+    )
     .passThroughOptions()
     .allowUnknownOption(false)
     .action(
       (
         prog: string,
         args: string[],
-        opts: { strace?: boolean; memory: string; argv0?: string; env?: string[]; clearEnv?: boolean },
+        opts: {
+          strace?: boolean;
+          memory: string;
+          argv0?: string;
+          env?: string[];
+          clearEnv?: boolean;
+          accel: "jit" | "interp";
+        },
       ) => {
         const mib = Number(opts.memory);
         if (!Number.isInteger(mib) || mib < 16 || mib > 3072) {
@@ -53,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
         for (const e of opts.env ?? []) env.push(e);
         code = runProgram(file, [opts.argv0 ?? prog, ...args], {
           ramBytes: mib << 20,
+          jit: opts.accel === "jit",
           env,
           strace: opts.strace ? (l) => process.stderr.write(`${l}\n`) : null,
         });

@@ -84,6 +84,8 @@ export interface SigAction {
 export interface UserOptions {
   /** Guest RAM in bytes (default 1 GiB; pages are committed lazily by the host). */
   ramBytes?: number;
+  /** Translate hot code to WebAssembly (`--accel jit`); default: interpret. */
+  jit?: boolean;
   env?: string[];
   cwd?: string;
   stdin?: ByteSource;
@@ -143,6 +145,7 @@ export class UserProcess {
       index: 0,
       bus: { ramBase: NULL_GUARD, ramSize: this.ramSize - NULL_GUARD },
       userMode: true,
+      jit: opts.jit ?? false,
     });
     this.as = new AddressSpace(this.memory, this.ramSize);
     this.cwd = opts.cwd ?? process.cwd();
