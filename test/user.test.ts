@@ -8,7 +8,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { runProgram } from "../src/user/process.ts";
+import type { JitOptions } from "../src/arch/arm64/jit/jit.ts";
+import { runProgram, UserProcess } from "../src/user/process.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const guestDir = path.join(root, "guests/user");
@@ -30,7 +31,12 @@ export interface Captured {
   stderr: string;
 }
 
-export function runCaptured(file: string, argv: string[], maxInstructions = 20_000_000_000): Captured {
+export function runCaptured(
+  file: string,
+  argv: string[],
+  maxInstructions = 20_000_000_000,
+  jit: JitOptions | false = false,
+): Captured {
   const out: Uint8Array[] = [];
   const err: Uint8Array[] = [];
   const status = runProgram(file, argv, {
@@ -40,6 +46,7 @@ export function runCaptured(file: string, argv: string[], maxInstructions = 20_0
     stderr: { write: (b) => err.push(b) },
     diag: (l) => err.push(Buffer.from(`${l}\n`)),
     maxInstructions,
+    jit,
   });
   return { status, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
 }
@@ -61,3 +68,48 @@ for (const name of programs) {
     assert.equal(got, want, `stderr:\n${r.stderr}`);
   });
 }
+
+// The same programs with the translator on, at a low threshold so that most code runs
+// translated (issue 10: every user program passes with the translator).
+for (const name of programs) {
+  test(`user program ${name} matches qemu-aarch64, translated`, {
+    skip: SLOW.has(name) ? "slow (set ARMBOX_BENCH=1)" : false,
+  }, () => {
+    const bin = path.join(guestDir, "bin", name);
+    const r = runCaptured(bin, [bin, ...(USER_ARGS[name] ?? [])], 20_000_000_000, {
+      threshold: 2,
+      batch: 16,
+    });
+    const got = `${r.stdout}--- exit ${r.status}\n`;
+    const want = fs.readFileSync(path.join(guestDir, "expected", `${name}.out`), "utf8");
+    assert.equal(got, want, `stderr:\n${r.stderr}`);
+  });
+}
+
+/** Runs a program in process; its retired-instruction count and output. */
+function countRun(name: string, jit: JitOptions | false): { count: bigint; out: string; inline: number } {
+  const bin = path.join(guestDir, "bin", name);
+  let out = "";
+  const p = new UserProcess({
+    ramBytes: 256 << 20,
+    env: ["PATH=/usr/bin:/bin", "LANG=C"],
+    stdout: { write: (b) => (out += Buffer.from(b).toString()) },
+    stderr: { write: () => {} },
+    diag: () => {},
+    jit,
+  });
+  p.exec(bin, [bin, ...(USER_ARGS[name] ?? [])], []);
+  p.run();
+  return { count: p.cpu.instructionCount, out, inline: p.cpu.jit?.stats.inlineInstructions ?? 0 };
+}
+
+test("translated and interpreted runs retire exactly the same number of instructions", () => {
+  for (const name of ["hash", "sort", "math64", "recursion", "bits", "lists"]) {
+    if (!programs.includes(name)) continue;
+    const a = countRun(name, false);
+    const b = countRun(name, { threshold: 2, batch: 16 });
+    assert.ok(b.inline > 0, `${name}: nothing was translated inline`);
+    assert.equal(b.out, a.out, name);
+    assert.equal(b.count, a.count, `${name}: instruction counts differ`);
+  }
+});

@@ -4,11 +4,13 @@
  * create_elf_tables() builds it (fs/binfmt_elf.c), and every exception from EL0 comes
  * back here: SVC becomes a system call, the rest become signals.
  */
+
 import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Cpu, type CpuExit } from "../arch/arm64/cpu.ts";
 import { EC } from "../arch/arm64/exceptions.ts";
+import type { JitOptions } from "../arch/arm64/jit/jit.ts";
 import { createVmMemory, I, OFF } from "../arch/arm64/state.ts";
 import { sysregIndex } from "../arch/arm64/sysregs.ts";
 import { ElfError, ET, PT, parseElf } from "../machine/elf.ts";
@@ -84,8 +86,8 @@ export interface SigAction {
 export interface UserOptions {
   /** Guest RAM in bytes (default 1 GiB; pages are committed lazily by the host). */
   ramBytes?: number;
-  /** Translate hot code to WebAssembly (`--accel jit`); default: interpret. */
-  jit?: boolean;
+  /** Translate hot code to WebAssembly (`--accel jit`; options for tests); default: interpret. */
+  jit?: boolean | JitOptions;
   env?: string[];
   cwd?: string;
   stdin?: ByteSource;
