@@ -2,6 +2,7 @@
  * Runs a few raw A64 instruction words on a fresh user-mode CPU: the building block of
  * unit tests. Code is placed at CODE_BASE, followed by a BRK #0 that ends the run.
  */
+import type { JitOptions } from "../../src/arch/arm64/jit/jit.ts";
 import { Cpu, type CpuExit, createVmMemory, RAM_OFFSET } from "../../src/arch/arm64/index.ts";
 
 export const CODE_BASE = 0x10000;
@@ -13,9 +14,9 @@ export interface Snippet {
   exit: CpuExit;
 }
 
-export function makeCpu(): Cpu {
+export function makeCpu(jit?: JitOptions): Cpu {
   const memory = createVmMemory(RAM);
-  return new Cpu({ memory, index: 0, bus: { ramBase: 0, ramSize: RAM }, userMode: true });
+  return new Cpu({ memory, index: 0, bus: { ramBase: 0, ramSize: RAM }, userMode: true, ...(jit ? { jit } : {}) });
 }
 
 /** Writes `words` at CODE_BASE followed by BRK #0, applies `setup`, runs to the BRK. */

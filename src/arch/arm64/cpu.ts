@@ -129,6 +129,8 @@ export class Cpu extends MemoryPath implements JitHost {
    */
   private runBias = 0;
   private inBlock = false;
+  /** runBias at the entry of the translated block running now (its iterations add to it). */
+  private jitBias = 0;
   /** u32 index of the current stack pointer (SP_EL0 or SP_EL1). */
   sp: number = I.SP_EL0;
   /** Set when a level-sensitive interrupt line is asserted (by the GIC / owner). */
@@ -392,14 +394,15 @@ export class Cpu extends MemoryPath implements JitHost {
               jb.spOff === this.sp * 4 &&
               jb.tlbRegimeBytes === (this.el === 0 ? 0 : TLB_REGIME_BYTES)
             ) {
-              this.runBias = n - (((pageLo >>> 2) + slot) >>> 0);
+              this.runBias = this.jitBias = n - (((pageLo >>> 2) + slot) >>> 0);
               this.inBlock = true;
-              const k = jb.fn(this.stateBase);
+              const k = jb.fn(this.stateBase, left);
               this.inBlock = false;
               if (k > 0) {
                 n += k;
+                jit.executed += k;
                 this.runN = n;
-                this.pcLo = (pageLo + (slot + k - 1) * 4) >>> 0;
+                this.pcLo = (pageLo + (slot + ((k - 1) % jb.len)) * 4) >>> 0;
                 if (this.stop) break;
                 continue;
               }
@@ -541,12 +544,14 @@ export class Cpu extends MemoryPath implements JitHost {
 
   jitExec(ex: Exec, pc: number): number {
     this.pcLo = pc;
+    this.runBias = this.jitBias + this.r[OFF.JIT_COUNT >> 2]!;
     this.r[I.PC] = pc + 4;
     ex(this);
     return this.stop ? 1 : 0;
   }
   jitLoad(lo: number, hi: number, size: number, pc: number): number {
     this.pcLo = pc;
+    this.runBias = this.jitBias + this.r[OFF.JIT_COUNT >> 2]!;
     this.r[I.PC] = pc + 4;
     const r = this.r;
     const s = OFF.JIT_SCRATCH >> 2;
@@ -562,6 +567,7 @@ export class Cpu extends MemoryPath implements JitHost {
   }
   jitStore(lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number): number {
     this.pcLo = pc;
+    this.runBias = this.jitBias + this.r[OFF.JIT_COUNT >> 2]!;
     this.r[I.PC] = pc + 4;
     if (size === 8) this.st64(lo, hi, vlo, vhi);
     else if (size === 4) this.st32(lo, hi, vlo);

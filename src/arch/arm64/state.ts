@@ -53,6 +53,8 @@ export const OFF = {
   TLB: 4096,
   /** The translator's scratch: a value a slow-path helper returns to translated code (8 bytes). */
   JIT_SCRATCH: 36864,
+  /** Instructions a translated block completed in its earlier iterations (u32; jit/emit.ts). */
+  JIT_COUNT: 36872,
 } as const;
 
 /** Size reserved for each vCPU block (registers, system registers, the software TLB). */

@@ -40,6 +40,14 @@ export interface BlockContext {
   readonly tlbRegimeBytes: number;
   /** Instructions of the block before this one (the return value after this one: index + 1). */
   index: number;
+  /** PC of the block's first instruction (lo) and its length: a branch there loops in wasm. */
+  readonly startLo: number;
+  readonly len: number;
+  /** i32 locals: instructions completed in earlier iterations of the block; parameter 1: budget. */
+  readonly count: number;
+  readonly left: number;
+  /** Emits `return count + k`. */
+  ret(k: number): void;
   /** Scratch locals. */
   readonly a: number; // i64
   readonly b: number; // i64
@@ -645,22 +653,56 @@ function branchTo(x: BlockContext, off: number): void {
   x.f.get(0).i64(target(x, off)).mem(OP.i64_store, OFF.PC);
 }
 
-/** Pushes the i64 of the next instruction's PC or the target, chosen by the i32 on the stack. */
-function condBranch(x: BlockContext, off: number): void {
+/**
+ * A branch taken when the i32 on the stack is non-zero (null: always). A branch back to
+ * the block's own start loops inside the function while the budget allows another whole
+ * iteration (nothing outside can change between two iterations: only a helper could, and
+ * a helper that must be seen ends the block), with the iterations' count in state memory
+ * for helpers that read the instruction count. Returns after writing PC otherwise.
+ */
+function condBranch(x: BlockContext, off: number | null, always = false): void {
   const f = x.f;
-  f.set(x.e);
-  f.get(0).i64(target(x, off)).i64(target(x, 4)).get(x.e).op(OP.select).mem(OP.i64_store, OFF.PC);
+  if (off === null) return;
+  const self = ((x.pc + off) >>> 0) === x.startLo && Math.abs(off) < 1 << 30;
+  if (!self) {
+    if (always) {
+      branchTo(x, off);
+      x.ret(x.index + 1);
+      return;
+    }
+    f.set(x.e);
+    f.get(0).i64(target(x, off)).i64(target(x, 4)).get(x.e).op(OP.select).mem(OP.i64_store, OFF.PC);
+    x.ret(x.index + 1);
+    return;
+  }
+  if (always) f.i32(1);
+  f.op(OP.if).byte(VOID);
+  f.get(x.count).i32(x.len).op(OP.i32_add).tee(x.count);
+  f.get(0).get(x.count).mem(OP.i32_store, OFF.JIT_COUNT);
+  f.i32(x.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u).byte(OP.br_if).u32(1);
+  branchTo(x, off);
+  x.ret(0);
+  f.op(OP.end);
+  f.get(0).i64(target(x, 4)).mem(OP.i64_store, OFF.PC);
+  x.ret(x.index + 1);
 }
 
 function branch(x: BlockContext, insn: number): boolean {
   const f = x.f;
   if ((insn & 0x7c00_0000) === 0x1400_0000) {
     // B, BL
-    if (insn >>> 31 === 1) link(x);
-    branchTo(x, ((insn << 6) >> 6) * 4);
+    if (insn >>> 31 === 1) {
+      link(x);
+      branchTo(x, ((insn << 6) >> 6) * 4);
+    } else {
+      condBranch(x, ((insn << 6) >> 6) * 4, true);
+      return true;
+    }
   } else if ((insn & 0xff00_0010) >>> 0 === 0x5400_0000) {
-    condition(x, insn & 15);
+    if ((insn & 14) === 14) f.i32(1);
+    else condition(x, insn & 15);
     condBranch(x, ((insn << 8) >> 13) * 4);
+    return true;
   } else if ((insn & 0x7e00_0000) === 0x3400_0000) {
     // CBZ, CBNZ
     const sf = insn >>> 31 === 1;
@@ -669,6 +711,7 @@ function branch(x: BlockContext, insn: number): boolean {
     f.op(OP.i64_eqz);
     if (((insn >>> 24) & 1) === 1) f.op(OP.i32_eqz);
     condBranch(x, ((insn << 8) >> 13) * 4);
+    return true;
   } else if ((insn & 0x7e00_0000) === 0x3600_0000) {
     // TBZ, TBNZ
     const bit = ((insn >>> 31) << 5) | ((insn >>> 19) & 31);
@@ -676,6 +719,7 @@ function branch(x: BlockContext, insn: number): boolean {
     f.i64(BigInt(bit)).op(OP.i64_shr_u).i64(1n).op(OP.i64_and).op(OP.i32_wrap_i64);
     if (((insn >>> 24) & 1) === 0) f.op(OP.i32_eqz);
     condBranch(x, ((insn << 13) >> 18) * 4);
+    return true;
   } else if ((insn & 0xff9f_fc1f) >>> 0 === 0xd61f_0000) {
     // BR (opc 0000), BLR (0001), RET (0010) without pointer authentication.
     const opc = (insn >>> 21) & 3;
@@ -686,7 +730,7 @@ function branch(x: BlockContext, insn: number): boolean {
     if (opc === 1) link(x);
     f.get(0).get(x.a).mem(OP.i64_store, OFF.PC);
   } else return false;
-  f.i32(x.index + 1).op(OP.return);
+  x.ret(x.index + 1);
   return true;
 }
 

@@ -23,7 +23,8 @@ export interface JitHost {
 
 /** A compiled block, valid for the VA page, EL and stack pointer it was translated for. */
 export interface JitBlock {
-  readonly fn: (stateBase: number) => number;
+  /** Runs the block (looping on itself within `left` instructions); returns the count, 0: stale. */
+  readonly fn: (stateBase: number, left: number) => number;
   readonly len: number;
   readonly pageLo: number;
   readonly pageHi: number;
@@ -75,6 +76,8 @@ export class Jit {
     flushes: 0,
     stale: 0,
   };
+  /** Instructions retired in translated blocks (the rest were interpreted). */
+  executed = 0;
   private pending: Pending[] = [];
   /** Instructions in translations alive now (the bound applies to this). */
   private live = 0;
@@ -159,7 +162,7 @@ export class Jit {
         { name: "load", params: [T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
         { name: "store", params: [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
       ],
-      { params: [T.i32], results: [T.i32] },
+      { params: [T.i32, T.i32], results: [T.i32] },
       bodies,
       {
         pages: mem.buffer.byteLength / 65536,
@@ -181,7 +184,7 @@ export class Jit {
     todo.forEach((p, i) => {
       if (p.table[p.slot] !== null) return; // flushed meanwhile
       p.table[p.slot] = {
-        fn: inst.exports[`f${i}`] as (s: number) => number,
+        fn: inst.exports[`f${i}`] as (s: number, left: number) => number,
         len: p.words.length,
         pageLo: p.pageLo,
         pageHi: p.pageHi,

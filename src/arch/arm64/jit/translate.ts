@@ -33,7 +33,8 @@ export function translateBlock(
   src: BlockSource,
   execId: (insn: number) => number,
 ): { body: FuncBody; inline: number } {
-  const f = new FuncBody(1);
+  const f = new FuncBody(2);
+  const count = f.local(T.i32);
   const x: BlockContext = {
     f,
     pc: src.pcLo,
@@ -41,6 +42,15 @@ export function translateBlock(
     spOff: src.spOff,
     tlbRegimeBytes: src.tlbRegimeBytes,
     index: 0,
+    startLo: src.pcLo,
+    len: src.words.length,
+    count,
+    left: 1,
+    ret(k: number): void {
+      f.get(count);
+      if (k !== 0) f.i32(k).op(OP.i32_add);
+      f.op(OP.return);
+    },
     a: f.local(T.i64),
     b: f.local(T.i64),
     res: f.local(T.i64),
@@ -50,22 +60,30 @@ export function translateBlock(
     v2: f.local(T.i64),
     fallback(insn: number): void {
       f.i32(execId(insn)).i32(x.pc).call(HELPER.EXEC);
-      f.op(OP.if)
-        .byte(VOID)
-        .i32(x.index + 1)
-        .op(OP.return)
-        .op(OP.end);
+      f.op(OP.if).byte(VOID);
+      x.ret(x.index + 1);
+      f.op(OP.end);
     },
   };
-  // The words are what they were: OR of (word ^ expected) over the block is zero.
-  src.words.forEach((w, k) => {
-    f.i32(src.host + k * 4)
-      .mem(OP.i32_load, 0)
-      .i32(w | 0)
-      .op(OP.i32_xor);
-    if (k > 0) f.op(OP.i32_or);
-  });
-  f.op(OP.if).byte(VOID).i32(0).op(OP.return).op(OP.end);
+  // The words are what they were: OR of (word ^ expected) over the block is zero. A
+  // block that may store (or run an executor, which may) checks again on each iteration.
+  const check = () => {
+    src.words.forEach((w, k) => {
+      f.i32(src.host + k * 4)
+        .mem(OP.i32_load, 0)
+        .i32(w | 0)
+        .op(OP.i32_xor);
+      if (k > 0) f.op(OP.i32_or);
+    });
+    f.op(OP.if).byte(VOID);
+    x.ret(0);
+    f.op(OP.end);
+  };
+  const mayStore = src.words.some((w) => emitterFor(w) === null || ((w >>> 25) & 5) === 4);
+  f.get(0).i32(0).mem(OP.i32_store, OFF.JIT_COUNT);
+  if (!mayStore) check();
+  f.op(OP.loop).byte(VOID);
+  if (mayStore) check();
   let inline = 0;
   let lastInline = false;
   src.words.forEach((w, k) => {
@@ -82,6 +100,8 @@ export function translateBlock(
     const next = (BigInt(src.pcHi >>> 0) << 32n) + BigInt((src.pcLo + n * 4) >>> 0);
     f.get(0).i64(BigInt.asIntN(64, next)).mem(OP.i64_store, OFF.PC);
   }
-  f.i32(n);
+  f.get(count).i32(n).op(OP.i32_add).op(OP.return);
+  f.op(OP.end); // loop
+  f.op(OP.unreachable);
   return { body: f, inline };
 }
