@@ -396,6 +396,7 @@ export class Cpu extends MemoryPath implements JitHost {
             ) {
               this.runBias = this.jitBias = n - (((pageLo >>> 2) + slot) >>> 0);
               this.inBlock = true;
+              jit.entries++;
               const k = jb.fn(this.stateBase, left);
               this.inBlock = false;
               if (k > 0) {

@@ -663,7 +663,7 @@ function branchTo(x: BlockContext, off: number): void {
 function condBranch(x: BlockContext, off: number | null, always = false): void {
   const f = x.f;
   if (off === null) return;
-  const self = ((x.pc + off) >>> 0) === x.startLo && Math.abs(off) < 1 << 30;
+  const self = (x.pc + off) >>> 0 === x.startLo && Math.abs(off) < 1 << 30;
   if (!self) {
     if (always) {
       branchTo(x, off);

@@ -78,6 +78,8 @@ export class Jit {
   };
   /** Instructions retired in translated blocks (the rest were interpreted). */
   executed = 0;
+  /** Calls of translated blocks. */
+  entries = 0;
   private pending: Pending[] = [];
   /** Instructions in translations alive now (the bound applies to this). */
   private live = 0;

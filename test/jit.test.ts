@@ -1,0 +1,84 @@
+/**
+ * The translator against the interpreter on the cases where a translation could go
+ * wrong without a single-instruction vector noticing: budgets that cut a block that loops
+ * on itself, code rewritten on its own page while it runs, and a fault in the middle of
+ * a looping block. Each runs on two CPUs, interpreted and translated, and everything
+ * architectural must agree: registers, PC, NZCV, the exit and the retired count.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Cpu, CpuExit } from "../src/arch/arm64/index.ts";
+import { I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
+import { CODE_BASE, makeCpu } from "./support/snippet.ts";
+
+// The bench's tight loop: movz x0,#0x4000,lsl#16; mov x1,#0; mov x2,#7;
+// loop: add x1,x1,x2; eor x2,x2,x1,lsl#3; and x3,x1,#0xff; subs x0,x0,#1; b.ne loop
+const LOOP = [0xd2a80000, 0xd2800001, 0xd28000e2, 0x8b020021, 0xca010c42, 0x92401c23, 0xf1000400, 0x54ffff81];
+// x0 counts loop iterations; at x1 == 100 the loop stores "add x0, x0, #16" over its own
+// first instruction (same page, earlier block), then runs on: 100 * 1 + 99 * 16 + 1.
+const SMC = [
+  0xd2800000, 0xd2801901, 0x10000065, 0x52880006, 0x72b22006, 0x91000400, 0xf101903f, 0x54000041, 0xb90000a6,
+  0xf1000421, 0x54ffff61, 0xd4200000,
+];
+// x0 = 0x20000; loop: ldr x1, [x0], #8; add x2, x2, x1; b loop — until x0 leaves RAM (1 MiB).
+const FAULT = [0xd2a00040, 0xd2800002, 0xf8408401, 0x8b010042, 0x17fffffe];
+
+function load(cpu: Cpu, words: number[]): void {
+  words.forEach((w, i) => {
+    cpu.dv.setUint32(RAM_OFFSET + CODE_BASE + i * 4, w >>> 0, true);
+  });
+  cpu.pc = BigInt(CODE_BASE);
+  cpu.flushDecodeCache();
+}
+
+function state(cpu: Cpu, exit: CpuExit): string {
+  const x = Array.from(cpu.r.slice(0, 66), (v) => v.toString(16)).join(",");
+  return `${exit.kind}${exit.kind === "exception" ? ` ec=${exit.ec} far=${exit.far}` : ""} pc=${cpu.pc.toString(16)} nzcv=${(cpu.r[I.PSTATE]! >>> 28).toString(16)} n=${cpu.instructionCount} x=${x}`;
+}
+
+function pair(words: number[]): { interp: Cpu; jit: Cpu } {
+  const interp = makeCpu();
+  const jit = makeCpu({ threshold: 2, batch: 1 });
+  load(interp, words);
+  load(jit, words);
+  return { interp, jit };
+}
+
+test("a self-looping translated block stops exactly where the budget says, for every budget", () => {
+  const { interp, jit } = pair(LOOP);
+  // Budgets 1..40 in turn, then large ones: each run() must end in the same state.
+  let total = 0;
+  for (let round = 0; round < 200; round++) {
+    const budget = round < 160 ? (round % 40) + 1 : 10_000 + round;
+    total += budget;
+    const a = interp.run(budget);
+    const b = jit.run(budget);
+    assert.equal(state(jit, b), state(interp, a), `round ${round}, budget ${budget}`);
+  }
+  assert.ok(
+    jit.jit!.executed > total * 0.9,
+    `only ${jit.jit!.executed} of ${total} instructions ran translated`,
+  );
+});
+
+test("code rewritten on its own page while it loops runs the new instruction, as interpreted", () => {
+  const { interp, jit } = pair(SMC);
+  const a = interp.run(100_000);
+  const b = jit.run(100_000);
+  assert.equal(state(jit, b), state(interp, a));
+  assert.equal(jit.getX(0), 100n + 99n * 16n + 1n);
+  assert.ok(jit.jit!.stats.stale >= 1, "the rewritten block's translation was not dropped");
+  assert.ok(jit.jit!.executed > 0);
+});
+
+test("a fault in the middle of a looping translated block: same PC, registers, FAR and count", () => {
+  const { interp, jit } = pair(FAULT);
+  const a = interp.run(10_000_000);
+  const b = jit.run(10_000_000);
+  assert.equal(a.kind, "exception");
+  assert.equal(state(jit, b), state(interp, a));
+  // The loop ran translated until the fault unwound it (so it never returned a count).
+  assert.equal(jit.jit!.stats.inlineInstructions, 3);
+  assert.equal(jit.jit!.executed, 0);
+  assert.equal(jit.jit!.entries, 1);
+});
