@@ -145,6 +145,7 @@ export class Vcpu {
       memory: vm.memory,
       index: id,
       bus: vm.bus,
+      jit: vm.jit,
     });
     this.timer = new ArchTimer(() => this.cpu, vm.clock, {
       setPpi: (intid, level) => vm.irqchip?.setPpi(id, intid, level),

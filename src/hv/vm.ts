@@ -43,6 +43,8 @@ export interface VmOptions {
   semihosting?: boolean;
   /** A shared memory, so vCPUs may later run on worker threads. */
   shared?: boolean;
+  /** Translate hot guest code to WebAssembly (`--accel jit`); default: interpret. */
+  jit?: boolean;
 }
 
 export const PAGE_DIRTY = 1;
@@ -57,6 +59,8 @@ interface MmioRegion {
 
 export class Vm {
   readonly memory: WebAssembly.Memory;
+  /** vCPUs translate hot code (VmOptions.jit). */
+  readonly jit: boolean;
   readonly ramBase: number;
   readonly ramSize: number;
   /** Guest RAM as bytes (guest physical ramBase + i is ram[i]). */
@@ -80,6 +84,7 @@ export class Vm {
     this.clock = opts.clock === "realtime" ? new RealtimeClock() : new DeterministicClock();
     this.psciConduit = opts.psciConduit ?? "hvc";
     this.semihosting = opts.semihosting ?? false;
+    this.jit = opts.jit ?? false;
     this.bus = {
       ramBase: this.ramBase,
       ramSize: this.ramSize,

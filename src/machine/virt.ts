@@ -63,6 +63,8 @@ export interface VirtConfig {
   semihosting?: boolean;
   deterministic?: boolean;
   psciConduit?: "hvc" | "smc";
+  /** Translate hot guest code to WebAssembly (not part of the hardware: a snapshot may switch). */
+  jit?: boolean;
   /**
    * Where the UART's (and the virtio console's) transmitted bytes go; a sink may push back
    * (src/devices/output-sink.ts): the guest then waits, or in deterministic mode the run loop.
@@ -127,6 +129,7 @@ export class VirtMachine {
       clock: deterministic ? "deterministic" : "realtime",
       psciConduit: cfg.psciConduit ?? "hvc",
       semihosting: cfg.semihosting ?? false,
+      jit: cfg.jit ?? false,
     });
     const vm = this.vm;
     this.vcpus = Array.from({ length: smp }, (_, i) => vm.createVcpu(i));
