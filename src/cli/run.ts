@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { MP_STATE_NAMES } from "../hv/mp-state.ts";
 import { KvmError } from "../hv/onereg.ts";
 import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
@@ -74,6 +74,7 @@ export interface RunFlags {
   memory: string;
   semihosting?: boolean;
   deterministic?: boolean;
+  accel?: "jit" | "interp";
   dumpDtb?: string;
   traceMp?: boolean;
   psci?: string;
@@ -217,6 +218,7 @@ function configFromFlags(
     semihosting: flags.semihosting ?? false,
     deterministic: flags.deterministic ?? false,
     psciConduit: (flags.psci as "hvc" | "smc" | undefined) ?? "hvc",
+    jit: flags.accel === "jit",
     serialOutput,
     virtio,
   };
@@ -280,7 +282,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         throw new Error("--restore and --kernel cannot be combined: the snapshot holds the guest");
       const { header, sections } = decodeSnapshot(readInputFile("snapshot", flags.restore, SNAPSHOT_LIMIT));
       const config = configFromHeader(header, sections);
-      machine = new VirtMachine({ ...config, serialOutput, virtio });
+      machine = new VirtMachine({ ...config, serialOutput, virtio, jit: flags.accel === "jit" });
       restoreSections(machine, sections, { savedAt: header.savedAt, legacyFormat: isLegacySnapshot(header) });
     } else if (flags.incoming !== undefined) {
       if (flags.kernel !== undefined)
@@ -364,7 +366,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       ...(stopAt !== undefined ? { maxInstructions: stopAt } : {}),
     },
     makeMachine: (cfg) => {
-      const m = new VirtMachine({ ...cfg, serialOutput, virtio });
+      const m = new VirtMachine({ ...cfg, serialOutput, virtio, jit: flags.accel === "jit" });
       if (traceMp) traceMpStates(m, diag);
       return m;
     },
@@ -479,6 +481,14 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
       "exit when the guest resets the machine instead of booting again (QEMU's -no-reboot)",
     )
     .option("--deterministic", "time from retired instructions; runs repeat exactly")
+    .addOption(
+      new Option(
+        "--accel <kind>",
+        "jit: translate hot guest code to WebAssembly (per vCPU a code cache of at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction",
+      )
+        .choices(["jit", "interp"])
+        .default("interp"),
+    )
     .option("--dump-dtb <file>", "write the generated device tree")
     .option("--trace-mp", "print every vCPU MP-state change on stderr")
     .option("--psci <conduit>", "PSCI conduit: hvc (default) or smc")
