@@ -79,3 +79,33 @@ test("Linux, --deterministic --smp 2: digest after N+M = digest after N, save, r
     straight.stdout.replace(/state-digest: .*\n/, ""),
   );
 });
+
+test("Linux, --deterministic --smp 2: the state digest after N is the same translated (--accel jit) and interpreted, for several N", {
+  skip,
+  timeout: testTimeoutMs * 6,
+}, async (t) => {
+  requireFiles();
+  const seed = Number(process.env.ARMBOX_LINUX_SEED ?? Date.now() % 100_000);
+  const extra = 100_000_000 + ((seed * 7919) % 100_000_000);
+  console.log(`# seed ${seed}: N = 25000000, 70000000, ${extra}`);
+  const base = [
+    "--deterministic",
+    ...["--kernel", kernelPath, "--initrd", initrdPath, "--smp", "2", "--memory", "512M"],
+    ...["--append", "console=ttyAMA0 panic=-1"],
+  ];
+  for (const n of [25_000_000, 70_000_000, extra]) {
+    const runs = [];
+    for (const accel of ["interp", "jit"]) {
+      const r = await armbox(
+        t,
+        [...base, "--accel", accel, "--stop-at", String(n), "--state-digest"],
+        testTimeoutMs,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(digest(r.stdout), r.stdout.slice(-500));
+      runs.push(r);
+    }
+    assert.equal(digest(runs[1]!.stdout), digest(runs[0]!.stdout), `N = ${n}, seed ${seed}`);
+    assert.equal(runs[1]!.stdout, runs[0]!.stdout, `console output, N = ${n}`);
+  }
+});
