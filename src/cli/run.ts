@@ -15,6 +15,7 @@ import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machin
 import { openBlockFile } from "../vmm/block-file.ts";
 import { type InputLimit, readInputFile, SNAPSHOT_LIMIT } from "../vmm/host/input-file.ts";
 import { StreamSink } from "../vmm/host/output-stream.ts";
+import { lockstep } from "../vmm/jit-lockstep.ts";
 import { parseIncomingUri, receiveIncoming } from "../vmm/migration/destination.ts";
 import { OutgoingMigration } from "../vmm/migration/source.ts";
 import {
@@ -74,7 +75,7 @@ export interface RunFlags {
   memory: string;
   semihosting?: boolean;
   deterministic?: boolean;
-  accel?: "jit" | "interp";
+  accel?: "jit" | "interp" | "check";
   dumpDtb?: string;
   traceMp?: boolean;
   psci?: string;
@@ -242,6 +243,42 @@ function configFromFlags(
   };
 }
 
+/**
+ * `--accel check`: the machine the flags describe, built twice (interpreted, translated),
+ * run deterministically in lockstep for --stop-at instructions (jit-lockstep.ts). The
+ * interpreted machine's console is printed; exit 0 when they agree, 1 at a divergence.
+ */
+function checkTranslator(
+  flags: RunFlags,
+  demo: boolean,
+  serialOutput: NonNullable<VirtConfig["serialOutput"]>,
+  virtio: VirtioDeviceConfig[],
+  stopAt: bigint | undefined,
+  diag: (line: string) => void,
+): number {
+  if (stopAt === undefined) throw new Error("--accel check needs --stop-at N (the instructions to check)");
+  if (virtio.length > 0)
+    throw new Error("--accel check runs two machines: it cannot share --drive or --device");
+  const cfg = configFromFlags(flags, demo, serialOutput, true, virtio);
+  const r = lockstep(
+    (jit) =>
+      new VirtMachine({ ...cfg, deterministic: true, jit, ...(jit ? { serialOutput: () => {} } : {}) }),
+    { instructions: Number(stopAt) },
+  );
+  const d = r.divergence;
+  if (d === null) {
+    diag(
+      `check: ${r.checked} instructions, translated and interpreted agree (${r.translated} ran translated)`,
+    );
+    return 0;
+  }
+  const word = d.word < 0 ? "?" : d.word.toString(16).padStart(8, "0");
+  diag(
+    `check: divergence after ${d.at} instructions: vCPU ${d.vcpu} at PC 0x${d.pc.toString(16)} (${word} ${d.name ?? "?"}): ${d.what}`,
+  );
+  return 1;
+}
+
 export async function runCommand(flags: RunFlags): Promise<number> {
   const diag = (line: string) => process.stderr.write(`armbox: ${line}\n`);
   let machine: VirtMachine | null = null;
@@ -289,6 +326,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         throw new Error("--incoming and --kernel cannot be combined: the source sends the guest");
       parseIncomingUri(flags.incoming); // a bad URI is a usage error, before anything listens
       incomingConfig = configFromFlags(flags, demo, serialOutput, false, virtio);
+    } else if (flags.accel === "check") {
+      return checkTranslator(flags, demo, serialOutput, virtio, stopAt, diag);
     } else {
       machine = new VirtMachine(configFromFlags(flags, demo, serialOutput, true, virtio));
     }
@@ -484,9 +523,9 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .addOption(
       new Option(
         "--accel <kind>",
-        "jit: translate hot guest code to WebAssembly (per vCPU a code cache of at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction",
+        "jit: translate hot guest code to WebAssembly (per vCPU a code cache of at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction; check: with --stop-at N, run translated and interpreted in lockstep (deterministic) and report the first divergence",
       )
-        .choices(["jit", "interp"])
+        .choices(["jit", "interp", "check"])
         .default("interp"),
     )
     .option("--dump-dtb <file>", "write the generated device tree")
