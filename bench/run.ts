@@ -19,11 +19,20 @@ import { runSnapshotBench } from "./snapshot.ts";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const BENCH = `${root}guests/user/bin/bench`;
 
+interface JitReport {
+  blocks: number;
+  instructions: number;
+  inlineInstructions: number;
+  modules: number;
+  compileMs: number;
+  fraction: number;
+}
+
 function line(name: string, value: string): void {
   console.log(`${name.padEnd(44)} ${value}`);
 }
 
-function armboxUser(): { ms: number; insns: bigint; stdout: string } {
+function armboxUser(accel = "interp"): { ms: number; insns: bigint; stdout: string; jit?: JitReport } {
   // Bundled with esbuild and run by plain node: measured 1.6x faster than under the tsx
   // loader (source-map and per-module transform overheads).
   const out = join(mkdtempSync(join(tmpdir(), "armbox-bench-")), "child.mjs");
@@ -35,10 +44,14 @@ function armboxUser(): { ms: number; insns: bigint; stdout: string } {
     outfile: out,
     logLevel: "error",
   });
-  const r = spawnSync(process.execPath, [out, BENCH], { encoding: "utf8", cwd: root, maxBuffer: 1 << 24 });
+  const r = spawnSync(process.execPath, [out, BENCH, accel], {
+    encoding: "utf8",
+    cwd: root,
+    maxBuffer: 1 << 24,
+  });
   if (r.status !== 0) throw new Error(`bench child failed: ${r.stderr}`);
-  const o = JSON.parse(r.stdout) as { ms: number; insns: string; stdout: string };
-  return { ms: o.ms, insns: BigInt(o.insns), stdout: o.stdout };
+  const o = JSON.parse(r.stdout) as { ms: number; insns: string; stdout: string; jit?: JitReport };
+  return { ms: o.ms, insns: BigInt(o.insns), stdout: o.stdout, ...(o.jit ? { jit: o.jit } : {}) };
 }
 
 function qemuUser(): { ms: number; stdout: string } | null {
@@ -63,11 +76,23 @@ if (existsSync(BENCH)) {
     "armbox user",
     `${(a.ms / 1000).toFixed(2)} s, ${a.insns} instructions, ${mips.toFixed(1)} guest MIPS (median of 3: ${median.toFixed(1)})`,
   );
+  const jruns = [armboxUser("jit"), armboxUser("jit"), armboxUser("jit")].sort((x, y) => x.ms - y.ms);
+  const j = jruns[0]!;
+  line(
+    "armbox user --accel jit",
+    `${(j.ms / 1000).toFixed(2)} s, ${(Number(j.insns) / j.ms / 1000).toFixed(1)} guest MIPS (median of 3: ${(Number(jruns[1]!.insns) / jruns[1]!.ms / 1000).toFixed(1)})`,
+  );
+  if (j.jit)
+    line(
+      "  translator",
+      `${j.jit.blocks} blocks, ${j.jit.instructions} instructions (${j.jit.inlineInstructions} inline) in ${j.jit.modules} modules, compiled in ${j.jit.compileMs.toFixed(1)} ms; ${(j.jit.fraction * 100).toFixed(1)}% of instructions ran translated`,
+    );
   const q = qemuUser();
   if (q) {
     line("qemu-aarch64", `${(q.ms / 1000).toFixed(2)} s`);
-    line("time ratio armbox / qemu", `${(a.ms / q.ms).toFixed(2)}x`);
-    line("same output", String(q.stdout === a.stdout));
+    line("time ratio armbox interp / qemu", `${(a.ms / q.ms).toFixed(2)}x`);
+    line("time ratio armbox jit / qemu (target <= 3)", `${(j.ms / q.ms).toFixed(2)}x`);
+    line("same output", String(q.stdout === a.stdout && q.stdout === j.stdout));
   } else line("qemu-aarch64", "not installed (apt-get install qemu-user)");
 }
 
@@ -79,6 +104,10 @@ for (const [k, v] of Object.entries(runRepresentationBench())) line(k, `${v.toFi
 
 console.log("== interpreter");
 line("tight integer loop", `${runInterpreterLoopBench().mips.toFixed(1)} guest MIPS`);
+line(
+  "tight integer loop, translated (target >= 500)",
+  `${runInterpreterLoopBench(200_000_000, true).mips.toFixed(1)} guest MIPS`,
+);
 
 console.log("== checksums (CRC-32C of snapshot sections and migration frames)");
 runCrcBench();

@@ -8,8 +8,10 @@ import { UserProcess } from "../src/user/process.ts";
 
 // The program path comes from the parent (this file may run bundled from elsewhere).
 const BENCH = process.argv[2] ?? fileURLToPath(new URL("../guests/user/bin/bench", import.meta.url));
+const jit = process.argv[3] === "jit";
 let stdout = "";
 const p = new UserProcess({
+  jit,
   stdout: {
     write: (b: Uint8Array) => {
       stdout += Buffer.from(b).toString();
@@ -20,4 +22,6 @@ p.exec(BENCH, ["bench"], []);
 const t0 = performance.now();
 p.run();
 const ms = performance.now() - t0;
-process.stdout.write(JSON.stringify({ ms, insns: p.cpu.instructionCount.toString(), stdout }));
+const j = p.cpu.jit;
+const report = j ? { ...j.stats, fraction: j.executed / Number(p.cpu.instructionCount) } : undefined;
+process.stdout.write(JSON.stringify({ ms, insns: p.cpu.instructionCount.toString(), stdout, jit: report }));
