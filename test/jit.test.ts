@@ -20,6 +20,13 @@ const SMC = [
   0xd2800000, 0xd2801901, 0x10000065, 0x52880006, 0x72b22006, 0x91000400, 0xf101903f, 0x54000041, 0xb90000a6,
   0xf1000421, 0x54ffff61, 0xd4200000,
 ];
+// loop: str w6, [x5] (x5 = target, w6 = "add x0, x0, #1") right before target in the same
+// block; target: add x0, x0, #16; cbz x1, done; str w7, [x5] (puts #16 back); sub; b loop.
+// Every iteration must run the #1 its own block just stored: x0 = 51.
+const SMC_IN_BLOCK = [
+  0xd2800000, 0xd2800641, 0x100000c5, 0x52808006, 0x72b22006, 0x52880007, 0x72b22007, 0xb90000a6, 0x91004000,
+  0xb4000081, 0xb90000a7, 0xd1000421, 0x17fffffb, 0xd4200000,
+];
 // x0 = 0x20000; loop: ldr x1, [x0], #8; add x2, x2, x1; b loop — until x0 leaves RAM (1 MiB).
 const FAULT = [0xd2a00040, 0xd2800002, 0xf8408401, 0x8b010042, 0x17fffffe];
 
@@ -69,6 +76,15 @@ test("code rewritten on its own page while it loops runs the new instruction, as
   assert.equal(jit.getX(0), 100n + 99n * 16n + 1n);
   assert.ok(jit.jit!.stats.stale >= 1, "the rewritten block's translation was not dropped");
   assert.ok(jit.jit!.executed > 0);
+});
+
+test("a store over a later instruction of its own block: the new instruction runs, as interpreted", () => {
+  const { interp, jit } = pair(SMC_IN_BLOCK);
+  const a = interp.run(100_000);
+  const b = jit.run(100_000);
+  assert.equal(interp.getX(0), 51n);
+  assert.equal(state(jit, b), state(interp, a));
+  assert.ok(jit.jit!.entries > 20, `translated blocks entered ${jit.jit!.entries} times`);
 });
 
 test("a fault in the middle of a looping translated block: same PC, registers, FAR and count", () => {

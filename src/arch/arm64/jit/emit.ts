@@ -48,6 +48,14 @@ export interface BlockContext {
   readonly left: number;
   /** Emits `return count + k`. */
   ret(k: number): void;
+  /** Byte offset in the memory of the block's first word. */
+  readonly host: number;
+  /**
+   * Pushes an i32, non-zero when a word of the block after the current instruction is no
+   * longer the word translated (the instruction just stored over it): the block must end
+   * after this instruction, so that the next one runs as the interpreter would run it.
+   */
+  laterWordsChanged(): void;
   /** Scratch locals. */
   readonly a: number; // i64
   readonly b: number; // i64
@@ -449,7 +457,7 @@ function load(x: BlockContext, sizeLog: number): void {
   f.op(OP.end);
   f.get(x.va).op(OP.i32_wrap_i64);
   f.get(x.va).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-  f.i32(size).i32(x.pc).call(HELPER.LOAD).set(x.stop);
+  f.i32(size).i32(x.pc).call(HELPER.LOAD).get(x.stop).op(OP.i32_or).set(x.stop);
   f.get(0).mem(OP.i64_load, OFF.JIT_SCRATCH);
   f.op(OP.end);
 }
@@ -468,14 +476,33 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
   f.op(OP.i64_ne).byte(OP.br_if).u32(0);
   f.get(x.e).mem(OP.i32_load, x.tlbRegimeBytes + TLB.OFFSET + TLB.HOST * 4);
   f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+  const later = x.len - x.index - 1;
+  if (later > 0) f.tee(x.e);
   f.get(value).mem(STORE[sizeLog]!, 0);
+  if (later > 0) {
+    // Did the store reach a later word of this block? [a, a + size) meets [first, end).
+    const first = x.host + (x.index + 1) * 4;
+    f.get(x.e)
+      .i32(size - 1 - first)
+      .op(OP.i32_add)
+      .i32(later * 4 + size - 1)
+      .op(OP.i32_lt_u)
+      .get(x.stop)
+      .op(OP.i32_or)
+      .set(x.stop);
+  }
   f.byte(OP.br).u32(1);
   f.op(OP.end);
   f.get(x.va).op(OP.i32_wrap_i64);
   f.get(x.va).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
   f.get(value).op(OP.i32_wrap_i64);
   f.get(value).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-  f.i32(size).i32(x.pc).call(HELPER.STORE).set(x.stop);
+  f.i32(size).i32(x.pc).call(HELPER.STORE);
+  if (later > 0) {
+    x.laterWordsChanged();
+    f.op(OP.i32_or);
+  }
+  f.get(x.stop).op(OP.i32_or).set(x.stop);
   f.op(OP.end);
 }
 
@@ -486,7 +513,11 @@ function tlbEntry(x: BlockContext): void {
   f.i32(6).op(OP.i32_shl).get(0).op(OP.i32_add).set(x.e);
 }
 
-/** After a slow-path access: the helper asked the block to end (an interrupt line moved). */
+/**
+ * After an instruction's accesses: a helper asked the block to end (an interrupt line
+ * moved), or a store reached a later word of the block. `stop` only accumulates: it is
+ * zero before every instruction, since any non-zero value returns here.
+ */
 function exitIfStopped(x: BlockContext): void {
   const f = x.f;
   f.get(x.stop).op(OP.if).byte(VOID);

@@ -58,8 +58,23 @@ export function translateBlock(
     e: f.local(T.i32),
     stop: f.local(T.i32),
     v2: f.local(T.i64),
+    host: src.host,
+    laterWordsChanged(): void {
+      for (let k = x.index + 1; k < src.words.length; k++) {
+        f.i32(src.host + k * 4)
+          .mem(OP.i32_load, 0)
+          .i32(src.words[k]! | 0)
+          .op(OP.i32_xor);
+        if (k > x.index + 1) f.op(OP.i32_or);
+      }
+    },
     fallback(insn: number): void {
       f.i32(execId(insn)).i32(x.pc).call(HELPER.EXEC);
+      // A load/store-class executor may have stored over a later word of the block.
+      if (((insn >>> 25) & 5) === 4 && x.index + 1 < src.words.length) {
+        x.laterWordsChanged();
+        f.op(OP.i32_or);
+      }
       f.op(OP.if).byte(VOID);
       x.ret(x.index + 1);
       f.op(OP.end);
