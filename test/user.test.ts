@@ -87,7 +87,10 @@ for (const name of programs) {
 }
 
 /** Runs a program in process; its retired-instruction count and output. */
-function countRun(name: string, jit: JitOptions | false): { count: bigint; out: string; inline: number } {
+function countRun(
+  name: string,
+  jit: JitOptions | false,
+): { count: bigint; out: string; inline: number; flushes: number } {
   const bin = path.join(guestDir, "bin", name);
   let out = "";
   const p = new UserProcess({
@@ -100,8 +103,22 @@ function countRun(name: string, jit: JitOptions | false): { count: bigint; out: 
   });
   p.exec(bin, [bin, ...(USER_ARGS[name] ?? [])], []);
   p.run();
-  return { count: p.cpu.instructionCount, out, inline: p.cpu.jit?.stats.inlineInstructions ?? 0 };
+  const stats = p.cpu.jit?.stats;
+  return {
+    count: p.cpu.instructionCount,
+    out,
+    inline: stats?.inlineInstructions ?? 0,
+    flushes: stats?.flushes ?? 0,
+  };
 }
+
+test("a code cache far too small for the program is flushed again and again, and nothing changes", () => {
+  const a = countRun("sort", false);
+  const b = countRun("sort", { threshold: 2, batch: 4, maxInstructions: 64 });
+  assert.equal(b.out, a.out);
+  assert.equal(b.count, a.count);
+  assert.ok(b.flushes > 10, `the cache was flushed ${b.flushes} times`);
+});
 
 test("translated and interpreted runs retire exactly the same number of instructions", () => {
   for (const name of ["hash", "sort", "math64", "recursion", "bits", "lists"]) {
