@@ -23,6 +23,7 @@ const prog = new Command()
   .option("--cpu <model>", "qemu -cpu model (default: per class)")
   .option("--max-report <n>", "mismatches printed per class", "10")
   .option("--verbose", "print every case, not only mismatches")
+  .option("--jit", "run armbox's side with the translator (every block translated before its first run)")
   .parse();
 const o = prog.opts<{
   class: string;
@@ -32,12 +33,13 @@ const o = prog.opts<{
   cpu?: string;
   maxReport: string;
   verbose?: boolean;
+  jit?: boolean;
 }>();
 
 const classes = o.class === "all" ? CLASS_NAMES : o.class.split(",");
 const maxReport = Number(o.maxReport);
 let failed = false;
-const ours = new ArmboxRunner();
+const ours = new ArmboxRunner(o.jit ? { threshold: 1, batch: 1 } : undefined);
 
 for (const cls of classes) {
   const seeds = o.case
