@@ -16,6 +16,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { MP_STATE } from "../src/hv/mp-state.ts";
 import { KVM_REG_ARM_TIMER_CNT, KVM_REG_ARM_TIMER_CVAL } from "../src/hv/onereg.ts";
+import type { HostClock } from "../src/hv/timer.ts";
 import { VirtMachine } from "../src/machine/virt.ts";
 import { decodeSnapshot, encodeSnapshot } from "../src/vmm/snapshot/format.ts";
 import {
@@ -55,9 +56,32 @@ interface Console {
   text: string;
 }
 
-function machine(cfg: { deterministic: boolean }, con: Console, kernel?: Uint8Array): VirtMachine {
+/**
+ * A host clock the test moves itself (real-time runs): time passes by a fixed step per
+ * scheduler round, and by what the test says across a "downtime", whatever the host's
+ * speed, so a starved host cannot make the guest miss a window.
+ */
+class TestClock implements HostClock {
+  t = 0;
+  monotonicMs(): number {
+    return this.t;
+  }
+  wallMs(): number {
+    return 1_700_000_000_000 + this.t;
+  }
+}
+/** Test time per scheduler round that ran instructions (about what 4,000 instructions take). */
+const ROUND_MS = 0.05;
+
+function machine(
+  cfg: { deterministic: boolean },
+  con: Console,
+  kernel?: Uint8Array,
+  hostClock?: HostClock,
+): VirtMachine {
   return new VirtMachine({
     ...(kernel ? { kernel } : {}),
+    ...(hostClock ? { hostClock } : {}),
     smp: 4,
     memory: MEMORY,
     deterministic: cfg.deterministic,
@@ -71,10 +95,15 @@ function save(m: VirtMachine): Uint8Array {
   return encodeSnapshot(snapshotHeader(m), captureSections(m));
 }
 
-function restore(bytes: Uint8Array, con: Console, broken?: BrokenRestore): VirtMachine {
+function restore(
+  bytes: Uint8Array,
+  con: Console,
+  broken?: BrokenRestore,
+  hostClock?: HostClock,
+): VirtMachine {
   const { header, sections } = decodeSnapshot(bytes);
   const cfg = configFromHeader(header);
-  const m = machine(cfg, con);
+  const m = machine(cfg, con, undefined, hostClock);
   restoreSections(m, sections, { savedAt: header.savedAt, ...(broken ? { broken } : {}) });
   return m;
 }
@@ -103,8 +132,11 @@ async function drive(
     }
     if (until?.(m)) return null;
     if (performance.now() - t0 > wallMs) return "timeout";
+    const host = m.vm.hostClock;
+    if (host instanceof TestClock) host.t += sched.lastRoundRan ? ROUND_MS : 1;
     // Real time with nothing to run: let the host clock move on.
-    if (!sched.lastRoundRan && m.vm.clock.kind === "realtime") await new Promise((r) => setTimeout(r, 1));
+    else if (!sched.lastRoundRan && m.vm.clock.kind === "realtime")
+      await new Promise((r) => setTimeout(r, 1));
   }
 }
 
@@ -237,15 +269,16 @@ test("a registers-only restore of the SUSPENDED vCPU is caught (it never wakes)"
 
 test("real time: the counter never goes back, moves on by the downtime, and an expired timer fires once after a chain of two restores", async () => {
   const con: Console = { text: "" };
-  let m = machine({ deterministic: false }, con, ELF);
-  m.scheduler(1_000); // short rounds, so that the 20 ms window is not missed on a slow host
+  const host = new TestClock();
+  let m = machine({ deterministic: false }, con, ELF, host);
+  m.scheduler(1_000); // short rounds: the test clock moves by one step per round
   assert.equal(await drive(m, phaseIs(3n)), null);
   const cnt0 = m.vcpus[0]!.getOneReg(KVM_REG_ARM_TIMER_CNT);
   const cval = m.vcpus[0]!.getOneReg(KVM_REG_ARM_TIMER_CVAL);
   assert.equal(field(m, X.timerIrqs), 0n, "saved before the timer fired");
   const first = save(m);
-  await new Promise((r) => setTimeout(r, 60)); // downtime: the deadline passes meanwhile
-  m = restore(first, con);
+  host.t += 60; // downtime: the deadline passes meanwhile
+  m = restore(first, con, undefined, host);
   const cnt1 = m.vcpus[0]!.getOneReg(KVM_REG_ARM_TIMER_CNT);
   assert.ok(cnt1 >= cnt0, `counter went back: ${cnt0} -> ${cnt1}`);
   assert.ok(
@@ -255,8 +288,8 @@ test("real time: the counter never goes back, moves on by the downtime, and an e
   assert.ok(cnt1 >= cval, "the deadline has passed");
   // The second restore of a chain (no guest instruction in between).
   const second = save(m);
-  await new Promise((r) => setTimeout(r, 20));
-  m = restore(second, con);
+  host.t += 20;
+  m = restore(second, con, undefined, host);
   const cnt2 = m.vcpus[0]!.getOneReg(KVM_REG_ARM_TIMER_CNT);
   assert.ok(cnt2 >= cnt1, `counter went back on the second restore: ${cnt1} -> ${cnt2}`);
   // Real time: a round may cover several phases (the guest's delays are short), so wait

@@ -73,14 +73,32 @@ export class DeterministicClock implements VmClock {
   }
 }
 
+/**
+ * Where real time comes from: the host's monotonic clock (the VM's counter) and its wall
+ * clock (a snapshot's save time, the downtime at a restore). Tests give a clock they move
+ * themselves, so that what they check does not hinge on the host's speed.
+ */
+export interface HostClock {
+  monotonicMs(): number;
+  wallMs(): number;
+}
+
+export const HOST_CLOCK: HostClock = {
+  monotonicMs: () => performance.now(),
+  wallMs: () => Date.now(),
+};
+
 /** Real time: the host's monotonic clock scaled to 62.5 MHz, plus an offset for restores. */
 export class RealtimeClock implements VmClock {
   readonly kind = "realtime";
-  private readonly origin = performance.now();
+  private readonly origin: number;
+  constructor(private readonly host: HostClock = HOST_CLOCK) {
+    this.origin = host.monotonicMs();
+  }
   /** Added to the host-derived count (set on restore so the counter never goes back). */
   offset = 0n;
   hostTicks(): bigint {
-    return BigInt(Math.floor((performance.now() - this.origin) * (TIMER_FREQUENCY / 1000)));
+    return BigInt(Math.floor((this.host.monotonicMs() - this.origin) * (TIMER_FREQUENCY / 1000)));
   }
   now(): bigint {
     return this.hostTicks() + this.offset;

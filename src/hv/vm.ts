@@ -11,7 +11,7 @@ import type { Stateful } from "../lib/state.ts";
 import { MP_STATE } from "./mp-state.ts";
 import { KvmError } from "./onereg.ts";
 import { AFFINITY, PSCI_RET } from "./psci.ts";
-import { DeterministicClock, RealtimeClock, type VmClock } from "./timer.ts";
+import { DeterministicClock, HOST_CLOCK, type HostClock, RealtimeClock, type VmClock } from "./timer.ts";
 import { Vcpu } from "./vcpu.ts";
 
 /** What the VM needs of an in-kernel interrupt controller (implemented by GicV3). */
@@ -45,6 +45,8 @@ export interface VmOptions {
   shared?: boolean;
   /** Translate hot guest code to WebAssembly (`--accel jit`); default: interpret. */
   jit?: boolean;
+  /** The host's clocks for real time (default: performance.now() and Date.now()). */
+  hostClock?: HostClock;
 }
 
 export const PAGE_DIRTY = 1;
@@ -61,6 +63,8 @@ export class Vm {
   readonly memory: WebAssembly.Memory;
   /** vCPUs translate hot code (VmOptions.jit). */
   readonly jit: boolean;
+  /** Where real time comes from (VmOptions.hostClock). */
+  readonly hostClock: HostClock;
   readonly ramBase: number;
   readonly ramSize: number;
   /** Guest RAM as bytes (guest physical ramBase + i is ram[i]). */
@@ -81,7 +85,8 @@ export class Vm {
     this.ramSize = opts.ramSize;
     this.ram = new Uint8Array(this.memory.buffer, RAM_OFFSET, opts.ramSize);
     this.pageFlags = new Uint8Array(Math.ceil(opts.ramSize / 4096));
-    this.clock = opts.clock === "realtime" ? new RealtimeClock() : new DeterministicClock();
+    this.hostClock = opts.hostClock ?? HOST_CLOCK;
+    this.clock = opts.clock === "realtime" ? new RealtimeClock(this.hostClock) : new DeterministicClock();
     this.psciConduit = opts.psciConduit ?? "hvc";
     this.semihosting = opts.semihosting ?? false;
     this.jit = opts.jit ?? false;

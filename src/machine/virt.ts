@@ -16,6 +16,7 @@ import { type EntropySource, SeededEntropy, VirtioRng } from "../devices/virtio/
 import { GicV3 } from "../hv/gicv3/gicv3.ts";
 import { KvmError } from "../hv/onereg.ts";
 import { DEFAULT_QUANTUM, Scheduler } from "../hv/scheduler.ts";
+import type { HostClock } from "../hv/timer.ts";
 import type { Vcpu } from "../hv/vcpu.ts";
 import { Vm } from "../hv/vm.ts";
 import type { Stateful } from "../lib/state.ts";
@@ -65,6 +66,8 @@ export interface VirtConfig {
   psciConduit?: "hvc" | "smc";
   /** Translate hot guest code to WebAssembly (not part of the hardware: a snapshot may switch). */
   jit?: boolean;
+  /** The host's clocks for real time (tests move their own; default the host's). */
+  hostClock?: HostClock;
   /**
    * Where the UART's (and the virtio console's) transmitted bytes go; a sink may push back
    * (src/devices/output-sink.ts): the guest then waits, or in deterministic mode the run loop.
@@ -130,6 +133,7 @@ export class VirtMachine {
       psciConduit: cfg.psciConduit ?? "hvc",
       semihosting: cfg.semihosting ?? false,
       jit: cfg.jit ?? false,
+      ...(cfg.hostClock ? { hostClock: cfg.hostClock } : {}),
     });
     const vm = this.vm;
     this.vcpus = Array.from({ length: smp }, (_, i) => vm.createVcpu(i));

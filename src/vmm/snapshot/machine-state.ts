@@ -170,7 +170,7 @@ function checkMpState(bad: (what: string) => SnapshotError, mp: number): void {
 }
 
 export function snapshotHeader(m: VirtMachine): SnapshotHeader {
-  return { config: { ...m.config }, savedAt: Date.now(), writer: "armbox 0.1.0" };
+  return { config: { ...m.config }, savedAt: Math.floor(m.vm.hostClock.wallMs()), writer: "armbox 0.1.0" };
 }
 
 /** Whether a decoded snapshot header is of format 1 (no `contents` list; see format.ts). */
@@ -313,7 +313,7 @@ export function restoreSections(
     // Real time: the guest's clock moves on by the time the VM spent saved, so it neither
     // runs backwards nor stays behind by the downtime; timers already due fire once.
     if (clock instanceof RealtimeClock && opts.savedAt !== undefined) {
-      const elapsedMs = Math.max(0, Date.now() - opts.savedAt);
+      const elapsedMs = Math.max(0, m.vm.hostClock.wallMs() - opts.savedAt);
       clock.offset += BigInt(Math.floor(elapsedMs * (TIMER_FREQUENCY / 1000)));
     }
     for (const v of m.vcpus) v.timer.update();
