@@ -9,22 +9,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Cpu, CpuExit } from "../src/arch/arm64/cpu.ts";
+import { xorshift32 as xorshift } from "../tools/difftest/prng.ts";
 import { makeCpu, runWords } from "./support/snippet.ts";
 
 const COUNT = Number(process.env.ARMBOX_UNDEF_COUNT ?? 200_000);
 const SEED = Number(process.env.ARMBOX_SEED ?? 0x5eed);
-
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 const hex = (w: number) => w.toString(16).padStart(8, "0");
 

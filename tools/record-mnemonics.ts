@@ -10,23 +10,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
+import { xorshift32 as xorshift } from "./difftest/prng.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const VECTORS = join(ROOT, "test/vectors");
 export const MNEMONICS_FIXTURE = join(ROOT, "test/fixtures/a64-mnemonics.txt.gz");
-
-/** Deterministic 32-bit generator (xorshift32), so the random words are the same everywhere. */
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 export function collectWords(random: number): number[] {
   const set = new Set<number>();

@@ -164,40 +164,30 @@ function condition(x: BlockContext, cond: number): void {
     p();
     f.i32(n).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
   };
-  switch (cond >> 1) {
-    case 0: // EQ: Z
-      bit(30);
-      break;
-    case 1: // CS: C
-      bit(29);
-      break;
-    case 2: // MI: N
-      bit(31);
-      break;
-    case 3: // VS: V
-      bit(28);
-      break;
-    case 4: // HI: C && !Z
-      bit(29);
-      bit(30);
-      f.i32(1).op(OP.i32_xor).op(OP.i32_and);
-      break;
-    case 5: // GE: N == V
-      p();
-      p();
-      f.i32(3).op(OP.i32_shr_u).op(OP.i32_xor).i32(28).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
-      f.op(OP.i32_eqz);
-      break;
-    case 6: // GT: !Z && N == V
-      p();
-      p();
-      f.i32(3).op(OP.i32_shr_u).op(OP.i32_xor).i32(28).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
-      bit(30);
-      f.op(OP.i32_or).op(OP.i32_eqz);
-      break;
-    default: // AL, NV
-      f.i32(1);
-      return;
+  /** Pushes N ^ V (bit 31 moved onto bit 28 and XORed there). */
+  const nXorV = () => {
+    p();
+    p();
+    f.i32(3).op(OP.i32_shr_u).op(OP.i32_xor).i32(28).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
+  };
+  const base = cond >> 1;
+  if (base < 4) {
+    bit([30, 29, 31, 28][base]!); // EQ: Z, CS: C, MI: N, VS: V
+  } else if (base === 4) {
+    // HI: C && !Z
+    bit(29);
+    bit(30);
+    f.i32(1).op(OP.i32_xor).op(OP.i32_and);
+  } else if (base === 5) {
+    nXorV(); // GE: N == V
+    f.op(OP.i32_eqz);
+  } else if (base === 6) {
+    nXorV(); // GT: !Z && N == V
+    bit(30);
+    f.op(OP.i32_or).op(OP.i32_eqz);
+  } else {
+    f.i32(1); // AL, NV
+    return;
   }
   if ((cond & 1) === 1) f.op(OP.i32_eqz);
 }
