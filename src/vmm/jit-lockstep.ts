@@ -10,7 +10,7 @@
 import { ACC } from "../arch/arm64/access.ts";
 import type { Cpu } from "../arch/arm64/cpu.ts";
 import { getDecoder } from "../arch/arm64/isa.ts";
-import { I, OFF } from "../arch/arm64/state.ts";
+import { OFF } from "../arch/arm64/state.ts";
 import { sysregIndex } from "../arch/arm64/sysregs.ts";
 import { TLB } from "../arch/arm64/tlb.ts";
 

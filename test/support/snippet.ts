@@ -2,8 +2,9 @@
  * Runs a few raw A64 instruction words on a fresh user-mode CPU: the building block of
  * unit tests. Code is placed at CODE_BASE, followed by a BRK #0 that ends the run.
  */
-import type { JitOptions } from "../../src/arch/arm64/jit/jit.ts";
+
 import { Cpu, type CpuExit, createVmMemory, RAM_OFFSET } from "../../src/arch/arm64/index.ts";
+import type { JitOptions } from "../../src/arch/arm64/jit/jit.ts";
 
 export const CODE_BASE = 0x10000;
 export const DATA_BASE = 0x20000;
@@ -16,7 +17,13 @@ export interface Snippet {
 
 export function makeCpu(jit?: JitOptions): Cpu {
   const memory = createVmMemory(RAM);
-  return new Cpu({ memory, index: 0, bus: { ramBase: 0, ramSize: RAM }, userMode: true, ...(jit ? { jit } : {}) });
+  return new Cpu({
+    memory,
+    index: 0,
+    bus: { ramBase: 0, ramSize: RAM },
+    userMode: true,
+    ...(jit ? { jit } : {}),
+  });
 }
 
 /** Writes `words` at CODE_BASE followed by BRK #0, applies `setup`, runs to the BRK. */
