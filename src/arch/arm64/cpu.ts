@@ -129,7 +129,11 @@ export class Cpu extends MemoryPath implements JitHost {
    */
   private runBias = 0;
   private inBlock = false;
-  /** runBias at the entry of the translated block running now (its iterations add to it). */
+  /**
+   * n - PC[31:2] of the page at the entry of the translated code running now: with the
+   * translation's count (OFF.JIT_COUNT: completed instructions minus the current block's
+   * start slot) it gives runBias, for helpers and exceptions inside chained blocks.
+   */
   private jitBias = 0;
   /** u32 index of the current stack pointer (SP_EL0 or SP_EL1). */
   sp: number = I.SP_EL0;
@@ -394,16 +398,16 @@ export class Cpu extends MemoryPath implements JitHost {
               jb.spOff === this.sp * 4 &&
               jb.tlbRegimeBytes === (this.el === 0 ? 0 : TLB_REGIME_BYTES)
             ) {
-              this.runBias = this.jitBias = n - (((pageLo >>> 2) + slot) >>> 0);
+              this.jitBias = n - (pageLo >>> 2);
+              this.runBias = this.jitBias - slot;
               this.inBlock = true;
               jit.entries++;
-              const k = jb.fn(this.stateBase, left);
+              const k = jb.fn(this.stateBase, left, 0);
               this.inBlock = false;
               if (k > 0) {
                 n += k;
                 jit.executed += k;
                 this.runN = n;
-                this.pcLo = (pageLo + (slot + ((k - 1) % jb.len)) * 4) >>> 0;
                 if (this.stop) break;
                 continue;
               }
@@ -545,14 +549,14 @@ export class Cpu extends MemoryPath implements JitHost {
 
   jitExec(ex: Exec, pc: number): number {
     this.pcLo = pc;
-    this.runBias = this.jitBias + this.r[OFF.JIT_COUNT >> 2]!;
+    this.runBias = this.jitBias + (this.r[OFF.JIT_COUNT >> 2]! | 0);
     this.r[I.PC] = pc + 4;
     ex(this);
     return this.stop ? 1 : 0;
   }
   jitLoad(lo: number, hi: number, size: number, pc: number): number {
     this.pcLo = pc;
-    this.runBias = this.jitBias + this.r[OFF.JIT_COUNT >> 2]!;
+    this.runBias = this.jitBias + (this.r[OFF.JIT_COUNT >> 2]! | 0);
     this.r[I.PC] = pc + 4;
     const r = this.r;
     const s = OFF.JIT_SCRATCH >> 2;
@@ -568,7 +572,7 @@ export class Cpu extends MemoryPath implements JitHost {
   }
   jitStore(lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number): number {
     this.pcLo = pc;
-    this.runBias = this.jitBias + this.r[OFF.JIT_COUNT >> 2]!;
+    this.runBias = this.jitBias + (this.r[OFF.JIT_COUNT >> 2]! | 0);
     this.r[I.PC] = pc + 4;
     if (size === 8) this.st64(lo, hi, vlo, vhi);
     else if (size === 4) this.st32(lo, hi, vlo);

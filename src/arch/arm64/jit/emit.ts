@@ -43,9 +43,20 @@ export interface BlockContext {
   /** PC of the block's first instruction (lo) and its length: a branch there loops in wasm. */
   readonly startLo: number;
   readonly len: number;
-  /** i32 locals: instructions completed in earlier iterations of the block; parameter 1: budget. */
+  /**
+   * i32 local: instructions completed before this block's current iteration (by the blocks
+   * that chained into it, parameter 2, and by its earlier iterations); parameter 1: budget.
+   */
   readonly count: number;
   readonly left: number;
+  /** Slot (word index in its page) of the block's first instruction. */
+  readonly startSlot: number;
+  /**
+   * The function of this module translating the block that starts at PC[31:0] = `lo` on
+   * this block's page, for the same EL and stack pointer, or null: a branch there may
+   * continue into it with a tail call instead of returning to the interpreter.
+   */
+  chain(lo: number): { fn: number; len: number } | null;
   /** Emits `return count + k`. */
   ret(k: number): void;
   /** Byte offset in the memory of the block's first word. */
@@ -675,6 +686,26 @@ function branchTo(x: BlockContext, off: number): void {
 }
 
 /**
+ * Leaves the block after its current instruction for PC + off: PC is written, then the
+ * translation of the block there is entered directly (a tail call, the count carried
+ * along) when this module has one and the budget holds it whole, else the count returns.
+ */
+function exitTo(x: BlockContext, off: number): void {
+  const f = x.f;
+  branchTo(x, off);
+  const lo = (x.pc + off) >>> 0;
+  const c = Math.abs(off) < 4096 && (lo & ~0xfff) === (x.startLo & ~0xfff) ? x.chain(lo) : null;
+  if (c !== null) {
+    f.get(x.count).i32(x.index + 1).op(OP.i32_add).tee(x.e);
+    f.i32(c.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u);
+    f.op(OP.if).byte(VOID);
+    f.get(0).get(x.left).get(x.e).byte(0x12 /* return_call */).u32(c.fn);
+    f.op(OP.end);
+  }
+  x.ret(x.index + 1);
+}
+
+/**
  * A branch taken when the i32 on the stack is non-zero (null: always). A branch back to
  * the block's own start loops inside the function while the budget allows another whole
  * iteration (nothing outside can change between two iterations: only a helper could, and
@@ -687,25 +718,24 @@ function condBranch(x: BlockContext, off: number | null, always = false): void {
   const self = (x.pc + off) >>> 0 === x.startLo && Math.abs(off) < 1 << 30;
   if (!self) {
     if (always) {
-      branchTo(x, off);
-      x.ret(x.index + 1);
+      exitTo(x, off);
       return;
     }
-    f.set(x.e);
-    f.get(0).i64(target(x, off)).i64(target(x, 4)).get(x.e).op(OP.select).mem(OP.i64_store, OFF.PC);
-    x.ret(x.index + 1);
+    f.op(OP.if).byte(VOID);
+    exitTo(x, off);
+    f.op(OP.end);
+    exitTo(x, 4);
     return;
   }
   if (always) f.i32(1);
   f.op(OP.if).byte(VOID);
   f.get(x.count).i32(x.len).op(OP.i32_add).tee(x.count);
-  f.get(0).get(x.count).mem(OP.i32_store, OFF.JIT_COUNT);
-  f.i32(x.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u).byte(OP.br_if).u32(1);
+  f.get(0).get(x.count).i32(x.startSlot).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
+  f.get(x.count).i32(x.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u).byte(OP.br_if).u32(1);
   branchTo(x, off);
   x.ret(0);
   f.op(OP.end);
-  f.get(0).i64(target(x, 4)).mem(OP.i64_store, OFF.PC);
-  x.ret(x.index + 1);
+  exitTo(x, 4);
 }
 
 function branch(x: BlockContext, insn: number): boolean {
@@ -714,7 +744,8 @@ function branch(x: BlockContext, insn: number): boolean {
     // B, BL
     if (insn >>> 31 === 1) {
       link(x);
-      branchTo(x, ((insn << 6) >> 6) * 4);
+      exitTo(x, ((insn << 6) >> 6) * 4);
+      return true;
     } else {
       condBranch(x, ((insn << 6) >> 6) * 4, true);
       return true;

@@ -24,7 +24,7 @@ export interface JitHost {
 /** A compiled block, valid for the VA page, EL and stack pointer it was translated for. */
 export interface JitBlock {
   /** Runs the block (looping on itself within `left` instructions); returns the count, 0: stale. */
-  readonly fn: (stateBase: number, left: number) => number;
+  readonly fn: (stateBase: number, left: number, acc: number) => number;
   readonly len: number;
   readonly pageLo: number;
   readonly pageHi: number;
@@ -141,6 +141,14 @@ export class Jit {
     const bodies: FuncBody[] = [];
     let inline = 0;
     let total = 0;
+    // Blocks of this batch by page, mode and slot: a branch from one to another on the same
+    // page (whose translation the running block vouches for) becomes a tail call.
+    const IMPORTS = 3;
+    const key = (p: Pending, slot: number) => `${p.host >>> 12}:${p.pageLo}:${p.pageHi}:${p.spOff}:${p.tlbRegimeBytes}:${slot}`;
+    const byKey = new Map<string, number>();
+    todo.forEach((p, i) => {
+      byKey.set(key(p, p.slot), i);
+    });
     for (const p of todo) {
       const t = translateBlock(
         {
@@ -152,6 +160,10 @@ export class Jit {
           tlbRegimeBytes: p.tlbRegimeBytes,
         },
         execId,
+        (lo) => {
+          const i = byKey.get(key(p, (lo >>> 2) & 1023));
+          return i === undefined ? null : { fn: IMPORTS + i, len: todo[i]!.words.length };
+        },
       );
       bodies.push(t.body);
       inline += t.inline;
@@ -164,7 +176,7 @@ export class Jit {
         { name: "load", params: [T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
         { name: "store", params: [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32], results: [T.i32] },
       ],
-      { params: [T.i32, T.i32], results: [T.i32] },
+      { params: [T.i32, T.i32, T.i32], results: [T.i32] },
       bodies,
       {
         pages: mem.buffer.byteLength / 65536,
@@ -186,7 +198,7 @@ export class Jit {
     todo.forEach((p, i) => {
       if (p.table[p.slot] !== null) return; // flushed meanwhile
       p.table[p.slot] = {
-        fn: inst.exports[`f${i}`] as (s: number, left: number) => number,
+        fn: inst.exports[`f${i}`] as (s: number, left: number, acc: number) => number,
         len: p.words.length,
         pageLo: p.pageLo,
         pageHi: p.pageHi,

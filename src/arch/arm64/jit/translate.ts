@@ -32,9 +32,11 @@ export interface BlockSource {
 export function translateBlock(
   src: BlockSource,
   execId: (insn: number) => number,
+  chain: (lo: number) => { fn: number; len: number } | null = () => null,
 ): { body: FuncBody; inline: number } {
-  const f = new FuncBody(2);
+  const f = new FuncBody(3);
   const count = f.local(T.i32);
+  const startSlot = (src.pcLo >>> 2) & 1023;
   const x: BlockContext = {
     f,
     pc: src.pcLo,
@@ -46,6 +48,8 @@ export function translateBlock(
     len: src.words.length,
     count,
     left: 1,
+    startSlot,
+    chain,
     ret(k: number): void {
       f.get(count);
       if (k !== 0) f.i32(k).op(OP.i32_add);
@@ -95,7 +99,9 @@ export function translateBlock(
     f.op(OP.end);
   };
   const mayStore = src.words.some((w) => emitterFor(w) === null || ((w >>> 25) & 5) === 4);
-  f.get(0).i32(0).mem(OP.i32_store, OFF.JIT_COUNT);
+  // count = what the blocks chaining here completed; helpers see count - startSlot.
+  f.get(2).set(count);
+  f.get(0).get(count).i32(startSlot).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
   if (!mayStore) check();
   f.op(OP.loop).byte(VOID);
   if (mayStore) check();
