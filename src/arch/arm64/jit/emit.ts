@@ -696,7 +696,10 @@ function exitTo(x: BlockContext, off: number): void {
   const lo = (x.pc + off) >>> 0;
   const c = Math.abs(off) < 4096 && (lo & ~0xfff) === (x.startLo & ~0xfff) ? x.chain(lo) : null;
   if (c !== null) {
-    f.get(x.count).i32(x.index + 1).op(OP.i32_add).tee(x.e);
+    f.get(x.count)
+      .i32(x.index + 1)
+      .op(OP.i32_add)
+      .tee(x.e);
     f.i32(c.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u);
     f.op(OP.if).byte(VOID);
     f.get(0).get(x.left).get(x.e).byte(0x12 /* return_call */).u32(c.fn);

@@ -144,7 +144,8 @@ export class Jit {
     // Blocks of this batch by page, mode and slot: a branch from one to another on the same
     // page (whose translation the running block vouches for) becomes a tail call.
     const IMPORTS = 3;
-    const key = (p: Pending, slot: number) => `${p.host >>> 12}:${p.pageLo}:${p.pageHi}:${p.spOff}:${p.tlbRegimeBytes}:${slot}`;
+    const key = (p: Pending, slot: number) =>
+      `${p.host >>> 12}:${p.pageLo}:${p.pageHi}:${p.spOff}:${p.tlbRegimeBytes}:${slot}`;
     const byKey = new Map<string, number>();
     todo.forEach((p, i) => {
       byKey.set(key(p, p.slot), i);
