@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Cpu, CpuExit } from "../src/arch/arm64/index.ts";
 import { I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
+import { PageTables } from "./support/pagetables.ts";
 import { CODE_BASE, makeCpu } from "./support/snippet.ts";
 
 // The bench's tight loop: movz x0,#0x4000,lsl#16; mov x1,#0; mov x2,#7;
@@ -97,4 +98,52 @@ test("a fault in the middle of a looping translated block: same PC, registers, F
   assert.equal(jit.jit!.stats.inlineInstructions, 3);
   assert.equal(jit.jit!.executed, 0);
   assert.equal(jit.jit!.entries, 1);
+});
+
+// mov x1, #50; loop: add x0, x0, #STEP; subs x1, x1, #1; b.ne loop; adr x2, .; brk #0
+const remapCode = (step: number) => [
+  0xd2800641,
+  0x91000000 | (step << 10),
+  0xf1000421,
+  0x54ffffc1,
+  0x10000002,
+  0xd4200000,
+];
+
+test("a code page remapped to another physical page, and one physical page at two VAs, run what is mapped", () => {
+  const results: string[][] = [];
+  for (const jit of [false, true]) {
+    const cpu = makeCpu(jit ? { threshold: 2, batch: 1 } : undefined);
+    const pt = new PageTables(cpu, { tableArea: 0x80000 });
+    const put = (pa: number, words: number[]) => {
+      words.forEach((w, i) => {
+        cpu.dv.setUint32(RAM_OFFSET + pa + i * 4, w >>> 0, true);
+      });
+    };
+    put(0x20000, remapCode(1));
+    put(0x30000, remapCode(100));
+    const VA = 0x40_0000n;
+    const VA2 = 0x50_0000n;
+    pt.map(VA, 0x20000);
+    pt.map(VA2, 0x20000);
+    pt.enable();
+    const seen: string[] = [];
+    const go = (pc: bigint) => {
+      cpu.setX(0, 0n);
+      cpu.pc = pc;
+      const e = cpu.run(10_000);
+      seen.push(`${e.kind} x0=${cpu.getX(0)} x2=0x${cpu.getX(2).toString(16)} n=${cpu.instructionCount}`);
+    };
+    go(VA); // the x0 += 1 code
+    go(VA2); // the same physical page at another VA: ADR sees the other address
+    pt.map(VA, 0x30000); // remapped: now the x0 += 100 code
+    cpu.flushTlb();
+    go(VA);
+    results.push(seen);
+    if (jit) assert.ok(cpu.jit!.entries >= 3, `translated code entered ${cpu.jit!.entries} times`);
+  }
+  assert.deepEqual(results[1], results[0]);
+  assert.match(results[0]![0]!, /x0=50 x2=0x400010/);
+  assert.match(results[0]![1]!, /x0=50 x2=0x500010/);
+  assert.match(results[0]![2]!, /x0=5000 x2=0x400010/);
 });
