@@ -3,7 +3,7 @@
  * (immediate), logical (immediate), move wide, bitfield, extract.
  */
 import { add64, addSub32, decodeBitMasks, ror64, setNZCV, subs64 } from "../alu.ts";
-import type { Exec, Pattern } from "../decoder.ts";
+import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
 
 /** ADR / ADRP: Xd = PC (or PC & ~0xfff) + imm. */
@@ -282,11 +282,74 @@ function extract(f: Record<string, number>): Exec | null {
   };
 }
 
+/**
+ * The table, one pattern per instruction (Arm ARM C6.2 headings). Each family shares one
+ * format (the field layout) and one handler; the pattern fixes the opcode bits that make
+ * it this instruction, and `fixed` passes them to the handler as the fields it reads.
+ */
+const fixed =
+  (handler: (f: Fields) => Exec | null, bits: Fields) =>
+  (f: Fields): Exec | null =>
+    handler({ ...f, ...bits });
+
+/** Formats: the fields after the opcode bits of each family. */
+const ADDSUB = "100010 sh:1 imm12:12 Rn:5 Rd:5";
+const LOGIC = "100100 N:1 immr:6 imms:6 Rn:5 Rd:5";
+const MOVW = "100101 hw:2 imm16:16 Rd:5";
+const BITF = "100110 N:1 immr:6 imms:6 Rn:5 Rd:5";
+
+const BFM_ALIASES: Record<string, readonly string[]> = {
+  SBFM: ["asr", "sbfiz", "sbfx", "sxtb", "sxth", "sxtw"],
+  BFM: ["bfi", "bfxil", "bfc"],
+  UBFM: ["lsl", "lsr", "ubfiz", "ubfx", "uxtb", "uxth"],
+};
+
 export const DP_IMMEDIATE: Pattern[] = [
-  { name: "ADR", pattern: "op:1 immlo:2 10000 immhi:s19 Rd:5", decode: adr },
-  { name: "ADD_SUB_imm", pattern: "sf:1 op:1 S:1 100010 sh:1 imm12:12 Rn:5 Rd:5", decode: addSubImm },
-  { name: "LOGICAL_imm", pattern: "sf:1 opc:2 100100 N:1 immr:6 imms:6 Rn:5 Rd:5", decode: logicalImm },
-  { name: "MOVE_WIDE", pattern: "sf:1 opc:2 100101 hw:2 imm16:16 Rd:5", decode: moveWide },
-  { name: "BITFIELD", pattern: "sf:1 opc:2 100110 N:1 immr:6 imms:6 Rn:5 Rd:5", decode: bitfield },
-  { name: "EXTR", pattern: "sf:1 00 100111 N:1 0 Rm:5 imms:6 Rn:5 Rd:5", decode: extract },
+  { name: "ADR", pattern: "0 immlo:2 10000 immhi:s19 Rd:5", decode: fixed(adr, { op: 0 }) },
+  { name: "ADRP", pattern: "1 immlo:2 10000 immhi:s19 Rd:5", decode: fixed(adr, { op: 1 }) },
+  ...(
+    [
+      ["ADD (immediate)", 0, 0, ["mov"]],
+      ["ADDS (immediate)", 0, 1, ["cmn"]],
+      ["SUB (immediate)", 1, 0, []],
+      ["SUBS (immediate)", 1, 1, ["cmp"]],
+    ] as const
+  ).map(([name, op, S, aliases]) => ({
+    name,
+    pattern: `sf:1 ${op}${S} ${ADDSUB}`,
+    aliases,
+    decode: fixed(addSubImm, { op, S }),
+  })),
+  ...(
+    [
+      ["AND (immediate)", 0, []],
+      ["ORR (immediate)", 1, ["mov"]],
+      ["EOR (immediate)", 2, []],
+      ["ANDS (immediate)", 3, ["tst"]],
+    ] as const
+  ).map(([name, opc, aliases]) => ({
+    name,
+    pattern: `sf:1 ${opc.toString(2).padStart(2, "0")} ${LOGIC}`,
+    aliases,
+    decode: fixed(logicalImm, { opc }),
+  })),
+  ...(
+    [
+      ["MOVN", 0, ["mov"]],
+      ["MOVZ", 2, ["mov"]],
+      ["MOVK", 3, []],
+    ] as const
+  ).map(([name, opc, aliases]) => ({
+    name,
+    pattern: `sf:1 ${opc.toString(2).padStart(2, "0")} ${MOVW}`,
+    aliases,
+    decode: fixed(moveWide, { opc }),
+  })),
+  ...(["SBFM", "BFM", "UBFM"] as const).map((name, opc) => ({
+    name,
+    pattern: `sf:1 ${opc.toString(2).padStart(2, "0")} ${BITF}`,
+    aliases: BFM_ALIASES[name]!,
+    decode: fixed(bitfield, { opc }),
+  })),
+  { name: "EXTR", pattern: "sf:1 00 100111 N:1 0 Rm:5 imms:6 Rn:5 Rd:5", aliases: ["ror"], decode: extract },
 ];
