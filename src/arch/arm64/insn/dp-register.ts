@@ -504,35 +504,155 @@ function dataProc1(f: Fields): Exec | null {
   }
 }
 
+/**
+ * The table, one pattern per instruction (Arm ARM C6.2 headings). Each family shares one
+ * format and one handler; a pattern fixes the opcode bits that make it this instruction
+ * and `fixed` hands them to the handler as the fields it reads.
+ */
+const fixed =
+  (handler: (f: Fields) => Exec | null, bits: Fields) =>
+  (f: Fields): Exec | null =>
+    handler({ ...f, ...bits });
+const bin = (v: number, width: number) => v.toString(2).padStart(width, "0");
+
+/** Logical (shifted register): [name, opc, N, aliases]. */
+const LOGICAL: readonly [string, number, number, readonly string[]][] = [
+  ["AND (shifted register)", 0, 0, []],
+  ["BIC (shifted register)", 0, 1, []],
+  ["ORR (shifted register)", 1, 0, ["mov"]],
+  ["ORN (shifted register)", 1, 1, ["mvn"]],
+  ["EOR (shifted register)", 2, 0, []],
+  ["EON (shifted register)", 2, 1, []],
+  ["ANDS (shifted register)", 3, 0, ["tst"]],
+  ["BICS (shifted register)", 3, 1, []],
+];
+/** The add/subtract families: [mnemonic, op, S, aliases (shifted), aliases (extended)]. */
+const ADD_SUB: readonly [string, number, number, readonly string[], readonly string[]][] = [
+  ["ADD", 0, 0, [], ["mov"]],
+  ["ADDS", 0, 1, ["cmn"], ["cmn"]],
+  ["SUB", 1, 0, ["neg"], []],
+  ["SUBS", 1, 1, ["cmp", "negs"], ["cmp"]],
+];
+/** Data-processing (3 source): [name, op31, o0, aliases]. */
+const DP3: readonly [string, number, number, readonly string[]][] = [
+  ["MADD", 0, 0, ["mul"]],
+  ["MSUB", 0, 1, ["mneg"]],
+  ["SMADDL", 1, 0, ["smull"]],
+  ["SMSUBL", 1, 1, ["smnegl"]],
+  ["SMULH", 2, 0, []],
+  ["UMADDL", 5, 0, ["umull"]],
+  ["UMSUBL", 5, 1, ["umnegl"]],
+  ["UMULH", 6, 0, []],
+];
+/** Data-processing (2 source): [name, opcode, aliases, feature]. */
+const DP2: readonly [string, number, readonly string[]][] = [
+  ["UDIV", 2, []],
+  ["SDIV", 3, []],
+  ["LSLV", 8, ["lsl"]],
+  ["LSRV", 9, ["lsr"]],
+  ["ASRV", 10, ["asr"]],
+  ["RORV", 11, ["ror"]],
+];
+/** CRC32 (Arm ARM C6.2.7x): [name, C, sz]; CRC32X/CX need sf = 1, the others sf = 0. */
+const CRC: readonly [string, number, number][] = [
+  ["CRC32B", 0, 0],
+  ["CRC32H", 0, 1],
+  ["CRC32W", 0, 2],
+  ["CRC32X", 0, 3],
+  ["CRC32CB", 1, 0],
+  ["CRC32CH", 1, 1],
+  ["CRC32CW", 1, 2],
+  ["CRC32CX", 1, 3],
+];
+/** Data-processing (1 source): [name, sf (or "sf:1" for both), opcode]. */
+const DP1: readonly [string, string, number][] = [
+  ["RBIT", "sf:1", 0],
+  ["REV16", "sf:1", 1],
+  ["REV (32-bit)", "0", 2],
+  ["REV32", "1", 2],
+  ["REV (64-bit)", "1", 3],
+  ["CLZ", "sf:1", 4],
+  ["CLS", "sf:1", 5],
+];
+
 export const DP_REGISTER: Pattern[] = [
-  {
-    name: "LOGICAL_shifted",
-    pattern: "sf:1 opc:2 01010 shift:2 N:1 Rm:5 imm6:6 Rn:5 Rd:5",
-    decode: logicalShifted,
-  },
-  {
-    name: "ADD_SUB_shifted",
-    pattern: "sf:1 op:1 S:1 01011 shift:2 0 Rm:5 imm6:6 Rn:5 Rd:5",
-    decode: addSubShifted,
-  },
-  {
-    name: "ADD_SUB_extended",
-    pattern: "sf:1 op:1 S:1 01011 opt:2 1 Rm:5 option:3 imm3:3 Rn:5 Rd:5",
-    decode: addSubExtended,
-  },
-  { name: "ADC_SBC", pattern: "sf:1 op:1 S:1 11010000 Rm:5 000000 Rn:5 Rd:5", decode: addSubCarry },
-  {
-    name: "CCMP_reg",
-    pattern: "sf:1 op:1 1 11010010 Rm:5 cond:4 0 o2:1 Rn:5 o3:1 nzcv:4",
-    decode: (f) => condCompare(f, false),
-  },
-  {
-    name: "CCMP_imm",
-    pattern: "sf:1 op:1 1 11010010 Rm:5 cond:4 1 o2:1 Rn:5 o3:1 nzcv:4",
-    decode: (f) => condCompare(f, true),
-  },
-  { name: "CSEL", pattern: "sf:1 op:1 S:1 11010100 Rm:5 cond:4 op2:2 Rn:5 Rd:5", decode: condSelect },
-  { name: "DP_3SRC", pattern: "sf:1 op54:2 11011 op31:3 Rm:5 o0:1 Ra:5 Rn:5 Rd:5", decode: dataProc3 },
-  { name: "DP_2SRC", pattern: "sf:1 0 S:1 11010110 Rm:5 opcode:6 Rn:5 Rd:5", decode: dataProc2 },
-  { name: "DP_1SRC", pattern: "sf:1 1 S:1 11010110 opcode2:5 opcode:6 Rn:5 Rd:5", decode: dataProc1 },
+  ...LOGICAL.map(([name, opc, N, aliases]) => ({
+    name,
+    pattern: `sf:1 ${bin(opc, 2)} 01010 shift:2 ${N} Rm:5 imm6:6 Rn:5 Rd:5`,
+    aliases,
+    decode: fixed(logicalShifted, { opc, N }),
+  })),
+  ...ADD_SUB.map(([mn, op, S, aliases]) => ({
+    name: `${mn} (shifted register)`,
+    pattern: `sf:1 ${op}${S} 01011 shift:2 0 Rm:5 imm6:6 Rn:5 Rd:5`,
+    aliases,
+    decode: fixed(addSubShifted, { op, S }),
+  })),
+  ...ADD_SUB.map(([mn, op, S, , aliases]) => ({
+    name: `${mn} (extended register)`,
+    pattern: `sf:1 ${op}${S} 01011 opt:2 1 Rm:5 option:3 imm3:3 Rn:5 Rd:5`,
+    aliases,
+    decode: fixed(addSubExtended, { op, S }),
+  })),
+  ...(
+    [
+      ["ADC", 0, 0, []],
+      ["ADCS", 0, 1, []],
+      ["SBC", 1, 0, ["ngc"]],
+      ["SBCS", 1, 1, ["ngcs"]],
+    ] as const
+  ).map(([name, op, S, aliases]) => ({
+    name,
+    pattern: `sf:1 ${op}${S} 11010000 Rm:5 000000 Rn:5 Rd:5`,
+    aliases,
+    decode: fixed(addSubCarry, { op, S }),
+  })),
+  ...(["CCMN", "CCMP"] as const).flatMap((mn, op) => [
+    {
+      name: `${mn} (register)`,
+      pattern: `sf:1 ${op} 1 11010010 Rm:5 cond:4 0 o2:1 Rn:5 o3:1 nzcv:4`,
+      decode: (f: Fields) => condCompare({ ...f, op }, false),
+    },
+    {
+      name: `${mn} (immediate)`,
+      pattern: `sf:1 ${op} 1 11010010 Rm:5 cond:4 1 o2:1 Rn:5 o3:1 nzcv:4`,
+      decode: (f: Fields) => condCompare({ ...f, op }, true),
+    },
+  ]),
+  ...(
+    [
+      ["CSEL", 0, 0, []],
+      ["CSINC", 0, 1, ["cset", "cinc"]],
+      ["CSINV", 1, 0, ["csetm", "cinv"]],
+      ["CSNEG", 1, 1, ["cneg"]],
+    ] as const
+  ).map(([name, op, o2, aliases]) => ({
+    name,
+    pattern: `sf:1 ${op} 0 11010100 Rm:5 cond:4 0${o2} Rn:5 Rd:5`,
+    aliases,
+    decode: fixed(condSelect, { op, S: 0, op2: o2 }),
+  })),
+  ...DP3.map(([name, op31, o0, aliases]) => ({
+    name,
+    pattern: `sf:1 00 11011 ${bin(op31, 3)} Rm:5 ${o0} Ra:5 Rn:5 Rd:5`,
+    aliases,
+    decode: fixed(dataProc3, { op54: 0, op31, o0 }),
+  })),
+  ...DP2.map(([name, opcode, aliases]) => ({
+    name,
+    pattern: `sf:1 0 0 11010110 Rm:5 ${bin(opcode, 6)} Rn:5 Rd:5`,
+    aliases,
+    decode: fixed(dataProc2, { S: 0, opcode }),
+  })),
+  ...CRC.map(([name, C, sz]) => ({
+    name,
+    pattern: `${sz === 3 ? 1 : 0} 0 0 11010110 Rm:5 010${C}${bin(sz, 2)} Rn:5 Rd:5`,
+    feature: "CRC32" as const,
+    decode: fixed(dataProc2, { S: 0, sf: sz === 3 ? 1 : 0, opcode: 0b010000 | (C << 2) | sz }),
+  })),
+  ...DP1.map(([name, sf, opcode]) => ({
+    name,
+    pattern: `${sf} 1 0 11010110 00000 ${bin(opcode, 6)} Rn:5 Rd:5`,
+    decode: fixed(dataProc1, { S: 0, opcode2: 0, opcode, ...(sf === "sf:1" ? {} : { sf: Number(sf) }) }),
+  })),
 ];
