@@ -446,13 +446,7 @@ function load(x: BlockContext, sizeLog: number): void {
   tlbEntry(x);
   f.op(OP.block).byte(T.i64);
   f.op(OP.block).byte(VOID);
-  f.get(x.e).mem(OP.i64_load, x.tlbRegimeBytes + TLB.OFFSET); // read tag
-  f.get(x.va)
-    .i64(BigInt.asIntN(64, ~0xfffn | BigInt(size - 1)))
-    .op(OP.i64_and);
-  f.op(OP.i64_ne).byte(OP.br_if).u32(0);
-  f.get(x.e).mem(OP.i32_load, x.tlbRegimeBytes + TLB.OFFSET + TLB.HOST * 4);
-  f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+  fastProbe(x, 0, size);
   f.mem(LOAD_U[sizeLog]!, 0);
   f.byte(OP.br).u32(1);
   f.op(OP.end);
@@ -470,13 +464,7 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
   tlbEntry(x);
   f.op(OP.block).byte(VOID);
   f.op(OP.block).byte(VOID);
-  f.get(x.e).mem(OP.i64_load, x.tlbRegimeBytes + TLB.OFFSET + 8); // write tag
-  f.get(x.va)
-    .i64(BigInt.asIntN(64, ~0xfffn | BigInt(size - 1)))
-    .op(OP.i64_and);
-  f.op(OP.i64_ne).byte(OP.br_if).u32(0);
-  f.get(x.e).mem(OP.i32_load, x.tlbRegimeBytes + TLB.OFFSET + TLB.HOST * 4);
-  f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+  fastProbe(x, 1, size);
   const later = x.len - x.index - 1;
   if (later > 0) f.tee(x.e);
   f.get(value).mem(STORE[sizeLog]!, 0);
@@ -505,6 +493,22 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
   }
   f.get(x.stop).op(OP.i32_or).set(x.stop);
   f.op(OP.end);
+}
+
+/**
+ * The TLB hit test of an access of kind `acc` (0 read, 1 write) and `size` bytes, inside
+ * the block it leaves (br 0) on a miss: the tag must equal the VA's page with its low
+ * alignment bits (a misaligned VA never matches). On a hit, pushes the host address.
+ */
+function fastProbe(x: BlockContext, acc: number, size: number): void {
+  const f = x.f;
+  f.get(x.e).mem(OP.i64_load, x.tlbRegimeBytes + TLB.OFFSET + acc * 8);
+  f.get(x.va)
+    .i64(BigInt.asIntN(64, ~0xfffn | BigInt(size - 1)))
+    .op(OP.i64_and);
+  f.op(OP.i64_ne).byte(OP.br_if).u32(0);
+  f.get(x.e).mem(OP.i32_load, x.tlbRegimeBytes + TLB.OFFSET + TLB.HOST * 4);
+  f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
 }
 
 /** Local e = byte offset of the TLB entry for the VA in local va (set index VA[19:12]). */
