@@ -2,6 +2,8 @@
  * Branches, exception generation and system instructions (Arm ARM C4.1.85):
  * B/BL/B.cond/CBZ/TBZ/BR/BLR/RET/ERET, SVC/HVC/SMC/BRK/HLT, hints (WFI/WFE/SEV/...),
  * barriers, CLREX, MSR (immediate), SYS (DC/IC/TLBI/AT) and MRS/MSR (register).
+ * The table (BRANCH_SYSTEM, at the end) is one pattern per instruction; the shared formats
+ * (COND_BRANCH, BRANCH_REG, EXCEPTION, HINT, BARRIER, SYSREG_MOVE, ...) are just above it.
  */
 import { CMO } from "../access.ts";
 import { conditionHolds } from "../alu.ts";
@@ -28,14 +30,18 @@ function link(c: Cpu): void {
   c.r[61] = lo < 4 ? (c.pcHi + 1) >>> 0 : c.pcHi;
 }
 
-function branchImm(f: Fields): Exec {
+/** B, BL: imm26 words from PC. */
+function branch(f: Fields): Exec {
   const off = f.imm26! * 4;
-  if (f.op === 1)
-    return (c) => {
-      link(c);
-      jump(c, off);
-    };
   return (c) => jump(c, off);
+}
+
+function branchLink(f: Fields): Exec {
+  const off = f.imm26! * 4;
+  return (c) => {
+    link(c);
+    jump(c, off);
+  };
 }
 
 function branchCond(f: Fields): Exec {
@@ -46,111 +52,96 @@ function branchCond(f: Fields): Exec {
   };
 }
 
-function compareBranch(f: Fields): Exec {
+/** CBZ (nonZero false) / CBNZ (nonZero true). */
+function compareBranch(f: Fields, nonZero: boolean): Exec {
   const off = f.imm19! * 4;
   const t = xr(f.Rt!);
   const sf = f.sf === 1;
-  const nonZero = f.op === 1;
   return (c) => {
     const zero = (c.r[t]! | (sf ? c.r[t + 1]! : 0)) === 0;
     if (zero !== nonZero) jump(c, off);
   };
 }
 
-function testBranch(f: Fields): Exec {
+/** TBZ (ifSet false) / TBNZ (ifSet true). */
+function testBranch(f: Fields, ifSet: boolean): Exec {
   const off = f.imm14! * 4;
   const bit = (f.b5! << 5) | f.b40!;
   const idx = xr(f.Rt!) + (bit >= 32 ? 1 : 0);
   const mask = (1 << (bit & 31)) >>> 0;
-  const ifSet = f.op === 1;
   return (c) => {
     if (((c.r[idx]! & mask) !== 0) === ifSet) jump(c, off);
   };
 }
 
-function branchReg(f: Fields): Exec | null {
-  if (f.op2 !== 31 || f.op3 !== 0 || f.op4 !== 0) return null;
+/** BR and RET: branch to Xn. */
+function branchReg(f: Fields): Exec {
   const n = xr(f.Rn!);
-  switch (f.opc) {
-    case 0: // BR
-    case 2: // RET
-      return (c) => c.branch(c.r[n]!, c.r[n + 1]!);
-    case 1: // BLR: read the target before writing X30 (BLR X30 is valid)
-      return (c) => {
-        const lo = c.r[n]!;
-        const hi = c.r[n + 1]!;
-        link(c);
-        c.branch(lo, hi);
-      };
-    case 4: // ERET
-      if (f.Rn !== 31) return null;
-      return (c) => {
-        if (c.el === 0) c.undefined();
-        c.exceptionReturn();
-      };
-    default:
-      return null;
-  }
+  return (c) => c.branch(c.r[n]!, c.r[n + 1]!);
 }
 
-function exceptionGen(f: Fields): Exec | null {
-  const imm = f.imm16!;
-  const key = (f.opc! << 5) | (f.op2! << 2) | f.LL!;
-  switch (key) {
-    case 0b000_000_01:
-      return (c) => c.svc(imm);
-    case 0b000_000_10:
-      return (c) => c.hvc(imm);
-    case 0b000_000_11:
-      return (c) => c.smc(imm);
-    case 0b001_000_00:
-      return (c) => c.syncException(EC.BRK64, imm);
-    case 0b010_000_00: // HLT: UNDEFINED unless the owner traps it (semihosting)
-      return (c) => c.hlt(imm);
-    // DCPSx are UNDEFINED outside Debug state.
-    default:
-      return null;
-  }
+/** BLR: reads the target before writing X30 (BLR X30 is valid). */
+function branchLinkReg(f: Fields): Exec {
+  const n = xr(f.Rn!);
+  return (c) => {
+    const lo = c.r[n]!;
+    const hi = c.r[n + 1]!;
+    link(c);
+    c.branch(lo, hi);
+  };
 }
 
-function hint(f: Fields): Exec {
-  switch ((f.CRm! << 3) | f.op2!) {
-    case 2: // WFE
-      return (c) => c.wfe();
-    case 3: // WFI
-      return (c) => c.wfi();
-    case 4: // SEV: signal every PE; the owner propagates it (see Cpu.onSendEvent)
-      return (c) => {
-        c.r[I.EVENT] = 1;
-        c.onSendEvent?.(c);
-      };
-    case 5: // SEVL
-      return (c) => {
-        c.r[I.EVENT] = 1;
-      };
-    default: // NOP, YIELD, ESB, PSB, BTI ... and unallocated hints all behave as NOP
-      return () => {};
-  }
+function eret(): Exec {
+  return (c) => {
+    if (c.el === 0) c.undefined();
+    c.exceptionReturn();
+  };
 }
 
-function barrier(f: Fields): Exec | null {
-  if (f.Rt !== 31) return null;
-  switch (f.op2) {
-    case 2: // CLREX
-      return (c) => {
-        c.r[I.EXCL_VALID] = 0;
-      };
-    case 4: // DSB
-    case 5: // DMB
-    case 6: // ISB
-      return () => {};
-    default:
-      return null;
-  }
+/** Exception generation, imm16 passed on (the ISS of SVC/HVC/SMC/BRK). */
+const svc =
+  (imm: number): Exec =>
+  (c) =>
+    c.svc(imm);
+const hvc =
+  (imm: number): Exec =>
+  (c) =>
+    c.hvc(imm);
+const smc =
+  (imm: number): Exec =>
+  (c) =>
+    c.smc(imm);
+const brk =
+  (imm: number): Exec =>
+  (c) =>
+    c.syncException(EC.BRK64, imm);
+/** HLT: UNDEFINED unless the owner traps it (semihosting). */
+const hlt =
+  (imm: number): Exec =>
+  (c) =>
+    c.hlt(imm);
+
+/** The closures of the hints with an effect; every other hint is a NOP. */
+const wfe = (): Exec => (c) => c.wfe();
+const wfi = (): Exec => (c) => c.wfi();
+/** SEV: signal every PE; the owner propagates it (see Cpu.onSendEvent). */
+const sev = (): Exec => (c) => {
+  c.r[I.EVENT] = 1;
+  c.onSendEvent?.(c);
+};
+const sevl = (): Exec => (c) => {
+  c.r[I.EVENT] = 1;
+};
+const nop = (): Exec => () => {};
+
+function clrex(): Exec {
+  return (c) => {
+    c.r[I.EXCL_VALID] = 0;
+  };
 }
 
+/** MSR (immediate): the PSTATE field op1:op2 names (SPSel, DAIFSet, DAIFClr). */
 function msrImm(f: Fields): Exec | null {
-  if (f.Rt !== 31) return null;
   const imm = f.CRm!;
   const sel = (f.op1! << 3) | f.op2!;
   switch (sel) {
@@ -166,7 +157,7 @@ function msrImm(f: Fields): Exec | null {
       const bits = imm << 6;
       const set = sel === 0b011_110;
       // Trapped by SCTLR_EL1.UMA: the ISS names the instruction (Op0 0, CRn 4, Rt 31).
-      const iss = sysregIss({ ...f, op0: 0, CRn: 4 }, false);
+      const iss = sysregIss({ ...f, op0: 0, CRn: 4, Rt: 31 }, false);
       return (c) => {
         if (c.el === 0 && !uma(c)) c.syncException(EC.SYSREG, iss);
         const p = c.r[I.PSTATE]!;
@@ -192,7 +183,6 @@ function uma(c: Cpu): boolean {
  * forms with op1 = 4, AT S1E1RP/WP without PAN, DC CVAP without DPB, ...) are UNDEFINED.
  */
 function sys(f: Fields): Exec | null {
-  if (f.L === 1) return null; // SYSL: no allocated encodings in Armv8.0
   const op1 = f.op1!;
   const crn = f.CRn!;
   const crm = f.CRm!;
@@ -275,9 +265,9 @@ function sysregIss(f: Fields, read: boolean): number {
   );
 }
 
-function mrsMsr(f: Fields): Exec | null {
+/** MRS (read true) / MSR (register) (read false): op0 = 2 + o0. */
+function mrsMsr(f: Fields, read: boolean): Exec | null {
   const key = sysregKey(f.op0!, f.op1!, f.CRn!, f.CRm!, f.op2!);
-  const read = f.L === 1;
   const iss = sysregIss(f, read);
   const reg: SysReg | undefined = SYSREG_BY_KEY.get(key);
   if (!reg) {
@@ -355,20 +345,82 @@ function mrsMsr(f: Fields): Exec | null {
   };
 }
 
+/**
+ * Formats (the fields after the fixed bits of each family, as decodetree's `@` formats):
+ * each pattern of the table below is one instruction built from one of these.
+ */
+const COND_BRANCH = (op: 0 | 1) => `sf:1 011010 ${op} imm19:s19 Rt:5`;
+const TEST_BRANCH = (op: 0 | 1) => `b5:1 011011 ${op} b40:5 imm14:s14 Rt:5`;
+/** Unconditional branch (register): opc, then op2 = 11111, op3 = 000000, Rn, op4 = 00000. */
+const BRANCH_REG = (opc: string, rn = "Rn:5") => `1101011 ${opc} 11111 000000 ${rn} 00000`;
+/** Exception generation: opc, imm16, op2 = 000, LL. */
+const EXCEPTION = (opc: string, ll: string) => `11010100 ${opc} imm16:16 000 ${ll}`;
+/** Hints: CRm:op2 (7 bits), Rt = 11111. */
+const HINT = (crmOp2: string) => `11010101000000110010 ${crmOp2} 11111`;
+/** Barriers and CLREX: CRm, op2, Rt = 11111. */
+const BARRIER = (op2: string) => `11010101000000110011 CRm:4 ${op2} 11111`;
+/** System register move: L, o0 (op0 = 2 + o0), op1, CRn, CRm, op2, Rt. */
+const SYSREG_MOVE = (L: 0 | 1) => `1101010100 ${L} 1 o0:1 op1:3 CRn:4 CRm:4 op2:3 Rt:5`;
+
+/** What objdump prints for B.cond, by cond. */
+const CONDITIONS = "eq ne cs cc mi pl vs vc hi ls ge lt gt le al nv".split(" ");
+/**
+ * The names objdump gives hint encodings that later architecture versions allocated
+ * (PAuth, RAS, SPE, BTI, CSDB, ...); on this Armv8.0 PE they execute as HINT, a NOP.
+ */
+const HINT_ALIASES = [
+  ..."xpaclri pacia1716 pacib1716 autia1716 autib1716 esb psb tsb csdb clearbhb bti".split(" "),
+  ..."paciaz paciasp pacibz pacibsp autiaz autiasp autibz autibsp".split(" "),
+];
+
+/**
+ * The table, one pattern per instruction (Arm ARM C6.2 headings); the shared layouts are
+ * the formats above. Order matters only for HINT, which catches the hints not named
+ * before it. Not decoded (UNDEFINED): DCPS1-3 (Debug state only), SYSL (no allocated
+ * encoding in Armv8.0), and the later extensions' encodings (BC.cond, BRAA, SB, ...).
+ */
 export const BRANCH_SYSTEM: Pattern[] = [
-  { name: "B_BL", pattern: "op:1 00101 imm26:s26", decode: branchImm },
-  { name: "B_cond", pattern: "0101010 0 imm19:s19 0 cond:4", decode: branchCond },
-  { name: "CBZ_CBNZ", pattern: "sf:1 011010 op:1 imm19:s19 Rt:5", decode: compareBranch },
-  { name: "TBZ_TBNZ", pattern: "b5:1 011011 op:1 b40:5 imm14:s14 Rt:5", decode: testBranch },
-  { name: "BR_BLR_RET_ERET", pattern: "1101011 opc:4 op2:5 op3:6 Rn:5 op4:5", decode: branchReg },
-  { name: "EXCEPTION", pattern: "11010100 opc:3 imm16:16 op2:3 LL:2", decode: exceptionGen },
-  { name: "HINT", pattern: "11010101000000110010 CRm:4 op2:3 11111", decode: hint },
-  { name: "BARRIER", pattern: "11010101000000110011 CRm:4 op2:3 Rt:5", decode: barrier },
-  { name: "MSR_imm", pattern: "1101010100000 op1:3 0100 CRm:4 op2:3 Rt:5", decode: msrImm },
-  { name: "SYS", pattern: "1101010100 L:1 01 op1:3 CRn:4 CRm:4 op2:3 Rt:5", decode: sys },
+  { name: "B", pattern: "0 00101 imm26:s26", decode: branch },
+  { name: "BL", pattern: "1 00101 imm26:s26", decode: branchLink },
   {
-    name: "MRS_MSR",
-    pattern: "1101010100 L:1 1 o0:1 op1:3 CRn:4 CRm:4 op2:3 Rt:5",
-    decode: (f) => mrsMsr({ ...f, op0: 2 + f.o0! }),
+    name: "B.cond",
+    pattern: "0101010 0 imm19:s19 0 cond:4",
+    aliases: CONDITIONS.map((cc) => `b.${cc}`),
+    decode: branchCond,
   },
+  { name: "CBZ", pattern: COND_BRANCH(0), decode: (f) => compareBranch(f, false) },
+  { name: "CBNZ", pattern: COND_BRANCH(1), decode: (f) => compareBranch(f, true) },
+  { name: "TBZ", pattern: TEST_BRANCH(0), decode: (f) => testBranch(f, false) },
+  { name: "TBNZ", pattern: TEST_BRANCH(1), decode: (f) => testBranch(f, true) },
+  { name: "BR", pattern: BRANCH_REG("0000"), decode: branchReg },
+  { name: "BLR", pattern: BRANCH_REG("0001"), decode: branchLinkReg },
+  { name: "RET", pattern: BRANCH_REG("0010"), decode: branchReg },
+  { name: "ERET", pattern: BRANCH_REG("0100", "11111"), decode: eret },
+  { name: "SVC", pattern: EXCEPTION("000", "01"), decode: (f) => svc(f.imm16!) },
+  { name: "HVC", pattern: EXCEPTION("000", "10"), decode: (f) => hvc(f.imm16!) },
+  { name: "SMC", pattern: EXCEPTION("000", "11"), decode: (f) => smc(f.imm16!) },
+  { name: "BRK", pattern: EXCEPTION("001", "00"), decode: (f) => brk(f.imm16!) },
+  { name: "HLT", pattern: EXCEPTION("010", "00"), decode: (f) => hlt(f.imm16!) },
+  { name: "NOP", pattern: HINT("0000 000"), decode: nop },
+  { name: "YIELD", pattern: HINT("0000 001"), decode: nop },
+  { name: "WFE", pattern: HINT("0000 010"), decode: wfe },
+  { name: "WFI", pattern: HINT("0000 011"), decode: wfi },
+  { name: "SEV", pattern: HINT("0000 100"), decode: sev },
+  { name: "SEVL", pattern: HINT("0000 101"), decode: sevl },
+  // The rest of the hint space (ESB, PSB, BTI, PAC*SP, ... and unallocated) behaves as NOP.
+  { name: "HINT", pattern: HINT("CRm:4 op2:3"), aliases: HINT_ALIASES, decode: nop },
+  { name: "CLREX", pattern: BARRIER("010"), decode: clrex },
+  // SSBB and PSSBB are DSB with CRm = 0000 and 0100.
+  { name: "DSB", pattern: BARRIER("100"), aliases: ["ssbb", "pssbb"], decode: nop },
+  { name: "DMB", pattern: BARRIER("101"), decode: nop },
+  { name: "ISB", pattern: BARRIER("110"), decode: nop },
+  { name: "MSR (immediate)", pattern: "1101010100000 op1:3 0100 CRm:4 op2:3 11111", decode: msrImm },
+  {
+    name: "SYS",
+    pattern: "1101010100 0 01 op1:3 CRn:4 CRm:4 op2:3 Rt:5",
+    aliases: ["at", "dc", "ic", "tlbi"],
+    decode: sys,
+  },
+  { name: "MRS", pattern: SYSREG_MOVE(1), decode: (f) => mrsMsr({ ...f, op0: 2 + f.o0! }, true) },
+  { name: "MSR (register)", pattern: SYSREG_MOVE(0), decode: (f) => mrsMsr({ ...f, op0: 2 + f.o0! }, false) },
 ];
