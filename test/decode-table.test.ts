@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { compileDecoder, type Pattern } from "../src/arch/arm64/decoder.ts";
+import { compileDecoder, type Fields, type Pattern } from "../src/arch/arm64/decoder.ts";
 import { advertisedFeatures, getDecoder, TABLES } from "../src/arch/arm64/isa.ts";
 import { readFixture } from "../tools/record-mnemonics.ts";
 
@@ -24,6 +24,26 @@ function mnemonic(p: Pattern): string {
   return p.name.split(" ")[0]!.toLowerCase();
 }
 
+/**
+ * Encodings the Arm ARM makes CONSTRAINED UNPREDICTABLE (one of the permitted behaviours
+ * is to execute), which objdump prints as undefined but armbox executes, as
+ * qemu-aarch64 7.2 does (the QEMU the vectors were recorded with; they include such words):
+ *  - LDAR, LDARB, LDARH with the should-be-one fields Rs or Rt2 not 11111: Arm ARM K1.2
+ *    (Architectural Constraints on UNPREDICTABLE behaviors), "SBZ or SBO fields in
+ *    AArch64 instructions" (e.g. 08c0ee64). Current QEMU (a64.decode fixes the fields)
+ *    makes these UNDEFINED; 7.2 executes them and the recorded vectors expect that.
+ *  - LDPSW with Rt == Rt2 (Unpredictable_LDPOVERLAP), or with writeback and Rt or Rt2 ==
+ *    Rn != 31 (Unpredictable_WBOVERLAPLD): Arm ARM K1.2, LDPSW (e.g. 68c21cc6).
+ */
+function constrainedUnpredictable(p: Pattern, f: Fields): boolean {
+  if (/^LDAR[BH]?$/.test(p.name)) return f.Rs !== 31 || f.Rt2 !== 31;
+  if (p.name.startsWith("LDPSW (")) {
+    const wback = !p.name.includes("signed offset");
+    return f.Rt === f.Rt2 || (wback && f.Rn !== 31 && (f.Rt === f.Rn || f.Rt2 === f.Rn));
+  }
+  return false;
+}
+
 test("every accepted word is the instruction objdump names, or one of its aliases", TODO, () => {
   const d = getDecoder();
   const wrong = new Map<string, string[]>();
@@ -34,6 +54,7 @@ test("every accepted word is the instruction objdump names, or one of its aliase
     accepted++;
     const p = hit.pattern;
     if (mn !== "" && (mnemonic(p) === mn || p.aliases?.includes(mn))) continue;
+    if (mn === "" && constrainedUnpredictable(p, hit.fields)) continue;
     const key = `${p.name} -> ${mn === "" ? "(undefined)" : mn}`;
     const list = wrong.get(key) ?? [];
     if (list.length < 3) list.push(w.toString(16).padStart(8, "0"));

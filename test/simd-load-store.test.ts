@@ -275,8 +275,8 @@ test("reserved structure load/store encodings are unallocated", () => {
     0x0d40d000, // ld1r with S = 1
   ];
   for (const w of reserved) assert.equal(d.nameOf(w), null, w.toString(16));
-  assert.equal(d.nameOf(0x4d40c400), "LDST_single"); // ld1r {v0.8h}, [x0]
-  assert.equal(d.nameOf(0x0d408400), "LDST_single"); // ld1 {v0.d}[0], [x0]
+  assert.equal(d.nameOf(0x4d40c400), "LD1R"); // ld1r {v0.8h}, [x0]
+  assert.equal(d.nameOf(0x0d408400), "LD1 (single structure, 64-bit)"); // ld1 {v0.d}[0], [x0]
 });
 
 test("with the MMU on: a run inside one page loads as a block; across pages the fault on the second page leaves every register unchanged", () => {

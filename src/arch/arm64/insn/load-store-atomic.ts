@@ -3,6 +3,10 @@
  * LDAPR) and the Armv8.1 LSE atomics (CAS, CASP, SWP, LD<op>, and their ST<op> aliases,
  * which are the LD<op> encodings with Rt = XZR).
  *
+ * The table is one pattern per instruction (Arm ARM C6.2 headings, each size and
+ * ordering its own pattern); the shared formats (EXCL, ATOMIC) and the size and
+ * ordering rows (SIZES, ORDERS) are at the end of this file.
+ *
  * Memory model. Read-modify-write operations on RAM use the host's `Atomics` on the
  * shared memory when it is a SharedArrayBuffer (vCPUs on worker threads), so they are
  * single-copy atomic against other vCPUs for 8/16/32/64-bit sizes; 128-bit ones (CASP X,
@@ -582,64 +586,119 @@ function atomicOp(sizeLog: number, opIndex: number, rs: number, rn: number, rt: 
  */
 const FEAT_LOR = false;
 
-export const ATOMIC_PATTERNS: Pattern[] = [
+/** Formats (decodetree's @...): the fields after the opcode bits of each family. */
+const EXCL = "Rs:5 o0:1 Rt2:5 Rn:5 Rt:5";
+const ATOMIC = "Rs:5 o3:1 opc:3 00 Rn:5 Rt:5";
+
+/**
+ * Size bits of the B, H and W/X forms, the name suffix, and the size from the fields
+ * (sz = size<0> of the W/X form).
+ */
+const SIZES = [
+  ["00", "B", () => 0],
+  ["01", "H", () => 1],
+  ["1 sz:1", "", (f: Fields) => 2 | f.sz!],
+] as const;
+
+/** Ordering suffixes of CAS and the atomics: A = acquire, L = release. */
+const ORDERS = [
+  ["", 0, 0],
+  ["A", 1, 0],
+  ["AL", 1, 1],
+  ["L", 0, 1],
+] as const;
+
+/** A pattern with the format's o0 (release/acquire) bit fixed. */
+function excl(name: string, bits: string, o0: number, decode: Pattern["decode"]): Pattern {
+  return { name, pattern: `${bits} ${EXCL.replace("o0:1", String(o0))}`, decode };
+}
+
+/** STXR/STLXR, LDXR/LDAXR, STLR/STLLR, LDAR/LDLAR for B, H and W/X. */
+const EXCLUSIVES: Pattern[] = SIZES.flatMap(([size, sfx, sz]) => [
+  excl(`STXR${sfx}`, `${size} 001000 0 0 0`, 0, (f) => storeExclusive(sz(f), f.Rs!, f.Rn!, f.Rt!)),
+  excl(`STLXR${sfx}`, `${size} 001000 0 0 0`, 1, (f) => storeExclusive(sz(f), f.Rs!, f.Rn!, f.Rt!)),
+  excl(`LDXR${sfx}`, `${size} 001000 0 1 0`, 0, (f) => loadExclusive(sz(f), f.Rn!, f.Rt!)),
+  excl(`LDAXR${sfx}`, `${size} 001000 0 1 0`, 1, (f) => loadExclusive(sz(f), f.Rn!, f.Rt!)),
+  excl(`STLR${sfx}`, `${size} 001000 1 0 0`, 1, (f) => storeRelease(sz(f), f.Rn!, f.Rt!)),
+  // STLLR and LDLAR belong to FEAT_LOR, which ID_AA64MMFR1_EL1.LO does not advertise:
+  // UNDEFINED, as on the reference Cortex-A57 (they would be STLR and LDAR otherwise).
+  excl(`STLLR${sfx}`, `${size} 001000 1 0 0`, 0, (f) =>
+    FEAT_LOR ? storeRelease(sz(f), f.Rn!, f.Rt!) : null,
+  ),
+  excl(`LDAR${sfx}`, `${size} 001000 1 1 0`, 1, (f) => loadAcquire(sz(f), f.Rn!, f.Rt!)),
+  excl(`LDLAR${sfx}`, `${size} 001000 1 1 0`, 0, (f) => (FEAT_LOR ? loadAcquire(sz(f), f.Rn!, f.Rt!) : null)),
+]);
+
+/** STXP/STLXP, LDXP/LDAXP (sz: X pair). */
+const EXCLUSIVE_PAIRS: Pattern[] = [
+  excl("STXP", "1 sz:1 001000 0 0 1", 0, (f) => storeExclusivePair(f.sz === 1, f.Rs!, f.Rn!, f.Rt!, f.Rt2!)),
+  excl("STLXP", "1 sz:1 001000 0 0 1", 1, (f) => storeExclusivePair(f.sz === 1, f.Rs!, f.Rn!, f.Rt!, f.Rt2!)),
+  excl("LDXP", "1 sz:1 001000 0 1 1", 0, (f) => loadExclusivePair(f.sz === 1, f.Rn!, f.Rt!, f.Rt2!)),
+  excl("LDAXP", "1 sz:1 001000 0 1 1", 1, (f) => loadExclusivePair(f.sz === 1, f.Rn!, f.Rt!, f.Rt2!)),
+];
+
+/** CAS{A,AL,L}{B,H} and CASP{A,AL,L} (Armv8.1 LSE); Rt2 must be 11111. */
+const CAS_PATTERNS: Pattern[] = ORDERS.flatMap(([ord, a, l]): Pattern[] => [
+  ...SIZES.map(([size, sfx, sz]) => ({
+    name: `CAS${ord}${sfx}`,
+    pattern: `${size} 001000 1 ${a} 1 Rs:5 ${l} 11111 Rn:5 Rt:5`,
+    feature: "LSE" as const,
+    decode: (f: Fields) => casSingle(sz(f), f.Rs!, f.Rn!, f.Rt!),
+  })),
   {
-    // STXR/STLXR (o0 = release)
-    name: "STXR",
-    pattern: "size:2 001000 0 0 0 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
-    decode: (f: Fields) => storeExclusive(f.size!, f.Rs!, f.Rn!, f.Rt!),
-  },
-  {
-    // LDXR/LDAXR (o0 = acquire)
-    name: "LDXR",
-    pattern: "size:2 001000 0 1 0 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
-    decode: (f) => loadExclusive(f.size!, f.Rn!, f.Rt!),
-  },
-  {
-    name: "STXP",
-    pattern: "1 sz:1 001000 0 0 1 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
-    decode: (f) => storeExclusivePair(f.sz === 1, f.Rs!, f.Rn!, f.Rt!, f.Rt2!),
-  },
-  {
-    name: "LDXP",
-    pattern: "1 sz:1 001000 0 1 1 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
-    decode: (f) => loadExclusivePair(f.sz === 1, f.Rn!, f.Rt!, f.Rt2!),
-  },
-  {
-    // CASP/CASPA/CASPL/CASPAL (Armv8.1 LSE); Rt2 must be 11111.
-    name: "CASP",
-    pattern: "0 sz:1 001000 0 L:1 1 Rs:5 o0:1 11111 Rn:5 Rt:5",
+    name: `CASP${ord}`,
+    pattern: `0 sz:1 001000 0 ${a} 1 Rs:5 ${l} 11111 Rn:5 Rt:5`,
+    feature: "LSE",
     decode: (f) => casPair(f.sz === 1, f.Rs!, f.Rn!, f.Rt!),
   },
-  {
-    // STLR (o0 = 1). STLLR (o0 = 0) belongs to FEAT_LOR, which ID_AA64MMFR1_EL1.LO does
-    // not advertise: UNDEFINED, as on the reference Cortex-A57 (would be STLR otherwise).
-    name: "STLR",
-    pattern: "size:2 001000 1 0 0 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
-    decode: (f) => (f.o0 === 1 || FEAT_LOR ? storeRelease(f.size!, f.Rn!, f.Rt!) : null),
-  },
-  {
-    // LDAR (o0 = 1) and LDLAR (o0 = 0, FEAT_LOR: see STLLR).
-    name: "LDAR",
-    pattern: "size:2 001000 1 1 0 Rs:5 o0:1 Rt2:5 Rn:5 Rt:5",
-    decode: (f) => (f.o0 === 1 || FEAT_LOR ? loadAcquire(f.size!, f.Rn!, f.Rt!) : null),
-  },
-  {
-    // CAS/CASA/CASL/CASAL (L = acquire, o0 = release); Rt2 must be 11111.
-    name: "CAS",
-    pattern: "size:2 001000 1 L:1 1 Rs:5 o0:1 11111 Rn:5 Rt:5",
-    decode: (f) => casSingle(f.size!, f.Rs!, f.Rn!, f.Rt!),
-  },
-  {
-    // Atomic memory operations (Arm ARM C4.1.94): LD<op>{A}{L}{B,H}, SWP, LDAPR (v8.3).
-    name: "LDADD",
-    pattern: "size:2 111 0 00 A:1 R:1 1 Rs:5 o3:1 opc:3 00 Rn:5 Rt:5",
-    decode: (f) => {
-      if (f.o3 === 0) return atomicOp(f.size!, f.opc!, f.Rs!, f.Rn!, f.Rt!);
-      if (f.opc === 0) return atomicOp(f.size!, 8, f.Rs!, f.Rn!, f.Rt!); // SWP
-      // LDAPR (RCPC): A=1, R=0, Rs=11111, opc=100.
-      if (f.opc === 4 && f.A === 1 && f.R === 0 && f.Rs === 31) return loadAcquire(f.size!, f.Rn!, f.Rt!);
-      return null;
-    },
-  },
+]);
+
+/** The LD<op> atomics in OPS order (opc 000..111), then SWP (o3 = 1, opc = 000). */
+const ATOMIC_OPS = [
+  "LDADD",
+  "LDCLR",
+  "LDEOR",
+  "LDSET",
+  "LDSMAX",
+  "LDSMIN",
+  "LDUMAX",
+  "LDUMIN",
+  "SWP",
+] as const;
+
+/**
+ * LD<op>{A,AL,L}{B,H} and SWP{A,AL,L}{B,H} (Armv8.1 LSE, Arm ARM C4.1.94). Without
+ * acquire, Rt = XZR is printed as the ST<op>{L}{B,H} alias.
+ */
+const ATOMIC_OP_PATTERNS: Pattern[] = ATOMIC_OPS.flatMap((op, i) =>
+  ORDERS.flatMap(([ord, a, r]) =>
+    SIZES.map(([size, sfx, sz]): Pattern => {
+      const name = `${op}${ord}${sfx}`;
+      const st = op !== "SWP" && a === 0 ? [name.replace("LD", "ST").toLowerCase()] : undefined;
+      const bits = ATOMIC.replace("o3:1 opc:3", i.toString(2).padStart(4, "0"));
+      return {
+        name,
+        pattern: `${size} 111 0 00 ${a} ${r} 1 ${bits}`,
+        feature: "LSE",
+        ...(st ? { aliases: st } : {}),
+        decode: (f) => atomicOp(sz(f), i, f.Rs!, f.Rn!, f.Rt!),
+      };
+    }),
+  ),
+);
+
+/** LDAPR{B,H} (Armv8.3 RCPC): A = 1, R = 0, Rs = 11111, o3:opc = 1100. */
+const LDAPR_PATTERNS: Pattern[] = SIZES.map(([size, sfx, sz]) => ({
+  name: `LDAPR${sfx}`,
+  pattern: `${size} 111 0 00 1 0 1 11111 1100 00 Rn:5 Rt:5`,
+  feature: "LRCPC" as const,
+  decode: (f: Fields) => loadAcquire(sz(f), f.Rn!, f.Rt!),
+}));
+
+export const ATOMIC_PATTERNS: Pattern[] = [
+  ...EXCLUSIVES,
+  ...EXCLUSIVE_PAIRS,
+  ...CAS_PATTERNS,
+  ...ATOMIC_OP_PATTERNS,
+  ...LDAPR_PATTERNS,
 ];

@@ -12,6 +12,10 @@
  *   - a store gathers buf[k] <- regOff[k], then writes the run to memory.
  * Since every memory access happens before any register changes, a fault part-way leaves
  * the registers (and the base register) untouched.
+ *
+ * The table is one pattern per instruction, register count or element size, and offset
+ * form; the shared formats (MULT, SINGLE) and rows (MULTIPLES, SELEMS, LANES) are at the
+ * end of this file.
  */
 import { ACC } from "../access.ts";
 import type { Cpu } from "../cpu.ts";
@@ -231,21 +235,8 @@ function build(p: Plan, rn: number, rm: number): Exec {
 // ---------------------------------------------------------------------------
 // Multiple structures: 0 Q 0011000 L 000000 opcode size Rn Rt (post-index: 0011001 L 0 Rm)
 
-/** opcode -> [registers repeated (rpt), structure elements (selem)]. */
-const MULTIPLE: Record<number, [number, number]> = {
-  0: [1, 4],
-  2: [4, 1],
-  4: [1, 3],
-  6: [3, 1],
-  7: [1, 1],
-  8: [1, 2],
-  10: [2, 1],
-};
-
-function multiple(f: Fields, rm: number): Exec | null {
-  const shape = MULTIPLE[f.opcode!];
-  if (shape === undefined) return null;
-  const [rpt, selem] = shape;
+/** LDn/STn (multiple structures): `rpt` registers repeated, `selem` elements per structure. */
+function multiple(f: Fields, rpt: number, selem: number, rm: number): Exec | null {
   const { Q, size, L, Rt } = f as { Q: number; size: number; L: number; Rt: number };
   if (size === 3 && Q === 0 && selem !== 1) return null;
   const esize = 1 << size;
@@ -281,77 +272,109 @@ function multiple(f: Fields, rm: number): Exec | null {
 // ---------------------------------------------------------------------------
 // Single structure: 0 Q 0011010 L R 00000 opcode S size Rn Rt (post-index: 0011011 L R Rm)
 
-function single(f: Fields, rm: number): Exec | null {
-  const { Q, L, R, opcode, S, size, Rt } = f as Record<
-    "Q" | "L" | "R" | "opcode" | "S" | "size" | "Rt",
-    number
-  >;
-  const selem = (((opcode & 1) << 1) | R) + 1;
-  let scale = opcode >>> 1;
-  let index = 0;
-  let replicate = false;
-  switch (scale) {
-    case 0:
-      index = (Q << 3) | (S << 2) | size;
-      break;
-    case 1:
-      if (size & 1) return null;
-      index = (Q << 2) | (S << 1) | (size >>> 1);
-      break;
-    case 2:
-      if (size & 2) return null;
-      if (size & 1) {
-        if (S) return null;
-        index = Q;
-        scale = 3;
-      } else index = (Q << 1) | S;
-      break;
-    default:
-      if (L === 0 || S === 1) return null;
-      scale = size;
-      replicate = true;
-  }
+/** LDn/STn (single structure): lane `index` of elements of 2^scale bytes; the other lanes keep their contents. */
+function single(f: Fields, scale: number, selem: number, index: number, rm: number): Exec {
   const esize = 1 << scale;
   const regOff: number[] = [];
   const src: number[] = [];
   for (let s = 0; s < selem; s++) {
-    const v = vOff(Rt + s);
-    if (replicate) {
-      // LDnR: the element fills the whole vector of Q ? 128 : 64 bits; the rest is zeroed.
-      for (let b = 0; b < 16; b++) {
-        regOff.push(v + b);
-        src.push(b < (Q ? 16 : 8) ? s * esize + (b & (esize - 1)) : ZERO);
-      }
-    } else {
-      // One lane; the other lanes keep their contents whatever Q is.
-      for (let b = 0; b < esize; b++) {
-        regOff.push(v + index * esize + b);
-        src.push(s * esize + b);
-      }
+    const v = vOff(f.Rt! + s);
+    for (let b = 0; b < esize; b++) {
+      regOff.push(v + index * esize + b);
+      src.push(s * esize + b);
     }
   }
-  return build({ load: L === 1, total: selem * esize, esize, regOff, src }, f.Rn!, rm);
+  return build({ load: f.L === 1, total: selem * esize, esize, regOff, src }, f.Rn!, rm);
 }
 
-export const SIMD_LOAD_STORE: Pattern[] = [
-  {
-    name: "LDST_multiple",
-    pattern: "0 Q:1 0011000 L:1 000000 opcode:4 size:2 Rn:5 Rt:5",
-    decode: (f) => multiple(f, -1),
-  },
-  {
-    name: "LDST_multiple_post",
-    pattern: "0 Q:1 0011001 L:1 0 Rm:5 opcode:4 size:2 Rn:5 Rt:5",
-    decode: (f) => multiple(f, f.Rm!),
-  },
-  {
-    name: "LDST_single",
-    pattern: "0 Q:1 0011010 L:1 R:1 00000 opcode:3 S:1 size:2 Rn:5 Rt:5",
-    decode: (f) => single(f, -1),
-  },
-  {
-    name: "LDST_single_post",
-    pattern: "0 Q:1 0011011 L:1 R:1 Rm:5 opcode:3 S:1 size:2 Rn:5 Rt:5",
-    decode: (f) => single(f, f.Rm!),
-  },
+/** LDnR: the element fills the whole vector of Q ? 128 : 64 bits; the rest is zeroed. */
+function replicate(f: Fields, selem: number, rm: number): Exec {
+  const esize = 1 << f.size!;
+  const regOff: number[] = [];
+  const src: number[] = [];
+  for (let s = 0; s < selem; s++) {
+    const v = vOff(f.Rt! + s);
+    for (let b = 0; b < 16; b++) {
+      regOff.push(v + b);
+      src.push(b < (f.Q ? 16 : 8) ? s * esize + (b & (esize - 1)) : ZERO);
+    }
+  }
+  return build({ load: true, total: selem * esize, esize, regOff, src }, f.Rn!, rm);
+}
+
+// ---------------------------------------------------------------------------
+// The table: one pattern per instruction, register count / element size and offset form.
+
+/**
+ * Formats (decodetree's @...): bits 24..0 after `0 Q 001100`, without post-index
+ * (bit 23 = 0, Rm = 00000) and with it (bit 23 = 1, Rm).
+ */
+const MULT = (post: boolean, l: number, opcode: string): string =>
+  `${post ? `1 ${l} 0 Rm:5` : `0 ${l} 0 00000`} ${opcode} size:2 Rn:5 Rt:5`;
+const SINGLE = (post: boolean, l: number, r: number, opcode: string, tail: string): string =>
+  `${post ? 1 : 0} ${l} ${r} ${post ? "Rm:5" : "00000"} ${opcode} ${tail} Rn:5 Rt:5`;
+
+/** Multiple structures: mnemonic digit, qualifier, opcode, registers repeated, elements per structure. */
+const MULTIPLES = [
+  ["1", ", one register", "0111", 1, 1],
+  ["1", ", two registers", "1010", 2, 1],
+  ["1", ", three registers", "0110", 3, 1],
+  ["1", ", four registers", "0010", 4, 1],
+  ["2", "", "1000", 1, 2],
+  ["3", "", "0100", 1, 3],
+  ["4", "", "0000", 1, 4],
+] as const;
+
+/** Single structure, by element count: the R bit and opcode<0>. */
+const SELEMS = [
+  [1, 0, 0],
+  [2, 1, 0],
+  [3, 0, 1],
+  [4, 1, 1],
+] as const;
+
+/**
+ * Single structure, by element size: qualifier, opcode<2:1>, the format of S and size,
+ * the scale, and the lane index from Q, S and size.
+ */
+const LANES: readonly (readonly [string, string, string, number, (f: Fields) => number])[] = [
+  ["8-bit", "00", "S:1 size:2", 0, (f) => (f.Q! << 3) | (f.S! << 2) | f.size!],
+  ["16-bit", "01", "S:1 sz:1 0", 1, (f) => (f.Q! << 2) | (f.S! << 1) | f.sz!],
+  ["32-bit", "10", "S:1 00", 2, (f) => (f.Q! << 1) | f.S!],
+  ["64-bit", "10", "0 01", 3, (f) => f.Q!],
 ];
+
+function structures(post: boolean, ld: "LD" | "ST", l: number): Pattern[] {
+  const rm = (f: Fields): number => (post ? f.Rm! : -1);
+  const pi = post ? ", post-index" : "";
+  const out: Pattern[] = [];
+  for (const [n, qual, opcode, rpt, selem] of MULTIPLES)
+    out.push({
+      name: `${ld}${n} (multiple structures${pi}${qual})`,
+      pattern: `0 Q:1 001100 ${MULT(post, l, opcode)}`,
+      feature: "AdvSIMD",
+      decode: (f) => multiple({ ...f, L: l }, rpt, selem, rm(f)),
+    });
+  for (const [selem, r, o0] of SELEMS) {
+    for (const [qual, scale, tail, sc, index] of LANES)
+      out.push({
+        name: `${ld}${selem} (single structure${pi}, ${qual})`,
+        pattern: `0 Q:1 001101 ${SINGLE(post, l, r, `${scale}${o0}`, tail)}`,
+        feature: "AdvSIMD",
+        decode: (f) => single({ ...f, L: l }, sc, selem, index(f), rm(f)),
+      });
+    if (l === 1)
+      out.push({
+        name: `LD${selem}R${post ? " (post-index)" : ""}`,
+        pattern: `0 Q:1 001101 ${SINGLE(post, 1, r, `11${o0}`, "0 size:2")}`,
+        feature: "AdvSIMD",
+        decode: (f) => replicate(f, selem, rm(f)),
+      });
+  }
+  return out;
+}
+
+export const SIMD_LOAD_STORE: Pattern[] = [false, true].flatMap((post) => [
+  ...structures(post, "ST", 0),
+  ...structures(post, "LD", 1),
+]);
