@@ -2,6 +2,8 @@
  * Data processing — register (Arm ARM C4.1.87): logical and add/subtract (shifted and
  * extended register), add/subtract with carry, conditional compare and select, the
  * 1-, 2- and 3-source groups (bit ops, shifts, divides, CRC32, multiplies).
+ * The table (DP_REGISTER, at the end) is one pattern per instruction; the shared formats
+ * are the family lists (LOGICAL, ADD_SUB, DP3, DP2, CRC, DP1) and patterns just above it.
  */
 
 import { type CrcValueBytes, crc32cValue, crc32Value } from "../../../lib/crc32.ts";
@@ -324,185 +326,190 @@ function condSelect(f: Fields): Exec | null {
   };
 }
 
-function dataProc3(f: Fields): Exec | null {
-  if (f.op54 !== 0) return null;
-  const sf = f.sf === 1;
-  const op31 = f.op31!;
-  const sub = f.o0 === 1;
-  const n = xr(f.Rn!);
-  const m = xr(f.Rm!);
-  const a = xr(f.Ra!);
-  const d = xw(f.Rd!);
-  if (op31 === 0) {
-    if (!sf) {
-      return (c) => {
-        const r = c.r;
-        const p = Math.imul(r[n]!, r[m]!);
-        r[d] = (sub ? r[a]! - p : r[a]! + p) >>> 0;
-        r[d + 1] = 0;
-      };
-    }
+/** The registers of a 3-source instruction (Rn, Rm, Ra, Rd; sf). */
+function regs3(f: Fields) {
+  return { sf: f.sf === 1, n: xr(f.Rn!), m: xr(f.Rm!), a: xr(f.Ra!), d: xw(f.Rd!) };
+}
+
+/** MADD (sub false) / MSUB (sub true): Rd = Ra +/- Rn * Rm. */
+function multiplyAdd(f: Fields, sub: boolean): Exec {
+  const { sf, n, m, a, d } = regs3(f);
+  if (!sf) {
     return (c) => {
       const r = c.r;
-      mul64(c, r[n]!, r[n + 1]!, r[m]!, r[m + 1]!);
-      let plo = c.vlo;
-      let phi = c.vhi;
-      if (!sub) {
-        add64(c, r[a]!, r[a + 1]!, plo, phi, 0, false);
-      } else {
-        plo = ~plo >>> 0;
-        phi = ~phi >>> 0;
-        add64(c, r[a]!, r[a + 1]!, plo, phi, 1, false);
-      }
-      r[d] = c.vlo;
-      r[d + 1] = c.vhi;
+      const p = Math.imul(r[n]!, r[m]!);
+      r[d] = (sub ? r[a]! - p : r[a]! + p) >>> 0;
+      r[d + 1] = 0;
     };
   }
-  if (!sf) return null;
-  if (op31 === 1 || op31 === 5) {
-    // SMADDL/SMSUBL/UMADDL/UMSUBL: 32x32 -> 64 then accumulate.
-    const signed = op31 === 1;
+  return (c) => {
+    const r = c.r;
+    mul64(c, r[n]!, r[n + 1]!, r[m]!, r[m + 1]!);
+    let plo = c.vlo;
+    let phi = c.vhi;
+    if (!sub) {
+      add64(c, r[a]!, r[a + 1]!, plo, phi, 0, false);
+    } else {
+      plo = ~plo >>> 0;
+      phi = ~phi >>> 0;
+      add64(c, r[a]!, r[a + 1]!, plo, phi, 1, false);
+    }
+    r[d] = c.vlo;
+    r[d + 1] = c.vhi;
+  };
+}
+
+/** SMADDL/SMSUBL/UMADDL/UMSUBL: 32x32 -> 64 then accumulate (the pattern fixes sf = 1). */
+function multiplyAddLong(f: Fields, signed: boolean, sub: boolean): Exec {
+  const { n, m, a, d } = regs3(f);
+  return (c) => {
+    const r = c.r;
+    const x = r[n]!;
+    const y = r[m]!;
+    mul64(c, x, signed ? (x >> 31) >>> 0 : 0, y, signed ? (y >> 31) >>> 0 : 0);
+    let plo = c.vlo;
+    let phi = c.vhi;
+    if (sub) {
+      plo = ~plo >>> 0;
+      phi = ~phi >>> 0;
+    }
+    add64(c, r[a]!, r[a + 1]!, plo, phi, sub ? 1 : 0, false);
+    r[d] = c.vlo;
+    r[d + 1] = c.vhi;
+  };
+}
+
+/** SMULH / UMULH (the pattern fixes sf = 1, o0 = 0; Ra is ignored). */
+function multiplyHigh(f: Fields, signed: boolean): Exec {
+  const { n, m, d } = regs3(f);
+  return (c) => {
+    const r = c.r;
+    mulHigh64(c, r[n]!, r[n + 1]!, r[m]!, r[m + 1]!, signed);
+    r[d] = c.vlo;
+    r[d + 1] = c.vhi;
+  };
+}
+
+/** The registers of a 2-source instruction (Rn, Rm, Rd; sf). */
+function regs2(f: Fields) {
+  return { sf: f.sf === 1, n: xr(f.Rn!), m: xr(f.Rm!), d: xw(f.Rd!) };
+}
+
+/** UDIV / SDIV; division by zero gives 0. */
+function divide(f: Fields, signed: boolean): Exec {
+  const { sf, n, m, d } = regs2(f);
+  if (!sf) {
     return (c) => {
       const r = c.r;
       const x = r[n]!;
       const y = r[m]!;
-      mul64(c, x, signed ? (x >> 31) >>> 0 : 0, y, signed ? (y >> 31) >>> 0 : 0);
-      let plo = c.vlo;
-      let phi = c.vhi;
-      if (sub) {
-        plo = ~plo >>> 0;
-        phi = ~phi >>> 0;
-      }
-      add64(c, r[a]!, r[a + 1]!, plo, phi, sub ? 1 : 0, false);
-      r[d] = c.vlo;
-      r[d + 1] = c.vhi;
-    };
-  }
-  if ((op31 === 2 || op31 === 6) && !sub) {
-    const signed = op31 === 2;
-    return (c) => {
-      const r = c.r;
-      mulHigh64(c, r[n]!, r[n + 1]!, r[m]!, r[m + 1]!, signed);
-      r[d] = c.vlo;
-      r[d + 1] = c.vhi;
-    };
-  }
-  return null;
-}
-
-function dataProc2(f: Fields): Exec | null {
-  if (f.S !== 0) return null;
-  const sf = f.sf === 1;
-  const op = f.opcode!;
-  const n = xr(f.Rn!);
-  const m = xr(f.Rm!);
-  const d = xw(f.Rd!);
-  if (op === 2 || op === 3) {
-    const signed = op === 3;
-    if (!sf) {
-      return (c) => {
-        const r = c.r;
-        const x = r[n]!;
-        const y = r[m]!;
-        let q: number;
-        if (y === 0) q = 0;
-        else if (signed) q = Math.trunc((x | 0) / (y | 0)) | 0;
-        else q = Math.floor(x / y);
-        r[d] = q >>> 0;
-        r[d + 1] = 0;
-      };
-    }
-    return (c) => {
-      const r = c.r;
-      const yhi = r[m + 1]!;
-      const ylo = r[m]!;
-      if ((ylo | yhi) === 0) {
-        r[d] = 0;
-        r[d + 1] = 0;
-        return;
-      }
-      const xhi = r[n + 1]!;
-      if (!signed && xhi === 0 && yhi === 0) {
-        r[d] = Math.floor(r[n]! / ylo) >>> 0;
-        r[d + 1] = 0;
-        return;
-      }
-      let x = big(c, n);
-      let y = big(c, m);
-      if (signed) {
-        x = BigInt.asIntN(64, x);
-        y = BigInt.asIntN(64, y);
-      }
-      setBig(c, d, x / y); // BigInt division truncates toward zero, as SDIV does
-    };
-  }
-  if (op >= 8 && op <= 11) {
-    const type = op - 8;
-    if (!sf) {
-      return (c) => {
-        const r = c.r;
-        r[d] = shift32(type, r[n]!, r[m]! & 31);
-        r[d + 1] = 0;
-      };
-    }
-    return (c) => {
-      const r = c.r;
-      shift64(c, type, r[n]!, r[n + 1]!, r[m]! & 63);
-      r[d] = c.vlo;
-      r[d + 1] = c.vhi;
-    };
-  }
-  if (op >= 16 && op <= 23) {
-    const sz = op & 3;
-    if ((sz === 3) !== sf) return null;
-    const step = op & 4 ? crc32cValue : crc32Value;
-    const bytes = (1 << sz) as CrcValueBytes;
-    return (c) => {
-      const r = c.r;
-      r[d] = step(r[n]!, r[m]!, r[m + 1]!, bytes);
+      let q: number;
+      if (y === 0) q = 0;
+      else if (signed) q = Math.trunc((x | 0) / (y | 0)) | 0;
+      else q = Math.floor(x / y);
+      r[d] = q >>> 0;
       r[d + 1] = 0;
     };
   }
-  return null;
+  return (c) => {
+    const r = c.r;
+    const yhi = r[m + 1]!;
+    const ylo = r[m]!;
+    if ((ylo | yhi) === 0) {
+      r[d] = 0;
+      r[d + 1] = 0;
+      return;
+    }
+    const xhi = r[n + 1]!;
+    if (!signed && xhi === 0 && yhi === 0) {
+      r[d] = Math.floor(r[n]! / ylo) >>> 0;
+      r[d + 1] = 0;
+      return;
+    }
+    let x = big(c, n);
+    let y = big(c, m);
+    if (signed) {
+      x = BigInt.asIntN(64, x);
+      y = BigInt.asIntN(64, y);
+    }
+    setBig(c, d, x / y); // BigInt division truncates toward zero, as SDIV does
+  };
+}
+
+/** LSLV/LSRV/ASRV/RORV: shift type 0-3 by Rm modulo the width. */
+function shiftVariable(f: Fields, type: number): Exec {
+  const { sf, n, m, d } = regs2(f);
+  if (!sf) {
+    return (c) => {
+      const r = c.r;
+      r[d] = shift32(type, r[n]!, r[m]! & 31);
+      r[d + 1] = 0;
+    };
+  }
+  return (c) => {
+    const r = c.r;
+    shift64(c, type, r[n]!, r[n + 1]!, r[m]! & 63);
+    r[d] = c.vlo;
+    r[d + 1] = c.vhi;
+  };
+}
+
+/** CRC32B..CRC32X (castagnoli false), CRC32CB..CRC32CX (true): 1 << sz bytes of Rm. */
+function crc32(f: Fields, castagnoli: boolean, sz: number): Exec {
+  const { n, m, d } = regs2(f);
+  const step = castagnoli ? crc32cValue : crc32Value;
+  const bytes = (1 << sz) as CrcValueBytes;
+  return (c) => {
+    const r = c.r;
+    r[d] = step(r[n]!, r[m]!, r[m + 1]!, bytes);
+    r[d + 1] = 0;
+  };
 }
 
 function rev16(v: number): number {
   return (((v >>> 8) & 0x00ff00ff) | ((v & 0x00ff00ff) << 8)) >>> 0;
 }
 
-function dataProc1(f: Fields): Exec | null {
-  if (f.S !== 0 || f.opcode2 !== 0) return null;
-  const sf = f.sf === 1;
-  const op = f.opcode!;
-  const n = xr(f.Rn!);
-  const d = xw(f.Rd!);
-  const write = (c: Cpu, lo: number, hi: number) => {
-    c.r[d] = lo >>> 0;
-    c.r[d + 1] = sf ? hi >>> 0 : 0;
+/** Writes a 1-source result to Rd (the upper half zero for a W result). */
+type Write1 = (c: Cpu, lo: number, hi: number) => void;
+/** A 1-source instruction's executor from sf, Rn's index and the write to Rd. */
+type Body1 = (sf: boolean, n: number, write: Write1) => Exec;
+
+/**
+ * Data-processing (1 source): the shared operand set of RBIT, REV*, CLZ, CLS; `fixedSf`
+ * for the patterns whose sf bit is fixed (REV (32-bit), REV32, REV (64-bit)).
+ */
+function dataProc1(body: Body1, fixedSf?: boolean) {
+  return (f: Fields): Exec => {
+    const sf = fixedSf ?? f.sf === 1;
+    const n = xr(f.Rn!);
+    const d = xw(f.Rd!);
+    const write = (c: Cpu, lo: number, hi: number) => {
+      c.r[d] = lo >>> 0;
+      c.r[d + 1] = sf ? hi >>> 0 : 0;
+    };
+    return body(sf, n, write);
   };
-  switch (op) {
-    case 0: // RBIT
-      return sf ? (c) => write(c, rbit32(c.r[n + 1]!), rbit32(c.r[n]!)) : (c) => write(c, rbit32(c.r[n]!), 0);
-    case 1: // REV16
-      return (c) => write(c, rev16(c.r[n]!), rev16(c.r[n + 1]!));
-    case 2: // REV32 (64-bit) / REV (32-bit)
-      return (c) => write(c, rev32(c.r[n]!), rev32(c.r[n + 1]!));
-    case 3: // REV (64-bit)
-      return sf ? (c) => write(c, rev32(c.r[n + 1]!), rev32(c.r[n]!)) : null;
-    case 4: // CLZ
-      return sf ? (c) => write(c, clz64(c.r[n]!, c.r[n + 1]!), 0) : (c) => write(c, Math.clz32(c.r[n]!), 0);
-    case 5: // CLS
-      if (!sf) return (c) => write(c, Math.clz32(c.r[n]! ^ (c.r[n]! >> 1)) - 1, 0);
-      return (c) => {
-        const lo = c.r[n]!;
-        const hi = c.r[n + 1]!;
-        asr64(c, lo, hi, 1);
-        write(c, clz64((lo ^ c.vlo) >>> 0, (hi ^ c.vhi) >>> 0) - 1, 0);
-      };
-    default:
-      return null;
-  }
 }
+
+const RBIT: Body1 = (sf, n, write) =>
+  sf ? (c) => write(c, rbit32(c.r[n + 1]!), rbit32(c.r[n]!)) : (c) => write(c, rbit32(c.r[n]!), 0);
+const REV16: Body1 = (_sf, n, write) => (c) => write(c, rev16(c.r[n]!), rev16(c.r[n + 1]!));
+/** REV32 (64-bit) and REV (32-bit): each word reversed in place. */
+const REV_WORDS: Body1 = (_sf, n, write) => (c) => write(c, rev32(c.r[n]!), rev32(c.r[n + 1]!));
+/** REV (64-bit, the pattern fixes sf = 1). */
+const REV64: Body1 = (_sf, n, write) => (c) => write(c, rev32(c.r[n + 1]!), rev32(c.r[n]!));
+const CLZ: Body1 = (sf, n, write) =>
+  sf ? (c) => write(c, clz64(c.r[n]!, c.r[n + 1]!), 0) : (c) => write(c, Math.clz32(c.r[n]!), 0);
+const CLS: Body1 = (sf, n, write) => {
+  if (!sf) return (c) => write(c, Math.clz32(c.r[n]! ^ (c.r[n]! >> 1)) - 1, 0);
+  return (c) => {
+    const lo = c.r[n]!;
+    const hi = c.r[n + 1]!;
+    asr64(c, lo, hi, 1);
+    write(c, clz64((lo ^ c.vlo) >>> 0, (hi ^ c.vhi) >>> 0) - 1, 0);
+  };
+};
 
 /**
  * The table, one pattern per instruction (Arm ARM C6.2 headings). Each family shares one
@@ -533,25 +540,25 @@ const ADD_SUB: readonly [string, number, number, readonly string[], readonly str
   ["SUB", 1, 0, ["neg"], []],
   ["SUBS", 1, 1, ["cmp", "negs"], ["cmp"]],
 ];
-/** Data-processing (3 source): [name, op31, o0, aliases]. */
-const DP3: readonly [string, number, number, readonly string[]][] = [
-  ["MADD", 0, 0, ["mul"]],
-  ["MSUB", 0, 1, ["mneg"]],
-  ["SMADDL", 1, 0, ["smull"]],
-  ["SMSUBL", 1, 1, ["smnegl"]],
-  ["SMULH", 2, 0, []],
-  ["UMADDL", 5, 0, ["umull"]],
-  ["UMSUBL", 5, 1, ["umnegl"]],
-  ["UMULH", 6, 0, []],
+/** Data-processing (3 source): [name, op31, o0, aliases, handler]. */
+const DP3: readonly [string, number, number, readonly string[], (f: Fields) => Exec][] = [
+  ["MADD", 0, 0, ["mul"], (f) => multiplyAdd(f, false)],
+  ["MSUB", 0, 1, ["mneg"], (f) => multiplyAdd(f, true)],
+  ["SMADDL", 1, 0, ["smull"], (f) => multiplyAddLong(f, true, false)],
+  ["SMSUBL", 1, 1, ["smnegl"], (f) => multiplyAddLong(f, true, true)],
+  ["SMULH", 2, 0, [], (f) => multiplyHigh(f, true)],
+  ["UMADDL", 5, 0, ["umull"], (f) => multiplyAddLong(f, false, false)],
+  ["UMSUBL", 5, 1, ["umnegl"], (f) => multiplyAddLong(f, false, true)],
+  ["UMULH", 6, 0, [], (f) => multiplyHigh(f, false)],
 ];
-/** Data-processing (2 source): [name, opcode, aliases, feature]. */
-const DP2: readonly [string, number, readonly string[]][] = [
-  ["UDIV", 2, []],
-  ["SDIV", 3, []],
-  ["LSLV", 8, ["lsl"]],
-  ["LSRV", 9, ["lsr"]],
-  ["ASRV", 10, ["asr"]],
-  ["RORV", 11, ["ror"]],
+/** Data-processing (2 source): [name, opcode, aliases, handler]. */
+const DP2: readonly [string, number, readonly string[], (f: Fields) => Exec][] = [
+  ["UDIV", 2, [], (f) => divide(f, false)],
+  ["SDIV", 3, [], (f) => divide(f, true)],
+  ["LSLV", 8, ["lsl"], (f) => shiftVariable(f, 0)],
+  ["LSRV", 9, ["lsr"], (f) => shiftVariable(f, 1)],
+  ["ASRV", 10, ["asr"], (f) => shiftVariable(f, 2)],
+  ["RORV", 11, ["ror"], (f) => shiftVariable(f, 3)],
 ];
 /** CRC32 (Arm ARM C6.2.7x): [name, C, sz]; CRC32X/CX need sf = 1, the others sf = 0. */
 const CRC: readonly [string, number, number][] = [
@@ -564,15 +571,15 @@ const CRC: readonly [string, number, number][] = [
   ["CRC32CW", 1, 2],
   ["CRC32CX", 1, 3],
 ];
-/** Data-processing (1 source): [name, sf (or "sf:1" for both), opcode]. */
-const DP1: readonly [string, string, number][] = [
-  ["RBIT", "sf:1", 0],
-  ["REV16", "sf:1", 1],
-  ["REV (32-bit)", "0", 2],
-  ["REV32", "1", 2],
-  ["REV (64-bit)", "1", 3],
-  ["CLZ", "sf:1", 4],
-  ["CLS", "sf:1", 5],
+/** Data-processing (1 source): [name, sf (or "sf:1" for both), opcode, executor]. */
+const DP1: readonly [string, string, number, Body1][] = [
+  ["RBIT", "sf:1", 0, RBIT],
+  ["REV16", "sf:1", 1, REV16],
+  ["REV (32-bit)", "0", 2, REV_WORDS],
+  ["REV32", "1", 2, REV_WORDS],
+  ["REV (64-bit)", "1", 3, REV64],
+  ["CLZ", "sf:1", 4, CLZ],
+  ["CLS", "sf:1", 5, CLS],
 ];
 
 export const DP_REGISTER: Pattern[] = [
@@ -632,27 +639,28 @@ export const DP_REGISTER: Pattern[] = [
     aliases,
     decode: fixed(condSelect, { op, S: 0, op2: o2 }),
   })),
-  ...DP3.map(([name, op31, o0, aliases]) => ({
+  ...DP3.map(([name, op31, o0, aliases, decode]) => ({
     name,
-    pattern: `sf:1 00 11011 ${bin(op31, 3)} Rm:5 ${o0} Ra:5 Rn:5 Rd:5`,
+    // Only MADD/MSUB have a 32-bit form.
+    pattern: `${op31 === 0 ? "sf:1" : "1"} 00 11011 ${bin(op31, 3)} Rm:5 ${o0} Ra:5 Rn:5 Rd:5`,
     aliases,
-    decode: fixed(dataProc3, { op54: 0, op31, o0 }),
+    decode,
   })),
-  ...DP2.map(([name, opcode, aliases]) => ({
+  ...DP2.map(([name, opcode, aliases, decode]) => ({
     name,
     pattern: `sf:1 0 0 11010110 Rm:5 ${bin(opcode, 6)} Rn:5 Rd:5`,
     aliases,
-    decode: fixed(dataProc2, { S: 0, opcode }),
+    decode,
   })),
   ...CRC.map(([name, C, sz]) => ({
     name,
     pattern: `${sz === 3 ? 1 : 0} 0 0 11010110 Rm:5 010${C}${bin(sz, 2)} Rn:5 Rd:5`,
     feature: "CRC32" as const,
-    decode: fixed(dataProc2, { S: 0, sf: sz === 3 ? 1 : 0, opcode: 0b010000 | (C << 2) | sz }),
+    decode: (f: Fields) => crc32(f, C === 1, sz),
   })),
-  ...DP1.map(([name, sf, opcode]) => ({
+  ...DP1.map(([name, sf, opcode, body]) => ({
     name,
     pattern: `${sf} 1 0 11010110 00000 ${bin(opcode, 6)} Rn:5 Rd:5`,
-    decode: fixed(dataProc1, { S: 0, opcode2: 0, opcode, ...(sf === "sf:1" ? {} : { sf: Number(sf) }) }),
+    decode: dataProc1(body, sf === "sf:1" ? undefined : sf === "1"),
   })),
 ];
