@@ -1,6 +1,8 @@
 /**
  * Data processing — immediate (Arm ARM C4.1.86): PC-relative addressing, add/subtract
  * (immediate), logical (immediate), move wide, bitfield, extract.
+ * The table (DP_IMMEDIATE, at the end) is one pattern per instruction; the shared formats
+ * (ADDSUB, LOGIC, MOVW, BITF) are just above it.
  */
 import { add64, addSub32, decodeBitMasks, ror64, setNZCV, subs64 } from "../alu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
@@ -114,33 +116,47 @@ function logicalImm(f: Record<string, number>): Exec | null {
   };
 }
 
-function moveWide(f: Record<string, number>): Exec | null {
+/** Move wide: Rd, imm16 << hw * 16 as two halves; null for hw >= 2 in a W form. */
+function wideImm(f: Fields): { sf: boolean; d: number; vlo: number; vhi: number } | null {
   const sf = f.sf === 1;
-  const opc = f.opc!;
   const hw = f.hw!;
-  if (opc === 1 || (!sf && hw >= 2)) return null;
-  const d = xw(f.Rd!);
+  if (!sf && hw >= 2) return null;
   const imm = f.imm16!;
   const shift = hw * 16;
-  // Value of imm << shift as two halves.
   const vlo = shift < 32 ? (imm << shift) >>> 0 : 0;
   const vhi = shift >= 32 ? (imm << (shift - 32)) >>> 0 : 0;
-  if (opc === 0) {
-    // MOVN
-    const lo = ~vlo >>> 0;
-    const hi = sf ? ~vhi >>> 0 : 0;
-    return (c) => {
-      c.r[d] = lo;
-      c.r[d + 1] = hi;
-    };
-  }
-  if (opc === 2) {
-    return (c) => {
-      c.r[d] = vlo;
-      c.r[d + 1] = vhi;
-    };
-  }
-  // MOVK: replace 16 bits, keep the rest.
+  return { sf, d: xw(f.Rd!), vlo, vhi };
+}
+
+function movn(f: Fields): Exec | null {
+  const w = wideImm(f);
+  if (!w) return null;
+  const d = w.d;
+  const lo = ~w.vlo >>> 0;
+  const hi = w.sf ? ~w.vhi >>> 0 : 0;
+  return (c) => {
+    c.r[d] = lo;
+    c.r[d + 1] = hi;
+  };
+}
+
+function movz(f: Fields): Exec | null {
+  const w = wideImm(f);
+  if (!w) return null;
+  const { d, vlo, vhi } = w;
+  return (c) => {
+    c.r[d] = vlo;
+    c.r[d + 1] = vhi;
+  };
+}
+
+/** MOVK: replace 16 bits, keep the rest. */
+function movk(f: Fields): Exec | null {
+  const w = wideImm(f);
+  if (!w) return null;
+  const { sf, d } = w;
+  const shift = f.hw! * 16;
+  const imm = f.imm16!;
   const inHi = shift >= 32;
   const s = shift & 31;
   const keep = ~(0xffff << s) >>> 0;
@@ -335,15 +351,15 @@ export const DP_IMMEDIATE: Pattern[] = [
   })),
   ...(
     [
-      ["MOVN", 0, ["mov"]],
-      ["MOVZ", 2, ["mov"]],
-      ["MOVK", 3, []],
+      ["MOVN", 0, ["mov"], movn],
+      ["MOVZ", 2, ["mov"], movz],
+      ["MOVK", 3, [], movk],
     ] as const
-  ).map(([name, opc, aliases]) => ({
+  ).map(([name, opc, aliases, decode]) => ({
     name,
     pattern: `sf:1 ${opc.toString(2).padStart(2, "0")} ${MOVW}`,
     aliases,
-    decode: fixed(moveWide, { opc }),
+    decode,
   })),
   ...(["SBFM", "BFM", "UBFM"] as const).map((name, opc) => ({
     name,
