@@ -7,8 +7,14 @@
  * Every executor reads all source lanes into scratch first (Vd may equal Vn/Vm), computes
  * every lane (flags of all lanes accumulate), then writes Vd (upper half zeroed for 64-bit
  * vectors and scalars) and FPSR.
+ *
+ * The table (SIMD_FP) is one pattern per instruction, all of feature AdvSIMD; the shared
+ * formats are FMT (one per encoding group, vector or scalar) and the family lists
+ * (THREE_SAME, MISC, BY_ELEMENT, FIXED_POINT, ACROSS_LANES, PAIRWISE_SCALAR) above it.
+ * Names are the Arm ARM's headings; a heading's scalar encoding adds "scalar" to the
+ * qualifier ("FMLA (by element, scalar)", "FCMEQ (zero, scalar)", "FABD (scalar)").
  */
-import type { Exec, Pattern } from "../decoder.ts";
+import type { Exec, Fields, Pattern } from "../decoder.ts";
 import {
   fixedToFp,
   fp,
@@ -63,8 +69,7 @@ function commitFlags(r: Uint32Array): void {
   if (fp.flags !== 0) r[I.FPSR] = (r[I.FPSR]! | fp.flags) >>> 0;
 }
 
-const signOf = (N: number): number => (N === 64 ? 0 : 0x80000000); // lo-word sign mask for N=32
-/** Negates operand a (FPNeg, NaNs included) and calls f. */
+/** A compare's result lane: all ones when `b`, else zero. */
 function mask(N: number, b: boolean): void {
   fp.lo = b ? 0xffffffff : 0;
   fp.hi = b && N === 64 ? 0xffffffff : 0;
@@ -235,133 +240,10 @@ const opURsqrte: LaneOp = (_N, _ah, al) => {
   fp.hi = 0;
   fp.lo = unsignedRSqrtEstimate(al);
 };
-void signOf;
 // fpcore's optional flags would clash with the LaneOp's extra arguments: wrap.
 const opAdd: LaneOp = (N, ah, al, bh, bl, fpcr) => fpAdd(N, ah, al, bh, bl, fpcr);
 const opMul: LaneOp = (N, ah, al, bh, bl, fpcr) => fpMul(N, ah, al, bh, bl, fpcr);
 const opMulX: LaneOp = (N, ah, al, bh, bl, fpcr) => fpMulX(N, ah, al, bh, bl, fpcr);
-
-/** Three-same FP ops indexed by U:a:opcode<2:0> (opcode 11xxx). */
-function threeSameOp(U: number, a: number, op3: number): { op: LaneOp; pair?: boolean } | null {
-  switch ((U << 4) | (a << 3) | op3) {
-    case 0b00000:
-      return { op: fpMaxNum };
-    case 0b00001:
-      return { op: opFmla };
-    case 0b00010:
-      return { op: opAdd };
-    case 0b00011:
-      return { op: opMulX };
-    case 0b00100:
-      return { op: cmp(0, false) }; // FCMEQ
-    case 0b00110:
-      return { op: fpMax };
-    case 0b00111:
-      return { op: fpRecipStep };
-    case 0b01000:
-      return { op: fpMinNum };
-    case 0b01001:
-      return { op: opFmls };
-    case 0b01010:
-      return { op: fpSub };
-    case 0b01110:
-      return { op: fpMin };
-    case 0b01111:
-      return { op: fpRSqrtStep };
-    case 0b10000:
-      return { op: fpMaxNum, pair: true }; // FMAXNMP
-    case 0b10010:
-      return { op: opAdd, pair: true }; // FADDP
-    case 0b10011:
-      return { op: opMul };
-    case 0b10100:
-      return { op: cmp(1, false) }; // FCMGE
-    case 0b10101:
-      return { op: cmp(1, true) }; // FACGE
-    case 0b10110:
-      return { op: fpMax, pair: true }; // FMAXP
-    case 0b10111:
-      return { op: fpDiv };
-    case 0b11000:
-      return { op: fpMinNum, pair: true }; // FMINNMP
-    case 0b11010:
-      return { op: opFabd };
-    case 0b11100:
-      return { op: cmp(2, false) }; // FCMGT
-    case 0b11101:
-      return { op: cmp(2, true) }; // FACGT
-    case 0b11110:
-      return { op: fpMin, pair: true }; // FMINP
-    default:
-      return null;
-  }
-}
-
-/** Two-register misc FP ops by U:a:opcode (conversions between widths handled separately). */
-function miscOp(U: number, a: number, opcode: number): LaneOp | null {
-  switch ((U << 6) | (a << 5) | opcode) {
-    case 0b0011000:
-      return opRint(RM.TIEEVEN, false); // FRINTN
-    case 0b0011001:
-      return opRint(RM.NEGINF, false); // FRINTM
-    case 0b0011010:
-      return opToInt(RM.TIEEVEN, false); // FCVTNS
-    case 0b0011011:
-      return opToInt(RM.NEGINF, false); // FCVTMS
-    case 0b0011100:
-      return opToInt(RM.TIEAWAY, false); // FCVTAS
-    case 0b0011101:
-      return opToFp(false); // SCVTF
-    case 0b0101100:
-      return cmpZero(2, false); // FCMGT #0
-    case 0b0101101:
-      return cmpZero(0, false); // FCMEQ #0
-    case 0b0101110:
-      return cmpZero(2, true); // FCMLT #0
-    case 0b0101111:
-      return opAbs;
-    case 0b0111000:
-      return opRint(RM.POSINF, false); // FRINTP
-    case 0b0111001:
-      return opRint(RM.ZERO, false); // FRINTZ
-    case 0b0111010:
-      return opToInt(RM.POSINF, false); // FCVTPS
-    case 0b0111011:
-      return opToInt(RM.ZERO, false); // FCVTZS
-    case 0b0111101:
-      return opRecpe; // FRECPE
-    case 0b1011000:
-      return opRint(RM.TIEAWAY, false); // FRINTA
-    case 0b1011001:
-      return opRint(-1, true); // FRINTX
-    case 0b1011010:
-      return opToInt(RM.TIEEVEN, true); // FCVTNU
-    case 0b1011011:
-      return opToInt(RM.NEGINF, true); // FCVTMU
-    case 0b1011100:
-      return opToInt(RM.TIEAWAY, true); // FCVTAU
-    case 0b1011101:
-      return opToFp(true); // UCVTF
-    case 0b1101100:
-      return cmpZero(1, false); // FCMGE #0
-    case 0b1101101:
-      return cmpZero(1, true); // FCMLE #0
-    case 0b1101111:
-      return opNeg;
-    case 0b1111001:
-      return opRint(-1, false); // FRINTI
-    case 0b1111010:
-      return opToInt(RM.POSINF, true); // FCVTPU
-    case 0b1111011:
-      return opToInt(RM.ZERO, true); // FCVTZU
-    case 0b1111101:
-      return opRsqrte; // FRSQRTE
-    case 0b1111111:
-      return opSqrt; // FSQRT
-    default:
-      return null;
-  }
-}
 
 /** FCVTN/FCVTN2 (sz 0: 4S->4H, 1: 2D->2S), FCVTXN/FCVTXN2 (round to odd). */
 function narrow(Q: number, sz: number, d: number, n: number, odd: boolean, scalar: boolean): Exec {
@@ -449,127 +331,248 @@ function vcount(N: number, Q: number): number | null {
   return Q ? 4 : 2;
 }
 
-export const SIMD_FP: Pattern[] = [
+/** Vector FP lanes: N from sz, the lane count from Q (null: 2D needs Q = 1). */
+function laneShape(f: Fields): [number, number] | null {
+  const N = f.sz ? 64 : 32;
+  const cnt = vcount(N, f.Q!);
+  return cnt === null ? null : [N, cnt];
+}
+
+/** An instruction of the three-same group. */
+interface FpOp {
+  readonly name: string;
+  readonly u: number;
+  readonly a: number;
+  /** opcode<2:0>. */
+  readonly op: number;
+  readonly lane: LaneOp;
+  /** Pairwise (FADDP, FMAXP, ...): lanes of Vn then Vm taken two by two. */
+  readonly pair?: boolean;
+  /** The name of the scalar form (Arm ARM: the same heading's "Scalar" encoding), if any. */
+  readonly scalar?: string;
+}
+
+/** Advanced SIMD three same, FP (opcode 11xxx): U, a, opcode<2:0>. */
+const THREE_SAME: readonly FpOp[] = [
+  { name: "FMAXNM (vector)", u: 0, a: 0, op: 0, lane: fpMaxNum },
+  { name: "FMLA (vector)", u: 0, a: 0, op: 1, lane: opFmla },
+  { name: "FADD (vector)", u: 0, a: 0, op: 2, lane: opAdd },
+  { name: "FMULX (vector)", u: 0, a: 0, op: 3, lane: opMulX, scalar: "FMULX (scalar)" },
+  { name: "FCMEQ (register)", u: 0, a: 0, op: 4, lane: cmp(0, false), scalar: "FCMEQ (register, scalar)" },
+  { name: "FMAX (vector)", u: 0, a: 0, op: 6, lane: fpMax },
+  { name: "FRECPS (vector)", u: 0, a: 0, op: 7, lane: fpRecipStep, scalar: "FRECPS (scalar)" },
+  { name: "FMINNM (vector)", u: 0, a: 1, op: 0, lane: fpMinNum },
+  { name: "FMLS (vector)", u: 0, a: 1, op: 1, lane: opFmls },
+  { name: "FSUB (vector)", u: 0, a: 1, op: 2, lane: fpSub },
+  { name: "FMIN (vector)", u: 0, a: 1, op: 6, lane: fpMin },
+  { name: "FRSQRTS (vector)", u: 0, a: 1, op: 7, lane: fpRSqrtStep, scalar: "FRSQRTS (scalar)" },
+  { name: "FMAXNMP (vector)", u: 1, a: 0, op: 0, lane: fpMaxNum, pair: true },
+  { name: "FADDP (vector)", u: 1, a: 0, op: 2, lane: opAdd, pair: true },
+  { name: "FMUL (vector)", u: 1, a: 0, op: 3, lane: opMul },
+  { name: "FCMGE (register)", u: 1, a: 0, op: 4, lane: cmp(1, false), scalar: "FCMGE (register, scalar)" },
+  { name: "FACGE (vector)", u: 1, a: 0, op: 5, lane: cmp(1, true), scalar: "FACGE (scalar)" },
+  { name: "FMAXP (vector)", u: 1, a: 0, op: 6, lane: fpMax, pair: true },
+  { name: "FDIV (vector)", u: 1, a: 0, op: 7, lane: fpDiv },
+  { name: "FMINNMP (vector)", u: 1, a: 1, op: 0, lane: fpMinNum, pair: true },
+  { name: "FABD (vector)", u: 1, a: 1, op: 2, lane: opFabd, scalar: "FABD (scalar)" },
+  { name: "FCMGT (register)", u: 1, a: 1, op: 4, lane: cmp(2, false), scalar: "FCMGT (register, scalar)" },
+  { name: "FACGT (vector)", u: 1, a: 1, op: 5, lane: cmp(2, true), scalar: "FACGT (scalar)" },
+  { name: "FMINP (vector)", u: 1, a: 1, op: 6, lane: fpMin, pair: true },
+];
+
+/** Advanced SIMD two-register miscellaneous, FP lane-wise ops: [name, U, a, opcode, lane op, scalar form]. */
+const MISC: readonly [string, number, number, number, LaneOp, string?][] = [
+  ["FRINTN (vector)", 0, 0, 0b11000, opRint(RM.TIEEVEN, false)],
+  ["FRINTM (vector)", 0, 0, 0b11001, opRint(RM.NEGINF, false)],
+  ["FCVTNS (vector)", 0, 0, 0b11010, opToInt(RM.TIEEVEN, false), "FCVTNS (vector, scalar)"],
+  ["FCVTMS (vector)", 0, 0, 0b11011, opToInt(RM.NEGINF, false), "FCVTMS (vector, scalar)"],
+  ["FCVTAS (vector)", 0, 0, 0b11100, opToInt(RM.TIEAWAY, false), "FCVTAS (vector, scalar)"],
+  ["SCVTF (vector, integer)", 0, 0, 0b11101, opToFp(false), "SCVTF (vector, integer, scalar)"],
+  ["FCMGT (zero)", 0, 1, 0b01100, cmpZero(2, false), "FCMGT (zero, scalar)"],
+  ["FCMEQ (zero)", 0, 1, 0b01101, cmpZero(0, false), "FCMEQ (zero, scalar)"],
+  ["FCMLT (zero)", 0, 1, 0b01110, cmpZero(2, true), "FCMLT (zero, scalar)"],
+  ["FABS (vector)", 0, 1, 0b01111, opAbs],
+  ["FRINTP (vector)", 0, 1, 0b11000, opRint(RM.POSINF, false)],
+  ["FRINTZ (vector)", 0, 1, 0b11001, opRint(RM.ZERO, false)],
+  ["FCVTPS (vector)", 0, 1, 0b11010, opToInt(RM.POSINF, false), "FCVTPS (vector, scalar)"],
+  ["FCVTZS (vector, integer)", 0, 1, 0b11011, opToInt(RM.ZERO, false), "FCVTZS (vector, integer, scalar)"],
+  ["FRECPE (vector)", 0, 1, 0b11101, opRecpe, "FRECPE (scalar)"],
+  ["FRINTA (vector)", 1, 0, 0b11000, opRint(RM.TIEAWAY, false)],
+  ["FRINTX (vector)", 1, 0, 0b11001, opRint(-1, true)],
+  ["FCVTNU (vector)", 1, 0, 0b11010, opToInt(RM.TIEEVEN, true), "FCVTNU (vector, scalar)"],
+  ["FCVTMU (vector)", 1, 0, 0b11011, opToInt(RM.NEGINF, true), "FCVTMU (vector, scalar)"],
+  ["FCVTAU (vector)", 1, 0, 0b11100, opToInt(RM.TIEAWAY, true), "FCVTAU (vector, scalar)"],
+  ["UCVTF (vector, integer)", 1, 0, 0b11101, opToFp(true), "UCVTF (vector, integer, scalar)"],
+  ["FCMGE (zero)", 1, 1, 0b01100, cmpZero(1, false), "FCMGE (zero, scalar)"],
+  ["FCMLE (zero)", 1, 1, 0b01101, cmpZero(1, true), "FCMLE (zero, scalar)"],
+  ["FNEG (vector)", 1, 1, 0b01111, opNeg],
+  ["FRINTI (vector)", 1, 1, 0b11001, opRint(-1, false)],
+  ["FCVTPU (vector)", 1, 1, 0b11010, opToInt(RM.POSINF, true), "FCVTPU (vector, scalar)"],
+  ["FCVTZU (vector, integer)", 1, 1, 0b11011, opToInt(RM.ZERO, true), "FCVTZU (vector, integer, scalar)"],
+  ["FRSQRTE (vector)", 1, 1, 0b11101, opRsqrte, "FRSQRTE (scalar)"],
+  ["FSQRT (vector)", 1, 1, 0b11111, opSqrt],
+];
+
+/** Advanced SIMD vector x indexed element, FP: [name, U, opcode, lane op]. */
+const BY_ELEMENT: readonly [string, number, number, LaneOp][] = [
+  ["FMLA (by element)", 0, 0b0001, opFmla],
+  ["FMLS (by element)", 0, 0b0101, opFmls],
+  ["FMUL (by element)", 0, 0b1001, opMul],
+  ["FMULX (by element)", 1, 0b1001, opMulX],
+];
+
+/** Advanced SIMD shift by immediate, the fixed-point conversions: [name, U, opcode, lane op of fbits]. */
+const FIXED_POINT: readonly [string, number, number, (fbits: number) => LaneOp][] = [
+  ["SCVTF (vector, fixed-point)", 0, 0b11100, (fbits) => opToFp(false, fbits)],
+  ["UCVTF (vector, fixed-point)", 1, 0b11100, (fbits) => opToFp(true, fbits)],
+  ["FCVTZS (vector, fixed-point)", 0, 0b11111, (fbits) => opToInt(RM.ZERO, false, fbits)],
+  ["FCVTZU (vector, fixed-point)", 1, 0b11111, (fbits) => opToInt(RM.ZERO, true, fbits)],
+];
+
+/** FMAXNMV/FMINNMV/FMAXV/FMINV (4S only) and the scalar pairwise forms: [name, a, opcode, op]. */
+const ACROSS_LANES: readonly [string, number, number, LaneOp][] = [
+  ["FMAXNMV", 0, 0b01100, fpMaxNum],
+  ["FMINNMV", 1, 0b01100, fpMinNum],
+  ["FMAXV", 0, 0b01111, fpMax],
+  ["FMINV", 1, 0b01111, fpMin],
+];
+const PAIRWISE_SCALAR: readonly [string, number, number, LaneOp][] = [
+  ["FMAXNMP (scalar)", 0, 0b01100, fpMaxNum],
+  ["FMINNMP (scalar)", 1, 0b01100, fpMinNum],
+  ["FADDP (scalar)", 0, 0b01101, opAdd],
+  ["FMAXP (scalar)", 0, 0b01111, fpMax],
+  ["FMINP (scalar)", 1, 0b01111, fpMin],
+];
+
+const bin = (v: number, width: number) => v.toString(2).padStart(width, "0");
+/** Bits 31..28 of the vector (`0 Q U 0`) and scalar (`0 1 U 1`) forms of one group. */
+const head = (scalar: boolean, u: number | string) => (scalar ? `01 ${u} 1` : `0 Q:1 ${u} 0`);
+
+/** The formats (decodetree's `@...`), one per encoding group of C4.1.96, vector or scalar. */
+const FMT = {
+  /** Three same (FP). */
+  same: (s: boolean, u: number, a: number, op3: number) =>
+    `${head(s, u)} 1110 ${a} sz:1 1 Rm:5 11 ${bin(op3, 3)} 1 Rn:5 Rd:5`,
+  /** Two-register miscellaneous (FP). */
+  misc: (s: boolean, u: number, a: number, opcode: number) =>
+    `${head(s, u)} 1110 ${a} sz:1 10000 ${bin(opcode, 5)} 10 Rn:5 Rd:5`,
+  /** Across lanes (4S only: Q = 1, sz = 0) and scalar pairwise. */
+  pair: (s: boolean, a: number, opcode: number) =>
+    `${s ? "01 1 1" : "0 1 1 0"} 1110 ${a} ${s ? "sz:1" : "0"} 11000 ${bin(opcode, 5)} 10 Rn:5 Rd:5`,
+  /** Vector x indexed element (FP, single and double). */
+  elem: (s: boolean, u: number, opcode: number) =>
+    `${head(s, u)} 1111 1 sz:1 L:1 M:1 Rm:4 ${bin(opcode, 4)} H:1 0 Rn:5 Rd:5`,
+  /** Shift by immediate. */
+  shift: (s: boolean, u: number, opcode: number) =>
+    `${head(s, u)} 11110 immh:4 immb:3 ${bin(opcode, 5)} 1 Rn:5 Rd:5`,
+};
+
+type Entry = Omit<Pattern, "feature">;
+
+/** An instruction's vector pattern and, when it has a scalar form (named `scalar`), that one's too. */
+function forms(
+  name: string,
+  scalar: string | undefined,
+  pattern: (scalar: boolean) => string,
+  decode: (scalar: boolean) => Entry["decode"],
+): Entry[] {
+  const vector = { name, pattern: pattern(false), decode: decode(false) };
+  return scalar === undefined
+    ? [vector]
+    : [vector, { name: scalar, pattern: pattern(true), decode: decode(true) }];
+}
+
+/**
+ * The handler of a lane-wise instruction: every lane of the vector (Q, sz) or the one lane
+ * of the scalar (sz); `oneSource` reads Vn only (two-register misc), `pair` pairwise.
+ */
+function laneWise(lane: LaneOp, oneSource: boolean, pair = false) {
+  return (scalar: boolean) =>
+    (f: Fields): Exec | null => {
+      const m = oneSource ? f.Rn! : f.Rm!;
+      if (scalar) return lanes(f.sz ? 64 : 32, 1, lane, f.Rd!, f.Rn!, m);
+      const shape = laneShape(f);
+      if (shape === null) return null;
+      const [N, cnt] = shape;
+      return pair ? pairwise(N, cnt, lane, f.Rd!, f.Rn!, m) : lanes(N, cnt, lane, f.Rd!, f.Rn!, m);
+    };
+}
+
+const TABLE: Entry[] = [
+  ...THREE_SAME.flatMap((x) =>
+    forms(x.name, x.scalar, (s) => FMT.same(s, x.u, x.a, x.op), laneWise(x.lane, false, x.pair)),
+  ),
+  ...MISC.flatMap(([name, u, a, opcode, lane, scalar]) =>
+    forms(name, scalar, (s) => FMT.misc(s, u, a, opcode), laneWise(lane, true)),
+  ),
   {
-    name: "ASIMD_FP_THREE_SAME",
-    pattern: "0 Q:1 U:1 01110 a:1 sz:1 1 Rm:5 11 op3:3 1 Rn:5 Rd:5",
-    decode: (f) => {
-      const x = threeSameOp(f.U!, f.a!, f.op3!);
-      const N = f.sz ? 64 : 32;
-      const cnt = vcount(N, f.Q!);
-      if (!x || cnt === null) return null;
-      return x.pair ? pairwise(N, cnt, x.op, f.Rd!, f.Rn!, f.Rm!) : lanes(N, cnt, x.op, f.Rd!, f.Rn!, f.Rm!);
-    },
+    name: "FRECPX",
+    pattern: FMT.misc(true, 0, 1, 0b11111),
+    decode: (f) => lanes(f.sz ? 64 : 32, 1, opRecpx, f.Rd!, f.Rn!, f.Rn!),
   },
   {
-    name: "ASIMD_FP_SCALAR_THREE_SAME", // FMULX, FCMxx, FACxx, FRECPS, FRSQRTS, FABD
-    pattern: "01 U:1 11110 a:1 sz:1 1 Rm:5 11 op3:3 1 Rn:5 Rd:5",
-    decode: (f) => {
-      const key = (f.U! << 4) | (f.a! << 3) | f.op3!;
-      // Only these have scalar forms.
-      if (![0b00011, 0b00100, 0b00111, 0b01111, 0b10100, 0b10101, 0b11010, 0b11100, 0b11101].includes(key))
-        return null;
-      const x = threeSameOp(f.U!, f.a!, f.op3!)!;
-      return lanes(f.sz ? 64 : 32, 1, x.op, f.Rd!, f.Rn!, f.Rm!);
-    },
+    name: "FCVTN",
+    pattern: FMT.misc(false, 0, 0, 0b10110),
+    aliases: ["fcvtn2"],
+    decode: (f) => narrow(f.Q!, f.sz!, f.Rd!, f.Rn!, false, false),
   },
   {
-    name: "ASIMD_FP_TWO_REG_MISC",
-    pattern: "0 Q:1 U:1 01110 a:1 sz:1 10000 opcode:5 10 Rn:5 Rd:5",
-    decode: (f) => {
-      const { Q, U, a, sz, opcode } = f as Record<string, number>;
-      if (a === 0 && opcode === 0b10110) {
-        if (U === 1 && sz === 0) return null; // FCVTXN needs 2D
-        return narrow(Q!, sz!, f.Rd!, f.Rn!, U === 1, false);
-      }
-      if (U === 0 && a === 0 && opcode === 0b10111) return widen(Q!, sz!, f.Rd!, f.Rn!);
-      if (a === 1 && opcode === 0b11100) {
-        if (sz === 1) return null; // URECPE / URSQRTE: 32-bit lanes only
-        return lanes(32, Q ? 4 : 2, U ? opURsqrte : opURecpe, f.Rd!, f.Rn!, f.Rn!);
-      }
-      const op = miscOp(U!, a!, opcode!);
-      const N = sz ? 64 : 32;
-      const cnt = vcount(N, Q!);
-      if (!op || cnt === null) return null;
-      return lanes(N, cnt, op, f.Rd!, f.Rn!, f.Rn!);
-    },
+    name: "FCVTXN (vector)",
+    pattern: FMT.misc(false, 1, 0, 0b10110),
+    aliases: ["fcvtxn2"],
+    // Round to odd, 2D -> 2S only.
+    decode: (f) => (f.sz === 0 ? null : narrow(f.Q!, 1, f.Rd!, f.Rn!, true, false)),
   },
   {
-    name: "ASIMD_FP_SCALAR_TWO_REG_MISC",
-    pattern: "01 U:1 11110 a:1 sz:1 10000 opcode:5 10 Rn:5 Rd:5",
-    decode: (f) => {
-      const { U, a, sz, opcode } = f as Record<string, number>;
-      if (U === 1 && a === 0 && opcode === 0b10110) return sz ? narrow(0, 1, f.Rd!, f.Rn!, true, true) : null; // FCVTXN
-      const N = sz ? 64 : 32;
-      if (U === 0 && a === 1 && opcode === 0b11111) return lanes(N, 1, opRecpx, f.Rd!, f.Rn!, f.Rn!);
-      // Scalar forms exist for conversions, compares with zero and the estimates.
-      if (
-        opcode < 0b01100 ||
-        opcode === 0b01111 ||
-        opcode === 0b11000 ||
-        opcode === 0b11001 ||
-        opcode === 0b11111
-      )
-        return null;
-      if (opcode === 0b11100 && a === 1) return null;
-      const op = miscOp(U!, a!, opcode!);
-      if (!op) return null;
-      return lanes(N, 1, op, f.Rd!, f.Rn!, f.Rn!);
-    },
+    name: "FCVTXN (scalar)",
+    pattern: FMT.misc(true, 1, 0, 0b10110),
+    decode: (f) => (f.sz ? narrow(0, 1, f.Rd!, f.Rn!, true, true) : null),
   },
   {
-    name: "ASIMD_FP_ACROSS_LANES", // FMAXNMV, FMINNMV, FMAXV, FMINV (4S)
-    pattern: "0 Q:1 1 01110 a:1 sz:1 11000 opcode:5 10 Rn:5 Rd:5",
-    decode: (f) => {
-      if (f.Q !== 1 || f.sz !== 0) return null;
-      const op =
-        f.opcode === 0b01100
-          ? f.a
-            ? fpMinNum
-            : fpMaxNum
-          : f.opcode === 0b01111
-            ? f.a
-              ? fpMin
-              : fpMax
-            : null;
-      if (!op) return null;
-      return reduce(32, 4, op, f.Rd!, f.Rn!);
-    },
+    name: "FCVTL",
+    pattern: FMT.misc(false, 0, 0, 0b10111),
+    aliases: ["fcvtl2"],
+    decode: (f) => widen(f.Q!, f.sz!, f.Rd!, f.Rn!),
+  },
+  // URECPE / URSQRTE: unsigned fixed-point estimates, 32-bit lanes only.
+  {
+    name: "URECPE",
+    pattern: FMT.misc(false, 0, 1, 0b11100),
+    decode: (f) => (f.sz === 1 ? null : lanes(32, f.Q ? 4 : 2, opURecpe, f.Rd!, f.Rn!, f.Rn!)),
   },
   {
-    name: "ASIMD_FP_SCALAR_PAIRWISE", // FADDP, FMAXP, FMINP, FMAXNMP, FMINNMP (scalar)
-    pattern: "01 1 11110 a:1 sz:1 11000 opcode:5 10 Rn:5 Rd:5",
-    decode: (f) => {
-      let op: LaneOp | null = null;
-      if (f.opcode === 0b01100) op = f.a ? fpMinNum : fpMaxNum;
-      else if (f.opcode === 0b01101 && f.a === 0) op = opAdd;
-      else if (f.opcode === 0b01111) op = f.a ? fpMin : fpMax;
-      if (!op) return null;
-      return reduce(f.sz ? 64 : 32, 2, op, f.Rd!, f.Rn!);
-    },
+    name: "URSQRTE",
+    pattern: FMT.misc(false, 1, 1, 0b11100),
+    decode: (f) => (f.sz === 1 ? null : lanes(32, f.Q ? 4 : 2, opURsqrte, f.Rd!, f.Rn!, f.Rn!)),
   },
+  ...ACROSS_LANES.map(([name, a, opcode, op]) => ({
+    name,
+    pattern: FMT.pair(false, a, opcode),
+    decode: (f: Fields) => reduce(32, 4, op, f.Rd!, f.Rn!),
+  })),
+  ...PAIRWISE_SCALAR.map(([name, a, opcode, op]) => ({
+    name,
+    pattern: FMT.pair(true, a, opcode),
+    decode: (f: Fields) => reduce(f.sz ? 64 : 32, 2, op, f.Rd!, f.Rn!),
+  })),
+  ...BY_ELEMENT.flatMap(([name, u, opcode, op]) =>
+    forms(
+      name,
+      name.replace(")", ", scalar)"),
+      (s) => FMT.elem(s, u, opcode),
+      (s) => (f) => byElement(f, op, s),
+    ),
+  ),
+  ...FIXED_POINT.flatMap(([name, u, opcode, op]) =>
+    forms(
+      name,
+      name.replace(")", ", scalar)"),
+      (s) => FMT.shift(s, u, opcode),
+      (s) => (f) => fixedImm(f, op, s),
+    ),
+  ),
   {
-    name: "ASIMD_FP_BY_ELEMENT", // FMLA, FMLS, FMUL, FMULX (vector, by element)
-    pattern: "0 Q:1 U:1 01111 1 sz:1 L:1 M:1 Rm:4 opcode:4 H:1 0 Rn:5 Rd:5",
-    decode: (f) => byElement(f.Q!, f.U!, f.sz!, f.L!, f.M!, f.Rm!, f.opcode!, f.H!, f.Rn!, f.Rd!, false),
-  },
-  {
-    name: "ASIMD_FP_SCALAR_BY_ELEMENT",
-    pattern: "01 U:1 11111 1 sz:1 L:1 M:1 Rm:4 opcode:4 H:1 0 Rn:5 Rd:5",
-    decode: (f) => byElement(1, f.U!, f.sz!, f.L!, f.M!, f.Rm!, f.opcode!, f.H!, f.Rn!, f.Rd!, true),
-  },
-  {
-    name: "ASIMD_FP_SHIFT_IMM", // SCVTF, UCVTF, FCVTZS, FCVTZU (vector, fixed-point)
-    pattern: "0 Q:1 U:1 011110 immh:4 immb:3 opcode:5 1 Rn:5 Rd:5",
-    decode: (f) => fixedImm(f.Q!, f.U!, f.immh!, f.immb!, f.opcode!, f.Rn!, f.Rd!, false),
-  },
-  {
-    name: "ASIMD_FP_SCALAR_SHIFT_IMM",
-    pattern: "01 U:1 111110 immh:4 immb:3 opcode:5 1 Rn:5 Rd:5",
-    decode: (f) => fixedImm(1, f.U!, f.immh!, f.immb!, f.opcode!, f.Rn!, f.Rd!, true),
-  },
-  {
-    name: "FMOV_VECTOR_IMM", // FMOV (vector, immediate), single and double
+    name: "FMOV (vector, immediate)", // single and double
     pattern: "0 Q:1 op:1 0111100000 abc:3 1111 0 1 defgh:5 Rd:5",
     decode: (f) => {
       if (f.op === 1 && f.Q === 0) return null;
@@ -597,48 +600,27 @@ export const SIMD_FP: Pattern[] = [
   },
 ];
 
-function byElement(
-  Q: number,
-  U: number,
-  sz: number,
-  L: number,
-  M: number,
-  rm: number,
-  opcode: number,
-  H: number,
-  n: number,
-  d: number,
-  scalar: boolean,
-): Exec | null {
-  let op: LaneOp;
-  if (U === 0 && opcode === 0b0001) op = opFmla;
-  else if (U === 0 && opcode === 0b0101) op = opFmls;
-  else if (opcode === 0b1001) op = U ? opMulX : opMul;
-  else return null;
+/** The AdvSIMD floating-point instructions, one pattern each, all of feature AdvSIMD. */
+export const SIMD_FP: Pattern[] = TABLE.map((p) => ({ ...p, feature: "AdvSIMD" }));
+
+/** FMLA, FMLS, FMUL, FMULX (by element), Vm's element broadcast; `scalar`: one lane. */
+function byElement(f: Fields, op: LaneOp, scalar: boolean): Exec | null {
+  const { sz, L, H } = f as Record<string, number>;
   const N = sz ? 64 : 32;
   if (sz === 1 && L === 1) return null;
-  const index = sz ? H : (H << 1) | L;
-  const cnt = scalar ? 1 : vcount(N, Q);
+  const index = sz ? H! : (H! << 1) | L!;
+  const cnt = scalar ? 1 : vcount(N, f.Q!);
   if (cnt === null) return null;
-  return lanes(N, cnt, op, d, n, (M << 4) | rm, index);
+  return lanes(N, cnt, op, f.Rd!, f.Rn!, (f.M! << 4) | f.Rm!, index);
 }
 
-function fixedImm(
-  Q: number,
-  U: number,
-  immh: number,
-  immb: number,
-  opcode: number,
-  n: number,
-  d: number,
-  scalar: boolean,
-): Exec | null {
-  if (opcode !== 0b11100 && opcode !== 0b11111) return null;
+/** SCVTF, UCVTF, FCVTZS, FCVTZU (vector, fixed-point): fbits from immh:immb. */
+function fixedImm(f: Fields, op: (fbits: number) => LaneOp, scalar: boolean): Exec | null {
+  const immh = f.immh!;
   if ((immh & 0b1100) === 0) return null; // immh 0000: other class; 001x: FP16 (v8.2)
   const N = (immh & 8) !== 0 ? 64 : 32;
-  const fbits = 2 * N - ((immh << 3) | immb);
-  const cnt = scalar ? 1 : vcount(N, Q);
+  const fbits = 2 * N - ((immh << 3) | f.immb!);
+  const cnt = scalar ? 1 : vcount(N, f.Q!);
   if (cnt === null) return null;
-  const op = opcode === 0b11100 ? opToFp(U === 1, fbits) : opToInt(RM.ZERO, U === 1, fbits);
-  return lanes(N, cnt, op, d, n, n);
+  return lanes(N, cnt, op(fbits), f.Rd!, f.Rn!, f.Rn!);
 }
