@@ -496,6 +496,17 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   }
   serialOutput.flush();
   if (flags.stateDigest) process.stdout.write(`state-digest: ${stateDigest(machine)}\n`);
+  // A diagnostic for translator work (docs/JIT.md): what each vCPU's code cache did.
+  if (process.env.ARMBOX_JIT_STATS) {
+    for (const [i, v] of machine.vm.vcpus.entries()) {
+      const j = v.cpu.jit;
+      if (j === null) continue;
+      const total = Number(v.cpu.instructionCount);
+      diag(
+        `vcpu${i} jit: ${JSON.stringify({ ...j.stats, entries: j.entries, executed: j.executed, fraction: total ? +(j.executed / total).toFixed(4) : 0 })}`,
+      );
+    }
+  }
   return code;
 }
 

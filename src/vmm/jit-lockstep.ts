@@ -213,7 +213,7 @@ function narrow(
 function fetchWord(c: Cpu, pc: bigint): number {
   const lo = Number(pc & 0xffff_ffffn);
   const hi = Number(pc >> 32n);
-  const e = (c.el === 0 ? 0 : TLB.REGIME_WORDS) + ((lo >>> 12) & 255) * TLB.ENTRY_WORDS;
+  const e = (c.el === 0 ? 0 : TLB.REGIME_WORDS) + ((lo >>> 12) & TLB.INDEX_MASK) * TLB.ENTRY_WORDS;
   const k = e + TLB.TAG + 2 * ACC.FETCH;
   if (c.tlb[k] === (lo & -4096) && c.tlb[k + 1] === (hi | 0))
     return c.m32[(c.tlbU[e + TLB.HOST]! + (lo & 0xfff)) >>> 2]!;

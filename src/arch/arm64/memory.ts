@@ -133,7 +133,7 @@ export abstract class MemoryPath implements WalkContext {
    */
   hostOffset(lo: number, hi: number, size: number, acc: number): number {
     const t = this.tlb;
-    const e = this.tlbBase + (((lo >>> 12) & 255) << 4);
+    const e = this.tlbBase + (((lo >>> 12) & TLB.INDEX_MASK) << 4);
     const k = e + (acc << 1);
     if (t[k] === (lo & -4096) && t[k + 1] === (hi | 0) && (lo & 0xfff) <= 4096 - size) {
       return this.tlbU[e + TLB.HOST]! + (lo & 0xfff);
@@ -172,7 +172,7 @@ export abstract class MemoryPath implements WalkContext {
    */
   private translatePage(lo: number, hi: number, size: number, acc: number): number {
     const t = this.tlb;
-    const e = this.tlbBase + (((lo >>> 12) & 255) << 4);
+    const e = this.tlbBase + (((lo >>> 12) & TLB.INDEX_MASK) << 4);
     // Top-byte-ignore: compare the canonical address (TBI0/TBI1, Arm ARM D8.8).
     const chi = this.canonicalHi(hi);
     const pageLo = lo & -4096;

@@ -52,17 +52,17 @@ export const OFF = {
   /** The software TLB (tlb.ts has its layout); a cache, never saved or digested. */
   TLB: 4096,
   /** The translator's scratch: a value a slow-path helper returns to translated code (8 bytes). */
-  JIT_SCRATCH: 36864,
+  JIT_SCRATCH: 4096 + 131072,
   /** Instructions a translated block completed in its earlier iterations (u32; jit/emit.ts). */
-  JIT_COUNT: 36872,
+  JIT_COUNT: 4096 + 131072 + 8,
 } as const;
 
 /** Size reserved for each vCPU block (registers, system registers, the software TLB). */
-export const VCPU_STRIDE = 64 * 1024;
+export const VCPU_STRIDE = 256 * 1024;
 /** Maximum number of vCPUs a VM's memory reserves state for. */
 export const MAX_VCPUS = 32;
 /** Where guest RAM begins inside the WebAssembly memory. */
-export const RAM_OFFSET = VCPU_STRIDE * MAX_VCPUS; // 2 MiB
+export const RAM_OFFSET = VCPU_STRIDE * MAX_VCPUS; // 8 MiB
 
 /** Uint32Array indices (byte offset / 4) for the interpreter's hot paths. */
 export const I = {

@@ -7,8 +7,8 @@
  *   OFF.TLB + regime * REGIME_BYTES + set * ENTRY_BYTES + word * 4
  *
  * Two regimes, indexed by the exception level whose permissions apply (0: EL0, including
- * LDTR/STTR and AT S1E0* at EL1; 1: EL1), each a direct-mapped table of 256 entries
- * indexed by VA[19:12]. Every entry maps one 4 KiB page whatever the granule or block
+ * LDTR/STTR and AT S1E0* at EL1; 1: EL1), each a direct-mapped table of 1024 entries
+ * indexed by VA[21:12]. Every entry maps one 4 KiB page whatever the granule or block
  * size (a larger translation fills one entry per 4 KiB page touched).
  *
  * Entry words (32 bits each):
@@ -35,13 +35,15 @@ import { OFF } from "./state.ts";
 export const TLB = {
   /** Byte offset of the TLB in the vCPU block. */
   OFFSET: OFF.TLB,
-  ENTRIES: 256,
+  ENTRIES: 1024,
+  /** The set index of a VA is (VA >>> 12) & INDEX_MASK. */
+  INDEX_MASK: 1023,
   ENTRY_WORDS: 16,
   ENTRY_BYTES: 64,
   REGIMES: 2,
-  REGIME_WORDS: 256 * 16,
+  REGIME_WORDS: 1024 * 16,
   /** Bytes of the whole TLB (both regimes). */
-  BYTES: 2 * 256 * 64,
+  BYTES: 2 * 1024 * 64,
   // Word offsets inside an entry.
   TAG: 0, // + 2 * acc (ACC.READ 0, WRITE 1, FETCH 2)
   HOST: 6,
