@@ -13,6 +13,7 @@
  * (THREE_SAME, MISC, BY_ELEMENT, FIXED_POINT, ACROSS_LANES, PAIRWISE_SCALAR) above it.
  * Names are the Arm ARM's headings; a heading's scalar encoding adds "scalar" to the
  * qualifier ("FMLA (by element, scalar)", "FCMEQ (zero, scalar)", "FABD (scalar)").
+ * URECPE and URSQRTE (in the FP part of two-register misc) are simd-integer.ts's.
  */
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import {
@@ -40,8 +41,6 @@ import {
   fpSub,
   fpToFixed,
   RM,
-  unsignedRecipEstimate,
-  unsignedRSqrtEstimate,
 } from "../fpcore.ts";
 import { I } from "../state.ts";
 import { vfpExpandImm } from "./fp-scalar.ts";
@@ -232,14 +231,6 @@ const opToFp =
 const opRecpe: LaneOp = (N, ah, al, _bh, _bl, fpcr) => fpRecipEstimate(N, ah, al, fpcr);
 const opRsqrte: LaneOp = (N, ah, al, _bh, _bl, fpcr) => fpRSqrtEstimate(N, ah, al, fpcr);
 const opRecpx: LaneOp = (N, ah, al, _bh, _bl, fpcr) => fpRecpX(N, ah, al, fpcr);
-const opURecpe: LaneOp = (_N, _ah, al) => {
-  fp.hi = 0;
-  fp.lo = unsignedRecipEstimate(al);
-};
-const opURsqrte: LaneOp = (_N, _ah, al) => {
-  fp.hi = 0;
-  fp.lo = unsignedRSqrtEstimate(al);
-};
 // fpcore's optional flags would clash with the LaneOp's extra arguments: wrap.
 const opAdd: LaneOp = (N, ah, al, bh, bl, fpcr) => fpAdd(N, ah, al, bh, bl, fpcr);
 const opMul: LaneOp = (N, ah, al, bh, bl, fpcr) => fpMul(N, ah, al, bh, bl, fpcr);
@@ -533,17 +524,6 @@ const TABLE: Entry[] = [
     pattern: FMT.misc(false, 0, 0, 0b10111),
     aliases: ["fcvtl2"],
     decode: (f) => widen(f.Q!, f.sz!, f.Rd!, f.Rn!),
-  },
-  // URECPE / URSQRTE: unsigned fixed-point estimates, 32-bit lanes only.
-  {
-    name: "URECPE",
-    pattern: FMT.misc(false, 0, 1, 0b11100),
-    decode: (f) => (f.sz === 1 ? null : lanes(32, f.Q ? 4 : 2, opURecpe, f.Rd!, f.Rn!, f.Rn!)),
-  },
-  {
-    name: "URSQRTE",
-    pattern: FMT.misc(false, 1, 1, 0b11100),
-    decode: (f) => (f.sz === 1 ? null : lanes(32, f.Q ? 4 : 2, opURsqrte, f.Rd!, f.Rn!, f.Rn!)),
   },
   ...ACROSS_LANES.map(([name, a, opcode, op]) => ({
     name,
