@@ -7,6 +7,8 @@
  * byte map once and the executor only gathers bytes: sources are laid out in a scratch
  * buffer as [first source (16 bytes), second source (16 bytes), zeros (16 bytes)]. The
  * sources are copied out before anything is written, so Vd may alias either source.
+ * The table (SIMD_PERMUTE, at the end) is one pattern per instruction; the shared formats
+ * are COPY, PERMUTE and TABLE just above it.
  */
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
@@ -236,38 +238,34 @@ function dupScalar(f: Fields): Exec | null {
 // ---------------------------------------------------------------------------
 // Advanced SIMD permute: 0 Q 001110 size 0 Rm 0 opcode 10 Rn Rd
 
-function permute(f: Fields): Exec | null {
-  const { Q, size, opcode } = f as { Q: number; size: number; opcode: number };
-  if ((size === 3 && Q === 0) || (opcode & 3) === 0) return null;
+/**
+ * Where result element i of a permute comes from, as an element number of the pair
+ * (0 .. elements-1: Vn; elements .. 2*elements-1: Vm); `part` is 0 for *1, 1 for *2.
+ */
+type PermuteSource = (i: number, elements: number, part: number) => number;
+
+/** UZP: result = even (odd) elements of the concatenation Vm:Vn, Vn lowest. */
+const UZP: PermuteSource = (i, _elements, part) => 2 * i + part;
+/** TRN: pairs (Vn[2p+part], Vm[2p+part]). */
+const TRN: PermuteSource = (i, elements, part) =>
+  (i & 1) === 0 ? (i & ~1) + part : elements + (i & ~1) + part;
+/** ZIP: interleave the low (high) halves. */
+const ZIP: PermuteSource = (i, elements, part) => {
+  const k = (i >>> 1) + part * (elements >>> 1);
+  return (i & 1) === 0 ? k : elements + k;
+};
+
+function permute(f: Fields, source: PermuteSource, part: number): Exec | null {
+  const { Q, size } = f as { Q: number; size: number };
+  if (size === 3 && Q === 0) return null;
   const e = 1 << size;
   const bytes = Q ? 16 : 8;
   const elements = bytes / e;
-  const part = opcode >>> 2; // 0: *1, 1: *2
-  // Element k of the operand pair: Vn is A (base 0), Vm is B (base 16).
-  const srcN = (k: number) => k * e;
-  const srcM = (k: number) => 16 + k * e;
-  const el: number[] = []; // source byte of each result element's first byte
+  // Source byte of each result element's first byte: Vn is A (base 0), Vm is B (base 16).
+  const el: number[] = [];
   for (let i = 0; i < elements; i++) {
-    switch (opcode & 3) {
-      case 1: {
-        // UZP: result = even (odd) elements of the concatenation Vm:Vn, Vn lowest.
-        const k = 2 * i + part;
-        el.push(k < elements ? srcN(k) : srcM(k - elements));
-        break;
-      }
-      case 2: {
-        // TRN: pairs (Vn[2p+part], Vm[2p+part]).
-        const p = i >>> 1;
-        el.push((i & 1) === 0 ? srcN(2 * p + part) : srcM(2 * p + part));
-        break;
-      }
-      default: {
-        // ZIP: interleave the low (high) halves.
-        const k = (i >>> 1) + part * (elements >>> 1);
-        el.push((i & 1) === 0 ? srcN(k) : srcM(k));
-        break;
-      }
-    }
+    const k = source(i, elements, part);
+    el.push(k < elements ? k * e : 16 + (k - elements) * e);
   }
   return shuffle(
     f.Rd!,
@@ -298,7 +296,7 @@ function ext(f: Fields): Exec | null {
 /** Scratch for TBL/TBX: the table (up to 64 bytes), then the indices, then the old Vd. */
 const tbl = new Uint8Array(96);
 
-function tableLookup(f: Fields): Exec {
+function tableLookup(f: Fields, tbx: boolean): Exec {
   const regs = f.len! + 1;
   const tableBytes = regs * 16;
   const n = f.Rn!;
@@ -307,7 +305,6 @@ function tableLookup(f: Fields): Exec {
   const bm = vOff(f.Rm!);
   const bd = vOff(f.Rd!);
   const bytes = f.Q ? 16 : 8;
-  const tbx = f.op === 1;
   return (c) => {
     c.checkFp();
     const r8 = c.r8;
@@ -327,15 +324,70 @@ function tableLookup(f: Fields): Exec {
   };
 }
 
+// ---------------------------------------------------------------------------
+// The table. Shared formats (decodetree's @formats): COPY (Advanced SIMD copy, imm5 and
+// Rn/Rd), PERMUTE (three registers, size), TABLE (TBL/TBX, len).
+
+/** Advanced SIMD copy: `Q` and `op` fixed or fields, imm4 the instruction's opcode. */
+const COPY = (q: string, op: string, imm4: string): string =>
+  `0 ${q} ${op} 01110000 imm5:5 0 ${imm4} 1 Rn:5 Rd:5`;
+/** Advanced SIMD permute: opcode = [part, kind] with kind 01 UZP, 10 TRN, 11 ZIP. */
+const PERMUTE = (opcode: string): string => `0 Q:1 001110 size:2 0 Rm:5 0 ${opcode} 10 Rn:5 Rd:5`;
+/** Advanced SIMD table lookup: op 0 TBL, 1 TBX; len + 1 table registers. */
+const TABLE = (op: number): string => `0 Q:1 001110 00 0 Rm:5 0 len:2 ${op} 00 Rn:5 Rd:5`;
+
+/** The permutes: [name, opcode kind bits, element source]. */
+const PERMUTES: readonly [string, string, PermuteSource][] = [
+  ["UZP", "01", UZP],
+  ["TRN", "10", TRN],
+  ["ZIP", "11", ZIP],
+];
+
 export const SIMD_PERMUTE: Pattern[] = [
-  { name: "DUP_element", pattern: "0 Q:1 0 01110000 imm5:5 0 0000 1 Rn:5 Rd:5", decode: dupElement },
-  { name: "DUP_general", pattern: "0 Q:1 0 01110000 imm5:5 0 0001 1 Rn:5 Rd:5", decode: dupGeneral },
-  { name: "SMOV", pattern: "0 Q:1 0 01110000 imm5:5 0 0101 1 Rn:5 Rd:5", decode: smov },
-  { name: "UMOV", pattern: "0 Q:1 0 01110000 imm5:5 0 0111 1 Rn:5 Rd:5", decode: umov },
-  { name: "INS_general", pattern: "0 1 0 01110000 imm5:5 0 0011 1 Rn:5 Rd:5", decode: insGeneral },
-  { name: "INS_element", pattern: "0 1 1 01110000 imm5:5 0 imm4:4 1 Rn:5 Rd:5", decode: insElement },
-  { name: "DUP_scalar_element", pattern: "01 0 11110000 imm5:5 0 0000 1 Rn:5 Rd:5", decode: dupScalar },
-  { name: "ZIP_UZP_TRN", pattern: "0 Q:1 001110 size:2 0 Rm:5 0 opcode:3 10 Rn:5 Rd:5", decode: permute },
-  { name: "EXT", pattern: "0 Q:1 101110 00 0 Rm:5 0 imm4:4 0 Rn:5 Rd:5", decode: ext },
-  { name: "TBL_TBX", pattern: "0 Q:1 001110 00 0 Rm:5 0 len:2 op:1 00 Rn:5 Rd:5", decode: tableLookup },
+  {
+    name: "DUP (element, vector)",
+    pattern: COPY("Q:1", "0", "0000"),
+    feature: "AdvSIMD",
+    decode: dupElement,
+  },
+  { name: "DUP (general)", pattern: COPY("Q:1", "0", "0001"), feature: "AdvSIMD", decode: dupGeneral },
+  { name: "SMOV", pattern: COPY("Q:1", "0", "0101"), feature: "AdvSIMD", decode: smov },
+  { name: "UMOV", pattern: COPY("Q:1", "0", "0111"), feature: "AdvSIMD", aliases: ["mov"], decode: umov },
+  {
+    name: "INS (general)",
+    pattern: COPY("1", "0", "0011"),
+    feature: "AdvSIMD",
+    aliases: ["mov"],
+    decode: insGeneral,
+  },
+  {
+    name: "INS (element)",
+    pattern: COPY("1", "1", "imm4:4"),
+    feature: "AdvSIMD",
+    aliases: ["mov"],
+    decode: insElement,
+  },
+  {
+    name: "DUP (element, scalar)",
+    pattern: "01 0 11110000 imm5:5 0 0000 1 Rn:5 Rd:5",
+    feature: "AdvSIMD",
+    aliases: ["mov"],
+    decode: dupScalar,
+  },
+  ...PERMUTES.flatMap(([mn, kind, source]) =>
+    [0, 1].map((part) => ({
+      name: `${mn}${part + 1}`,
+      pattern: PERMUTE(`${part}${kind}`),
+      feature: "AdvSIMD" as const,
+      decode: (f: Fields) => permute(f, source, part),
+    })),
+  ),
+  {
+    name: "EXT",
+    pattern: "0 Q:1 101110 00 0 Rm:5 0 imm4:4 0 Rn:5 Rd:5",
+    feature: "AdvSIMD",
+    decode: ext,
+  },
+  { name: "TBL", pattern: TABLE(0), feature: "AdvSIMD", decode: (f) => tableLookup(f, false) },
+  { name: "TBX", pattern: TABLE(1), feature: "AdvSIMD", decode: (f) => tableLookup(f, true) },
 ];
