@@ -6,6 +6,8 @@
  *
  * The floating-point forms that share these encoding groups return null here so that the
  * FP tables (simd-fp.ts, fp-scalar.ts) decode them.
+ * Modified immediate is one pattern per instruction and encoding (MOD_IMMS, shared format
+ * MOD_IMM, both above the table).
  */
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { I } from "../state.ts";
@@ -1234,22 +1236,28 @@ function expandImm(op: number, cmode: number, imm8: number): [number, number] | 
   return [w >>> 0, w >>> 0];
 }
 
-function modImmDecode(f: Fields): Exec | null {
-  const q = f.q!,
-    op = f.op!,
-    cmode = f.cmode!;
-  if (f.o2 !== 0) return null; // FMOV (half precision)
-  const imm8 = (f.abc! << 5) | f.defgh!;
-  const imm = expandImm(op, cmode, imm8);
-  if (imm === null) return null;
-  const rd = f.Rd!;
-  let kind: number; // 0 MOVI, 1 MVNI, 2 ORR, 3 BIC
-  if (cmode >= 0b1100)
-    kind = cmode === 0b1110 ? 0 : op; // MOVI/MVNI (MSL), MOVI 8/64-bit
-  else if ((cmode & 1) === 0) kind = op;
-  else kind = op === 0 ? 2 : 3;
-  let [lo, hi] = imm;
-  if (kind === 1) {
+/** What a modified-immediate instruction does with the expanded immediate. */
+const MOVI = 0;
+const MVNI = 1;
+const ORR = 2;
+const BIC = 3;
+type ModImm = typeof MOVI | typeof MVNI | typeof ORR | typeof BIC;
+
+/**
+ * The handler of one modified-immediate instruction: `op` is the pattern's fixed op bit,
+ * `q` its Q (a field, or fixed for the 64-bit MOVI forms); cmode is read from the word,
+ * since each pattern fixes some of its bits and the expansion needs all four.
+ */
+function modImm(kind: ModImm, op: number, q: number | undefined) {
+  return (f: Fields, insn: number): Exec | null => {
+    const imm = expandImm(op, (insn >>> 12) & 15, (f.abc! << 5) | f.defgh!);
+    if (imm === null) return null;
+    return modImmExec(q ?? f.q!, f.Rd!, kind, imm[0], imm[1]);
+  };
+}
+
+function modImmExec(q: number, rd: number, kind: ModImm, lo: number, hi: number): Exec {
+  if (kind === MVNI) {
     lo = ~lo >>> 0;
     hi = ~hi >>> 0;
   }
@@ -1259,10 +1267,10 @@ function modImmDecode(f: Fields): Exec | null {
     const r = c.r;
     const w = I.V + 4 * rd;
     for (let i = 0; i < words; i += 2) {
-      if (kind <= 1) {
+      if (kind <= MVNI) {
         r[w + i] = lo;
         r[w + i + 1] = hi;
-      } else if (kind === 2) {
+      } else if (kind === ORR) {
         r[w + i] = r[w + i]! | lo;
         r[w + i + 1] = r[w + i + 1]! | hi;
       } else {
@@ -1276,6 +1284,27 @@ function modImmDecode(f: Fields): Exec | null {
     }
   };
 }
+
+/** Advanced SIMD modified immediate (o2 = 0; o2 = 1 is FMOV half precision, not here). */
+const MOD_IMM = (q: string, op: number, cmode: string): string =>
+  `0 ${q} ${op} 0111100000 abc:3 ${cmode} 0 1 defgh:5 Rd:5`;
+
+/** The modified-immediate instructions: [name, op, cmode bits, Q (undefined: a field), kind]. */
+const MOD_IMMS: readonly [string, number, string, number | undefined, ModImm][] = [
+  ["MOVI (32-bit shifted immediate)", 0, "0xx0", undefined, MOVI],
+  ["MOVI (16-bit shifted immediate)", 0, "10x0", undefined, MOVI],
+  ["MOVI (32-bit shifting ones)", 0, "110x", undefined, MOVI],
+  ["MOVI (8-bit)", 0, "1110", undefined, MOVI],
+  ["MOVI (64-bit scalar)", 1, "1110", 0, MOVI],
+  ["MOVI (64-bit vector)", 1, "1110", 1, MOVI],
+  ["MVNI (32-bit shifted immediate)", 1, "0xx0", undefined, MVNI],
+  ["MVNI (16-bit shifted immediate)", 1, "10x0", undefined, MVNI],
+  ["MVNI (32-bit shifting ones)", 1, "110x", undefined, MVNI],
+  ["ORR (vector, immediate, 32-bit)", 0, "0xx1", undefined, ORR],
+  ["ORR (vector, immediate, 16-bit)", 0, "10x1", undefined, ORR],
+  ["BIC (vector, immediate, 32-bit)", 1, "0xx1", undefined, BIC],
+  ["BIC (vector, immediate, 16-bit)", 1, "10x1", undefined, BIC],
+];
 
 // ---------------------------------------------------------------------------
 // By element (C4.1.95.24) and scalar by element
@@ -1486,11 +1515,12 @@ export const SIMD_INTEGER: Pattern[] = [
     pattern: "0 q:1 u:1 01110 size:2 11000 opcode:5 10 Rn:5 Rd:5",
     decode: (f) => acrossDecode(f.u!, f),
   },
-  {
-    name: "AdvSIMD modified immediate",
-    pattern: "0 q:1 op:1 0111100000 abc:3 cmode:4 o2:1 1 defgh:5 Rd:5",
-    decode: modImmDecode,
-  },
+  ...MOD_IMMS.map(([name, op, cmode, q, kind]) => ({
+    name,
+    pattern: MOD_IMM(q === undefined ? "q:1" : String(q), op, cmode),
+    feature: "AdvSIMD" as const,
+    decode: modImm(kind, op, q),
+  })),
   {
     name: "AdvSIMD shift by immediate",
     pattern: "0 q:1 u:1 011110 immh:4 immb:3 opcode:5 1 Rn:5 Rd:5",
