@@ -43,13 +43,13 @@ test("integer forms decode to their named patterns", () => {
     [0x4ee28420, "ADD (vector)"],
     [0x5ee28420, "ADD (scalar)"],
     [0x4ea20420, "SHADD (vector)"],
-    [0x0ea12820, "AdvSIMD two-reg misc"],
+    [0x0ea12820, "XTN"],
     [0x4e62b420, "SQDMULH (vector)"],
-    [0x4eb1b820, "AdvSIMD across lanes"],
-    [0x4f7d0420, "AdvSIMD shift by immediate"],
-    [0x0f3d8420, "AdvSIMD shift by immediate"],
-    [0x4fa28020, "AdvSIMD vector x indexed element"],
-    [0x4e205820, "AdvSIMD two-reg misc"],
+    [0x4eb1b820, "ADDV"],
+    [0x4f7d0420, "SSHR (vector)"],
+    [0x0f3d8420, "SHRN"],
+    [0x4fa28020, "MUL (by element)"],
+    [0x4e205820, "CNT"],
   ];
   for (const [w, name] of ours) assert.equal(mine.nameOf(w), name, w.toString(16));
 });

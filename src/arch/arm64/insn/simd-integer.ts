@@ -6,8 +6,10 @@
  *
  * The floating-point forms that share these encoding groups return null here so that the
  * FP tables (simd-fp.ts, fp-scalar.ts) decode them.
- * Modified immediate is one pattern per instruction and encoding (MOD_IMMS, shared format
- * MOD_IMM, both above the table).
+ * The table (SIMD_INTEGER, at the end) is one pattern per instruction, all of feature
+ * AdvSIMD: three same (SAME, LOGIC) and modified immediate (MOD_IMMS) build theirs from
+ * their own lists; the other groups are lists of [name, U, opcode] (DIFF, MISC, ACROSS,
+ * SHIFT, ELEM) over the shared formats FMT, each vector form with its scalar form if any.
  */
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { I } from "../state.ts";
@@ -377,20 +379,24 @@ function sameDecode(op: Same, scalar: boolean, f: Fields): Exec | null {
   });
 }
 
-const bin5 = (v: number): string => v.toString(2).padStart(5, "0");
+const bin = (v: number, width: number): string => v.toString(2).padStart(width, "0");
+
+/** Three-same instructions that also have a zero or an immediate form (C7.2: "(register)"). */
+const REGISTER_FORM = new Set(["CMEQ", "CMGE", "CMGT", "SQSHL", "UQSHL"]);
 
 function samePatterns(): Pattern[] {
   const out: Pattern[] = [];
   for (const op of SAME) {
+    const by = REGISTER_FORM.has(op.name) ? "register, " : "";
     out.push({
-      name: `${op.name} (vector)`,
-      pattern: `0 q:1 ${op.u} 01110 size:2 1 Rm:5 ${bin5(op.opc)} 1 Rn:5 Rd:5`,
+      name: `${op.name} (${by}vector)`,
+      pattern: `0 q:1 ${op.u} 01110 size:2 1 Rm:5 ${bin(op.opc, 5)} 1 Rn:5 Rd:5`,
       decode: (f) => sameDecode(op, false, f),
     });
     if (op.ss !== 0) {
       out.push({
-        name: `${op.name} (scalar)`,
-        pattern: `01 ${op.u} 11110 size:2 1 Rm:5 ${bin5(op.opc)} 1 Rn:5 Rd:5`,
+        name: `${op.name} (${by}scalar)`,
+        pattern: `01 ${op.u} 11110 size:2 1 Rm:5 ${bin(op.opc, 5)} 1 Rn:5 Rd:5`,
         decode: (f) => sameDecode(op, true, f),
       });
     }
@@ -412,7 +418,9 @@ const LOGIC: { name: string; u: number; size: number; k: KN }[] = [
 
 function logicPatterns(): Pattern[] {
   return LOGIC.map((op) => ({
-    name: `${op.name} (vector)`,
+    name: op.name === "ORR" || op.name === "BIC" ? `${op.name} (vector, register)` : `${op.name} (vector)`,
+    // ORR Vd, Vn, Vn is MOV (vector).
+    ...(op.name === "ORR" ? { aliases: ["mov"] } : {}),
     pattern: `0 q:1 ${op.u} 01110 ${op.size.toString(2).padStart(2, "0")} 1 Rm:5 00011 1 Rn:5 Rd:5`,
     decode: (f: Fields) =>
       fastLogic(op.name, f.q!, f.Rn!, f.Rm!, f.Rd!) ??
@@ -702,9 +710,8 @@ function revExec(e: number, cont: number, q: number, rn: number, rd: number): Ex
   };
 }
 
-function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
+function miscDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | null {
   const size = f.size!;
-  const opc = f.opcode!;
   const q = scalar ? 0 : f.q!;
   const rn = f.Rn!,
     rd = f.Rd!;
@@ -970,10 +977,9 @@ function miscDecode(u: number, f: Fields, scalar: boolean): Exec | null {
 // ---------------------------------------------------------------------------
 // Across lanes (C4.1.95.17)
 
-function acrossDecode(u: number, f: Fields): Exec | null {
+function acrossDecode(u: number, opc: number, f: Fields): Exec | null {
   const size = f.size!;
   const q = f.q!;
-  const opc = f.opcode!;
   if (size === 3 || (size === 2 && q === 0)) return null;
   const e = 8 << size;
   const n = (q ? 128 : 64) / e;
@@ -1015,10 +1021,9 @@ function acrossDecode(u: number, f: Fields): Exec | null {
 // ---------------------------------------------------------------------------
 // Shift by immediate (C4.1.95.21) and scalar shift by immediate
 
-function shiftDecode(u: number, f: Fields, scalar: boolean): Exec | null {
+function shiftDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | null {
   const immh = f.immh!;
   if (immh === 0) return null; // modified immediate
-  const opc = f.opcode!;
   const q = scalar ? 0 : f.q!;
   const rn = f.Rn!,
     rd = f.Rd!;
@@ -1309,10 +1314,9 @@ const MOD_IMMS: readonly [string, number, string, number | undefined, ModImm][] 
 // ---------------------------------------------------------------------------
 // By element (C4.1.95.24) and scalar by element
 
-function elemDecode(u: number, f: Fields, scalar: boolean): Exec | null {
+function elemDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | null {
   const size = f.size!;
   if (size !== 1 && size !== 2) return null;
-  const opc = f.opcode!;
   const q = scalar ? 0 : f.q!;
   const e = 8 << size;
   const idx = size === 1 ? (f.H! << 2) | (f.L! << 1) | f.M! : (f.H! << 1) | f.L!;
@@ -1486,69 +1490,230 @@ function addpScalarDecode(f: Fields): Exec | null {
 }
 
 // ---------------------------------------------------------------------------
+// The table. Shared formats (decodetree's @formats), one per encoding group of C4.1.95,
+// vector or scalar; then each group's instructions as data, [name, U, opcode, ...].
 
-export const SIMD_INTEGER: Pattern[] = [
+/** Bits 31..24 of a vector (Q a field) or scalar encoding, U fixed. */
+const head = (scalar: boolean, u: number): string => (scalar ? `01 ${u} 1` : `0 q:1 ${u} 0`);
+
+const FMT = {
+  /** Three different. */
+  diff: (s: boolean, u: number, opcode: number) =>
+    `${head(s, u)} 1110 size:2 1 Rm:5 ${bin(opcode, 4)} 00 Rn:5 Rd:5`,
+  /** Two-register miscellaneous; `size` fixed where two instructions share an opcode. */
+  misc: (s: boolean, u: number, opcode: number, size = "size:2") =>
+    `${head(s, u)} 1110 ${size} 10000 ${bin(opcode, 5)} 10 Rn:5 Rd:5`,
+  /** Across lanes (vector only). */
+  across: (_s: boolean, u: number, opcode: number) =>
+    `${head(false, u)} 1110 size:2 11000 ${bin(opcode, 5)} 10 Rn:5 Rd:5`,
+  /** Shift by immediate (immh 0000 is modified immediate: the handlers decline it). */
+  shift: (s: boolean, u: number, opcode: number) =>
+    `${head(s, u)} 11110 immh:4 immb:3 ${bin(opcode, 5)} 1 Rn:5 Rd:5`,
+  /** Vector x indexed element. */
+  elem: (s: boolean, u: number, opcode: number) =>
+    `${head(s, u)} 1111 size:2 L:1 M:1 Rm:4 ${bin(opcode, 4)} H:1 0 Rn:5 Rd:5`,
+};
+
+type Entry = Omit<Pattern, "feature">;
+type Handler = (u: number, opcode: number, f: Fields, scalar: boolean) => Exec | null;
+
+/**
+ * One instruction of a group: [name of the vector form, U, opcode, name of the scalar
+ * form ("": vector only), aliases objdump prints for the vector form].
+ */
+type Insn = readonly [string, number, number, string, readonly string[]];
+
+/** An instruction with a vector form, "MN (...vector)", and a scalar one, "MN (...scalar)". */
+const vecScalar = (mn: string, u: number, opcode: number, by = "", aliases: readonly string[] = []): Insn => [
+  `${mn} (${by}vector)`,
+  u,
+  opcode,
+  `${mn} (${by}scalar)`,
+  aliases,
+];
+/** A vector-only instruction. */
+const vec = (name: string, u: number, opcode: number, aliases: readonly string[] = []): Insn => [
+  name,
+  u,
+  opcode,
+  "",
+  aliases,
+];
+/** objdump's spelling of the upper-half ("2") form, Q = 1, as an alias. */
+const two = (name: string): string[] => [`${name.split(" ")[0]!.toLowerCase()}2`];
+/** A vector-only instruction whose Q = 1 form objdump spells with a 2. */
+const vec2 = (name: string, u: number, opcode: number): Insn => vec(name, u, opcode, two(name));
+
+/** Each instruction's vector pattern and, when it has one, its scalar pattern. */
+function forms(
+  fmt: (s: boolean, u: number, opcode: number) => string,
+  handler: Handler,
+  list: readonly Insn[],
+) {
+  return list.flatMap(([name, u, opcode, scalar, aliases]): Entry[] => {
+    const vector: Entry = {
+      name,
+      pattern: fmt(false, u, opcode),
+      ...(aliases.length === 0 ? {} : { aliases }),
+      decode: (f) => handler(u, opcode, f, false),
+    };
+    if (scalar === "") return [vector];
+    return [
+      vector,
+      { name: scalar, pattern: fmt(true, u, opcode), decode: (f) => handler(u, opcode, f, true) },
+    ];
+  });
+}
+
+/** Three different (C4.1.95.19); the scalar forms are the saturating doubling ones. */
+const DIFF: readonly Insn[] = [
+  vec2("SADDL", 0, 0b0000),
+  vec2("UADDL", 1, 0b0000),
+  vec2("SADDW", 0, 0b0001),
+  vec2("UADDW", 1, 0b0001),
+  vec2("SSUBL", 0, 0b0010),
+  vec2("USUBL", 1, 0b0010),
+  vec2("SSUBW", 0, 0b0011),
+  vec2("USUBW", 1, 0b0011),
+  vec2("ADDHN", 0, 0b0100),
+  vec2("RADDHN", 1, 0b0100),
+  vec2("SABAL", 0, 0b0101),
+  vec2("UABAL", 1, 0b0101),
+  vec2("SUBHN", 0, 0b0110),
+  vec2("RSUBHN", 1, 0b0110),
+  vec2("SABDL", 0, 0b0111),
+  vec2("UABDL", 1, 0b0111),
+  vec2("SMLAL (vector)", 0, 0b1000),
+  vec2("UMLAL (vector)", 1, 0b1000),
+  vecScalar("SQDMLAL", 0, 0b1001, "", two("SQDMLAL")),
+  vec2("SMLSL (vector)", 0, 0b1010),
+  vec2("UMLSL (vector)", 1, 0b1010),
+  vecScalar("SQDMLSL", 0, 0b1011, "", two("SQDMLSL")),
+  vec2("SMULL (vector)", 0, 0b1100),
+  vec2("UMULL (vector)", 1, 0b1100),
+  vecScalar("SQDMULL", 0, 0b1101, "", two("SQDMULL")),
+  vec2("PMULL", 0, 0b1110),
+];
+
+/** Two-register miscellaneous (C4.1.95.22); NOT and RBIT (U=1, opcode 00101) follow the table. */
+const MISC: readonly Insn[] = [
+  vec("REV64", 0, 0b00000),
+  vec("REV32 (vector)", 1, 0b00000),
+  vec("REV16 (vector)", 0, 0b00001),
+  vec("SADDLP", 0, 0b00010),
+  vec("UADDLP", 1, 0b00010),
+  vecScalar("SUQADD", 0, 0b00011),
+  vecScalar("USQADD", 1, 0b00011),
+  vec("CLS (vector)", 0, 0b00100),
+  vec("CLZ (vector)", 1, 0b00100),
+  vec("CNT", 0, 0b00101),
+  vec("SADALP", 0, 0b00110),
+  vec("UADALP", 1, 0b00110),
+  vecScalar("SQABS", 0, 0b00111),
+  vecScalar("SQNEG", 1, 0b00111),
+  vecScalar("CMGT", 0, 0b01000, "zero, "),
+  vecScalar("CMGE", 1, 0b01000, "zero, "),
+  vecScalar("CMEQ", 0, 0b01001, "zero, "),
+  vecScalar("CMLE", 1, 0b01001, "zero, "),
+  vecScalar("CMLT", 0, 0b01010, "zero, "),
+  vecScalar("ABS", 0, 0b01011),
+  vecScalar("NEG", 1, 0b01011),
+  vec2("XTN", 0, 0b10010),
+  vecScalar("SQXTUN", 1, 0b10010, "", two("SQXTUN")),
+  vec2("SHLL", 1, 0b10011),
+  vecScalar("SQXTN", 0, 0b10100, "", two("SQXTN")),
+  vecScalar("UQXTN", 1, 0b10100, "", two("UQXTN")),
+  vec("URECPE", 0, 0b11100),
+  vec("URSQRTE", 1, 0b11100),
+];
+
+/** Across lanes (C4.1.95.17). */
+const ACROSS: readonly Insn[] = [
+  vec("SADDLV", 0, 0b00011),
+  vec("UADDLV", 1, 0b00011),
+  vec("SMAXV", 0, 0b01010),
+  vec("UMAXV", 1, 0b01010),
+  vec("SMINV", 0, 0b11010),
+  vec("UMINV", 1, 0b11010),
+  vec("ADDV", 0, 0b11011),
+];
+
+/** Shift by immediate (C4.1.95.21); SHL #0 of SSHLL/USHLL is objdump's SXTL/UXTL. */
+const SHIFT: readonly Insn[] = [
+  vecScalar("SSHR", 0, 0b00000),
+  vecScalar("USHR", 1, 0b00000),
+  vecScalar("SSRA", 0, 0b00010),
+  vecScalar("USRA", 1, 0b00010),
+  vecScalar("SRSHR", 0, 0b00100),
+  vecScalar("URSHR", 1, 0b00100),
+  vecScalar("SRSRA", 0, 0b00110),
+  vecScalar("URSRA", 1, 0b00110),
+  vecScalar("SRI", 1, 0b01000),
+  vecScalar("SHL", 0, 0b01010),
+  vecScalar("SLI", 1, 0b01010),
+  vecScalar("SQSHLU", 1, 0b01100),
+  vecScalar("SQSHL", 0, 0b01110, "immediate, "),
+  vecScalar("UQSHL", 1, 0b01110, "immediate, "),
+  vec2("SHRN", 0, 0b10000),
+  vecScalar("SQSHRUN", 1, 0b10000, "", two("SQSHRUN")),
+  vec2("RSHRN", 0, 0b10001),
+  vecScalar("SQRSHRUN", 1, 0b10001, "", two("SQRSHRUN")),
+  vecScalar("SQSHRN", 0, 0b10010, "", two("SQSHRN")),
+  vecScalar("UQSHRN", 1, 0b10010, "", two("UQSHRN")),
+  vecScalar("SQRSHRN", 0, 0b10011, "", two("SQRSHRN")),
+  vecScalar("UQRSHRN", 1, 0b10011, "", two("UQRSHRN")),
+  vec("SSHLL", 0, 0b10100, ["sshll2", "sxtl", "sxtl2"]),
+  vec("USHLL", 1, 0b10100, ["ushll2", "uxtl", "uxtl2"]),
+];
+
+/** Vector x indexed element (C4.1.95.24); the scalar forms are the saturating doubling ones. */
+const ELEM: readonly Insn[] = [
+  vec("MLA (by element)", 1, 0b0000),
+  vec2("SMLAL (by element)", 0, 0b0010),
+  vec2("UMLAL (by element)", 1, 0b0010),
+  vecScalar("SQDMLAL", 0, 0b0011, "by element, ", two("SQDMLAL")),
+  vec("MLS (by element)", 1, 0b0100),
+  vec2("SMLSL (by element)", 0, 0b0110),
+  vec2("UMLSL (by element)", 1, 0b0110),
+  vecScalar("SQDMLSL", 0, 0b0111, "by element, ", two("SQDMLSL")),
+  vec("MUL (by element)", 0, 0b1000),
+  vec2("SMULL (by element)", 0, 0b1010),
+  vec2("UMULL (by element)", 1, 0b1010),
+  vecScalar("SQDMULL", 0, 0b1011, "by element, ", two("SQDMULL")),
+  vecScalar("SQDMULH", 0, 0b1100, "by element, "),
+  vecScalar("SQRDMULH", 0, 0b1101, "by element, "),
+];
+
+const TABLE: Entry[] = [
   ...logicPatterns(),
   ...samePatterns(),
+  ...forms(FMT.diff, (u, opcode, f, scalar) => diffDecode(u, opcode, f, scalar), DIFF),
+  ...forms(FMT.misc, miscDecode, MISC),
   {
-    name: "AdvSIMD three different",
-    pattern: "0 q:1 u:1 01110 size:2 1 Rm:5 opcode:4 00 Rn:5 Rd:5",
-    decode: (f) => diffDecode(f.u!, f.opcode!, f, false),
+    name: "NOT",
+    pattern: FMT.misc(false, 1, 0b00101, "00"),
+    aliases: ["mvn"],
+    decode: (f) => miscDecode(1, 0b00101, { ...f, size: 0 }, false),
   },
   {
-    name: "AdvSIMD scalar three different",
-    pattern: "01 0 11110 size:2 1 Rm:5 opcode:4 00 Rn:5 Rd:5",
-    decode: (f) => diffDecode(0, f.opcode!, f, true),
+    name: "RBIT (vector)",
+    pattern: FMT.misc(false, 1, 0b00101, "01"),
+    decode: (f) => miscDecode(1, 0b00101, { ...f, size: 1 }, false),
   },
-  {
-    name: "AdvSIMD two-reg misc",
-    pattern: "0 q:1 u:1 01110 size:2 10000 opcode:5 10 Rn:5 Rd:5",
-    decode: (f) => miscDecode(f.u!, f, false),
-  },
-  {
-    name: "AdvSIMD scalar two-reg misc",
-    pattern: "01 u:1 11110 size:2 10000 opcode:5 10 Rn:5 Rd:5",
-    decode: (f) => miscDecode(f.u!, f, true),
-  },
-  {
-    name: "AdvSIMD across lanes",
-    pattern: "0 q:1 u:1 01110 size:2 11000 opcode:5 10 Rn:5 Rd:5",
-    decode: (f) => acrossDecode(f.u!, f),
-  },
+  ...forms(FMT.across, (u, opcode, f) => acrossDecode(u, opcode, f), ACROSS),
   ...MOD_IMMS.map(([name, op, cmode, q, kind]) => ({
     name,
     pattern: MOD_IMM(q === undefined ? "q:1" : String(q), op, cmode),
-    feature: "AdvSIMD" as const,
     decode: modImm(kind, op, q),
   })),
-  {
-    name: "AdvSIMD shift by immediate",
-    pattern: "0 q:1 u:1 011110 immh:4 immb:3 opcode:5 1 Rn:5 Rd:5",
-    decode: (f) => shiftDecode(f.u!, f, false),
-  },
-  {
-    name: "AdvSIMD scalar shift by immediate",
-    pattern: "01 u:1 111110 immh:4 immb:3 opcode:5 1 Rn:5 Rd:5",
-    decode: (f) => shiftDecode(f.u!, f, true),
-  },
-  {
-    name: "AdvSIMD vector x indexed element",
-    pattern: "0 q:1 u:1 01111 size:2 L:1 M:1 Rm:4 opcode:4 H:1 0 Rn:5 Rd:5",
-    decode: (f) => elemDecode(f.u!, f, false),
-  },
-  {
-    name: "AdvSIMD scalar x indexed element",
-    pattern: "01 0 11111 size:2 L:1 M:1 Rm:4 opcode:4 H:1 0 Rn:5 Rd:5",
-    decode: (f) => {
-      const opc = f.opcode!;
-      // Scalar forms: SQDMLAL, SQDMLSL, SQDMULL, SQDMULH, SQRDMULH.
-      if (opc !== 0b0011 && opc !== 0b0111 && opc !== 0b1011 && opc !== 0b1100 && opc !== 0b1101) return null;
-      return elemDecode(0, f, true);
-    },
-  },
+  ...forms(FMT.shift, shiftDecode, SHIFT),
+  ...forms(FMT.elem, elemDecode, ELEM),
   {
     name: "ADDP (scalar)",
     pattern: "01 0 11110 size:2 11000 11011 10 Rn:5 Rd:5",
     decode: addpScalarDecode,
   },
 ];
+
+/** The AdvSIMD integer instructions, one pattern each, all of feature AdvSIMD. */
+export const SIMD_INTEGER: Pattern[] = TABLE.map((p) => ({ ...p, feature: "AdvSIMD" }));
