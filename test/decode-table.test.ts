@@ -12,12 +12,6 @@ import { advertisedFeatures, getDecoder, TABLES } from "../src/arch/arm64/isa.ts
 import { readFixture } from "../tools/record-mnemonics.ts";
 
 const fixture = readFixture();
-/**
- * Issue 10, item 1 is not done: the tables still hold group-level patterns (and no
- * pattern names its feature yet), so these checks are reported as to-do, not passed.
- * Remove this once they pass.
- */
-const TODO = { todo: "issue 10 item 1: the decode table is not per instruction yet" };
 
 /** The mnemonic a disassembler prints for a pattern's base form: its name's first word. */
 function mnemonic(p: Pattern): string {
@@ -44,7 +38,7 @@ function constrainedUnpredictable(p: Pattern, f: Fields): boolean {
   return false;
 }
 
-test("every accepted word is the instruction objdump names, or one of its aliases", TODO, () => {
+test("every accepted word is the instruction objdump names, or one of its aliases", () => {
   const d = getDecoder();
   const wrong = new Map<string, string[]>();
   let accepted = 0;
@@ -65,7 +59,7 @@ test("every accepted word is the instruction objdump names, or one of its aliase
   assert.deepEqual(report, [], `${report.length} pattern/mnemonic mismatches`);
 });
 
-test("every pattern is named once and each of its words is one instruction", TODO, () => {
+test("every pattern is named once and each of its words is one instruction", () => {
   const d = getDecoder();
   const names = new Set(d.patterns.map((p) => p.name));
   assert.equal(names.size, d.patterns.length);
@@ -85,7 +79,7 @@ test("every pattern is named once and each of its words is one instruction", TOD
   }
 });
 
-test("an instruction of a feature the ID registers do not advertise is UNDEFINED", TODO, () => {
+test("an instruction of a feature the ID registers do not advertise is UNDEFINED", () => {
   const all = advertisedFeatures();
   for (const feat of all) {
     const without = compileDecoder(TABLES, new Set([...all].filter((f) => f !== feat)));
