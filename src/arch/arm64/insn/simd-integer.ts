@@ -4,12 +4,14 @@
  * three same, three different, two-register misc, across lanes, shift by immediate,
  * modified immediate, by element, and their scalar forms.
  *
- * The floating-point forms that share these encoding groups return null here so that the
- * FP tables (simd-fp.ts, fp-scalar.ts) decode them.
+ * The floating-point forms that share these encoding groups have no pattern here (or the
+ * handler declines their sizes) so that the FP tables (simd-fp.ts, fp-scalar.ts) decode them.
  * The table (SIMD_INTEGER, at the end) is one pattern per instruction, all of feature
  * AdvSIMD: three same (SAME, LOGIC) and modified immediate (MOD_IMMS) build theirs from
- * their own lists; the other groups are lists of [name, U, opcode] (DIFF, MISC, ACROSS,
- * SHIFT, ELEM) over the shared formats FMT, each vector form with its scalar form if any.
+ * their own lists; the other groups are lists of [name, U, opcode, handler] (DIFF, MISC,
+ * ACROSS, SHIFT, ELEM) over the shared formats FMT, each vector form with its scalar form
+ * if any. Each handler builds one instruction (or an S/U pair, signed iff U = 0) over its
+ * group's lane shape (`diff`, `misc`, `shift`, `elem`); none switches on the opcode.
  */
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { I } from "../state.ts";
@@ -21,6 +23,7 @@ import {
   type KN,
   loadSlot,
   type NumView,
+  type Opnd,
   opnd,
   S32,
   satB,
@@ -449,217 +452,227 @@ function logicExec(k: KN, q: number, rn: number, rm: number, rd: number, useD: b
 // ---------------------------------------------------------------------------
 // Three different (C4.1.95.19) and scalar three different
 
-function diffDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | null {
-  const size = f.size!;
-  if (size === 3) return null; // PMULL 1Q (crypto) is not implemented
-  const e = 8 << size;
-  const e2 = 2 * e;
-  const part = scalar ? 0 : f.q!;
-  const signed = u === 0;
-  const n = scalar ? 1 : 64 / e;
-  const out = scalar ? e2 >> 3 : 16;
-  const rn = f.Rn!,
-    rm = f.Rm!,
-    rd = f.Rd!;
-  const big = e2 === 64;
-  const A = opnd("A", e, signed, part * n);
-  const Bn = opnd("B", e, signed, part * n);
-  const R = opnd("R", e2, false);
-  const Dw = opnd("D", e2, signed);
-  const [mn, mx] = boundsN(e2, false);
-  const [mnB, mxB] = boundsB(e2, false);
-  if (scalar && (opc & 0b1001) !== 0b1001) return null;
-  if (size === 2 && (opc === 8 || opc === 10 || opc === 12)) {
-    return fastMull32(signed, opc === 8 ? 1 : opc === 10 ? -1 : 0, part, rn, rm, -1, rd);
+/**
+ * A handler: the executor for this encoding, or null when it is unallocated; `u` is the
+ * pattern's U bit (lanes are signed iff U = 0), `scalar` whether it is the scalar form.
+ */
+type Handler = (f: Fields, scalar: boolean, u: number) => Exec | null;
+
+/** The lanes of a three-different encoding: e-bit sources (lower or upper half), 2e-bit results. */
+interface Diff {
+  readonly size: number;
+  readonly e: number;
+  readonly e2: number;
+  readonly part: number;
+  readonly signed: boolean;
+  readonly n: number;
+  readonly out: number;
+  readonly rn: number;
+  readonly rm: number;
+  readonly rd: number;
+  /** 64-bit results: the BigInt or wide paths. */
+  readonly big: boolean;
+  readonly A: Opnd;
+  readonly Bn: Opnd;
+  readonly R: Opnd;
+  readonly Dw: Opnd;
+}
+
+/** A three-different handler over the encoding's lanes; size 3 is unallocated. */
+function diff(h: (d: Diff) => Exec | null): Handler {
+  return (f, scalar, u) => {
+    const size = f.size!;
+    if (size === 3) return null; // PMULL 1Q (crypto) is not implemented
+    const e = 8 << size;
+    const e2 = 2 * e;
+    const part = scalar ? 0 : f.q!;
+    const signed = u === 0;
+    const n = scalar ? 1 : 64 / e;
+    return h({
+      size,
+      e,
+      e2,
+      part,
+      signed,
+      n,
+      out: scalar ? e2 >> 3 : 16,
+      rn: f.Rn!,
+      rm: f.Rm!,
+      rd: f.Rd!,
+      big: e2 === 64,
+      A: opnd("A", e, signed, part * n),
+      Bn: opnd("B", e, signed, part * n),
+      R: opnd("R", e2, false),
+      Dw: opnd("D", e2, signed),
+    });
+  };
+}
+
+/** SADDL/UADDL, SSUBL/USUBL, SABDL/UABDL: Vd = op(widen(Vn), widen(Vm)). */
+const longOp = (kn: KN): Handler =>
+  diff(({ n, rn, rm, rd, out, A, Bn, R, big }) => {
+    if (big) return build({ n, rn, rm, rd, out, a: A, b: Bn, r: R, kn, wide: { acc: 0, from: "D" } });
+    return build({ n, rn, rm, rd, out, a: A, b: Bn, r: R, kn });
+  });
+
+/** SMULL/UMULL (vector). */
+const mullVector: Handler = diff(({ size, signed, part, n, rn, rm, rd, out, A, Bn, R, big }) => {
+  if (size === 2) return fastMull32(signed, 0, part, rn, rm, -1, rd);
+  return build({
+    n,
+    rn,
+    rm,
+    rd,
+    out,
+    a: A,
+    b: Bn,
+    r: R,
+    kn: (a, b) => a * b,
+    kb: big ? (a, b) => a * b : undefined,
+  });
+});
+
+/** SADDW/UADDW, SSUBW/USUBW: Vd = Vn +/- widen(Vm). */
+const wideOp = (add: boolean): Handler =>
+  diff(({ e2, signed, n, rn, rm, rd, out, Bn, R, big }) => {
+    if (big) {
+      return build({ n, rn, rm, rd, out, a: Bn, r: R, kn: (a) => a, wide: { acc: add ? 1 : -1, from: "A" } });
+    }
+    return build({
+      n,
+      rn,
+      rm,
+      rd,
+      out,
+      a: opnd("A", e2, signed),
+      b: Bn,
+      r: R,
+      kn: add ? (a, b) => a + b : (a, b) => a - b,
+      kb: add ? (a, b) => a + b : (a, b) => a - b,
+    });
+  });
+
+/** ADDHN/RADDHN, SUBHN/RSUBHN: the high halves of Vn +/- Vm, rounded for U = 1. */
+const highNarrow = (add: boolean, round: boolean): Handler =>
+  diff(({ e, e2, part, n, rn, rm, rd, big }) => {
+    if (big) return execNarrow64(kHighNarrow(!add, round), false, part, rn, rm, rd);
+    const p = 2 ** e;
+    const rc = round ? p / 2 : 0;
+    const pB = BigInt(e);
+    const rcB = round ? 1n << (pB - 1n) : 0n;
+    return build({
+      n,
+      rn,
+      rm,
+      rd,
+      out: part ? 16 : 8,
+      preR: part === 1,
+      a: opnd("A", e2, false),
+      b: opnd("B", e2, false),
+      r: opnd("R", e, false, part * n),
+      kn: add ? (a, b) => Math.floor((a + b + rc) / p) : (a, b) => Math.floor((a - b + rc) / p),
+      kb: add ? (a, b) => (a + b + rcB) >> pB : (a, b) => (a - b + rcB) >> pB,
+    });
+  });
+
+/** SABAL/UABAL: Vd += |widen(Vn) - widen(Vm)|. */
+const abal: Handler = diff(({ n, rn, rm, rd, out, A, Bn, R, Dw, big }) => {
+  if (big) {
+    return build({
+      n,
+      rn,
+      rm,
+      rd,
+      out,
+      loadD: true,
+      a: A,
+      b: Bn,
+      r: R,
+      kn: (a, b) => Math.abs(a - b),
+      wide: { acc: 1, from: "D" },
+    });
   }
-  switch (opc) {
-    case 0: // SADDL/UADDL
-    case 2: // SSUBL/USUBL
-    case 7: // SABDL/UABDL
-    case 12: {
-      // SMULL/UMULL
-      const kn: KN =
-        opc === 0
-          ? (a, b) => a + b
-          : opc === 2
-            ? (a, b) => a - b
-            : opc === 7
-              ? (a, b) => Math.abs(a - b)
-              : (a, b) => a * b;
-      const kb: KB =
-        opc === 0
-          ? (a, b) => a + b
-          : opc === 2
-            ? (a, b) => a - b
-            : opc === 7
-              ? (a, b) => (a > b ? a - b : b - a)
-              : (a, b) => a * b;
-      if (big && opc !== 12)
-        return build({ n, rn, rm, rd, out, a: A, b: Bn, r: R, kn, wide: { acc: 0, from: "D" } });
-      return build({ n, rn, rm, rd, out, a: A, b: Bn, r: R, kn, kb: big ? kb : undefined });
-    }
-    case 1: // SADDW/UADDW
-    case 3: {
-      // SSUBW/USUBW
-      const add = opc === 1;
-      if (big) {
-        return build({
-          n,
-          rn,
-          rm,
-          rd,
-          out,
-          a: Bn,
-          r: R,
-          kn: (a) => a,
-          wide: { acc: add ? 1 : -1, from: "A" },
-        });
-      }
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out,
-        a: opnd("A", e2, signed),
-        b: Bn,
-        r: R,
-        kn: add ? (a, b) => a + b : (a, b) => a - b,
-        kb: add ? (a, b) => a + b : (a, b) => a - b,
-      });
-    }
-    case 4: // ADDHN/RADDHN
-    case 6: {
-      // SUBHN/RSUBHN
-      const add = opc === 4;
-      const round = u === 1;
-      if (big) return execNarrow64(kHighNarrow(!add, round), false, part, rn, rm, rd);
-      const p = 2 ** e;
-      const rc = round ? p / 2 : 0;
-      const pB = BigInt(e);
-      const rcB = round ? 1n << (pB - 1n) : 0n;
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out: part ? 16 : 8,
-        preR: part === 1,
-        a: opnd("A", e2, false),
-        b: opnd("B", e2, false),
-        r: opnd("R", e, false, part * n),
-        kn: add ? (a, b) => Math.floor((a + b + rc) / p) : (a, b) => Math.floor((a - b + rc) / p),
-        kb: add ? (a, b) => (a + b + rcB) >> pB : (a, b) => (a - b + rcB) >> pB,
-      });
-    }
-    case 5: // SABAL/UABAL
-      if (big) {
-        return build({
-          n,
-          rn,
-          rm,
-          rd,
-          out,
-          loadD: true,
-          a: A,
-          b: Bn,
-          r: R,
-          kn: (a, b) => Math.abs(a - b),
-          wide: { acc: 1, from: "D" },
-        });
-      }
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out,
-        loadD: true,
-        a: A,
-        b: Bn,
-        d: Dw,
-        r: R,
-        kn: (a, b, d) => d + Math.abs(a - b),
-        kb: (a, b, d) => d + (a > b ? a - b : b - a),
-      });
-    case 8: // SMLAL/UMLAL
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out,
-        loadD: true,
-        a: A,
-        b: Bn,
-        d: Dw,
-        r: R,
-        kn: (a, b, d) => d + a * b,
-        kb: (a, b, d) => d + a * b,
-      });
-    case 10: // SMLSL/UMLSL
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out,
-        loadD: true,
-        a: A,
-        b: Bn,
-        d: Dw,
-        r: R,
-        kn: (a, b, d) => d - a * b,
-        kb: (a, b, d) => d - a * b,
-      });
-    case 9: // SQDMLAL
-    case 11: // SQDMLSL
-    case 13: {
-      // SQDMULL
-      if (u !== 0 || size === 0) return null;
-      const sgn = opc === 11 ? -1 : 1;
-      const sgnB = opc === 11 ? -1n : 1n;
-      const [smn, smx] = boundsN(e2, false);
-      void mn;
-      void mx;
-      const acc = opc !== 13;
-      const Ds = opnd("D", e2, true);
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out,
-        loadD: acc,
-        a: A,
-        b: Bn,
-        d: Ds,
-        r: R,
-        kn: acc
+  return build({
+    n,
+    rn,
+    rm,
+    rd,
+    out,
+    loadD: true,
+    a: A,
+    b: Bn,
+    d: Dw,
+    r: R,
+    kn: (a, b, d) => d + Math.abs(a - b),
+    kb: (a, b, d) => d + (a > b ? a - b : b - a),
+  });
+});
+
+/** SMLAL/UMLAL, SMLSL/UMLSL (vector): Vd += / -= widen(Vn) * widen(Vm). */
+const mlalVector = (sub: boolean): Handler =>
+  diff(({ size, signed, part, n, rn, rm, rd, out, A, Bn, R, Dw }) => {
+    if (size === 2) return fastMull32(signed, sub ? -1 : 1, part, rn, rm, -1, rd);
+    return build({
+      n,
+      rn,
+      rm,
+      rd,
+      out,
+      loadD: true,
+      a: A,
+      b: Bn,
+      d: Dw,
+      r: R,
+      kn: sub ? (a, b, d) => d - a * b : (a, b, d) => d + a * b,
+      kb: sub ? (a, b, d) => d - a * b : (a, b, d) => d + a * b,
+    });
+  });
+
+/** SQDMLAL, SQDMLSL, SQDMULL (vector and scalar): saturating doubled products, `acc` +1/-1/0. */
+const sqdmlVector = (acc: number): Handler =>
+  diff(({ size, e2, n, rn, rm, rd, out, A, Bn, R }) => {
+    if (size === 0) return null;
+    const [smn, smx] = boundsN(e2, false);
+    const [mnB, mxB] = boundsB(e2, false);
+    const sgn = acc;
+    const sgnB = BigInt(acc);
+    return build({
+      n,
+      rn,
+      rm,
+      rd,
+      out,
+      loadD: acc !== 0,
+      a: A,
+      b: Bn,
+      d: opnd("D", e2, true),
+      r: R,
+      kn:
+        acc !== 0
           ? (a, b, d) => satN(d + sgn * satN(2 * a * b, smn, smx), smn, smx)
           : (a, b) => satN(2 * a * b, smn, smx),
-        kb: acc
+      kb:
+        acc !== 0
           ? (a, b, d) => satB(d + sgnB * satB(2n * a * b, mnB, mxB), mnB, mxB)
           : (a, b) => satB(2n * a * b, mnB, mxB),
-      });
-    }
-    case 14: // PMULL (8-bit)
-      if (u !== 0 || size !== 0) return null;
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out,
-        a: opnd("A", 8, false, part * n),
-        b: opnd("B", 8, false, part * n),
-        r: R,
-        kn: clmul8,
-      });
-    default:
-      return null;
-  }
-}
+    });
+  });
+
+/** PMULL (8-bit polynomials; the 64-bit 1Q form is crypto, not implemented). */
+const pmull: Handler = diff(({ size, part, n, rn, rm, rd, out, R }) => {
+  if (size !== 0) return null;
+  return build({
+    n,
+    rn,
+    rm,
+    rd,
+    out,
+    a: opnd("A", 8, false, part * n),
+    b: opnd("B", 8, false, part * n),
+    r: R,
+    kn: clmul8,
+  });
+});
 
 // ---------------------------------------------------------------------------
 // Two-register misc (C4.1.95.22) and scalar two-register misc
@@ -710,68 +723,75 @@ function revExec(e: number, cont: number, q: number, rn: number, rd: number): Ex
   };
 }
 
-function miscDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | null {
-  const size = f.size!;
-  const q = scalar ? 0 : f.q!;
-  const rn = f.Rn!,
-    rd = f.Rd!;
-  const e = 8 << size;
-  const n = scalar ? 1 : (q ? 128 : 64) / e;
-  const out = scalar ? e >> 3 : q ? 16 : 8;
-  const vecOk = scalar || size !== 3 || q === 1;
-  /** Element-wise unary op on `e`-bit lanes, vector (any allowed size) or scalar. */
-  const unary = (signed: boolean, kn: KN, kb?: KB, acc = false, dSigned = signed): Exec | null => {
-    if (!vecOk || (size === 3 && kb === undefined)) return null;
-    return build({
-      n,
-      rn,
-      rm: -1,
-      rd,
-      out,
-      loadD: acc,
-      a: opnd("A", e, signed),
-      d: opnd("D", e, dSigned),
-      r: opnd("R", e, false),
-      kn,
-      kb,
-    });
+/** The lanes of a two-register misc encoding, vector (Q, size) or scalar (size). */
+interface Misc {
+  readonly scalar: boolean;
+  readonly size: number;
+  readonly q: number;
+  readonly rn: number;
+  readonly rd: number;
+  readonly e: number;
+  readonly n: number;
+  readonly out: number;
+  /** Not the vector form with size 3 and Q = 0 (unallocated for the element-wise forms). */
+  readonly vecOk: boolean;
+}
+
+/** A two-register misc handler over the encoding's lanes. */
+function misc(h: (m: Misc, u: number) => Exec | null): Handler {
+  return (f, scalar, u) => {
+    const size = f.size!;
+    const q = scalar ? 0 : f.q!;
+    const e = 8 << size;
+    return h(
+      {
+        scalar,
+        size,
+        q,
+        rn: f.Rn!,
+        rd: f.Rd!,
+        e,
+        n: scalar ? 1 : (q ? 128 : 64) / e,
+        out: scalar ? e >> 3 : q ? 16 : 8,
+        vecOk: scalar || size !== 3 || q === 1,
+      },
+      u,
+    );
   };
-  const scalarOk = (sizes: number): boolean => !scalar || ((sizes >> size) & 1) === 1;
-  const key = (u << 5) | opc;
-  switch (key) {
-    case 0b000000: // REV64
-      if (scalar || size === 3) return null;
-      return revExec(e, 64, q, rn, rd);
-    case 0b100000: // REV32
-      if (scalar || size > 1) return null;
-      return revExec(e, 32, q, rn, rd);
-    case 0b000001: // REV16
-      if (scalar || size !== 0) return null;
-      return revExec(e, 16, q, rn, rd);
-    case 0b000010: // SADDLP
-    case 0b100010: // UADDLP
-    case 0b000110: // SADALP
-    case 0b100110: {
-      // UADALP
-      if (scalar || size === 3) return null;
-      const signed = u === 0;
-      const acc = (opc & 4) !== 0;
-      const e2 = 2 * e;
-      if (e2 === 64) {
-        return build({
-          n: n / 2,
-          rn,
-          rm: -1,
-          rd,
-          out,
-          loadD: acc,
-          a: opnd("A", e, signed, 0, 2),
-          b: opnd("A", e, signed, 1, 2),
-          r: opnd("R", e2, false),
-          kn: (a, b) => a + b,
-          wide: { acc: acc ? 1 : 0, from: "D" },
-        });
-      }
+}
+
+/** Whether a scalar form allows this size (`sizes`: a size mask); vector forms: true. */
+const scalarOk = (m: Misc, sizes: number): boolean => !m.scalar || ((sizes >> m.size) & 1) === 1;
+
+/** Element-wise unary op on `e`-bit lanes, vector (any allowed size) or scalar. */
+function unary(m: Misc, signed: boolean, kn: KN, kb?: KB, acc = false, dSigned = signed): Exec | null {
+  if (!m.vecOk || (m.size === 3 && kb === undefined)) return null;
+  return build({
+    n: m.n,
+    rn: m.rn,
+    rm: -1,
+    rd: m.rd,
+    out: m.out,
+    loadD: acc,
+    a: opnd("A", m.e, signed),
+    d: opnd("D", m.e, dSigned),
+    r: opnd("R", m.e, false),
+    kn,
+    kb,
+  });
+}
+
+/** REV16/REV32/REV64 (vector): `cont`-bit containers, elements of at most `maxSize`. */
+const rev = (cont: number, maxSize: number): Handler =>
+  misc(({ size, e, q, rn, rd }) => (size > maxSize ? null : revExec(e, cont, q, rn, rd)));
+
+/** SADDLP/UADDLP, SADALP/UADALP (`acc`): pairs of lanes added into double-width lanes. */
+const addPairwise = (acc: boolean): Handler =>
+  misc(({ size, e, n, rn, rd, out }, u) => {
+    if (size === 3) return null;
+    const signed = u === 0;
+    const e2 = 2 * e;
+    if (e2 === 64) {
       return build({
         n: n / 2,
         rn,
@@ -781,427 +801,421 @@ function miscDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
         loadD: acc,
         a: opnd("A", e, signed, 0, 2),
         b: opnd("A", e, signed, 1, 2),
-        d: opnd("D", e2, signed),
         r: opnd("R", e2, false),
-        kn: acc ? (a, b, d) => d + a + b : (a, b) => a + b,
-        kb: acc ? (a, b, d) => d + a + b : (a, b) => a + b,
+        kn: (a, b) => a + b,
+        wide: { acc: acc ? 1 : 0, from: "D" },
       });
     }
-    case 0b000011: // SUQADD: signed accumulator += unsigned operand, signed saturation
-    case 0b100011: {
-      // USQADD: unsigned accumulator += signed operand, unsigned saturation
-      if (!scalarOk(ALL)) return null;
-      if (size === 3 && vecOk) return exec64(k64SuqAdd(u === 1), scalar ? 1 : 2, rn, -1, rd);
-      const [mn, mx] = boundsN(e, u === 1);
-      const [mnB, mxB] = boundsB(e, u === 1);
-      return unary(
-        u === 1,
-        (a, _b, d) => satN(d + a, mn, mx),
-        (a, _b, d) => satB(d + a, mnB, mxB),
-        true,
-        u === 0,
-      );
-    }
-    case 0b000100: // CLS
-      if (scalar || size === 3) return null;
-      return unary(true, clsN(e));
-    case 0b100100: // CLZ
-      if (scalar || size === 3) return null;
-      return unary(false, clzN(e));
-    case 0b000101: // CNT
-      if (scalar || size !== 0) return null;
-      return fastCnt(q, rn, rd);
-    case 0b100101: // NOT (size 0) / RBIT (size 1)
-      if (scalar || size > 1) return null;
-      return build({
-        n: q ? 16 : 8,
-        rn,
-        rm: -1,
-        rd,
-        out,
-        a: opnd("A", 8, false),
-        r: opnd("R", 8, false),
-        kn: size === 0 ? (a) => ~a : (a) => RBIT8[a]!,
-      });
-    case 0b000111: // SQABS
-    case 0b100111: {
-      // SQNEG
-      if (!scalarOk(ALL)) return null;
-      if (size === 3 && vecOk) return exec64(k64Neg(u === 0, true), scalar ? 1 : 2, rn, -1, rd);
-      const [mn, mx] = boundsN(e, false);
-      const [mnB, mxB] = boundsB(e, false);
-      return u === 0
-        ? unary(
-            true,
-            (a) => satN(Math.abs(a), mn, mx),
-            (a) => satB(a < 0n ? -a : a, mnB, mxB),
-          )
-        : unary(
-            true,
-            (a) => satN(-a, mn, mx),
-            (a) => satB(-a, mnB, mxB),
-          );
-    }
-    case 0b001000: // CMGT #0
-      if (!scalarOk(D)) return null;
-      if (size === 3 && vecOk) return fastCmp64("CMGT", scalar ? 1 : 2, rn, -1, rd);
-      return unary(
-        true,
-        (a) => (a > 0 ? -1 : 0),
-        (a) => (a > 0n ? -1n : 0n),
-      );
-    case 0b101000: // CMGE #0
-      if (!scalarOk(D)) return null;
-      if (size === 3 && vecOk) return fastCmp64("CMGE", scalar ? 1 : 2, rn, -1, rd);
-      return unary(
-        true,
-        (a) => (a >= 0 ? -1 : 0),
-        (a) => (a >= 0n ? -1n : 0n),
-      );
-    case 0b001001: // CMEQ #0
-      if (!scalarOk(D)) return null;
-      if (size === 3 && vecOk) return fastCmp64("CMEQ", scalar ? 1 : 2, rn, -1, rd);
-      if (!scalar && e === 8) return fastCmeq8(q, rn, -1, rd);
-      return unary(
-        true,
-        (a) => (a === 0 ? -1 : 0),
-        (a) => (a === 0n ? -1n : 0n),
-      );
-    case 0b101001: // CMLE #0
-      if (!scalarOk(D)) return null;
-      if (size === 3 && vecOk) return fastCmp64("CMLE", scalar ? 1 : 2, rn, -1, rd);
-      return unary(
-        true,
-        (a) => (a <= 0 ? -1 : 0),
-        (a) => (a <= 0n ? -1n : 0n),
-      );
-    case 0b001010: // CMLT #0
-      if (!scalarOk(D)) return null;
-      if (size === 3 && vecOk) return fastCmp64("CMLT", scalar ? 1 : 2, rn, -1, rd);
-      return unary(
-        true,
-        (a) => (a < 0 ? -1 : 0),
-        (a) => (a < 0n ? -1n : 0n),
-      );
-    case 0b001011: // ABS
-      if (!scalarOk(D)) return null;
-      if (size === 3 && vecOk) return exec64(k64Neg(true, false), scalar ? 1 : 2, rn, -1, rd);
-      return unary(
-        true,
-        (a) => Math.abs(a),
-        (a) => (a < 0n ? -a : a),
-      );
-    case 0b101011: // NEG
-      if (!scalarOk(D)) return null;
-      if (size === 3 && vecOk) return exec64(k64Neg(false, false), scalar ? 1 : 2, rn, -1, rd);
-      return unary(
-        true,
-        (a) => -a,
-        (a) => -a,
-      );
-    case 0b010010: // XTN
-    case 0b110010: // SQXTUN
-    case 0b010100: // SQXTN
-    case 0b110100: {
-      // UQXTN
-      if (size === 3) return null;
-      if (scalar && key === 0b010010) return null;
-      const srcSigned = key !== 0b110100;
-      const dstUnsigned = key === 0b110010 || key === 0b110100;
-      const e2 = 2 * e;
-      const part = q;
-      const nn = scalar ? 1 : 64 / e;
-      const [mn, mx] = boundsN(e, dstUnsigned);
-      const [mnB, mxB] = boundsB(e, dstUnsigned);
-      const trunc = key === 0b010010;
-      if (trunc && e === 32) return fastNarrow64(0, part, rn, rd);
-      if (e === 32)
-        return execNarrow64(kNarrowShift(0, false, srcSigned, true, dstUnsigned), scalar, part, rn, -1, rd);
-      return build({
-        n: nn,
-        rn,
-        rm: -1,
-        rd,
-        out: scalar ? e >> 3 : part ? 16 : 8,
-        preR: part === 1,
-        a: opnd("A", e2, srcSigned),
-        r: opnd("R", e, false, part * nn),
-        kn: trunc ? (a) => a : (a) => satN(a, mn, mx),
-        kb: trunc ? (a) => a : (a) => satB(a, mnB, mxB),
-      });
-    }
-    case 0b011100: // URECPE
-    case 0b111100: {
-      // URSQRTE
-      if (scalar || size !== 2) return null;
-      const table = u === 0 ? URECPE_TABLE : URSQRTE_TABLE;
-      const limit = u === 0 ? 0x80000000 : 0x40000000;
-      return unary(false, (a) => (a < limit ? 0xffffffff : table[(a >>> 23) & 0x1ff]! * 0x800000));
-    }
-    case 0b110011: {
-      // SHLL/SHLL2: widen and shift left by esize
-      if (scalar || size === 3) return null;
-      const nn = 64 / e;
-      const p = 2 ** e;
-      const pB = BigInt(e);
-      if (e === 32) {
-        return build({
-          n: nn,
-          rn,
-          rm: -1,
-          rd,
-          out: 16,
-          a: opnd("A", e, false, q * nn),
-          r: opnd("R", 64, false),
-          kn: (a) => a * p,
-          wide: { acc: 0, from: "D" },
-        });
-      }
-      return build({
-        n: nn,
-        rn,
-        rm: -1,
-        rd,
-        out: 16,
-        a: opnd("A", e, false, q * nn),
-        r: opnd("R", 2 * e, false),
-        kn: (a) => a * p,
-        kb: (a) => a << pB,
-      });
-    }
-    default:
-      return null;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Across lanes (C4.1.95.17)
-
-function acrossDecode(u: number, opc: number, f: Fields): Exec | null {
-  const size = f.size!;
-  const q = f.q!;
-  if (size === 3 || (size === 2 && q === 0)) return null;
-  const e = 8 << size;
-  const n = (q ? 128 : 64) / e;
-  const signed = u === 0;
-  const v = view(e, signed) as NumView;
-  const rn = f.Rn!,
-    rd = f.Rd!;
-  let mode: number; // 0 add (wrap), 1 add long, 2 max, 3 min
-  if (opc === 0b00011)
-    mode = 1; // SADDLV/UADDLV
-  else if (opc === 0b01010)
-    mode = 2; // SMAXV/UMAXV
-  else if (opc === 0b11010)
-    mode = 3; // SMINV/UMINV
-  else if (opc === 0b11011 && u === 0)
-    mode = 0; // ADDV
-  else return null;
-  const outE = mode === 1 ? 2 * e : e;
-  return (c) => {
-    c.checkFp();
-    const r = c.r;
-    loadSlot(r, rn, 0);
-    let acc = v[0]!;
-    for (let i = 1; i < n; i++) {
-      const x = v[i]!;
-      if (mode <= 1) acc += x;
-      else if (mode === 2) {
-        if (x > acc) acc = x;
-      } else if (x < acc) acc = x;
-    }
-    const w = I.V + 4 * rd;
-    r[w + 1] = outE === 64 ? Math.floor(acc / 4294967296) >>> 0 : 0;
-    r[w] = outE === 64 || outE === 32 ? acc >>> 0 : acc & (outE === 16 ? 0xffff : 0xff);
-    r[w + 2] = 0;
-    r[w + 3] = 0;
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Shift by immediate (C4.1.95.21) and scalar shift by immediate
-
-function shiftDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | null {
-  const immh = f.immh!;
-  if (immh === 0) return null; // modified immediate
-  const q = scalar ? 0 : f.q!;
-  const rn = f.Rn!,
-    rd = f.Rd!;
-  const hsb = 31 - Math.clz32(immh); // 0..3
-  const e = 8 << hsb;
-  const immhb = (immh << 3) | f.immb!;
-  const rsh = 2 * e - immhb; // right shift amount, 1..e
-  const lsh = immhb - e; // left shift amount, 0..e-1
-  const n = scalar ? 1 : (q ? 128 : 64) / e;
-  const out = scalar ? e >> 3 : q ? 16 : 8;
-  const key = (u << 5) | opc;
-  // Non-narrowing forms: vector with size 3 needs Q=1; scalar only exists for 64-bit
-  // lanes except the saturating left shifts.
-  const plainOk = scalar ? e === 64 : e !== 64 || q === 1;
-  const big = e === 64;
-  const eB = BigInt(e);
-  const elem = (signed: boolean, kn: KN, kb: KB, acc = false): Exec =>
-    build({
-      n,
+    return build({
+      n: n / 2,
       rn,
       rm: -1,
       rd,
       out,
       loadD: acc,
-      a: opnd("A", e, signed),
-      d: opnd("D", e, signed),
-      r: opnd("R", e, false),
-      kn,
-      kb,
+      a: opnd("A", e, signed, 0, 2),
+      b: opnd("A", e, signed, 1, 2),
+      d: opnd("D", e2, signed),
+      r: opnd("R", e2, false),
+      kn: acc ? (a, b, d) => d + a + b : (a, b) => a + b,
+      kb: acc ? (a, b, d) => d + a + b : (a, b) => a + b,
     });
-  switch (key) {
-    case 0b000000: // SSHR
-    case 0b100000: // USHR
-    case 0b000010: // SSRA
-    case 0b100010: // USRA
-    case 0b000100: // SRSHR
-    case 0b100100: // URSHR
-    case 0b000110: // SRSRA
-    case 0b100110: {
-      // URSRA
-      if (!plainOk) return null;
-      const round = (opc & 4) !== 0;
-      const acc = (opc & 2) !== 0;
-      const p = 2 ** rsh;
-      const rc = round ? p / 2 : 0;
-      const sB = BigInt(rsh);
-      const rcB = round ? 1n << (sB - 1n) : 0n;
-      if (e === 64 && !round && !acc)
-        return fastShift64(u === 0 ? "SSHR" : "USHR", rsh, scalar ? 1 : 2, rn, rd);
-      if (e === 64) return exec64(k64ShrImm(rsh, u === 0, round, acc), scalar ? 1 : 2, rn, -1, rd);
-      const kn: KN = acc ? (a, _b, d) => d + Math.floor((a + rc) / p) : (a) => Math.floor((a + rc) / p);
-      const kb: KB = acc ? (a, _b, d) => d + ((a + rcB) >> sB) : (a) => (a + rcB) >> sB;
-      return elem(u === 0, kn, kb, acc);
-    }
-    case 0b101000: {
-      // SRI
-      if (!plainOk) return null;
-      if (e === 64) return exec64(k64Insert(false, rsh), scalar ? 1 : 2, rn, -1, rd);
-      const p = 2 ** rsh;
-      const keepN = 2 ** e - 2 ** (e - rsh); // bits of Vd kept
-      const sB = BigInt(rsh);
-      const keepB = rsh === 64 ? (1n << 64n) - 1n : ((1n << 64n) - 1n) ^ (((1n << 64n) - 1n) >> sB);
-      return elem(
-        false,
-        (a, _b, d) => Math.floor(a / p) + (e === 32 ? (d & keepN) >>> 0 : d & keepN),
-        (a, _b, d) => (a >> sB) | (d & keepB),
-        true,
-      );
-    }
-    case 0b001010: // SHL
-    case 0b101010: {
-      // SLI
-      if (!plainOk) return null;
-      const p = 2 ** lsh;
-      const sB = BigInt(lsh);
-      const keepN = 2 ** lsh - 1;
-      const keepB = (1n << sB) - 1n;
-      void p;
-      if (u === 0 && e === 64) return fastShift64("SHL", lsh, scalar ? 1 : 2, rn, rd);
-      if (e === 64) return exec64(k64Insert(true, lsh), scalar ? 1 : 2, rn, -1, rd);
-      if (u === 0)
-        return elem(
-          false,
-          (a) => a << lsh,
-          (a) => a << sB,
+  });
+
+/**
+ * SUQADD (U = 0: signed accumulator += unsigned operand, signed saturation) and USQADD
+ * (U = 1: unsigned accumulator += signed operand, unsigned saturation).
+ */
+const satAccumulate: Handler = misc((m, u) => {
+  if (m.size === 3 && m.vecOk) return exec64(k64SuqAdd(u === 1), m.scalar ? 1 : 2, m.rn, -1, m.rd);
+  const [mn, mx] = boundsN(m.e, u === 1);
+  const [mnB, mxB] = boundsB(m.e, u === 1);
+  return unary(
+    m,
+    u === 1,
+    (a, _b, d) => satN(d + a, mn, mx),
+    (a, _b, d) => satB(d + a, mnB, mxB),
+    true,
+    u === 0,
+  );
+});
+
+/** CLS, CLZ (vector). */
+const countLeading = (signed: boolean, k: (e: number) => KN): Handler =>
+  misc((m) => (m.size === 3 ? null : unary(m, signed, k(m.e))));
+
+/** CNT: bytes only. */
+const cnt: Handler = misc(({ size, q, rn, rd }) => (size !== 0 ? null : fastCnt(q, rn, rd)));
+
+/** NOT, RBIT (vector): a byte-wise op (their pattern fixes the size). */
+const bytewise =
+  (kn: KN) =>
+  (f: Fields): Exec =>
+    build({
+      n: f.q ? 16 : 8,
+      rn: f.Rn!,
+      rm: -1,
+      rd: f.Rd!,
+      out: f.q ? 16 : 8,
+      a: opnd("A", 8, false),
+      r: opnd("R", 8, false),
+      kn,
+    });
+
+/** SQABS, SQNEG (`neg`). */
+const satAbsNeg = (neg: boolean): Handler =>
+  misc((m) => {
+    if (m.size === 3 && m.vecOk) return exec64(k64Neg(!neg, true), m.scalar ? 1 : 2, m.rn, -1, m.rd);
+    const [mn, mx] = boundsN(m.e, false);
+    const [mnB, mxB] = boundsB(m.e, false);
+    return neg
+      ? unary(
+          m,
+          true,
+          (a) => satN(-a, mn, mx),
+          (a) => satB(-a, mnB, mxB),
+        )
+      : unary(
+          m,
+          true,
+          (a) => satN(Math.abs(a), mn, mx),
+          (a) => satB(a < 0n ? -a : a, mnB, mxB),
         );
-      return elem(
-        false,
-        (a, _b, d) => (a << lsh) | (d & keepN),
-        (a, _b, d) => (a << sB) | (d & keepB),
-        true,
-      );
-    }
-    case 0b101100: // SQSHLU
-    case 0b001110: // SQSHL (immediate)
-    case 0b101110: {
-      // UQSHL (immediate)
-      if (scalar ? false : e === 64 && q === 0) return null;
-      const srcSigned = key !== 0b101110;
-      const dstUnsigned = key !== 0b001110;
-      if (e === 64) return exec64(k64QShlImm(lsh, srcSigned, dstUnsigned), scalar ? 1 : 2, rn, -1, rd);
-      const [mn, mx] = boundsN(e, dstUnsigned);
-      const [mnB, mxB] = boundsB(e, dstUnsigned);
-      const p = 2 ** lsh;
-      const sB = BigInt(lsh);
-      return elem(
-        srcSigned,
-        (a) => satN(a * p, mn, mx),
-        (a) => satB(a << sB, mnB, mxB),
-      );
-    }
-    case 0b010000: // SHRN
-    case 0b010001: // RSHRN
-    case 0b110000: // SQSHRUN
-    case 0b110001: // SQRSHRUN
-    case 0b010010: // SQSHRN
-    case 0b010011: // SQRSHRN
-    case 0b110010: // UQSHRN
-    case 0b110011: {
-      // UQRSHRN
-      if (e === 64) return null;
-      if (scalar && (key === 0b010000 || key === 0b010001)) return null;
-      const round = (opc & 1) !== 0;
-      const trunc = key === 0b010000 || key === 0b010001;
-      if (key === 0b010000 && e === 8 && !scalar) return fastShrn16(q, rsh, rn, rd);
-      if (key === 0b010000 && e === 32 && !scalar) return fastNarrow64(rsh, q, rn, rd);
-      const srcSigned = key !== 0b110010 && key !== 0b110011;
-      const dstUnsigned = key === 0b110000 || key === 0b110001 || !srcSigned;
-      if (e === 32)
-        return execNarrow64(kNarrowShift(rsh, round, srcSigned, !trunc, dstUnsigned), scalar, q, rn, -1, rd);
-      const e2 = 2 * e;
-      const nn = scalar ? 1 : 64 / e;
-      const part = q;
-      const [mn, mx] = boundsN(e, dstUnsigned);
-      const [mnB, mxB] = boundsB(e, dstUnsigned);
-      const p = 2 ** rsh;
-      const rc = round ? p / 2 : 0;
-      const sB = BigInt(rsh);
-      const rcB = round ? 1n << (sB - 1n) : 0n;
-      return build({
-        n: nn,
-        rn,
-        rm: -1,
-        rd,
-        out: scalar ? e >> 3 : part ? 16 : 8,
-        preR: part === 1,
-        a: opnd("A", e2, srcSigned),
-        r: opnd("R", e, false, part * nn),
-        kn: trunc ? (a) => Math.floor((a + rc) / p) : (a) => satN(Math.floor((a + rc) / p), mn, mx),
-        kb: trunc ? (a) => (a + rcB) >> sB : (a) => satB((a + rcB) >> sB, mnB, mxB),
-      });
-    }
-    case 0b010100: // SSHLL
-    case 0b110100: {
-      // USHLL
-      if (scalar || e === 64) return null;
-      if (e === 32) return fastWiden32(u === 0, lsh, q, rn, rd);
-      const nn = 64 / e;
-      const p = 2 ** lsh;
-      const sB = BigInt(lsh);
-      return build({
-        n: nn,
-        rn,
-        rm: -1,
-        rd,
-        out: 16,
-        a: opnd("A", e, u === 0, q * nn),
-        r: opnd("R", 2 * e, false),
-        kn: (a) => a * p,
-        kb: (a) => a << sB,
-      });
-    }
-    default:
-      void big;
-      void eB;
-      return null;
+  });
+
+/** CMGT, CMGE, CMEQ, CMLE, CMLT (zero): `name` picks the 64-bit fast path. */
+const compareZero = (name: string, kn: KN, kb: KB): Handler =>
+  misc((m) => {
+    if (!scalarOk(m, D)) return null;
+    if (m.size === 3 && m.vecOk) return fastCmp64(name, m.scalar ? 1 : 2, m.rn, -1, m.rd);
+    if (name === "CMEQ" && !m.scalar && m.e === 8) return fastCmeq8(m.q, m.rn, -1, m.rd);
+    return unary(m, true, kn, kb);
+  });
+
+/** ABS, NEG (`neg`). */
+const absNeg = (neg: boolean, kn: KN, kb: KB): Handler =>
+  misc((m) => {
+    if (!scalarOk(m, D)) return null;
+    if (m.size === 3 && m.vecOk) return exec64(k64Neg(!neg, false), m.scalar ? 1 : 2, m.rn, -1, m.rd);
+    return unary(m, true, kn, kb);
+  });
+
+/**
+ * XTN (`trunc`), SQXTN, UQXTN, SQXTUN: 2e-bit lanes narrowed to e bits into the lower or
+ * upper half (Q), saturating unless truncating.
+ */
+const extractNarrow = (trunc: boolean, srcSigned: boolean, dstUnsigned: boolean): Handler =>
+  misc(({ size, e, q, scalar, rn, rd }) => {
+    if (size === 3) return null;
+    const e2 = 2 * e;
+    const part = q;
+    const nn = scalar ? 1 : 64 / e;
+    const [mn, mx] = boundsN(e, dstUnsigned);
+    const [mnB, mxB] = boundsB(e, dstUnsigned);
+    if (trunc && e === 32) return fastNarrow64(0, part, rn, rd);
+    if (e === 32)
+      return execNarrow64(kNarrowShift(0, false, srcSigned, true, dstUnsigned), scalar, part, rn, -1, rd);
+    return build({
+      n: nn,
+      rn,
+      rm: -1,
+      rd,
+      out: scalar ? e >> 3 : part ? 16 : 8,
+      preR: part === 1,
+      a: opnd("A", e2, srcSigned),
+      r: opnd("R", e, false, part * nn),
+      kn: trunc ? (a) => a : (a) => satN(a, mn, mx),
+      kb: trunc ? (a) => a : (a) => satB(a, mnB, mxB),
+    });
+  });
+
+/** URECPE, URSQRTE: 32-bit lanes only; inputs below `limit` give all ones. */
+const unsignedEstimate = (table: Uint16Array, limit: number): Handler =>
+  misc((m) =>
+    m.size !== 2
+      ? null
+      : unary(m, false, (a) => (a < limit ? 0xffffffff : table[(a >>> 23) & 0x1ff]! * 0x800000)),
+  );
+
+/** SHLL/SHLL2: widen and shift left by esize. */
+const shll: Handler = misc(({ size, e, q, rn, rd }) => {
+  if (size === 3) return null;
+  const nn = 64 / e;
+  const p = 2 ** e;
+  const pB = BigInt(e);
+  if (e === 32) {
+    return build({
+      n: nn,
+      rn,
+      rm: -1,
+      rd,
+      out: 16,
+      a: opnd("A", e, false, q * nn),
+      r: opnd("R", 64, false),
+      kn: (a) => a * p,
+      wide: { acc: 0, from: "D" },
+    });
   }
+  return build({
+    n: nn,
+    rn,
+    rm: -1,
+    rd,
+    out: 16,
+    a: opnd("A", e, false, q * nn),
+    r: opnd("R", 2 * e, false),
+    kn: (a) => a * p,
+    kb: (a) => a << pB,
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Across lanes (C4.1.95.17)
+
+/** What an across-lanes instruction does with the lanes. */
+const REDUCE_ADD = 0;
+const REDUCE_ADD_LONG = 1;
+const REDUCE_MAX = 2;
+const REDUCE_MIN = 3;
+type Reduce = typeof REDUCE_ADD | typeof REDUCE_ADD_LONG | typeof REDUCE_MAX | typeof REDUCE_MIN;
+
+/** ADDV, SADDLV/UADDLV (double-width result), SMAXV/UMAXV, SMINV/UMINV. */
+const acrossLanes =
+  (mode: Reduce): Handler =>
+  (f, _scalar, u) => {
+    const size = f.size!;
+    const q = f.q!;
+    if (size === 3 || (size === 2 && q === 0)) return null;
+    const e = 8 << size;
+    const n = (q ? 128 : 64) / e;
+    const v = view(e, u === 0) as NumView;
+    const rn = f.Rn!,
+      rd = f.Rd!;
+    const outE = mode === REDUCE_ADD_LONG ? 2 * e : e;
+    return (c) => {
+      c.checkFp();
+      const r = c.r;
+      loadSlot(r, rn, 0);
+      let acc = v[0]!;
+      for (let i = 1; i < n; i++) {
+        const x = v[i]!;
+        if (mode <= REDUCE_ADD_LONG) acc += x;
+        else if (mode === REDUCE_MAX) {
+          if (x > acc) acc = x;
+        } else if (x < acc) acc = x;
+      }
+      const w = I.V + 4 * rd;
+      r[w + 1] = outE === 64 ? Math.floor(acc / 4294967296) >>> 0 : 0;
+      r[w] = outE === 64 || outE === 32 ? acc >>> 0 : acc & (outE === 16 ? 0xffff : 0xff);
+      r[w + 2] = 0;
+      r[w + 3] = 0;
+    };
+  };
+
+// ---------------------------------------------------------------------------
+// Shift by immediate (C4.1.95.21) and scalar shift by immediate
+
+/** The lanes and shift amounts of a shift-by-immediate encoding (immh:immb). */
+interface Shift {
+  readonly scalar: boolean;
+  readonly q: number;
+  readonly rn: number;
+  readonly rd: number;
+  readonly e: number;
+  /** Right shift amount, 1..e. */
+  readonly rsh: number;
+  /** Left shift amount, 0..e-1. */
+  readonly lsh: number;
+  readonly n: number;
+  readonly out: number;
+  /**
+   * Non-narrowing forms: vector with size 3 needs Q=1; scalar only exists for 64-bit
+   * lanes except the saturating left shifts.
+   */
+  readonly plainOk: boolean;
 }
+
+/** A shift-by-immediate handler; immh 0000 is modified immediate, not this group. */
+function shift(h: (s: Shift, u: number) => Exec | null): Handler {
+  return (f, scalar, u) => {
+    const immh = f.immh!;
+    if (immh === 0) return null; // modified immediate
+    const q = scalar ? 0 : f.q!;
+    const hsb = 31 - Math.clz32(immh); // 0..3
+    const e = 8 << hsb;
+    const immhb = (immh << 3) | f.immb!;
+    return h(
+      {
+        scalar,
+        q,
+        rn: f.Rn!,
+        rd: f.Rd!,
+        e,
+        rsh: 2 * e - immhb,
+        lsh: immhb - e,
+        n: scalar ? 1 : (q ? 128 : 64) / e,
+        out: scalar ? e >> 3 : q ? 16 : 8,
+        plainOk: scalar ? e === 64 : e !== 64 || q === 1,
+      },
+      u,
+    );
+  };
+}
+
+/** Element-wise op on the shift's `e`-bit lanes, `acc`: reads Vd. */
+function shiftLanes(s: Shift, signed: boolean, kn: KN, kb: KB, acc = false): Exec {
+  return build({
+    n: s.n,
+    rn: s.rn,
+    rm: -1,
+    rd: s.rd,
+    out: s.out,
+    loadD: acc,
+    a: opnd("A", s.e, signed),
+    d: opnd("D", s.e, signed),
+    r: opnd("R", s.e, false),
+    kn,
+    kb,
+  });
+}
+
+/** SSHR/USHR, SSRA/USRA (`acc`), SRSHR/URSHR (`round`), SRSRA/URSRA; signed iff U = 0. */
+const shiftRight = (round: boolean, acc: boolean): Handler =>
+  shift((s, u) => {
+    if (!s.plainOk) return null;
+    const { e, rsh, scalar, rn, rd } = s;
+    const p = 2 ** rsh;
+    const rc = round ? p / 2 : 0;
+    const sB = BigInt(rsh);
+    const rcB = round ? 1n << (sB - 1n) : 0n;
+    if (e === 64 && !round && !acc)
+      return fastShift64(u === 0 ? "SSHR" : "USHR", rsh, scalar ? 1 : 2, rn, rd);
+    if (e === 64) return exec64(k64ShrImm(rsh, u === 0, round, acc), scalar ? 1 : 2, rn, -1, rd);
+    const kn: KN = acc ? (a, _b, d) => d + Math.floor((a + rc) / p) : (a) => Math.floor((a + rc) / p);
+    const kb: KB = acc ? (a, _b, d) => d + ((a + rcB) >> sB) : (a) => (a + rcB) >> sB;
+    return shiftLanes(s, u === 0, kn, kb, acc);
+  });
+
+/** SRI: shift right and insert, keeping Vd's top `rsh` bits. */
+const sri: Handler = shift((s) => {
+  if (!s.plainOk) return null;
+  const { e, rsh, scalar, rn, rd } = s;
+  if (e === 64) return exec64(k64Insert(false, rsh), scalar ? 1 : 2, rn, -1, rd);
+  const p = 2 ** rsh;
+  const keepN = 2 ** e - 2 ** (e - rsh); // bits of Vd kept
+  const sB = BigInt(rsh);
+  const keepB = rsh === 64 ? (1n << 64n) - 1n : ((1n << 64n) - 1n) ^ (((1n << 64n) - 1n) >> sB);
+  return shiftLanes(
+    s,
+    false,
+    (a, _b, d) => Math.floor(a / p) + (e === 32 ? (d & keepN) >>> 0 : d & keepN),
+    (a, _b, d) => (a >> sB) | (d & keepB),
+    true,
+  );
+});
+
+/** SHL, SLI (`insert`: keeps Vd's low `lsh` bits). */
+const shiftLeft = (insert: boolean): Handler =>
+  shift((s) => {
+    if (!s.plainOk) return null;
+    const { e, lsh, scalar, rn, rd } = s;
+    const sB = BigInt(lsh);
+    const keepN = 2 ** lsh - 1;
+    const keepB = (1n << sB) - 1n;
+    if (!insert && e === 64) return fastShift64("SHL", lsh, scalar ? 1 : 2, rn, rd);
+    if (e === 64) return exec64(k64Insert(true, lsh), scalar ? 1 : 2, rn, -1, rd);
+    if (!insert)
+      return shiftLanes(
+        s,
+        false,
+        (a) => a << lsh,
+        (a) => a << sB,
+      );
+    return shiftLanes(
+      s,
+      false,
+      (a, _b, d) => (a << lsh) | (d & keepN),
+      (a, _b, d) => (a << sB) | (d & keepB),
+      true,
+    );
+  });
+
+/** SQSHL, UQSHL, SQSHLU (immediate): saturating shift left. */
+const satShiftLeft = (srcSigned: boolean, dstUnsigned: boolean): Handler =>
+  shift((s) => {
+    const { e, lsh, scalar, q, rn, rd } = s;
+    if (scalar ? false : e === 64 && q === 0) return null;
+    if (e === 64) return exec64(k64QShlImm(lsh, srcSigned, dstUnsigned), scalar ? 1 : 2, rn, -1, rd);
+    const [mn, mx] = boundsN(e, dstUnsigned);
+    const [mnB, mxB] = boundsB(e, dstUnsigned);
+    const p = 2 ** lsh;
+    const sB = BigInt(lsh);
+    return shiftLanes(
+      s,
+      srcSigned,
+      (a) => satN(a * p, mn, mx),
+      (a) => satB(a << sB, mnB, mxB),
+    );
+  });
+
+/**
+ * SHRN/RSHRN (`trunc`), SQSHRN/SQRSHRN, UQSHRN/UQRSHRN, SQSHRUN/SQRSHRUN: 2e-bit lanes
+ * shifted right (`round`ed) and narrowed to e bits into the lower or upper half (Q).
+ */
+const shiftRightNarrow = (
+  round: boolean,
+  trunc: boolean,
+  srcSigned: boolean,
+  dstUnsigned: boolean,
+): Handler =>
+  shift(({ e, rsh, scalar, q, rn, rd }) => {
+    if (e === 64) return null;
+    if (trunc && !round && e === 8 && !scalar) return fastShrn16(q, rsh, rn, rd);
+    if (trunc && !round && e === 32 && !scalar) return fastNarrow64(rsh, q, rn, rd);
+    if (e === 32)
+      return execNarrow64(kNarrowShift(rsh, round, srcSigned, !trunc, dstUnsigned), scalar, q, rn, -1, rd);
+    const e2 = 2 * e;
+    const nn = scalar ? 1 : 64 / e;
+    const part = q;
+    const [mn, mx] = boundsN(e, dstUnsigned);
+    const [mnB, mxB] = boundsB(e, dstUnsigned);
+    const p = 2 ** rsh;
+    const rc = round ? p / 2 : 0;
+    const sB = BigInt(rsh);
+    const rcB = round ? 1n << (sB - 1n) : 0n;
+    return build({
+      n: nn,
+      rn,
+      rm: -1,
+      rd,
+      out: scalar ? e >> 3 : part ? 16 : 8,
+      preR: part === 1,
+      a: opnd("A", e2, srcSigned),
+      r: opnd("R", e, false, part * nn),
+      kn: trunc ? (a) => Math.floor((a + rc) / p) : (a) => satN(Math.floor((a + rc) / p), mn, mx),
+      kb: trunc ? (a) => (a + rcB) >> sB : (a) => satB((a + rcB) >> sB, mnB, mxB),
+    });
+  });
+
+/** SSHLL/USHLL (vector only): widen the lower or upper half and shift left; signed iff U = 0. */
+const shiftLeftLong: Handler = shift(({ e, lsh, q, rn, rd }, u) => {
+  if (e === 64) return null;
+  if (e === 32) return fastWiden32(u === 0, lsh, q, rn, rd);
+  const nn = 64 / e;
+  const p = 2 ** lsh;
+  const sB = BigInt(lsh);
+  return build({
+    n: nn,
+    rn,
+    rm: -1,
+    rd,
+    out: 16,
+    a: opnd("A", e, u === 0, q * nn),
+    r: opnd("R", 2 * e, false),
+    kn: (a) => a * p,
+    kb: (a) => a << sB,
+  });
+});
 
 // ---------------------------------------------------------------------------
 // Modified immediate (C4.1.95.18): MOVI, MVNI, ORR, BIC (vector, immediate)
@@ -1314,123 +1328,97 @@ const MOD_IMMS: readonly [string, number, string, number | undefined, ModImm][] 
 // ---------------------------------------------------------------------------
 // By element (C4.1.95.24) and scalar by element
 
-function elemDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | null {
-  const size = f.size!;
-  if (size !== 1 && size !== 2) return null;
-  const q = scalar ? 0 : f.q!;
-  const e = 8 << size;
-  const idx = size === 1 ? (f.H! << 2) | (f.L! << 1) | f.M! : (f.H! << 1) | f.L!;
-  const rm = size === 1 ? f.Rm! : (f.M! << 4) | f.Rm!;
-  const rn = f.Rn!,
-    rd = f.Rd!;
-  const key = (u << 4) | opc;
-  const signed = u === 0;
-  const Bx = opnd("B", e, signed, idx, 0); // the broadcast element
-  // Same-width forms: MUL, MLA, MLS, SQDMULH, SQRDMULH.
-  const n = scalar ? 1 : (q ? 128 : 64) / e;
-  const out = scalar ? e >> 3 : q ? 16 : 8;
-  switch (key) {
-    case 0b01000: // MUL
-    case 0b10000: // MLA
-    case 0b10100: {
-      // MLS
-      if (scalar) return null;
-      const kn: KN =
-        key === 0b01000
-          ? e === 32
-            ? (a, b) => Math.imul(a, b)
-            : (a, b) => a * b
-          : key === 0b10000
-            ? e === 32
-              ? (a, b, d) => d + Math.imul(a, b)
-              : (a, b, d) => d + a * b
-            : e === 32
-              ? (a, b, d) => d - Math.imul(a, b)
-              : (a, b, d) => d - a * b;
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out,
-        loadD: key !== 0b01000,
-        a: opnd("A", e, false),
-        b: opnd("B", e, false, idx, 0),
-        d: opnd("D", e, false),
-        r: opnd("R", e, false),
-        kn,
-      });
-    }
-    case 0b01100: // SQDMULH
-    case 0b01101: // SQRDMULH
-      return build({
-        n,
-        rn,
-        rm,
-        rd,
-        out,
-        a: opnd("A", e, true),
-        b: opnd("B", e, true, idx, 0),
-        r: opnd("R", e, false),
-        kn: sqdmulhN(opc === 0b1101)(e, false),
-      });
-    default:
-      break;
-  }
-  // Widening forms: source lanes from the lower or upper half of Vn.
+/** The lanes of a by-element encoding: element `idx` of Vm broadcast (H:L:M or H:L). */
+interface Elem {
+  readonly scalar: boolean;
+  readonly size: number;
+  readonly q: number;
+  readonly e: number;
+  readonly idx: number;
+  readonly rm: number;
+  readonly rn: number;
+  readonly rd: number;
+  readonly signed: boolean;
+}
+
+/** A by-element handler; only 16- and 32-bit elements are allocated. */
+function elem(h: (x: Elem) => Exec | null): Handler {
+  return (f, scalar, u) => {
+    const size = f.size!;
+    if (size !== 1 && size !== 2) return null;
+    return h({
+      scalar,
+      size,
+      q: scalar ? 0 : f.q!,
+      e: 8 << size,
+      idx: size === 1 ? (f.H! << 2) | (f.L! << 1) | f.M! : (f.H! << 1) | f.L!,
+      rm: size === 1 ? f.Rm! : (f.M! << 4) | f.Rm!,
+      rn: f.Rn!,
+      rd: f.Rd!,
+      signed: u === 0,
+    });
+  };
+}
+
+/** MUL, MLA, MLS (by element, vector only): same-width lanes. */
+const mulElem = (kn16: KN, kn32: KN, acc: boolean): Handler =>
+  elem(({ q, e, idx, rn, rm, rd }) =>
+    build({
+      n: (q ? 128 : 64) / e,
+      rn,
+      rm,
+      rd,
+      out: q ? 16 : 8,
+      loadD: acc,
+      a: opnd("A", e, false),
+      b: opnd("B", e, false, idx, 0),
+      d: opnd("D", e, false),
+      r: opnd("R", e, false),
+      kn: e === 32 ? kn32 : kn16,
+    }),
+  );
+
+/** SQDMULH, SQRDMULH (`round`) by element, vector and scalar. */
+const sqdmulhElem = (round: boolean): Handler =>
+  elem(({ scalar, q, e, idx, rn, rm, rd }) =>
+    build({
+      n: scalar ? 1 : (q ? 128 : 64) / e,
+      rn,
+      rm,
+      rd,
+      out: scalar ? e >> 3 : q ? 16 : 8,
+      a: opnd("A", e, true),
+      b: opnd("B", e, true, idx, 0),
+      r: opnd("R", e, false),
+      kn: sqdmulhN(round)(e, false),
+    }),
+  );
+
+/** The operands of the widening by-element forms: lanes of Vn's lower or upper half (Q). */
+function widening({ scalar, q, e, idx, signed }: Elem) {
   const e2 = 2 * e;
   const nn = scalar ? 1 : 64 / e;
-  const part = q;
-  const A = opnd("A", e, signed, part * nn);
-  const R = opnd("R", e2, false);
-  const Dw = opnd("D", e2, signed);
-  const wout = scalar ? e2 >> 3 : 16;
-  if (!scalar && size === 2) {
-    const k = key & 0b01111;
-    if (k === 0b0010 || k === 0b0110 || k === 0b1010) {
-      return fastMull32(signed, k === 0b0010 ? 1 : k === 0b0110 ? -1 : 0, part, rn, rm, idx, rd);
-    }
-  }
-  const [mn, mx] = boundsN(e2, false);
-  const [mnB, mxB] = boundsB(e2, false);
-  switch (key) {
-    case 0b00010: // SMLAL
-    case 0b10010: // UMLAL
-      if (scalar) return null;
-      return build({
-        n: nn,
-        rn,
-        rm,
-        rd,
-        out: wout,
-        loadD: true,
-        a: A,
-        b: Bx,
-        d: Dw,
-        r: R,
-        kn: (a, b, d) => d + a * b,
-        kb: (a, b, d) => d + a * b,
-      });
-    case 0b00110: // SMLSL
-    case 0b10110: // UMLSL
-      if (scalar) return null;
-      return build({
-        n: nn,
-        rn,
-        rm,
-        rd,
-        out: wout,
-        loadD: true,
-        a: A,
-        b: Bx,
-        d: Dw,
-        r: R,
-        kn: (a, b, d) => d - a * b,
-        kb: (a, b, d) => d - a * b,
-      });
-    case 0b01010: // SMULL
-    case 0b11010: // UMULL
-      if (scalar) return null;
+  return {
+    e2,
+    nn,
+    A: opnd("A", e, signed, q * nn),
+    Bx: opnd("B", e, signed, idx, 0), // the broadcast element
+    R: opnd("R", e2, false),
+    Dw: opnd("D", e2, signed),
+    wout: scalar ? e2 >> 3 : 16,
+  };
+}
+
+/**
+ * SMLAL/UMLAL (`acc` 1), SMLSL/UMLSL (-1), SMULL/UMULL (0) by element, vector only:
+ * 32-bit elements take the fast path.
+ */
+const mullElem = (acc: number): Handler =>
+  elem((x) => {
+    const { size, signed, q, rn, rm, idx, rd } = x;
+    if (size === 2) return fastMull32(signed, acc, q, rn, rm, idx, rd);
+    const { nn, A, Bx, R, Dw, wout } = widening(x);
+    if (acc === 0) {
       return build({
         n: nn,
         rn,
@@ -1443,27 +1431,31 @@ function elemDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
         kn: (a, b) => a * b,
         kb: (a, b) => a * b,
       });
-    case 0b00011: // SQDMLAL
-    case 0b00111: {
-      // SQDMLSL
-      const sg = opc === 0b0111 ? -1 : 1;
-      const sgB = opc === 0b0111 ? -1n : 1n;
-      return build({
-        n: nn,
-        rn,
-        rm,
-        rd,
-        out: wout,
-        loadD: true,
-        a: A,
-        b: Bx,
-        d: Dw,
-        r: R,
-        kn: (a, b, d) => satN(d + sg * satN(2 * a * b, mn, mx), mn, mx),
-        kb: (a, b, d) => satB(d + sgB * satB(2n * a * b, mnB, mxB), mnB, mxB),
-      });
     }
-    case 0b01011: // SQDMULL
+    return build({
+      n: nn,
+      rn,
+      rm,
+      rd,
+      out: wout,
+      loadD: true,
+      a: A,
+      b: Bx,
+      d: Dw,
+      r: R,
+      kn: acc > 0 ? (a, b, d) => d + a * b : (a, b, d) => d - a * b,
+      kb: acc > 0 ? (a, b, d) => d + a * b : (a, b, d) => d - a * b,
+    });
+  });
+
+/** SQDMLAL (`acc` 1), SQDMLSL (-1), SQDMULL (0) by element, vector and scalar. */
+const sqdmlElem = (acc: number): Handler =>
+  elem((x) => {
+    const { rn, rm, rd } = x;
+    const { e2, nn, A, Bx, R, Dw, wout } = widening(x);
+    const [mn, mx] = boundsN(e2, false);
+    const [mnB, mxB] = boundsB(e2, false);
+    if (acc === 0) {
       return build({
         n: nn,
         rn,
@@ -1476,10 +1468,24 @@ function elemDecode(u: number, opc: number, f: Fields, scalar: boolean): Exec | 
         kn: (a, b) => satN(2 * a * b, mn, mx),
         kb: (a, b) => satB(2n * a * b, mnB, mxB),
       });
-    default:
-      return null;
-  }
-}
+    }
+    const sg = acc;
+    const sgB = BigInt(acc);
+    return build({
+      n: nn,
+      rn,
+      rm,
+      rd,
+      out: wout,
+      loadD: true,
+      a: A,
+      b: Bx,
+      d: Dw,
+      r: R,
+      kn: (a, b, d) => satN(d + sg * satN(2 * a * b, mn, mx), mn, mx),
+      kb: (a, b, d) => satB(d + sgB * satB(2n * a * b, mnB, mxB), mnB, mxB),
+    });
+  });
 
 // ---------------------------------------------------------------------------
 // Scalar pairwise: ADDP (scalar) Dd, Vn.2D
@@ -1491,7 +1497,7 @@ function addpScalarDecode(f: Fields): Exec | null {
 
 // ---------------------------------------------------------------------------
 // The table. Shared formats (decodetree's @formats), one per encoding group of C4.1.95,
-// vector or scalar; then each group's instructions as data, [name, U, opcode, ...].
+// vector or scalar; then each group's instructions as data, [name, U, opcode, handler, ...].
 
 /** Bits 31..24 of a vector (Q a field) or scalar encoding, U fixed. */
 const head = (scalar: boolean, u: number): string => (scalar ? `01 ${u} 1` : `0 q:1 ${u} 0`);
@@ -1515,199 +1521,318 @@ const FMT = {
 };
 
 type Entry = Omit<Pattern, "feature">;
-type Handler = (u: number, opcode: number, f: Fields, scalar: boolean) => Exec | null;
 
 /**
- * One instruction of a group: [name of the vector form, U, opcode, name of the scalar
- * form ("": vector only), aliases objdump prints for the vector form].
+ * One instruction of a group: [name of the vector form, U, opcode, handler, name of the
+ * scalar form ("": vector only), aliases objdump prints for the vector form].
  */
-type Insn = readonly [string, number, number, string, readonly string[]];
+type Insn = readonly [string, number, number, Handler, string, readonly string[]];
 
 /** An instruction with a vector form, "MN (...vector)", and a scalar one, "MN (...scalar)". */
-const vecScalar = (mn: string, u: number, opcode: number, by = "", aliases: readonly string[] = []): Insn => [
-  `${mn} (${by}vector)`,
-  u,
-  opcode,
-  `${mn} (${by}scalar)`,
-  aliases,
-];
+const vecScalar = (
+  mn: string,
+  u: number,
+  opcode: number,
+  decode: Handler,
+  by = "",
+  aliases: readonly string[] = [],
+): Insn => [`${mn} (${by}vector)`, u, opcode, decode, `${mn} (${by}scalar)`, aliases];
 /** A vector-only instruction. */
-const vec = (name: string, u: number, opcode: number, aliases: readonly string[] = []): Insn => [
-  name,
-  u,
-  opcode,
-  "",
-  aliases,
-];
+const vec = (
+  name: string,
+  u: number,
+  opcode: number,
+  decode: Handler,
+  aliases: readonly string[] = [],
+): Insn => [name, u, opcode, decode, "", aliases];
 /** objdump's spelling of the upper-half ("2") form, Q = 1, as an alias. */
 const two = (name: string): string[] => [`${name.split(" ")[0]!.toLowerCase()}2`];
 /** A vector-only instruction whose Q = 1 form objdump spells with a 2. */
-const vec2 = (name: string, u: number, opcode: number): Insn => vec(name, u, opcode, two(name));
+const vec2 = (name: string, u: number, opcode: number, decode: Handler): Insn =>
+  vec(name, u, opcode, decode, two(name));
 
 /** Each instruction's vector pattern and, when it has one, its scalar pattern. */
-function forms(
-  fmt: (s: boolean, u: number, opcode: number) => string,
-  handler: Handler,
-  list: readonly Insn[],
-) {
-  return list.flatMap(([name, u, opcode, scalar, aliases]): Entry[] => {
+function forms(fmt: (s: boolean, u: number, opcode: number) => string, list: readonly Insn[]): Entry[] {
+  return list.flatMap(([name, u, opcode, decode, scalar, aliases]): Entry[] => {
     const vector: Entry = {
       name,
       pattern: fmt(false, u, opcode),
       ...(aliases.length === 0 ? {} : { aliases }),
-      decode: (f) => handler(u, opcode, f, false),
+      decode: (f) => decode(f, false, u),
     };
     if (scalar === "") return [vector];
-    return [
-      vector,
-      { name: scalar, pattern: fmt(true, u, opcode), decode: (f) => handler(u, opcode, f, true) },
-    ];
+    return [vector, { name: scalar, pattern: fmt(true, u, opcode), decode: (f) => decode(f, true, u) }];
   });
 }
 
 /** Three different (C4.1.95.19); the scalar forms are the saturating doubling ones. */
 const DIFF: readonly Insn[] = [
-  vec2("SADDL", 0, 0b0000),
-  vec2("UADDL", 1, 0b0000),
-  vec2("SADDW", 0, 0b0001),
-  vec2("UADDW", 1, 0b0001),
-  vec2("SSUBL", 0, 0b0010),
-  vec2("USUBL", 1, 0b0010),
-  vec2("SSUBW", 0, 0b0011),
-  vec2("USUBW", 1, 0b0011),
-  vec2("ADDHN", 0, 0b0100),
-  vec2("RADDHN", 1, 0b0100),
-  vec2("SABAL", 0, 0b0101),
-  vec2("UABAL", 1, 0b0101),
-  vec2("SUBHN", 0, 0b0110),
-  vec2("RSUBHN", 1, 0b0110),
-  vec2("SABDL", 0, 0b0111),
-  vec2("UABDL", 1, 0b0111),
-  vec2("SMLAL (vector)", 0, 0b1000),
-  vec2("UMLAL (vector)", 1, 0b1000),
-  vecScalar("SQDMLAL", 0, 0b1001, "", two("SQDMLAL")),
-  vec2("SMLSL (vector)", 0, 0b1010),
-  vec2("UMLSL (vector)", 1, 0b1010),
-  vecScalar("SQDMLSL", 0, 0b1011, "", two("SQDMLSL")),
-  vec2("SMULL (vector)", 0, 0b1100),
-  vec2("UMULL (vector)", 1, 0b1100),
-  vecScalar("SQDMULL", 0, 0b1101, "", two("SQDMULL")),
-  vec2("PMULL", 0, 0b1110),
+  vec2(
+    "SADDL",
+    0,
+    0b0000,
+    longOp((a, b) => a + b),
+  ),
+  vec2(
+    "UADDL",
+    1,
+    0b0000,
+    longOp((a, b) => a + b),
+  ),
+  vec2("SADDW", 0, 0b0001, wideOp(true)),
+  vec2("UADDW", 1, 0b0001, wideOp(true)),
+  vec2(
+    "SSUBL",
+    0,
+    0b0010,
+    longOp((a, b) => a - b),
+  ),
+  vec2(
+    "USUBL",
+    1,
+    0b0010,
+    longOp((a, b) => a - b),
+  ),
+  vec2("SSUBW", 0, 0b0011, wideOp(false)),
+  vec2("USUBW", 1, 0b0011, wideOp(false)),
+  vec2("ADDHN", 0, 0b0100, highNarrow(true, false)),
+  vec2("RADDHN", 1, 0b0100, highNarrow(true, true)),
+  vec2("SABAL", 0, 0b0101, abal),
+  vec2("UABAL", 1, 0b0101, abal),
+  vec2("SUBHN", 0, 0b0110, highNarrow(false, false)),
+  vec2("RSUBHN", 1, 0b0110, highNarrow(false, true)),
+  vec2(
+    "SABDL",
+    0,
+    0b0111,
+    longOp((a, b) => Math.abs(a - b)),
+  ),
+  vec2(
+    "UABDL",
+    1,
+    0b0111,
+    longOp((a, b) => Math.abs(a - b)),
+  ),
+  vec2("SMLAL (vector)", 0, 0b1000, mlalVector(false)),
+  vec2("UMLAL (vector)", 1, 0b1000, mlalVector(false)),
+  vecScalar("SQDMLAL", 0, 0b1001, sqdmlVector(1), "", two("SQDMLAL")),
+  vec2("SMLSL (vector)", 0, 0b1010, mlalVector(true)),
+  vec2("UMLSL (vector)", 1, 0b1010, mlalVector(true)),
+  vecScalar("SQDMLSL", 0, 0b1011, sqdmlVector(-1), "", two("SQDMLSL")),
+  vec2("SMULL (vector)", 0, 0b1100, mullVector),
+  vec2("UMULL (vector)", 1, 0b1100, mullVector),
+  vecScalar("SQDMULL", 0, 0b1101, sqdmlVector(0), "", two("SQDMULL")),
+  vec2("PMULL", 0, 0b1110, pmull),
 ];
 
 /** Two-register miscellaneous (C4.1.95.22); NOT and RBIT (U=1, opcode 00101) follow the table. */
 const MISC: readonly Insn[] = [
-  vec("REV64", 0, 0b00000),
-  vec("REV32 (vector)", 1, 0b00000),
-  vec("REV16 (vector)", 0, 0b00001),
-  vec("SADDLP", 0, 0b00010),
-  vec("UADDLP", 1, 0b00010),
-  vecScalar("SUQADD", 0, 0b00011),
-  vecScalar("USQADD", 1, 0b00011),
-  vec("CLS (vector)", 0, 0b00100),
-  vec("CLZ (vector)", 1, 0b00100),
-  vec("CNT", 0, 0b00101),
-  vec("SADALP", 0, 0b00110),
-  vec("UADALP", 1, 0b00110),
-  vecScalar("SQABS", 0, 0b00111),
-  vecScalar("SQNEG", 1, 0b00111),
-  vecScalar("CMGT", 0, 0b01000, "zero, "),
-  vecScalar("CMGE", 1, 0b01000, "zero, "),
-  vecScalar("CMEQ", 0, 0b01001, "zero, "),
-  vecScalar("CMLE", 1, 0b01001, "zero, "),
-  vecScalar("CMLT", 0, 0b01010, "zero, "),
-  vecScalar("ABS", 0, 0b01011),
-  vecScalar("NEG", 1, 0b01011),
-  vec2("XTN", 0, 0b10010),
-  vecScalar("SQXTUN", 1, 0b10010, "", two("SQXTUN")),
-  vec2("SHLL", 1, 0b10011),
-  vecScalar("SQXTN", 0, 0b10100, "", two("SQXTN")),
-  vecScalar("UQXTN", 1, 0b10100, "", two("UQXTN")),
-  vec("URECPE", 0, 0b11100),
-  vec("URSQRTE", 1, 0b11100),
+  vec("REV64", 0, 0b00000, rev(64, 2)),
+  vec("REV32 (vector)", 1, 0b00000, rev(32, 1)),
+  vec("REV16 (vector)", 0, 0b00001, rev(16, 0)),
+  vec("SADDLP", 0, 0b00010, addPairwise(false)),
+  vec("UADDLP", 1, 0b00010, addPairwise(false)),
+  vecScalar("SUQADD", 0, 0b00011, satAccumulate),
+  vecScalar("USQADD", 1, 0b00011, satAccumulate),
+  vec("CLS (vector)", 0, 0b00100, countLeading(true, clsN)),
+  vec("CLZ (vector)", 1, 0b00100, countLeading(false, clzN)),
+  vec("CNT", 0, 0b00101, cnt),
+  vec("SADALP", 0, 0b00110, addPairwise(true)),
+  vec("UADALP", 1, 0b00110, addPairwise(true)),
+  vecScalar("SQABS", 0, 0b00111, satAbsNeg(false)),
+  vecScalar("SQNEG", 1, 0b00111, satAbsNeg(true)),
+  vecScalar(
+    "CMGT",
+    0,
+    0b01000,
+    compareZero(
+      "CMGT",
+      (a) => (a > 0 ? -1 : 0),
+      (a) => (a > 0n ? -1n : 0n),
+    ),
+    "zero, ",
+  ),
+  vecScalar(
+    "CMGE",
+    1,
+    0b01000,
+    compareZero(
+      "CMGE",
+      (a) => (a >= 0 ? -1 : 0),
+      (a) => (a >= 0n ? -1n : 0n),
+    ),
+    "zero, ",
+  ),
+  vecScalar(
+    "CMEQ",
+    0,
+    0b01001,
+    compareZero(
+      "CMEQ",
+      (a) => (a === 0 ? -1 : 0),
+      (a) => (a === 0n ? -1n : 0n),
+    ),
+    "zero, ",
+  ),
+  vecScalar(
+    "CMLE",
+    1,
+    0b01001,
+    compareZero(
+      "CMLE",
+      (a) => (a <= 0 ? -1 : 0),
+      (a) => (a <= 0n ? -1n : 0n),
+    ),
+    "zero, ",
+  ),
+  vecScalar(
+    "CMLT",
+    0,
+    0b01010,
+    compareZero(
+      "CMLT",
+      (a) => (a < 0 ? -1 : 0),
+      (a) => (a < 0n ? -1n : 0n),
+    ),
+    "zero, ",
+  ),
+  vecScalar(
+    "ABS",
+    0,
+    0b01011,
+    absNeg(
+      false,
+      (a) => Math.abs(a),
+      (a) => (a < 0n ? -a : a),
+    ),
+  ),
+  vecScalar(
+    "NEG",
+    1,
+    0b01011,
+    absNeg(
+      true,
+      (a) => -a,
+      (a) => -a,
+    ),
+  ),
+  vec2("XTN", 0, 0b10010, extractNarrow(true, true, false)),
+  vecScalar("SQXTUN", 1, 0b10010, extractNarrow(false, true, true), "", two("SQXTUN")),
+  vec2("SHLL", 1, 0b10011, shll),
+  vecScalar("SQXTN", 0, 0b10100, extractNarrow(false, true, false), "", two("SQXTN")),
+  vecScalar("UQXTN", 1, 0b10100, extractNarrow(false, false, true), "", two("UQXTN")),
+  vec("URECPE", 0, 0b11100, unsignedEstimate(URECPE_TABLE, 0x80000000)),
+  vec("URSQRTE", 1, 0b11100, unsignedEstimate(URSQRTE_TABLE, 0x40000000)),
 ];
 
 /** Across lanes (C4.1.95.17). */
 const ACROSS: readonly Insn[] = [
-  vec("SADDLV", 0, 0b00011),
-  vec("UADDLV", 1, 0b00011),
-  vec("SMAXV", 0, 0b01010),
-  vec("UMAXV", 1, 0b01010),
-  vec("SMINV", 0, 0b11010),
-  vec("UMINV", 1, 0b11010),
-  vec("ADDV", 0, 0b11011),
+  vec("SADDLV", 0, 0b00011, acrossLanes(REDUCE_ADD_LONG)),
+  vec("UADDLV", 1, 0b00011, acrossLanes(REDUCE_ADD_LONG)),
+  vec("SMAXV", 0, 0b01010, acrossLanes(REDUCE_MAX)),
+  vec("UMAXV", 1, 0b01010, acrossLanes(REDUCE_MAX)),
+  vec("SMINV", 0, 0b11010, acrossLanes(REDUCE_MIN)),
+  vec("UMINV", 1, 0b11010, acrossLanes(REDUCE_MIN)),
+  vec("ADDV", 0, 0b11011, acrossLanes(REDUCE_ADD)),
 ];
 
-/** Shift by immediate (C4.1.95.21); SHL #0 of SSHLL/USHLL is objdump's SXTL/UXTL. */
+/** Shift by immediate (C4.1.95.21); SSHLL/USHLL #0 is objdump's SXTL/UXTL. */
 const SHIFT: readonly Insn[] = [
-  vecScalar("SSHR", 0, 0b00000),
-  vecScalar("USHR", 1, 0b00000),
-  vecScalar("SSRA", 0, 0b00010),
-  vecScalar("USRA", 1, 0b00010),
-  vecScalar("SRSHR", 0, 0b00100),
-  vecScalar("URSHR", 1, 0b00100),
-  vecScalar("SRSRA", 0, 0b00110),
-  vecScalar("URSRA", 1, 0b00110),
-  vecScalar("SRI", 1, 0b01000),
-  vecScalar("SHL", 0, 0b01010),
-  vecScalar("SLI", 1, 0b01010),
-  vecScalar("SQSHLU", 1, 0b01100),
-  vecScalar("SQSHL", 0, 0b01110, "immediate, "),
-  vecScalar("UQSHL", 1, 0b01110, "immediate, "),
-  vec2("SHRN", 0, 0b10000),
-  vecScalar("SQSHRUN", 1, 0b10000, "", two("SQSHRUN")),
-  vec2("RSHRN", 0, 0b10001),
-  vecScalar("SQRSHRUN", 1, 0b10001, "", two("SQRSHRUN")),
-  vecScalar("SQSHRN", 0, 0b10010, "", two("SQSHRN")),
-  vecScalar("UQSHRN", 1, 0b10010, "", two("UQSHRN")),
-  vecScalar("SQRSHRN", 0, 0b10011, "", two("SQRSHRN")),
-  vecScalar("UQRSHRN", 1, 0b10011, "", two("UQRSHRN")),
-  vec("SSHLL", 0, 0b10100, ["sshll2", "sxtl", "sxtl2"]),
-  vec("USHLL", 1, 0b10100, ["ushll2", "uxtl", "uxtl2"]),
+  vecScalar("SSHR", 0, 0b00000, shiftRight(false, false)),
+  vecScalar("USHR", 1, 0b00000, shiftRight(false, false)),
+  vecScalar("SSRA", 0, 0b00010, shiftRight(false, true)),
+  vecScalar("USRA", 1, 0b00010, shiftRight(false, true)),
+  vecScalar("SRSHR", 0, 0b00100, shiftRight(true, false)),
+  vecScalar("URSHR", 1, 0b00100, shiftRight(true, false)),
+  vecScalar("SRSRA", 0, 0b00110, shiftRight(true, true)),
+  vecScalar("URSRA", 1, 0b00110, shiftRight(true, true)),
+  vecScalar("SRI", 1, 0b01000, sri),
+  vecScalar("SHL", 0, 0b01010, shiftLeft(false)),
+  vecScalar("SLI", 1, 0b01010, shiftLeft(true)),
+  vecScalar("SQSHLU", 1, 0b01100, satShiftLeft(true, true)),
+  vecScalar("SQSHL", 0, 0b01110, satShiftLeft(true, false), "immediate, "),
+  vecScalar("UQSHL", 1, 0b01110, satShiftLeft(false, true), "immediate, "),
+  vec2("SHRN", 0, 0b10000, shiftRightNarrow(false, true, true, false)),
+  vecScalar("SQSHRUN", 1, 0b10000, shiftRightNarrow(false, false, true, true), "", two("SQSHRUN")),
+  vec2("RSHRN", 0, 0b10001, shiftRightNarrow(true, true, true, false)),
+  vecScalar("SQRSHRUN", 1, 0b10001, shiftRightNarrow(true, false, true, true), "", two("SQRSHRUN")),
+  vecScalar("SQSHRN", 0, 0b10010, shiftRightNarrow(false, false, true, false), "", two("SQSHRN")),
+  vecScalar("UQSHRN", 1, 0b10010, shiftRightNarrow(false, false, false, true), "", two("UQSHRN")),
+  vecScalar("SQRSHRN", 0, 0b10011, shiftRightNarrow(true, false, true, false), "", two("SQRSHRN")),
+  vecScalar("UQRSHRN", 1, 0b10011, shiftRightNarrow(true, false, false, true), "", two("UQRSHRN")),
+  vec("SSHLL", 0, 0b10100, shiftLeftLong, ["sshll2", "sxtl", "sxtl2"]),
+  vec("USHLL", 1, 0b10100, shiftLeftLong, ["ushll2", "uxtl", "uxtl2"]),
 ];
 
 /** Vector x indexed element (C4.1.95.24); the scalar forms are the saturating doubling ones. */
 const ELEM: readonly Insn[] = [
-  vec("MLA (by element)", 1, 0b0000),
-  vec2("SMLAL (by element)", 0, 0b0010),
-  vec2("UMLAL (by element)", 1, 0b0010),
-  vecScalar("SQDMLAL", 0, 0b0011, "by element, ", two("SQDMLAL")),
-  vec("MLS (by element)", 1, 0b0100),
-  vec2("SMLSL (by element)", 0, 0b0110),
-  vec2("UMLSL (by element)", 1, 0b0110),
-  vecScalar("SQDMLSL", 0, 0b0111, "by element, ", two("SQDMLSL")),
-  vec("MUL (by element)", 0, 0b1000),
-  vec2("SMULL (by element)", 0, 0b1010),
-  vec2("UMULL (by element)", 1, 0b1010),
-  vecScalar("SQDMULL", 0, 0b1011, "by element, ", two("SQDMULL")),
-  vecScalar("SQDMULH", 0, 0b1100, "by element, "),
-  vecScalar("SQRDMULH", 0, 0b1101, "by element, "),
+  vec(
+    "MLA (by element)",
+    1,
+    0b0000,
+    mulElem(
+      (a, b, d) => d + a * b,
+      (a, b, d) => d + Math.imul(a, b),
+      true,
+    ),
+  ),
+  vec2("SMLAL (by element)", 0, 0b0010, mullElem(1)),
+  vec2("UMLAL (by element)", 1, 0b0010, mullElem(1)),
+  vecScalar("SQDMLAL", 0, 0b0011, sqdmlElem(1), "by element, ", two("SQDMLAL")),
+  vec(
+    "MLS (by element)",
+    1,
+    0b0100,
+    mulElem(
+      (a, b, d) => d - a * b,
+      (a, b, d) => d - Math.imul(a, b),
+      true,
+    ),
+  ),
+  vec2("SMLSL (by element)", 0, 0b0110, mullElem(-1)),
+  vec2("UMLSL (by element)", 1, 0b0110, mullElem(-1)),
+  vecScalar("SQDMLSL", 0, 0b0111, sqdmlElem(-1), "by element, ", two("SQDMLSL")),
+  vec(
+    "MUL (by element)",
+    0,
+    0b1000,
+    mulElem(
+      (a, b) => a * b,
+      (a, b) => Math.imul(a, b),
+      false,
+    ),
+  ),
+  vec2("SMULL (by element)", 0, 0b1010, mullElem(0)),
+  vec2("UMULL (by element)", 1, 0b1010, mullElem(0)),
+  vecScalar("SQDMULL", 0, 0b1011, sqdmlElem(0), "by element, ", two("SQDMULL")),
+  vecScalar("SQDMULH", 0, 0b1100, sqdmulhElem(false), "by element, "),
+  vecScalar("SQRDMULH", 0, 0b1101, sqdmulhElem(true), "by element, "),
 ];
 
 const TABLE: Entry[] = [
   ...logicPatterns(),
   ...samePatterns(),
-  ...forms(FMT.diff, (u, opcode, f, scalar) => diffDecode(u, opcode, f, scalar), DIFF),
-  ...forms(FMT.misc, miscDecode, MISC),
+  ...forms(FMT.diff, DIFF),
+  ...forms(FMT.misc, MISC),
   {
     name: "NOT",
     pattern: FMT.misc(false, 1, 0b00101, "00"),
     aliases: ["mvn"],
-    decode: (f) => miscDecode(1, 0b00101, { ...f, size: 0 }, false),
+    decode: bytewise((a) => ~a),
   },
   {
     name: "RBIT (vector)",
     pattern: FMT.misc(false, 1, 0b00101, "01"),
-    decode: (f) => miscDecode(1, 0b00101, { ...f, size: 1 }, false),
+    decode: bytewise((a) => RBIT8[a]!),
   },
-  ...forms(FMT.across, (u, opcode, f) => acrossDecode(u, opcode, f), ACROSS),
+  ...forms(FMT.across, ACROSS),
   ...MOD_IMMS.map(([name, op, cmode, q, kind]) => ({
     name,
     pattern: MOD_IMM(q === undefined ? "q:1" : String(q), op, cmode),
     decode: modImm(kind, op, q),
   })),
-  ...forms(FMT.shift, shiftDecode, SHIFT),
-  ...forms(FMT.elem, elemDecode, ELEM),
+  ...forms(FMT.shift, SHIFT),
+  ...forms(FMT.elem, ELEM),
   {
     name: "ADDP (scalar)",
     pattern: "01 0 11110 size:2 11000 11011 10 Rn:5 Rd:5",
