@@ -44,9 +44,9 @@ function state(cpu: Cpu, exit: CpuExit): string {
   return `${exit.kind}${exit.kind === "exception" ? ` ec=${exit.ec} far=${exit.far}` : ""} pc=${cpu.pc.toString(16)} nzcv=${(cpu.r[I.PSTATE]! >>> 28).toString(16)} n=${cpu.instructionCount} x=${x}`;
 }
 
-function pair(words: number[]): { interp: Cpu; jit: Cpu } {
+function pair(words: number[], batch = 1): { interp: Cpu; jit: Cpu } {
   const interp = makeCpu();
-  const jit = makeCpu({ threshold: 2, batch: 1 });
+  const jit = makeCpu({ threshold: 2, batch });
   load(interp, words);
   load(jit, words);
   return { interp, jit };
@@ -86,6 +86,41 @@ test("a store over a later instruction of its own block: the new instruction run
   assert.equal(interp.getX(0), 51n);
   assert.equal(state(jit, b), state(interp, a));
   assert.ok(jit.jit!.entries > 20, `translated blocks entered ${jit.jit!.entries} times`);
+});
+
+// x0 = 0; x1 = 200; x9 = func (the next page); loop: blr x9; subs x1, x1, #1; b.ne loop;
+// brk #0. func: add x0, x0, #3; ret. BLR and RET leave for PCs known only at run time.
+const CALLS = [0xd2800000, 0xd2801901, 0x10007fc9, 0xd63f0120, 0xf1000421, 0x54ffffc1, 0xd4200000];
+const CALLS_AND_FUNC = [...CALLS, ...new Array<number>(1024 - CALLS.length).fill(0), 0x91000c00, 0xd65f03c0];
+
+test("indirect branches continue through the jump cache inside wasm, exact at every budget", () => {
+  const { interp, jit } = pair(CALLS_AND_FUNC, 16);
+  for (let round = 0; round < 120; round++) {
+    const budget = round < 100 ? (round % 25) + 1 : 100_000;
+    const a = interp.run(budget);
+    const b = jit.run(budget);
+    assert.equal(state(jit, b), state(interp, a), `round ${round}, budget ${budget}`);
+  }
+  assert.equal(jit.getX(0), 600n);
+  // 200 calls are 600 block transitions: nearly all of them must stay in wasm.
+  assert.ok(jit.jit!.executed > 900, `only ${jit.jit!.executed} instructions ran translated`);
+  assert.ok(jit.jit!.entries < 150, `translated code was entered from JS ${jit.jit!.entries} times`);
+});
+
+test("a store over a later instruction of its own block, blocks sharing a module (dispatched)", () => {
+  const { interp, jit } = pair(SMC_IN_BLOCK, 16);
+  const a = interp.run(100_000);
+  const b = jit.run(100_000);
+  assert.equal(interp.getX(0), 51n);
+  assert.equal(state(jit, b), state(interp, a));
+});
+
+test("code rewritten on its own page while it loops, blocks sharing a module (dispatched)", () => {
+  const { interp, jit } = pair(SMC, 16);
+  const a = interp.run(100_000);
+  const b = jit.run(100_000);
+  assert.equal(state(jit, b), state(interp, a));
+  assert.equal(jit.getX(0), 100n + 99n * 16n + 1n);
 });
 
 test("a fault in the middle of a looping translated block: same PC, registers, FAR and count", () => {

@@ -110,7 +110,7 @@ export class Cpu extends MemoryPath implements JitHost {
   /** The translator, when on (null: interpret everything). */
   readonly jit: Jit | null;
   /** Byte offset of this vCPU's state block in the memory (translated code's base). */
-  private readonly stateBase: number;
+  readonly stateBase: number;
 
   /** Address of the instruction being executed. */
   pcLo = 0;
@@ -130,9 +130,9 @@ export class Cpu extends MemoryPath implements JitHost {
   private runBias = 0;
   private inBlock = false;
   /**
-   * n - PC[31:2] of the page at the entry of the translated code running now: with the
-   * translation's count (OFF.JIT_COUNT: completed instructions minus the current block's
-   * start slot) it gives runBias, for helpers and exceptions inside chained blocks.
+   * n at the entry of the translated code running now: with the translation's count
+   * (OFF.JIT_COUNT: completed instructions minus PC[31:2] of the current block's start) it
+   * gives runBias, for helpers and exceptions inside chained blocks.
    */
   private jitBias = 0;
   /** u32 index of the current stack pointer (SP_EL0 or SP_EL1). */
@@ -383,6 +383,7 @@ export class Cpu extends MemoryPath implements JitHost {
                     pageHi,
                     spOff: this.sp * 4,
                     tlbRegimeBytes: this.el === 0 ? 0 : TLB_REGIME_BYTES,
+                    mode: r[I.PSTATE]! & PSTATE.M,
                   },
                   jb === null,
                 );
@@ -398,10 +399,11 @@ export class Cpu extends MemoryPath implements JitHost {
               jb.spOff === this.sp * 4 &&
               jb.tlbRegimeBytes === (this.el === 0 ? 0 : TLB_REGIME_BYTES)
             ) {
-              this.jitBias = n - (pageLo >>> 2);
-              this.runBias = this.jitBias - slot;
+              this.jitBias = n;
+              this.runBias = n - (lo >>> 2);
               this.inBlock = true;
               jit.entries++;
+              jit.noteJump(lo, hi, jb);
               const k = jb.fn(this.stateBase, left, 0);
               this.inBlock = false;
               if (k > 0) {
@@ -411,7 +413,7 @@ export class Cpu extends MemoryPath implements JitHost {
                 if (this.stop) break;
                 continue;
               }
-              jit.stale(jitTable, slot);
+              jit.stale(jitTable, slot, lo);
               heat[slot] = 0;
             }
           }
@@ -887,10 +889,21 @@ const TLB_REGIME_BYTES = TLB.REGIME_WORDS * 4;
 /**
  * True for the "branches, exception generation and system instructions" class
  * (op0 = x101, Arm ARM C4.1): the only instructions that write PC or change the
- * translation regime or PSTATE.{EL,SP,DAIF} without taking an exception.
+ * translation regime or PSTATE.{EL,SP,DAIF} without taking an exception. Except the ones
+ * that do none of that, common in kernel code: the hints that are NOPs here (PACIASP,
+ * AUTIASP, BTI, NOP, YIELD, ...: every hint but WFE, WFI, SEV and SEVL), DSB, DMB and ISB,
+ * and MRS (a read with a side effect, an interrupt acknowledge, moves an interrupt line,
+ * which ends the block through `stop` as a store to a device does).
  */
-function endsBlock(insn: number): boolean {
-  return ((insn >>> 26) & 7) === 5;
+export function endsBlock(insn: number): boolean {
+  if (((insn >>> 26) & 7) !== 5) return false;
+  if ((insn & 0xfffff01f) >>> 0 === 0xd503201f) {
+    const op = (insn >>> 5) & 0x7f; // CRm:op2
+    return op >= 2 && op <= 5;
+  }
+  if ((insn & 0xfffff09f) >>> 0 === 0xd503309f) return false; // DSB, DMB, ISB (op2 1xx)
+  if ((insn & 0xfff00000) >>> 0 === 0xd5300000) return false; // MRS
+  return true;
 }
 
 /** One past the slot of the first block-ending instruction at or after `slot` (max 1024). */

@@ -55,6 +55,11 @@ export const OFF = {
   JIT_SCRATCH: 4096 + 131072,
   /** Instructions a translated block completed in its earlier iterations (u32; jit/emit.ts). */
   JIT_COUNT: 4096 + 131072 + 8,
+  /**
+   * The translator's jump cache (jit/dispatch.ts): 4096 entries of 16 bytes, by PC; a
+   * cache, never saved or digested, emptied whenever the translations are dropped.
+   */
+  JIT_JUMPS: 4096 + 131072 + 16,
 } as const;
 
 /** Size reserved for each vCPU block (registers, system registers, the software TLB). */

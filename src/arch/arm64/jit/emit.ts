@@ -49,8 +49,13 @@ export interface BlockContext {
    */
   readonly count: number;
   readonly left: number;
-  /** Slot (word index in its page) of the block's first instruction. */
-  readonly startSlot: number;
+  /**
+   * PC[31:2] of the block's first instruction, as an i32: helpers find the instructions
+   * completed before the current one as OFF.JIT_COUNT (count - startWord) + PC[31:2].
+   */
+  readonly startWord: number;
+  /** Index of this module's dispatcher (jit/dispatch.ts), or null: exits return. */
+  readonly dispatch: number | null;
   /**
    * The function of this module translating the block that starts at PC[31:0] = `lo` on
    * this block's page, for the same EL and stack pointer, or null: a branch there may
@@ -536,7 +541,7 @@ function endBlockAt(x: BlockContext, lo: number): void {
   f.get(0)
     .i64(BigInt.asIntN(64, (BigInt(x.pcHi >>> 0) << 32n) + BigInt(lo)))
     .mem(OP.i64_store, OFF.PC);
-  f.i32(x.index + 1).op(OP.return);
+  x.ret(x.index + 1);
 }
 
 /** Writes the loaded i64 on the stack to Xt / Wt with the extension `ext`. */
@@ -690,9 +695,29 @@ function branchTo(x: BlockContext, off: number): void {
 }
 
 /**
+ * Leaves the block after its current instruction, PC written: through the dispatcher
+ * (jit/dispatch.ts), which continues into PC's translation when the jump cache has one
+ * that may run, or returns the count.
+ */
+export function leave(x: BlockContext): void {
+  if (x.dispatch === null) {
+    x.ret(x.index + 1);
+    return;
+  }
+  const f = x.f;
+  f.get(0)
+    .get(x.left)
+    .get(x.count)
+    .i32(x.index + 1)
+    .op(OP.i32_add);
+  f.op(OP.return_call).u32(x.dispatch);
+}
+
+/**
  * Leaves the block after its current instruction for PC + off: PC is written, then the
  * translation of the block there is entered directly (a tail call, the count carried
- * along) when this module has one and the budget holds it whole, else the count returns.
+ * along) when this module has one and the budget holds it whole, else through the
+ * dispatcher.
  */
 function exitTo(x: BlockContext, off: number): void {
   const f = x.f;
@@ -706,10 +731,12 @@ function exitTo(x: BlockContext, off: number): void {
       .tee(x.e);
     f.i32(c.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u);
     f.op(OP.if).byte(VOID);
-    f.get(0).get(x.left).get(x.e).byte(0x12 /* return_call */).u32(c.fn);
+    f.get(0).get(x.left).get(x.e).op(OP.return_call).u32(c.fn);
     f.op(OP.end);
+    x.ret(x.index + 1);
+    return;
   }
-  x.ret(x.index + 1);
+  leave(x);
 }
 
 /**
@@ -737,7 +764,7 @@ function condBranch(x: BlockContext, off: number | null, always = false): void {
   if (always) f.i32(1);
   f.op(OP.if).byte(VOID);
   f.get(x.count).i32(x.len).op(OP.i32_add).tee(x.count);
-  f.get(0).get(x.count).i32(x.startSlot).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
+  f.get(0).get(x.count).i32(x.startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
   f.get(x.count).i32(x.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u).byte(OP.br_if).u32(1);
   branchTo(x, off);
   x.ret(0);
@@ -789,7 +816,7 @@ function branch(x: BlockContext, insn: number): boolean {
     if (opc === 1) link(x);
     f.get(0).get(x.a).mem(OP.i64_store, OFF.PC);
   } else return false;
-  x.ret(x.index + 1);
+  leave(x);
   return true;
 }
 
@@ -834,8 +861,31 @@ export function emitterFor(insn: number): Emitter | null {
     if ((insn & 0x3c00_0000) === 0x2800_0000 && ((insn >>> 26) & 1) === 0) return loadStorePair;
     return null;
   }
-  if ((op0 & 0xe) === 0xa) return branch;
+  if ((op0 & 0xe) === 0xa) return isSystemNop(insn) ? systemNop : branch;
   return null;
+}
+
+/**
+ * The hints that are NOPs on this PE (every hint but WFE, WFI, SEV, SEVL: C6.2.X HINT) and
+ * DSB, DMB, ISB, which order nothing in a machine whose vCPUs take turns and whose
+ * translations check their words on entry.
+ */
+function isSystemNop(insn: number): boolean {
+  if ((insn & 0xfffff01f) >>> 0 === 0xd503201f) {
+    const op = (insn >>> 5) & 0x7f;
+    return op < 2 || op > 5;
+  }
+  return (insn & 0xfffff09f) >>> 0 === 0xd503309f && ((insn >>> 5) & 7) !== 7;
+}
+const systemNop: Emitter = () => true;
+
+/**
+ * MSR (immediate) to a PSTATE field (DAIFSet, DAIFClr, SPSel): the block ends after it,
+ * and may go on through the dispatcher, which checks PSTATE.M; unmasking a pending
+ * interrupt asks the block to stop (Cpu.interruptsChanged).
+ */
+export function isMsrImmediate(insn: number): boolean {
+  return (insn & 0xfff8f01f) >>> 0 === 0xd500401f;
 }
 
 /** PSTATE bits a translation depends on (besides NZCV, which it reads at run time). */

@@ -7,12 +7,15 @@
  * off changes nothing but speed.
  */
 import type { Exec } from "../decoder.ts";
+import { dispatcherBody, JUMPS, jumpEntry, jumpWord } from "./dispatch.ts";
 import { translateBlock } from "./translate.ts";
 import { encodeModule, type FuncBody, T } from "./wasm.ts";
 
 /** What the translator needs from the CPU it serves (cpu.ts implements it). */
 export interface JitHost {
   readonly memory: WebAssembly.Memory;
+  /** Byte offset of the vCPU's state block in the memory (the jump cache is in it). */
+  readonly stateBase: number;
   /** Runs the interpreter's executor for the instruction at pc; returns 1 if the block must end. */
   jitExec(ex: Exec, pc: number): number;
   jitLoad(lo: number, hi: number, size: number, pc: number): number;
@@ -30,6 +33,9 @@ export interface JitBlock {
   readonly pageHi: number;
   readonly spOff: number;
   readonly tlbRegimeBytes: number;
+  /** Words 2 and 3 of its jump-cache entry (jit/dispatch.ts): host page | PSTATE.M, index << 11 | len. */
+  readonly jumpHost: number;
+  readonly jumpWord: number;
 }
 
 /** A block waiting for translation, and where to put it when it is compiled. */
@@ -42,6 +48,8 @@ interface Pending {
   readonly pageHi: number;
   readonly spOff: number;
   readonly tlbRegimeBytes: number;
+  /** PSTATE.M it runs under (determines spOff and tlbRegimeBytes). */
+  readonly mode: number;
 }
 
 export interface JitOptions {
@@ -85,14 +93,38 @@ export class Jit {
   private live = 0;
   /** Every table holding a translation, so that a flush can empty them. */
   private readonly tables = new Set<(JitBlock | null | undefined)[]>();
+  /** Modules compiled since the last flush: the next one's number (jit/dispatch.ts). */
+  private moduleNumber = 0;
+  /** The vCPU's jump cache (jit/dispatch.ts), as words. */
+  private readonly jumps: Int32Array;
 
   constructor(
     private readonly host: JitHost,
     opts: JitOptions = {},
   ) {
     this.threshold = opts.threshold ?? 50;
-    this.batch = opts.batch ?? 64;
+    this.batch = Math.min(opts.batch ?? 64, 1 << JUMPS.INDEX_BITS);
     this.maxInstructions = opts.maxInstructions ?? 1 << 20;
+    this.jumps = new Int32Array(
+      host.memory.buffer,
+      host.stateBase + JUMPS.OFFSET,
+      (JUMPS.ENTRIES * JUMPS.ENTRY_BYTES) / 4,
+    );
+    this.clearJumps();
+  }
+
+  private clearJumps(): void {
+    for (let i = 0; i < this.jumps.length; i += 4) this.jumps[i] = JUMPS.EMPTY;
+  }
+
+  /** Points the jump-cache entry of the block at PC (lo, hi) to `b` (cpu.ts: on each entry). */
+  noteJump(lo: number, hi: number, b: JitBlock): void {
+    const e = (jumpEntry(lo) - JUMPS.OFFSET) >> 2;
+    const j = this.jumps;
+    j[e] = lo;
+    j[e + 1] = hi;
+    j[e + 2] = b.jumpHost;
+    j[e + 3] = b.jumpWord;
   }
 
   /**
@@ -113,12 +145,20 @@ export class Jit {
     this.tables.clear();
     this.pending = [];
     this.live = 0;
+    this.clearJumps();
+    this.moduleNumber = 0;
     this.stats.flushes++;
   }
 
-  /** A translation found its words changed: forget it. */
-  stale(table: (JitBlock | null | undefined)[], slot: number): void {
+  /** The translation of the block at PC[31:0] = `lo` found its words changed: forget it. */
+  stale(table: (JitBlock | null | undefined)[], slot: number, lo: number): void {
+    const b = table[slot];
     table[slot] = undefined;
+    const e = (jumpEntry(lo) - JUMPS.OFFSET) >> 2;
+    if (b != null) {
+      if (this.jumps[e] === (lo | 0) && this.jumps[e + 3] === b.jumpWord) this.jumps[e] = JUMPS.EMPTY;
+      this.live -= b.len;
+    }
     this.stats.stale++;
   }
 
@@ -141,6 +181,12 @@ export class Jit {
     const bodies: FuncBody[] = [];
     let inline = 0;
     let total = 0;
+    for (const p of todo) total += p.words.length;
+    // A full cache is emptied (QEMU's tb_flush), then this batch is installed; so is one
+    // that has used every module number (the jump cache tells modules apart by it).
+    const flushed = this.live + total > this.maxInstructions || this.moduleNumber >= JUMPS.MODULES;
+    if (flushed) this.flush();
+    const module = this.moduleNumber++;
     // Blocks of this batch by page, mode and slot: a branch from one to another on the same
     // page (whose translation the running block vouches for) becomes a tail call.
     const IMPORTS = 3;
@@ -165,10 +211,10 @@ export class Jit {
           const i = byKey.get(key(p, (lo >>> 2) & 1023));
           return i === undefined ? null : { fn: IMPORTS + i, len: todo[i]!.words.length };
         },
+        IMPORTS + todo.length,
       );
       bodies.push(t.body);
       inline += t.inline;
-      total += p.words.length;
     }
     const mem = this.host.memory;
     const bytes = encodeModule(
@@ -183,6 +229,7 @@ export class Jit {
         pages: mem.buffer.byteLength / 65536,
         shared: typeof SharedArrayBuffer !== "undefined" && mem.buffer instanceof SharedArrayBuffer,
       },
+      { table: true, internal: [dispatcherBody(IMPORTS, module)] },
     );
     const h = this.host;
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
@@ -195,18 +242,22 @@ export class Jit {
           h.jitStore(lo >>> 0, hi >>> 0, vlo >>> 0, vhi >>> 0, size, pc >>> 0),
       },
     });
-    if (this.live + total > this.maxInstructions) this.flush();
     todo.forEach((p, i) => {
-      if (p.table[p.slot] !== null) return; // flushed meanwhile
-      p.table[p.slot] = {
-        fn: inst.exports[`f${i}`] as (s: number, left: number, acc: number) => number,
+      if (!flushed && p.table[p.slot] !== null) return;
+      const fn = inst.exports[`f${i}`] as (s: number, left: number, acc: number) => number;
+      const b: JitBlock = {
+        fn,
         len: p.words.length,
         pageLo: p.pageLo,
         pageHi: p.pageHi,
         spOff: p.spOff,
         tlbRegimeBytes: p.tlbRegimeBytes,
+        jumpHost: (p.host & ~0xfff) | p.mode | 0,
+        jumpWord: jumpWord(module, i, p.words.length),
       };
+      p.table[p.slot] = b;
       this.tables.add(p.table);
+      this.noteJump((p.pageLo + p.slot * 4) >>> 0, p.pageHi, b);
     });
     this.live += total;
     this.stats.modules++;

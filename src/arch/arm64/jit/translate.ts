@@ -8,7 +8,7 @@
  * An exception thrown by a helper unwinds through it with PC and registers exact.
  */
 import { OFF } from "../state.ts";
-import { type BlockContext, emitterFor, HELPER } from "./emit.ts";
+import { type BlockContext, emitterFor, HELPER, isMsrImmediate, leave } from "./emit.ts";
 import { FuncBody, OP, T, VOID } from "./wasm.ts";
 
 export interface BlockSource {
@@ -33,10 +33,11 @@ export function translateBlock(
   src: BlockSource,
   execId: (insn: number) => number,
   chain: (lo: number) => { fn: number; len: number } | null = () => null,
+  dispatch: number | null = null,
 ): { body: FuncBody; inline: number } {
   const f = new FuncBody(3);
   const count = f.local(T.i32);
-  const startSlot = (src.pcLo >>> 2) & 1023;
+  const startWord = (src.pcLo >>> 2) | 0;
   const x: BlockContext = {
     f,
     pc: src.pcLo,
@@ -48,7 +49,8 @@ export function translateBlock(
     len: src.words.length,
     count,
     left: 1,
-    startSlot,
+    startWord,
+    dispatch,
     chain,
     ret(k: number): void {
       f.get(count);
@@ -99,9 +101,9 @@ export function translateBlock(
     f.op(OP.end);
   };
   const mayStore = src.words.some((w) => emitterFor(w) === null || ((w >>> 25) & 5) === 4);
-  // count = what the blocks chaining here completed; helpers see count - startSlot.
+  // count = what the blocks chaining here completed; helpers see count - startWord.
   f.get(2).set(count);
-  f.get(0).get(count).i32(startSlot).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
+  f.get(0).get(count).i32(startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
   if (!mayStore) check();
   f.op(OP.loop).byte(VOID);
   if (mayStore) check();
@@ -120,8 +122,12 @@ export function translateBlock(
     // The block ended at the page's end with an instruction that does not branch.
     const next = (BigInt(src.pcHi >>> 0) << 32n) + BigInt((src.pcLo + n * 4) >>> 0);
     f.get(0).i64(BigInt.asIntN(64, next)).mem(OP.i64_store, OFF.PC);
-  }
-  f.get(count).i32(n).op(OP.i32_add).op(OP.return);
+    x.index = n - 1;
+    leave(x);
+  } else if (isMsrImmediate(src.words[n - 1]!)) {
+    x.index = n - 1;
+    leave(x);
+  } else f.get(count).i32(n).op(OP.i32_add).op(OP.return);
   f.op(OP.end); // loop
   f.op(OP.unreachable);
   return { body: f, inline };

@@ -21,6 +21,8 @@ export const OP = {
   br_if: 0x0d,
   return: 0x0f,
   call: 0x10,
+  return_call: 0x12,
+  return_call_indirect: 0x13,
   drop: 0x1a,
   select: 0x1b,
   local_get: 0x20,
@@ -203,15 +205,22 @@ export interface ImportFunc {
 
 /**
  * Encodes a module: imports `env.memory` (shared when `shared`) and the functions of
- * `imports` (indices 0..n-1), then defines `bodies` (indices n..), all of type
- * `(params) -> results`, exported as "f0", "f1", ...
+ * `imports` (indices 0..n-1), then defines `bodies` (indices n..), exported as "f0",
+ * "f1", ..., and after them `internal` (not exported), all of type `(params) -> results`:
+ * the last type, whose index is `imports.length`. With `table`, the module also defines
+ * table 0 holding `bodies` in order (for `return_call_indirect` among them). The table
+ * is the module's own, not imported: an engine may keep every instance importing a table
+ * alive with it and update each one on every `table.set`.
  */
 export function encodeModule(
   imports: readonly ImportFunc[],
   fnType: { params: readonly ValType[]; results: readonly ValType[] },
   bodies: readonly FuncBody[],
   memory: { pages: number; shared: boolean },
+  extra: { table?: boolean; internal?: readonly FuncBody[] } = {},
 ): Uint8Array<ArrayBuffer> {
+  const internal = extra.internal ?? [];
+  const all = [...bodies, ...internal];
   const types = [...imports.map((i) => ({ params: i.params, results: i.results })), fnType];
   const m = new Bytes().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const section = (id: number, b: Bytes) => m.byte(id).sized(b);
@@ -235,9 +244,13 @@ export function encodeModule(
     is.name("env").name(imp.name).byte(0x00).u32(i);
   });
   section(2, is);
-  const fs = new Bytes().u32(bodies.length);
-  for (let i = 0; i < bodies.length; i++) fs.u32(types.length - 1);
+  const fs = new Bytes().u32(all.length);
+  for (let i = 0; i < all.length; i++) fs.u32(types.length - 1);
   section(3, fs);
+  if (extra.table === true) {
+    // Table section (5.5.4): funcref (0x70), limits flag 0 = minimum only (5.3.6).
+    section(4, new Bytes().u32(1).byte(0x70).byte(0x00).u32(bodies.length));
+  }
   const es = new Bytes().u32(bodies.length);
   bodies.forEach((_, i) => {
     es.name(`f${i}`)
@@ -245,8 +258,15 @@ export function encodeModule(
       .u32(imports.length + i);
   });
   section(7, es);
-  const cs = new Bytes().u32(bodies.length);
-  for (const b of bodies) cs.sized(b.encode());
+  if (extra.table === true) {
+    // Element section (5.5.12): one active segment, flags 0 (table 0, funcref), offset 0.
+    const el = new Bytes().u32(1).byte(0x00).byte(OP.i32_const).s32(0).byte(OP.end);
+    el.u32(bodies.length);
+    for (let i = 0; i < bodies.length; i++) el.u32(imports.length + i);
+    section(9, el);
+  }
+  const cs = new Bytes().u32(all.length);
+  for (const b of all) cs.sized(b.encode());
   section(10, cs);
   return m.finish();
 }
