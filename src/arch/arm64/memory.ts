@@ -63,6 +63,12 @@ export abstract class MemoryPath implements WalkContext {
   private tlbBase = 0;
   /** The ASID in force (TTBR0/TTBR1 per TCR_EL1.A1): non-global entries must match it. */
   private curAsid = 0;
+  /**
+   * log2 of the largest translation (page or block) any TLB entry has been filled from
+   * since the TLB was last emptied: a TLBI by VA need only look at the sets a translation
+   * that large around the VA can occupy (tlb.ts tlbInvalidate).
+   */
+  private tlbMaxSizeLog = 12;
   /** EL whose permissions apply to the access in progress (0 inside LDTR/STTR). */
   private accessEl = 0;
   /** Scratch outputs of 64-bit helpers (value low/high halves). */
@@ -94,6 +100,7 @@ export abstract class MemoryPath implements WalkContext {
     this.tlb = new Int32Array(buf, base + TLB.OFFSET, TLB.BYTES / 4);
     this.tlbU = new Uint32Array(buf, base + TLB.OFFSET, TLB.BYTES / 4);
     tlbFlushAll(this.tlb);
+    this.tlbMaxSizeLog = 12;
   }
 
   /** A watchpoint may match (debug.ts): every data access takes the slow path and is checked. */
@@ -252,6 +259,7 @@ export abstract class MemoryPath implements WalkContext {
     t[e + TLB.VA_LO] = pageLo;
     t[e + TLB.VA_HI] = chi | 0;
     t[e + TLB.SIZE_LOG] = W.sizeLog;
+    if (W.sizeLog > this.tlbMaxSizeLog) this.tlbMaxSizeLog = W.sizeLog;
     t[e + TLB.ATTR] = W.attr | (W.sh << 8);
     t[e + TLB.LEVEL] = W.level;
   }
@@ -391,6 +399,7 @@ export abstract class MemoryPath implements WalkContext {
   /** Empties this PE's TLB (reset, restore, and writes that change every translation). */
   flushTlb(): void {
     tlbFlushAll(this.tlb);
+    this.tlbMaxSizeLog = 12;
     this.curAsid = currentAsid(this, MMU_REGS);
     this.invalidateFetch();
   }
@@ -436,16 +445,17 @@ export abstract class MemoryPath implements WalkContext {
       switch (op2) {
         case 0:
           tlbFlushAll(t);
+          pe.tlbMaxSizeLog = 12;
           break;
         case 1:
         case 5:
-          tlbInvalidate(t, vaLo, vaHi, asid, true);
+          tlbInvalidate(t, vaLo, vaHi, asid, true, pe.tlbMaxSizeLog);
           break;
         case 2:
           tlbInvalidate(t, null, 0, asid, false);
           break;
         default: // 3 VAAE1, 7 VAALE1
-          tlbInvalidate(t, vaLo, vaHi, null, true);
+          tlbInvalidate(t, vaLo, vaHi, null, true, pe.tlbMaxSizeLog);
       }
       pe.invalidateFetch();
     }

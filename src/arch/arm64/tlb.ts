@@ -102,6 +102,11 @@ export function tlbDropWriteTags(t: Int32Array): void {
  * Empties the entries selected by a TLBI (Arm ARM D8.13 / C5.5): `va` (VA[55:12] as
  * lo/hi halves of the operand's page, null: any VA), `asid` (null: any ASID), and whether
  * global entries are included (VAE1/VALE1/VAAE1 and VMALLE1 include them, ASIDE1 does not).
+ * `maxSizeLog` bounds the translations the entries came from (log2 of the largest page or
+ * block filled since the TLB was emptied): an entry of a translation that holds `va` sits
+ * in a set of the aligned 2^maxSizeLog range around it, so a TLBI by VA looks at those
+ * sets only (one per regime when every entry came from a 4 KiB page: Linux flushes
+ * ranges page by page).
  */
 export function tlbInvalidate(
   t: Int32Array,
@@ -109,19 +114,46 @@ export function tlbInvalidate(
   vaHi: number,
   asid: number | null,
   includeGlobal: boolean,
+  maxSizeLog = 64,
 ): void {
-  for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) {
-    const info = t[e + TLB.INFO]!;
-    if ((info & TLB_INFO.VALID) === 0) continue;
-    const ng = (info & TLB_INFO.NG) !== 0;
-    if (!ng && !includeGlobal) continue;
-    if (ng && asid !== null && t[e + TLB.ASID] !== asid) continue;
-    if (vaLo !== null && !sameTranslation(t, e, vaLo, vaHi)) continue;
-    t[e] = TLB.NO_TAG;
-    t[e + 2] = TLB.NO_TAG;
-    t[e + 4] = TLB.NO_TAG;
-    t[e + TLB.INFO] = 0;
+  if (vaLo !== null && maxSizeLog < 22) {
+    const span = 1 << (maxSizeLog - 12);
+    const first = (vaLo >>> 12) & TLB.INDEX_MASK & ~(span - 1);
+    for (let regime = 0; regime < TLB.REGIMES; regime++) {
+      for (let set = first; set < first + span; set++) {
+        invalidateEntry(
+          t,
+          regime * TLB.REGIME_WORDS + set * TLB.ENTRY_WORDS,
+          vaLo,
+          vaHi,
+          asid,
+          includeGlobal,
+        );
+      }
+    }
+    return;
   }
+  for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) invalidateEntry(t, e, vaLo, vaHi, asid, includeGlobal);
+}
+
+function invalidateEntry(
+  t: Int32Array,
+  e: number,
+  vaLo: number | null,
+  vaHi: number,
+  asid: number | null,
+  includeGlobal: boolean,
+): void {
+  const info = t[e + TLB.INFO]!;
+  if ((info & TLB_INFO.VALID) === 0) return;
+  const ng = (info & TLB_INFO.NG) !== 0;
+  if (!ng && !includeGlobal) return;
+  if (ng && asid !== null && t[e + TLB.ASID] !== asid) return;
+  if (vaLo !== null && !sameTranslation(t, e, vaLo, vaHi)) return;
+  t[e] = TLB.NO_TAG;
+  t[e + 2] = TLB.NO_TAG;
+  t[e + 4] = TLB.NO_TAG;
+  t[e + TLB.INFO] = 0;
 }
 
 /** True when VA[55:12] (lo, hi) lies in the block or page entry `e` was filled from. */
