@@ -182,3 +182,33 @@ test("a code page remapped to another physical page, and one physical page at tw
   assert.match(results[0]![1]!, /x0=50 x2=0x500010/);
   assert.match(results[0]![2]!, /x0=5000 x2=0x400010/);
 });
+
+// At VA 0x40_1000 (TLB set 1; the callee's page is in set 0): x0 = 0; x1 = 100; x9 = 1 << 32; loop: blr x9; subs x1, x1, #1; b.ne loop;
+// brk #0. At VA 1 << 32 (PC[63:32] = 1): ldr x2, lit; add x0, x0, x2; ret; lit: .quad 7.
+const CALLER_LOW = [0xd2800000, 0xd2800c81, 0xd2c00029, 0xd63f0120, 0xf1000421, 0x54ffffc1, 0xd4200000];
+const CALLEE_HIGH = [0x58000062, 0x8b020000, 0xd65f03c0, 7, 0];
+
+test("a chain into a block whose PC[63:32] differs: its helpers see the whole PC (a literal load)", () => {
+  const results: string[] = [];
+  for (const jit of [false, true]) {
+    // Batch 3: the three blocks of the loop share one module, so every transition can stay in wasm.
+    const cpu = makeCpu(jit ? { threshold: 2, batch: 3 } : undefined);
+    const pt = new PageTables(cpu, { tableArea: 0x80000 });
+    const put = (pa: number, words: number[]) => {
+      words.forEach((w, i) => {
+        cpu.dv.setUint32(RAM_OFFSET + pa + i * 4, w >>> 0, true);
+      });
+    };
+    put(0x20000, CALLER_LOW);
+    put(0x30000, CALLEE_HIGH);
+    pt.map(0x40_1000n, 0x20000);
+    pt.map(1n << 32n, 0x30000);
+    pt.enable();
+    cpu.pc = 0x40_1000n;
+    const e = cpu.run(100_000);
+    results.push(`${e.kind} x0=${cpu.getX(0)} pc=0x${cpu.pc.toString(16)} n=${cpu.instructionCount}`);
+    if (jit) assert.ok(cpu.jit!.entries < 30, `translated code entered ${cpu.jit!.entries} times from JS`);
+  }
+  assert.equal(results[1], results[0]);
+  assert.match(results[0]!, /x0=700 /);
+});

@@ -551,6 +551,8 @@ export class Cpu extends MemoryPath implements JitHost {
 
   jitExec(ex: Exec, pc: number): number {
     this.pcLo = pc;
+    // PC[63:32] of the running block: its entry (from JS or a chain) stored the whole PC.
+    this.pcHi = this.r[I.PC + 1]!;
     this.runBias = this.jitBias + (this.r[OFF.JIT_COUNT >> 2]! | 0);
     this.r[I.PC] = pc + 4;
     ex(this);
@@ -558,6 +560,7 @@ export class Cpu extends MemoryPath implements JitHost {
   }
   jitLoad(lo: number, hi: number, size: number, pc: number): number {
     this.pcLo = pc;
+    this.pcHi = this.r[I.PC + 1]!;
     this.runBias = this.jitBias + (this.r[OFF.JIT_COUNT >> 2]! | 0);
     this.r[I.PC] = pc + 4;
     const r = this.r;
@@ -574,6 +577,7 @@ export class Cpu extends MemoryPath implements JitHost {
   }
   jitStore(lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number): number {
     this.pcLo = pc;
+    this.pcHi = this.r[I.PC + 1]!;
     this.runBias = this.jitBias + (this.r[OFF.JIT_COUNT >> 2]! | 0);
     this.r[I.PC] = pc + 4;
     if (size === 8) this.st64(lo, hi, vlo, vhi);
