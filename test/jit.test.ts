@@ -39,6 +39,13 @@ function load(cpu: Cpu, words: number[]): void {
   cpu.flushDecodeCache();
 }
 
+/** Writes `words` into guest RAM at physical address `pa`. */
+function put(cpu: Cpu, pa: number, words: number[]): void {
+  words.forEach((w, i) => {
+    cpu.dv.setUint32(RAM_OFFSET + pa + i * 4, w >>> 0, true);
+  });
+}
+
 function state(cpu: Cpu, exit: CpuExit): string {
   const x = Array.from(cpu.r.slice(0, 66), (v) => v.toString(16)).join(",");
   return `${exit.kind}${exit.kind === "exception" ? ` ec=${exit.ec} far=${exit.far}` : ""} pc=${cpu.pc.toString(16)} nzcv=${(cpu.r[I.PSTATE]! >>> 28).toString(16)} n=${cpu.instructionCount} x=${x}`;
@@ -150,13 +157,8 @@ test("a code page remapped to another physical page, and one physical page at tw
   for (const jit of [false, true]) {
     const cpu = makeCpu(jit ? { threshold: 2, batch: 1 } : undefined);
     const pt = new PageTables(cpu, { tableArea: 0x80000 });
-    const put = (pa: number, words: number[]) => {
-      words.forEach((w, i) => {
-        cpu.dv.setUint32(RAM_OFFSET + pa + i * 4, w >>> 0, true);
-      });
-    };
-    put(0x20000, remapCode(1));
-    put(0x30000, remapCode(100));
+    put(cpu, 0x20000, remapCode(1));
+    put(cpu, 0x30000, remapCode(100));
     const VA = 0x40_0000n;
     const VA2 = 0x50_0000n;
     pt.map(VA, 0x20000);
@@ -194,13 +196,8 @@ test("a chain into a block whose PC[63:32] differs: its helpers see the whole PC
     // Batch 3: the three blocks of the loop share one module, so every transition can stay in wasm.
     const cpu = makeCpu(jit ? { threshold: 2, batch: 3 } : undefined);
     const pt = new PageTables(cpu, { tableArea: 0x80000 });
-    const put = (pa: number, words: number[]) => {
-      words.forEach((w, i) => {
-        cpu.dv.setUint32(RAM_OFFSET + pa + i * 4, w >>> 0, true);
-      });
-    };
-    put(0x20000, CALLER_LOW);
-    put(0x30000, CALLEE_HIGH);
+    put(cpu, 0x20000, CALLER_LOW);
+    put(cpu, 0x30000, CALLEE_HIGH);
     pt.map(0x40_1000n, 0x20000);
     pt.map(1n << 32n, 0x30000);
     pt.enable();
