@@ -3,9 +3,9 @@
  * not know at translation time (an indirect branch, a return, a branch to another page)
  * continues into that PC's translation without returning to the interpreter, as QEMU's
  * `lookup_and_goto_ptr` does, when that translation is in the same module (a module's
- * functions are in its own table; Linux's boot makes 57% of its block-to-block
- * transitions within one module). Other targets return to the interpreter, which enters
- * them.
+ * functions are in its own table; before the dispatcher, 21 M of the 37 M entries into
+ * translated code over the first 300 M instructions of Linux's boot followed a block of the
+ * same module). Other targets return to the interpreter, which enters them.
  *
  * The jump cache lives in the vCPU's state block (state.ts OFF.JIT_JUMPS): 4096 entries of
  * four words, indexed by PC[13:2]:

@@ -33,7 +33,7 @@ export interface JitBlock {
   readonly pageHi: number;
   readonly spOff: number;
   readonly tlbRegimeBytes: number;
-  /** Words 2 and 3 of its jump-cache entry (jit/dispatch.ts): host page | PSTATE.M, index << 11 | len. */
+  /** Words 2 and 3 of its jump-cache entry (jit/dispatch.ts): host page | PSTATE.M, and jumpWord(). */
   readonly jumpHost: number;
   readonly jumpWord: number;
 }
