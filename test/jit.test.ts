@@ -95,6 +95,23 @@ test("a store over a later instruction of its own block: the new instruction run
   assert.ok(jit.jit!.entries > 20, `translated blocks entered ${jit.jit!.entries} times`);
 });
 
+// The same with SIMD&FP stores (jit/emit-simd.ts): s6 = "add x0, x0, #1", s7 = "add x0,
+// x0, #16" from literals; loop: str s6, [x5]; target: add x0, x0, #16; cbz x1, done;
+// str s7, [x5]; sub x1, x1, #1; b loop; done: brk #0.
+const SMC_IN_BLOCK_V = [
+  0xd2800000, 0xd2800641, 0x100000c5, 0x1c000166, 0x1c000167, 0xd503201f, 0xd503201f, 0xbd0000a6, 0x91004000,
+  0xb4000081, 0xbd0000a7, 0xd1000421, 0x17fffffb, 0xd4200000, 0x91000400, 0x91004000,
+];
+
+test("a SIMD&FP store over a later instruction of its own block: the new instruction runs, as interpreted", () => {
+  const { interp, jit } = pair(SMC_IN_BLOCK_V);
+  const a = interp.run(100_000);
+  const b = jit.run(100_000);
+  assert.equal(interp.getX(0), 51n);
+  assert.equal(state(jit, b), state(interp, a));
+  assert.ok(jit.jit!.entries > 20, `translated blocks entered ${jit.jit!.entries} times`);
+});
+
 // x0 = 0; x1 = 200; x9 = func (the next page); loop: blr x9; subs x1, x1, #1; b.ne loop;
 // brk #0. func: add x0, x0, #3; ret. BLR and RET leave for PCs known only at run time.
 const CALLS = [0xd2800000, 0xd2801901, 0x10007fc9, 0xd63f0120, 0xf1000421, 0x54ffffc1, 0xd4200000];

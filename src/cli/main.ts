@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { Command, Option } from "commander";
 import { runProgram } from "../user/process.ts";
 import { registerQmpCommand } from "./qmp.ts";
-import { registerRunCommand } from "./run.ts";
+import { jitOption, registerRunCommand } from "./run.ts";
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
@@ -68,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
         for (const e of opts.env ?? []) env.push(e);
         code = runProgram(file, [opts.argv0 ?? prog, ...args], {
           ramBytes: mib << 20,
-          jit: opts.accel === "jit",
+          jit: jitOption(opts.accel),
+          jitReport: process.env.ARMBOX_JIT_STATS !== undefined,
           env,
           strace: opts.strace ? (l) => process.stderr.write(`${l}\n`) : null,
         });

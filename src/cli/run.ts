@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { type Command, Option } from "commander";
+import type { JitOptions } from "../arch/arm64/jit/jit.ts";
 import { MP_STATE_NAMES } from "../hv/mp-state.ts";
 import { KvmError } from "../hv/onereg.ts";
 import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
@@ -219,7 +220,7 @@ function configFromFlags(
     semihosting: flags.semihosting ?? false,
     deterministic: flags.deterministic ?? false,
     psciConduit: (flags.psci as "hvc" | "smc" | undefined) ?? "hvc",
-    jit: flags.accel === "jit",
+    jit: jitOption(flags.accel),
     serialOutput,
     virtio,
   };
@@ -319,7 +320,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
         throw new Error("--restore and --kernel cannot be combined: the snapshot holds the guest");
       const { header, sections } = decodeSnapshot(readInputFile("snapshot", flags.restore, SNAPSHOT_LIMIT));
       const config = configFromHeader(header, sections);
-      machine = new VirtMachine({ ...config, serialOutput, virtio, jit: flags.accel === "jit" });
+      machine = new VirtMachine({ ...config, serialOutput, virtio, jit: jitOption(flags.accel) });
       restoreSections(machine, sections, { savedAt: header.savedAt, legacyFormat: isLegacySnapshot(header) });
     } else if (flags.incoming !== undefined) {
       if (flags.kernel !== undefined)
@@ -405,7 +406,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       ...(stopAt !== undefined ? { maxInstructions: stopAt } : {}),
     },
     makeMachine: (cfg) => {
-      const m = new VirtMachine({ ...cfg, serialOutput, virtio, jit: flags.accel === "jit" });
+      const m = new VirtMachine({ ...cfg, serialOutput, virtio, jit: jitOption(flags.accel) });
       if (traceMp) traceMpStates(m, diag);
       return m;
     },
@@ -501,13 +502,19 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     for (const [i, v] of machine.vm.vcpus.entries()) {
       const j = v.cpu.jit;
       if (j === null) continue;
-      const total = Number(v.cpu.instructionCount);
-      diag(
-        `vcpu${i} jit: ${JSON.stringify({ ...j.stats, entries: j.entries, executed: j.executed, fraction: total ? +(j.executed / total).toFixed(4) : 0 })}`,
-      );
+      diag(`vcpu${i} jit: ${j.report(Number(v.cpu.instructionCount))}`);
     }
   }
   return code;
+}
+
+/**
+ * `--accel jit` as the machine's option; ARMBOX_JIT_STATS=fallbacks also counts which
+ * instructions translated code ran through their executors (a diagnostic, docs/JIT.md).
+ */
+export function jitOption(accel: string | undefined): boolean | JitOptions {
+  if (accel !== "jit") return false;
+  return process.env.ARMBOX_JIT_STATS === "fallbacks" ? { countFallbacks: true } : true;
 }
 
 export function registerRunCommand(program: Command, done: (p: Promise<number>) => void): void {

@@ -4,6 +4,7 @@
  * that drives the arch timers, and MMIO devices the VMM registers on its bus.
  */
 import type { PhysicalBus } from "../arch/arm64/cpu.ts";
+import type { JitOptions } from "../arch/arm64/jit/jit.ts";
 import { createVmMemory, MAX_VCPUS, RAM_OFFSET } from "../arch/arm64/state.ts";
 import type { SysRegAccess } from "../arch/arm64/sysregs.ts";
 import type { MmioDevice } from "../lib/mmio-device.ts";
@@ -43,8 +44,8 @@ export interface VmOptions {
   semihosting?: boolean;
   /** A shared memory, so vCPUs may later run on worker threads. */
   shared?: boolean;
-  /** Translate hot guest code to WebAssembly (`--accel jit`); default: interpret. */
-  jit?: boolean;
+  /** Translate hot guest code to WebAssembly (`--accel jit`; options for diagnostics); default: interpret. */
+  jit?: boolean | JitOptions;
   /** The host's clocks for real time (default: performance.now() and Date.now()). */
   hostClock?: HostClock;
 }
@@ -62,7 +63,7 @@ interface MmioRegion {
 export class Vm {
   readonly memory: WebAssembly.Memory;
   /** vCPUs translate hot code (VmOptions.jit). */
-  readonly jit: boolean;
+  readonly jit: boolean | JitOptions;
   /** Where real time comes from (VmOptions.hostClock). */
   readonly hostClock: HostClock;
   readonly ramBase: number;

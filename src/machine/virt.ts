@@ -4,6 +4,7 @@
  * from the actual configuration, and direct kernel boot as QEMU's `-kernel` does it.
  */
 
+import type { JitOptions } from "../arch/arm64/jit/jit.ts";
 import { MAX_VCPUS } from "../arch/arm64/state.ts";
 import { type Output, OutputGate, toSink } from "../devices/output-sink.ts";
 import { Pl011 } from "../devices/pl011.ts";
@@ -65,7 +66,7 @@ export interface VirtConfig {
   deterministic?: boolean;
   psciConduit?: "hvc" | "smc";
   /** Translate hot guest code to WebAssembly (not part of the hardware: a snapshot may switch). */
-  jit?: boolean;
+  jit?: boolean | JitOptions;
   /** The host's clocks for real time (tests move their own; default the host's). */
   hostClock?: HostClock;
   /**

@@ -88,6 +88,8 @@ export interface UserOptions {
   ramBytes?: number;
   /** Translate hot code to WebAssembly (`--accel jit`; options for tests); default: interpret. */
   jit?: boolean | JitOptions;
+  /** At exit, write what the code cache did (Jit.report) to the diagnostics. */
+  jitReport?: boolean;
   env?: string[];
   cwd?: string;
   stdin?: ByteSource;
@@ -741,5 +743,9 @@ export function runProgram(file: string, argv: string[], opts: UserOptions = {})
     }
     throw e;
   }
-  return p.run();
+  const code = p.run();
+  const jit = p.cpu.jit;
+  if (opts.jitReport === true && jit !== null)
+    p.diag(`armbox: jit: ${jit.report(Number(p.cpu.instructionCount))}`);
+  return code;
 }

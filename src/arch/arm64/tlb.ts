@@ -13,7 +13,9 @@
  *
  * Entry words (32 bits each):
  *   0,1  read tag   VA[31:12]<<12 and VA[63:32] of the page when a read may take the fast
- *   2,3  write tag  path; word 0 = 1 (a value no page-aligned VA has) when it may not
+ *   2,3  write tag  path; word 0 = NO_TAG (0x800) when it may not: translated code compares
+ *                   the tag with the VA's page and its low alignment bits (an access of up
+ *                   to 16 bytes), which bit 11 is never part of
  *   4,5  fetch tag
  *   6    host byte offset of the page in the memory (RAM pages only)
  *   7    PA[43:12]
@@ -55,8 +57,13 @@ export const TLB = {
   SIZE_LOG: 12,
   ATTR: 13,
   LEVEL: 14,
-  /** Tag word 0 of an entry (or access kind) that may not take the fast path. */
-  NO_TAG: 1,
+  /**
+   * Tag word 0 of an entry (or access kind) that may not take the fast path: no page
+   * address, and no page address with alignment bits 3:0 set (translated code's probe,
+   * jit/emit.ts fastProbe), equals it. (It was 1, which a misaligned access to a page
+   * whose VA[31:12] is 0 matched: test/jit-simd.test.ts.)
+   */
+  NO_TAG: 0x800,
 } as const;
 
 /** Bits of the INFO word. */

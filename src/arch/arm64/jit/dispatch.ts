@@ -11,7 +11,9 @@
  * four words, indexed by PC[13:2]:
  *
  *   0, 1  PC (lo, hi) of the block's first instruction; word 0 = 1 (no aligned PC): empty
- *   2     host byte offset of the block's page | PSTATE.M the block was translated for
+ *   2     host byte offset of the block's page | PSTATE.M the block was translated for;
+ *         -1 in an empty entry (M = 0b1111 is no AArch64 mode), so that a misaligned PC
+ *         equal to an empty entry's words 0 and 1 still never enters a stale block
  *   3     module number << 19 | the block's index in its module << 11 | its length
  *
  * The interpreter fills an entry each time it enters a translation (cpu.ts), the
@@ -38,8 +40,9 @@ export const JUMPS = {
   INDEX_BITS: 8,
   /** Module numbers (word 3's top 13 bits) a vCPU uses before its translations are flushed. */
   MODULES: 1 << 13,
-  /** Word 0 of an empty entry. */
+  /** Words 0 and 2 of an empty entry. */
   EMPTY: 1,
+  NO_HOST: -1,
 } as const;
 
 /** Byte offset in the vCPU block of the jump-cache entry of PC[31:0] = `lo`. */

@@ -80,6 +80,16 @@ export interface BlockContext {
   readonly e: number; // i32
   readonly stop: number; // i32
   readonly v2: number; // i64
+  /** i32 scratch locals (host addresses of SIMD&FP accesses). */
+  readonly h: number;
+  readonly h2: number;
+  /** The v128 scratch local number `i` (declared on first use). */
+  vtmp(i: number): number;
+  /**
+   * CPACR_EL1.FPEN bits that must all be set for SIMD&FP instructions to run at the
+   * block's EL (1 at EL1, 3 at EL0), or 0 when they always may (`armbox user`).
+   */
+  readonly fpenMask: number;
   /** Emits a call to the interpreter's executor of `insn` (and the stop check). */
   fallback(insn: number): void;
 }
@@ -90,12 +100,12 @@ export type Emitter = (x: BlockContext, insn: number) => boolean;
 // Registers
 
 /** Pushes Xn (n = 31: XZR). */
-function getX(x: BlockContext, n: number): void {
+export function getX(x: BlockContext, n: number): void {
   if (n === 31) x.f.i64(0n);
   else x.f.get(0).mem(OP.i64_load, n * 8);
 }
 /** Pushes Xn (n = 31: the current SP). */
-function getXsp(x: BlockContext, n: number): void {
+export function getXsp(x: BlockContext, n: number): void {
   x.f.get(0).mem(OP.i64_load, n === 31 ? x.spOff : n * 8);
 }
 /** Pushes Wn as an i64, zero-extended. */
@@ -104,7 +114,7 @@ function getW64(x: BlockContext, n: number): void {
   else x.f.get(0).mem(OP.i64_load32_u, n * 8);
 }
 /** Stores the i64 that `value` pushes into Xn (31: discarded, `value` still runs for its effects). */
-function setX(x: BlockContext, n: number, value: () => void, sp = false): void {
+export function setX(x: BlockContext, n: number, value: () => void, sp = false): void {
   if (n === 31 && !sp) {
     value();
     x.f.op(OP.drop);
@@ -397,6 +407,36 @@ function bitfield(x: BlockContext, insn: number): boolean {
   return true;
 }
 
+/** EXTR (and ROR (immediate), its alias with Rn == Rm): bits lsb.. of Xn:Xm, at width sf. */
+function extract(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const lsb = (insn >>> 10) & 63;
+  if (((insn >>> 29) & 3) !== 0 || ((insn >>> 21) & 1) !== 0 || ((insn >>> 22) & 1) !== (sf ? 1 : 0))
+    return false;
+  if (!sf && lsb >= 32) return false;
+  const n = (insn >>> 5) & 31;
+  const m = (insn >>> 16) & 31;
+  const f = x.f;
+  setX(x, insn & 31, () => {
+    if (sf) {
+      getX(x, m);
+      if (lsb === 0) return;
+      f.i64(BigInt(lsb)).op(OP.i64_shr_u);
+      getX(x, n);
+      f.i64(BigInt(64 - lsb))
+        .op(OP.i64_shl)
+        .op(OP.i64_or);
+      return;
+    }
+    // 32 bits: (Wn:Wm) as one 64-bit value, shifted right by lsb, low half.
+    getW64(x, n);
+    f.i64(32n).op(OP.i64_shl);
+    getW64(x, m);
+    f.op(OP.i64_or).i64(BigInt(lsb)).op(OP.i64_shr_u).i64(0xffff_ffffn).op(OP.i64_and);
+  });
+  return true;
+}
+
 /** MADD/MSUB (MUL, MNEG). The long and high multiplies fall back. */
 function mulAdd(x: BlockContext, insn: number): boolean {
   const sf = insn >>> 31 === 1;
@@ -505,7 +545,7 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
  * the block it leaves (br 0) on a miss: the tag must equal the VA's page with its low
  * alignment bits (a misaligned VA never matches). On a hit, pushes the host address.
  */
-function fastProbe(x: BlockContext, acc: number, size: number): void {
+export function fastProbe(x: BlockContext, acc: number, size: number): void {
   const f = x.f;
   f.get(x.e).mem(OP.i64_load, x.tlbRegimeBytes + TLB.OFFSET + acc * 8);
   f.get(x.va)
@@ -517,7 +557,7 @@ function fastProbe(x: BlockContext, acc: number, size: number): void {
 }
 
 /** Local e = byte offset of the TLB entry for the VA in local va (set index VA[21:12]). */
-function tlbEntry(x: BlockContext): void {
+export function tlbEntry(x: BlockContext): void {
   const f = x.f;
   f.get(x.va).op(OP.i32_wrap_i64).i32(12).op(OP.i32_shr_u).i32(TLB.INDEX_MASK).op(OP.i32_and);
   f.i32(6).op(OP.i32_shl).get(0).op(OP.i32_add).set(x.e);
@@ -528,7 +568,7 @@ function tlbEntry(x: BlockContext): void {
  * moved), or a store reached a later word of the block. `stop` only accumulates: it is
  * zero before every instruction, since any non-zero value returns here.
  */
-function exitIfStopped(x: BlockContext): void {
+export function exitIfStopped(x: BlockContext): void {
   const f = x.f;
   f.get(x.stop).op(OP.if).byte(VOID);
   endBlockAt(x, x.pc + 4);
@@ -841,6 +881,8 @@ export function emitterFor(insn: number): Emitter | null {
         return moveWide;
       case 6:
         return bitfield;
+      case 7:
+        return extract;
       default:
         return null;
     }

@@ -7,6 +7,7 @@
  * off changes nothing but speed.
  */
 import type { Exec } from "../decoder.ts";
+import { getDecoder } from "../isa.ts";
 import { dispatcherBody, JUMPS, jumpEntry, jumpWord } from "./dispatch.ts";
 import { translateBlock } from "./translate.ts";
 import { encodeModule, type FuncBody, T } from "./wasm.ts";
@@ -16,6 +17,8 @@ export interface JitHost {
   readonly memory: WebAssembly.Memory;
   /** Byte offset of the vCPU's state block in the memory (the jump cache is in it). */
   readonly stateBase: number;
+  /** `armbox user`: SIMD&FP instructions are always enabled (no CPACR_EL1 to check). */
+  readonly userMode: boolean;
   /** Runs the interpreter's executor for the instruction at pc; returns 1 if the block must end. */
   jitExec(ex: Exec, pc: number): number;
   jitLoad(lo: number, hi: number, size: number, pc: number): number;
@@ -59,6 +62,8 @@ export interface JitOptions {
   batch?: number;
   /** Translated instructions kept at most; past it, every translation is dropped. */
   maxInstructions?: number;
+  /** Count, by instruction word, the runs of executors from translated code (a diagnostic). */
+  countFallbacks?: boolean;
 }
 
 export interface JitStats {
@@ -88,6 +93,8 @@ export class Jit {
   executed = 0;
   /** Calls of translated blocks. */
   entries = 0;
+  /** With `countFallbacks`: executor runs from translated code, by instruction word. */
+  readonly fallbacks: Map<number, number> | null;
   private pending: Pending[] = [];
   /** Instructions in translations alive now (the bound applies to this). */
   private live = 0;
@@ -105,6 +112,7 @@ export class Jit {
     this.threshold = opts.threshold ?? 50;
     this.batch = Math.min(opts.batch ?? 64, 1 << JUMPS.INDEX_BITS);
     this.maxInstructions = opts.maxInstructions ?? 1 << 20;
+    this.fallbacks = opts.countFallbacks === true ? new Map() : null;
     this.jumps = new Int32Array(
       host.memory.buffer,
       host.stateBase + JUMPS.OFFSET,
@@ -114,7 +122,34 @@ export class Jit {
   }
 
   private clearJumps(): void {
-    for (let i = 0; i < this.jumps.length; i += 4) this.jumps[i] = JUMPS.EMPTY;
+    for (let i = 0; i < this.jumps.length; i += 4) {
+      this.jumps[i] = JUMPS.EMPTY;
+      this.jumps[i + 2] = JUMPS.NO_HOST;
+    }
+  }
+
+  /**
+   * What the code cache did, as one line of JSON: the stats, the entries from the
+   * interpreter, the fraction of `total` instructions run translated and, with
+   * `countFallbacks`, the `top` instructions most often run by their executor.
+   */
+  report(total: number, top = 12): string {
+    const out: Record<string, unknown> = {
+      ...this.stats,
+      entries: this.entries,
+      executed: this.executed,
+      fraction: total ? +(this.executed / total).toFixed(4) : 0,
+    };
+    if (this.fallbacks !== null) {
+      const byName = new Map<string, number>();
+      const nameOf = getDecoder().nameOf;
+      for (const [w, k] of this.fallbacks) {
+        const name = nameOf(w) ?? `0x${w.toString(16)}`;
+        byName.set(name, (byName.get(name) ?? 0) + k);
+      }
+      out.fallbacks = Object.fromEntries([...byName].sort((a, b) => b[1] - a[1]).slice(0, top));
+    }
+    return JSON.stringify(out);
   }
 
   /** Points the jump-cache entry of the block at PC (lo, hi) to `b` (cpu.ts: on each entry). */
@@ -156,7 +191,10 @@ export class Jit {
     table[slot] = undefined;
     const e = (jumpEntry(lo) - JUMPS.OFFSET) >> 2;
     if (b != null) {
-      if (this.jumps[e] === (lo | 0) && this.jumps[e + 3] === b.jumpWord) this.jumps[e] = JUMPS.EMPTY;
+      if (this.jumps[e] === (lo | 0) && this.jumps[e + 3] === b.jumpWord) {
+        this.jumps[e] = JUMPS.EMPTY;
+        this.jumps[e + 2] = JUMPS.NO_HOST;
+      }
       this.live -= b.len;
     }
     this.stats.stale++;
@@ -168,12 +206,14 @@ export class Jit {
     if (todo.length === 0) return;
     const t0 = performance.now();
     const execs: Exec[] = [];
+    const execWords: number[] = [];
     const ids = new Map<number, number>();
     const execId = (insn: number): number => {
       let id = ids.get(insn);
       if (id === undefined) {
         id = execs.length;
         execs.push(this.host.executorFor(insn));
+        execWords.push(insn >>> 0);
         ids.set(insn, id);
       }
       return id;
@@ -205,6 +245,8 @@ export class Jit {
           pcHi: p.pageHi,
           spOff: p.spOff,
           tlbRegimeBytes: p.tlbRegimeBytes,
+          // CPACR_EL1.FPEN (Arm ARM D19, CPACR_EL1): 0b11 enables EL0 and EL1, 0b01 EL1 only.
+          fpenMask: this.host.userMode ? 0 : ((p.mode >>> 2) & 3) === 0 ? 3 : 1,
         },
         execId,
         (lo) => {
@@ -232,10 +274,19 @@ export class Jit {
       { table: true, internal: [dispatcherBody(IMPORTS, module)] },
     );
     const h = this.host;
+    const counts = this.fallbacks;
+    const exec =
+      counts === null
+        ? (id: number, pc: number) => h.jitExec(execs[id]!, pc >>> 0)
+        : (id: number, pc: number) => {
+            const w = execWords[id]!;
+            counts.set(w, (counts.get(w) ?? 0) + 1);
+            return h.jitExec(execs[id]!, pc >>> 0);
+          };
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: {
         memory: mem,
-        exec: (id: number, pc: number) => h.jitExec(execs[id]!, pc >>> 0),
+        exec,
         load: (lo: number, hi: number, size: number, pc: number) =>
           h.jitLoad(lo >>> 0, hi >>> 0, size, pc >>> 0),
         store: (lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number) =>

@@ -8,7 +8,8 @@
  * An exception thrown by a helper unwinds through it with PC and registers exact.
  */
 import { OFF } from "../state.ts";
-import { type BlockContext, emitterFor, HELPER, isMsrImmediate, leave } from "./emit.ts";
+import { type BlockContext, type Emitter, emitterFor, HELPER, isMsrImmediate, leave } from "./emit.ts";
+import { simdEmitterFor } from "./emit-simd.ts";
 import { FuncBody, OP, T, VOID } from "./wasm.ts";
 
 export interface BlockSource {
@@ -22,6 +23,8 @@ export interface BlockSource {
   /** Byte offset of the SP in use in the state block, and the TLB regime's byte offset. */
   readonly spOff: number;
   readonly tlbRegimeBytes: number;
+  /** CPACR_EL1.FPEN bits SIMD&FP instructions need at the block's EL (0: always enabled). */
+  readonly fpenMask: number;
 }
 
 /**
@@ -29,6 +32,11 @@ export interface BlockSource {
  * interpreter executors, of the executor for `insn` (for the instructions without an
  * emitter). Returns the body and how many instructions were emitted inline.
  */
+/** The emitter for `insn` (general-purpose, then SIMD&FP), or null: the executor runs it. */
+export function emitter(insn: number): Emitter | null {
+  return emitterFor(insn) ?? simdEmitterFor(insn);
+}
+
 export function translateBlock(
   src: BlockSource,
   execId: (insn: number) => number,
@@ -38,6 +46,7 @@ export function translateBlock(
   const f = new FuncBody(3);
   const count = f.local(T.i32);
   const startWord = (src.pcLo >>> 2) | 0;
+  const vlocals: number[] = [];
   const x: BlockContext = {
     f,
     pc: src.pcLo,
@@ -64,6 +73,13 @@ export function translateBlock(
     e: f.local(T.i32),
     stop: f.local(T.i32),
     v2: f.local(T.i64),
+    h: f.local(T.i32),
+    h2: f.local(T.i32),
+    vtmp(i: number): number {
+      while (vlocals.length <= i) vlocals.push(f.local(T.v128));
+      return vlocals[i]!;
+    },
+    fpenMask: src.fpenMask,
     host: src.host,
     laterWordsChanged(): void {
       for (let k = x.index + 1; k < src.words.length; k++) {
@@ -100,7 +116,7 @@ export function translateBlock(
     x.ret(0);
     f.op(OP.end);
   };
-  const mayStore = src.words.some((w) => emitterFor(w) === null || ((w >>> 25) & 5) === 4);
+  const mayStore = src.words.some((w) => emitter(w) === null || ((w >>> 25) & 5) === 4);
   // count = what the blocks chaining here completed; helpers see count - startWord.
   f.get(2).set(count);
   f.get(0).get(count).i32(startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
@@ -112,7 +128,7 @@ export function translateBlock(
   src.words.forEach((w, k) => {
     x.index = k;
     x.pc = (src.pcLo + k * 4) >>> 0;
-    const em = emitterFor(w);
+    const em = emitter(w);
     lastInline = em?.(x, w) === true;
     if (lastInline) inline++;
     else x.fallback(w);

@@ -6,7 +6,7 @@
  */
 
 /** Value types (5.3.1). */
-export const T = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c } as const;
+export const T = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b } as const;
 export type ValType = (typeof T)[keyof typeof T];
 
 /** The opcodes the emitters use (5.4). */
@@ -85,6 +85,31 @@ export const OP = {
   i32_wrap_i64: 0xa7,
   i64_extend_i32_s: 0xac,
   i64_extend_i32_u: 0xad,
+} as const;
+
+/** The 128-bit SIMD opcodes the emitters use, after the 0xFD prefix (5.4.8). */
+export const SIMD = {
+  v128_load: 0x00,
+  v128_load32_splat: 0x09,
+  v128_load64_splat: 0x0a,
+  v128_store: 0x0b,
+  v128_const: 0x0c,
+  f64x2_splat: 0x14,
+  f64x2_eq: 0x47,
+  f64x2_ne: 0x48,
+  f64x2_lt: 0x49,
+  f64x2_gt: 0x4a,
+  v128_and: 0x4e,
+  v128_or: 0x50,
+  v128_any_true: 0x53,
+  v128_load32_zero: 0x5c,
+  v128_load64_zero: 0x5d,
+  i64x2_all_true: 0xc3,
+  f64x2_abs: 0xec,
+  f64x2_neg: 0xed,
+  f64x2_add: 0xf0,
+  f64x2_sub: 0xf1,
+  f64x2_mul: 0xf2,
 } as const;
 
 /** Block type "no result" (5.4.1). */
@@ -186,6 +211,26 @@ export class FuncBody extends Bytes {
   }
   call(f: number): this {
     return this.byte(OP.call).u32(f);
+  }
+  /** A 128-bit SIMD instruction without immediates. */
+  simd(o: number): this {
+    return this.byte(0xfd).u32(o);
+  }
+  /** A 128-bit SIMD load or store with a constant offset (alignment hint 0). */
+  simdMem(o: number, offset: number): this {
+    return this.byte(0xfd).u32(o).u32(0).u32(offset);
+  }
+  /** v128.const of two 64-bit lanes (lane 0 first: little-endian). */
+  v128(lo: bigint, hi: bigint): this {
+    this.byte(0xfd).u32(SIMD.v128_const);
+    for (const v of [lo, hi]) {
+      let w = BigInt.asUintN(64, v);
+      for (let i = 0; i < 8; i++) {
+        this.byte(Number(w & 0xffn));
+        w >>= 8n;
+      }
+    }
+    return this;
   }
   /** The body as the code section wants it: local declarations, code, `end`. */
   encode(): Bytes {
