@@ -423,6 +423,31 @@ test("TLBI by VA removes a whole block's entries; a VA elsewhere in the block is
   assert.equal(load(c, va), 0xbbn);
 });
 
+test("TLBI by VA finds every cached page of a block, also after TLBIs of other VAs", () => {
+  const c = makeCpu();
+  const pt = new PageTables(c, { tableArea: TABLES });
+  const base = 0x6000_0000n; // one 2 MiB block; its pages sit in TLB sets 3, 0x50, 0x113, 0x1fe
+  const a = RAM_BASE + 0x20_0000;
+  const b = RAM_BASE + 0x40_0000;
+  const offs = [0x3000, 0x5_0000, 0x11_3000, 0x1f_e000];
+  offs.forEach((o, i) => {
+    w64(c, a + o, BigInt(0x100 + i));
+    w64(c, b + o, BigInt(0x200 + i));
+  });
+  pt.map(base, a, { ng: false, level: 2 });
+  setEl(c, 1);
+  pt.enable({ asid: 1 });
+  const read = () => offs.map((o) => load(c, base + BigInt(o)));
+  assert.deepEqual(read(), [0x100n, 0x101n, 0x102n, 0x103n]);
+  pt.map(base, b, { ng: false, level: 2 });
+  // A TLBI of a VA outside the block leaves the block's entries cached...
+  runEl1(c, pt, [ENC.tlbiVaae1], (k) => k.setX(0, vaOperand(base + (1n << 22n), 0)));
+  assert.deepEqual(read(), [0x100n, 0x101n, 0x102n, 0x103n], "still the old translation");
+  // ...and a TLBI of any page of the block (in a set none of them is in) removes them all.
+  runEl1(c, pt, [ENC.tlbiVaae1], (k) => k.setX(0, vaOperand(base + 0x1f_f000n, 0)));
+  assert.deepEqual(read(), [0x200n, 0x201n, 0x202n, 0x203n]);
+});
+
 test("TLBI …IS reaches every PE of the Inner Shareable domain; the local forms do not", () => {
   for (const [enc, reaches] of [
     ["tlbiVmalle1is", true],
@@ -643,6 +668,19 @@ test("cache maintenance by VA: translation faults with CM = 1 and WnR = 1; DC IV
     0x99,
   );
   assert.deepEqual([c.r[ESR]! & 0x3f, (c.r[ESR]! >> 8) & 1, (c.r[ESR]! >> 6) & 1], [PERMISSION + 3, 0, 1]);
+  // The same with the page's translation in the TLB (a load at EL1 filled it): DC uses it.
+  setEl(c, 1);
+  assert.equal(typeof load(c, BigInt(ro)), "bigint");
+  assert.equal(
+    runEl1(c, pt, [ENC.dcCvac], (k) => k.setX(0, BigInt(ro))),
+    1,
+  );
+  assert.equal(
+    runEl1(c, pt, [ENC.dcIvac], (k) => k.setX(0, BigInt(ro))),
+    0x99,
+  );
+  const esr = c.r[ESR]!;
+  assert.deepEqual([esr >>> 26, esr & 0x3f, (esr >> 8) & 1, (esr >> 6) & 1], [0x25, PERMISSION + 3, 1, 1]);
 });
 
 test("the exclusive monitor tags the location: STXR through another VA of the same page succeeds", () => {

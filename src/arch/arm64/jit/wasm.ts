@@ -130,8 +130,22 @@ export class Bytes {
     return this;
   }
   bytes(b: Uint8Array | readonly number[]): this {
-    for (const x of b) this.byte(x);
+    if (!(b instanceof Uint8Array)) {
+      for (const x of b) this.byte(x);
+      return this;
+    }
+    this.reserve(b.length);
+    this.buf.set(b, this.length);
+    this.length += b.length;
     return this;
+  }
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
   }
   u32(v: number): this {
     v >>>= 0;
@@ -168,8 +182,7 @@ export class Bytes {
   /** Appends `b` prefixed by its length (a section or a function body). */
   sized(b: Bytes): this {
     this.u32(b.length);
-    for (let i = 0; i < b.length; i++) this.byte(b.buf[i]!);
-    return this;
+    return this.bytes(b.buf.subarray(0, b.length));
   }
   finish(): Uint8Array<ArrayBuffer> {
     return this.buf.slice(0, this.length);
