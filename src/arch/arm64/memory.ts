@@ -263,7 +263,7 @@ export abstract class MemoryPath implements WalkContext {
     t[e + TLB.VA_LO] = pageLo;
     t[e + TLB.VA_HI] = chi | 0;
     t[e + TLB.SIZE_LOG] = W.sizeLog;
-    this.tlbLarge.filled(e, W.sizeLog);
+    this.tlbLarge.filled(t, e, pageLo, chi, W.sizeLog);
     t[e + TLB.ATTR] = W.attr | (W.sh << 8);
     t[e + TLB.LEVEL] = W.level;
   }

@@ -114,35 +114,69 @@ export function tlbInvalidateAll(t: Int32Array, asid: number | null, includeGlob
   for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) invalidateEntry(t, e, null, 0, asid, includeGlobal);
 }
 
+/** The index of the aligned 2^sizeLog range holding VA[55:12] = (lo, hi) (the block's number). */
+function blockKey(lo: number, hi: number, sizeLog: number): number {
+  const top = hi & 0x00ffffff;
+  return sizeLog >= 32 ? top >>> (sizeLog - 32) : top * 2 ** (32 - sizeLog) + (lo >>> sizeLog);
+}
+
 /**
- * The TLB entries filled from a translation larger than 4 KiB (a block, or a larger
- * granule's page), which a TLBI by VA must look at wherever they sit: such an entry can
- * be in any set of its translation's range. Word indices, each listed once; entries
- * refilled from a 4 KiB page since, or emptied, leave the list on the next TLBI by VA.
+ * The TLB entries filled from translations larger than 4 KiB (blocks, or the pages of a
+ * larger granule), by size and by the block they came from: such an entry can sit in any
+ * set of its block's range, and a TLBI by VA must find all of them. Listings of entries
+ * refilled since are dropped when their block is looked up, or all at once when they
+ * outnumber the entries.
  */
 export class LargeEntries {
-  readonly list: number[] = [];
-  private readonly listed = new Uint8Array(TLB.REGIMES * TLB.ENTRIES);
-  /** Entry `e` was just filled from a translation of 2^sizeLog bytes. */
-  filled(e: number, sizeLog: number): void {
-    if (sizeLog <= 12 || this.listed[e >> 4] === 1) return;
-    this.listed[e >> 4] = 1;
-    this.list.push(e);
+  /** sizeLog -> block number -> word indices of entries filled from that block. */
+  private readonly bySize = new Map<number, Map<number, number[]>>();
+  private listed = 0;
+  /** Entry `e` (VA page lo, canonical hi) was just filled from a translation of 2^sizeLog bytes. */
+  filled(t: Int32Array, e: number, lo: number, hi: number, sizeLog: number): void {
+    if (sizeLog <= 12) return;
+    let blocks = this.bySize.get(sizeLog);
+    if (blocks === undefined) this.bySize.set(sizeLog, (blocks = new Map()));
+    const key = blockKey(lo, hi, sizeLog);
+    const list = blocks.get(key);
+    if (list === undefined) blocks.set(key, [e]);
+    else if (!list.includes(e)) list.push(e);
+    else return;
+    if (++this.listed > 4 * TLB.REGIMES * TLB.ENTRIES) this.rebuild(t);
   }
   clear(): void {
-    for (const e of this.list) this.listed[e >> 4] = 0;
-    this.list.length = 0;
+    this.bySize.clear();
+    this.listed = 0;
   }
-  /** Keeps the entries for which `keep` holds. */
-  retain(keep: (e: number) => boolean): void {
-    const l = this.list;
-    let k = 0;
-    for (let i = 0; i < l.length; i++) {
-      const e = l[i]!;
-      if (keep(e)) l[k++] = e;
-      else this.listed[e >> 4] = 0;
+  /** Lists again only the entries that still hold a large translation. */
+  private rebuild(t: Int32Array): void {
+    this.clear();
+    for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) {
+      if ((t[e + TLB.INFO]! & TLB_INFO.VALID) === 0) continue;
+      this.filled(t, e, t[e + TLB.VA_LO]!, t[e + TLB.VA_HI]!, t[e + TLB.SIZE_LOG]!);
     }
-    l.length = k;
+  }
+  /** Applies invalidateEntry for (lo, hi, asid) to every entry of a large translation holding the VA. */
+  invalidate(t: Int32Array, lo: number, hi: number, asid: number | null): void {
+    for (const [sizeLog, blocks] of this.bySize) {
+      const key = blockKey(lo, hi, sizeLog);
+      const list = blocks.get(key);
+      if (list === undefined) continue;
+      let k = 0;
+      for (const e of list) {
+        invalidateEntry(t, e, lo, hi, asid, true);
+        // Still listed: a valid entry of this block (another ASID's, not selected).
+        if (
+          (t[e + TLB.INFO]! & TLB_INFO.VALID) !== 0 &&
+          t[e + TLB.SIZE_LOG] === sizeLog &&
+          blockKey(t[e + TLB.VA_LO]!, t[e + TLB.VA_HI]!, sizeLog) === key
+        ) {
+          list[k++] = e;
+        }
+      }
+      this.listed -= list.length - k;
+      if (k === 0) blocks.delete(key);
+      else list.length = k;
+    }
   }
 }
 
@@ -150,9 +184,9 @@ export class LargeEntries {
  * Empties the entries selected by a TLBI by VA (VAE1, VALE1, VAAE1, VAALE1): those of
  * translations holding `va` (VA[55:12] as lo/hi halves of the operand's page), for `asid`
  * (null: any ASID), global entries included. An entry of a 4 KiB translation of `va` is
- * in `va`'s set, one per regime; one of a larger translation is on `large`'s list. (Linux
- * flushes ranges page by page with VAALE1: 47 k of them in the first 300 M instructions
- * of its boot, which scanned 1024 sets each before.)
+ * in `va`'s set, one per regime; one of a larger translation is found through `large`.
+ * (Linux flushes ranges page by page with VAALE1: 47 k of them in the first 300 M
+ * instructions of its boot, which scanned 1024 entries each before.)
  */
 export function tlbInvalidateVa(
   t: Int32Array,
@@ -165,11 +199,7 @@ export function tlbInvalidateVa(
   for (let regime = 0; regime < TLB.REGIMES; regime++) {
     invalidateEntry(t, regime * TLB.REGIME_WORDS + set * TLB.ENTRY_WORDS, vaLo, vaHi, asid, true);
   }
-  large.retain((e) => {
-    if ((t[e + TLB.INFO]! & TLB_INFO.VALID) === 0 || t[e + TLB.SIZE_LOG]! <= 12) return false;
-    invalidateEntry(t, e, vaLo, vaHi, asid, true);
-    return (t[e + TLB.INFO]! & TLB_INFO.VALID) !== 0;
-  });
+  large.invalidate(t, vaLo, vaHi, asid);
 }
 
 function invalidateEntry(
