@@ -15,6 +15,7 @@
  */
 import { decodeBitMasks } from "../alu.ts";
 import { OFF, PSTATE } from "../state.ts";
+import { SYSREG_BY_KEY, sysregKey } from "../sysregs.ts";
 import { TLB } from "../tlb.ts";
 import { type FuncBody, OP, T, VOID } from "./wasm.ts";
 
@@ -90,6 +91,8 @@ export interface BlockContext {
    * block's EL (1 at EL1, 3 at EL0), or 0 when they always may (`armbox user`).
    */
   readonly fpenMask: number;
+  /** The block's exception level (0 or 1). */
+  readonly el: number;
   /** Emits a call to the interpreter's executor of `insn` (and the stop check). */
   fallback(insn: number): void;
 }
@@ -237,8 +240,8 @@ function shifted(x: BlockContext, m: number, sf: boolean, type: number, amount: 
   if (amount !== 0) {
     if (type === 3) {
       // i32.rotr: 0x78.
-      f.i32(amount).op(0x78);
-    } else f.i32(amount).op([OP.i32_shl, OP.i32_shr_u, 0x75 /* i32.shr_s */][type]!);
+      f.i32(amount).op(OP.i32_rotr);
+    } else f.i32(amount).op([OP.i32_shl, OP.i32_shr_u, OP.i32_shr_s][type]!);
   }
   f.op(OP.i64_extend_i32_u);
 }
@@ -453,6 +456,147 @@ function mulAdd(x: BlockContext, insn: number): boolean {
   return true;
 }
 
+/** LSLV, LSRV, ASRV, RORV: the shift amount is Rm modulo the width (wasm shifts the same way). */
+function shiftVariable(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const type = (insn >>> 10) & 3;
+  const n = (insn >>> 5) & 31;
+  const m = (insn >>> 16) & 31;
+  const f = x.f;
+  setX(x, insn & 31, () => {
+    if (sf) {
+      getX(x, n);
+      getX(x, m);
+      f.op([OP.i64_shl, OP.i64_shr_u, OP.i64_shr_s, OP.i64_rotr][type]!);
+      return;
+    }
+    getW64(x, n);
+    f.op(OP.i32_wrap_i64);
+    getW64(x, m);
+    f.op(OP.i32_wrap_i64);
+    f.op([OP.i32_shl, OP.i32_shr_u, OP.i32_shr_s, OP.i32_rotr][type]!).op(OP.i64_extend_i32_u);
+  });
+  return true;
+}
+
+/** Pushes the i64 on the stack with the bytes of each 2^k-byte unit swapped pairwise (one bswap step). */
+function swapUnits(x: BlockContext, v: number, bits: number): void {
+  const f = x.f;
+  let mask = 0n;
+  for (let i = 0; i < 64; i += 2 * bits) mask |= ((1n << BigInt(bits)) - 1n) << BigInt(i);
+  f.set(v);
+  f.get(v).i64(BigInt(bits)).op(OP.i64_shr_u).i64(BigInt.asIntN(64, mask)).op(OP.i64_and);
+  f.get(v).i64(BigInt.asIntN(64, mask)).op(OP.i64_and).i64(BigInt(bits)).op(OP.i64_shl);
+  f.op(OP.i64_or);
+}
+
+/** REV16, REV32, REV (32 and 64 bits), CLZ, CLS (data processing, one source); RBIT falls back. */
+function dataProc1(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const opc = (insn >>> 10) & 63;
+  const n = (insn >>> 5) & 31;
+  const f = x.f;
+  if (opc === 0 || opc > 5 || (opc === 3 && !sf)) return false;
+  setX(x, insn & 31, () => {
+    if (opc >= 4) {
+      // CLZ; CLS = CLZ((x ^ (x >> 1, arithmetic)) << 1 | 1) at the width.
+      if (sf) getX(x, n);
+      else {
+        getW64(x, n);
+        f.i64(32n).op(OP.i64_shl);
+      }
+      if (opc === 5) {
+        f.tee(x.a).get(x.a).i64(63n).op(OP.i64_shr_s).op(OP.i64_xor);
+        f.i64(1n)
+          .op(OP.i64_shl)
+          .i64(sf ? 1n : 1n << 32n)
+          .op(OP.i64_or);
+      } else if (!sf) f.i64(0xffff_ffffn).op(OP.i64_or); // a zero W register counts 32
+      f.op(OP.i64_clz);
+      return;
+    }
+    // Byte reversal within 2-byte (REV16), 4-byte (REV32, REV of W) or 8-byte units.
+    getX(x, n);
+    swapUnits(x, x.a, 8);
+    if (opc >= 2) swapUnits(x, x.a, 16);
+    if (opc === 3) swapUnits(x, x.a, 32);
+    truncW(x, sf);
+  });
+  return true;
+}
+
+/** CCMP, CCMN (register and immediate): the flags of Rn - op (+ op) if cond holds, else #nzcv. */
+function condCompare(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const sub = ((insn >>> 30) & 1) === 1;
+  const imm = ((insn >>> 11) & 1) === 1;
+  const m = (insn >>> 16) & 31;
+  const f = x.f;
+  condition(x, (insn >>> 12) & 15);
+  f.op(OP.if).byte(VOID);
+  getX(x, (insn >>> 5) & 31);
+  truncW(x, sf);
+  f.set(x.a);
+  if (imm) f.i64(BigInt(m));
+  else {
+    getX(x, m);
+    truncW(x, sf);
+  }
+  f.set(x.b);
+  f.get(x.a)
+    .get(x.b)
+    .op(sub ? OP.i64_sub : OP.i64_add);
+  truncW(x, sf);
+  f.set(x.res);
+  addFlags(x, sf, sub);
+  f.op(OP.else);
+  setFlags(x, () => f.i32((insn & 15) << 28));
+  f.op(OP.end);
+  return true;
+}
+
+/** ADD, ADDS, SUB, SUBS (extended register): Rn|SP op extend(Rm) << imm3. */
+function addSubExtended(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const sub = ((insn >>> 30) & 1) === 1;
+  const s = ((insn >>> 29) & 1) === 1;
+  const option = (insn >>> 13) & 7;
+  const shift = (insn >>> 10) & 7;
+  if (shift > 4 || ((insn >>> 22) & 3) !== 0) return false;
+  const m = (insn >>> 16) & 31;
+  const f = x.f;
+  getXsp(x, (insn >>> 5) & 31);
+  truncW(x, sf);
+  f.set(x.a);
+  // extend(Rm): the low 8, 16, 32 or 64 bits, zero- or sign-extended (option<2>).
+  const width = 8 << (option & 3);
+  getX(x, m);
+  if (width < 64) {
+    const sh = BigInt(64 - width);
+    f.i64(sh)
+      .op(OP.i64_shl)
+      .i64(sh)
+      .op(option & 4 ? OP.i64_shr_s : OP.i64_shr_u);
+  }
+  if (shift !== 0) f.i64(BigInt(shift)).op(OP.i64_shl);
+  truncW(x, sf);
+  f.set(x.b);
+  setX(
+    x,
+    insn & 31,
+    () => {
+      f.get(x.a)
+        .get(x.b)
+        .op(sub ? OP.i64_sub : OP.i64_add);
+      truncW(x, sf);
+      f.tee(x.res);
+    },
+    !s,
+  );
+  if (s) addFlags(x, sf, sub);
+  return true;
+}
+
 /** CSEL, CSINC, CSINV, CSNEG. */
 function condSelect(x: BlockContext, insn: number): boolean {
   const sf = insn >>> 31 === 1;
@@ -611,7 +755,18 @@ function loadStoreSingle(x: BlockContext, insn: number): boolean {
   let ext: "zero" | "sign64" | "sign32" = "zero";
   let isLoad = opc !== 0;
   if (opc === 2) {
-    if (size === 3) return false; // PRFM
+    if (size === 3) {
+      // PRFM (immediate, register) and PRFUM: hints that do nothing here and never fault,
+      // as the interpreter's executors (load-store.ts); the other forms are unallocated.
+      const unsigned = ((insn >>> 24) & 1) === 1;
+      const reg = ((insn >>> 21) & 1) === 1;
+      if (
+        unsigned ||
+        (reg ? ((insn >>> 10) & 3) === 2 && ((insn >>> 14) & 1) === 1 : ((insn >>> 10) & 3) === 0)
+      )
+        return true;
+      return false;
+    }
     ext = "sign64";
   } else if (opc === 3) {
     if (size >= 2) return false;
@@ -893,6 +1048,10 @@ export function emitterFor(insn: number): Emitter | null {
     if ((insn & 0x1f20_0000) === 0x0b00_0000) return addSubShifted;
     if ((insn & 0x1fe0_0000) === 0x1a80_0000) return condSelect;
     if ((insn & 0x1f00_0000) === 0x1b00_0000) return mulAdd;
+    if ((insn & 0x7fe0_f000) === 0x1ac0_2000) return shiftVariable;
+    if ((insn & 0x7fff_e000) === 0x5ac0_0000) return dataProc1;
+    if ((insn & 0x3fe0_0410) === 0x3a40_0000) return condCompare;
+    if ((insn & 0x1fe0_0000) === 0x0b20_0000) return addSubExtended;
     return null;
   }
   if ((op0 & 0x5) === 0x4) {
@@ -903,7 +1062,10 @@ export function emitterFor(insn: number): Emitter | null {
     if ((insn & 0x3c00_0000) === 0x2800_0000 && ((insn >>> 26) & 1) === 0) return loadStorePair;
     return null;
   }
-  if ((op0 & 0xe) === 0xa) return isSystemNop(insn) ? systemNop : branch;
+  if ((op0 & 0xe) === 0xa) {
+    if ((insn & 0xfff0_0000) >>> 0 === 0xd530_0000) return mrs;
+    return isSystemNop(insn) ? systemNop : branch;
+  }
   return null;
 }
 
@@ -920,6 +1082,37 @@ function isSystemNop(insn: number): boolean {
   return (insn & 0xfffff09f) >>> 0 === 0xd503309f && ((insn >>> 5) & 7) !== 7;
 }
 const systemNop: Emitter = () => true;
+
+/**
+ * MRS of a register that is plain storage in the state block (TPIDR_EL1, ...), or SP_EL0
+ * or DAIF, as the interpreter's executor reads them (insn/branch-system.ts mrsMsr), where
+ * the block's EL may read it without a trap: Linux reads `current` from SP_EL0 and its
+ * per-CPU offset from TPIDR_EL1 everywhere (1.9 M MRS in the first 300 M instructions of
+ * its boot). Anything else (counters, the GIC's registers, EL0 checks made at run time)
+ * runs the executor.
+ */
+function mrs(x: BlockContext, insn: number): boolean {
+  const key = sysregKey(
+    2 + ((insn >>> 19) & 1),
+    (insn >>> 16) & 7,
+    (insn >>> 12) & 15,
+    (insn >>> 8) & 15,
+    (insn >>> 5) & 7,
+  );
+  const reg = SYSREG_BY_KEY.get(key);
+  if (reg === undefined || !reg.readable) return false;
+  if (x.el === 0 && reg.el0 !== "r" && reg.el0 !== "rw") return false;
+  const f = x.f;
+  const t = insn & 31;
+  if (reg.access === undefined) setX(x, t, () => f.get(0).mem(OP.i64_load, OFF.SYSREGS + reg.slot * 8));
+  else if (reg.name === "SP_EL0") setX(x, t, () => f.get(0).mem(OP.i64_load, OFF.SP_EL0));
+  else if (reg.name === "DAIF") {
+    setX(x, t, () =>
+      f.get(0).mem(OP.i32_load, OFF.PSTATE).i32(PSTATE.DAIF).op(OP.i32_and).op(OP.i64_extend_i32_u),
+    );
+  } else return false;
+  return true;
+}
 
 /**
  * MSR (immediate) to a PSTATE field (DAIFSet, DAIFClr, SPSel): the block ends after it,

@@ -247,6 +247,7 @@ export class Jit {
           tlbRegimeBytes: p.tlbRegimeBytes,
           // CPACR_EL1.FPEN (Arm ARM D19, CPACR_EL1): 0b11 enables EL0 and EL1, 0b01 EL1 only.
           fpenMask: this.host.userMode ? 0 : ((p.mode >>> 2) & 3) === 0 ? 3 : 1,
+          el: (p.mode >>> 2) & 3,
         },
         execId,
         (lo) => {

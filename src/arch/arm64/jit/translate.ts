@@ -25,6 +25,8 @@ export interface BlockSource {
   readonly tlbRegimeBytes: number;
   /** CPACR_EL1.FPEN bits SIMD&FP instructions need at the block's EL (0: always enabled). */
   readonly fpenMask: number;
+  /** Its exception level. */
+  readonly el: number;
 }
 
 /**
@@ -80,6 +82,7 @@ export function translateBlock(
       return vlocals[i]!;
     },
     fpenMask: src.fpenMask,
+    el: src.el,
     host: src.host,
     laterWordsChanged(): void {
       for (let k = x.index + 1; k < src.words.length; k++) {
