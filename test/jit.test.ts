@@ -159,6 +159,30 @@ test("a fault in the middle of a looping translated block: same PC, registers, F
   assert.equal(jit.jit!.entries, 1);
 });
 
+// x0 = 0x20000; x9 = func (the next page); loop: blr x9; b loop. func: ldr x2, [x0], #8;
+// add x3, x3, x2; ret — until x0 leaves RAM. One block per module: every call and return
+// crosses modules, so the interpreter runs each next block its dispatcher found
+// (OFF.JIT_NEXT), and the fault comes from a block entered that way.
+const CROSS_FAULT = [
+  0xd2a00040,
+  0x10007fe9,
+  0xd63f0120,
+  0x17ffffff,
+  ...new Array<number>(1020).fill(0),
+  0xf8408402,
+  0x8b020063,
+  0xd65f03c0,
+];
+
+test("a fault in a block entered after another module's dispatcher: same PC, registers, FAR and count", () => {
+  const { interp, jit } = pair(CROSS_FAULT, 1);
+  const a = interp.run(10_000_000);
+  const b = jit.run(10_000_000);
+  assert.equal(a.kind, "exception");
+  assert.equal(state(jit, b), state(interp, a));
+  assert.ok(jit.jit!.executed > 400_000, `only ${jit.jit!.executed} instructions ran translated`);
+});
+
 // mov x1, #50; loop: add x0, x0, #STEP; subs x1, x1, #1; b.ne loop; adr x2, .; brk #0
 const remapCode = (step: number) => [
   0xd2800641,

@@ -56,6 +56,11 @@ export const OFF = {
   /** Instructions a translated block completed in its earlier iterations (u32; jit/emit.ts). */
   JIT_COUNT: 4096 + 131072 + 8,
   /**
+   * The jump-cache word 3 of the block a dispatcher found ready to run next but in another
+   * module (jit/dispatch.ts), or -1: the interpreter calls it without a lookup (i32).
+   */
+  JIT_NEXT: 4096 + 131072 + 12,
+  /**
    * The translator's jump cache (jit/dispatch.ts): 4096 entries of 16 bytes, by PC; a
    * cache, never saved or digested, emptied whenever the translations are dropped.
    */

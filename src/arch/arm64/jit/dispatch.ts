@@ -23,7 +23,9 @@
  * PSTATE.M's EL) is the page the block was translated from, under the same PSTATE.M (so
  * the same EL, stack pointer and regime); and the budget holds the block whole. The block
  * itself then checks its words, as on every entry. Anything else returns to the
- * interpreter, which looks the PC up the slow way. Interrupts need no check here: nothing
+ * interpreter: for a block of another module, with that block's jump word in
+ * OFF.JIT_NEXT so that it calls it at once (cpu.ts); otherwise it looks the PC up the slow
+ * way. Interrupts need no check here: nothing
  * that makes one takeable can happen without a helper asking the block to stop (cpu.ts).
  */
 import { OFF, PSTATE } from "../state.ts";
@@ -122,22 +124,27 @@ export function dispatcherBody(typeIndex: number, module: number): FuncBody {
     .mem(OP.i32_load, 8)
     .op(OP.i32_ne)
     .op(OP.i32_or);
-  // The block must be this module's, and the budget must hold it whole.
+  // The budget must hold the block whole.
   f.get(e).mem(OP.i32_load, 12).tee(w);
-  f.i32(JUMPS.INDEX_BITS + JUMPS.LEN_BITS)
-    .op(OP.i32_shr_u)
-    .i32(module)
-    .op(OP.i32_ne)
-    .op(OP.i32_or);
-  f.get(2)
-    .get(w)
-    .i32((1 << JUMPS.LEN_BITS) - 1)
+  f.i32((1 << JUMPS.LEN_BITS) - 1)
     .op(OP.i32_and)
+    .get(2)
     .op(OP.i32_add)
     .get(1)
     .op(OP.i32_gt_u)
     .op(OP.i32_or);
   f.op(OP.if).byte(VOID).get(2).op(OP.return).op(OP.end);
+  // A block of another module: the interpreter calls it next (OFF.JIT_NEXT) without
+  // looking it up again; this module's: a tail call.
+  f.get(w)
+    .i32(JUMPS.INDEX_BITS + JUMPS.LEN_BITS)
+    .op(OP.i32_shr_u)
+    .i32(module)
+    .op(OP.i32_ne);
+  f.op(OP.if).byte(VOID);
+  f.get(0).get(w).mem(OP.i32_store, OFF.JIT_NEXT);
+  f.get(2).op(OP.return);
+  f.op(OP.end);
   f.get(0).get(1).get(2);
   f.get(w)
     .i32(JUMPS.LEN_BITS)

@@ -104,6 +104,8 @@ export class Jit {
   private moduleNumber = 0;
   /** The vCPU's jump cache (jit/dispatch.ts), as words. */
   private readonly jumps: Int32Array;
+  /** The translated functions of each module since the last flush, by module number and index. */
+  private moduleFns: ((s: number, left: number, acc: number) => number)[][] = [];
 
   constructor(
     private readonly host: JitHost,
@@ -152,6 +154,16 @@ export class Jit {
     return JSON.stringify(out);
   }
 
+  /**
+   * The translation a jump-cache word 3 names (OFF.JIT_NEXT: a dispatcher found it ready
+   * to run next in another module), or undefined.
+   */
+  next(word: number): ((s: number, left: number, acc: number) => number) | undefined {
+    return this.moduleFns[word >>> (JUMPS.INDEX_BITS + JUMPS.LEN_BITS)]?.[
+      (word >>> JUMPS.LEN_BITS) & ((1 << JUMPS.INDEX_BITS) - 1)
+    ];
+  }
+
   /** Points the jump-cache entry of the block at PC (lo, hi) to `b` (cpu.ts: on each entry). */
   noteJump(lo: number, hi: number, b: JitBlock): void {
     const e = (jumpEntry(lo) - JUMPS.OFFSET) >> 2;
@@ -182,6 +194,7 @@ export class Jit {
     this.live = 0;
     this.clearJumps();
     this.moduleNumber = 0;
+    this.moduleFns = [];
     this.stats.flushes++;
   }
 
@@ -294,9 +307,11 @@ export class Jit {
           h.jitStore(lo >>> 0, hi >>> 0, vlo >>> 0, vhi >>> 0, size, pc >>> 0),
       },
     });
+    const fns = todo.map((_, i) => inst.exports[`f${i}`] as (s: number, left: number, acc: number) => number);
+    this.moduleFns[module] = fns;
     todo.forEach((p, i) => {
       if (!flushed && p.table[p.slot] !== null) return;
-      const fn = inst.exports[`f${i}`] as (s: number, left: number, acc: number) => number;
+      const fn = fns[i]!;
       const b: JitBlock = {
         fn,
         len: p.words.length,
