@@ -129,3 +129,16 @@ test("falling through the last instruction below a 4 GiB boundary carries into P
   assert.equal(exit2.kind === "exception" && exit2.iss, 1, "BRK #1 at 0x0");
   assert.equal(cpu.pc, 0n);
 });
+
+test("a branch written into a block whose end was computed before, never decoded, ends the block", () => {
+  // mov x0, #1; add x0, x0, #1; nop (later: b +8, over the next); mov x0, #99; brk #0
+  const cpu = systemCpu({ 65536: [0xd2800020, 0x91000400, NOP, 0xd2800c60, BRK0] });
+  // One instruction: the block [mov .. brk] has its end computed, only its first word decoded.
+  assert.equal(cpu.run(1).kind, "budget");
+  cpu.dv.setUint32(RAM_OFFSET + 0x10008, 0x14000002, true); // b +8, as a DMA write would
+  cpu.pc = 0x10000n;
+  cpu.run(4);
+  // mov, add, b, brk (taken to EL1's vector): x0 = 2; running on past the branch in the
+  // same block would have run the mov x0, #99 as the fourth instruction.
+  assert.equal(cpu.getX(0), 2n);
+});

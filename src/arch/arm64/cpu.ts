@@ -471,14 +471,23 @@ export class Cpu extends MemoryPath implements JitHost {
             const insn = m32[base + slot]!;
             let ex = execs[slot];
             if (ex === undefined || words[slot] !== insn) {
+              const changed = ex !== undefined;
               ex = this.decodeWord(insn);
               execs[slot] = ex;
               words[slot] = insn;
-              // The block boundaries of this page may have moved: recompute them, and
-              // end this block after the new instruction.
-              ends.fill(0);
-              fused.fill(undefined);
-              this.stop = true;
+              // The fused pairs with this slot were made from the words decoded before.
+              if (slot > 0) fused[slot - 1] = undefined;
+              fused[slot] = undefined;
+              // Block boundaries were computed from memory as it was then. A word that
+              // changed may have moved them; so may a word decoded for the first time
+              // that ends a block (a block computed before it was written would run past
+              // it). Recompute them, and end this block after the instruction unless it
+              // ends here anyway. A first word that ends no block can only have made a
+              // block end early, which is harmless: cold code runs as whole blocks.
+              if (changed || endsBlock(insn)) {
+                ends.fill(0);
+                if (changed || end > slot + 1) this.stop = true;
+              }
             }
             const pc = (pageLo + slot * 4) >>> 0;
             this.pcLo = pc;
