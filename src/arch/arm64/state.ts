@@ -13,6 +13,10 @@
  */
 
 /** Byte offsets inside one vCPU block. */
+/** Bytes of the software TLB: 2 regimes of TLB_SETS entries of 64 bytes (tlb.ts). */
+export const TLB_SETS = 4096;
+const TLB_BYTES = 2 * TLB_SETS * 64;
+
 export const OFF = {
   X: 0, // X0..X30, 8 bytes each
   SP_EL0: 248, // struct user_pt_regs.sp
@@ -52,23 +56,23 @@ export const OFF = {
   /** The software TLB (tlb.ts has its layout); a cache, never saved or digested. */
   TLB: 4096,
   /** The translator's scratch: a value a slow-path helper returns to translated code (8 bytes). */
-  JIT_SCRATCH: 4096 + 131072,
+  JIT_SCRATCH: 4096 + TLB_BYTES,
   /** Instructions a translated block completed in its earlier iterations (u32; jit/emit.ts). */
-  JIT_COUNT: 4096 + 131072 + 8,
+  JIT_COUNT: 4096 + TLB_BYTES + 8,
   /**
    * The jump-cache word 3 of the block a dispatcher found ready to run next but in another
    * module (jit/dispatch.ts), or -1: the interpreter calls it without a lookup (i32).
    */
-  JIT_NEXT: 4096 + 131072 + 12,
+  JIT_NEXT: 4096 + TLB_BYTES + 12,
   /**
    * The translator's jump cache (jit/dispatch.ts): 4096 entries of 16 bytes, by PC; a
    * cache, never saved or digested, emptied whenever the translations are dropped.
    */
-  JIT_JUMPS: 4096 + 131072 + 16,
+  JIT_JUMPS: 4096 + TLB_BYTES + 16,
 } as const;
 
-/** Size reserved for each vCPU block (registers, system registers, the software TLB). */
-export const VCPU_STRIDE = 256 * 1024;
+/** Size reserved for each vCPU block (registers, system registers, the software TLB, the jump cache). */
+export const VCPU_STRIDE = 1024 * 1024;
 /** Maximum number of vCPUs a VM's memory reserves state for. */
 export const MAX_VCPUS = 32;
 /** Where guest RAM begins inside the WebAssembly memory. */

@@ -7,8 +7,8 @@
  *   OFF.TLB + regime * REGIME_BYTES + set * ENTRY_BYTES + word * 4
  *
  * Two regimes, indexed by the exception level whose permissions apply (0: EL0, including
- * LDTR/STTR and AT S1E0* at EL1; 1: EL1), each a direct-mapped table of 1024 entries
- * indexed by VA[21:12]. Every entry maps one 4 KiB page whatever the granule or block
+ * LDTR/STTR and AT S1E0* at EL1; 1: EL1), each a direct-mapped table of TLB_SETS (4096)
+ * entries indexed by VA[23:12]. Every entry maps one 4 KiB page whatever the granule or block
  * size (a larger translation fills one entry per 4 KiB page touched).
  *
  * Entry words (32 bits each):
@@ -32,20 +32,20 @@
  * page that is not marked dirty yet, code pages of a future translator) leaves the tag
  * invalid and goes through the slow path, which looks at the INFO word before walking.
  */
-import { OFF } from "./state.ts";
+import { OFF, TLB_SETS } from "./state.ts";
 
 export const TLB = {
   /** Byte offset of the TLB in the vCPU block. */
   OFFSET: OFF.TLB,
-  ENTRIES: 1024,
+  ENTRIES: TLB_SETS,
   /** The set index of a VA is (VA >>> 12) & INDEX_MASK. */
-  INDEX_MASK: 1023,
+  INDEX_MASK: TLB_SETS - 1,
   ENTRY_WORDS: 16,
   ENTRY_BYTES: 64,
   REGIMES: 2,
-  REGIME_WORDS: 1024 * 16,
+  REGIME_WORDS: TLB_SETS * 16,
   /** Bytes of the whole TLB (both regimes). */
-  BYTES: 2 * 1024 * 64,
+  BYTES: 2 * TLB_SETS * 64,
   // Word offsets inside an entry.
   TAG: 0, // + 2 * acc (ACC.READ 0, WRITE 1, FETCH 2)
   HOST: 6,
@@ -186,7 +186,7 @@ export class LargeEntries {
  * (null: any ASID), global entries included. An entry of a 4 KiB translation of `va` is
  * in `va`'s set, one per regime; one of a larger translation is found through `large`.
  * (Linux flushes ranges page by page with VAALE1: 47 k of them in the first 300 M
- * instructions of its boot, which scanned 1024 entries each before.)
+ * instructions of its boot, which scanned 1024 entries each when the TLB had 1024 sets.)
  */
 export function tlbInvalidateVa(
   t: Int32Array,

@@ -700,7 +700,7 @@ export function fastProbe(x: BlockContext, acc: number, size: number): void {
   f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
 }
 
-/** Local e = byte offset of the TLB entry for the VA in local va (set index VA[21:12]). */
+/** Local e = byte offset of the TLB entry for the VA in local va (set index: VA[..:12] & TLB.INDEX_MASK). */
 export function tlbEntry(x: BlockContext): void {
   const f = x.f;
   f.get(x.va).op(OP.i32_wrap_i64).i32(12).op(OP.i32_shr_u).i32(TLB.INDEX_MASK).op(OP.i32_and);
