@@ -95,6 +95,24 @@ test("a store over a later instruction of its own block: the new instruction run
   assert.ok(jit.jit!.entries > 20, `translated blocks entered ${jit.jit!.entries} times`);
 });
 
+// A block that loops on itself and stores over its own first word: x0 = 0; x1 = 100;
+// x5 = loop; w6 = "add x0, x0, #1"; w7 = "add x0, x0, #16"; loop: add x0, x0, #1;
+// cmp x1, #50; csel w8, w7, w6, le; str w8, [x5]; subs x1, x1, #1; b.ne loop; brk #0.
+// From x1 = 50 on the loop runs the #16 it stored: 50 * 1 + 1 + 49 * 16.
+const SMC_OWN_START = [
+  0xd2800000, 0xd2800c81, 0x100000a5, 0x52808006, 0x72b22006, 0x52880007, 0x72b22007, 0x91000400, 0xf100c83f,
+  0x1a86d0e8, 0xb90000a8, 0xf1000421, 0x54ffff61, 0xd4200000,
+];
+
+test("a looping block that stores over its own first word runs the new word on the next iteration", () => {
+  const { interp, jit } = pair(SMC_OWN_START);
+  const a = interp.run(100_000);
+  const b = jit.run(100_000);
+  assert.equal(interp.getX(0), 50n + 1n + 49n * 16n);
+  assert.equal(state(jit, b), state(interp, a));
+  assert.ok(jit.jit!.executed > 200, `only ${jit.jit!.executed} instructions ran translated`);
+});
+
 // The same with SIMD&FP stores (jit/emit-simd.ts): s6 = "add x0, x0, #1", s7 = "add x0,
 // x0, #16" from literals; loop: str s6, [x5]; target: add x0, x0, #16; cbz x1, done;
 // str s7, [x5]; sub x1, x1, #1; b loop; done: brk #0.
