@@ -141,11 +141,14 @@ export class Vcpu {
     readonly vm: Vm,
     readonly id: number,
   ) {
+    // One code cache for the VM's vCPUs (jit/jit.ts): they take turns, and a translation
+    // runs on any vCPU's state block; each vCPU would otherwise translate the same kernel.
+    const shared = vm.vcpus.find((v) => v?.cpu.jit)?.cpu.jit ?? null;
     this.cpu = new Cpu({
       memory: vm.memory,
       index: id,
       bus: vm.bus,
-      jit: vm.jit,
+      jit: vm.jit === false ? false : (shared ?? vm.jit),
     });
     this.timer = new ArchTimer(() => this.cpu, vm.clock, {
       setPpi: (intid, level) => vm.irqchip?.setPpi(id, intid, level),

@@ -82,8 +82,11 @@ export interface CpuOptions {
    */
   userMode?: boolean;
   timer?: TimerProvider;
-  /** Translate hot blocks to WebAssembly (jit/): options, or true for the defaults. */
-  jit?: JitOptions | boolean;
+  /**
+   * Translate hot blocks to WebAssembly (jit/): options, or true for the defaults, or the
+   * code cache of another vCPU of the same memory to share (the VM's).
+   */
+  jit?: JitOptions | boolean | Jit;
 }
 
 const SCTLR = sysregIndex("SCTLR_EL1");
@@ -186,7 +189,9 @@ export class Cpu extends MemoryPath implements JitHost {
     this.timer = opts.timer ?? new InstructionCountTimer();
     this.decoder = getDecoder();
     this.stateBase = base;
-    this.jit = opts.jit ? new Jit(this, opts.jit === true ? {} : opts.jit) : null;
+    this.jit =
+      opts.jit instanceof Jit ? opts.jit : opts.jit ? new Jit(this, opts.jit === true ? {} : opts.jit) : null;
+    this.jit?.attach(this);
     this.reset();
   }
 
@@ -328,6 +333,7 @@ export class Cpu extends MemoryPath implements JitHost {
       let jitTable = this.fetchJit;
       let heat = this.fetchHeat;
       const jit = this.jit;
+      jit?.use(this);
       try {
         while (n < budget) {
           if (this.irqCheck) {
@@ -673,13 +679,14 @@ export class Cpu extends MemoryPath implements JitHost {
     const key = off >>> 12;
     let page = this.codePages.get(key);
     if (page === undefined) {
+      const shared = this.jit?.page(key);
       page = {
         execs: new Array<Exec | undefined>(1024).fill(undefined),
         words: new Uint32Array(1024),
         ends: new Uint16Array(1024),
         fused: new Array<Exec | null | undefined>(1024).fill(undefined),
-        jit: this.jit === null ? [] : new Array<JitBlock | null | undefined>(1024).fill(undefined),
-        heat: this.jit === null ? new Uint16Array(0) : new Uint16Array(1024),
+        jit: shared?.jit ?? [],
+        heat: shared?.heat ?? new Uint16Array(0),
       };
       this.codePages.set(key, page);
     }

@@ -41,6 +41,13 @@ export interface JitBlock {
   readonly jumpWord: number;
 }
 
+function clearJumps(j: Int32Array): void {
+  for (let i = 0; i < j.length; i += 4) {
+    j[i] = JUMPS.EMPTY;
+    j[i + 2] = JUMPS.NO_HOST;
+  }
+}
+
 /** A block waiting for translation, and where to put it when it is compiled. */
 interface Pending {
   readonly table: (JitBlock | null | undefined)[];
@@ -102,32 +109,64 @@ export class Jit {
   private readonly tables = new Set<(JitBlock | null | undefined)[]>();
   /** Modules compiled since the last flush: the next one's number (jit/dispatch.ts). */
   private moduleNumber = 0;
-  /** The vCPU's jump cache (jit/dispatch.ts), as words. */
-  private readonly jumps: Int32Array;
+  /**
+   * The vCPU whose run is in progress (vCPUs take turns): the helpers of translated code
+   * call it, and it is the one whose jump cache (jit/dispatch.ts) the interpreter fills.
+   * One code cache serves every vCPU of a VM (`attach`): a translation reads the state
+   * block it is given, so it runs on any of them.
+   */
+  private host: JitHost;
+  private jumps: Int32Array;
+  /** The vCPUs sharing this cache, with their jump caches. */
+  private readonly hosts = new Map<JitHost, Int32Array>();
+  /** Per code page (host offset >>> 12): its translations and start counts, shared by the vCPUs. */
+  private readonly pages = new Map<number, { jit: (JitBlock | null | undefined)[]; heat: Uint16Array }>();
   /** The translated functions of each module since the last flush, by module number and index. */
   private moduleFns: ((s: number, left: number, acc: number) => number)[][] = [];
 
-  constructor(
-    private readonly host: JitHost,
-    opts: JitOptions = {},
-  ) {
+  constructor(host: JitHost, opts: JitOptions = {}) {
     this.threshold = opts.threshold ?? 50;
     this.batch = Math.min(opts.batch ?? 64, 1 << JUMPS.INDEX_BITS);
     this.maxInstructions = opts.maxInstructions ?? 1 << 20;
     this.fallbacks = opts.countFallbacks === true ? new Map() : null;
-    this.jumps = new Int32Array(
-      host.memory.buffer,
-      host.stateBase + JUMPS.OFFSET,
-      (JUMPS.ENTRIES * JUMPS.ENTRY_BYTES) / 4,
-    );
-    this.clearJumps();
+    this.host = host;
+    this.jumps = this.attach(host);
+  }
+
+  /** Adds a vCPU to the ones sharing this code cache; returns its jump cache (emptied). */
+  attach(host: JitHost): Int32Array {
+    let jumps = this.hosts.get(host);
+    if (jumps === undefined) {
+      jumps = new Int32Array(
+        host.memory.buffer,
+        host.stateBase + JUMPS.OFFSET,
+        (JUMPS.ENTRIES * JUMPS.ENTRY_BYTES) / 4,
+      );
+      this.hosts.set(host, jumps);
+      clearJumps(jumps);
+    }
+    return jumps;
+  }
+
+  /** `host` runs next (Cpu.run calls this before it enters translated code). */
+  use(host: JitHost): void {
+    if (this.host === host) return;
+    this.host = host;
+    this.jumps = this.hosts.get(host) ?? this.attach(host);
+  }
+
+  /** The translations and start counts of the code page at host offset `key` << 12. */
+  page(key: number): { jit: (JitBlock | null | undefined)[]; heat: Uint16Array } {
+    let p = this.pages.get(key);
+    if (p === undefined) {
+      p = { jit: new Array<JitBlock | null | undefined>(1024).fill(undefined), heat: new Uint16Array(1024) };
+      this.pages.set(key, p);
+    }
+    return p;
   }
 
   private clearJumps(): void {
-    for (let i = 0; i < this.jumps.length; i += 4) {
-      this.jumps[i] = JUMPS.EMPTY;
-      this.jumps[i + 2] = JUMPS.NO_HOST;
-    }
+    for (const j of this.hosts.values()) clearJumps(j);
   }
 
   /**
@@ -287,24 +326,23 @@ export class Jit {
       },
       { table: true, internal: [dispatcherBody(IMPORTS, module)] },
     );
-    const h = this.host;
     const counts = this.fallbacks;
     const exec =
       counts === null
-        ? (id: number, pc: number) => h.jitExec(execs[id]!, pc >>> 0)
+        ? (id: number, pc: number) => this.host.jitExec(execs[id]!, pc >>> 0)
         : (id: number, pc: number) => {
             const w = execWords[id]!;
             counts.set(w, (counts.get(w) ?? 0) + 1);
-            return h.jitExec(execs[id]!, pc >>> 0);
+            return this.host.jitExec(execs[id]!, pc >>> 0);
           };
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: {
         memory: mem,
         exec,
         load: (lo: number, hi: number, size: number, pc: number) =>
-          h.jitLoad(lo >>> 0, hi >>> 0, size, pc >>> 0),
+          this.host.jitLoad(lo >>> 0, hi >>> 0, size, pc >>> 0),
         store: (lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number) =>
-          h.jitStore(lo >>> 0, hi >>> 0, vlo >>> 0, vhi >>> 0, size, pc >>> 0),
+          this.host.jitStore(lo >>> 0, hi >>> 0, vlo >>> 0, vhi >>> 0, size, pc >>> 0),
       },
     });
     const fns = todo.map((_, i) => inst.exports[`f${i}`] as (s: number, left: number, acc: number) => number);
