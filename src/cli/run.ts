@@ -540,7 +540,7 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .addOption(
       new Option(
         "--accel <kind>",
-        "jit: translate hot guest code to WebAssembly (per vCPU a code cache of at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction; check: with --stop-at N, run translated and interpreted in lockstep (deterministic) and report the first divergence",
+        "jit: translate hot guest code to WebAssembly (one code cache for all vCPUs of at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction; check: with --stop-at N, run translated and interpreted in lockstep (deterministic) and report the first divergence",
       )
         .choices(["jit", "interp", "check"])
         .default("interp"),

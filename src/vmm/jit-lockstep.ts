@@ -110,7 +110,9 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 function translated(m: VirtMachine): number {
-  return m.vcpus.reduce((n, v) => n + (v.cpu.jit?.executed ?? 0), 0);
+  // One code cache serves every vCPU (jit/jit.ts): count each cache once.
+  const caches = new Set(m.vcpus.map((v) => v.cpu.jit).filter((j) => j !== null));
+  return [...caches].reduce((n, j) => n + j.executed, 0);
 }
 
 /** Runs `m` until `count` instructions (all vCPUs) have been executed in total, or it stops. */
