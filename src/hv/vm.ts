@@ -133,6 +133,9 @@ export class Vm {
     if (this.irqchip) throw new KvmError("EBUSY", "vCPUs must be created before the irqchip is initialised");
     const v = new Vcpu(this, id);
     v.cpu.dirtyLog = this.pageFlags;
+    // Every write the VMM makes to RAM goes through markDirty, so the translator may track
+    // the guest's own stores to code pages instead of checking code on every entry.
+    v.cpu.jit?.trackWrites();
     this.vcpus[id] = v;
     // One Inner Shareable domain: TLBI …IS on any vCPU reaches every vCPU's TLB.
     const domain = this.vcpus.filter((x) => x !== undefined).map((x) => x.cpu);
@@ -232,9 +235,16 @@ export class Vm {
     for (const v of this.vcpus) v?.cpu.dropWriteTags();
   }
 
-  /** Marks pages written by the VMM itself (device DMA, loaders, restores). */
+  /**
+   * Marks pages written by the VMM itself (device DMA, loaders, restores). Every write to
+   * guest RAM that is not a vCPU's store must come here.
+   */
   markDirty(pa: number, length: number): void {
     if (length <= 0) return;
+    // Translations made from those pages are gone (jit/jit.ts write tracking).
+    this.vcpus
+      .find((v) => v !== undefined)
+      ?.cpu.jit?.codeWrittenRange(RAM_OFFSET + (pa - this.ramBase), length);
     const first = Math.floor((pa - this.ramBase) / 4096);
     const last = Math.floor((pa - this.ramBase + length - 1) / 4096);
     for (let p = Math.max(0, first); p <= last && p < this.pageFlags.length; p++)

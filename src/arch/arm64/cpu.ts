@@ -623,6 +623,9 @@ export class Cpu extends MemoryPath implements JitHost {
     else this.st8(lo, hi, vlo & 0xff);
     return this.stop ? 1 : 0;
   }
+  stopAfterInstruction(): void {
+    this.stop = true;
+  }
   executorFor(insn: number): Exec {
     return this.decodeWord(insn);
   }

@@ -85,6 +85,20 @@ export abstract class MemoryPath implements WalkContext {
   /** Page flags set by the VM: byte per guest page; writes set PAGE_DIRTY | PAGE_WRITTEN (3). */
   dirtyLog: Uint8Array | null = null;
   /**
+   * Pages of the memory (host offset >>> 12) holding translated code (the translator's,
+   * with write tracking on), and what a store to one must do first: drop them.
+   */
+  translatedPages: Uint8Array | null = null;
+  codeWritten: (hostPage: number) => void = () => {};
+
+  /** Takes the write tags off this PE's TLB entries of the page at host offset `hostPage` << 12. */
+  dropWriteTagsOf(hostPage: number): void {
+    const t = this.tlb;
+    const u = this.tlbU;
+    const base = hostPage * 4096;
+    for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) if (u[e + TLB.HOST] === base) t[e + 2] = TLB.NO_TAG;
+  }
+  /**
    * The PEs of this PE's Inner Shareable domain (itself included): TLBI …IS reaches all
    * of them. The VM fills it; alone by default.
    */
@@ -219,6 +233,10 @@ export abstract class MemoryPath implements WalkContext {
       // Page write tracking: the first store to a page after the dirty log was read takes
       // this path and marks it; then the page's write tag lets stores through.
       if (this.dirtyLog !== null) this.dirtyLog[(host - RAM_OFFSET) >>> 12] = 3;
+      // A page with translated code has no write tag (jit/jit.ts): its first store drops
+      // the translations, then it may have one.
+      if (this.translatedPages !== null && this.translatedPages[host >>> 12] === 1)
+        this.codeWritten(host >>> 12);
       if (fast) {
         t[e + 2] = pageLo;
         t[e + 3] = hi | 0;

@@ -129,7 +129,7 @@ function storeV(x: BlockContext, sizeLog: number, t: number, h: number): void {
  */
 function laterOverlap(x: BlockContext, h: number, size: number): void {
   const later = x.len - x.index - 1;
-  if (later <= 0) return;
+  if (later <= 0 || x.tracked) return;
   const first = x.host + (x.index + 1) * 4;
   x.f
     .get(h)

@@ -93,6 +93,8 @@ export interface BlockContext {
   readonly fpenMask: number;
   /** The block's exception level (0 or 1). */
   readonly el: number;
+  /** Stores to the block's page are tracked (translate.ts BlockSource.tracked): no later-word checks. */
+  readonly tracked: boolean;
   /** Emits a call to the interpreter's executor of `insn` (and the stop check). */
   fallback(insn: number): void;
 }
@@ -654,7 +656,7 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
   f.op(OP.block).byte(VOID);
   f.op(OP.block).byte(VOID);
   fastProbe(x, 1, size);
-  const later = x.len - x.index - 1;
+  const later = x.tracked ? 0 : x.len - x.index - 1;
   if (later > 0) f.tee(x.e);
   f.get(value).mem(STORE[sizeLog]!, 0);
   if (later > 0) {

@@ -25,6 +25,12 @@ export interface JitHost {
   jitStore(lo: number, hi: number, vlo: number, vhi: number, size: number, pc: number): number;
   /** The executor the interpreter would run for `insn`. */
   executorFor(insn: number): Exec;
+  /** Write tracking (memory.ts): the pages with translations, and the hook a store to one calls. */
+  translatedPages: Uint8Array | null;
+  codeWritten: (hostPage: number) => void;
+  dropWriteTagsOf(hostPage: number): void;
+  /** Ends the run in progress after the current instruction (a block in wasm at its next exit). */
+  stopAfterInstruction(): void;
 }
 
 /** A compiled block, valid for the VA page, EL and stack pointer it was translated for. */
@@ -81,6 +87,8 @@ export interface JitStats {
   compileMs: number;
   flushes: number;
   stale: number;
+  /** Pages whose translations were dropped because they were written (write tracking). */
+  codeWrites: number;
 }
 
 export class Jit {
@@ -95,6 +103,7 @@ export class Jit {
     compileMs: 0,
     flushes: 0,
     stale: 0,
+    codeWrites: 0,
   };
   /** Instructions retired in translated blocks (the rest were interpreted). */
   executed = 0;
@@ -119,6 +128,17 @@ export class Jit {
   private jumps: Int32Array;
   /** The vCPUs sharing this cache, with their jump caches. */
   private readonly hosts = new Map<JitHost, Int32Array>();
+  /**
+   * Write tracking (`trackWrites`): a byte per page of the memory, 1 where translations
+   * were made from the page. Such a page has no TLB write tag in any vCPU, so the first
+   * store to it (from the interpreter, an executor or a helper of translated code) takes
+   * the slow path, which drops them (`codeWritten`); so do the VMM's own writes
+   * (`codeWrittenRange`: DMA, loaders, restores), which the owner must report. Then a
+   * translation need not check its words on entry or on each loop iteration, and stores
+   * need no check of the words after them. Null: off (every entry checks; `armbox user`,
+   * whose system calls write guest memory directly, and CPUs made alone).
+   */
+  private translated: Uint8Array | null = null;
   /** Per code page (host offset >>> 12): its translations and start counts, shared by the vCPUs. */
   private readonly pages = new Map<number, { jit: (JitBlock | null | undefined)[]; heat: Uint16Array }>();
   /** The translated functions of each module since the last flush, by module number and index. */
@@ -144,8 +164,78 @@ export class Jit {
       );
       this.hosts.set(host, jumps);
       clearJumps(jumps);
+      this.hookWrites(host);
     }
     return jumps;
+  }
+
+  /**
+   * Turns write tracking on (see `translated`); the owner must then report every write
+   * it makes to guest memory itself through `codeWrittenRange`. Translations made before
+   * are dropped (they check their words on every entry).
+   */
+  trackWrites(): void {
+    if (this.translated !== null) return;
+    this.flush();
+    this.translated = new Uint8Array(Math.ceil(this.host.memory.buffer.byteLength / 4096));
+    for (const h of this.hosts.keys()) this.hookWrites(h);
+  }
+
+  private hookWrites(host: JitHost): void {
+    if (this.translated === null) return;
+    host.translatedPages = this.translated;
+    host.codeWritten = (page) => {
+      this.codeWritten(page);
+      host.stopAfterInstruction();
+    };
+  }
+
+  /** A translation of the page at host offset `page` << 12 exists now: stores to it must take the slow path. */
+  private track(page: number): void {
+    const t = this.translated;
+    if (t === null || t[page] === 1) return;
+    t[page] = 1;
+    for (const h of this.hosts.keys()) h.dropWriteTagsOf(page);
+  }
+
+  /** Whether translations check their words only when entered from JS (write tracking on). */
+  get tracking(): boolean {
+    return this.translated !== null;
+  }
+
+  /**
+   * The page at host offset `page` << 12 is being written: its translations are dropped
+   * (from every vCPU's tables and jump caches), and the page is no longer tracked.
+   */
+  codeWritten(page: number): void {
+    const t = this.translated;
+    if (t === null || t[page] !== 1) return;
+    t[page] = 0;
+    const rec = this.pages.get(page);
+    if (rec !== undefined) {
+      for (let i = 0; i < 1024; i++) {
+        const b = rec.jit[i];
+        if (b != null) this.live -= b.len;
+        if (b !== undefined) rec.jit[i] = undefined;
+      }
+    }
+    const base = page * 4096;
+    for (const j of this.hosts.values()) {
+      for (let e = 0; e < j.length; e += 4) {
+        if (j[e] !== JUMPS.EMPTY && (j[e + 2]! & ~0xfff) === base) {
+          j[e] = JUMPS.EMPTY;
+          j[e + 2] = JUMPS.NO_HOST;
+        }
+      }
+    }
+    this.stats.codeWrites++;
+  }
+
+  /** The VMM wrote `length` bytes of the memory at host offset `host` (DMA, a loader): drops what they held. */
+  codeWrittenRange(host: number, length: number): void {
+    if (this.translated === null || length <= 0) return;
+    for (let p = Math.floor(host / 4096); p <= Math.floor((host + length - 1) / 4096); p++)
+      this.codeWritten(p);
   }
 
   /** `host` runs next (Cpu.run calls this before it enters translated code). */
@@ -300,6 +390,7 @@ export class Jit {
           // CPACR_EL1.FPEN (Arm ARM D19, CPACR_EL1): 0b11 enables EL0 and EL1, 0b01 EL1 only.
           fpenMask: this.host.userMode ? 0 : ((p.mode >>> 2) & 3) === 0 ? 3 : 1,
           el: (p.mode >>> 2) & 3,
+          tracked: this.translated !== null,
         },
         execId,
         (lo) => {
@@ -362,6 +453,7 @@ export class Jit {
       };
       p.table[p.slot] = b;
       this.tables.add(p.table);
+      this.track(p.host >>> 12);
       this.noteJump((p.pageLo + p.slot * 4) >>> 0, p.pageHi, b);
     });
     this.live += total;

@@ -27,6 +27,8 @@ export interface BlockSource {
   readonly fpenMask: number;
   /** Its exception level. */
   readonly el: number;
+  /** Stores to its page are tracked (jit.ts `translated`): no word is checked, on entry or after a store. */
+  readonly tracked: boolean;
 }
 
 /**
@@ -83,6 +85,7 @@ export function translateBlock(
     },
     fpenMask: src.fpenMask,
     el: src.el,
+    tracked: src.tracked,
     host: src.host,
     laterWordsChanged(): void {
       for (let k = x.index + 1; k < src.words.length; k++) {
@@ -95,8 +98,9 @@ export function translateBlock(
     },
     fallback(insn: number): void {
       f.i32(execId(insn)).i32(x.pc).call(HELPER.EXEC);
-      // A load/store-class executor may have stored over a later word of the block.
-      if (((insn >>> 25) & 5) === 4 && x.index + 1 < src.words.length) {
+      // A load/store-class executor may have stored over a later word of the block (with
+      // write tracking, such a store ends the block itself).
+      if (!src.tracked && ((insn >>> 25) & 5) === 4 && x.index + 1 < src.words.length) {
         x.laterWordsChanged();
         f.op(OP.i32_or);
       }
@@ -123,9 +127,12 @@ export function translateBlock(
   // count = what the blocks chaining here completed; helpers see count - startWord.
   f.get(2).set(count);
   f.get(0).get(count).i32(startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
-  if (!mayStore) check();
+  // With write tracking no entry checks the words: a store to the page (any vCPU's, any
+  // path) or a write of the VMM's (Vm.markDirty) drops the translation first, and a store
+  // from the running block ends it after the store.
+  if (!src.tracked && !mayStore) check();
   f.op(OP.loop).byte(VOID);
-  if (mayStore) check();
+  if (!src.tracked && mayStore) check();
   let inline = 0;
   let lastInline = false;
   src.words.forEach((w, k) => {
