@@ -129,6 +129,24 @@ test("a looping block that stores over its own first word runs the new word on t
   assert.ok(jit.jit!.executed > 200, `only ${jit.jit!.executed} instructions ran translated`);
 });
 
+// The same, rewriting its first word at x1 = 195: after the block was queued for
+// translation (2 starts) and before the queue is compiled (8 starts, batch 16): the
+// translation must not be made from the words it was queued with. 6 * 1 + 194 * 16.
+const SMC_WHILE_QUEUED = [
+  0xd2800000, 0xd2801901, 0x100000a5, 0x52808006, 0x72b22006, 0x52880007, 0x72b22007, 0x91000400, 0xf1030c3f,
+  0x1a86d0e8, 0xb90000a8, 0xf1000421, 0x54ffff61, 0xd4200000,
+];
+
+test("code rewritten while its block waits in the translation queue is translated from the new words", () => {
+  const { interp, jit } = pair(SMC_WHILE_QUEUED, 16);
+  const a = interp.run(100_000);
+  const b = jit.run(100_000);
+  assert.equal(interp.getX(0), 6n + 194n * 16n);
+  assert.equal(state(jit, b), state(interp, a));
+  // With write tracking every store to the page drops its translation again: few run.
+  assert.ok(jit.jit!.executed > 50, `only ${jit.jit!.executed} instructions ran translated`);
+});
+
 // The same with SIMD&FP stores (jit/emit-simd.ts): s6 = "add x0, x0, #1", s7 = "add x0,
 // x0, #16" from literals; loop: str s6, [x5]; target: add x0, x0, #16; cbz x1, done;
 // str s7, [x5]; sub x1, x1, #1; b loop; done: brk #0.

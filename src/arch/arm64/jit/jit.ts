@@ -343,7 +343,21 @@ export class Jit {
   }
 
   private compile(): void {
-    const todo = this.pending;
+    // A block whose words changed since it was queued is not translated from the old ones
+    // (it becomes hot again first): with write tracking nothing would check them later,
+    // since its page is only tracked from the moment a translation of it is installed.
+    const m32 = new Uint32Array(this.host.memory.buffer);
+    const todo = this.pending.filter((p) => {
+      const at = p.host >>> 2;
+      for (let k = 0; k < p.words.length; k++) {
+        if (m32[at + k] !== p.words[k]! >>> 0) {
+          if (p.table[p.slot] === null) p.table[p.slot] = undefined;
+          this.stats.stale++;
+          return false;
+        }
+      }
+      return true;
+    });
     this.pending = [];
     if (todo.length === 0) return;
     const t0 = performance.now();
