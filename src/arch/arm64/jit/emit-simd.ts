@@ -29,6 +29,7 @@ import {
   fastProbe,
   getX,
   getXsp,
+  registerOffsetAddress,
   setX,
   tlbEntry,
 } from "./emit.ts";
@@ -183,20 +184,7 @@ function loadStoreSingleV(x: BlockContext, insn: number): boolean {
         getXsp(x, n);
         f.i64(imm9).op(OP.i64_add).set(x.v2);
       }
-    } else {
-      const option = (insn >>> 13) & 7;
-      const m = (insn >>> 16) & 31;
-      const amount = ((insn >>> 12) & 1) === 1 ? sizeLog : 0;
-      getXsp(x, n);
-      if ((option & 1) === 1) getX(x, m);
-      else if (m === 31) f.i64(0n);
-      else {
-        f.get(0).mem(OP.i32_load, m * 8);
-        f.op((option & 4) !== 0 ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
-      }
-      if (amount !== 0) f.i64(BigInt(amount)).op(OP.i64_shl);
-      f.op(OP.i64_add).set(x.va);
-    }
+    } else registerOffsetAddress(x, insn, sizeLog);
     probe(x, isLoad ? 0 : 1, sizeLog, x.h);
     if (isLoad) loadV(x, sizeLog, t, x.h);
     else {

@@ -248,6 +248,27 @@ function shifted(x: BlockContext, m: number, sf: boolean, type: number, amount: 
   f.op(OP.i64_extend_i32_u);
 }
 
+/**
+ * Rd = a + b or a - b (locals a and b, the operands at width sf), with the flags when
+ * `flags`; Rd 31 is SP when `dSp` (the forms without flags), else XZR.
+ */
+function addSub(x: BlockContext, d: number, sf: boolean, sub: boolean, flags: boolean, dSp: boolean): void {
+  const f = x.f;
+  setX(
+    x,
+    d,
+    () => {
+      f.get(x.a)
+        .get(x.b)
+        .op(sub ? OP.i64_sub : OP.i64_add);
+      truncW(x, sf);
+      f.tee(x.res);
+    },
+    dSp,
+  );
+  if (flags) addFlags(x, sf, sub);
+}
+
 function addSubImm(x: BlockContext, insn: number): boolean {
   const sf = insn >>> 31 === 1;
   const sub = ((insn >>> 30) & 1) === 1;
@@ -260,19 +281,7 @@ function addSubImm(x: BlockContext, insn: number): boolean {
   truncW(x, sf);
   f.set(x.a);
   f.i64(BigInt(imm)).set(x.b);
-  setX(
-    x,
-    d,
-    () => {
-      f.get(x.a)
-        .get(x.b)
-        .op(sub ? OP.i64_sub : OP.i64_add);
-      truncW(x, sf);
-      f.tee(x.res);
-    },
-    !s,
-  );
-  if (s) addFlags(x, sf, sub);
+  addSub(x, d, sf, sub, s, !s);
   return true;
 }
 
@@ -289,14 +298,7 @@ function addSubShifted(x: BlockContext, insn: number): boolean {
   f.set(x.a);
   shifted(x, (insn >>> 16) & 31, sf, type, amount);
   f.set(x.b);
-  setX(x, insn & 31, () => {
-    f.get(x.a)
-      .get(x.b)
-      .op(sub ? OP.i64_sub : OP.i64_add);
-    truncW(x, sf);
-    f.tee(x.res);
-  });
-  if (s) addFlags(x, sf, sub);
+  addSub(x, insn & 31, sf, sub, s, false);
   return true;
 }
 
@@ -583,19 +585,7 @@ function addSubExtended(x: BlockContext, insn: number): boolean {
   if (shift !== 0) f.i64(BigInt(shift)).op(OP.i64_shl);
   truncW(x, sf);
   f.set(x.b);
-  setX(
-    x,
-    insn & 31,
-    () => {
-      f.get(x.a)
-        .get(x.b)
-        .op(sub ? OP.i64_sub : OP.i64_add);
-      truncW(x, sf);
-      f.tee(x.res);
-    },
-    !s,
-  );
-  if (s) addFlags(x, sf, sub);
+  addSub(x, insn & 31, sf, sub, s, !s);
   return true;
 }
 
@@ -745,6 +735,25 @@ function putLoaded(x: BlockContext, t: number, sizeLog: number, ext: "zero" | "s
 }
 
 /**
+ * Local va = Xn|SP + (extend(Rm) << (S ? sizeLog : 0)) for the register-offset form of
+ * LDR/STR (option: 010 UXTW, 011 LSL/UXTX, 110 SXTW, 111 SXTX; the caller checked option<1>).
+ */
+export function registerOffsetAddress(x: BlockContext, insn: number, sizeLog: number): void {
+  const f = x.f;
+  const option = (insn >>> 13) & 7;
+  const m = (insn >>> 16) & 31;
+  getXsp(x, (insn >>> 5) & 31);
+  if ((option & 1) === 1) getX(x, m);
+  else if (m === 31) f.i64(0n);
+  else {
+    f.get(0).mem(OP.i32_load, m * 8);
+    f.op((option & 4) !== 0 ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
+  }
+  if (((insn >>> 12) & 1) === 1 && sizeLog !== 0) f.i64(BigInt(sizeLog)).op(OP.i64_shl);
+  f.op(OP.i64_add).set(x.va);
+}
+
+/**
  * LDR/STR (immediate: unsigned offset, unscaled, pre- and post-indexed; register) of
  * general-purpose registers, with the interpreter's CONSTRAINED UNPREDICTABLE choices
  * (load-store.ts): a load with writeback and Rn == Rt writes the value, then the base.
@@ -799,17 +808,7 @@ function loadStoreSingle(x: BlockContext, insn: number): boolean {
     if (((insn >>> 10) & 3) !== 2) return false;
     const option = (insn >>> 13) & 7;
     if ((option & 2) === 0) return false;
-    const m = (insn >>> 16) & 31;
-    const amount = ((insn >>> 12) & 1) === 1 ? size : 0;
-    getXsp(x, n);
-    if ((option & 1) === 1) getX(x, m);
-    else if (m === 31) f.i64(0n);
-    else {
-      f.get(0).mem(OP.i32_load, m * 8);
-      f.op((option & 4) !== 0 ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
-    }
-    if (amount !== 0) f.i64(BigInt(amount)).op(OP.i64_shl);
-    f.op(OP.i64_add).set(x.va);
+    registerOffsetAddress(x, insn, size);
   }
   if (isLoad) {
     load(x, size);
