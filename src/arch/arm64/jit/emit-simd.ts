@@ -29,6 +29,7 @@ import {
   fastProbe,
   getX,
   getXsp,
+  laterWordStored,
   registerOffsetAddress,
   setX,
   tlbEntry,
@@ -124,25 +125,6 @@ function storeV(x: BlockContext, sizeLog: number, t: number, h: number): void {
   }
 }
 
-/**
- * A store at host address in local h reached a later word of this block: stop = 1
- * (exitIfStopped then ends the block after the instruction, test/jit.test.ts).
- */
-function laterOverlap(x: BlockContext, h: number, size: number): void {
-  const later = x.len - x.index - 1;
-  if (later <= 0 || x.tracked) return;
-  const first = x.host + (x.index + 1) * 4;
-  x.f
-    .get(h)
-    .i32(size - 1 - first)
-    .op(OP.i32_add)
-    .i32(later * 4 + size - 1)
-    .op(OP.i32_lt_u)
-    .get(x.stop)
-    .op(OP.i32_or)
-    .set(x.stop);
-}
-
 /** The base register's new value (local v2) after a pre- or post-indexed access. */
 function writeBack(x: BlockContext, n: number): void {
   setX(x, n, () => x.f.get(x.v2), true);
@@ -189,7 +171,7 @@ function loadStoreSingleV(x: BlockContext, insn: number): boolean {
     if (isLoad) loadV(x, sizeLog, t, x.h);
     else {
       storeV(x, sizeLog, t, x.h);
-      laterOverlap(x, x.h, 1 << sizeLog);
+      laterWordStored(x, x.h, 1 << sizeLog);
     }
     if (wb) writeBack(x, n);
   });
@@ -233,8 +215,8 @@ function loadStorePairV(x: BlockContext, insn: number): boolean {
     } else {
       storeV(x, sizeLog, t, x.h);
       storeV(x, sizeLog, t2, x.h2);
-      laterOverlap(x, x.h, 1 << sizeLog);
-      laterOverlap(x, x.h2, 1 << sizeLog);
+      laterWordStored(x, x.h, 1 << sizeLog);
+      laterWordStored(x, x.h2, 1 << sizeLog);
     }
     if (wb) writeBack(x, n);
   });

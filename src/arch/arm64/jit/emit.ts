@@ -649,18 +649,7 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
   const later = x.tracked ? 0 : x.len - x.index - 1;
   if (later > 0) f.tee(x.e);
   f.get(value).mem(STORE[sizeLog]!, 0);
-  if (later > 0) {
-    // Did the store reach a later word of this block? [a, a + size) meets [first, end).
-    const first = x.host + (x.index + 1) * 4;
-    f.get(x.e)
-      .i32(size - 1 - first)
-      .op(OP.i32_add)
-      .i32(later * 4 + size - 1)
-      .op(OP.i32_lt_u)
-      .get(x.stop)
-      .op(OP.i32_or)
-      .set(x.stop);
-  }
+  if (later > 0) laterWordStored(x, x.e, size);
   f.byte(OP.br).u32(1);
   f.op(OP.end);
   f.get(x.va).op(OP.i32_wrap_i64);
@@ -674,6 +663,27 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
   }
   f.get(x.stop).op(OP.i32_or).set(x.stop);
   f.op(OP.end);
+}
+
+/**
+ * stop |= a store of `size` bytes at the host address in local `h` reached a later word of
+ * this block ([h, h + size) meets the words after the current instruction): the block
+ * then ends after the instruction, so the next one runs as the interpreter would run it.
+ * Nothing with write tracking (such a store ends the block itself) or at the block's end.
+ */
+export function laterWordStored(x: BlockContext, h: number, size: number): void {
+  const later = x.len - x.index - 1;
+  if (later <= 0 || x.tracked) return;
+  const first = x.host + (x.index + 1) * 4;
+  x.f
+    .get(h)
+    .i32(size - 1 - first)
+    .op(OP.i32_add)
+    .i32(later * 4 + size - 1)
+    .op(OP.i32_lt_u)
+    .get(x.stop)
+    .op(OP.i32_or)
+    .set(x.stop);
 }
 
 /**
