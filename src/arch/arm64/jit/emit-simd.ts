@@ -29,6 +29,7 @@ import {
   fastProbe,
   getX,
   getXsp,
+  immediateAddress,
   laterWordStored,
   registerOffsetAddress,
   setX,
@@ -146,27 +147,11 @@ function loadStoreSingleV(x: BlockContext, insn: number): boolean {
     // imm9 forms: mode 2 is unallocated for SIMD&FP; register offset needs option<1>.
     if (((insn >>> 21) & 1) === 0 ? ((insn >>> 10) & 3) === 2 : ((insn >>> 14) & 1) === 0) return false;
   }
-  const f = x.f;
   let wb = false;
   guarded(x, insn, () => {
     requireFpEnabled(x);
-    if (((insn >>> 24) & 1) === 1) {
-      getXsp(x, n);
-      f.i64(BigInt(((insn >>> 10) & 0xfff) << sizeLog))
-        .op(OP.i64_add)
-        .set(x.va);
-    } else if (((insn >>> 21) & 1) === 0) {
-      const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post, 3 pre
-      const imm9 = BigInt((insn << 11) >> 23);
-      getXsp(x, n);
-      if (mode !== 1) f.i64(imm9).op(OP.i64_add);
-      f.set(x.va);
-      if (mode !== 0) {
-        wb = true;
-        getXsp(x, n);
-        f.i64(imm9).op(OP.i64_add).set(x.v2);
-      }
-    } else registerOffsetAddress(x, insn, sizeLog);
+    if (((insn >>> 24) & 1) === 1 || ((insn >>> 21) & 1) === 0) wb = immediateAddress(x, insn, sizeLog);
+    else registerOffsetAddress(x, insn, sizeLog);
     probe(x, isLoad ? 0 : 1, sizeLog, x.h);
     if (isLoad) loadV(x, sizeLog, t, x.h);
     else {

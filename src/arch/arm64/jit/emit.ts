@@ -745,6 +745,31 @@ function putLoaded(x: BlockContext, t: number, sizeLog: number, ext: "zero" | "s
 }
 
 /**
+ * Local va = the address of the immediate forms of LDR/STR: unsigned offset (imm12 <<
+ * sizeLog) or imm9 (mode 0 unscaled, 1 post-indexed, 3 pre-indexed; the caller declined
+ * mode 2). Returns true, with the written-back base in local v2, for pre and post.
+ */
+export function immediateAddress(x: BlockContext, insn: number, sizeLog: number): boolean {
+  const f = x.f;
+  const n = (insn >>> 5) & 31;
+  getXsp(x, n);
+  if (((insn >>> 24) & 1) === 1) {
+    f.i64(BigInt(((insn >>> 10) & 0xfff) << sizeLog))
+      .op(OP.i64_add)
+      .set(x.va);
+    return false;
+  }
+  const mode = (insn >>> 10) & 3;
+  const imm9 = BigInt((insn << 11) >> 23);
+  if (mode !== 1) f.i64(imm9).op(OP.i64_add);
+  f.set(x.va);
+  if (mode === 0) return false;
+  getXsp(x, n);
+  f.i64(imm9).op(OP.i64_add).set(x.v2);
+  return true;
+}
+
+/**
  * Local va = Xn|SP + (extend(Rm) << (S ? sizeLog : 0)) for the register-offset form of
  * LDR/STR (option: 010 UXTW, 011 LSL/UXTX, 110 SXTW, 111 SXTX; the caller checked option<1>).
  */
@@ -795,25 +820,10 @@ function loadStoreSingle(x: BlockContext, insn: number): boolean {
   }
   isLoad = opc !== 0;
   const f = x.f;
-  let wb = 0; // 0 none, 1 pre, 2 post
-  if (((insn >>> 24) & 1) === 1) {
-    // Unsigned offset: imm12 << size.
-    getXsp(x, n);
-    f.i64(BigInt(((insn >>> 10) & 0xfff) << size))
-      .op(OP.i64_add)
-      .set(x.va);
-  } else if (((insn >>> 21) & 1) === 0) {
-    const mode = (insn >>> 10) & 3;
-    if (mode === 2) return false; // unprivileged (LDTR/STTR)
-    const imm9 = (insn << 11) >> 23;
-    wb = mode === 1 ? 2 : mode === 3 ? 1 : 0;
-    getXsp(x, n);
-    if (wb !== 2) f.i64(BigInt(imm9)).op(OP.i64_add);
-    f.set(x.va);
-    if (wb !== 0) {
-      getXsp(x, n);
-      f.i64(BigInt(imm9)).op(OP.i64_add).set(x.v2); // the written-back base
-    }
+  let wb = false;
+  if (((insn >>> 24) & 1) === 1 || ((insn >>> 21) & 1) === 0) {
+    if (((insn >>> 24) & 1) === 0 && ((insn >>> 10) & 3) === 2) return false; // unprivileged (LDTR/STTR)
+    wb = immediateAddress(x, insn, size);
   } else {
     if (((insn >>> 10) & 3) !== 2) return false;
     const option = (insn >>> 13) & 7;
@@ -828,7 +838,7 @@ function loadStoreSingle(x: BlockContext, insn: number): boolean {
     f.set(x.res);
     store(x, size, x.res);
   }
-  if (wb !== 0) setX(x, n, () => f.get(x.v2), true);
+  if (wb) setX(x, n, () => f.get(x.v2), true);
   exitIfStopped(x);
   return true;
 }
