@@ -410,34 +410,15 @@ export class Cpu extends MemoryPath implements JitHost {
               this.inBlock = true;
               jit.entries++;
               jit.noteJump(lo, hi, jb);
-              r[JIT_NEXT] = -1;
-              const k = jb.fn(this.stateBase, left, 0);
+              // Through the hub (jit/hub.ts), which also runs the blocks of other modules
+              // the dispatchers find next (their page, mode and budget checked); no
+              // interrupt can have become takeable without a helper ending the chain.
+              const k = jit.enter(this.stateBase, left, jb.jumpWord);
               this.inBlock = false;
               if (k > 0) {
                 n += k;
                 jit.executed += k;
                 this.runN = n;
-                // The block's dispatcher found the next block ready in another module
-                // (jit/dispatch.ts): call it at once, with the same checks done (its page,
-                // mode and budget); no interrupt can have become takeable without `stop`.
-                let w = r[JIT_NEXT]! | 0;
-                while (w !== -1 && !this.stop) {
-                  const fn = jit.next(w);
-                  if (fn === undefined) break;
-                  r[JIT_NEXT] = -1;
-                  this.jitBias = n;
-                  this.runBias = n - (r[I.PC]! >>> 2);
-                  this.inBlock = true;
-                  jit.entries++;
-                  const k2 = fn(this.stateBase, budget - n, 0);
-                  this.inBlock = false;
-                  // 0: its words changed; the loop finds it and drops it.
-                  if (k2 === 0) break;
-                  n += k2;
-                  jit.executed += k2;
-                  this.runN = n;
-                  w = r[JIT_NEXT]! | 0;
-                }
                 if (this.stop) break;
                 continue;
               }
@@ -930,7 +911,6 @@ export class Cpu extends MemoryPath implements JitHost {
 
 const undefinedInstruction: Exec = (c) => c.undefined();
 const TLB_REGIME_BYTES = TLB.REGIME_WORDS * 4;
-const JIT_NEXT = OFF.JIT_NEXT >> 2;
 
 /**
  * True for the "branches, exception generation and system instructions" class

@@ -5,7 +5,8 @@
  * `lookup_and_goto_ptr` does, when that translation is in the same module (a module's
  * functions are in its own table; before the dispatcher, 21 M of the 37 M entries into
  * translated code over the first 300 M instructions of Linux's boot followed a block of the
- * same module). Other targets return to the interpreter, which enters them.
+ * same module). A target in another module returns to the hub (jit/hub.ts), which calls
+ * it; one not in the jump cache returns to the interpreter.
  *
  * The jump cache lives in the vCPU's state block (state.ts OFF.JIT_JUMPS): 4096 entries of
  * four words, indexed by PC[13:2]:
@@ -14,7 +15,7 @@
  *   2     host byte offset of the block's page | PSTATE.M the block was translated for;
  *         -1 in an empty entry (M = 0b1111 is no AArch64 mode), so that a misaligned PC
  *         equal to an empty entry's words 0 and 1 still never enters a stale block
- *   3     module number << 19 | the block's index in its module << 11 | its length
+ *   3     the block's number (its index in the hub's table, jit/hub.ts) << 11 | its length
  *
  * The interpreter fills an entry each time it enters a translation (cpu.ts), the
  * translator when it installs one. The dispatcher enters the entry's block only when
@@ -23,9 +24,9 @@
  * PSTATE.M's EL) is the page the block was translated from, under the same PSTATE.M (so
  * the same EL, stack pointer and regime); and the budget holds the block whole. The block
  * itself then checks its words, as on every entry. Anything else returns to the
- * interpreter: for a block of another module, with that block's jump word in
- * OFF.JIT_NEXT so that it calls it at once (cpu.ts); otherwise it looks the PC up the slow
- * way. Interrupts need no check here: nothing
+ * interpreter: for a block of another module, to the hub (jit/hub.ts), with that block's
+ * jump word in OFF.JIT_NEXT so that it calls it at once; otherwise to the interpreter, which
+ * looks the PC up the slow way. Interrupts need no check here: nothing
  * that makes one takeable can happen without a helper asking the block to stop (cpu.ts).
  */
 import { OFF, PSTATE } from "../state.ts";
@@ -38,10 +39,8 @@ export const JUMPS = {
   ENTRY_BYTES: 16,
   /** Bits of word 3 holding the block's length (at most 1024 instructions: one page). */
   LEN_BITS: 11,
-  /** Bits of word 3 holding the block's index in its module (so at most 256 per module). */
-  INDEX_BITS: 8,
-  /** Module numbers (word 3's top 13 bits) a vCPU uses before its translations are flushed. */
-  MODULES: 1 << 13,
+  /** Block numbers (word 3's top 21 bits) a code cache uses before its translations are flushed. */
+  BLOCKS: 1 << 21,
   /** Words 0 and 2 of an empty entry. */
   EMPTY: 1,
   NO_HOST: -1,
@@ -52,18 +51,18 @@ export function jumpEntry(lo: number): number {
   return JUMPS.OFFSET + ((lo >>> 2) & (JUMPS.ENTRIES - 1)) * JUMPS.ENTRY_BYTES;
 }
 
-/** Word 3 of the jump-cache entry of block `index` of module `module`, `len` long. */
-export function jumpWord(module: number, index: number, len: number): number {
-  return (module << (JUMPS.INDEX_BITS + JUMPS.LEN_BITS)) | (index << JUMPS.LEN_BITS) | len | 0;
+/** Word 3 of the jump-cache entry of block number `block`, `len` long. */
+export function jumpWord(block: number, len: number): number {
+  return (block << JUMPS.LEN_BITS) | len | 0;
 }
 
 /**
- * The dispatcher of module number `module`, a function of the block type
- * `(state, left, count) -> count` that every module defines: PC is in the state block; it
- * tail-calls the translation of PC through the module's table (table 0, type index
- * `typeIndex`) or returns `count`.
+ * The dispatcher of the module holding blocks `first` .. `first + count - 1`, a function
+ * of the block type `(state, left, count) -> count` that every module defines: PC is in
+ * the state block; it tail-calls the translation of PC through the module's table (table
+ * 0, type index `typeIndex`, block `first` at index 0) or returns `count`.
  */
-export function dispatcherBody(typeIndex: number, module: number): FuncBody {
+export function dispatcherBody(typeIndex: number, first: number, count: number): FuncBody {
   const f = new FuncBody(3);
   const pc = f.local(T.i64);
   const e = f.local(T.i32);
@@ -134,23 +133,14 @@ export function dispatcherBody(typeIndex: number, module: number): FuncBody {
     .op(OP.i32_gt_u)
     .op(OP.i32_or);
   f.op(OP.if).byte(VOID).get(2).op(OP.return).op(OP.end);
-  // A block of another module: the interpreter calls it next (OFF.JIT_NEXT) without
-  // looking it up again; this module's: a tail call.
-  f.get(w)
-    .i32(JUMPS.INDEX_BITS + JUMPS.LEN_BITS)
-    .op(OP.i32_shr_u)
-    .i32(module)
-    .op(OP.i32_ne);
+  // A block of another module: the hub (jit/hub.ts) calls it next (OFF.JIT_NEXT); this
+  // module's: a tail call. t = its index in this module (unsigned: below `count` if ours).
+  f.get(w).i32(JUMPS.LEN_BITS).op(OP.i32_shr_u).i32(first).op(OP.i32_sub).tee(t).i32(count).op(OP.i32_ge_u);
   f.op(OP.if).byte(VOID);
   f.get(0).get(w).mem(OP.i32_store, OFF.JIT_NEXT);
   f.get(2).op(OP.return);
   f.op(OP.end);
-  f.get(0).get(1).get(2);
-  f.get(w)
-    .i32(JUMPS.LEN_BITS)
-    .op(OP.i32_shr_u)
-    .i32((1 << JUMPS.INDEX_BITS) - 1)
-    .op(OP.i32_and);
+  f.get(0).get(1).get(2).get(t);
   f.op(OP.return_call_indirect).u32(typeIndex).u32(0);
   return f;
 }

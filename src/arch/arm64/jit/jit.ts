@@ -9,6 +9,7 @@
 import type { Exec } from "../decoder.ts";
 import { getDecoder } from "../isa.ts";
 import { dispatcherBody, JUMPS, jumpEntry, jumpWord } from "./dispatch.ts";
+import { type HubRun, makeHub } from "./hub.ts";
 import { translateBlock } from "./translate.ts";
 import { encodeModule, type FuncBody, T } from "./wasm.ts";
 
@@ -116,8 +117,14 @@ export class Jit {
   private live = 0;
   /** Every table holding a translation, so that a flush can empty them. */
   private readonly tables = new Set<(JitBlock | null | undefined)[]>();
-  /** Modules compiled since the last flush: the next one's number (jit/dispatch.ts). */
-  private moduleNumber = 0;
+  /** Blocks compiled since the last flush: the next one's number (its index in `table`). */
+  private blockNumber = 0;
+  /**
+   * Every translation since the last flush, by block number, and the hub that calls them
+   * (jit/hub.ts: the interpreter enters translated code only through `enter`).
+   */
+  private table: WebAssembly.Table;
+  enter: HubRun;
   /**
    * The vCPU whose run is in progress (vCPUs take turns): the helpers of translated code
    * call it, and it is the one whose jump cache (jit/dispatch.ts) the interpreter fills.
@@ -141,16 +148,16 @@ export class Jit {
   private translated: Uint8Array | null = null;
   /** Per code page (host offset >>> 12): its translations and start counts, shared by the vCPUs. */
   private readonly pages = new Map<number, { jit: (JitBlock | null | undefined)[]; heat: Uint16Array }>();
-  /** The translated functions of each module since the last flush, by module number and index. */
-  private moduleFns: ((s: number, left: number, acc: number) => number)[][] = [];
 
   constructor(host: JitHost, opts: JitOptions = {}) {
     this.threshold = opts.threshold ?? 50;
-    this.batch = Math.min(opts.batch ?? 64, 1 << JUMPS.INDEX_BITS);
+    this.batch = opts.batch ?? 64;
     this.maxInstructions = opts.maxInstructions ?? 1 << 20;
     this.fallbacks = opts.countFallbacks === true ? new Map() : null;
     this.host = host;
     this.jumps = this.attach(host);
+    this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1024 });
+    this.enter = makeHub(host.memory, this.table);
   }
 
   /** Adds a vCPU to the ones sharing this code cache; returns its jump cache (emptied). */
@@ -283,16 +290,6 @@ export class Jit {
     return JSON.stringify(out);
   }
 
-  /**
-   * The translation a jump-cache word 3 names (OFF.JIT_NEXT: a dispatcher found it ready
-   * to run next in another module), or undefined.
-   */
-  next(word: number): ((s: number, left: number, acc: number) => number) | undefined {
-    return this.moduleFns[word >>> (JUMPS.INDEX_BITS + JUMPS.LEN_BITS)]?.[
-      (word >>> JUMPS.LEN_BITS) & ((1 << JUMPS.INDEX_BITS) - 1)
-    ];
-  }
-
   /** Points the jump-cache entry of the block at PC (lo, hi) to `b` (cpu.ts: on each entry). */
   noteJump(lo: number, hi: number, b: JitBlock): void {
     const e = (jumpEntry(lo) - JUMPS.OFFSET) >> 2;
@@ -322,8 +319,10 @@ export class Jit {
     this.pending = [];
     this.live = 0;
     this.clearJumps();
-    this.moduleNumber = 0;
-    this.moduleFns = [];
+    // A new table and hub: the old ones keep the dropped instances alive.
+    this.blockNumber = 0;
+    this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1024 });
+    this.enter = makeHub(this.host.memory, this.table);
     this.stats.flushes++;
   }
 
@@ -379,10 +378,11 @@ export class Jit {
     let total = 0;
     for (const p of todo) total += p.words.length;
     // A full cache is emptied (QEMU's tb_flush), then this batch is installed; so is one
-    // that has used every module number (the jump cache tells modules apart by it).
-    const flushed = this.live + total > this.maxInstructions || this.moduleNumber >= JUMPS.MODULES;
+    // that would use more block numbers than the jump cache can name.
+    const flushed = this.live + total > this.maxInstructions || this.blockNumber + todo.length > JUMPS.BLOCKS;
     if (flushed) this.flush();
-    const module = this.moduleNumber++;
+    const first = this.blockNumber;
+    this.blockNumber += todo.length;
     // Blocks of this batch by page, mode and slot: a branch from one to another on the same
     // page (whose translation the running block vouches for) becomes a tail call.
     const IMPORTS = 3;
@@ -429,7 +429,7 @@ export class Jit {
         pages: mem.buffer.byteLength / 65536,
         shared: typeof SharedArrayBuffer !== "undefined" && mem.buffer instanceof SharedArrayBuffer,
       },
-      { table: true, internal: [dispatcherBody(IMPORTS, module)] },
+      { table: true, internal: [dispatcherBody(IMPORTS, first, todo.length)] },
     );
     const counts = this.fallbacks;
     const exec =
@@ -451,7 +451,11 @@ export class Jit {
       },
     });
     const fns = todo.map((_, i) => inst.exports[`f${i}`] as (s: number, left: number, acc: number) => number);
-    this.moduleFns[module] = fns;
+    if (this.table.length < this.blockNumber)
+      this.table.grow(Math.max(this.blockNumber, 2 * this.table.length) - this.table.length);
+    fns.forEach((fn, i) => {
+      this.table.set(first + i, fn);
+    });
     todo.forEach((p, i) => {
       if (!flushed && p.table[p.slot] !== null) return;
       const fn = fns[i]!;
@@ -463,7 +467,7 @@ export class Jit {
         spOff: p.spOff,
         tlbRegimeBytes: p.tlbRegimeBytes,
         jumpHost: (p.host & ~0xfff) | p.mode | 0,
-        jumpWord: jumpWord(module, i, p.words.length),
+        jumpWord: jumpWord(first + i, p.words.length),
       };
       p.table[p.slot] = b;
       this.tables.add(p.table);

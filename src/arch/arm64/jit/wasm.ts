@@ -21,6 +21,7 @@ export const OP = {
   br_if: 0x0d,
   return: 0x0f,
   call: 0x10,
+  call_indirect: 0x11,
   return_call: 0x12,
   return_call_indirect: 0x13,
   drop: 0x1a,
