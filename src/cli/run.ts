@@ -509,11 +509,15 @@ export async function runCommand(flags: RunFlags): Promise<number> {
 
 /**
  * `--accel jit` as the machine's option; ARMBOX_JIT_STATS=fallbacks also counts which
- * instructions translated code ran through their executors (a diagnostic, docs/JIT.md).
+ * instructions translated code ran through their executors, and ARMBOX_JIT_NAMES=1 names
+ * each translated function after its block's PC, for `node --cpu-prof` (diagnostics,
+ * docs/JIT.md).
  */
 export function jitOption(accel: string | undefined): boolean | JitOptions {
   if (accel !== "jit") return false;
-  return process.env.ARMBOX_JIT_STATS === "fallbacks" ? { countFallbacks: true } : true;
+  const countFallbacks = process.env.ARMBOX_JIT_STATS === "fallbacks";
+  const names = process.env.ARMBOX_JIT_NAMES === "1";
+  return countFallbacks || names ? { countFallbacks, names } : true;
 }
 
 export function registerRunCommand(program: Command, done: (p: Promise<number>) => void): void {

@@ -5,10 +5,10 @@
  * run by the interpreter's own executor through a call (`fallback`), so a block can hold
  * anything and the two paths share one semantics.
  *
- * Registers live in the vCPU's state block (state.ts) and are read and written there with
- * i64 loads and stores at constant offsets from the block's base (parameter 0), so that a
- * helper that throws the architected exception sees every register exact. PSTATE.NZCV is
- * written by each flag-setting instruction. Guest memory is reached through the software
+ * General-purpose registers are held in locals inside a block and written back to the
+ * vCPU's state block (state.ts) before every helper call and exit (jit/registers.ts), so
+ * that a helper that throws the architected exception sees every register exact.
+ * PSTATE.NZCV is written by each flag-setting instruction. Guest memory is reached through the software
  * TLB (tlb.ts), probed inline: a hit is one compare and one add; a miss, MMIO, a page not
  * yet marked dirty, a misaligned access or a watchpoint go to the same JS access path the
  * interpreter uses.
@@ -17,7 +17,8 @@ import { decodeBitMasks } from "../alu.ts";
 import { OFF, PSTATE } from "../state.ts";
 import { SYSREG_BY_KEY, sysregKey } from "../sysregs.ts";
 import { TLB } from "../tlb.ts";
-import { type FuncBody, OP, T, VOID } from "./wasm.ts";
+import { type RegisterCache, SP_SLOT } from "./registers.ts";
+import { FuncBody, type FuncType, OP, T, VOID } from "./wasm.ts";
 
 /** Indices of the helper functions every translated module imports (jit.ts provides them). */
 export const HELPER = {
@@ -32,6 +33,8 @@ export const HELPER = {
 /** What an emitter knows about the block being translated. */
 export interface BlockContext {
   readonly f: FuncBody;
+  /** The general-purpose registers held in locals (jit/registers.ts). */
+  readonly regs: RegisterCache;
   /** PC[31:0] of the instruction being emitted, and PC[63:32] (constant in a block). */
   pc: number;
   readonly pcHi: number;
@@ -55,8 +58,8 @@ export interface BlockContext {
    * completed before the current one as OFF.JIT_COUNT (count - startWord) + PC[31:2].
    */
   readonly startWord: number;
-  /** Index of this module's dispatcher (jit/dispatch.ts), or null: exits return. */
-  readonly dispatch: number | null;
+  /** Index of this module's dispatcher (jit/dispatch.ts). */
+  readonly dispatch: number;
   /**
    * The function of this module translating the block that starts at PC[31:0] = `lo` on
    * this block's page, for the same EL and stack pointer, or null: a branch there may
@@ -65,6 +68,14 @@ export interface BlockContext {
   chain(lo: number): { fn: number; len: number } | null;
   /** Emits `return count + k`. */
   ret(k: number): void;
+  /**
+   * Emits the end of the block after the current instruction, with PC the next one's: a
+   * branch to the function's shared exit (translate.ts), which writes PC and returns.
+   */
+  exitAfter(): void;
+  /** Indices of the module's slow-path functions for loads and stores (slowLoadBody, slowStoreBody). */
+  readonly slowLoad: number;
+  readonly slowStore: number;
   /** Byte offset in the memory of the block's first word. */
   readonly host: number;
   /**
@@ -107,16 +118,24 @@ export type Emitter = (x: BlockContext, insn: number) => boolean;
 /** Pushes Xn (n = 31: XZR). */
 export function getX(x: BlockContext, n: number): void {
   if (n === 31) x.f.i64(0n);
-  else x.f.get(0).mem(OP.i64_load, n * 8);
+  else x.regs.get(n);
 }
 /** Pushes Xn (n = 31: the current SP). */
 export function getXsp(x: BlockContext, n: number): void {
-  x.f.get(0).mem(OP.i64_load, n === 31 ? x.spOff : n * 8);
+  x.regs.get(n === 31 ? SP_SLOT : n);
 }
 /** Pushes Wn as an i64, zero-extended. */
 function getW64(x: BlockContext, n: number): void {
   if (n === 31) x.f.i64(0n);
-  else x.f.get(0).mem(OP.i64_load32_u, n * 8);
+  else {
+    x.regs.get32(n);
+    x.f.op(OP.i64_extend_i32_u);
+  }
+}
+/** Pushes Wn as an i32 (n = 31: WZR). */
+function getW32(x: BlockContext, n: number): void {
+  if (n === 31) x.f.i32(0);
+  else x.regs.get32(n);
 }
 /** Stores the i64 that `value` pushes into Xn (31: discarded, `value` still runs for its effects). */
 export function setX(x: BlockContext, n: number, value: () => void, sp = false): void {
@@ -125,9 +144,7 @@ export function setX(x: BlockContext, n: number, value: () => void, sp = false):
     x.f.op(OP.drop);
     return;
   }
-  x.f.get(0);
-  value();
-  x.f.mem(OP.i64_store, n === 31 ? x.spOff : n * 8);
+  x.regs.set(n === 31 ? SP_SLOT : n, value);
 }
 /** Operand size: 64-bit values as they are, 32-bit ones truncated to their low half. */
 function truncW(x: BlockContext, sf: boolean): void {
@@ -237,8 +254,7 @@ function shifted(x: BlockContext, m: number, sf: boolean, type: number, amount: 
     return;
   }
   // 32 bits: operate on the low half, the result zero-extended.
-  if (m === 31) f.i32(0);
-  else f.get(0).mem(OP.i32_load, m * 8);
+  getW32(x, m);
   if (amount !== 0) {
     if (type === 3) {
       // i32.rotr: 0x78.
@@ -616,6 +632,52 @@ const LOAD_U = [OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u, OP.i64_load];
 const STORE = [OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store];
 
 /**
+ * The slow paths of loads and stores, one function of each per module (jit.ts) so that
+ * each access site only pushes its operands and calls: `slowLoad(state, va, size, pc) ->
+ * (value, stop)` and `slowStore(state, va, value, size, pc) -> stop` call the `load` and
+ * `store` imports, the interpreter's access path, which faults exactly as it does.
+ */
+export const SLOW_LOAD_TYPE: FuncType = { params: [T.i32, T.i64, T.i32, T.i32], results: [T.i64, T.i32] };
+export const SLOW_STORE_TYPE: FuncType = { params: [T.i32, T.i64, T.i64, T.i32, T.i32], results: [T.i32] };
+
+/** Pushes the low and the high half of the i64 in local `l`, as two i32. */
+function halves(f: FuncBody, l: number): void {
+  f.get(l).op(OP.i32_wrap_i64);
+  f.get(l).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+}
+
+export function slowLoadBody(): FuncBody {
+  const f = new FuncBody(4);
+  const stop = f.local(T.i32);
+  halves(f, 1);
+  f.get(2).get(3).call(HELPER.LOAD).set(stop);
+  f.get(0).mem(OP.i64_load, OFF.JIT_SCRATCH).get(stop);
+  return f;
+}
+
+export function slowStoreBody(): FuncBody {
+  const f = new FuncBody(5);
+  halves(f, 1);
+  halves(f, 2);
+  f.get(3).get(4).call(HELPER.STORE);
+  return f;
+}
+
+/** The slow path of a load of `size` bytes at the VA in local `va`: pushes the value, stop |= its result. */
+function slowLoad(x: BlockContext, size: number): void {
+  const f = x.f;
+  x.regs.flush();
+  f.get(0).get(x.va).i32(size).i32(x.pc).call(x.slowLoad);
+  f.get(x.stop).op(OP.i32_or).set(x.stop);
+}
+
+/** The slow path of a store: pushes its stop result. */
+function slowStore(x: BlockContext, size: number, value: number): void {
+  x.regs.flush();
+  x.f.get(0).get(x.va).get(value).i32(size).i32(x.pc).call(x.slowStore);
+}
+
+/**
  * Pushes the i64 loaded from the VA in local `va` (size 1 << sizeLog, zero-extended).
  * Fast path: the TLB's read tag equals the aligned page of the VA (a misaligned VA never
  * matches, so alignment needs no test of its own), then the host offset plus the page
@@ -631,10 +693,7 @@ function load(x: BlockContext, sizeLog: number): void {
   f.mem(LOAD_U[sizeLog]!, 0);
   f.byte(OP.br).u32(1);
   f.op(OP.end);
-  f.get(x.va).op(OP.i32_wrap_i64);
-  f.get(x.va).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-  f.i32(size).i32(x.pc).call(HELPER.LOAD).get(x.stop).op(OP.i32_or).set(x.stop);
-  f.get(0).mem(OP.i64_load, OFF.JIT_SCRATCH);
+  slowLoad(x, size);
   f.op(OP.end);
 }
 
@@ -652,11 +711,57 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
   if (later > 0) laterWordStored(x, x.e, size);
   f.byte(OP.br).u32(1);
   f.op(OP.end);
-  f.get(x.va).op(OP.i32_wrap_i64);
-  f.get(x.va).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-  f.get(value).op(OP.i32_wrap_i64);
-  f.get(value).i64(32n).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-  f.i32(size).i32(x.pc).call(HELPER.STORE);
+  slowStore(x, size, value);
+  if (later > 0) {
+    x.laterWordsChanged();
+    f.op(OP.i32_or);
+  }
+  f.get(x.stop).op(OP.i32_or).set(x.stop);
+  f.op(OP.end);
+}
+
+/**
+ * Locals a and b = the two registers' worth (1 << sizeLog bytes each) at the VA in local
+ * va, for LDP: one TLB probe when the pair is aligned to its element size and within one
+ * page (the fast path), else two accesses through the slow path, the second at va + size.
+ */
+function loadPair(x: BlockContext, sizeLog: number): void {
+  const f = x.f;
+  const size = 1 << sizeLog;
+  tlbEntry(x);
+  f.op(OP.block).byte(VOID);
+  f.op(OP.block).byte(VOID);
+  pairProbe(x, 0, size);
+  f.tee(x.h).mem(LOAD_U[sizeLog]!, 0).set(x.a);
+  f.get(x.h).mem(LOAD_U[sizeLog]!, size).set(x.b);
+  f.byte(OP.br).u32(1);
+  f.op(OP.end);
+  slowLoad(x, size);
+  f.set(x.a);
+  f.get(x.va).i64(BigInt(size)).op(OP.i64_add).set(x.va);
+  slowLoad(x, size);
+  f.set(x.b);
+  f.op(OP.end);
+}
+
+/** STP: the low 1 << sizeLog bytes of locals a and b at the VA in local va (as loadPair). */
+function storePair(x: BlockContext, sizeLog: number): void {
+  const f = x.f;
+  const size = 1 << sizeLog;
+  tlbEntry(x);
+  f.op(OP.block).byte(VOID);
+  f.op(OP.block).byte(VOID);
+  pairProbe(x, 1, size);
+  const later = x.tracked ? 0 : x.len - x.index - 1;
+  f.tee(x.h).get(x.a).mem(STORE[sizeLog]!, 0);
+  f.get(x.h).get(x.b).mem(STORE[sizeLog]!, size);
+  if (later > 0) laterWordStored(x, x.h, 2 * size);
+  f.byte(OP.br).u32(1);
+  f.op(OP.end);
+  slowStore(x, size, x.a);
+  f.get(x.stop).op(OP.i32_or).set(x.stop);
+  f.get(x.va).i64(BigInt(size)).op(OP.i64_add).set(x.va);
+  slowStore(x, size, x.b);
   if (later > 0) {
     x.laterWordsChanged();
     f.op(OP.i32_or);
@@ -702,6 +807,22 @@ export function fastProbe(x: BlockContext, acc: number, size: number): void {
   f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
 }
 
+/**
+ * fastProbe for a pair of `size`-byte accesses at va and va + size: also leaves (br 0)
+ * when the second one would cross into the next page.
+ */
+function pairProbe(x: BlockContext, acc: number, size: number): void {
+  const f = x.f;
+  f.get(x.va)
+    .op(OP.i32_wrap_i64)
+    .i32(0xfff)
+    .op(OP.i32_and)
+    .i32(4096 - 2 * size)
+    .op(OP.i32_gt_u);
+  f.byte(OP.br_if).u32(0);
+  fastProbe(x, acc, size);
+}
+
 /** Local e = byte offset of the TLB entry for the VA in local va (set index: VA[..:12] & TLB.INDEX_MASK). */
 export function tlbEntry(x: BlockContext): void {
   const f = x.f;
@@ -717,17 +838,8 @@ export function tlbEntry(x: BlockContext): void {
 export function exitIfStopped(x: BlockContext): void {
   const f = x.f;
   f.get(x.stop).op(OP.if).byte(VOID);
-  endBlockAt(x, x.pc + 4);
+  x.exitAfter();
   f.op(OP.end);
-}
-
-/** Writes PC = (pcHi, lo) and returns the count of instructions completed (this one included). */
-function endBlockAt(x: BlockContext, lo: number): void {
-  const f = x.f;
-  f.get(0)
-    .i64(BigInt.asIntN(64, (BigInt(x.pcHi >>> 0) << 32n) + BigInt(lo)))
-    .mem(OP.i64_store, OFF.PC);
-  x.ret(x.index + 1);
 }
 
 /** Writes the loaded i64 on the stack to Xt / Wt with the extension `ext`. */
@@ -779,9 +891,8 @@ export function registerOffsetAddress(x: BlockContext, insn: number, sizeLog: nu
   const m = (insn >>> 16) & 31;
   getXsp(x, (insn >>> 5) & 31);
   if ((option & 1) === 1) getX(x, m);
-  else if (m === 31) f.i64(0n);
   else {
-    f.get(0).mem(OP.i32_load, m * 8);
+    getW32(x, m);
     f.op((option & 4) !== 0 ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
   }
   if (((insn >>> 12) & 1) === 1 && sizeLog !== 0) f.i64(BigInt(sizeLog)).op(OP.i64_shl);
@@ -865,14 +976,7 @@ function loadStorePair(x: BlockContext, insn: number): boolean {
     f.i64(BigInt(off)).op(OP.i64_add).set(x.v2);
   }
   if (isLoad) {
-    load(x, sizeLog);
-    f.set(x.a);
-    f.get(x.va)
-      .i64(BigInt(1 << sizeLog))
-      .op(OP.i64_add)
-      .set(x.va);
-    load(x, sizeLog);
-    f.set(x.b);
+    loadPair(x, sizeLog);
     setX(x, t2, () => f.get(x.b));
     setX(x, t, () => f.get(x.a));
   } else {
@@ -880,12 +984,7 @@ function loadStorePair(x: BlockContext, insn: number): boolean {
     f.set(x.a);
     getX(x, t2);
     f.set(x.b);
-    store(x, sizeLog, x.a);
-    f.get(x.va)
-      .i64(BigInt(1 << sizeLog))
-      .op(OP.i64_add)
-      .set(x.va);
-    store(x, sizeLog, x.b);
+    storePair(x, sizeLog);
   }
   if (wb) setX(x, n, () => f.get(x.v2), true);
   exitIfStopped(x);
@@ -900,10 +999,7 @@ function target(x: BlockContext, off: number): bigint {
 }
 
 function link(x: BlockContext): void {
-  x.f
-    .get(0)
-    .i64(target(x, 4))
-    .mem(OP.i64_store, 30 * 8);
+  setX(x, 30, () => x.f.i64(target(x, 4)));
 }
 
 function branchTo(x: BlockContext, off: number): void {
@@ -916,11 +1012,8 @@ function branchTo(x: BlockContext, off: number): void {
  * that may run, or returns the count.
  */
 export function leave(x: BlockContext): void {
-  if (x.dispatch === null) {
-    x.ret(x.index + 1);
-    return;
-  }
   const f = x.f;
+  x.regs.flush();
   f.get(0)
     .get(x.left)
     .get(x.count)
@@ -938,6 +1031,7 @@ export function leave(x: BlockContext): void {
 function exitTo(x: BlockContext, off: number): void {
   const f = x.f;
   branchTo(x, off);
+  x.regs.flush();
   const lo = (x.pc + off) >>> 0;
   const c = Math.abs(off) < 4096 && (lo & ~0xfff) === (x.startLo & ~0xfff) ? x.chain(lo) : null;
   if (c !== null) {
@@ -979,6 +1073,8 @@ function condBranch(x: BlockContext, off: number | null, always = false): void {
   }
   if (always) f.i32(1);
   f.op(OP.if).byte(VOID);
+  // The loop head finds the cache empty (jit/registers.ts): write everything back.
+  x.regs.flush();
   f.get(x.count).i32(x.len).op(OP.i32_add).tee(x.count);
   f.get(0).get(x.count).i32(x.startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
   f.get(x.count).i32(x.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u).byte(OP.br_if).u32(1);
@@ -1126,7 +1222,8 @@ function mrs(x: BlockContext, insn: number): boolean {
   const f = x.f;
   const t = insn & 31;
   if (reg.access === undefined) setX(x, t, () => f.get(0).mem(OP.i64_load, OFF.SYSREGS + reg.slot * 8));
-  else if (reg.name === "SP_EL0") setX(x, t, () => f.get(0).mem(OP.i64_load, OFF.SP_EL0));
+  else if (reg.name === "SP_EL0")
+    setX(x, t, () => (x.spOff === OFF.SP_EL0 ? getXsp(x, 31) : f.get(0).mem(OP.i64_load, OFF.SP_EL0)));
   else if (reg.name === "DAIF") {
     setX(x, t, () =>
       f.get(0).mem(OP.i32_load, OFF.PSTATE).i32(PSTATE.DAIF).op(OP.i32_and).op(OP.i64_extend_i32_u),

@@ -9,6 +9,7 @@
 import type { Exec } from "../decoder.ts";
 import { getDecoder } from "../isa.ts";
 import { dispatcherBody, JUMPS, jumpEntry, jumpWord } from "./dispatch.ts";
+import { SLOW_LOAD_TYPE, SLOW_STORE_TYPE, slowLoadBody, slowStoreBody } from "./emit.ts";
 import { type HubRun, makeHub } from "./hub.ts";
 import { translateBlock } from "./translate.ts";
 import { encodeModule, type FuncBody, T } from "./wasm.ts";
@@ -78,6 +79,14 @@ export interface JitOptions {
   maxInstructions?: number;
   /** Count, by instruction word, the runs of executors from translated code (a diagnostic). */
   countFallbacks?: boolean;
+  /** Name each function after its block's PC and length, for profilers (a diagnostic). */
+  names?: boolean;
+}
+
+/** A translated function's name (JitOptions.names): pc_<PC[63:32]>_<PC[31:0]>_<length>. */
+function blockName(p: Pending): string {
+  const lo = (p.pageLo + p.slot * 4) >>> 0;
+  return `pc_${(p.pageHi >>> 0).toString(16)}_${lo.toString(16)}_${p.words.length}`;
 }
 
 export interface JitStats {
@@ -86,6 +95,8 @@ export interface JitStats {
   instructions: number;
   inlineInstructions: number;
   compileMs: number;
+  /** WebAssembly bytes compiled (every module since the start). */
+  wasmBytes: number;
   flushes: number;
   stale: number;
   /** Pages whose translations were dropped because they were written (write tracking). */
@@ -102,6 +113,7 @@ export class Jit {
     instructions: 0,
     inlineInstructions: 0,
     compileMs: 0,
+    wasmBytes: 0,
     flushes: 0,
     stale: 0,
     codeWrites: 0,
@@ -112,6 +124,7 @@ export class Jit {
   entries = 0;
   /** With `countFallbacks`: executor runs from translated code, by instruction word. */
   readonly fallbacks: Map<number, number> | null;
+  private readonly names: boolean;
   private pending: Pending[] = [];
   /** Instructions in translations alive now (the bound applies to this). */
   private live = 0;
@@ -154,6 +167,7 @@ export class Jit {
     this.batch = opts.batch ?? 64;
     this.maxInstructions = opts.maxInstructions ?? 1 << 20;
     this.fallbacks = opts.countFallbacks === true ? new Map() : null;
+    this.names = opts.names === true;
     this.host = host;
     this.jumps = this.attach(host);
     this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1024 });
@@ -411,7 +425,12 @@ export class Jit {
           const i = byKey.get(key(p, (lo >>> 2) & 1023));
           return i === undefined ? null : { fn: IMPORTS + i, len: todo[i]!.words.length };
         },
-        IMPORTS + todo.length,
+        // The module's internal functions follow its blocks (encodeModule below).
+        {
+          dispatch: IMPORTS + todo.length,
+          slowLoad: IMPORTS + todo.length + 1,
+          slowStore: IMPORTS + todo.length + 2,
+        },
       );
       bodies.push(t.body);
       inline += t.inline;
@@ -429,8 +448,17 @@ export class Jit {
         pages: mem.buffer.byteLength / 65536,
         shared: typeof SharedArrayBuffer !== "undefined" && mem.buffer instanceof SharedArrayBuffer,
       },
-      { table: true, internal: [dispatcherBody(IMPORTS, first, todo.length)] },
+      {
+        table: true,
+        internal: [
+          { body: dispatcherBody(IMPORTS, first, todo.length) },
+          { body: slowLoadBody(), type: SLOW_LOAD_TYPE },
+          { body: slowStoreBody(), type: SLOW_STORE_TYPE },
+        ],
+        names: this.names ? todo.map((p) => blockName(p)) : undefined,
+      },
     );
+    this.stats.wasmBytes += bytes.length;
     const counts = this.fallbacks;
     const exec =
       counts === null

@@ -10,6 +10,7 @@
 import { OFF } from "../state.ts";
 import { type BlockContext, type Emitter, emitterFor, HELPER, isMsrImmediate, leave } from "./emit.ts";
 import { simdEmitterFor } from "./emit-simd.ts";
+import { RegisterCache } from "./registers.ts";
 import { FuncBody, OP, T, VOID } from "./wasm.ts";
 
 export interface BlockSource {
@@ -44,15 +45,19 @@ export function emitter(insn: number): Emitter | null {
 export function translateBlock(
   src: BlockSource,
   execId: (insn: number) => number,
-  chain: (lo: number) => { fn: number; len: number } | null = () => null,
-  dispatch: number | null = null,
+  chain: (lo: number) => { fn: number; len: number } | null,
+  fns: { readonly dispatch: number; readonly slowLoad: number; readonly slowStore: number },
 ): { body: FuncBody; inline: number } {
   const f = new FuncBody(3);
   const count = f.local(T.i32);
+  // The shared exit's instruction count (the block ends after instruction ek - 1).
+  const ek = f.local(T.i32);
   const startWord = (src.pcLo >>> 2) | 0;
   const vlocals: number[] = [];
   const x: BlockContext = {
     f,
+    // The block's straight-line code is inside the exit block and its loop: depth 2.
+    regs: new RegisterCache(f, src.spOff, 2),
     pc: src.pcLo,
     pcHi: src.pcHi,
     spOff: src.spOff,
@@ -63,12 +68,20 @@ export function translateBlock(
     count,
     left: 1,
     startWord,
-    dispatch,
+    dispatch: fns.dispatch,
+    slowLoad: fns.slowLoad,
+    slowStore: fns.slowStore,
     chain,
     ret(k: number): void {
+      x.regs.flush();
       f.get(count);
       if (k !== 0) f.i32(k).op(OP.i32_add);
       f.op(OP.return);
+    },
+    exitAfter(): void {
+      // The exit block is opened first: at depth d it is label d - 1.
+      f.i32(x.index + 1).set(ek);
+      f.byte(OP.br).u32(f.depth - 1);
     },
     a: f.local(T.i64),
     b: f.local(T.i64),
@@ -97,7 +110,9 @@ export function translateBlock(
       }
     },
     fallback(insn: number): void {
+      x.regs.beforeExecutor();
       f.i32(execId(insn)).i32(x.pc).call(HELPER.EXEC);
+      x.regs.afterExecutor();
       // A load/store-class executor may have stored over a later word of the block (with
       // write tracking, such a store ends the block itself).
       if (!src.tracked && ((insn >>> 25) & 5) === 4 && x.index + 1 < src.words.length) {
@@ -131,6 +146,7 @@ export function translateBlock(
   // path) or a write of the VMM's (Vm.markDirty) drops the translation first, and a store
   // from the running block ends it after the store.
   if (!src.tracked && !mayStore) check();
+  f.op(OP.block).byte(VOID);
   f.op(OP.loop).byte(VOID);
   if (!src.tracked && mayStore) check();
   let inline = 0;
@@ -153,8 +169,17 @@ export function translateBlock(
   } else if (isMsrImmediate(src.words[n - 1]!)) {
     x.index = n - 1;
     leave(x);
-  } else f.get(count).i32(n).op(OP.i32_add).op(OP.return);
+  } else {
+    x.regs.flush();
+    f.get(count).i32(n).op(OP.i32_add).op(OP.return);
+  }
   f.op(OP.end); // loop
   f.op(OP.unreachable);
+  f.op(OP.end); // the exit block: PC = the block's start + 4 * ek, and count + ek.
+  const start = (BigInt(src.pcHi >>> 0) << 32n) + BigInt(src.pcLo >>> 0);
+  x.regs.flush();
+  f.get(0).i64(BigInt.asIntN(64, start)).get(ek).op(OP.i64_extend_i32_u).i64(2n).op(OP.i64_shl);
+  f.op(OP.i64_add).mem(OP.i64_store, OFF.PC);
+  f.get(count).get(ek).op(OP.i32_add);
   return { body: f, inline };
 }

@@ -204,7 +204,14 @@ export class FuncBody extends Bytes {
     this.locals.push(t);
     return this.params + this.locals.length - 1;
   }
+  /**
+   * Structured control nesting at this point of the body (block, loop and if open one
+   * level, end closes one): jit/registers.ts tells straight-line code from conditional.
+   */
+  depth = 0;
   op(o: number): this {
+    if (o === OP.block || o === OP.loop || o === OP.if) this.depth++;
+    else if (o === OP.end) this.depth--;
     return this.byte(o);
   }
   get(l: number): this {
@@ -265,25 +272,45 @@ export interface ImportFunc {
   readonly results: readonly ValType[];
 }
 
+/** A function type (5.3.5). */
+export interface FuncType {
+  readonly params: readonly ValType[];
+  readonly results: readonly ValType[];
+}
+
+/** A function the module defines but does not export, of `type` (default: the bodies' type). */
+export interface InternalFunc {
+  readonly body: FuncBody;
+  readonly type?: FuncType;
+}
+
 /**
  * Encodes a module: imports `env.memory` (shared when `shared`) and the functions of
  * `imports` (indices 0..n-1), then defines `bodies` (indices n..), exported as "f0",
- * "f1", ..., and after them `internal` (not exported), all of type `(params) -> results`:
- * the last type, whose index is `imports.length`. With `table`, the module also defines
+ * "f1", ..., all of type `fnType` (type index `imports.length`), and after them
+ * `internal` (not exported; their own types follow). With `table`, the module also defines
  * table 0 holding `bodies` in order (for `return_call_indirect` among them). The table
  * is the module's own, not imported: an engine may keep every instance importing a table
  * alive with it and update each one on every `table.set`.
  */
 export function encodeModule(
   imports: readonly ImportFunc[],
-  fnType: { params: readonly ValType[]; results: readonly ValType[] },
+  fnType: FuncType,
   bodies: readonly FuncBody[],
   memory: { pages: number; shared: boolean },
-  extra: { table?: boolean; internal?: readonly FuncBody[] } = {},
+  extra: { table?: boolean; internal?: readonly InternalFunc[]; names?: readonly string[] } = {},
 ): Uint8Array<ArrayBuffer> {
   const internal = extra.internal ?? [];
-  const all = [...bodies, ...internal];
-  const types = [...imports.map((i) => ({ params: i.params, results: i.results })), fnType];
+  const all = [...bodies, ...internal.map((i) => i.body)];
+  const types: FuncType[] = [...imports.map((i) => ({ params: i.params, results: i.results })), fnType];
+  const typeOf = [...bodies.map(() => imports.length)];
+  for (const i of internal) {
+    if (i.type === undefined) typeOf.push(imports.length);
+    else {
+      typeOf.push(types.length);
+      types.push(i.type);
+    }
+  }
   const m = new Bytes().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const section = (id: number, b: Bytes) => m.byte(id).sized(b);
   const ts = new Bytes().u32(types.length);
@@ -307,7 +334,7 @@ export function encodeModule(
   });
   section(2, is);
   const fs = new Bytes().u32(all.length);
-  for (let i = 0; i < all.length; i++) fs.u32(types.length - 1);
+  for (const t of typeOf) fs.u32(t);
   section(3, fs);
   if (extra.table === true) {
     // Table section (5.5.4): funcref (0x70), limits flag 0 = minimum only (5.3.6).
@@ -330,5 +357,14 @@ export function encodeModule(
   const cs = new Bytes().u32(all.length);
   for (const b of all) cs.sized(b.encode());
   section(10, cs);
+  if (extra.names !== undefined) {
+    // The name section (custom section "name", subsection 1: function names; Appendix
+    // 7.4), so that a profiler names each function (ARMBOX_JIT_NAMES, jit.ts).
+    const fnNames = new Bytes().u32(extra.names.length);
+    extra.names.forEach((n, i) => {
+      fnNames.u32(imports.length + i).name(n);
+    });
+    section(0, new Bytes().name("name").byte(1).sized(fnNames));
+  }
   return m.finish();
 }
