@@ -5,9 +5,9 @@
  * run by the interpreter's own executor through a call (`fallback`), so a block can hold
  * anything and the two paths share one semantics.
  *
- * General-purpose registers are held in locals inside a block and written back to the
- * vCPU's state block (state.ts) before every helper call and exit (jit/registers.ts), so
- * that a helper that throws the architected exception sees every register exact.
+ * General-purpose registers are read from locals inside a block and written through to
+ * the vCPU's state block (state.ts; jit/registers.ts), so that a helper that throws the
+ * architected exception sees every register exact.
  * PSTATE.NZCV is written by each flag-setting instruction. Guest memory is reached through the software
  * TLB (tlb.ts), probed inline: a hit is one compare and one add; a miss, MMIO, a page not
  * yet marked dirty, a misaligned access or a watchpoint go to the same JS access path the
@@ -666,14 +666,12 @@ export function slowStoreBody(): FuncBody {
 /** The slow path of a load of `size` bytes at the VA in local `va`: pushes the value, stop |= its result. */
 function slowLoad(x: BlockContext, size: number): void {
   const f = x.f;
-  x.regs.flush();
   f.get(0).get(x.va).i32(size).i32(x.pc).call(x.slowLoad);
   f.get(x.stop).op(OP.i32_or).set(x.stop);
 }
 
 /** The slow path of a store: pushes its stop result. */
 function slowStore(x: BlockContext, size: number, value: number): void {
-  x.regs.flush();
   x.f.get(0).get(x.va).get(value).i32(size).i32(x.pc).call(x.slowStore);
 }
 
@@ -1013,7 +1011,6 @@ function branchTo(x: BlockContext, off: number): void {
  */
 export function leave(x: BlockContext): void {
   const f = x.f;
-  x.regs.flush();
   f.get(0)
     .get(x.left)
     .get(x.count)
@@ -1031,7 +1028,6 @@ export function leave(x: BlockContext): void {
 function exitTo(x: BlockContext, off: number): void {
   const f = x.f;
   branchTo(x, off);
-  x.regs.flush();
   const lo = (x.pc + off) >>> 0;
   const c = Math.abs(off) < 4096 && (lo & ~0xfff) === (x.startLo & ~0xfff) ? x.chain(lo) : null;
   if (c !== null) {
@@ -1073,8 +1069,6 @@ function condBranch(x: BlockContext, off: number | null, always = false): void {
   }
   if (always) f.i32(1);
   f.op(OP.if).byte(VOID);
-  // The loop head finds the cache empty (jit/registers.ts): write everything back.
-  x.regs.flush();
   f.get(x.count).i32(x.len).op(OP.i32_add).tee(x.count);
   f.get(0).get(x.count).i32(x.startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
   f.get(x.count).i32(x.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u).byte(OP.br_if).u32(1);

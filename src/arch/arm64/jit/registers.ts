@@ -1,27 +1,28 @@
 /**
- * General-purpose registers kept in WebAssembly locals inside a translated block, and
- * written back to the state block (state.ts) wherever something outside the block may
- * look at them: before every helper call (a helper may throw the architected exception,
- * which must find every register exact, and an executor reads and writes the state
- * block), at every exit, and before the loop's back edge.
+ * General-purpose registers read from WebAssembly locals inside a translated block.
  *
- * Emission is one pass in program order, so what the cache knows at a point is what holds
- * on every path that reaches it only where nothing conditional came between. The rules:
- * - a register is *valid* when its local holds its current value, *dirty* when the state
- *   block's copy may be older;
+ * Writes go through: each sets the local and stores to the state block (state.ts) at
+ * once, so the state block is exact at every helper call (a helper may throw the
+ * architected exception, and an executor reads and writes the state block) and at every
+ * exit, with nothing to write back. Keeping dirty registers in locals and writing them
+ * back before each helper call and exit was measured first: the write-backs on every
+ * slow path and exit made the code 8% larger and the boot of Debian's kernel 1.07x
+ * slower; reading from locals with writes through is 0.97x on `guests/user/bench` and
+ * even on the boot (a store to the state block costs little; a load on the critical path
+ * is what the locals save).
+ *
+ * Emission is one pass in program order, so what the cache knows at a point holds on
+ * every path that reaches it only where nothing conditional came between. The rules:
+ * - a register is *valid* where its local holds its current value;
  * - a read of a register that is not valid, outside any conditional region (`FuncBody`
- *   depth equal to the loop's), loads it into its local and makes it valid; inside one, it
- *   is a plain load from the state block (the local would be unset on the other paths);
- * - a write outside conditional regions sets the local (valid, dirty); inside one, a
- *   valid register's local is set (dirty: the flag is kept whichever path ran, and a
- *   write-back of an unchanged value is harmless), an invalid one is stored in the state
- *   block;
- * - `flush` stores every dirty register (outside conditional regions they are then clean);
- * - after an executor, outside conditional regions everything is invalid (the executor may
- *   have written any register in the state block); inside one, every valid register is
- *   reloaded on that path, so that after the merge its local is valid on all of them.
+ *   depth equal to the block's straight-line depth), loads it into its local and makes it
+ *   valid; inside one, it is a plain load (the local would be unset on the other paths);
+ * - a write sets the local too where the register is valid or the code unconditional;
+ * - after an executor, outside conditional regions every register is invalid (the
+ *   executor may have written any of them in the state block); inside one, every valid
+ *   register is reloaded on that path, so that after the merge its local is valid on all.
  * The loop head is a merge of the block's entry and its back edge: the cache is empty
- * there, and the back edge flushes.
+ * there when it is emitted, so each iteration loads what it reads.
  */
 import { type FuncBody, OP, T } from "./wasm.ts";
 
@@ -31,7 +32,6 @@ export const SP_SLOT = 31;
 export class RegisterCache {
   private readonly locals = new Int32Array(32).fill(-1);
   private readonly valid = new Uint8Array(32);
-  private readonly dirty = new Uint8Array(32);
 
   /**
    * @param f the function being emitted
@@ -79,7 +79,7 @@ export class RegisterCache {
     } else f.get(0).mem(OP.i32_load, this.offset(slot));
   }
 
-  /** `slot` = the i64 that `value` pushes. */
+  /** `slot` = the i64 that `value` pushes (in the state block, and in its local where that is kept). */
   set(slot: number, value: () => void): void {
     const f = this.f;
     f.get(0);
@@ -91,20 +91,7 @@ export class RegisterCache {
     f.mem(OP.i64_store, this.offset(slot));
   }
 
-  /** Stores every dirty register in the state block. */
-  flush(): void {
-    const f = this.f;
-    for (let s = 0; s < 32; s++) {
-      if (this.dirty[s] === 0) continue;
-      f.get(0).get(this.locals[s]!).mem(OP.i64_store, this.offset(s));
-    }
-    if (this.unconditional) this.dirty.fill(0);
-  }
-
-  /** Around a call of an executor, which may read and write any register in the state block. */
-  beforeExecutor(): void {
-    this.flush();
-  }
+  /** After a call of an executor, which may have written any register in the state block. */
   afterExecutor(): void {
     if (this.unconditional) {
       this.valid.fill(0);

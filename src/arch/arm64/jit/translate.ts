@@ -73,7 +73,6 @@ export function translateBlock(
     slowStore: fns.slowStore,
     chain,
     ret(k: number): void {
-      x.regs.flush();
       f.get(count);
       if (k !== 0) f.i32(k).op(OP.i32_add);
       f.op(OP.return);
@@ -110,7 +109,6 @@ export function translateBlock(
       }
     },
     fallback(insn: number): void {
-      x.regs.beforeExecutor();
       f.i32(execId(insn)).i32(x.pc).call(HELPER.EXEC);
       x.regs.afterExecutor();
       // A load/store-class executor may have stored over a later word of the block (with
@@ -169,15 +167,11 @@ export function translateBlock(
   } else if (isMsrImmediate(src.words[n - 1]!)) {
     x.index = n - 1;
     leave(x);
-  } else {
-    x.regs.flush();
-    f.get(count).i32(n).op(OP.i32_add).op(OP.return);
-  }
+  } else f.get(count).i32(n).op(OP.i32_add).op(OP.return);
   f.op(OP.end); // loop
   f.op(OP.unreachable);
   f.op(OP.end); // the exit block: PC = the block's start + 4 * ek, and count + ek.
   const start = (BigInt(src.pcHi >>> 0) << 32n) + BigInt(src.pcLo >>> 0);
-  x.regs.flush();
   f.get(0).i64(BigInt.asIntN(64, start)).get(ek).op(OP.i64_extend_i32_u).i64(2n).op(OP.i64_shl);
   f.op(OP.i64_add).mem(OP.i64_store, OFF.PC);
   f.get(count).get(ek).op(OP.i32_add);
