@@ -21,7 +21,7 @@
  */
 import { OFF } from "../state.ts";
 import { JUMPS } from "./dispatch.ts";
-import { Bytes, FuncBody, OP, T, VOID } from "./wasm.ts";
+import { Bytes, FuncBody, memoryImport, OP, T, VOID } from "./wasm.ts";
 
 /** `run(state, left, word) -> count` over `table` (see above). */
 export type HubRun = (stateBase: number, left: number, word: number) => number;
@@ -36,12 +36,7 @@ export function encodeHub(
   // Type 0: the block type (state, left, count) -> count; the hub's run has the same shape.
   section(1, new Bytes().u32(1).byte(0x60).u32(3).byte(T.i32).byte(T.i32).byte(T.i32).u32(1).byte(T.i32));
   const is = new Bytes().u32(2);
-  is.name("env")
-    .name("memory")
-    .byte(0x02)
-    .byte(memory.shared ? 3 : 1)
-    .u32(memory.pages)
-    .u32(memory.pages);
+  memoryImport(is, memory);
   // The table (5.3.6 limits, flag 0 = minimum only): funcref.
   is.name("env").name("blocks").byte(0x01).byte(0x70).byte(0x00).u32(tableMin);
   section(2, is);

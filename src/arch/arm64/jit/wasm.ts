@@ -272,6 +272,17 @@ export interface ImportFunc {
   readonly results: readonly ValType[];
 }
 
+/** Appends the import of `env.memory`, of exactly `pages` pages (shared or not), to an import section. */
+export function memoryImport(is: Bytes, memory: { pages: number; shared: boolean }): void {
+  // Memory limits: flag 3 = shared with a maximum, 1 = maximum only (5.3.4).
+  is.name("env")
+    .name("memory")
+    .byte(0x02)
+    .byte(memory.shared ? 3 : 1)
+    .u32(memory.pages)
+    .u32(memory.pages);
+}
+
 /** A function type (5.3.5). */
 export interface FuncType {
   readonly params: readonly ValType[];
@@ -322,13 +333,7 @@ export function encodeModule(
   }
   section(1, ts);
   const is = new Bytes().u32(imports.length + 1);
-  // Memory limits: flag 3 = shared with a maximum, 1 = maximum only (5.3.4).
-  is.name("env")
-    .name("memory")
-    .byte(0x02)
-    .byte(memory.shared ? 3 : 1)
-    .u32(memory.pages)
-    .u32(memory.pages);
+  memoryImport(is, memory);
   imports.forEach((imp, i) => {
     is.name("env").name(imp.name).byte(0x00).u32(i);
   });
