@@ -676,46 +676,64 @@ function slowStore(x: BlockContext, size: number, value: number): void {
 }
 
 /**
+ * The skeleton of every GPR access: local e = the VA's TLB entry, then `fast` (which
+ * probes the TLB, leaving through br 0 on a miss, and does the access) inside a block that
+ * `slow` follows; `result` is the block type (VOID, or T.i64 for a loaded value).
+ */
+function tlbAccess(x: BlockContext, result: number, fast: () => void, slow: () => void): void {
+  const f = x.f;
+  tlbEntry(x);
+  f.op(OP.block).byte(result);
+  f.op(OP.block).byte(VOID);
+  fast();
+  f.byte(OP.br).u32(1);
+  f.op(OP.end);
+  slow();
+  f.op(OP.end);
+}
+
+/**
  * Pushes the i64 loaded from the VA in local `va` (size 1 << sizeLog, zero-extended).
  * Fast path: the TLB's read tag equals the aligned page of the VA (a misaligned VA never
  * matches, so alignment needs no test of its own), then the host offset plus the page
  * offset. Slow path: the interpreter's access path, which faults exactly as it does.
  */
 function load(x: BlockContext, sizeLog: number): void {
-  const f = x.f;
   const size = 1 << sizeLog;
-  tlbEntry(x);
-  f.op(OP.block).byte(T.i64);
-  f.op(OP.block).byte(VOID);
-  fastProbe(x, 0, size);
-  f.mem(LOAD_U[sizeLog]!, 0);
-  f.byte(OP.br).u32(1);
-  f.op(OP.end);
-  slowLoad(x, size);
-  f.op(OP.end);
+  tlbAccess(
+    x,
+    T.i64,
+    () => {
+      fastProbe(x, 0, size);
+      x.f.mem(LOAD_U[sizeLog]!, 0);
+    },
+    () => slowLoad(x, size),
+  );
 }
 
 /** Stores the i64 in local `value` (its low 1 << sizeLog bytes) at the VA in local `va`. */
 function store(x: BlockContext, sizeLog: number, value: number): void {
   const f = x.f;
   const size = 1 << sizeLog;
-  tlbEntry(x);
-  f.op(OP.block).byte(VOID);
-  f.op(OP.block).byte(VOID);
-  fastProbe(x, 1, size);
   const later = x.tracked ? 0 : x.len - x.index - 1;
-  if (later > 0) f.tee(x.e);
-  f.get(value).mem(STORE[sizeLog]!, 0);
-  if (later > 0) laterWordStored(x, x.e, size);
-  f.byte(OP.br).u32(1);
-  f.op(OP.end);
-  slowStore(x, size, value);
-  if (later > 0) {
-    x.laterWordsChanged();
-    f.op(OP.i32_or);
-  }
-  f.get(x.stop).op(OP.i32_or).set(x.stop);
-  f.op(OP.end);
+  tlbAccess(
+    x,
+    VOID,
+    () => {
+      fastProbe(x, 1, size);
+      if (later > 0) f.tee(x.e);
+      f.get(value).mem(STORE[sizeLog]!, 0);
+      if (later > 0) laterWordStored(x, x.e, size);
+    },
+    () => {
+      slowStore(x, size, value);
+      if (later > 0) {
+        x.laterWordsChanged();
+        f.op(OP.i32_or);
+      }
+      f.get(x.stop).op(OP.i32_or).set(x.stop);
+    },
+  );
 }
 
 /**
@@ -726,46 +744,50 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
 function loadPair(x: BlockContext, sizeLog: number): void {
   const f = x.f;
   const size = 1 << sizeLog;
-  tlbEntry(x);
-  f.op(OP.block).byte(VOID);
-  f.op(OP.block).byte(VOID);
-  pairProbe(x, 0, size);
-  f.tee(x.h).mem(LOAD_U[sizeLog]!, 0).set(x.a);
-  f.get(x.h).mem(LOAD_U[sizeLog]!, size).set(x.b);
-  f.byte(OP.br).u32(1);
-  f.op(OP.end);
-  slowLoad(x, size);
-  f.set(x.a);
-  f.get(x.va).i64(BigInt(size)).op(OP.i64_add).set(x.va);
-  slowLoad(x, size);
-  f.set(x.b);
-  f.op(OP.end);
+  tlbAccess(
+    x,
+    VOID,
+    () => {
+      pairProbe(x, 0, size);
+      f.tee(x.h).mem(LOAD_U[sizeLog]!, 0).set(x.a);
+      f.get(x.h).mem(LOAD_U[sizeLog]!, size).set(x.b);
+    },
+    () => {
+      slowLoad(x, size);
+      f.set(x.a);
+      f.get(x.va).i64(BigInt(size)).op(OP.i64_add).set(x.va);
+      slowLoad(x, size);
+      f.set(x.b);
+    },
+  );
 }
 
 /** STP: the low 1 << sizeLog bytes of locals a and b at the VA in local va (as loadPair). */
 function storePair(x: BlockContext, sizeLog: number): void {
   const f = x.f;
   const size = 1 << sizeLog;
-  tlbEntry(x);
-  f.op(OP.block).byte(VOID);
-  f.op(OP.block).byte(VOID);
-  pairProbe(x, 1, size);
   const later = x.tracked ? 0 : x.len - x.index - 1;
-  f.tee(x.h).get(x.a).mem(STORE[sizeLog]!, 0);
-  f.get(x.h).get(x.b).mem(STORE[sizeLog]!, size);
-  if (later > 0) laterWordStored(x, x.h, 2 * size);
-  f.byte(OP.br).u32(1);
-  f.op(OP.end);
-  slowStore(x, size, x.a);
-  f.get(x.stop).op(OP.i32_or).set(x.stop);
-  f.get(x.va).i64(BigInt(size)).op(OP.i64_add).set(x.va);
-  slowStore(x, size, x.b);
-  if (later > 0) {
-    x.laterWordsChanged();
-    f.op(OP.i32_or);
-  }
-  f.get(x.stop).op(OP.i32_or).set(x.stop);
-  f.op(OP.end);
+  tlbAccess(
+    x,
+    VOID,
+    () => {
+      pairProbe(x, 1, size);
+      f.tee(x.h).get(x.a).mem(STORE[sizeLog]!, 0);
+      f.get(x.h).get(x.b).mem(STORE[sizeLog]!, size);
+      if (later > 0) laterWordStored(x, x.h, 2 * size);
+    },
+    () => {
+      slowStore(x, size, x.a);
+      f.get(x.stop).op(OP.i32_or).set(x.stop);
+      f.get(x.va).i64(BigInt(size)).op(OP.i64_add).set(x.va);
+      slowStore(x, size, x.b);
+      if (later > 0) {
+        x.laterWordsChanged();
+        f.op(OP.i32_or);
+      }
+      f.get(x.stop).op(OP.i32_or).set(x.stop);
+    },
+  );
 }
 
 /**

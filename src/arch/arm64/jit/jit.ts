@@ -35,10 +35,12 @@ export interface JitHost {
   stopAfterInstruction(): void;
 }
 
-/** A compiled block, valid for the VA page, EL and stack pointer it was translated for. */
+/**
+ * A compiled block, valid for the VA page, EL and stack pointer it was translated for; it
+ * runs through the hub (`Jit.enter` with its jump word), looping on itself within `left`
+ * instructions, and returns the count (0: stale).
+ */
 export interface JitBlock {
-  /** Runs the block (looping on itself within `left` instructions); returns the count, 0: stale. */
-  readonly fn: (stateBase: number, left: number, acc: number) => number;
   readonly len: number;
   readonly pageLo: number;
   readonly pageHi: number;
@@ -47,6 +49,12 @@ export interface JitBlock {
   /** Words 2 and 3 of its jump-cache entry (jit/dispatch.ts): host page | PSTATE.M, and jumpWord(). */
   readonly jumpHost: number;
   readonly jumpWord: number;
+}
+
+/** An empty table of translations and the hub over it (jit/hub.ts). */
+function newHub(memory: WebAssembly.Memory): [WebAssembly.Table, HubRun] {
+  const table = new WebAssembly.Table({ element: "anyfunc", initial: 1024 });
+  return [table, makeHub(memory, table)];
 }
 
 function clearJumps(j: Int32Array): void {
@@ -170,8 +178,7 @@ export class Jit {
     this.names = opts.names === true;
     this.host = host;
     this.jumps = this.attach(host);
-    this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1024 });
-    this.enter = makeHub(host.memory, this.table);
+    [this.table, this.enter] = newHub(host.memory);
   }
 
   /** Adds a vCPU to the ones sharing this code cache; returns its jump cache (emptied). */
@@ -335,8 +342,7 @@ export class Jit {
     this.clearJumps();
     // A new table and hub: the old ones keep the dropped instances alive.
     this.blockNumber = 0;
-    this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1024 });
-    this.enter = makeHub(this.host.memory, this.table);
+    [this.table, this.enter] = newHub(this.host.memory);
     this.stats.flushes++;
   }
 
@@ -486,9 +492,7 @@ export class Jit {
     });
     todo.forEach((p, i) => {
       if (!flushed && p.table[p.slot] !== null) return;
-      const fn = fns[i]!;
       const b: JitBlock = {
-        fn,
         len: p.words.length,
         pageLo: p.pageLo,
         pageHi: p.pageHi,
