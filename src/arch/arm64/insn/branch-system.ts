@@ -5,7 +5,7 @@
  * The table (BRANCH_SYSTEM, at the end) is one pattern per instruction; the shared formats
  * (COND_BRANCH, BRANCH_REG, EXCEPTION, HINT, BARRIER, SYSREG_MOVE, ...) are just above it.
  */
-import { CMO } from "../access.ts";
+import { ACC, CMO } from "../access.ts";
 import { conditionHolds } from "../alu.ts";
 import type { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
@@ -199,7 +199,11 @@ function sys(f: Fields): Exec | null {
           const size = 4 << (c.r[DCZID]! & 0xf);
           const lo = (c.r[t]! & ~(size - 1)) >>> 0;
           const hi = c.r[t + 1]!;
-          for (let i = 0; i < size; i += 8) c.st64(lo + i, hi, 0, 0);
+          // One translation for the block, which is aligned and so within a page (BS <= 9,
+          // D19.2.x DCZID_EL0); RAM is filled at once, MMIO gets the stores one at a time.
+          const o = c.hostOffset(lo, hi, size, ACC.WRITE);
+          if (o >= 0) c.m8.fill(0, o, o + size);
+          else for (let i = 0; i < size; i += 8) c.st64(lo + i, hi, 0, 0);
         };
       }
       // EL0-permitted with SCTLR_EL1.UCI: DC CVAC (10,1), DC CVAU (11,1), DC CIVAC (14,1),

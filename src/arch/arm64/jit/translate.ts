@@ -8,7 +8,15 @@
  * An exception thrown by a helper unwinds through it with PC and registers exact.
  */
 import { OFF } from "../state.ts";
-import { type BlockContext, type Emitter, emitterFor, HELPER, isMsrImmediate, leave } from "./emit.ts";
+import {
+  type BlockContext,
+  type Emitter,
+  emitterFor,
+  HELPER,
+  isDcZva,
+  isMsrImmediate,
+  leave,
+} from "./emit.ts";
 import { simdEmitterFor } from "./emit-simd.ts";
 import { RegisterCache } from "./registers.ts";
 import { FuncBody, OP, T, VOID } from "./wasm.ts";
@@ -113,7 +121,7 @@ export function translateBlock(
       x.regs.afterExecutor();
       // A load/store-class executor may have stored over a later word of the block (with
       // write tracking, such a store ends the block itself).
-      if (!src.tracked && ((insn >>> 25) & 5) === 4 && x.index + 1 < src.words.length) {
+      if (!src.tracked && (((insn >>> 25) & 5) === 4 || isDcZva(insn)) && x.index + 1 < src.words.length) {
         x.laterWordsChanged();
         f.op(OP.i32_or);
       }

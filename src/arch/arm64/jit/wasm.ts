@@ -236,6 +236,10 @@ export class FuncBody extends Bytes {
   call(f: number): this {
     return this.byte(OP.call).u32(f);
   }
+  /** memory.fill of memory 0 (bulk memory, 0xFC 11): pops the address, the byte and the length. */
+  memoryFill(): this {
+    return this.byte(0xfc).u32(11).u32(0);
+  }
   /** A 128-bit SIMD instruction without immediates. */
   simd(o: number): this {
     return this.byte(0xfd).u32(o);
