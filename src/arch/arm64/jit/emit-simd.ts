@@ -29,6 +29,7 @@ import {
   fastProbe,
   getX,
   getXsp,
+  guarded,
   immediateAddress,
   laterWordStored,
   registerOffsetAddress,
@@ -56,21 +57,6 @@ const MAX_D = bitsOf(Number.MAX_VALUE);
 const PROD_LO = bitsOf(2 ** -960);
 const PROD_HI = bitsOf(2 ** 995);
 const SPLIT = bitsOf(134217729); // 2^27 + 1, Veltkamp's split
-
-/**
- * Runs `fast` inside a block that it leaves (br 0) to run the executor instead; `fast`
- * falls through when it has done the instruction. Pushes nothing.
- */
-function guarded(x: BlockContext, insn: number, fast: () => void): void {
-  const f = x.f;
-  f.op(OP.block).byte(VOID);
-  f.op(OP.block).byte(VOID);
-  fast();
-  f.byte(OP.br).u32(1);
-  f.op(OP.end);
-  x.fallback(insn);
-  f.op(OP.end);
-}
 
 /** Leaves the guard (br_if 0) unless SIMD&FP instructions may run at the block's EL. */
 function requireFpEnabled(x: BlockContext): void {

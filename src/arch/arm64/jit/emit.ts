@@ -399,18 +399,36 @@ function adr(x: BlockContext, insn: number): boolean {
   return true;
 }
 
-/** UBFM/SBFM (LSL, LSR, ASR, UBFX, SBFX, UBFIZ, SBFIZ, UXTB, SXTW, ...); BFM falls back. */
+/** UBFM/SBFM (LSL, LSR, ASR, UBFX, SBFX, UBFIZ, SBFIZ, UXTB, SXTW, ...) and BFM (BFI, BFXIL, BFC). */
 function bitfield(x: BlockContext, insn: number): boolean {
   const sf = insn >>> 31 === 1;
   const opc = (insn >>> 29) & 3;
   const nBit = (insn >>> 22) & 1;
   const r = (insn >>> 16) & 63;
   const s = (insn >>> 10) & 63;
-  if (opc === 1 || opc === 3 || nBit !== (sf ? 1 : 0)) return false;
+  if (opc === 3 || nBit !== (sf ? 1 : 0)) return false;
   if (!sf && (r >= 32 || s >= 32)) return false;
   const w = sf ? 64 : 32;
-  const signed = opc === 0;
   const f = x.f;
+  if (opc === 1) {
+    // BFM: BFXIL (s >= r) moves bits s..r of Xn to the bottom of Xd, BFI (s < r) bits
+    // s..0 to bit w - r; Xd's other bits stay (C6.2.29).
+    const width = s >= r ? s - r + 1 : s + 1;
+    const pos = s >= r ? 0 : w - r;
+    const field = ((1n << BigInt(width)) - 1n) << BigInt(pos);
+    const d = insn & 31;
+    setX(x, d, () => {
+      getX(x, d);
+      f.i64(BigInt.asIntN(64, ~field)).op(OP.i64_and);
+      getX(x, (insn >>> 5) & 31);
+      if (s >= r) f.i64(BigInt(r)).op(OP.i64_shr_u);
+      else f.i64(BigInt(pos)).op(OP.i64_shl);
+      f.i64(BigInt.asIntN(64, field)).op(OP.i64_and).op(OP.i64_or);
+      truncW(x, sf);
+    });
+    return true;
+  }
+  const signed = opc === 0;
   setX(x, insn & 31, () => {
     getX(x, (insn >>> 5) & 31);
     // Place bit s at the top of the 64-bit value, shift back with sign or zero fill.
@@ -460,17 +478,50 @@ function extract(x: BlockContext, insn: number): boolean {
   return true;
 }
 
-/** MADD/MSUB (MUL, MNEG). The long and high multiplies fall back. */
+/**
+ * MADD/MSUB (MUL, MNEG) and the long forms SMADDL/SMSUBL/UMADDL/UMSUBL (SMULL, UMULL: Xa
+ * plus or minus the 64-bit product of Wn and Wm, sign- or zero-extended). The high
+ * multiplies (SMULH, UMULH) fall back.
+ */
 function mulAdd(x: BlockContext, insn: number): boolean {
   const sf = insn >>> 31 === 1;
-  if (((insn >>> 21) & 7) !== 0 || ((insn >>> 29) & 3) !== 0) return false;
+  const op31 = (insn >>> 21) & 7;
+  if (((insn >>> 29) & 3) !== 0) return false;
+  const long = op31 === 1 || op31 === 5;
+  if (op31 !== 0 && !(long && sf)) return false;
   const sub = ((insn >>> 15) & 1) === 1;
   const f = x.f;
+  const operand = (n: number) => {
+    if (!long) getX(x, n);
+    else if (n === 31) f.i64(0n);
+    else {
+      getW32(x, n);
+      f.op(op31 === 1 ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
+    }
+  };
   setX(x, insn & 31, () => {
     getX(x, (insn >>> 10) & 31);
+    operand((insn >>> 5) & 31);
+    operand((insn >>> 16) & 31);
+    f.op(OP.i64_mul).op(sub ? OP.i64_sub : OP.i64_add);
+    truncW(x, sf);
+  });
+  return true;
+}
+
+/** ADC/SBC (NGC): Xn + Xm (SBC: NOT Xm) + PSTATE.C, at width sf. ADCS/SBCS fall back. */
+function addCarry(x: BlockContext, insn: number): boolean {
+  if (((insn >>> 29) & 1) === 1) return false;
+  const sf = insn >>> 31 === 1;
+  const sub = ((insn >>> 30) & 1) === 1;
+  const f = x.f;
+  setX(x, insn & 31, () => {
     getX(x, (insn >>> 5) & 31);
     getX(x, (insn >>> 16) & 31);
-    f.op(OP.i64_mul).op(sub ? OP.i64_sub : OP.i64_add);
+    if (sub) f.i64(-1n).op(OP.i64_xor);
+    f.op(OP.i64_add);
+    f.get(0).mem(OP.i32_load, OFF.PSTATE).i32(29).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
+    f.op(OP.i64_extend_i32_u).op(OP.i64_add);
     truncW(x, sf);
   });
   return true;
@@ -628,8 +679,8 @@ function condSelect(x: BlockContext, insn: number): boolean {
 // Loads and stores
 
 /** Load opcodes by size log2, zero-extending to i64. */
-const LOAD_U = [OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u, OP.i64_load];
-const STORE = [OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store];
+export const LOAD_U = [OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u, OP.i64_load];
+export const STORE = [OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store];
 
 /**
  * The slow paths of loads and stores, one function of each per module (jit.ts) so that
@@ -661,6 +712,21 @@ export function slowStoreBody(): FuncBody {
   halves(f, 2);
   f.get(3).get(4).call(HELPER.STORE);
   return f;
+}
+
+/**
+ * Runs `fast` inside a block that it leaves (br 0) to run the executor instead; `fast`
+ * falls through when it has done the instruction. Pushes nothing.
+ */
+export function guarded(x: BlockContext, insn: number, fast: () => void): void {
+  const f = x.f;
+  f.op(OP.block).byte(VOID);
+  f.op(OP.block).byte(VOID);
+  fast();
+  f.byte(OP.br).u32(1);
+  f.op(OP.end);
+  x.fallback(insn);
+  f.op(OP.end);
 }
 
 /** The slow path of a load of `size` bytes at the VA in local `va`: pushes the value, stop |= its result. */
@@ -863,7 +929,12 @@ export function exitIfStopped(x: BlockContext): void {
 }
 
 /** Writes the loaded i64 on the stack to Xt / Wt with the extension `ext`. */
-function putLoaded(x: BlockContext, t: number, sizeLog: number, ext: "zero" | "sign64" | "sign32"): void {
+export function putLoaded(
+  x: BlockContext,
+  t: number,
+  sizeLog: number,
+  ext: "zero" | "sign64" | "sign32",
+): void {
   const f = x.f;
   f.set(x.res);
   setX(x, t, () => {
@@ -1185,6 +1256,7 @@ export function emitterFor(insn: number): Emitter | null {
     if ((insn & 0x7fff_e000) === 0x5ac0_0000) return dataProc1;
     if ((insn & 0x3fe0_0410) === 0x3a40_0000) return condCompare;
     if ((insn & 0x1fe0_0000) === 0x0b20_0000) return addSubExtended;
+    if ((insn & 0x1fe0_fc00) === 0x1a00_0000) return addCarry;
     return null;
   }
   if ((op0 & 0x5) === 0x4) {

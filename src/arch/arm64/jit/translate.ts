@@ -17,6 +17,7 @@ import {
   isMsrImmediate,
   leave,
 } from "./emit.ts";
+import { atomicEmitterFor } from "./emit-atomic.ts";
 import { simdEmitterFor } from "./emit-simd.ts";
 import { RegisterCache } from "./registers.ts";
 import { FuncBody, OP, T, VOID } from "./wasm.ts";
@@ -45,9 +46,13 @@ export interface BlockSource {
  * interpreter executors, of the executor for `insn` (for the instructions without an
  * emitter). Returns the body and how many instructions were emitted inline.
  */
-/** The emitter for `insn` (general-purpose, then SIMD&FP), or null: the executor runs it. */
+/**
+ * The emitter for `insn` (ordered and atomic accesses, whose encodings the other
+ * general-purpose emitters would take and decline; the others; SIMD&FP), or null: the
+ * executor runs it.
+ */
 export function emitter(insn: number): Emitter | null {
-  return emitterFor(insn) ?? simdEmitterFor(insn);
+  return atomicEmitterFor(insn) ?? emitterFor(insn) ?? simdEmitterFor(insn);
 }
 
 export function translateBlock(
