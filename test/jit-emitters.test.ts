@@ -100,6 +100,7 @@ function differences(a: CaseResult, b: CaseResult): string[] {
     if (!p.equals(q)) d.push(`V${i >> 4}.d[${(i >> 3) & 1}] ${p.toString("hex")} vs ${q.toString("hex")}`);
   }
   if (a.fpsr !== b.fpsr) d.push(`fpsr ${hex(a.fpsr, 8)} vs ${hex(b.fpsr, 8)}`);
+  if (a.nzcv !== b.nzcv) d.push(`nzcv ${hex(a.nzcv, 8)} vs ${hex(b.nzcv, 8)}`);
   if (!Buffer.from(a.mem).equals(Buffer.from(b.mem))) d.push("memory differs");
   return d;
 }
@@ -412,6 +413,58 @@ test("translated integer instructions run no executor", () => {
 // + 0x400 for EL0): mrs x5, esr_el1; mrs x6, elr_el1; b .
 const FP_LOOP = [0xd2803201, 0x3dc00062, 0x1e612800, 0x4e61cc44, 0xf1000421, 0x54ffff81, 0xd4200000];
 const VECTOR = [0xd5385205, 0xd5384026, 0x14000000];
+
+/**
+ * Lazy NZCV (jit/flags.ts): a flag-setting instruction, pure data processing, and what
+ * reads the flags (B.cond, CSEL, CCMP, ADC from their pending operands or from PSTATE) or
+ * makes them be written (a load, whose slow path may fault; MRS NZCV, an executor; the
+ * block's end), in random sequences. Each B.cond skips the instruction after it.
+ */
+const FLAG_SETTERS: ((r: Rng) => number)[] = [
+  // ADDS/SUBS (immediate; CMP, CMN with Rd = 31), shifted register, ANDS (TST) immediate and register.
+  (r) =>
+    sf(r) | (r.int(2) << 30) | 0x3100_0000 | (r.int(4096) << 10) | (gpr(r) << 5) | [31, gpr(r)][r.int(2)]!,
+  (r) => sf(r) | (r.int(2) << 30) | 0x2b00_0000 | (gpr(r) << 16) | (r.int(8) << 10) | (gpr(r) << 5) | gpr(r),
+  (r) => 0xf200_0000 | (0x1000 << 10) | (r.int(64) << 16) | (r.int(63) << 10) | (gpr(r) << 5) | gpr(r),
+  (r) => sf(r) | 0x6a00_0000 | (gpr(r) << 16) | (gpr(r) << 5) | gpr(r),
+  (r) => sf(r) | 0x7100_0000 | ([0, 1, 0xfff][r.int(3)]! << 10) | (gpr(r) << 5) | 31, // CMP #0, #1, #4095
+];
+const FLAG_OTHERS: ((r: Rng) => number)[] = [
+  (r) => 0x5400_0000 | (2 << 5) | r.int(16), // B.cond .+8
+  (r) => sf(r) | 0x1a80_0000 | (gpr(r) << 16) | (r.int(16) << 12) | (r.int(2) << 10) | (gpr(r) << 5) | gpr(r), // CSEL/CSINC
+  (r) =>
+    sf(r) |
+    (r.int(2) << 30) |
+    0x3a40_0800 |
+    (r.int(32) << 16) |
+    (r.int(16) << 12) |
+    (gpr(r) << 5) |
+    r.int(16), // CCMP imm
+  (r) => sf(r) | 0x1a00_0000 | (gpr(r) << 16) | (gpr(r) << 5) | gpr(r), // ADC
+  (r) => sf(r) | 0x0b00_0000 | (gpr(r) << 16) | (gpr(r) << 5) | gpr(r), // ADD
+  () => 0xf9400041, // ldr x1, [x2]
+  (r) => 0xd53b_4200 | r.int(8), // MRS Xt, NZCV
+];
+
+test("translated code keeps NZCV lazily and exactly", () => {
+  const r = new Rng(0xf1a65);
+  const bad: string[] = [];
+  for (let k = 0; k < 3000; k++) {
+    const words: number[] = [];
+    const n = 2 + r.int(5);
+    for (let i = 0; i < n; i++) {
+      const g = r.chance(0.45)
+        ? FLAG_SETTERS[r.int(FLAG_SETTERS.length)]!
+        : FLAG_OTHERS[r.int(FLAG_OTHERS.length)]!;
+      words.push(g(r) >>> 0);
+    }
+    const c = makeCase(r, [...words, 0x910003e7], true, true);
+    const d = differences(interp.run(c), jit.run(c));
+    if (d.length > 0 && bad.length < 4)
+      bad.push(`${words.map((w) => hex(w, 8)).join(" ")}: ${d.slice(0, 3).join("; ")}`);
+  }
+  assert.deepEqual(bad, [], "translated flags differ from interpreted");
+});
 
 test("translated SIMD&FP code traps as interpreted when CPACR_EL1.FPEN stops allowing it (EL1 and EL0)", () => {
   const CPACR = sysregIndex("CPACR_EL1");

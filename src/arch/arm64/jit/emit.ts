@@ -8,7 +8,7 @@
  * General-purpose registers are read from locals inside a block and written through to
  * the vCPU's state block (state.ts; jit/registers.ts), so that a helper that throws the
  * architected exception sees every register exact.
- * PSTATE.NZCV is written by each flag-setting instruction. Guest memory is reached through the software
+ * PSTATE.NZCV is kept lazily (jit/flags.ts). Guest memory is reached through the software
  * TLB (tlb.ts), probed inline: a hit is one compare and one add; a miss, MMIO, a page not
  * yet marked dirty, a misaligned access or a watchpoint go to the same JS access path the
  * interpreter uses.
@@ -17,6 +17,7 @@ import { decodeBitMasks } from "../alu.ts";
 import { OFF, PSTATE } from "../state.ts";
 import { SYSREG_BY_KEY, SYSREG_BY_NAME, sysregKey } from "../sysregs.ts";
 import { TLB } from "../tlb.ts";
+import { FLAGS, type LazyFlags, writeNzcv } from "./flags.ts";
 import { type RegisterCache, SP_SLOT } from "./registers.ts";
 import { FuncBody, type FuncType, OP, T, VOID } from "./wasm.ts";
 
@@ -35,6 +36,8 @@ export interface BlockContext {
   readonly f: FuncBody;
   /** The general-purpose registers held in locals (jit/registers.ts). */
   readonly regs: RegisterCache;
+  /** PSTATE.NZCV, kept lazily (jit/flags.ts). */
+  readonly flags: LazyFlags;
   /** PC[31:0] of the instruction being emitted, and PC[63:32] (constant in a block). */
   pc: number;
   readonly pcHi: number;
@@ -151,95 +154,6 @@ function truncW(x: BlockContext, sf: boolean): void {
   if (!sf) x.f.i64(0xffff_ffffn).op(OP.i64_and);
 }
 
-/** Writes NZCV (an i32 with the flags in bits 31:28 and nothing else) into PSTATE. */
-function setFlags(x: BlockContext, nzcv: () => void): void {
-  const f = x.f;
-  f.get(0);
-  f.get(0).mem(OP.i32_load, OFF.PSTATE).i32(0x0fff_ffff).op(OP.i32_and);
-  nzcv();
-  f.op(OP.i32_or).mem(OP.i32_store, OFF.PSTATE);
-}
-
-/** Pushes (v <s 0) << 31 | (v == 0) << 30 for the i64 in local `v`, at width sf. */
-function nz(x: BlockContext, v: number, sf: boolean): void {
-  const f = x.f;
-  if (sf) {
-    f.get(v).i64(63n).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32(31).op(OP.i32_shl);
-    f.get(v).op(OP.i64_eqz).i32(30).op(OP.i32_shl).op(OP.i32_or);
-  } else {
-    f.get(v).op(OP.i32_wrap_i64).i32(0x8000_0000).op(OP.i32_and);
-    f.get(v).op(OP.i32_wrap_i64).op(OP.i32_eqz).i32(30).op(OP.i32_shl).op(OP.i32_or);
-  }
-}
-
-/**
- * Flags of a + b (sub: a - b, computed as a + ~b + 1) at width sf, from locals a, b and
- * the result in res (already truncated for 32 bits). Arm ARM AddWithCarry().
- */
-function addFlags(x: BlockContext, sf: boolean, sub: boolean): void {
-  const f = x.f;
-  const { a, b, res } = x;
-  setFlags(x, () => {
-    nz(x, res, sf);
-    // C: for add, the unsigned sum overflowed (res < a); for sub, no borrow (a >= b).
-    if (sf) {
-      f.get(sub ? a : res)
-        .get(sub ? b : a)
-        .op(sub ? OP.i64_ge_u : OP.i64_lt_u);
-    } else {
-      f.get(sub ? a : res)
-        .op(OP.i32_wrap_i64)
-        .get(sub ? b : a)
-        .op(OP.i32_wrap_i64);
-      f.op(sub ? OP.i32_ge_u : OP.i32_lt_u);
-    }
-    f.i32(29).op(OP.i32_shl).op(OP.i32_or);
-    // V: the operands' signs agree (add) / differ (sub) and the result's sign differs from a's.
-    const top = sf ? 63n : 31n;
-    f.get(a).get(b).op(OP.i64_xor);
-    if (!sub) f.i64(-1n).op(OP.i64_xor);
-    f.get(a).get(res).op(OP.i64_xor).op(OP.i64_and);
-    f.i64(top).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32(1).op(OP.i32_and).i32(28).op(OP.i32_shl);
-    f.op(OP.i32_or);
-  });
-}
-
-/** Pushes an i32: condition `cond` (Arm ARM C1.2.4) holds for the current NZCV. */
-function condition(x: BlockContext, cond: number): void {
-  const f = x.f;
-  const p = () => f.get(0).mem(OP.i32_load, OFF.PSTATE);
-  const bit = (n: number) => {
-    p();
-    f.i32(n).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
-  };
-  /** Pushes N ^ V (bit 31 moved onto bit 28 and XORed there). */
-  const nXorV = () => {
-    p();
-    p();
-    f.i32(3).op(OP.i32_shr_u).op(OP.i32_xor).i32(28).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
-  };
-  const base = cond >> 1;
-  if (base < 4) {
-    bit([30, 29, 31, 28][base]!); // EQ: Z, CS: C, MI: N, VS: V
-  } else if (base === 4) {
-    // HI: C && !Z
-    bit(29);
-    bit(30);
-    f.i32(1).op(OP.i32_xor).op(OP.i32_and);
-  } else if (base === 5) {
-    nXorV(); // GE: N == V
-    f.op(OP.i32_eqz);
-  } else if (base === 6) {
-    nXorV(); // GT: !Z && N == V
-    bit(30);
-    f.op(OP.i32_or).op(OP.i32_eqz);
-  } else {
-    f.i32(1); // AL, NV
-    return;
-  }
-  if ((cond & 1) === 1) f.op(OP.i32_eqz);
-}
-
 // ---------------------------------------------------------------------------
 // Data processing
 
@@ -282,7 +196,7 @@ function addSub(x: BlockContext, d: number, sf: boolean, sub: boolean, flags: bo
     },
     dSp,
   );
-  if (flags) addFlags(x, sf, sub);
+  if (flags) x.flags.set(sub ? FLAGS.SUB : FLAGS.ADD, sf, x.a, x.b, x.res);
 }
 
 function addSubImm(x: BlockContext, insn: number): boolean {
@@ -331,7 +245,7 @@ function logical(x: BlockContext, insn: number, sf: boolean, opc: number, d: num
     },
     dSp,
   );
-  if (opc === 3) setFlags(x, () => nz(x, x.res, sf));
+  if (opc === 3) x.flags.set(FLAGS.LOGIC, sf, x.a, x.b, x.res);
   void insn;
 }
 
@@ -520,6 +434,7 @@ function addCarry(x: BlockContext, insn: number): boolean {
     getX(x, (insn >>> 16) & 31);
     if (sub) f.i64(-1n).op(OP.i64_xor);
     f.op(OP.i64_add);
+    x.flags.flush();
     f.get(0).mem(OP.i32_load, OFF.PSTATE).i32(29).op(OP.i32_shr_u).i32(1).op(OP.i32_and);
     f.op(OP.i64_extend_i32_u).op(OP.i64_add);
     truncW(x, sf);
@@ -603,7 +518,7 @@ function condCompare(x: BlockContext, insn: number): boolean {
   const imm = ((insn >>> 11) & 1) === 1;
   const m = (insn >>> 16) & 31;
   const f = x.f;
-  condition(x, (insn >>> 12) & 15);
+  x.flags.condition((insn >>> 12) & 15);
   f.op(OP.if).byte(VOID);
   getX(x, (insn >>> 5) & 31);
   truncW(x, sf);
@@ -619,10 +534,11 @@ function condCompare(x: BlockContext, insn: number): boolean {
     .op(sub ? OP.i64_sub : OP.i64_add);
   truncW(x, sf);
   f.set(x.res);
-  addFlags(x, sf, sub);
+  x.flags.set(sub ? FLAGS.SUB : FLAGS.ADD, sf, x.a, x.b, x.res);
   f.op(OP.else);
-  setFlags(x, () => f.i32((insn & 15) << 28));
+  writeNzcv(f, () => f.i32((insn & 15) << 28));
   f.op(OP.end);
+  x.flags.written();
   return true;
 }
 
@@ -668,7 +584,7 @@ function condSelect(x: BlockContext, insn: number): boolean {
     getX(x, (insn >>> 16) & 31);
     if (op === 1) f.i64(-1n).op(OP.i64_xor); // CSINV / CSNEG: NOT Xm
     if (o2 === 1) f.i64(1n).op(OP.i64_add); // CSINC / CSNEG: + 1
-    condition(x, (insn >>> 12) & 15);
+    x.flags.condition((insn >>> 12) & 15);
     f.op(OP.select);
     truncW(x, sf);
   });
@@ -1173,6 +1089,7 @@ function condBranch(x: BlockContext, off: number | null, always = false): void {
 
 function branch(x: BlockContext, insn: number): boolean {
   const f = x.f;
+  if ((insn & 0xff00_0010) >>> 0 !== 0x5400_0000) x.flags.flush();
   if ((insn & 0x7c00_0000) === 0x1400_0000) {
     // B, BL
     if (insn >>> 31 === 1) {
@@ -1184,8 +1101,9 @@ function branch(x: BlockContext, insn: number): boolean {
       return true;
     }
   } else if ((insn & 0xff00_0010) >>> 0 === 0x5400_0000) {
-    if ((insn & 14) === 14) f.i32(1);
-    else condition(x, insn & 15);
+    // The condition from the pending flags, then PSTATE written for the blocks that follow.
+    x.flags.condition(insn & 15);
+    x.flags.flush();
     condBranch(x, ((insn << 8) >> 13) * 4);
     return true;
   } else if ((insn & 0x7e00_0000) === 0x3400_0000) {
@@ -1288,6 +1206,36 @@ function isSystemNop(insn: number): boolean {
   return (insn & 0xfffff09f) >>> 0 === 0xd503309f && ((insn >>> 5) & 7) !== 7;
 }
 const systemNop: Emitter = () => true;
+
+/**
+ * Emitters that read NZCV only through `x.flags.condition` and call no helper, run no
+ * executor and never leave the block (the data-processing ones and MRS), or that write
+ * pending flags themselves before they leave (the branches): pending flags need not be
+ * written before them (jit/flags.ts).
+ */
+const FLAGS_SAFE: ReadonlySet<Emitter> = new Set([
+  adr,
+  addSubImm,
+  logicalImm,
+  moveWide,
+  bitfield,
+  extract,
+  logicalShifted,
+  addSubShifted,
+  condSelect,
+  mulAdd,
+  shiftVariable,
+  dataProc1,
+  condCompare,
+  addSubExtended,
+  addCarry,
+  mrs,
+  systemNop,
+  branch,
+]);
+export function flagsSafe(em: Emitter): boolean {
+  return FLAGS_SAFE.has(em);
+}
 
 /**
  * MRS of a register that is plain storage in the state block (TPIDR_EL1, ...), or SP_EL0

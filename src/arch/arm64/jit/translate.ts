@@ -12,6 +12,7 @@ import {
   type BlockContext,
   type Emitter,
   emitterFor,
+  flagsSafe,
   HELPER,
   isDcZva,
   isMsrImmediate,
@@ -19,6 +20,7 @@ import {
 } from "./emit.ts";
 import { atomicEmitterFor } from "./emit-atomic.ts";
 import { simdEmitterFor } from "./emit-simd.ts";
+import { LazyFlags } from "./flags.ts";
 import { RegisterCache } from "./registers.ts";
 import { FuncBody, OP, T, VOID } from "./wasm.ts";
 
@@ -71,6 +73,7 @@ export function translateBlock(
     f,
     // The block's straight-line code is inside the exit block and its loop: depth 2.
     regs: new RegisterCache(f, src.spOff, 2),
+    flags: new LazyFlags(f, 2),
     pc: src.pcLo,
     pcHi: src.pcHi,
     spOff: src.spOff,
@@ -122,6 +125,7 @@ export function translateBlock(
       }
     },
     fallback(insn: number): void {
+      x.flags.flush();
       f.i32(execId(insn)).i32(x.pc).call(HELPER.EXEC);
       x.regs.afterExecutor();
       // A load/store-class executor may have stored over a later word of the block (with
@@ -166,6 +170,9 @@ export function translateBlock(
     x.index = k;
     x.pc = (src.pcLo + k * 4) >>> 0;
     const em = emitter(w);
+    // Pending flags are written before anything but the pure data-processing emitters
+    // (which call nothing and never leave) and the branches (which write them themselves).
+    if (em === null || !flagsSafe(em)) x.flags.flush();
     lastInline = em?.(x, w) === true;
     if (lastInline) inline++;
     else x.fallback(w);
@@ -173,6 +180,7 @@ export function translateBlock(
   const n = src.words.length;
   if (lastInline) {
     // The block ended at the page's end with an instruction that does not branch.
+    x.flags.flush();
     const next = (BigInt(src.pcHi >>> 0) << 32n) + BigInt((src.pcLo + n * 4) >>> 0);
     f.get(0).i64(BigInt.asIntN(64, next)).mem(OP.i64_store, OFF.PC);
     x.index = n - 1;
