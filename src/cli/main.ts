@@ -35,7 +35,7 @@ export async function main(argv: string[]): Promise<number> {
         "jit: translate hot code to WebAssembly (code cache at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction",
       )
         .choices(["jit", "interp"])
-        .default("interp"),
+        .default("jit"),
     )
     .passThroughOptions()
     .allowUnknownOption(false)

@@ -547,7 +547,7 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
         "jit: translate hot guest code to WebAssembly (one code cache for all vCPUs of at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction; check: with --stop-at N, run translated and interpreted in lockstep (deterministic) and report the first divergence",
       )
         .choices(["jit", "interp", "check"])
-        .default("interp"),
+        .default("jit"),
     )
     .option("--dump-dtb <file>", "write the generated device tree")
     .option("--trace-mp", "print every vCPU MP-state change on stderr")
