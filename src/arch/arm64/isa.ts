@@ -8,23 +8,32 @@ import { DP_IMMEDIATE } from "./insn/dp-immediate.ts";
 import { DP_REGISTER } from "./insn/dp-register.ts";
 import { FP_SCALAR } from "./insn/fp-scalar.ts";
 import { LOAD_STORE } from "./insn/load-store.ts";
+import { ATOMIC_PATTERNS } from "./insn/load-store-atomic.ts";
 import { SIMD_FP } from "./insn/simd-fp.ts";
 import { SIMD_INTEGER } from "./insn/simd-integer.ts";
 import { SIMD_LOAD_STORE } from "./insn/simd-load-store.ts";
 import { SIMD_PERMUTE } from "./insn/simd-permute.ts";
 import { SYSREG_BY_NAME } from "./sysregs.ts";
 
-export const TABLES: readonly (readonly Pattern[])[] = [
-  DP_IMMEDIATE,
-  DP_REGISTER,
-  BRANCH_SYSTEM,
-  LOAD_STORE,
-  FP_SCALAR,
-  SIMD_INTEGER,
-  SIMD_PERMUTE,
-  SIMD_FP,
-  SIMD_LOAD_STORE,
-];
+/**
+ * The tables in decode order. A function, not a constant: the tables' modules import the
+ * CPU, which imports this one, so whichever a program imports first, they are read only
+ * once everything has loaded.
+ */
+export function tables(): readonly (readonly Pattern[])[] {
+  return [
+    DP_IMMEDIATE,
+    DP_REGISTER,
+    BRANCH_SYSTEM,
+    LOAD_STORE,
+    ATOMIC_PATTERNS,
+    FP_SCALAR,
+    SIMD_INTEGER,
+    SIMD_PERMUTE,
+    SIMD_FP,
+    SIMD_LOAD_STORE,
+  ];
+}
 
 /** A 4-bit ID register field of the register's reset value. */
 function idField(reg: string, lsb: number): number {
@@ -51,6 +60,6 @@ export function advertisedFeatures(): ReadonlySet<Feature> {
 
 let decoder: Decoder | null = null;
 export function getDecoder(): Decoder {
-  decoder ??= compileDecoder(TABLES, advertisedFeatures());
+  decoder ??= compileDecoder(tables(), advertisedFeatures());
   return decoder;
 }

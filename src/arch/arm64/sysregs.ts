@@ -6,7 +6,8 @@
  */
 import type { Cpu } from "./cpu.ts";
 import { refreshDebug } from "./debug.ts";
-import { PMCEID0, PMU_COUNTERS, pmuEl0, pmuRead, pmuSync, pmuWrite, refreshPmu } from "./pmu.ts";
+import { pmuEl0, pmuRead, pmuSync, pmuWrite, refreshPmu } from "./pmu.ts";
+import { PMCEID0, PMU_COUNTERS } from "./pmu-events.ts";
 import { I, PSTATE } from "./state.ts";
 
 /** op0<<14 | op1<<11 | CRn<<7 | CRm<<3 | op2, as in KVM's ARM64_SYS_REG() low bits. */

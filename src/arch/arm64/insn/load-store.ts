@@ -19,7 +19,6 @@
 import { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { add64, addImm, addrImm, aHi, aLo, type Elem, EXT, fpElem, gprElem } from "./load-store-access.ts";
-import { ATOMIC_PATTERNS } from "./load-store-atomic.ts";
 
 /** What the access of a single-register instruction is, fixed by its size, V and opc bits. */
 interface Kind {
@@ -527,4 +526,5 @@ const SINGLE_PATTERNS: Pattern[] = MODES.flatMap((m) =>
   }),
 );
 
-export const LOAD_STORE: Pattern[] = [...LITERALS, ...PAIR_PATTERNS, ...SINGLE_PATTERNS, ...ATOMIC_PATTERNS];
+/** The ordinary loads and stores; the exclusive, ordered and atomic ones are ATOMIC_PATTERNS (isa.ts). */
+export const LOAD_STORE: Pattern[] = [...LITERALS, ...PAIR_PATTERNS, ...SINGLE_PATTERNS];

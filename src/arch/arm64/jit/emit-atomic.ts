@@ -139,15 +139,19 @@ function atomic(x: BlockContext, insn: number): boolean {
   return true;
 }
 
-/** CAS and the atomics are UNDEFINED unless ID_AA64ISAR0_EL1 advertises LSE (isa.ts). */
-const LSE = advertisedFeatures().has("LSE");
+/**
+ * CAS and the atomics are UNDEFINED unless ID_AA64ISAR0_EL1 advertises LSE (isa.ts); asked
+ * on first use, since isa.ts may still be loading when this module is (an import cycle).
+ */
+let lse: boolean | undefined;
 
 /** The emitter of an ordered or atomic access, or null (the load/store class, C4.1.4). */
 export function atomicEmitterFor(insn: number): Emitter | null {
   // LDAR/STLR: o2 = 1, o1 = 0, o0 = 1 (LDLAR/STLLR, o0 = 0, are UNDEFINED here).
   if ((insn & 0x3fa0_8000) === 0x0880_8000) return ordered;
   // CAS (single): o2 = 1, o1 = 1, Rt2 = 11111 (CASP has bit 31 clear and size bit 30 only).
-  if (!LSE) return null;
+  lse ??= advertisedFeatures().has("LSE");
+  if (!lse) return null;
   if ((insn & 0x3fa0_7c00) === 0x08a0_7c00) return compareAndSwap;
   // Atomic memory operations: size 111 0 00 A R 1 Rs o3 opc 00 Rn Rt.
   if ((insn & 0x3f20_0c00) === 0x3820_0000) return atomic;
