@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Cpu, CpuExit } from "../src/arch/arm64/index.ts";
 import { I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
+import { ArmboxRunner } from "../tools/difftest/armbox-runner.ts";
+import { type Case, WINDOW, WINDOW_SIZE } from "../tools/difftest/layout.ts";
 import { PageTables } from "./support/pagetables.ts";
 import { CODE_BASE, makeCpu } from "./support/snippet.ts";
 
@@ -305,4 +307,37 @@ test("a chain into a block whose PC[63:32] differs: its helpers see the whole PC
   }
   assert.equal(results[1], results[0]);
   assert.match(results[0]!, /x0=700 /);
+});
+
+// Four programs at CODE, each ending in BRK, run in turn on one CPU (as the differential
+// runner does, writing the code without the guest's stores): the second caches B.LT at
+// CODE in the interpreter; the third's block from CODE has its extent computed from memory
+// (up to the BRK) and then runs translated, so the interpreter never sees its words; the
+// fourth holds the second's B.LT again, which the cache then took for checked, running on
+// past the taken branch into an ANDS. (Found by the lazy-flags test; Linux patches NOPs
+// to branches and back, which can do the same.)
+test("the interpreter's block extent stays true to memory when translated code ran words it never cached", () => {
+  const interp = new ArmboxRunner();
+  const jit = new ArmboxRunner({ threshold: 1, batch: 1 });
+  const run = (words: number[], nzcv: number) => {
+    const x = new Uint32Array(62);
+    x[4] = WINDOW + 1024;
+    const c: Case = {
+      cls: "t",
+      seed: 0,
+      words,
+      state: { x, v: new Uint8Array(512), nzcv, fpcr: 0, fpsr: 0, mem: new Uint8Array(WINDOW_SIZE) },
+    };
+    return [interp.run(c), jit.run(c)] as const;
+  };
+  run([0x9a85c081, 0x6a000040, 0x9a82b406, 0xf10e5be7, 0x910003e7], 0x8000_0000);
+  run([0x5400004b, 0xf12c90c3, 0x910003e7], 0x3000_0000);
+  run([0xeb0708ff, 0x6a0200c4, 0x9a828422, 0x910003e7], 0xa000_0000);
+  const [a, b] = run(
+    [0x5400004b, 0xf25820a1, 0xf9400041, 0xf9400041, 0x1a050025, 0x54000044, 0x910003e7],
+    0x1000_0000,
+  );
+  assert.equal(b.nzcv, a.nzcv);
+  assert.equal(a.nzcv, 0x1000_0000);
+  assert.deepEqual(b.x, a.x);
 });

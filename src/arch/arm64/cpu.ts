@@ -363,7 +363,15 @@ export class Cpu extends MemoryPath implements JitHost {
           }
           let slot = (lo >>> 2) & 1023;
           let end = ends[slot]!;
-          if (end === 0) end = ends[slot] = blockEnd(m32, base, slot);
+          if (end === 0) {
+            end = ends[slot] = blockEnd(m32, base, slot);
+            // The extent comes from memory. A cached word that memory no longer holds is
+            // decoded again when it runs (and ends the block there if it branches):
+            // translated code may run the words memory holds now without caching them,
+            // and memory may later hold the cached ones again (Linux patches NOPs to
+            // branches and back), which would then pass for checked.
+            for (let k = slot; k < end; k++) if (words[k] !== m32[base + k]) execs[k] = undefined;
+          }
           if (this.debugActive) {
             // Breakpoints and software step: one instruction at a time (debug.ts).
             if (debugBefore(this, m32[base + slot]!)) {
