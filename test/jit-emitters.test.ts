@@ -14,6 +14,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Cpu } from "../src/arch/arm64/cpu.ts";
+import { getDecoder } from "../src/arch/arm64/isa.ts";
+import { EMITTED_NAMES } from "../src/arch/arm64/jit/translate.ts";
 import { createVmMemory, I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
 import { sysregIndex } from "../src/arch/arm64/sysregs.ts";
 import { ArmboxRunner } from "../tools/difftest/armbox-runner.ts";
@@ -507,4 +509,12 @@ test("translated SIMD&FP code traps as interpreted when CPACR_EL1.FPEN stops all
     // EC 0x07: access to SIMD&FP trapped by CPACR_EL1.FPEN, at the LDR Q of the loop.
     assert.match(seen[0]!, /esr=1e000000 elr=10004 /);
   }
+});
+
+test("every emitter is named after an instruction of the decode table", () => {
+  const names = new Set(getDecoder().patterns.map((p) => p.name));
+  assert.deepEqual(
+    EMITTED_NAMES.filter((n) => !names.has(n)),
+    [],
+  );
 });

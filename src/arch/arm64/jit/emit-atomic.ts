@@ -13,7 +13,6 @@
  * Linux takes its locks and counts its references with them: in the first 300 M
  * instructions of Debian's boot the executors ran 0.8 M times from translated code.
  */
-import { advertisedFeatures } from "../isa.ts";
 import {
   type BlockContext,
   type Emitter,
@@ -139,21 +138,10 @@ function atomic(x: BlockContext, insn: number): boolean {
   return true;
 }
 
-/**
- * CAS and the atomics are UNDEFINED unless ID_AA64ISAR0_EL1 advertises LSE (isa.ts); asked
- * on first use, since isa.ts may still be loading when this module is (an import cycle).
- */
-let lse: boolean | undefined;
-
-/** The emitter of an ordered or atomic access, or null (the load/store class, C4.1.4). */
-export function atomicEmitterFor(insn: number): Emitter | null {
-  // LDAR/STLR: o2 = 1, o1 = 0, o0 = 1 (LDLAR/STLLR, o0 = 0, are UNDEFINED here).
-  if ((insn & 0x3fa0_8000) === 0x0880_8000) return ordered;
-  // CAS (single): o2 = 1, o1 = 1, Rt2 = 11111 (CASP has bit 31 clear and size bit 30 only).
-  lse ??= advertisedFeatures().has("LSE");
-  if (!lse) return null;
-  if ((insn & 0x3fa0_7c00) === 0x08a0_7c00) return compareAndSwap;
-  // Atomic memory operations: size 111 0 00 A R 1 Rs o3 opc 00 Rn Rt.
-  if ((insn & 0x3f20_0c00) === 0x3820_0000) return atomic;
-  return null;
-}
+const orders = (m: string) => ["", "A", "AL", "L"].flatMap((o) => ["B", "H", ""].map((z) => `${m}${o}${z}`));
+/** By the decode table's names (jit/translate.ts); CAS and the atomics are there only with LSE. */
+export const ATOMIC_EMITTERS: ReadonlyMap<string, Emitter> = new Map<string, Emitter>([
+  ...["LDAR", "STLR"].flatMap((m) => ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, ordered])),
+  ...orders("CAS").map((n): [string, Emitter] => [n, compareAndSwap]),
+  ...["LDADD", "LDCLR", "LDEOR", "LDSET", "SWP"].flatMap(orders).map((n): [string, Emitter] => [n, atomic]),
+]);

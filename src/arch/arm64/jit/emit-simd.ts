@@ -466,18 +466,30 @@ function vector3(x: BlockContext, insn: number): boolean {
   return true;
 }
 
-/**
- * The emitter of this file for `insn`, or null (Arm ARM C4.1 encoding masks; an emitter
- * may still decline a form it does not cover).
- */
-export function simdEmitterFor(insn: number): Emitter | null {
-  if ((insn & 0x3f00_0000) === 0x3d00_0000) return loadStoreSingleV; // unsigned offset
-  if ((insn & 0x3f20_0000) === 0x3c00_0000) return loadStoreSingleV; // imm9 forms
-  if ((insn & 0x3f20_0c00) === 0x3c20_0800) return loadStoreSingleV; // register offset
-  if ((insn & 0x3e00_0000) === 0x2c00_0000) return loadStorePairV;
-  if ((insn & 0xbfff_f000) >>> 0 === 0x0d40_c000 || (insn & 0xbfe0_f000) >>> 0 === 0x0dc0_c000) return ld1r;
-  if ((insn & 0xffe0_0c00) >>> 0 === 0x1e60_0800) return scalar2; // ftype 01: double
-  if ((insn & 0xffc0_0000) >>> 0 === 0x1f40_0000) return scalar3; // ftype 01
-  if ((insn & 0x9f60_0400) >>> 0 === 0x0e60_0400 && ((insn >>> 30) & 1) === 1) return vector3; // sz 1, Q 1
-  return null;
-}
+/** By the decode table's names (jit/translate.ts); each emitter declines the forms it lacks. */
+export const SIMD_EMITTERS: ReadonlyMap<string, Emitter> = new Map<string, Emitter>([
+  ...["STR", "LDR"]
+    .flatMap((m) => [
+      `${m} (immediate, SIMD&FP, post-index)`,
+      `${m} (immediate, SIMD&FP, pre-index)`,
+      `${m} (immediate, SIMD&FP, unsigned offset)`,
+      `${m} (register, SIMD&FP)`,
+    ])
+    .map((n): [string, Emitter] => [n, loadStoreSingleV]),
+  ["STUR (SIMD&FP)", loadStoreSingleV],
+  ["LDUR (SIMD&FP)", loadStoreSingleV],
+  ...["STP", "LDP"]
+    .flatMap((m) => [
+      `${m} (SIMD&FP, post-index)`,
+      `${m} (SIMD&FP, pre-index)`,
+      `${m} (SIMD&FP, signed offset)`,
+    ])
+    .map((n): [string, Emitter] => [n, loadStorePairV]),
+  ["STNP (SIMD&FP)", loadStorePairV],
+  ["LDNP (SIMD&FP)", loadStorePairV],
+  ["LD1R", ld1r],
+  ["LD1R (post-index)", ld1r],
+  ...["FADD", "FSUB", "FMUL", "FNMUL"].map((m): [string, Emitter] => [`${m} (scalar)`, scalar2]),
+  ...["FMADD", "FMSUB", "FNMADD", "FNMSUB"].map((m): [string, Emitter] => [m, scalar3]),
+  ...["FADD", "FSUB", "FMUL", "FMLA", "FMLS"].map((m): [string, Emitter] => [`${m} (vector)`, vector3]),
+]);

@@ -1137,75 +1137,74 @@ function branch(x: BlockContext, insn: number): boolean {
   return true;
 }
 
-/**
- * The emitter for `insn`, or null when the interpreter's executor must run it. Matching is
- * on encodings (Arm ARM C4.1); each emitter may still decline (return false) a form it
- * does not cover.
- */
-export function emitterFor(insn: number): Emitter | null {
-  const op0 = (insn >>> 25) & 15;
-  if ((op0 & 0xe) === 0x8) {
-    // Data processing, immediate.
-    switch ((insn >>> 23) & 7) {
-      case 0:
-      case 1:
-        return adr;
-      case 2:
-        return addSubImm;
-      case 4:
-        return logicalImm;
-      case 5:
-        return moveWide;
-      case 6:
-        return bitfield;
-      case 7:
-        return extract;
-      default:
-        return null;
-    }
-  }
-  if ((op0 & 0x7) === 0x5) {
-    // Data processing, register.
-    if ((insn & 0x1f00_0000) === 0x0a00_0000) return logicalShifted;
-    if ((insn & 0x1f20_0000) === 0x0b00_0000) return addSubShifted;
-    if ((insn & 0x1fe0_0000) === 0x1a80_0000) return condSelect;
-    if ((insn & 0x1f00_0000) === 0x1b00_0000) return mulAdd;
-    if ((insn & 0x7fe0_f000) === 0x1ac0_2000) return shiftVariable;
-    if ((insn & 0x7fff_e000) === 0x5ac0_0000) return dataProc1;
-    if ((insn & 0x3fe0_0410) === 0x3a40_0000) return condCompare;
-    if ((insn & 0x1fe0_0000) === 0x0b20_0000) return addSubExtended;
-    if ((insn & 0x1fe0_fc00) === 0x1a00_0000) return addCarry;
-    return null;
-  }
-  if ((op0 & 0x5) === 0x4) {
-    // Loads and stores: GPR single (not V) and pair.
-    if ((insn & 0x3f00_0000) === 0x3900_0000) return loadStoreSingle; // unsigned offset
-    if ((insn & 0x3f20_0000) === 0x3800_0000) return loadStoreSingle; // imm9 forms
-    if ((insn & 0x3f20_0000) === 0x3820_0000) return loadStoreSingle; // register offset
-    if ((insn & 0x3c00_0000) === 0x2800_0000 && ((insn >>> 26) & 1) === 0) return loadStorePair;
-    return null;
-  }
-  if ((op0 & 0xe) === 0xa) {
-    if ((insn & 0xfff0_0000) >>> 0 === 0xd530_0000) return mrs;
-    if (isDcZva(insn)) return dcZva;
-    return isSystemNop(insn) ? systemNop : branch;
-  }
-  return null;
-}
+/** The emitter of each instruction of the decode table (isa.ts) by its name; jit/translate.ts. */
+const each = (names: readonly string[], em: Emitter): [string, Emitter][] => names.map((n) => [n, em]);
+const sizes = (form: string) => ["B", "H", "", "SB", "SH", "SW"].map((s) => form.replace("#", s));
+export const GPR_EMITTERS: ReadonlyMap<string, Emitter> = new Map<string, Emitter>([
+  ...each(["ADR", "ADRP"], adr),
+  ...each(["ADD (immediate)", "ADDS (immediate)", "SUB (immediate)", "SUBS (immediate)"], addSubImm),
+  ...each(["AND (immediate)", "ORR (immediate)", "EOR (immediate)", "ANDS (immediate)"], logicalImm),
+  ...each(["MOVN", "MOVZ", "MOVK"], moveWide),
+  ...each(["SBFM", "BFM", "UBFM"], bitfield),
+  ["EXTR", extract],
+  ...each(
+    ["AND", "BIC", "ORR", "ORN", "EOR", "EON", "ANDS", "BICS"].map((m) => `${m} (shifted register)`),
+    logicalShifted,
+  ),
+  ...each(
+    ["ADD", "ADDS", "SUB", "SUBS"].map((m) => `${m} (shifted register)`),
+    addSubShifted,
+  ),
+  ...each(
+    ["ADD", "ADDS", "SUB", "SUBS"].map((m) => `${m} (extended register)`),
+    addSubExtended,
+  ),
+  ...each(["ADC", "SBC"], addCarry),
+  ...each(["CCMN (register)", "CCMN (immediate)", "CCMP (register)", "CCMP (immediate)"], condCompare),
+  ...each(["CSEL", "CSINC", "CSINV", "CSNEG"], condSelect),
+  ...each(["MADD", "MSUB", "SMADDL", "SMSUBL", "UMADDL", "UMSUBL"], mulAdd),
+  ...each(["LSLV", "LSRV", "ASRV", "RORV"], shiftVariable),
+  ...each(["REV16", "REV (32-bit)", "REV32", "REV (64-bit)", "CLZ", "CLS"], dataProc1),
+  // Loads and stores of general-purpose registers (byte, halfword, word or doubleword,
+  // signed or not) in every addressing mode, and the prefetches.
+  ...each(
+    [
+      "STR# (immediate, post-index)",
+      "STR# (immediate, pre-index)",
+      "STR# (immediate, unsigned offset)",
+      "STR# (register)",
+      "STUR#",
+    ].flatMap((f) => sizes(f).slice(0, 3)),
+    loadStoreSingle,
+  ),
+  ...each(
+    [
+      "LDR# (immediate, post-index)",
+      "LDR# (immediate, pre-index)",
+      "LDR# (immediate, unsigned offset)",
+      "LDR# (register)",
+      "LDUR#",
+    ].flatMap(sizes),
+    loadStoreSingle,
+  ),
+  ...each(["PRFM (immediate)", "PRFM (register)", "PRFUM"], loadStoreSingle),
+  ...each(
+    ["STP", "LDP"].flatMap((m) => [`${m} (post-index)`, `${m} (pre-index)`, `${m} (signed offset)`]),
+    loadStorePair,
+  ),
+  ...each(["STNP", "LDNP"], loadStorePair),
+  ...each(["B", "BL", "B.cond", "CBZ", "CBNZ", "TBZ", "TBNZ", "BR", "BLR", "RET"], branch),
+  // The hints that are NOPs here (HINT: every one but WFE, WFI, SEV, SEVL, which have
+  // their own names), and DSB, DMB, ISB, which order nothing in a machine whose vCPUs take
+  // turns and whose translations check their words on entry.
+  ...each(["NOP", "YIELD", "HINT", "DSB", "DMB", "ISB"], systemNop),
+  ["MRS", mrs],
+  ["SYS", (x, insn) => isDcZva(insn) && dcZva(x, insn)],
+]);
 
-/**
- * The hints that are NOPs on this PE (every hint but WFE, WFI, SEV, SEVL: C6.2.X HINT) and
- * DSB, DMB, ISB, which order nothing in a machine whose vCPUs take turns and whose
- * translations check their words on entry.
- */
-function isSystemNop(insn: number): boolean {
-  if ((insn & 0xfffff01f) >>> 0 === 0xd503201f) {
-    const op = (insn >>> 5) & 0x7f;
-    return op < 2 || op > 5;
-  }
-  return (insn & 0xfffff09f) >>> 0 === 0xd503309f && ((insn >>> 5) & 7) !== 7;
+function systemNop(): boolean {
+  return true;
 }
-const systemNop: Emitter = () => true;
 
 /**
  * Emitters that read NZCV only through `x.flags.condition` and call no helper, run no

@@ -7,19 +7,20 @@
  * length unless a helper asked it to stop early (an interrupt line moved, an exit).
  * An exception thrown by a helper unwinds through it with PC and registers exact.
  */
+import { getDecoder } from "../isa.ts";
 import { OFF } from "../state.ts";
 import {
   type BlockContext,
   type Emitter,
-  emitterFor,
   flagsSafe,
+  GPR_EMITTERS,
   HELPER,
   isDcZva,
   isMsrImmediate,
   leave,
 } from "./emit.ts";
-import { atomicEmitterFor } from "./emit-atomic.ts";
-import { simdEmitterFor } from "./emit-simd.ts";
+import { ATOMIC_EMITTERS } from "./emit-atomic.ts";
+import { SIMD_EMITTERS } from "./emit-simd.ts";
 import { LazyFlags } from "./flags.ts";
 import { RegisterCache } from "./registers.ts";
 import { FuncBody, OP, T, VOID } from "./wasm.ts";
@@ -49,12 +50,32 @@ export interface BlockSource {
  * emitter). Returns the body and how many instructions were emitted inline.
  */
 /**
- * The emitter for `insn` (ordered and atomic accesses, whose encodings the other
- * general-purpose emitters would take and decline; the others; SIMD&FP), or null: the
- * executor runs it.
+ * Every emitter, by the name of the instruction in the decode table (isa.ts): the table
+ * says what an encoding is (and whether the CPU has it: a feature the ID registers do not
+ * advertise leaves its encodings UNDEFINED, with no name), the emitter how to translate it.
  */
+const EMITTERS: ReadonlyMap<string, Emitter> = new Map([
+  ...GPR_EMITTERS,
+  ...ATOMIC_EMITTERS,
+  ...SIMD_EMITTERS,
+]);
+
+/** The names that have an emitter (for the test that they are all the table's). */
+export const EMITTED_NAMES: readonly string[] = [...EMITTERS.keys()];
+
+/** Emitters by instruction word, as the decoder names it; emptied when large. */
+const byWord = new Map<number, Emitter | null>();
+
+/** The emitter for `insn`, or null: the interpreter's executor runs it. */
 export function emitter(insn: number): Emitter | null {
-  return atomicEmitterFor(insn) ?? emitterFor(insn) ?? simdEmitterFor(insn);
+  let em = byWord.get(insn);
+  if (em === undefined) {
+    const name = getDecoder().nameOf(insn);
+    em = (name === null ? undefined : EMITTERS.get(name)) ?? null;
+    if (byWord.size >= 1 << 16) byWord.clear();
+    byWord.set(insn, em);
+  }
+  return em;
 }
 
 export function translateBlock(
