@@ -437,6 +437,7 @@ function fused(
 
 /** FP data-processing (2 source), double: FMUL, FADD, FSUB, FNMUL. */
 function scalar2(x: BlockContext, insn: number): boolean {
+  if (((insn >>> 22) & 3) !== 1) return false; // ftype 01: double
   const op = (["mul", null, "add", "sub", null, null, null, null, "nmul"] as const)[(insn >>> 12) & 15];
   if (op === undefined || op === null) return false;
   arith(x, insn, op, false);
@@ -445,6 +446,7 @@ function scalar2(x: BlockContext, insn: number): boolean {
 
 /** FP data-processing (3 source), double: FMADD, FMSUB, FNMADD, FNMSUB. */
 function scalar3(x: BlockContext, insn: number): boolean {
+  if (((insn >>> 22) & 3) !== 1) return false; // ftype 01: double
   const o1 = ((insn >>> 21) & 1) === 1;
   const o0 = ((insn >>> 15) & 1) === 1;
   const regs = { n: (insn >>> 5) & 31, m: (insn >>> 16) & 31, c: (insn >>> 10) & 31, d: insn & 31 };
@@ -455,6 +457,7 @@ function scalar3(x: BlockContext, insn: number): boolean {
 
 /** Advanced SIMD three same, 2D: FADD, FSUB, FMUL, FMLA, FMLS. */
 function vector3(x: BlockContext, insn: number): boolean {
+  if (((insn >>> 22) & 1) !== 1 || ((insn >>> 30) & 1) !== 1) return false; // sz 1, Q 1: 2D
   const u = (insn >>> 29) & 1;
   const a = (insn >>> 23) & 1;
   const opcode = (insn >>> 11) & 31;
