@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { UNWIND } from "../src/arch/arm64/exceptions.ts";
 import { Cpu, createVmMemory, RAM_OFFSET } from "../src/arch/arm64/index.ts";
+import { R64 } from "../src/arch/arm64/ret64.ts";
 import { I } from "../src/arch/arm64/state.ts";
 import { sysregIndex } from "../src/arch/arm64/sysregs.ts";
 import { PageTables } from "./support/pagetables.ts";
@@ -90,7 +91,7 @@ function load(c: Cpu, va: bigint): bigint | Fault {
   let v = 0n;
   const f = attempt(c, () => {
     c.ld64(lo, hi);
-    v = (BigInt(c.vhi >>> 0) << 32n) | BigInt(c.vlo >>> 0);
+    v = (BigInt(R64.hi >>> 0) << 32n) | BigInt(R64.lo >>> 0);
   });
   return f ?? v;
 }

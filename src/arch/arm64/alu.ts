@@ -1,9 +1,10 @@
 /**
  * 64-bit integer arithmetic on 32-bit halves (the representation chosen in docs/STATE.md).
- * Results come back through the CPU's scratch fields `c.vlo`/`c.vhi` so nothing allocates.
+ * Results come back through the CPU's scratch fields `R64.lo`/`R64.hi` so nothing allocates.
  * Every helper is checked against a BigInt reference in test/alu.test.ts.
  */
 import type { Cpu } from "./cpu.ts";
+import { R64 } from "./ret64.ts";
 import { I } from "./state.ts";
 
 const TWO32 = 4294967296;
@@ -68,7 +69,7 @@ export function conditionHolds(c: Cpu, cond: number): boolean {
 }
 
 /**
- * AddWithCarry for 64 bits: (alo,ahi) + (blo,bhi) + carry. Result in c.vlo/c.vhi;
+ * AddWithCarry for 64 bits: (alo,ahi) + (blo,bhi) + carry. Result in R64.lo/R64.hi;
  * flags written when `flags`.
  */
 export function add64(
@@ -85,8 +86,8 @@ export function add64(
   const h = ahi + bhi + lc;
   const rlo = l >>> 0;
   const rhi = h >>> 0;
-  c.vlo = rlo;
-  c.vhi = rhi;
+  R64.lo = rlo;
+  R64.hi = rhi;
   if (flags) {
     const v = (~(ahi ^ bhi) & (ahi ^ rhi)) >>> 31;
     setNZCV(c, rhi >>> 31, (rlo | rhi) === 0 ? 1 : 0, h >= TWO32 ? 1 : 0, v);
@@ -94,7 +95,7 @@ export function add64(
 }
 
 /**
- * SUBS for 64 bits, (alo,ahi) - (blo,bhi): the result in c.vlo/c.vhi and NZCV in PSTATE
+ * SUBS for 64 bits, (alo,ahi) - (blo,bhi): the result in R64.lo/R64.hi and NZCV in PSTATE
  * (C = no borrow; V = operands of different sign and a result whose sign differs from a's).
  * The compare of nearly every compiled loop: inline arithmetic, no AddWithCarry.
  */
@@ -111,8 +112,8 @@ export function subs64(c: Cpu, alo: number, ahi: number, blo: number, bhi: numbe
     ((lo | hi) === 0 ? 0x40000000 : 0) |
     (h >= 0 ? 0x20000000 : 0) |
     (v << 28);
-  c.vlo = lo;
-  c.vhi = hi;
+  R64.lo = lo;
+  R64.hi = hi;
 }
 
 /** SUBS for 32 bits: returns a - b (unsigned), NZCV in PSTATE. */
@@ -148,12 +149,12 @@ export function addSub32(c: Cpu, a: number, b: number, sub: boolean, flags: bool
   return res;
 }
 
-/** AddWithCarry for 32 bits; result zero-extended in c.vlo (c.vhi = 0). */
+/** AddWithCarry for 32 bits; result zero-extended in R64.lo (R64.hi = 0). */
 export function add32(c: Cpu, a: number, b: number, carry: number, flags: boolean): void {
   const s = (a >>> 0) + (b >>> 0) + carry;
   const res = s >>> 0;
-  c.vlo = res;
-  c.vhi = 0;
+  R64.lo = res;
+  R64.hi = 0;
   if (flags) {
     const v = (~(a ^ b) & (a ^ res)) >>> 31;
     setNZCV(c, res >>> 31, res === 0 ? 1 : 0, s >= TWO32 ? 1 : 0, v);
@@ -161,50 +162,50 @@ export function add32(c: Cpu, a: number, b: number, carry: number, flags: boolea
 }
 
 /** Logical shift left of a 64-bit value by 0..63. */
-export function lsl64(c: Cpu, lo: number, hi: number, s: number): void {
+export function lsl64(lo: number, hi: number, s: number): void {
   if (s === 0) {
-    c.vlo = lo >>> 0;
-    c.vhi = hi >>> 0;
+    R64.lo = lo >>> 0;
+    R64.hi = hi >>> 0;
   } else if (s < 32) {
-    c.vhi = ((hi << s) | (lo >>> (32 - s))) >>> 0;
-    c.vlo = (lo << s) >>> 0;
+    R64.hi = ((hi << s) | (lo >>> (32 - s))) >>> 0;
+    R64.lo = (lo << s) >>> 0;
   } else {
-    c.vhi = (lo << (s - 32)) >>> 0;
-    c.vlo = 0;
+    R64.hi = (lo << (s - 32)) >>> 0;
+    R64.lo = 0;
   }
 }
 
-export function lsr64(c: Cpu, lo: number, hi: number, s: number): void {
+export function lsr64(lo: number, hi: number, s: number): void {
   if (s === 0) {
-    c.vlo = lo >>> 0;
-    c.vhi = hi >>> 0;
+    R64.lo = lo >>> 0;
+    R64.hi = hi >>> 0;
   } else if (s < 32) {
-    c.vlo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
-    c.vhi = hi >>> s;
+    R64.lo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
+    R64.hi = hi >>> s;
   } else {
-    c.vlo = hi >>> (s - 32);
-    c.vhi = 0;
+    R64.lo = hi >>> (s - 32);
+    R64.hi = 0;
   }
 }
 
-export function asr64(c: Cpu, lo: number, hi: number, s: number): void {
+export function asr64(lo: number, hi: number, s: number): void {
   if (s === 0) {
-    c.vlo = lo >>> 0;
-    c.vhi = hi >>> 0;
+    R64.lo = lo >>> 0;
+    R64.hi = hi >>> 0;
   } else if (s < 32) {
-    c.vlo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
-    c.vhi = (hi >> s) >>> 0;
+    R64.lo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
+    R64.hi = (hi >> s) >>> 0;
   } else {
-    c.vlo = (hi >> (s - 32)) >>> 0;
-    c.vhi = (hi >> 31) >>> 0;
+    R64.lo = (hi >> (s - 32)) >>> 0;
+    R64.hi = (hi >> 31) >>> 0;
   }
 }
 
-export function ror64(c: Cpu, lo: number, hi: number, s: number): void {
+export function ror64(lo: number, hi: number, s: number): void {
   s &= 63;
   if (s === 0) {
-    c.vlo = lo >>> 0;
-    c.vhi = hi >>> 0;
+    R64.lo = lo >>> 0;
+    R64.hi = hi >>> 0;
     return;
   }
   if (s >= 32) {
@@ -213,29 +214,29 @@ export function ror64(c: Cpu, lo: number, hi: number, s: number): void {
     hi = t;
     s -= 32;
     if (s === 0) {
-      c.vlo = lo >>> 0;
-      c.vhi = hi >>> 0;
+      R64.lo = lo >>> 0;
+      R64.hi = hi >>> 0;
       return;
     }
   }
-  c.vlo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
-  c.vhi = ((hi >>> s) | (lo << (32 - s))) >>> 0;
+  R64.lo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
+  R64.hi = ((hi >>> s) | (lo << (32 - s))) >>> 0;
 }
 
 /** Shift by type (0 LSL, 1 LSR, 2 ASR, 3 ROR) for 64-bit values. */
-export function shift64(c: Cpu, type: number, lo: number, hi: number, s: number): void {
+export function shift64(type: number, lo: number, hi: number, s: number): void {
   switch (type) {
     case 0:
-      lsl64(c, lo, hi, s);
+      lsl64(lo, hi, s);
       return;
     case 1:
-      lsr64(c, lo, hi, s);
+      lsr64(lo, hi, s);
       return;
     case 2:
-      asr64(c, lo, hi, s);
+      asr64(lo, hi, s);
       return;
     default:
-      ror64(c, lo, hi, s);
+      ror64(lo, hi, s);
   }
 }
 
@@ -254,7 +255,7 @@ export function shift32(type: number, v: number, s: number): number {
 }
 
 /** Low 64 bits of a 64x64 multiply (via 16-bit limbs; exact, no allocation). */
-export function mul64(c: Cpu, alo: number, ahi: number, blo: number, bhi: number): void {
+export function mul64(alo: number, ahi: number, blo: number, bhi: number): void {
   const a48 = ahi >>> 16;
   const a32 = ahi & 0xffff;
   const a16 = alo >>> 16;
@@ -287,12 +288,12 @@ export function mul64(c: Cpu, alo: number, ahi: number, blo: number, bhi: number
   c32 &= 0xffff;
   c48 += a48 * b00 + a32 * b16 + a16 * b32 + a00 * b48;
   c48 &= 0xffff;
-  c.vlo = ((c16 << 16) | c00) >>> 0;
-  c.vhi = ((c48 << 16) | c32) >>> 0;
+  R64.lo = ((c16 << 16) | c00) >>> 0;
+  R64.hi = ((c48 << 16) | c32) >>> 0;
 }
 
 /** High 64 bits of a 64x64 multiply, signed or unsigned (SMULH/UMULH). */
-export function mulHigh64(c: Cpu, alo: number, ahi: number, blo: number, bhi: number, signed: boolean): void {
+export function mulHigh64(alo: number, ahi: number, blo: number, bhi: number, signed: boolean): void {
   let a = (BigInt(ahi >>> 0) << 32n) | BigInt(alo >>> 0);
   let b = (BigInt(bhi >>> 0) << 32n) | BigInt(blo >>> 0);
   if (signed) {
@@ -300,8 +301,8 @@ export function mulHigh64(c: Cpu, alo: number, ahi: number, blo: number, bhi: nu
     b = BigInt.asIntN(64, b);
   }
   const p = BigInt.asUintN(64, (a * b) >> 64n);
-  c.vlo = Number(p & 0xffffffffn);
-  c.vhi = Number(p >> 32n);
+  R64.lo = Number(p & 0xffffffffn);
+  R64.hi = Number(p >> 32n);
 }
 
 /** Count leading zeros of a 64-bit value. */

@@ -15,6 +15,7 @@ import { Jit, type JitBlock, type JitHost, type JitOptions } from "./jit/jit.ts"
 import { MemoryPath, type PhysicalBus } from "./memory.ts";
 import { pmuBudget, pmuSync, refreshPmu } from "./pmu.ts";
 import { xr, xw } from "./regs.ts";
+import { R64 } from "./ret64.ts";
 import { I, OFF, PSTATE, VCPU_STRIDE } from "./state.ts";
 import { SYSREGS, type SysRegAccess, sysregIndex } from "./sysregs.ts";
 import { TLB } from "./tlb.ts";
@@ -593,8 +594,8 @@ export class Cpu extends MemoryPath implements JitHost {
     const s = OFF.JIT_SCRATCH >> 2;
     if (size === 8) {
       this.ld64(lo, hi);
-      r[s] = this.vlo;
-      r[s + 1] = this.vhi;
+      r[s] = R64.lo;
+      r[s + 1] = R64.hi;
     } else {
       r[s] = size === 4 ? this.ld32(lo, hi) : size === 2 ? this.ld16(lo, hi) : this.ld8(lo, hi);
       r[s + 1] = 0;

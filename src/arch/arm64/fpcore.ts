@@ -6,7 +6,7 @@
  * Conventions
  * - Operands are raw bit patterns. An N-bit operand is passed as (hi, lo): for N = 64 the two
  *   32-bit halves, for N <= 32 `hi` is ignored and `lo` holds the bits.
- * - Results come back in `fp.hi` / `fp.lo` (lo only for N <= 32, hi = 0); the `*32` helpers
+ * - Results come back in `R64.hi` / `R64.lo` (lo only for N <= 32, hi = 0); the `*32` helpers
  *   return the 32-bit result directly. Nothing allocates on common paths.
  * - Cumulative exception flags are ORed into `fp.flags` (FPSR layout: IOC bit 0, DZC 1, OFC 2,
  *   UFC 3, IXC 4, IDC 7). Callers clear it, run the operation(s), then OR it into FPSR only if
@@ -22,6 +22,7 @@
  * slow path: the value as a BigInt mantissa and a binary exponent, rounded by `roundBig`,
  * which is a transcription of FPRoundBase.
  */
+import { R64 } from "./ret64.ts";
 
 export const FPSR_IOC = 1;
 export const FPSR_DZC = 2;
@@ -37,8 +38,8 @@ export const FPCR_FZ = 1 << 24;
 /** Rounding modes: 0-3 are FPCR.RMode values; 4 and 5 are used by specific instructions. */
 export const RM = { TIEEVEN: 0, POSINF: 1, NEGINF: 2, ZERO: 3, TIEAWAY: 4, ODD: 5 } as const;
 
-/** Result and flag accumulator (see header). */
-export const fp = { hi: 0, lo: 0, flags: 0 };
+/** The FPSR flag accumulator (see header); results are in R64 (ret64.ts). */
+export const fp = { flags: 0 };
 
 /** FPRoundingMode(fpcr). */
 export function fpcrMode(fpcr: number): number {
@@ -62,11 +63,11 @@ function bitsF32(b: number): number {
   cvU32[0] = b;
   return cvF32[0]!;
 }
-/** Writes the bits of double x (not NaN) to fp.hi/fp.lo. */
+/** Writes the bits of double x (not NaN) to R64.hi/R64.lo. */
 function outF64(x: number): void {
   cvF64[0] = x;
-  fp.lo = cvU32[0]!;
-  fp.hi = cvU32[1]!;
+  R64.lo = cvU32[0]!;
+  R64.hi = cvU32[1]!;
 }
 /** Bits of a float32 value x (exactly representable, not NaN). */
 function f32Bits(x: number): number {
@@ -89,8 +90,8 @@ function f16Bits(x: number): number {
 function outValue(N: number, x: number): void {
   if (N === 64) outF64(x);
   else {
-    fp.hi = 0;
-    fp.lo = N === 32 ? f32Bits(x) : f16Bits(x);
+    R64.hi = 0;
+    R64.lo = N === 32 ? f32Bits(x) : f16Bits(x);
   }
 }
 
@@ -105,38 +106,38 @@ function fracBits(N: number): number {
 }
 
 export function setZero(N: number, sign: number): void {
-  fp.hi = 0;
-  fp.lo = 0;
+  R64.hi = 0;
+  R64.lo = 0;
   if (sign) {
-    if (N === 64) fp.hi = 0x80000000;
-    else fp.lo = N === 32 ? 0x80000000 : 0x8000;
+    if (N === 64) R64.hi = 0x80000000;
+    else R64.lo = N === 32 ? 0x80000000 : 0x8000;
   }
 }
 export function setInf(N: number, sign: number): void {
   if (N === 64) {
-    fp.hi = (sign ? 0xfff00000 : 0x7ff00000) >>> 0;
-    fp.lo = 0;
+    R64.hi = (sign ? 0xfff00000 : 0x7ff00000) >>> 0;
+    R64.lo = 0;
   } else {
-    fp.hi = 0;
-    fp.lo = N === 32 ? (sign ? 0xff800000 : 0x7f800000) >>> 0 : sign ? 0xfc00 : 0x7c00;
+    R64.hi = 0;
+    R64.lo = N === 32 ? (sign ? 0xff800000 : 0x7f800000) >>> 0 : sign ? 0xfc00 : 0x7c00;
   }
 }
 export function setMaxNormal(N: number, sign: number): void {
   if (N === 64) {
-    fp.hi = (sign ? 0xffefffff : 0x7fefffff) >>> 0;
-    fp.lo = 0xffffffff;
+    R64.hi = (sign ? 0xffefffff : 0x7fefffff) >>> 0;
+    R64.lo = 0xffffffff;
   } else {
-    fp.hi = 0;
-    fp.lo = N === 32 ? (sign ? 0xff7fffff : 0x7f7fffff) >>> 0 : sign ? 0xfbff : 0x7bff;
+    R64.hi = 0;
+    R64.lo = N === 32 ? (sign ? 0xff7fffff : 0x7f7fffff) >>> 0 : sign ? 0xfbff : 0x7bff;
   }
 }
 export function setDefaultNaN(N: number): void {
   if (N === 64) {
-    fp.hi = 0x7ff80000;
-    fp.lo = 0;
+    R64.hi = 0x7ff80000;
+    R64.lo = 0;
   } else {
-    fp.hi = 0;
-    fp.lo = N === 32 ? 0x7fc00000 : 0x7e00;
+    R64.hi = 0;
+    R64.lo = N === 32 ? 0x7fc00000 : 0x7e00;
   }
 }
 function setValueConst(N: number, sign: number, v: number): void {
@@ -257,11 +258,11 @@ function processNaN(N: number, k: number, fpcr: number): void {
     return;
   }
   if (N === 64) {
-    fp.hi = (UH[k]! | 0x80000) >>> 0;
-    fp.lo = UL[k]!;
+    R64.hi = (UH[k]! | 0x80000) >>> 0;
+    R64.lo = UL[k]!;
   } else {
-    fp.hi = 0;
-    fp.lo = N === 32 ? (UL[k]! | 0x400000) >>> 0 : UL[k]! | 0x200;
+    R64.hi = 0;
+    R64.lo = N === 32 ? (UL[k]! | 0x400000) >>> 0 : UL[k]! | 0x200;
   }
 }
 
@@ -367,8 +368,8 @@ function finish(N: number, s: number, err: number, _fpcr: number, mode: number):
       f = directed(f, dir, mode, stepMag32);
     }
   }
-  fp.hi = 0;
-  fp.lo = f32Bits(f);
+  R64.hi = 0;
+  R64.lo = f32Bits(f);
   return true;
 }
 
@@ -379,7 +380,7 @@ function bitLen(m: bigint): number {
 
 /**
  * FPRoundBase: rounds the exact nonzero value m * 2^e (m signed BigInt) to N bits with
- * `mode`, writing fp.hi/fp.lo and raising OFC/UFC/IXC (IOC for AHP overflow). `fz` says
+ * `mode`, writing R64.hi/R64.lo and raising OFC/UFC/IXC (IOC for AHP overflow). `fz` says
  * whether flush-to-zero applies (FPCR.FZ for N = 32/64; never for N = 16 in Armv8.0).
  */
 export function roundBig(N: number, m: bigint, e: number, fpcr: number, mode: number): void {
@@ -451,8 +452,8 @@ export function roundBig(N: number, m: bigint, e: number, fpcr: number, mode: nu
       inexact = true;
     } else writeFields(N, sign, biased, im);
   } else if (biased >= 2 ** E) {
-    fp.hi = 0;
-    fp.lo = sign ? 0xffff : 0x7fff;
+    R64.hi = 0;
+    R64.lo = sign ? 0xffff : 0x7fff;
     fp.flags |= FPSR_IOC;
     inexact = false;
   } else writeFields(N, sign, biased, im);
@@ -462,14 +463,14 @@ export function roundBig(N: number, m: bigint, e: number, fpcr: number, mode: nu
 function writeFields(N: number, sign: number, biased: number, im: bigint): void {
   if (N === 64) {
     const f = im & 0xfffffffffffffn;
-    fp.lo = Number(f & 0xffffffffn);
-    fp.hi = ((sign << 31) | (biased << 20) | Number(f >> 32n)) >>> 0;
+    R64.lo = Number(f & 0xffffffffn);
+    R64.hi = ((sign << 31) | (biased << 20) | Number(f >> 32n)) >>> 0;
   } else if (N === 32) {
-    fp.hi = 0;
-    fp.lo = ((sign << 31) | (biased << 23) | (Number(im) & 0x7fffff)) >>> 0;
+    R64.hi = 0;
+    R64.lo = ((sign << 31) | (biased << 23) | (Number(im) & 0x7fffff)) >>> 0;
   } else {
-    fp.hi = 0;
-    fp.lo = (sign << 15) | (biased << 10) | (Number(im) & 0x3ff);
+    R64.hi = 0;
+    R64.lo = (sign << 15) | (biased << 10) | (Number(im) & 0x3ff);
   }
 }
 
@@ -932,8 +933,8 @@ function maxMin(
   if (t === T_INF) setInf(N, US[k]!);
   else if (t === T_ZERO) setZero(N, isMax ? US[0]! & US[1]! : US[0]! | US[1]!);
   else {
-    fp.hi = N === 64 ? UH[k]! : 0;
-    fp.lo = UL[k]!;
+    R64.hi = N === 64 ? UH[k]! : 0;
+    R64.lo = UL[k]!;
   }
 }
 export function fpMax(N: number, ah: number, al: number, bh: number, bl: number, fpcr: number): void {
@@ -956,12 +957,12 @@ function maxMinNum(
   const t2 = unpack(1, N, bh, bl, fpcr);
   if (t1 === T_QNAN && t2 !== T_QNAN) {
     setInf(N, isMax ? 1 : 0);
-    ah = fp.hi;
-    al = fp.lo;
+    ah = R64.hi;
+    al = R64.lo;
   } else if (t1 !== T_QNAN && t2 === T_QNAN) {
     setInf(N, isMax ? 1 : 0);
-    bh = fp.hi;
-    bl = fp.lo;
+    bh = R64.hi;
+    bl = R64.lo;
   }
   maxMin(N, ah, al, bh, bl, fpcr, isMax);
 }
@@ -1069,7 +1070,7 @@ export function fpRoundInt(
 
 /**
  * FPToFixed: N-bit FP to an M-bit (32/64) integer scaled by 2^fbits, saturating (IOC on
- * overflow or NaN, IXC when inexact). Result in fp.lo (M = 32) or fp.hi/fp.lo.
+ * overflow or NaN, IXC when inexact). Result in R64.lo (M = 32) or R64.hi/R64.lo.
  */
 export function fpToFixed(
   N: number,
@@ -1104,21 +1105,21 @@ export function fpToFixed(
   if (ovf && r === -1) {
     // Saturate to the maximum.
     if (M === 32) {
-      fp.hi = 0;
-      fp.lo = unsigned ? 0xffffffff : 0x7fffffff;
+      R64.hi = 0;
+      R64.lo = unsigned ? 0xffffffff : 0x7fffffff;
     } else {
-      fp.hi = unsigned ? 0xffffffff : 0x7fffffff;
-      fp.lo = 0xffffffff;
+      R64.hi = unsigned ? 0xffffffff : 0x7fffffff;
+      R64.lo = 0xffffffff;
     }
     return;
   }
   if (M === 32) {
-    fp.hi = 0;
-    fp.lo = r >>> 0;
+    R64.hi = 0;
+    R64.lo = r >>> 0;
   } else {
     const hi = Math.floor(r / 4294967296);
-    fp.lo = (r - hi * 4294967296) >>> 0;
-    fp.hi = hi >>> 0;
+    R64.lo = (r - hi * 4294967296) >>> 0;
+    R64.hi = hi >>> 0;
   }
 }
 
@@ -1177,14 +1178,14 @@ function convertNaN(N: number, M: number): void {
     pl = 0;
   }
   if (M === 64) {
-    fp.hi = ((sign << 31) | 0x7ff80000 | ph) >>> 0;
-    fp.lo = pl;
+    R64.hi = ((sign << 31) | 0x7ff80000 | ph) >>> 0;
+    R64.lo = pl;
   } else if (M === 32) {
-    fp.hi = 0;
-    fp.lo = ((sign << 31) | 0x7fc00000 | (ph << 3) | (pl >>> 29)) >>> 0;
+    R64.hi = 0;
+    R64.lo = ((sign << 31) | 0x7fc00000 | (ph << 3) | (pl >>> 29)) >>> 0;
   } else {
-    fp.hi = 0;
-    fp.lo = (sign << 15) | 0x7e00 | (ph >>> 10);
+    R64.hi = 0;
+    R64.lo = (sign << 15) | 0x7e00 | (ph >>> 10);
   }
 }
 
@@ -1200,8 +1201,8 @@ export function fpConvert(N: number, M: number, h: number, l: number, fpcr: numb
     if (t === T_SNAN || altHp) fp.flags |= FPSR_IOC;
   } else if (t === T_INF) {
     if (altHp) {
-      fp.hi = 0;
-      fp.lo = sign ? 0xffff : 0x7fff;
+      R64.hi = 0;
+      R64.lo = sign ? 0xffff : 0x7fff;
       fp.flags |= FPSR_IOC;
     } else setInf(M, sign);
   } else if (t === T_ZERO) setZero(M, sign);
@@ -1281,11 +1282,11 @@ export function fpRecipEstimate(N: number, h: number, l: number, fpcr: number): 
       rexp = 0;
     }
     if (N === 32) {
-      fp.hi = 0;
-      fp.lo = ((sign << 31) | (rexp << 23) | (rtop << 13)) >>> 0;
+      R64.hi = 0;
+      R64.lo = ((sign << 31) | (rexp << 23) | (rtop << 13)) >>> 0;
     } else {
-      fp.hi = ((sign << 31) | (rexp << 20) | (rtop << 10)) >>> 0;
-      fp.lo = 0;
+      R64.hi = ((sign << 31) | (rexp << 20) | (rtop << 10)) >>> 0;
+      R64.lo = 0;
     }
   }
 }
@@ -1324,11 +1325,11 @@ export function fpRSqrtEstimate(N: number, h: number, l: number, fpcr: number): 
     const rexp = Math.floor(((N === 32 ? 380 : 3068) - exp) / 2);
     const est = recipSqrtEstimate(scaled) & 0xff;
     if (N === 32) {
-      fp.hi = 0;
-      fp.lo = ((rexp << 23) | (est << 15)) >>> 0;
+      R64.hi = 0;
+      R64.lo = ((rexp << 23) | (est << 15)) >>> 0;
     } else {
-      fp.hi = ((rexp << 20) | (est << 12)) >>> 0;
-      fp.lo = 0;
+      R64.hi = ((rexp << 20) | (est << 12)) >>> 0;
+      R64.lo = 0;
     }
   }
 }
@@ -1342,12 +1343,12 @@ export function fpRecpX(N: number, h: number, l: number, fpcr: number): void {
   }
   if (N === 32) {
     const e = (l >>> 23) & 0xff;
-    fp.hi = 0;
-    fp.lo = ((l & 0x80000000) | ((e === 0 ? 0xfe : ~e & 0xff) << 23)) >>> 0;
+    R64.hi = 0;
+    R64.lo = ((l & 0x80000000) | ((e === 0 ? 0xfe : ~e & 0xff) << 23)) >>> 0;
   } else {
     const e = (h >>> 20) & 0x7ff;
-    fp.hi = ((h & 0x80000000) | ((e === 0 ? 0x7fe : ~e & 0x7ff) << 20)) >>> 0;
-    fp.lo = 0;
+    R64.hi = ((h & 0x80000000) | ((e === 0 ? 0x7fe : ~e & 0x7ff) << 20)) >>> 0;
+    R64.lo = 0;
   }
 }
 
@@ -1367,32 +1368,32 @@ export function unsignedRSqrtEstimate(x: number): number {
 
 export function add32(a: number, b: number, fpcr: number): number {
   fpAdd(32, 0, a, 0, b, fpcr);
-  return fp.lo;
+  return R64.lo;
 }
 export function sub32(a: number, b: number, fpcr: number): number {
   fpAdd(32, 0, a, 0, b, fpcr, true);
-  return fp.lo;
+  return R64.lo;
 }
 export function mul32(a: number, b: number, fpcr: number): number {
   fpMul(32, 0, a, 0, b, fpcr);
-  return fp.lo;
+  return R64.lo;
 }
 export function div32(a: number, b: number, fpcr: number): number {
   fpDiv(32, 0, a, 0, b, fpcr);
-  return fp.lo;
+  return R64.lo;
 }
 export function mulAdd32(c: number, a: number, b: number, fpcr: number): number {
   fpMulAdd(32, 0, c, 0, a, 0, b, fpcr);
-  return fp.lo;
+  return R64.lo;
 }
 export function sqrt32(a: number, fpcr: number): number {
   fpSqrt(32, 0, a, fpcr);
-  return fp.lo;
+  return R64.lo;
 }
 
 /** BigInt conveniences for tests and slow callers: 64-bit ops on bigint bit patterns. */
 export function bits64(): bigint {
-  return (BigInt(fp.hi >>> 0) << 32n) | BigInt(fp.lo >>> 0);
+  return (BigInt(R64.hi >>> 0) << 32n) | BigInt(R64.lo >>> 0);
 }
 export function hi64(x: bigint): number {
   return Number((x >> 32n) & 0xffffffffn);

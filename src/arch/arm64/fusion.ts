@@ -11,6 +11,7 @@ import type { Cpu } from "./cpu.ts";
 import type { Exec } from "./decoder.ts";
 import { jump } from "./insn/branch-system.ts";
 import { xr, xw } from "./regs.ts";
+import { R64 } from "./ret64.ts";
 import { I } from "./state.ts";
 
 /** B.cond: 0101010 0 imm19 0 cond. */
@@ -49,8 +50,8 @@ export function fuseCompareBranch(a: number, b: number): Exec | null {
       return (c) => {
         const r = c.r;
         subs64(c, r[ni]!, r[ni + 1]!, r[mi]!, r[mi + 1]!);
-        r[d] = c.vlo;
-        r[d + 1] = c.vhi;
+        r[d] = R64.lo;
+        r[d + 1] = R64.hi;
         branchAfter(c, cond, off);
       };
     return (c) => {
@@ -68,8 +69,8 @@ export function fuseCompareBranch(a: number, b: number): Exec | null {
         const r = c.r;
         const ni = n === 31 ? c.sp : n * 2; // Rn = 31 is SP here
         subs64(c, r[ni]!, r[ni + 1]!, imm, 0);
-        r[d] = c.vlo;
-        r[d + 1] = c.vhi;
+        r[d] = R64.lo;
+        r[d + 1] = R64.hi;
         branchAfter(c, cond, off);
       };
     return (c) => {

@@ -8,6 +8,7 @@ import { ACC, CMO } from "./access.ts";
 import { checkWatchpoint } from "./debug.ts";
 import { EC, FSC } from "./exceptions.ts";
 import { currentAsid, FAULT, type MmuRegs, W, type WalkContext, walk } from "./mmu.ts";
+import { R64 } from "./ret64.ts";
 import { RAM_OFFSET, VCPU_STRIDE } from "./state.ts";
 import { SYSREG_BY_NAME, type SysReg, sysregIndex } from "./sysregs.ts";
 import {
@@ -77,8 +78,7 @@ export abstract class MemoryPath implements WalkContext {
   /** EL whose permissions apply to the access in progress (0 inside LDTR/STTR). */
   private accessEl = 0;
   /** Scratch outputs of 64-bit helpers (value low/high halves). */
-  vlo = 0;
-  vhi = 0;
+
   /** Current exception level (0 or 1). */
   el = 0;
   mmioPa = 0;
@@ -328,7 +328,7 @@ export abstract class MemoryPath implements WalkContext {
         const a = (lo + i) >>> 0;
         h = (h << 8) | this.ld8(a, a < lo ? (hi + 1) >>> 0 : hi);
       }
-      this.vhi = h >>> 0;
+      R64.hi = h >>> 0;
     }
     return v >>> 0;
   }
@@ -356,23 +356,23 @@ export abstract class MemoryPath implements WalkContext {
     if (o >= 0) return (o & 3) === 0 ? this.m32[o >>> 2]! : this.dv.getUint32(o, true);
     return o === SPLIT ? this.loadSplit(lo, hi, 4) : this.mmioLoad(lo, hi, 4) >>> 0;
   }
-  /** Loads 64 bits into vlo/vhi. */
+  /** Loads 64 bits into R64 (ret64.ts). */
   ld64(lo: number, hi: number): void {
     this.checkAlignment(lo, hi, 8, ACC.READ);
     const o = this.hostOffset(lo, hi, 8, ACC.READ);
     if ((o & 3) === 0 && o >= 0) {
-      this.vlo = this.m32[o >>> 2]!;
-      this.vhi = this.m32[(o >>> 2) + 1]!;
+      R64.lo = this.m32[o >>> 2]!;
+      R64.hi = this.m32[(o >>> 2) + 1]!;
     } else if (o >= 0) {
-      this.vlo = this.dv.getUint32(o, true);
-      this.vhi = this.dv.getUint32(o + 4, true);
+      R64.lo = this.dv.getUint32(o, true);
+      R64.hi = this.dv.getUint32(o + 4, true);
     } else if (o === SPLIT) {
-      this.vlo = this.loadSplit(lo, hi, 8);
+      R64.lo = this.loadSplit(lo, hi, 8);
     } else {
       const vlo = this.mmioLoad(lo, hi, 4) >>> 0;
       const nlo = (lo + 4) >>> 0;
-      this.vhi = this.ld32(nlo, nlo < 4 ? hi + 1 : hi);
-      this.vlo = vlo;
+      R64.hi = this.ld32(nlo, nlo < 4 ? hi + 1 : hi);
+      R64.lo = vlo;
     }
   }
   st8(lo: number, hi: number, v: number): void {

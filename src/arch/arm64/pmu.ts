@@ -21,6 +21,7 @@
  */
 import type { Cpu } from "./cpu.ts";
 import { PMU_COUNTERS, PMU_EVENT } from "./pmu-events.ts";
+import { R64 } from "./ret64.ts";
 import { sysregIndex } from "./sysregs.ts";
 
 export { PMCEID0, PMU_COUNTERS, PMU_EVENT, PMU_PPI } from "./pmu-events.ts";
@@ -210,37 +211,37 @@ export function pmuRead(c: Cpu, name: string): void {
   pmuSync(c);
   const r = c.r;
   const x = idx();
-  c.vhi = 0;
+  R64.hi = 0;
   switch (name) {
     case "PMCR_EL0":
-      c.vlo = r[x.pmcr]! & ~(PMCR_P | PMCR_C);
+      R64.lo = r[x.pmcr]! & ~(PMCR_P | PMCR_C);
       return;
     case "PMCNTENSET_EL0":
     case "PMCNTENCLR_EL0":
-      c.vlo = r[x.cnten]!;
+      R64.lo = r[x.cnten]!;
       return;
     case "PMOVSSET_EL0":
     case "PMOVSCLR_EL0":
-      c.vlo = r[x.ovs]!;
+      R64.lo = r[x.ovs]!;
       return;
     case "PMINTENSET_EL1":
     case "PMINTENCLR_EL1":
-      c.vlo = r[x.inten]!;
+      R64.lo = r[x.inten]!;
       return;
     case "PMCCNTR_EL0":
-      c.vlo = r[x.ccntr]!;
-      c.vhi = r[x.ccntr + 1]!;
+      R64.lo = r[x.ccntr]!;
+      R64.hi = r[x.ccntr + 1]!;
       return;
     case "PMXEVTYPER_EL0": {
       const n = selected(c, true);
-      c.vlo = r[n === 31 ? x.ccfiltr : x.evtyper[n]!]!;
+      R64.lo = r[n === 31 ? x.ccfiltr : x.evtyper[n]!]!;
       return;
     }
     case "PMXEVCNTR_EL0":
-      c.vlo = r[x.evcntr[selected(c, false)]!]!;
+      R64.lo = r[x.evcntr[selected(c, false)]!]!;
       return;
     case "PMSWINC_EL0":
-      c.vlo = 0;
+      R64.lo = 0;
       return;
   }
   throw new Error(`pmuRead: ${name}`);

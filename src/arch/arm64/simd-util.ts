@@ -6,6 +6,7 @@
  * of the vCPU block (Arm ARM: Elem[V[n], i, esize]).
  */
 import type { Cpu } from "./cpu.ts";
+import { R64 } from "./ret64.ts";
 import { I } from "./state.ts";
 
 /** FPSR.QC, the cumulative saturation flag (Arm ARM C5.2.10). */
@@ -60,11 +61,11 @@ export function setLane(c: Cpu, n: number, esize: number, i: number, v: number):
   else throw new RangeError(`setLane: esize ${esize}`);
 }
 
-/** Reads 64-bit element i of Vn into c.vlo / c.vhi. */
+/** Reads 64-bit element i of Vn into R64.lo / R64.hi. */
 export function getLane64(c: Cpu, n: number, i: number): void {
   const w = I.V + 4 * n + 2 * i;
-  c.vlo = c.r[w]!;
-  c.vhi = c.r[w + 1]!;
+  R64.lo = c.r[w]!;
+  R64.hi = c.r[w + 1]!;
 }
 export function setLane64(c: Cpu, n: number, i: number, lo: number, hi: number): void {
   const w = I.V + 4 * n + 2 * i;

@@ -8,6 +8,7 @@ import type { Cpu } from "./cpu.ts";
 import { refreshDebug } from "./debug.ts";
 import { pmuEl0, pmuRead, pmuSync, pmuWrite, refreshPmu } from "./pmu.ts";
 import { PMCEID0, PMU_COUNTERS } from "./pmu-events.ts";
+import { R64 } from "./ret64.ts";
 import { I, PSTATE } from "./state.ts";
 
 /** op0<<14 | op1<<11 | CRn<<7 | CRm<<3 | op2, as in KVM's ARM64_SYS_REG() low bits. */
@@ -16,7 +17,7 @@ export function sysregKey(op0: number, op1: number, crn: number, crm: number, op
 }
 
 export interface SysRegAccess {
-  /** Read into c.vlo/c.vhi. */
+  /** Read into R64.lo/R64.hi. */
   read(c: Cpu): void;
   write(c: Cpu, lo: number, hi: number): void;
 }
@@ -85,8 +86,8 @@ const split = (v: number | bigint): [number, number] => {
 // Special registers that live elsewhere in the state block.
 const nzcv: SysRegAccess = {
   read(c) {
-    c.vlo = c.r[I.PSTATE]! & PSTATE.NZCV;
-    c.vhi = 0;
+    R64.lo = c.r[I.PSTATE]! & PSTATE.NZCV;
+    R64.hi = 0;
   },
   write(c, lo) {
     c.r[I.PSTATE] = (c.r[I.PSTATE]! & ~PSTATE.NZCV) | (lo & PSTATE.NZCV);
@@ -94,8 +95,8 @@ const nzcv: SysRegAccess = {
 };
 const daif: SysRegAccess = {
   read(c) {
-    c.vlo = c.r[I.PSTATE]! & PSTATE.DAIF;
-    c.vhi = 0;
+    R64.lo = c.r[I.PSTATE]! & PSTATE.DAIF;
+    R64.hi = 0;
   },
   write(c, lo) {
     c.r[I.PSTATE] = (c.r[I.PSTATE]! & ~PSTATE.DAIF) | (lo & PSTATE.DAIF);
@@ -104,8 +105,8 @@ const daif: SysRegAccess = {
 };
 const core64 = (idx: number): SysRegAccess => ({
   read(c) {
-    c.vlo = c.r[idx]!;
-    c.vhi = c.r[idx + 1]!;
+    R64.lo = c.r[idx]!;
+    R64.hi = c.r[idx + 1]!;
   },
   write(c, lo, hi) {
     c.r[idx] = lo;
@@ -114,8 +115,8 @@ const core64 = (idx: number): SysRegAccess => ({
 });
 const fpcr: SysRegAccess = {
   read(c) {
-    c.vlo = c.r[I.FPCR]!;
-    c.vhi = 0;
+    R64.lo = c.r[I.FPCR]!;
+    R64.hi = 0;
   },
   // AHP, DN, FZ, RMode, FZ16 (Arm ARM C5.2.8); trap-enable bits are RAZ/WI here
   // because this implementation does not support trapped FP exceptions.
@@ -125,8 +126,8 @@ const fpcr: SysRegAccess = {
 };
 const fpsr: SysRegAccess = {
   read(c) {
-    c.vlo = c.r[I.FPSR]!;
-    c.vhi = 0;
+    R64.lo = c.r[I.FPSR]!;
+    R64.hi = 0;
   },
   write(c, lo) {
     c.r[I.FPSR] = lo & 0xf800_009f;
@@ -134,15 +135,15 @@ const fpsr: SysRegAccess = {
 };
 const currentEl: SysRegAccess = {
   read(c) {
-    c.vlo = c.r[I.PSTATE]! & 0xc;
-    c.vhi = 0;
+    R64.lo = c.r[I.PSTATE]! & 0xc;
+    R64.hi = 0;
   },
   write() {},
 };
 const spsel: SysRegAccess = {
   read(c) {
-    c.vlo = c.r[I.PSTATE]! & 1;
-    c.vhi = 0;
+    R64.lo = c.r[I.PSTATE]! & 1;
+    R64.hi = 0;
   },
   write(c, lo) {
     c.r[I.PSTATE] = (c.r[I.PSTATE]! & ~1) | (lo & 1);
@@ -152,16 +153,16 @@ const spsel: SysRegAccess = {
 const counter = (virtual: boolean): SysRegAccess => ({
   read(c) {
     const v = c.timer.counter(c, virtual);
-    c.vlo = Number(v & 0xffffffffn);
-    c.vhi = Number(v >> 32n);
+    R64.lo = Number(v & 0xffffffffn);
+    R64.hi = Number(v >> 32n);
   },
   write() {},
 });
 const timerReg = (name: "CTL" | "CVAL" | "TVAL", virtual: boolean): SysRegAccess => ({
   read(c) {
     const v = c.timer.readReg(c, virtual, name);
-    c.vlo = Number(v & 0xffffffffn);
-    c.vhi = Number((v >> 32n) & 0xffffffffn);
+    R64.lo = Number(v & 0xffffffffn);
+    R64.hi = Number((v >> 32n) & 0xffffffffn);
   },
   write(c, lo, hi) {
     c.timer.writeReg(c, virtual, name, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
@@ -170,15 +171,15 @@ const timerReg = (name: "CTL" | "CVAL" | "TVAL", virtual: boolean): SysRegAccess
 /** ISR_EL1: which of SError/IRQ/FIQ is pending at the PE's inputs (A=8, I=7, F=6). */
 const isr: SysRegAccess = {
   read(c) {
-    c.vlo = (c.irqLine ? 1 << 7 : 0) | (c.fiqLine ? 1 << 6 : 0);
-    c.vhi = 0;
+    R64.lo = (c.irqLine ? 1 << 7 : 0) | (c.fiqLine ? 1 << 6 : 0);
+    R64.hi = 0;
   },
   write() {},
 };
 const cntfrq: SysRegAccess = {
   read(c) {
-    c.vlo = c.timer.frequency;
-    c.vhi = 0;
+    R64.lo = c.timer.frequency;
+    R64.hi = 0;
   },
   write() {},
 };
@@ -232,8 +233,8 @@ const oslar: SysRegAccess = {
 /** OSLSR_EL1: OSLM = 0b10 (OS lock implemented, bits 3 and 0), nTT = 0, OSLK from storage. */
 const oslsr: SysRegAccess = {
   read(c) {
-    c.vlo = (c.r[OSLSR_AT()]! & 2) | 8;
-    c.vhi = 0;
+    R64.lo = (c.r[OSLSR_AT()]! & 2) | 8;
+    R64.hi = 0;
   },
   write() {},
 };
@@ -243,9 +244,9 @@ const oslsr: SysRegAccess = {
  * ones written as 1; CLAIMCLR reads the current tags and clears the ones written as 1.
  */
 const claimSet: SysRegAccess = {
-  read(c) {
-    c.vlo = 0xff;
-    c.vhi = 0;
+  read() {
+    R64.lo = 0xff;
+    R64.hi = 0;
   },
   write(c, lo) {
     c.r[CLAIM_AT()] = (c.r[CLAIM_AT()]! | (lo & 0xff)) >>> 0;
@@ -253,8 +254,8 @@ const claimSet: SysRegAccess = {
 };
 const claimClr: SysRegAccess = {
   read(c) {
-    c.vlo = c.r[CLAIM_AT()]! & 0xff;
-    c.vhi = 0;
+    R64.lo = c.r[CLAIM_AT()]! & 0xff;
+    R64.hi = 0;
   },
   write(c, lo) {
     c.r[CLAIM_AT()] = c.r[CLAIM_AT()]! & ~(lo & 0xff) & 0xff;
@@ -267,9 +268,9 @@ const claimClr: SysRegAccess = {
  * no DCC console.
  */
 const dtr: SysRegAccess = {
-  read(c) {
-    c.vlo = 0;
-    c.vhi = 0;
+  read() {
+    R64.lo = 0;
+    R64.hi = 0;
   },
   write(c) {
     c.r[MDCCSR_AT()] = (c.r[MDCCSR_AT()]! | (1 << 29)) >>> 0;
@@ -368,8 +369,8 @@ const pmuStored = (name: string, mask: number): SysRegAccess => {
   return {
     read(c) {
       pmuSync(c);
-      c.vlo = c.r[at()]!;
-      c.vhi = 0;
+      R64.lo = c.r[at()]!;
+      R64.hi = 0;
     },
     write(c, lo) {
       pmuSync(c);

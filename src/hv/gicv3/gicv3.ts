@@ -27,6 +27,7 @@
  * `onLineChange` only when they change.
  */
 import type { Cpu } from "../../arch/arm64/cpu.ts";
+import { R64 } from "../../arch/arm64/ret64.ts";
 import type { SysRegAccess } from "../../arch/arm64/sysregs.ts";
 import type { Stateful, StateValue } from "../../lib/state.ts";
 import { identity, loadState, type StateOf, saveState, typed, uint, vmstate } from "../../lib/vmstate.ts";
@@ -862,8 +863,8 @@ export class GicV3 implements Stateful {
         read: (c: Cpu) => {
           const v = this.iccRead(cpu, key);
           if (v === null) c.undefined();
-          c.vlo = v[0];
-          c.vhi = v[1];
+          R64.lo = v[0];
+          R64.hi = v[1];
         },
         write: (c: Cpu, lo: number, hi: number) => {
           if (!this.iccWrite(cpu, key, lo, hi)) c.undefined();

@@ -11,6 +11,7 @@ import type { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { EC } from "../exceptions.ts";
 import { xr, xw } from "../regs.ts";
+import { R64 } from "../ret64.ts";
 import { I } from "../state.ts";
 import { SYSREG_BY_KEY, type SysReg, sysregIndex, sysregKey } from "../sysregs.ts";
 
@@ -282,8 +283,8 @@ function mrsMsr(f: Fields, read: boolean): Exec | null {
       if (read) {
         ext.read(c);
         const d = xw(f.Rt!);
-        c.r[d] = c.vlo >>> 0;
-        c.r[d + 1] = c.vhi >>> 0;
+        c.r[d] = R64.lo >>> 0;
+        c.r[d + 1] = R64.hi >>> 0;
       } else {
         const s = xr(f.Rt!);
         ext.write(c, c.r[s]!, c.r[s + 1]!);
@@ -312,8 +313,8 @@ function mrsMsr(f: Fields, read: boolean): Exec | null {
       return (c) => {
         checkEl0(c);
         acc.read(c);
-        c.r[d] = c.vlo >>> 0;
-        c.r[d + 1] = c.vhi >>> 0;
+        c.r[d] = R64.lo >>> 0;
+        c.r[d + 1] = R64.hi >>> 0;
       };
     }
     const s = xr(f.Rt!);

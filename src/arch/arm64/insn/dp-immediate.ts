@@ -7,6 +7,7 @@
 import { add64, addSub32, decodeBitMasks, ror64, setNZCV, subs64 } from "../alu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
+import { R64 } from "../ret64.ts";
 
 /** ADR / ADRP: Xd = PC (or PC & ~0xfff) + imm. */
 function adr(f: Record<string, number>): Exec {
@@ -52,8 +53,8 @@ function addSubImm(f: Record<string, number>): Exec | null {
       const r = c.r;
       const ni = n === 31 ? c.sp : n * 2;
       subs64(c, r[ni]!, r[ni + 1]!, imm, 0);
-      r[dFixed] = c.vlo;
-      r[dFixed + 1] = c.vhi;
+      r[dFixed] = R64.lo;
+      r[dFixed + 1] = R64.hi;
     };
   }
   if (!sf) {
@@ -71,8 +72,8 @@ function addSubImm(f: Record<string, number>): Exec | null {
     const r = c.r;
     const ni = n === 31 ? c.sp : n * 2;
     add64(c, r[ni]!, r[ni + 1]!, imm, 0, 0, true);
-    r[dFixed] = c.vlo;
-    r[dFixed + 1] = c.vhi;
+    r[dFixed] = R64.lo;
+    r[dFixed + 1] = R64.hi;
   };
 }
 
@@ -239,9 +240,9 @@ function bitfield(f: Record<string, number>): Exec | null {
     const shi = r[n + 1]!;
     const dlo = inzero ? 0 : r[dr]!;
     const dhi = inzero ? 0 : r[dr + 1]!;
-    ror64(c, slo, shi, R);
-    const blo = (dlo & ~wlo) | (c.vlo & wlo);
-    const bhi = (dhi & ~whi) | (c.vhi & whi);
+    ror64(slo, shi, R);
+    const blo = (dlo & ~wlo) | (R64.lo & wlo);
+    const bhi = (dhi & ~whi) | (R64.hi & whi);
     let toplo = dlo;
     let tophi = dhi;
     if (extend) {

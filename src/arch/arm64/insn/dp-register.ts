@@ -29,6 +29,7 @@ import {
 import type { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
+import { R64 } from "../ret64.ts";
 import { I } from "../state.ts";
 
 function logicalShifted(f: Fields): Exec | null {
@@ -62,9 +63,9 @@ function logicalShifted(f: Fields): Exec | null {
       blo = r[m]!;
       bhi = r[m + 1]!;
     } else {
-      shift64(c, type, r[m]!, r[m + 1]!, amt);
-      blo = c.vlo;
-      bhi = c.vhi;
+      shift64(type, r[m]!, r[m + 1]!, amt);
+      blo = R64.lo;
+      bhi = R64.hi;
     }
     if (invert) {
       blo = ~blo;
@@ -127,8 +128,8 @@ function addSubShifted(f: Fields): Exec | null {
     return (c) => {
       const r = c.r;
       subs64(c, r[n]!, r[n + 1]!, r[m]!, r[m + 1]!);
-      r[d] = c.vlo;
-      r[d + 1] = c.vhi;
+      r[d] = R64.lo;
+      r[d + 1] = R64.hi;
     };
   }
   if (!sf && amt === 0) {
@@ -145,7 +146,7 @@ function addSubShifted(f: Fields): Exec | null {
       let b = shift32(type, r[m]!, amt);
       if (sub) b = ~b >>> 0;
       add32(c, r[n]!, b, cin, setFlags);
-      r[d] = c.vlo;
+      r[d] = R64.lo;
       r[d + 1] = 0;
     };
   }
@@ -157,22 +158,22 @@ function addSubShifted(f: Fields): Exec | null {
       blo = r[m]!;
       bhi = r[m + 1]!;
     } else {
-      shift64(c, type, r[m]!, r[m + 1]!, amt);
-      blo = c.vlo;
-      bhi = c.vhi;
+      shift64(type, r[m]!, r[m + 1]!, amt);
+      blo = R64.lo;
+      bhi = R64.hi;
     }
     if (sub) {
       blo = ~blo >>> 0;
       bhi = ~bhi >>> 0;
     }
     add64(c, r[n]!, r[n + 1]!, blo, bhi, cin, setFlags);
-    r[d] = c.vlo;
-    r[d + 1] = c.vhi;
+    r[d] = R64.lo;
+    r[d + 1] = R64.hi;
   };
 }
 
 /** ExtendReg (Arm ARM J1.1.3): extend Rm by `option`, then shift left by `amt` (0..4). */
-function extendReg(c: Cpu, lo: number, hi: number, option: number, amt: number): void {
+function extendReg(lo: number, hi: number, option: number, amt: number): void {
   switch (option) {
     case 0:
       lo &= 0xff;
@@ -201,7 +202,7 @@ function extendReg(c: Cpu, lo: number, hi: number, option: number, amt: number):
     default:
       break;
   }
-  lsl64(c, lo >>> 0, hi >>> 0, amt);
+  lsl64(lo >>> 0, hi >>> 0, amt);
 }
 
 function addSubExtended(f: Fields): Exec | null {
@@ -220,9 +221,9 @@ function addSubExtended(f: Fields): Exec | null {
   return (c) => {
     const r = c.r;
     const ni = nn === 31 ? c.sp : nn * 2;
-    extendReg(c, r[m]!, r[m + 1]!, option, amt);
-    let blo = c.vlo;
-    let bhi = c.vhi;
+    extendReg(r[m]!, r[m + 1]!, option, amt);
+    let blo = R64.lo;
+    let bhi = R64.hi;
     if (sub) {
       blo = ~blo >>> 0;
       bhi = ~bhi >>> 0;
@@ -230,11 +231,11 @@ function addSubExtended(f: Fields): Exec | null {
     const di = dSp ? c.sp : dFixed;
     if (sf) {
       add64(c, r[ni]!, r[ni + 1]!, blo, bhi, cin, setFlags);
-      r[di] = c.vlo;
-      r[di + 1] = c.vhi;
+      r[di] = R64.lo;
+      r[di + 1] = R64.hi;
     } else {
       add32(c, r[ni]!, blo, cin, setFlags);
-      r[di] = c.vlo;
+      r[di] = R64.lo;
       r[di + 1] = 0;
     }
   };
@@ -254,12 +255,12 @@ function addSubCarry(f: Fields): Exec {
       const blo = sub ? ~r[m]! >>> 0 : r[m]!;
       const bhi = sub ? ~r[m + 1]! >>> 0 : r[m + 1]!;
       add64(c, r[n]!, r[n + 1]!, blo, bhi, cin, setFlags);
-      r[d] = c.vlo;
-      r[d + 1] = c.vhi;
+      r[d] = R64.lo;
+      r[d + 1] = R64.hi;
     } else {
       const b = sub ? ~r[m]! >>> 0 : r[m]!;
       add32(c, r[n]!, b, cin, setFlags);
-      r[d] = c.vlo;
+      r[d] = R64.lo;
       r[d + 1] = 0;
     }
   };
@@ -344,9 +345,9 @@ function multiplyAdd(f: Fields, sub: boolean): Exec {
   }
   return (c) => {
     const r = c.r;
-    mul64(c, r[n]!, r[n + 1]!, r[m]!, r[m + 1]!);
-    let plo = c.vlo;
-    let phi = c.vhi;
+    mul64(r[n]!, r[n + 1]!, r[m]!, r[m + 1]!);
+    let plo = R64.lo;
+    let phi = R64.hi;
     if (!sub) {
       add64(c, r[a]!, r[a + 1]!, plo, phi, 0, false);
     } else {
@@ -354,8 +355,8 @@ function multiplyAdd(f: Fields, sub: boolean): Exec {
       phi = ~phi >>> 0;
       add64(c, r[a]!, r[a + 1]!, plo, phi, 1, false);
     }
-    r[d] = c.vlo;
-    r[d + 1] = c.vhi;
+    r[d] = R64.lo;
+    r[d + 1] = R64.hi;
   };
 }
 
@@ -366,16 +367,16 @@ function multiplyAddLong(f: Fields, signed: boolean, sub: boolean): Exec {
     const r = c.r;
     const x = r[n]!;
     const y = r[m]!;
-    mul64(c, x, signed ? (x >> 31) >>> 0 : 0, y, signed ? (y >> 31) >>> 0 : 0);
-    let plo = c.vlo;
-    let phi = c.vhi;
+    mul64(x, signed ? (x >> 31) >>> 0 : 0, y, signed ? (y >> 31) >>> 0 : 0);
+    let plo = R64.lo;
+    let phi = R64.hi;
     if (sub) {
       plo = ~plo >>> 0;
       phi = ~phi >>> 0;
     }
     add64(c, r[a]!, r[a + 1]!, plo, phi, sub ? 1 : 0, false);
-    r[d] = c.vlo;
-    r[d + 1] = c.vhi;
+    r[d] = R64.lo;
+    r[d + 1] = R64.hi;
   };
 }
 
@@ -384,9 +385,9 @@ function multiplyHigh(f: Fields, signed: boolean): Exec {
   const { n, m, d } = regs3(f);
   return (c) => {
     const r = c.r;
-    mulHigh64(c, r[n]!, r[n + 1]!, r[m]!, r[m + 1]!, signed);
-    r[d] = c.vlo;
-    r[d + 1] = c.vhi;
+    mulHigh64(r[n]!, r[n + 1]!, r[m]!, r[m + 1]!, signed);
+    r[d] = R64.lo;
+    r[d + 1] = R64.hi;
   };
 }
 
@@ -448,9 +449,9 @@ function shiftVariable(f: Fields, type: number): Exec {
   }
   return (c) => {
     const r = c.r;
-    shift64(c, type, r[n]!, r[n + 1]!, r[m]! & 63);
-    r[d] = c.vlo;
-    r[d + 1] = c.vhi;
+    shift64(type, r[n]!, r[n + 1]!, r[m]! & 63);
+    r[d] = R64.lo;
+    r[d + 1] = R64.hi;
   };
 }
 
@@ -506,8 +507,8 @@ const CLS: Body1 = (sf, n, write) => {
   return (c) => {
     const lo = c.r[n]!;
     const hi = c.r[n + 1]!;
-    asr64(c, lo, hi, 1);
-    write(c, clz64((lo ^ c.vlo) >>> 0, (hi ^ c.vhi) >>> 0) - 1, 0);
+    asr64(lo, hi, 1);
+    write(c, clz64((lo ^ R64.lo) >>> 0, (hi ^ R64.hi) >>> 0) - 1, 0);
   };
 };
 

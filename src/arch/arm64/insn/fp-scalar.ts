@@ -33,6 +33,7 @@ import {
   RM,
 } from "../fpcore.ts";
 import { xr, xw } from "../regs.ts";
+import { R64 } from "../ret64.ts";
 import { I } from "../state.ts";
 
 /** u32 index of V register n. */
@@ -77,7 +78,7 @@ function twoSource(N: number, op: Op2, negate: boolean, d: number, n: number, m:
       const r = c.r;
       fp.flags = 0;
       op(32, 0, r[ni]!, 0, r[mi]!, r[I.FPCR]!);
-      wr32(r, di, (fp.lo ^ neg) >>> 0);
+      wr32(r, di, (R64.lo ^ neg) >>> 0);
       commitFlags(r);
     };
   }
@@ -87,7 +88,7 @@ function twoSource(N: number, op: Op2, negate: boolean, d: number, n: number, m:
     const r = c.r;
     fp.flags = 0;
     op(64, r[ni + 1]!, r[ni]!, r[mi + 1]!, r[mi]!, r[I.FPCR]!);
-    wr64(r, di, fp.lo, (fp.hi ^ neg) >>> 0);
+    wr64(r, di, R64.lo, (R64.hi ^ neg) >>> 0);
     commitFlags(r);
   };
 }
@@ -106,7 +107,7 @@ function threeSource(N: number, o1: number, o0: number, d: number, n: number, m:
       const r = c.r;
       fp.flags = 0;
       fpMulAdd(32, 0, (r[ai]! ^ negA) >>> 0, 0, (r[ni]! ^ neg1) >>> 0, 0, r[mi]!, r[I.FPCR]!);
-      wr32(r, di, fp.lo);
+      wr32(r, di, R64.lo);
       commitFlags(r);
     };
   }
@@ -124,7 +125,7 @@ function threeSource(N: number, o1: number, o0: number, d: number, n: number, m:
       r[mi]!,
       r[I.FPCR]!,
     );
-    wr64(r, di, fp.lo, fp.hi);
+    wr64(r, di, R64.lo, R64.hi);
     commitFlags(r);
   };
 }
@@ -142,8 +143,8 @@ function fcvt(f: Fields): Exec | null {
     fp.flags = 0;
     const fpcr = r[I.FPCR]!;
     fpConvert(from, to, r[ni + 1]!, from === 16 ? r[ni]! & 0xffff : r[ni]!, fpcr, fpcrMode(fpcr));
-    if (to === 64) wr64(r, di, fp.lo, fp.hi);
-    else wr32(r, di, fp.lo);
+    if (to === 64) wr64(r, di, R64.lo, R64.hi);
+    else wr32(r, di, R64.lo);
     commitFlags(r);
   };
 }
@@ -176,8 +177,8 @@ function fsqrt(f: Fields): Exec | null {
     const r = c.r;
     fp.flags = 0;
     fpSqrt(N, r[ni + 1]!, r[ni]!, r[I.FPCR]!);
-    if (N === 32) wr32(r, di, fp.lo);
-    else wr64(r, di, fp.lo, fp.hi);
+    if (N === 32) wr32(r, di, R64.lo);
+    else wr64(r, di, R64.lo, R64.hi);
     commitFlags(r);
   };
 }
@@ -195,8 +196,8 @@ function frint(fixed: number, exact: boolean) {
       fp.flags = 0;
       const fpcr = r[I.FPCR]!;
       fpRoundInt(N, r[ni + 1]!, r[ni]!, fpcr, fixed >= 0 ? fixed : fpcrMode(fpcr), exact);
-      if (N === 32) wr32(r, di, fp.lo);
-      else wr64(r, di, fp.lo, fp.hi);
+      if (N === 32) wr32(r, di, R64.lo);
+      else wr64(r, di, R64.lo, R64.hi);
       commitFlags(r);
     };
   };
@@ -232,8 +233,8 @@ function toInt(mode: number, unsigned: boolean): Conv {
       const r = c.r;
       fp.flags = 0;
       fpToFixed(N, r[ni + 1]!, r[ni]!, fbits, unsigned, M, r[I.FPCR]!, mode);
-      r[dw] = fp.lo;
-      r[dw + 1] = M === 64 ? fp.hi : 0;
+      r[dw] = R64.lo;
+      r[dw + 1] = M === 64 ? R64.hi : 0;
       commitFlags(r);
     };
   };
@@ -253,8 +254,8 @@ function toFp(unsigned: boolean): Conv {
       fp.flags = 0;
       const fpcr = r[I.FPCR]!;
       fixedToFp(N, M === 64 ? r[nr + 1]! : 0, r[nr]!, M, fbits, unsigned, fpcr, fpcrMode(fpcr));
-      if (N === 32) wr32(r, di, fp.lo);
-      else wr64(r, di, fp.lo, fp.hi);
+      if (N === 32) wr32(r, di, R64.lo);
+      else wr64(r, di, R64.lo, R64.hi);
       commitFlags(r);
     };
   };

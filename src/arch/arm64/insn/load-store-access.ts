@@ -6,6 +6,7 @@
  * writes any register (a faulting instruction changes nothing).
  */
 import type { Cpu } from "../cpu.ts";
+import { R64 } from "../ret64.ts";
 import { I, OFF } from "../state.ts";
 
 const TWO32 = 4294967296;
@@ -128,8 +129,8 @@ function makeGpr(sizeLog: number, ext: number): Elem {
       };
       ld = (c, lo, hi, o) => {
         c.ld64(lo, hi);
-        S[o] = c.vlo;
-        S[o + 1] = c.vhi;
+        S[o] = R64.lo;
+        S[o + 1] = R64.hi;
       };
   }
   return { bytes: 1 << sizeLog, fp: false, ld, st, put: putX };
@@ -185,8 +186,8 @@ function makeFp(sizeLog: number): Elem {
     case 3:
       ld = (c, lo, hi, o) => {
         c.ld64(lo, hi);
-        S[o] = c.vlo;
-        S[o + 1] = c.vhi;
+        S[o] = R64.lo;
+        S[o + 1] = R64.hi;
         S[o + 2] = 0;
         S[o + 3] = 0;
       };
@@ -198,12 +199,12 @@ function makeFp(sizeLog: number): Elem {
     default:
       ld = (c, lo, hi, o) => {
         c.ld64(lo, hi);
-        S[o] = c.vlo;
-        S[o + 1] = c.vhi;
+        S[o] = R64.lo;
+        S[o + 1] = R64.hi;
         addImm(lo, hi, 8);
         c.ld64(aLo, aHi);
-        S[o + 2] = c.vlo;
-        S[o + 3] = c.vhi;
+        S[o + 2] = R64.lo;
+        S[o + 3] = R64.hi;
       };
       st = (c, lo, hi, t) => {
         const i = I.V + 4 * t;

@@ -22,6 +22,7 @@
  */
 import { ACC, Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
+import { R64 } from "../ret64.ts";
 import { I } from "../state.ts";
 import { addImm, aHi, aLo, EXT, gprElem, S } from "./load-store-access.ts";
 
@@ -54,10 +55,9 @@ function sx(v: number, sizeLog: number): number {
 }
 
 // ---------------------------------------------------------------------------------------
-// Read-modify-write operations: new value = op(old, operand), in (nLo, nHi).
+// Read-modify-write operations: new value = op(old, operand), in R64 (ret64.ts); the
+// callers keep the old value in locals meanwhile.
 
-let nLo = 0;
-let nHi = 0;
 type Op = (aLo: number, aHi: number, bLo: number, bHi: number, sizeLog: number) => void;
 
 const TWO32 = 4294967296;
@@ -67,23 +67,23 @@ const OPS: Op[] = [
   // LDADD
   (al, ah, bl, bh) => {
     const s = al + bl;
-    nLo = s >>> 0;
-    nHi = (ah + bh + (s >= TWO32 ? 1 : 0)) >>> 0;
+    R64.lo = s >>> 0;
+    R64.hi = (ah + bh + (s >= TWO32 ? 1 : 0)) >>> 0;
   },
   // LDCLR: old AND NOT operand
   (al, ah, bl, bh) => {
-    nLo = (al & ~bl) >>> 0;
-    nHi = (ah & ~bh) >>> 0;
+    R64.lo = (al & ~bl) >>> 0;
+    R64.hi = (ah & ~bh) >>> 0;
   },
   // LDEOR
   (al, ah, bl, bh) => {
-    nLo = (al ^ bl) >>> 0;
-    nHi = (ah ^ bh) >>> 0;
+    R64.lo = (al ^ bl) >>> 0;
+    R64.hi = (ah ^ bh) >>> 0;
   },
   // LDSET
   (al, ah, bl, bh) => {
-    nLo = (al | bl) >>> 0;
-    nHi = (ah | bh) >>> 0;
+    R64.lo = (al | bl) >>> 0;
+    R64.hi = (ah | bh) >>> 0;
   },
   // LDSMAX
   (al, ah, bl, bh, s) => pick(signedLess(al, ah, bl, bh, s), bl, bh, al, ah),
@@ -95,18 +95,18 @@ const OPS: Op[] = [
   (al, ah, bl, bh, s) => pick(unsignedLess(al, ah, bl, bh, s), al, ah, bl, bh),
   // SWP
   (_al, _ah, bl, bh) => {
-    nLo = bl;
-    nHi = bh;
+    R64.lo = bl;
+    R64.hi = bh;
   },
 ];
 
 function pick(cond: boolean, xl: number, xh: number, yl: number, yh: number): void {
   if (cond) {
-    nLo = xl;
-    nHi = xh;
+    R64.lo = xl;
+    R64.hi = xh;
   } else {
-    nLo = yl;
-    nHi = yh;
+    R64.lo = yl;
+    R64.hi = yh;
   }
 }
 
@@ -128,10 +128,10 @@ function rmwOffset(c: Cpu, lo: number, hi: number, bytes: number): number {
 }
 
 function plainLoad(c: Cpu, lo: number, hi: number, sizeLog: number): void {
-  c.vhi = 0;
-  if (sizeLog === 0) c.vlo = c.ld8(lo, hi);
-  else if (sizeLog === 1) c.vlo = c.ld16(lo, hi);
-  else if (sizeLog === 2) c.vlo = c.ld32(lo, hi);
+  R64.hi = 0;
+  if (sizeLog === 0) R64.lo = c.ld8(lo, hi);
+  else if (sizeLog === 1) R64.lo = c.ld16(lo, hi);
+  else if (sizeLog === 2) R64.lo = c.ld32(lo, hi);
   else c.ld64(lo, hi);
 }
 
@@ -142,17 +142,17 @@ function plainStore(c: Cpu, lo: number, hi: number, sizeLog: number, vlo: number
   else c.st64(lo, hi, vlo, vhi);
 }
 
-/** Atomic RMW of 2^sizeLog bytes at (lo, hi); the old value ends in c.vlo/c.vhi (zero-extended). */
+/** Atomic RMW of 2^sizeLog bytes at (lo, hi); the old value ends in R64.lo/R64.hi (zero-extended). */
 function rmw(c: Cpu, lo: number, hi: number, sizeLog: number, op: Op, bl: number, bh: number): void {
   const o = rmwOffset(c, lo, hi, 1 << sizeLog);
   if (o < 0) {
     plainLoad(c, lo, hi, sizeLog);
-    const ol = c.vlo;
-    const oh = c.vhi;
+    const ol = R64.lo;
+    const oh = R64.hi;
     op(ol, oh, bl, bh, sizeLog);
-    plainStore(c, lo, hi, sizeLog, nLo, nHi);
-    c.vlo = ol;
-    c.vhi = oh;
+    plainStore(c, lo, hi, sizeLog, R64.lo, R64.hi);
+    R64.lo = ol;
+    R64.hi = oh;
     return;
   }
   views(c);
@@ -162,10 +162,10 @@ function rmw(c: Cpu, lo: number, hi: number, sizeLog: number, op: Op, bl: number
       const ol = u32[i]!;
       const oh = u32[i + 1]!;
       op(ol, oh, bl, bh, 3);
-      u32[i] = nLo;
-      u32[i + 1] = nHi;
-      c.vlo = ol;
-      c.vhi = oh;
+      u32[i] = R64.lo;
+      u32[i + 1] = R64.hi;
+      R64.lo = ol;
+      R64.hi = oh;
       return;
     }
     for (;;) {
@@ -173,29 +173,30 @@ function rmw(c: Cpu, lo: number, hi: number, sizeLog: number, op: Op, bl: number
       const ol = Number(old & 0xffffffffn);
       const oh = Number(old >> 32n);
       op(ol, oh, bl, bh, 3);
-      const nv = (BigInt(nHi) << 32n) | BigInt(nLo);
+      const nv = (BigInt(R64.hi) << 32n) | BigInt(R64.lo);
       if (Atomics.compareExchange(u64, o >>> 3, old, nv) === old) {
-        c.vlo = ol;
-        c.vhi = oh;
+        R64.lo = ol;
+        R64.hi = oh;
         return;
       }
     }
   }
   const arr = sizeLog === 0 ? u8 : sizeLog === 1 ? u16 : u32;
   const i = o >>> sizeLog;
-  c.vhi = 0;
   if (!shared) {
     const ol = arr[i]!;
     op(ol, 0, bl, bh, sizeLog);
-    arr[i] = nLo;
-    c.vlo = ol;
+    arr[i] = R64.lo;
+    R64.lo = ol;
+    R64.hi = 0;
     return;
   }
   for (;;) {
     const ol = Atomics.load(arr, i);
     op(ol, 0, bl, bh, sizeLog);
-    if (Atomics.compareExchange(arr, i, ol, nLo & MASK[sizeLog]!) === ol) {
-      c.vlo = ol;
+    if (Atomics.compareExchange(arr, i, ol, R64.lo & MASK[sizeLog]!) === ol) {
+      R64.lo = ol;
+      R64.hi = 0;
       return;
     }
   }
@@ -203,7 +204,7 @@ function rmw(c: Cpu, lo: number, hi: number, sizeLog: number, op: Op, bl: number
 
 /**
  * Compare-and-swap of 2^sizeLog bytes (sizeLog <= 3): if memory equals (el, eh) store
- * (wl, wh). Old value in c.vlo/c.vhi; returns whether the store happened. Write
+ * (wl, wh). Old value in R64.lo/R64.hi; returns whether the store happened. Write
  * permission is required even when the comparison fails (as an atomic access).
  */
 function cas(
@@ -222,13 +223,13 @@ function cas(
   if (sizeLog < 3) eh = 0;
   if (o < 0) {
     plainLoad(c, lo, hi, sizeLog);
-    const eq = c.vlo === el && c.vhi === eh;
+    const eq = R64.lo === el && R64.hi === eh;
     if (eq) {
-      const ol = c.vlo;
-      const oh = c.vhi;
+      const ol = R64.lo;
+      const oh = R64.hi;
       plainStore(c, lo, hi, sizeLog, wl, wh);
-      c.vlo = ol;
-      c.vhi = oh;
+      R64.lo = ol;
+      R64.hi = oh;
     }
     return eq;
   }
@@ -243,27 +244,27 @@ function cas(
         u32[i] = wl;
         u32[i + 1] = wh;
       }
-      c.vlo = ol;
-      c.vhi = oh;
+      R64.lo = ol;
+      R64.hi = oh;
       return eq;
     }
     const exp = (BigInt(eh) << 32n) | BigInt(el);
     const old = Atomics.compareExchange(u64, o >>> 3, exp, (BigInt(wh >>> 0) << 32n) | BigInt(wl >>> 0));
-    c.vlo = Number(old & 0xffffffffn);
-    c.vhi = Number(old >> 32n);
+    R64.lo = Number(old & 0xffffffffn);
+    R64.hi = Number(old >> 32n);
     return old === exp;
   }
   const arr = sizeLog === 0 ? u8 : sizeLog === 1 ? u16 : u32;
   const i = o >>> sizeLog;
-  c.vhi = 0;
+  R64.hi = 0;
   if (!shared) {
     const ol = arr[i]!;
     if (ol === el) arr[i] = wl;
-    c.vlo = ol;
+    R64.lo = ol;
     return ol === el;
   }
   const ol = Atomics.compareExchange(arr, i, el, (wl & m) >>> 0);
-  c.vlo = ol;
+  R64.lo = ol;
   return ol === el;
 }
 
@@ -278,14 +279,14 @@ function cas128(c: Cpu, lo: number, hi: number, e: Uint32Array, w: Uint32Array):
   const o = rmwOffset(c, lo, hi, 16);
   if (o < 0) {
     c.ld64(lo, hi);
-    OLD[0] = c.vlo;
-    OLD[1] = c.vhi;
+    OLD[0] = R64.lo;
+    OLD[1] = R64.hi;
     addImm(lo, hi, 8);
     const l2 = aLo;
     const h2 = aHi;
     c.ld64(l2, h2);
-    OLD[2] = c.vlo;
-    OLD[3] = c.vhi;
+    OLD[2] = R64.lo;
+    OLD[3] = R64.hi;
   } else {
     views(c);
     const i = o >>> 2;
@@ -365,8 +366,8 @@ function loadExclusivePair(is64: boolean, rn: number, rt: number, rt2: number): 
       const hi = r[b + 1]!;
       c.requireAligned(lo, hi, 8, ACC.READ);
       c.ld64(lo, hi);
-      const v0 = c.vlo;
-      const v1 = c.vhi;
+      const v0 = R64.lo;
+      const v1 = R64.hi;
       r[I.EXCL_HOST] = c.hostOffset(lo, hi, 8, ACC.READ);
       r[I.EXCL_ADDR] = lo;
       r[I.EXCL_ADDR + 1] = hi;
@@ -388,12 +389,12 @@ function loadExclusivePair(is64: boolean, rn: number, rt: number, rt2: number): 
     const hi = r[b + 1]!;
     c.requireAligned(lo, hi, 16, ACC.READ);
     c.ld64(lo, hi);
-    const v0 = c.vlo;
-    const v1 = c.vhi;
+    const v0 = R64.lo;
+    const v1 = R64.hi;
     addImm(lo, hi, 8);
     c.ld64(aLo, aHi);
-    const v2 = c.vlo;
-    const v3 = c.vhi;
+    const v2 = R64.lo;
+    const v3 = R64.hi;
     r[I.EXCL_HOST] = c.hostOffset(lo, hi, 16, ACC.READ);
     r[I.EXCL_ADDR] = lo;
     r[I.EXCL_ADDR + 1] = hi;
@@ -514,8 +515,8 @@ function casSingle(sizeLog: number, rs: number, rn: number, rt: number): Exec {
     const r = c.r;
     const b = bi < 0 ? c.sp : bi;
     cas(c, r[b]!, r[b + 1]!, sizeLog, r[si]!, r[si + 1]!, r[ti]!, r[ti + 1]!);
-    r[sw] = c.vlo;
-    r[sw + 1] = c.vhi;
+    r[sw] = R64.lo;
+    r[sw + 1] = R64.hi;
   };
 }
 
@@ -534,8 +535,8 @@ function casPair(is64: boolean, rs: number, rn: number, rt: number): Exec | null
       const r = c.r;
       const b = bi < 0 ? c.sp : bi;
       cas(c, r[b]!, r[b + 1]!, 3, r[s0]!, r[s1]!, r[t0]!, r[t1]!);
-      const v0 = c.vlo;
-      const v1 = c.vhi;
+      const v0 = R64.lo;
+      const v1 = R64.hi;
       r[w0] = v0;
       r[w0 + 1] = 0;
       r[w1] = v1;
@@ -572,8 +573,8 @@ function atomicOp(sizeLog: number, opIndex: number, rs: number, rn: number, rt: 
     const b = bi < 0 ? c.sp : bi;
     const bl = sizeLog < 2 ? r[si]! & MASK[sizeLog]! : r[si]!;
     rmw(c, r[b]!, r[b + 1]!, sizeLog, op, bl, is64 ? r[si + 1]! : 0);
-    r[tw] = c.vlo;
-    r[tw + 1] = c.vhi;
+    r[tw] = R64.lo;
+    r[tw + 1] = R64.hi;
   };
 }
 

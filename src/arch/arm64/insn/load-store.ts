@@ -18,6 +18,7 @@
  */
 import { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
+import { R64 } from "../ret64.ts";
 import { add64, addImm, addrImm, aHi, aLo, type Elem, EXT, fpElem, gprElem } from "./load-store-access.ts";
 
 /** What the access of a single-register instruction is, fixed by its size, V and opc bits. */
@@ -214,8 +215,8 @@ function gprFast(
         return (c) => {
           fastAddress(c, am, bi, mi, x);
           c.ld64(aLo, aHi);
-          c.r[t] = c.vlo;
-          c.r[t + 1] = c.vhi;
+          c.r[t] = R64.lo;
+          c.r[t + 1] = R64.hi;
         };
     }
   }

@@ -42,12 +42,13 @@ import {
   fpToFixed,
   RM,
 } from "../fpcore.ts";
+import { R64 } from "../ret64.ts";
 import { I } from "../state.ts";
 import { vfpExpandImm } from "./fp-scalar.ts";
 
 const vi = (n: number): number => I.V + 4 * n;
 
-/** A lane operation: a = Vn lane, b = Vm lane, c = old Vd lane; result in fp.hi/fp.lo. */
+/** A lane operation: a = Vn lane, b = Vm lane, c = old Vd lane; result in R64.hi/R64.lo. */
 type LaneOp = (
   N: number,
   ah: number,
@@ -70,8 +71,8 @@ function commitFlags(r: Uint32Array): void {
 
 /** A compare's result lane: all ones when `b`, else zero. */
 function mask(N: number, b: boolean): void {
-  fp.lo = b ? 0xffffffff : 0;
-  fp.hi = b && N === 64 ? 0xffffffff : 0;
+  R64.lo = b ? 0xffffffff : 0;
+  R64.hi = b && N === 64 ? 0xffffffff : 0;
 }
 
 /**
@@ -104,8 +105,8 @@ function lanes(N: number, cnt: number, op: LaneOp, d: number, n: number, m: numb
     }
     for (let j = 0; j < words; j += w) {
       op(N, TA[j + 1]!, TA[j]!, TB[j + 1]!, TB[j]!, fpcr, TD[j + 1]!, TD[j]!);
-      TR[j] = fp.lo;
-      if (w === 2) TR[j + 1] = fp.hi;
+      TR[j] = R64.lo;
+      if (w === 2) TR[j + 1] = R64.hi;
     }
     for (let k = 0; k < words; k++) r[di + k] = TR[k]!;
     for (let k = words; k < 4; k++) r[di + k] = 0;
@@ -133,8 +134,8 @@ function pairwise(N: number, cnt: number, op: LaneOp, d: number, n: number, m: n
       const a = 2 * j;
       const b = a + w;
       op(N, TA[a + 1] ?? 0, TA[a]!, TA[b + 1] ?? 0, TA[b]!, fpcr, 0, 0);
-      TR[j] = fp.lo;
-      if (w === 2) TR[j + 1] = fp.hi;
+      TR[j] = R64.lo;
+      if (w === 2) TR[j + 1] = R64.hi;
     }
     for (let k = 0; k < words; k++) r[di + k] = TR[k]!;
     for (let k = words; k < 4; k++) r[di + k] = 0;
@@ -156,15 +157,15 @@ function reduce(N: number, cnt: number, op: LaneOp, d: number, n: number): Exec 
     if (cnt === 2) {
       if (N === 64) op(64, r[ni + 1]!, r[ni]!, r[ni + 3]!, r[ni + 2]!, fpcr, 0, 0);
       else op(32, 0, r[ni]!, 0, r[ni + 1]!, fpcr, 0, 0);
-      lo = fp.lo;
-      hi = N === 64 ? fp.hi : 0;
+      lo = R64.lo;
+      hi = N === 64 ? R64.hi : 0;
     } else {
       // Reduce(): op(op(e0, e1), op(e2, e3))
       op(32, 0, r[ni]!, 0, r[ni + 1]!, fpcr, 0, 0);
-      const x = fp.lo;
+      const x = R64.lo;
       op(32, 0, r[ni + 2]!, 0, r[ni + 3]!, fpcr, 0, 0);
-      op(32, 0, x, 0, fp.lo, fpcr, 0, 0);
-      lo = fp.lo;
+      op(32, 0, x, 0, R64.lo, fpcr, 0, 0);
+      lo = R64.lo;
       hi = 0;
     }
     r[di] = lo;
@@ -184,8 +185,8 @@ const opFmls: LaneOp = (N, ah, al, bh, bl, fpcr, ch, cl) =>
     : fpMulAdd(32, 0, cl, 0, (al ^ 0x80000000) >>> 0, 0, bl, fpcr);
 const opFabd: LaneOp = (N, ah, al, bh, bl, fpcr) => {
   fpSub(N, ah, al, bh, bl, fpcr);
-  if (N === 64) fp.hi = fp.hi & 0x7fffffff;
-  else fp.lo = fp.lo & 0x7fffffff;
+  if (N === 64) R64.hi = R64.hi & 0x7fffffff;
+  else R64.lo = R64.lo & 0x7fffffff;
 };
 const cmp =
   (k: number, abs: boolean): LaneOp =>
@@ -208,12 +209,12 @@ const cmpZero =
     mask(N, swap ? fpCompareOp(N, 0, 0, ah, al, k, fpcr) : fpCompareOp(N, ah, al, 0, 0, k, fpcr));
   };
 const opAbs: LaneOp = (N, ah, al) => {
-  fp.hi = N === 64 ? ah & 0x7fffffff : 0;
-  fp.lo = N === 64 ? al : al & 0x7fffffff;
+  R64.hi = N === 64 ? ah & 0x7fffffff : 0;
+  R64.lo = N === 64 ? al : al & 0x7fffffff;
 };
 const opNeg: LaneOp = (N, ah, al) => {
-  fp.hi = N === 64 ? (ah ^ 0x80000000) >>> 0 : 0;
-  fp.lo = N === 64 ? al : (al ^ 0x80000000) >>> 0;
+  R64.hi = N === 64 ? (ah ^ 0x80000000) >>> 0 : 0;
+  R64.lo = N === 64 ? al : (al ^ 0x80000000) >>> 0;
 };
 const opSqrt: LaneOp = (N, ah, al, _bh, _bl, fpcr) => fpSqrt(N, ah, al, fpcr);
 const opRint =
@@ -251,7 +252,7 @@ function narrow(Q: number, sz: number, d: number, n: number, odd: boolean, scala
       const cnt = scalar ? 1 : 2;
       for (let i = 0; i < cnt; i++) {
         fpConvert(64, 32, TA[2 * i + 1]!, TA[2 * i]!, fpcr, mode);
-        TR[i] = fp.lo;
+        TR[i] = R64.lo;
       }
       if (scalar) {
         r[di] = TR[0]!;
@@ -266,7 +267,7 @@ function narrow(Q: number, sz: number, d: number, n: number, odd: boolean, scala
     } else {
       for (let i = 0; i < 4; i++) {
         fpConvert(32, 16, 0, TA[i]!, fpcr, mode);
-        TR[i] = fp.lo & 0xffff;
+        TR[i] = R64.lo & 0xffff;
       }
       const w0 = (TR[0]! | (TR[1]! << 16)) >>> 0;
       const w1 = (TR[2]! | (TR[3]! << 16)) >>> 0;
@@ -299,16 +300,16 @@ function widen(Q: number, sz: number, d: number, n: number): Exec {
     const w1 = r[ni + 1]!;
     if (sz === 1) {
       fpConvert(32, 64, 0, w0, fpcr, 0);
-      TR[0] = fp.lo;
-      TR[1] = fp.hi;
+      TR[0] = R64.lo;
+      TR[1] = R64.hi;
       fpConvert(32, 64, 0, w1, fpcr, 0);
-      TR[2] = fp.lo;
-      TR[3] = fp.hi;
+      TR[2] = R64.lo;
+      TR[3] = R64.hi;
     } else {
       const h = [w0 & 0xffff, w0 >>> 16, w1 & 0xffff, w1 >>> 16];
       for (let i = 0; i < 4; i++) {
         fpConvert(16, 32, 0, h[i]!, fpcr, 0);
-        TR[i] = fp.lo;
+        TR[i] = R64.lo;
       }
     }
     for (let k = 0; k < 4; k++) r[di + k] = TR[k]!;

@@ -11,6 +11,7 @@
  * so Vd may alias Vn/Vm.
  */
 import type { Exec } from "../decoder.ts";
+import { R64 } from "../ret64.ts";
 import { I } from "../state.ts";
 
 const H8 = 0x80808080 | 0;
@@ -512,9 +513,7 @@ export function fastAddp64(scalar: boolean, rn: number, rm: number, rd: number):
   };
 }
 
-let mulLo = 0;
-let mulHi = 0;
-/** Exact 32x32 -> 64-bit multiply into mulLo/mulHi (u32 halves), without BigInt. */
+/** Exact 32x32 -> 64-bit multiply into R64 (ret64.ts) (u32 halves), without BigInt. */
 function mul32(a: number, b: number, signed: boolean): void {
   const au = a >>> 0;
   const bu = b >>> 0;
@@ -530,8 +529,8 @@ function mul32(a: number, b: number, signed: boolean): void {
     if ((a | 0) < 0) hi -= bu;
     if ((b | 0) < 0) hi -= au;
   }
-  mulLo = low >>> 0;
-  mulHi = hi >>> 0;
+  R64.lo = low >>> 0;
+  R64.hi = hi >>> 0;
 }
 
 /**
@@ -562,16 +561,16 @@ export function fastMull32(
       mul32(i === 0 ? a0 : a1, i === 0 ? b0 : b1, signed);
       const k = d + 2 * i;
       if (acc === 0) {
-        r[k] = mulLo;
-        r[k + 1] = mulHi;
+        r[k] = R64.lo;
+        r[k + 1] = R64.hi;
       } else if (acc > 0) {
-        const lo = r[k]! + mulLo;
-        r[k + 1] = r[k + 1]! + mulHi + (lo > 0xffffffff ? 1 : 0);
+        const lo = r[k]! + R64.lo;
+        r[k + 1] = r[k + 1]! + R64.hi + (lo > 0xffffffff ? 1 : 0);
         r[k] = lo;
       } else {
         const x = r[k]!;
-        r[k + 1] = r[k + 1]! - mulHi - (x < mulLo ? 1 : 0);
-        r[k] = x - mulLo;
+        r[k + 1] = r[k + 1]! - R64.hi - (x < R64.lo ? 1 : 0);
+        r[k] = x - R64.lo;
       }
     }
   };
@@ -579,10 +578,8 @@ export function fastMull32(
 
 // ---------------------------------------------------------------------------
 // 64-bit lanes on 32-bit halves: a kernel reads (a, b, d) as lo/hi pairs and leaves its
-// result in RL/RH, setting SAT when it saturates (FPSR.QC).
+// result in R64 (ret64.ts), setting SAT when it saturates (FPSR.QC).
 
-let RL = 0;
-let RH = 0;
 let SAT = false;
 
 export type K64 = (al: number, ah: number, bl: number, bh: number, dl: number, dh: number) => void;
@@ -609,12 +606,12 @@ export function exec64(k: K64, lanes: number, rn: number, rm: number, rd: number
       d3 = r[d + 3]!;
     SAT = false;
     k(a0, a1, b0, b1, d0, d1);
-    const x = RL,
-      y = RH;
+    const x = R64.lo,
+      y = R64.hi;
     if (lanes === 2) {
       k(a2, a3, b2, b3, d2, d3);
-      r[d + 2] = RL;
-      r[d + 3] = RH;
+      r[d + 2] = R64.lo;
+      r[d + 3] = R64.hi;
     } else {
       r[d + 2] = 0;
       r[d + 3] = 0;
@@ -628,28 +625,28 @@ export function exec64(k: K64, lanes: number, rn: number, rm: number, rd: number
 /** (lo, hi) >> s (arithmetic when signed), s >= 0; shifts of 64 or more give the fill. */
 function shr64(lo: number, hi: number, s: number, signed: boolean): void {
   if (s === 0) {
-    RL = lo;
-    RH = hi;
+    R64.lo = lo;
+    R64.hi = hi;
   } else if (s < 32) {
-    RL = ((lo >>> s) | (hi << (32 - s))) >>> 0;
-    RH = (signed ? hi >> s : hi >>> s) >>> 0;
+    R64.lo = ((lo >>> s) | (hi << (32 - s))) >>> 0;
+    R64.hi = (signed ? hi >> s : hi >>> s) >>> 0;
   } else {
     const fill = signed ? (hi >> 31) >>> 0 : 0;
-    RL = s < 64 ? (signed ? hi >> (s - 32) : hi >>> (s - 32)) >>> 0 : fill;
-    RH = fill;
+    R64.lo = s < 64 ? (signed ? hi >> (s - 32) : hi >>> (s - 32)) >>> 0 : fill;
+    R64.hi = fill;
   }
 }
 /** (lo, hi) << s, s >= 0; shifts of 64 or more give 0. */
 function shl64(lo: number, hi: number, s: number): void {
   if (s === 0) {
-    RL = lo;
-    RH = hi;
+    R64.lo = lo;
+    R64.hi = hi;
   } else if (s < 32) {
-    RL = (lo << s) >>> 0;
-    RH = ((hi << s) | (lo >>> (32 - s))) >>> 0;
+    R64.lo = (lo << s) >>> 0;
+    R64.hi = ((hi << s) | (lo >>> (32 - s))) >>> 0;
   } else {
-    RL = 0;
-    RH = s < 64 ? (lo << (s - 32)) >>> 0 : 0;
+    R64.lo = 0;
+    R64.hi = s < 64 ? (lo << (s - 32)) >>> 0 : 0;
   }
 }
 /** Bit k of (lo, hi); k >= 64 reads the sign (signed) or 0. */
@@ -658,20 +655,20 @@ function bit64(lo: number, hi: number, k: number, signed: boolean): number {
   if (k < 64) return (hi >>> (k - 32)) & 1;
   return signed ? hi >>> 31 : 0;
 }
-/** RL/RH += (bl, bh). */
+/** R64 (ret64.ts) += (bl, bh). */
 function addTo(bl: number, bh: number): void {
-  const lo = RL + bl;
-  RH = (RH + bh + (lo > 0xffffffff ? 1 : 0)) >>> 0;
-  RL = lo >>> 0;
+  const lo = R64.lo + bl;
+  R64.hi = (R64.hi + bh + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+  R64.lo = lo >>> 0;
 }
 function satTo(unsigned: boolean, negative: boolean): void {
   SAT = true;
   if (unsigned) {
-    RL = negative ? 0 : 0xffffffff;
-    RH = negative ? 0 : 0xffffffff;
+    R64.lo = negative ? 0 : 0xffffffff;
+    R64.hi = negative ? 0 : 0xffffffff;
   } else {
-    RL = negative ? 0 : 0xffffffff;
-    RH = negative ? 0x80000000 : 0x7fffffff;
+    R64.lo = negative ? 0 : 0xffffffff;
+    R64.hi = negative ? 0x80000000 : 0x7fffffff;
   }
 }
 
@@ -679,22 +676,22 @@ export function k64AddSat(unsigned: boolean): K64 {
   return (al, ah, bl, bh) => {
     const lo = al + bl;
     const hi = ah + bh + (lo > 0xffffffff ? 1 : 0);
-    RL = lo >>> 0;
-    RH = hi >>> 0;
+    R64.lo = lo >>> 0;
+    R64.hi = hi >>> 0;
     if (unsigned) {
       if (hi > 0xffffffff) satTo(true, false);
-    } else if (((ah ^ RH) & (bh ^ RH)) >>> 31 !== 0) satTo(false, ah >>> 31 !== 0);
+    } else if (((ah ^ R64.hi) & (bh ^ R64.hi)) >>> 31 !== 0) satTo(false, ah >>> 31 !== 0);
   };
 }
 export function k64SubSat(unsigned: boolean): K64 {
   return (al, ah, bl, bh) => {
     const lo = al - bl;
     const hi = ah - bh - (lo < 0 ? 1 : 0);
-    RL = lo >>> 0;
-    RH = hi >>> 0;
+    R64.lo = lo >>> 0;
+    R64.hi = hi >>> 0;
     if (unsigned) {
       if (hi < 0) satTo(true, true);
-    } else if (((ah ^ bh) & (ah ^ RH)) >>> 31 !== 0) satTo(false, ah >>> 31 !== 0);
+    } else if (((ah ^ bh) & (ah ^ R64.hi)) >>> 31 !== 0) satTo(false, ah >>> 31 !== 0);
   };
 }
 
@@ -707,8 +704,8 @@ function qshl64(al: number, ah: number, s: number, srcSigned: boolean, dstUnsign
     return;
   }
   if (al === 0 && ah === 0) {
-    RL = 0;
-    RH = 0;
+    R64.lo = 0;
+    R64.hi = 0;
     return;
   }
   if (s >= 64) {
@@ -716,15 +713,15 @@ function qshl64(al: number, ah: number, s: number, srcSigned: boolean, dstUnsign
     return;
   }
   shl64(al, ah, s);
-  const tl = RL,
-    th = RH;
+  const tl = R64.lo,
+    th = R64.hi;
   shr64(tl, th, s, !dstUnsigned);
-  if (RL !== al || RH !== ah) {
+  if (R64.lo !== al || R64.hi !== ah) {
     satTo(dstUnsigned, neg);
     return;
   }
-  RL = tl;
-  RH = th;
+  R64.lo = tl;
+  R64.hi = th;
 }
 
 /** SSHL/USHL/SRSHL/URSHL and SQSHL/UQSHL/SQRSHL/UQRSHL (register) on 64-bit lanes. */
@@ -763,13 +760,13 @@ export function k64ShrImm(s: number, signed: boolean, round: boolean, acc: boole
 export function k64Insert(left: boolean, s: number): K64 {
   // Bits of Vd that survive: SRI keeps the top s bits, SLI the low s bits.
   shl64(0xffffffff, 0xffffffff, left ? s : 64 - s);
-  const ml = left ? ~RL >>> 0 : RL;
-  const mh = left ? ~RH >>> 0 : RH;
+  const ml = left ? ~R64.lo >>> 0 : R64.lo;
+  const mh = left ? ~R64.hi >>> 0 : R64.hi;
   return (al, ah, _bl, _bh, dl, dh) => {
     if (left) shl64(al, ah, s);
     else shr64(al, ah, s, false);
-    RL = (RL | (dl & ml)) >>> 0;
-    RH = (RH | (dh & mh)) >>> 0;
+    R64.lo = (R64.lo | (dl & ml)) >>> 0;
+    R64.hi = (R64.hi | (dh & mh)) >>> 0;
   };
 }
 
@@ -777,21 +774,21 @@ export function k64Insert(left: boolean, s: number): K64 {
 export function k64Neg(abs: boolean, saturating: boolean): K64 {
   return (al, ah) => {
     if (abs && ah >>> 31 === 0) {
-      RL = al;
-      RH = ah;
+      R64.lo = al;
+      R64.hi = ah;
       return;
     }
     if (saturating && al === 0 && ah === 0x80000000) {
       satTo(false, false);
       return;
     }
-    RL = -al >>> 0;
-    RH = (~ah + (al === 0 ? 1 : 0)) >>> 0;
+    R64.lo = -al >>> 0;
+    R64.hi = (~ah + (al === 0 ? 1 : 0)) >>> 0;
   };
 }
 
 /**
- * Narrowing from 64-bit to 32-bit lanes: the kernel leaves the 32-bit result in RL.
+ * Narrowing from 64-bit to 32-bit lanes: the kernel leaves the 32-bit result in R64.lo.
  * Vector: two lanes into the low (part 0, upper half zeroed) or high half (part 1) of Vd;
  * scalar: one lane, the rest of Vd zeroed.
  */
@@ -811,7 +808,7 @@ export function execNarrow64(
     const r = c.r;
     SAT = false;
     k(r[n]!, r[n + 1]!, r[m]!, r[m + 1]!, 0, 0);
-    const x = RL;
+    const x = R64.lo;
     if (scalar) {
       r[d] = x;
       r[d + 1] = 0;
@@ -819,7 +816,7 @@ export function execNarrow64(
       r[d + 3] = 0;
     } else {
       k(r[n + 2]!, r[n + 3]!, r[m + 2]!, r[m + 3]!, 0, 0);
-      const y = RL;
+      const y = R64.lo;
       if (part === 0) {
         r[d] = x;
         r[d + 1] = y;
@@ -840,10 +837,10 @@ export function kHighNarrow(sub: boolean, round: boolean): K64 {
   return (al, ah, bl, bh) => {
     if (sub) {
       const lo = al - bl + rc;
-      RL = (ah - bh + Math.floor(lo / 4294967296)) >>> 0;
+      R64.lo = (ah - bh + Math.floor(lo / 4294967296)) >>> 0;
     } else {
       const lo = al + bl + rc;
-      RL = (ah + bh + Math.floor(lo / 4294967296)) >>> 0;
+      R64.lo = (ah + bh + Math.floor(lo / 4294967296)) >>> 0;
     }
   };
 }
@@ -865,18 +862,18 @@ export function kNarrowShift(
     shr64(al, ah, s, srcSigned);
     if (rb) addTo(1, 0);
     if (!saturate) return;
-    const neg = srcSigned && RH >>> 31 !== 0;
+    const neg = srcSigned && R64.hi >>> 31 !== 0;
     if (dstUnsigned) {
       if (neg) {
         SAT = true;
-        RL = 0;
-      } else if (RH !== 0) {
+        R64.lo = 0;
+      } else if (R64.hi !== 0) {
         SAT = true;
-        RL = 0xffffffff;
+        R64.lo = 0xffffffff;
       }
-    } else if (RH !== (RL >>> 31 !== 0 ? 0xffffffff : 0)) {
+    } else if (R64.hi !== (R64.lo >>> 31 !== 0 ? 0xffffffff : 0)) {
       SAT = true;
-      RL = neg ? 0x80000000 : 0x7fffffff;
+      R64.lo = neg ? 0x80000000 : 0x7fffffff;
     }
   };
 }
@@ -891,12 +888,12 @@ export function k64SuqAdd(usq: boolean): K64 {
   return (al, ah, _bl, _bh, dl, dh) => {
     const lo = al + dl;
     const hi = ah + dh + (lo > 0xffffffff ? 1 : 0);
-    RL = lo >>> 0;
-    RH = hi >>> 0;
+    R64.lo = lo >>> 0;
+    R64.hi = hi >>> 0;
     const carry = hi > 0xffffffff ? 1 : 0;
     const k = carry - ((usq ? ah : dh) >>> 31);
     if (usq) {
       if (k !== 0) satTo(true, k < 0);
-    } else if (k > 0 || (k === 0 && RH >>> 31 !== 0)) satTo(false, false);
+    } else if (k > 0 || (k === 0 && R64.hi >>> 31 !== 0)) satTo(false, false);
   };
 }

@@ -22,6 +22,7 @@ import type { Cpu } from "../cpu.ts";
 import type { Exec, Fields, Pattern } from "../decoder.ts";
 import { EC } from "../exceptions.ts";
 import { xr } from "../regs.ts";
+import { R64 } from "../ret64.ts";
 import { OFF } from "../state.ts";
 import { sysregIndex } from "../sysregs.ts";
 
@@ -97,8 +98,8 @@ function readMem(c: Cpu, lo: number, hi: number, total: number, esize: number): 
       }
       default: {
         c.ld64(a, ah);
-        const vl = c.vlo;
-        const vh = c.vhi;
+        const vl = R64.lo;
+        const vh = R64.hi;
         buf[k] = vl;
         buf[k + 1] = vl >>> 8;
         buf[k + 2] = vl >>> 16;
