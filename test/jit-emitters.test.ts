@@ -376,6 +376,12 @@ const INTEGER: [string, (r: Rng) => number][] = [
       ([2, 2, 4][r.int(3)]! << 5) |
       gpr(r),
   ],
+  // LDXR/LDAXR at X2 or X4 (alignment and translation faults); STXR alone fails (no monitor).
+  ["LDXR", (r) => (r.int(4) << 30) | 0x085f_7c00 | (r.int(2) << 15) | ([2, 2, 4][r.int(3)]! << 5) | gpr(r)],
+  [
+    "STXR",
+    (r) => (r.int(4) << 30) | 0x0800_7c00 | ([3, 31][r.int(2)]! << 16) | (r.int(2) << 15) | (2 << 5) | gpr(r),
+  ],
   // DC ZVA: X2 is in the window, or in the unmapped page 0 (a fault), X4 a small index.
   ["DC ZVA", (r) => 0xd50b7420 | [2, 2, 2, 4][r.int(4)]!],
   // MRS of SP_EL0 (a trap at EL0), TPIDR_EL0, TPIDRRO_EL0, NZCV (its executor), DAIF (EL0 trap).
@@ -401,7 +407,17 @@ test("translated integer instructions equal the interpreter's", () => {
 
 test("translated integer instructions run no executor", () => {
   // SMULH/UMULH and ADCS/SBCS have no emitter.
-  const stateful = ["MRS", "DC ZVA", "LDAR/STLR", "CAS", "LD<op>/SWP", "MADD/MADDL/MULH", "ADC/SBC"];
+  const stateful = [
+    "MRS",
+    "DC ZVA",
+    "LDAR/STLR",
+    "CAS",
+    "LD<op>/SWP",
+    "MADD/MADDL/MULH",
+    "ADC/SBC",
+    "LDXR",
+    "STXR",
+  ];
   INTEGER.filter(([name]) => !stateful.includes(name)).forEach(([name, gen], i) => {
     check(name, gen, 200, 0x1a7f000 + i, true);
   });
@@ -434,6 +450,27 @@ test("translated integer instructions run no executor", () => {
     0x1a7f104,
     true,
   );
+  // LDXR then STXR of each size: the monitor passes (or not, when a store to the location
+  // came between: strb wzr there), the store happens or not, Ws says which.
+  for (let size = 0; size < 4; size++) {
+    const ldxr = (size << 30) | 0x085f_7c41; // ldxr{b,h} w1/x1, [x2]
+    const stxr = (r: Rng) =>
+      (size << 30) | 0x0800_7c40 | (3 << 16) | (r.int(2) << 15) | [4, 1, 31][r.int(3)]!;
+    check(`LDXR/STXR ${size}`, stxr, 300, 0x1a7f110 + size, true, [...aligned, ldxr]);
+    check(`LDXR/STXR ${size}, a store between`, stxr, 100, 0x1a7f120 + size, false, [
+      ...aligned,
+      ldxr,
+      0x3900005f,
+    ]);
+    check(
+      `LDXR ${size}`,
+      (r) => (size << 30) | 0x085f_7c40 | (r.int(2) << 15) | r.int(8),
+      100,
+      0x1a7f130 + size,
+      true,
+      aligned,
+    );
+  }
   check("LDAR/STLR", (r) => at(r, 0x089f_fc00 | (r.int(2) << 22)), 200, 0x1a7f100, true, aligned);
   check(
     "CAS",

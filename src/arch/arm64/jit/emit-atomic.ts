@@ -28,7 +28,8 @@ import {
   setX,
   tlbEntry,
 } from "./emit.ts";
-import { OP } from "./wasm.ts";
+import { OFF } from "../state.ts";
+import { OP, T, VOID } from "./wasm.ts";
 
 /** Mask of a value of 1 << sizeLog bytes, as an i64 constant. */
 function sizeMask(sizeLog: number): bigint {
@@ -138,10 +139,66 @@ function atomic(x: BlockContext, insn: number): boolean {
   return true;
 }
 
+/**
+ * LDXR/LDAXR (B, H, W, X): the load, and the local monitor set as the executor sets it
+ * (insn/load-store-atomic.ts loadExclusive): the VA, the size, the host offset of the
+ * location, the value loaded (zero-extended; the monitor compares values).
+ */
+function loadExclusive(x: BlockContext, insn: number): boolean {
+  const f = x.f;
+  const sizeLog = insn >>> 30;
+  getXsp(x, (insn >>> 5) & 31);
+  f.set(x.va);
+  access(x, insn, 0, sizeLog, () => {
+    f.get(x.h).mem(LOAD_U[sizeLog]!, 0).set(x.a);
+    f.get(0).get(x.va).mem(OP.i64_store, OFF.EXCL_ADDR);
+    f.get(0).i32(1 << sizeLog).mem(OP.i32_store, OFF.EXCL_SIZE);
+    f.get(0).i32(1).mem(OP.i32_store, OFF.EXCL_VALID);
+    f.get(0).get(x.a).mem(OP.i64_store, OFF.EXCL_DATA);
+    f.get(0).i64(0n).mem(OP.i64_store, OFF.EXCL_DATA + 8);
+    f.get(0).get(x.h).mem(OP.i32_store, OFF.EXCL_HOST);
+    setX(x, insn & 31, () => f.get(x.a));
+  });
+  return true;
+}
+
+/**
+ * STXR/STLXR (B, H, W, X): the store happens, and Ws = 0, when the monitor is set for this
+ * location and size and the memory still holds the value the load-exclusive read (as the
+ * executor's monitorPass and cas); Ws = 1 otherwise. The monitor is cleared either way.
+ */
+function storeExclusive(x: BlockContext, insn: number): boolean {
+  const f = x.f;
+  const sizeLog = insn >>> 30;
+  const s = (insn >>> 16) & 31;
+  getXsp(x, (insn >>> 5) & 31);
+  f.set(x.va);
+  getX(x, insn & 31);
+  f.set(x.res);
+  access(x, insn, 1, sizeLog, () => {
+    // e = monitor passes (valid, same host location and size) and memory == the data.
+    f.get(0).mem(OP.i32_load, OFF.EXCL_VALID);
+    f.get(0).mem(OP.i32_load, OFF.EXCL_HOST).get(x.h).op(OP.i32_eq).op(OP.i32_and);
+    f.get(0).mem(OP.i32_load, OFF.EXCL_SIZE).i32(1 << sizeLog).op(OP.i32_eq).op(OP.i32_and);
+    f.op(OP.if).byte(T.i32);
+    f.get(x.h).mem(LOAD_U[sizeLog]!, 0).get(0).mem(OP.i64_load, OFF.EXCL_DATA).op(OP.i64_eq);
+    f.op(OP.else).i32(0).op(OP.end);
+    f.set(x.e);
+    f.get(0).i32(0).mem(OP.i32_store, OFF.EXCL_VALID);
+    f.get(x.e).op(OP.if).byte(VOID);
+    f.get(x.h).get(x.res).mem(STORE[sizeLog]!, 0);
+    f.op(OP.end);
+    setX(x, s, () => f.get(x.e).i32(1).op(OP.i32_xor).op(OP.i64_extend_i32_u));
+  });
+  return true;
+}
+
 const orders = (m: string) => ["", "A", "AL", "L"].flatMap((o) => ["B", "H", ""].map((z) => `${m}${o}${z}`));
 /** By the decode table's names (jit/translate.ts); CAS and the atomics are there only with LSE. */
 export const ATOMIC_EMITTERS: ReadonlyMap<string, Emitter> = new Map<string, Emitter>([
   ...["LDAR", "STLR"].flatMap((m) => ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, ordered])),
   ...orders("CAS").map((n): [string, Emitter] => [n, compareAndSwap]),
   ...["LDADD", "LDCLR", "LDEOR", "LDSET", "SWP"].flatMap(orders).map((n): [string, Emitter] => [n, atomic]),
+  ...["LDXR", "LDAXR"].flatMap((m) => ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, loadExclusive])),
+  ...["STXR", "STLXR"].flatMap((m) => ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, storeExclusive])),
 ]);
