@@ -13,6 +13,8 @@
  * Linux takes its locks and counts its references with them: in the first 300 M
  * instructions of Debian's boot the executors ran 0.8 M times from translated code.
  */
+
+import { OFF } from "../state.ts";
 import {
   type BlockContext,
   type Emitter,
@@ -28,7 +30,6 @@ import {
   setX,
   tlbEntry,
 } from "./emit.ts";
-import { OFF } from "../state.ts";
 import { OP, T, VOID } from "./wasm.ts";
 
 /** Mask of a value of 1 << sizeLog bytes, as an i64 constant. */
@@ -152,10 +153,14 @@ function loadExclusive(x: BlockContext, insn: number): boolean {
   access(x, insn, 0, sizeLog, () => {
     f.get(x.h).mem(LOAD_U[sizeLog]!, 0).set(x.a);
     f.get(0).get(x.va).mem(OP.i64_store, OFF.EXCL_ADDR);
-    f.get(0).i32(1 << sizeLog).mem(OP.i32_store, OFF.EXCL_SIZE);
+    f.get(0)
+      .i32(1 << sizeLog)
+      .mem(OP.i32_store, OFF.EXCL_SIZE);
     f.get(0).i32(1).mem(OP.i32_store, OFF.EXCL_VALID);
     f.get(0).get(x.a).mem(OP.i64_store, OFF.EXCL_DATA);
-    f.get(0).i64(0n).mem(OP.i64_store, OFF.EXCL_DATA + 8);
+    f.get(0)
+      .i64(0n)
+      .mem(OP.i64_store, OFF.EXCL_DATA + 8);
     f.get(0).get(x.h).mem(OP.i32_store, OFF.EXCL_HOST);
     setX(x, insn & 31, () => f.get(x.a));
   });
@@ -179,7 +184,11 @@ function storeExclusive(x: BlockContext, insn: number): boolean {
     // e = monitor passes (valid, same host location and size) and memory == the data.
     f.get(0).mem(OP.i32_load, OFF.EXCL_VALID);
     f.get(0).mem(OP.i32_load, OFF.EXCL_HOST).get(x.h).op(OP.i32_eq).op(OP.i32_and);
-    f.get(0).mem(OP.i32_load, OFF.EXCL_SIZE).i32(1 << sizeLog).op(OP.i32_eq).op(OP.i32_and);
+    f.get(0)
+      .mem(OP.i32_load, OFF.EXCL_SIZE)
+      .i32(1 << sizeLog)
+      .op(OP.i32_eq)
+      .op(OP.i32_and);
     f.op(OP.if).byte(T.i32);
     f.get(x.h).mem(LOAD_U[sizeLog]!, 0).get(0).mem(OP.i64_load, OFF.EXCL_DATA).op(OP.i64_eq);
     f.op(OP.else).i32(0).op(OP.end);
@@ -199,6 +208,10 @@ export const ATOMIC_EMITTERS: ReadonlyMap<string, Emitter> = new Map<string, Emi
   ...["LDAR", "STLR"].flatMap((m) => ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, ordered])),
   ...orders("CAS").map((n): [string, Emitter] => [n, compareAndSwap]),
   ...["LDADD", "LDCLR", "LDEOR", "LDSET", "SWP"].flatMap(orders).map((n): [string, Emitter] => [n, atomic]),
-  ...["LDXR", "LDAXR"].flatMap((m) => ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, loadExclusive])),
-  ...["STXR", "STLXR"].flatMap((m) => ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, storeExclusive])),
+  ...["LDXR", "LDAXR"].flatMap((m) =>
+    ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, loadExclusive]),
+  ),
+  ...["STXR", "STLXR"].flatMap((m) =>
+    ["B", "H", ""].map((z): [string, Emitter] => [`${m}${z}`, storeExclusive]),
+  ),
 ]);
