@@ -344,6 +344,8 @@ const INTEGER: [string, (r: Rng) => number][] = [
       (gpr(r) << 5) |
       gpr(r),
   ],
+  // UDIV, SDIV (X0..X7 hold 0, -1 and the sign bits often: zero divisors, MIN / -1).
+  ["UDIV/SDIV", (r) => sf(r) | 0x1ac0_0800 | (gpr(r) << 16) | (r.int(2) << 10) | (gpr(r) << 5) | gpr(r)],
   // ADC, SBC, ADCS, SBCS.
   ["ADC/SBC", (r) => sf(r) | (r.int(4) << 29) | 0x1a00_0000 | (gpr(r) << 16) | (gpr(r) << 5) | gpr(r)],
   // LDAR/STLR (B, H, W, X) at X2 (in the window, misaligned now and then, or in page 0) or X4.
@@ -406,7 +408,7 @@ test("translated integer instructions equal the interpreter's", () => {
 });
 
 test("translated integer instructions run no executor", () => {
-  // SMULH/UMULH and ADCS/SBCS have no emitter.
+  // ADCS/SBCS have no emitter.
   const stateful = [
     "MRS",
     "DC ZVA",
@@ -429,6 +431,15 @@ test("translated integer instructions run no executor", () => {
   // alignment fault): and x2, x2, #~15 first, then the store that sets the write tag.
   const aligned = [0x927cec42, 0x3900005f, 0xf9400041];
   const at = (r: Rng, base: number) => base | (r.int(4) << 30) | (2 << 5) | r.int(8);
+  // SDIV by -1 (X2): of MIN, the quotient that overflows (MIN, where WebAssembly would
+  // trap), and of a random X1; at both widths.
+  for (const [w, movMin] of [
+    [0x9ac2_0c23, 0xd2f0_0001],
+    [0x1ac2_0c23, 0x52b0_0001],
+  ] as const) {
+    check(`SDIV ${hex(w, 8)} MIN / -1`, () => w, 10, 0x1a7f140, true, [movMin, 0x9280_0002]);
+    check(`SDIV ${hex(w, 8)} / -1`, () => w, 50, 0x1a7f141, true, [0x9280_0002]);
+  }
   check(
     "MADDL",
     (r) =>

@@ -423,6 +423,82 @@ function mulAdd(x: BlockContext, insn: number): boolean {
   return true;
 }
 
+/**
+ * UDIV, SDIV (C6.2.x): a zero divisor gives 0 and the one overflowing quotient (the most
+ * negative value divided by -1) is the dividend, where WebAssembly would trap. The 32-bit
+ * forms divide the 64-bit extensions of the W registers, whose quotient is the same.
+ */
+function divide(x: BlockContext, insn: number): boolean {
+  const sf = insn >>> 31 === 1;
+  const signed = ((insn >>> 10) & 1) === 1;
+  const f = x.f;
+  const operand = (n: number) => {
+    if (sf) getX(x, n);
+    else if (n === 31) f.i64(0n);
+    else {
+      x.regs.get32(n);
+      f.op(signed ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
+    }
+  };
+  setX(x, insn & 31, () => {
+    operand((insn >>> 16) & 31);
+    f.tee(x.b).op(OP.i64_eqz).op(OP.if).byte(T.i64);
+    f.i64(0n);
+    f.op(OP.else);
+    operand((insn >>> 5) & 31);
+    f.set(x.a);
+    if (signed && sf) {
+      // MIN / -1: the dividend (the quotient wraps to it).
+      f.get(x.b).i64(-1n).op(OP.i64_eq).op(OP.if).byte(T.i64);
+      f.i64(0n).get(x.a).op(OP.i64_sub);
+      f.op(OP.else);
+      f.get(x.a).get(x.b).op(OP.i64_div_s);
+      f.op(OP.end);
+    } else
+      f.get(x.a)
+        .get(x.b)
+        .op(signed ? OP.i64_div_s : OP.i64_div_u);
+    f.op(OP.end);
+    truncW(x, sf);
+  });
+  return true;
+}
+
+/**
+ * UMULH, SMULH: bits 127:64 of the 128-bit product, from four 32x32-bit products
+ * (WebAssembly has no wide multiply); the signed one corrects the unsigned high half by
+ * subtracting each operand where the other is negative.
+ */
+function multiplyHigh(x: BlockContext, insn: number): boolean {
+  const signed = ((insn >>> 23) & 1) === 0;
+  const f = x.f;
+  const n = (insn >>> 5) & 31;
+  const m = (insn >>> 16) & 31;
+  const M32 = 0xffff_ffffn;
+  getX(x, n);
+  f.set(x.a);
+  getX(x, m);
+  f.set(x.b);
+  setX(x, insn & 31, () => {
+    // t = aH*bL + (aL*bL >> 32); w = (t & M32) + aL*bH; high = aH*bH + (t >> 32) + (w >> 32).
+    f.get(x.a).i64(32n).op(OP.i64_shr_u).get(x.b).i64(M32).op(OP.i64_and).op(OP.i64_mul);
+    f.get(x.a).i64(M32).op(OP.i64_and).get(x.b).i64(M32).op(OP.i64_and).op(OP.i64_mul);
+    f.i64(32n).op(OP.i64_shr_u).op(OP.i64_add).set(x.res);
+    f.get(x.res).i64(M32).op(OP.i64_and);
+    f.get(x.a).i64(M32).op(OP.i64_and).get(x.b).i64(32n).op(OP.i64_shr_u).op(OP.i64_mul);
+    f.op(OP.i64_add).set(x.v2);
+    f.get(x.a).i64(32n).op(OP.i64_shr_u).get(x.b).i64(32n).op(OP.i64_shr_u).op(OP.i64_mul);
+    f.get(x.res).i64(32n).op(OP.i64_shr_u).op(OP.i64_add);
+    f.get(x.v2).i64(32n).op(OP.i64_shr_u).op(OP.i64_add);
+    if (signed) {
+      // - (a < 0 ? b : 0) - (b < 0 ? a : 0), as masks of the sign bits.
+      f.get(x.a).i64(63n).op(OP.i64_shr_s).get(x.b).op(OP.i64_and).op(OP.i64_sub);
+      f.get(x.b).i64(63n).op(OP.i64_shr_s).get(x.a).op(OP.i64_and).op(OP.i64_sub);
+    }
+  });
+  return true;
+}
+
 /** ADC/SBC (NGC): Xn + Xm (SBC: NOT Xm) + PSTATE.C, at width sf. ADCS/SBCS fall back. */
 function addCarry(x: BlockContext, insn: number): boolean {
   if (((insn >>> 29) & 1) === 1) return false;
@@ -1164,6 +1240,8 @@ export const GPR_EMITTERS: ReadonlyMap<string, Emitter> = new Map<string, Emitte
   ...each(["CSEL", "CSINC", "CSINV", "CSNEG"], condSelect),
   ...each(["MADD", "MSUB", "SMADDL", "SMSUBL", "UMADDL", "UMSUBL"], mulAdd),
   ...each(["LSLV", "LSRV", "ASRV", "RORV"], shiftVariable),
+  ...each(["UDIV", "SDIV"], divide),
+  ...each(["UMULH", "SMULH"], multiplyHigh),
   ...each(["REV16", "REV (32-bit)", "REV32", "REV (64-bit)", "CLZ", "CLS"], dataProc1),
   // Loads and stores of general-purpose registers (byte, halfword, word or doubleword,
   // signed or not) in every addressing mode, and the prefetches.
@@ -1224,6 +1302,8 @@ const FLAGS_SAFE: ReadonlySet<Emitter> = new Set([
   condSelect,
   mulAdd,
   shiftVariable,
+  divide,
+  multiplyHigh,
   dataProc1,
   condCompare,
   addSubExtended,

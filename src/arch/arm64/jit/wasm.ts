@@ -81,6 +81,8 @@ export const OP = {
   i64_add: 0x7c,
   i64_sub: 0x7d,
   i64_mul: 0x7e,
+  i64_div_s: 0x7f,
+  i64_div_u: 0x80,
   i64_and: 0x83,
   i64_or: 0x84,
   i64_xor: 0x85,
