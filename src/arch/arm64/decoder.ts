@@ -152,9 +152,20 @@ export function compileDecoder(
     }
     return null;
   };
+  // Names by word, recorded by every decode (the interpreter decodes each word it runs,
+  // and the translator asks the name of each word it translates, all of which ran first).
+  const nameByWord = new Map<number, string | null>();
+  const named = (insn: number, hit: [CompiledPattern, Exec, Fields] | null) => {
+    if (nameByWord.size >= 1 << 18) nameByWord.clear();
+    nameByWord.set(insn >>> 0, hit === null ? null : hit[0].name);
+    return hit;
+  };
   return {
-    decode: (insn) => find(insn)?.[1] ?? null,
-    nameOf: (insn) => find(insn)?.[0].name ?? null,
+    decode: (insn) => named(insn, find(insn))?.[1] ?? null,
+    nameOf: (insn) => {
+      const n = nameByWord.get(insn >>> 0);
+      return n !== undefined ? n : (named(insn, find(insn))?.[0].name ?? null);
+    },
     patternOf: (insn) => {
       const hit = find(insn);
       return hit === null ? null : { pattern: hit[0].pattern, fields: hit[2] };

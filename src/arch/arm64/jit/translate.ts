@@ -63,19 +63,10 @@ const EMITTERS: ReadonlyMap<string, Emitter> = new Map([
 /** The names that have an emitter (for the test that they are all the table's). */
 export const EMITTED_NAMES: readonly string[] = [...EMITTERS.keys()];
 
-/** Emitters by instruction word, as the decoder names it; emptied when large. */
-const byWord = new Map<number, Emitter | null>();
-
 /** The emitter for `insn`, or null: the interpreter's executor runs it. */
 export function emitter(insn: number): Emitter | null {
-  let em = byWord.get(insn);
-  if (em === undefined) {
-    const name = getDecoder().nameOf(insn);
-    em = (name === null ? undefined : EMITTERS.get(name)) ?? null;
-    if (byWord.size >= 1 << 16) byWord.clear();
-    byWord.set(insn, em);
-  }
-  return em;
+  const name = getDecoder().nameOf(insn);
+  return (name === null ? undefined : EMITTERS.get(name)) ?? null;
 }
 
 export function translateBlock(
