@@ -263,3 +263,40 @@ test("docs/ID-REGISTERS.md describes every non-zero bit of each register it list
     assert.equal(stored(reg), 0n, reg);
   }
 });
+
+test("MRS and MSR of SP_EL0 are UNDEFINED at EL1 while SP_EL0 is the stack pointer (EL1t), interpreted and translated", () => {
+  const MSR_SPSEL_0 = 0xd50040bf;
+  const MRS_X5_SP_EL0 = 0xd5384105;
+  const MSR_SP_EL0_X5 = 0xd5184105;
+  for (const jit of [false, true]) {
+    const make = (code: readonly number[]) => {
+      const cpu = new Cpu({
+        memory: createVmMemory(RAM),
+        index: 0,
+        bus: { ramBase: 0, ramSize: RAM },
+        ...(jit ? { jit: { threshold: 1, batch: 1 } } : {}),
+      });
+      // The current-EL vectors with SP0 (0x000) and with SPx (0x200).
+      put(cpu, VBAR, [HVC_11]);
+      put(cpu, VBAR + 0x200, [HVC_12]);
+      put(cpu, CODE, code);
+      cpu.r[sysregIndex("VBAR_EL1")] = VBAR;
+      cpu.pc = BigInt(CODE);
+      cpu.r[I.SP_EL0] = 0x1234;
+      return cpu;
+    };
+    // EL1h: SP_EL0 reads and writes as any register.
+    const h = make([MRS_X5_SP_EL0, HVC_13]);
+    assert.equal(hvc(h), 0x13);
+    assert.equal(h.getX(5), 0x1234n, `EL1h read (jit ${jit})`);
+    // EL1t (threshold 1: translated from the first run with the translator on).
+    for (const insn of [MRS_X5_SP_EL0, MSR_SP_EL0_X5]) {
+      const t = make([MSR_SPSEL_0, insn, HVC_13]);
+      t.setX(5, 0xdeadn);
+      assert.equal(hvc(t), 0x11, `EL1t ${insn.toString(16)} (jit ${jit}): the SP0 vector`);
+      assert.equal(esr(t), IL, "EC 0: UNDEFINED");
+      assert.equal(t.getX(5), 0xdeadn);
+      assert.equal(t.r[I.SP_EL0], 0x1234);
+    }
+  }
+});

@@ -296,7 +296,11 @@ function mrsMsr(f: Fields, read: boolean): Exec | null {
   if (read ? !reg.readable : !reg.writable) return null;
   const el0 = reg.el0;
   const el0Allowed = typeof el0 === "function" ? false : read ? el0 !== "none" : el0 === "rw";
+  const spEl0 = reg.name === "SP_EL0";
   const checkEl0 = (c: Cpu) => {
+    // SP_EL0 while it is the stack pointer in use (PSTATE.SP == 0) is UNDEFINED at EL1
+    // (Arm ARM C5.2.x, SP_EL0: "if PSTATE.SP == '0' then UNDEFINED").
+    if (spEl0 && c.el === 1 && (c.r[I.PSTATE]! & 1) === 0) c.undefined(); // M[0], SPSel
     if (c.el === 0 && !el0Allowed) {
       // Registers that exist but are EL1-only: trapped (EC 0x18) in Linux's configuration
       // when EL0 may not touch them; DAIF follows SCTLR_EL1.UMA, others a control register

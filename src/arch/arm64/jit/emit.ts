@@ -1338,8 +1338,11 @@ function mrs(x: BlockContext, insn: number): boolean {
   const f = x.f;
   const t = insn & 31;
   if (reg.access === undefined) setX(x, t, () => f.get(0).mem(OP.i64_load, OFF.SYSREGS + reg.slot * 8));
-  else if (reg.name === "SP_EL0")
-    setX(x, t, () => (x.spOff === OFF.SP_EL0 ? getXsp(x, 31) : f.get(0).mem(OP.i64_load, OFF.SP_EL0)));
+  else if (reg.name === "SP_EL0") {
+    // With SP_EL0 the stack pointer in use (EL1t) the read is UNDEFINED: the executor's.
+    if (x.spOff === OFF.SP_EL0) return false;
+    setX(x, t, () => f.get(0).mem(OP.i64_load, OFF.SP_EL0));
+  }
   else if (reg.name === "DAIF") {
     setX(x, t, () =>
       f.get(0).mem(OP.i32_load, OFF.PSTATE).i32(PSTATE.DAIF).op(OP.i32_and).op(OP.i64_extend_i32_u),
