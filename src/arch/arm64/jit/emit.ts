@@ -1342,8 +1342,7 @@ function mrs(x: BlockContext, insn: number): boolean {
     // With SP_EL0 the stack pointer in use (EL1t) the read is UNDEFINED: the executor's.
     if (x.spOff === OFF.SP_EL0) return false;
     setX(x, t, () => f.get(0).mem(OP.i64_load, OFF.SP_EL0));
-  }
-  else if (reg.name === "DAIF") {
+  } else if (reg.name === "DAIF") {
     setX(x, t, () =>
       f.get(0).mem(OP.i32_load, OFF.PSTATE).i32(PSTATE.DAIF).op(OP.i32_and).op(OP.i64_extend_i32_u),
     );
