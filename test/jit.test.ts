@@ -8,11 +8,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Cpu, CpuExit } from "../src/arch/arm64/index.ts";
+import type { JitOptions } from "../src/arch/arm64/jit/jit.ts";
 import { I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
 import { ArmboxRunner } from "../tools/difftest/armbox-runner.ts";
 import { type Case, WINDOW, WINDOW_SIZE } from "../tools/difftest/layout.ts";
 import { PageTables } from "./support/pagetables.ts";
-import { CODE_BASE, makeCpu } from "./support/snippet.ts";
+import { CODE_BASE, makeCpu, runWords } from "./support/snippet.ts";
 
 // The bench's tight loop: movz x0,#0x4000,lsl#16; mov x1,#0; mov x2,#7;
 // loop: add x1,x1,x2; eor x2,x2,x1,lsl#3; and x3,x1,#0xff; subs x0,x0,#1; b.ne loop
@@ -340,4 +341,37 @@ test("the interpreter's block extent stays true to memory when translated code r
   assert.equal(b.nzcv, a.nzcv);
   assert.equal(a.nzcv, 0x1000_0000);
   assert.deepEqual(b.x, a.x);
+});
+
+test("ARMBOX_JIT_NAMES (JitOptions.names) names each translated function after its block, for profilers", () => {
+  const made: WebAssembly.Module[] = [];
+  const Original = WebAssembly.Module;
+  // Catch the modules the translator makes (it compiles synchronously).
+  const Spy = function (this: unknown, bytes: BufferSource) {
+    const m = new Original(bytes);
+    made.push(m);
+    return m;
+  } as unknown as typeof WebAssembly.Module;
+  Spy.customSections = Original.customSections;
+  Spy.exports = Original.exports;
+  Spy.imports = Original.imports;
+  const names = (jit: JitOptions) => {
+    made.length = 0;
+    (WebAssembly as { Module: typeof WebAssembly.Module }).Module = Spy;
+    try {
+      // add x0, x0, #1; add x1, x1, #2; (BRK)
+      runWords([0x91000400, 0x91000821], undefined, makeCpu(jit));
+    } finally {
+      (WebAssembly as { Module: typeof WebAssembly.Module }).Module = Original;
+    }
+    return made
+      .flatMap((m) => WebAssembly.Module.customSections(m, "name"))
+      .map((b) => new TextDecoder().decode(b));
+  };
+  const named = names({ threshold: 1, batch: 1, names: true });
+  assert.ok(
+    named.some((s) => s.includes(`pc_0_${CODE_BASE.toString(16)}_3`)),
+    JSON.stringify(named),
+  );
+  assert.deepEqual(names({ threshold: 1, batch: 1 }), []);
 });

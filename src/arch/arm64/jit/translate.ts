@@ -1,11 +1,13 @@
 /**
  * Translates one interpreter block (cpu.ts: a straight run of one page up to the first
  * instruction of the branch/system class) into one WebAssembly function
- * `(state base: i32) -> i32`. The function first checks that the block's words are still
- * the ones it was translated from (0 if not: the caller drops it and interprets), then
- * runs the block and returns how many instructions completed, which is the block's
- * length unless a helper asked it to stop early (an interrupt line moved, an exit).
- * An exception thrown by a helper unwinds through it with PC and registers exact.
+ * `(state base: i32, budget: i32, count so far: i32) -> count: i32`. Without write
+ * tracking the function first checks that the block's words are still the ones it was
+ * translated from (returning the count unchanged if not: the caller drops it and
+ * interprets); then it runs the block, loops or chains into the next translation while
+ * the budget holds it, and returns how many instructions completed in all. A helper may
+ * ask it to stop early (an interrupt line moved, an exit). An exception thrown by a
+ * helper unwinds through it with PC and registers exact.
  */
 import { getDecoder } from "../isa.ts";
 import { OFF } from "../state.ts";
