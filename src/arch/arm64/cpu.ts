@@ -583,7 +583,9 @@ export class Cpu extends MemoryPath implements JitHost {
     this.runBias = this.jitBias + (this.r[OFF.JIT_COUNT >> 2]! | 0);
     this.r[I.PC] = pc + 4;
     ex(this);
-    return this.stop ? 1 : 0;
+    // Debug switched on (an MSR to MDSCR_EL1 or a breakpoint register): the interpreter
+    // must run the next instruction, with its checks.
+    return this.stop || this.debugActive || this.watchActive ? 1 : 0;
   }
   jitLoad(lo: number, hi: number, size: number, pc: number): number {
     this.pcLo = pc;

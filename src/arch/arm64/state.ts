@@ -65,7 +65,7 @@ export const OFF = {
    */
   JIT_NEXT: 4096 + TLB_BYTES + 12,
   /**
-   * The translator's jump cache (jit/dispatch.ts): 4096 entries of 16 bytes, by PC; a
+   * The translator's jump cache (jit/dispatch.ts): 16384 entries of 16 bytes, by PC; a
    * cache, never saved or digested, emptied whenever the translations are dropped.
    */
   JIT_JUMPS: 4096 + TLB_BYTES + 16,

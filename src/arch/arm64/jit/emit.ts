@@ -1399,14 +1399,5 @@ function dcZva(x: BlockContext, insn: number): boolean {
   return true;
 }
 
-/**
- * MSR (immediate) to a PSTATE field (DAIFSet, DAIFClr, SPSel): the block ends after it,
- * and may go on through the dispatcher, which checks PSTATE.M; unmasking a pending
- * interrupt asks the block to stop (Cpu.interruptsChanged).
- */
-export function isMsrImmediate(insn: number): boolean {
-  return (insn & 0xfff8f01f) >>> 0 === 0xd500401f;
-}
-
 /** PSTATE bits a translation depends on (besides NZCV, which it reads at run time). */
 export const TRANSLATION_MODE_MASK = PSTATE.M;

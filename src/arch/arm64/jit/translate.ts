@@ -11,16 +11,7 @@
  */
 import { getDecoder } from "../isa.ts";
 import { OFF } from "../state.ts";
-import {
-  type BlockContext,
-  type Emitter,
-  flagsSafe,
-  GPR_EMITTERS,
-  HELPER,
-  isDcZva,
-  isMsrImmediate,
-  leave,
-} from "./emit.ts";
+import { type BlockContext, type Emitter, flagsSafe, GPR_EMITTERS, HELPER, isDcZva, leave } from "./emit.ts";
 import { ATOMIC_EMITTERS } from "./emit-atomic.ts";
 import { SIMD_EMITTERS } from "./emit-simd.ts";
 import { LazyFlags } from "./flags.ts";
@@ -199,10 +190,14 @@ export function translateBlock(
     f.get(0).i64(BigInt.asIntN(64, next)).mem(OP.i64_store, OFF.PC);
     x.index = n - 1;
     leave(x);
-  } else if (isMsrImmediate(src.words[n - 1]!)) {
+  } else {
+    // The block ends with an instruction its executor ran (MSR, SYS, ERET, SVC, ...), which
+    // wrote PC and asked for a return to the interpreter (fallback) if anything the
+    // interpreter checks between blocks changed: an interrupt that may be taken, the EL,
+    // the translation regime, debug, an exit. Otherwise the dispatcher goes on.
     x.index = n - 1;
     leave(x);
-  } else f.get(count).i32(n).op(OP.i32_add).op(OP.return);
+  }
   f.op(OP.end); // loop
   f.op(OP.unreachable);
   f.op(OP.end); // the exit block: PC = the block's start + 4 * ek, and count + ek.
