@@ -93,7 +93,7 @@ function compareAndSwap(x: BlockContext, insn: number): boolean {
   f.set(x.res);
   access(x, insn, 1, sizeLog, () => {
     f.get(x.h).mem(LOAD_U[sizeLog]!, 0).tee(x.a);
-    f.get(x.b).op(OP.i64_eq).op(OP.if).byte(0x40);
+    f.get(x.b).op(OP.i64_eq).op(OP.if).byte(VOID);
     f.get(x.h).get(x.res).mem(STORE[sizeLog]!, 0);
     f.op(OP.end);
     setX(x, s, () => f.get(x.a));

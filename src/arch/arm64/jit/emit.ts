@@ -127,12 +127,12 @@ export function getX(x: BlockContext, n: number): void {
 export function getXsp(x: BlockContext, n: number): void {
   x.regs.get(n === 31 ? SP_SLOT : n);
 }
-/** Pushes Wn as an i64, zero-extended. */
-function getW64(x: BlockContext, n: number): void {
+/** Pushes Wn as an i64, zero-extended (sign-extended when `signed`). */
+function getW64(x: BlockContext, n: number, signed = false): void {
   if (n === 31) x.f.i64(0n);
   else {
     x.regs.get32(n);
-    x.f.op(OP.i64_extend_i32_u);
+    x.f.op(signed ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
   }
 }
 /** Pushes Wn as an i32 (n = 31: WZR). */
@@ -405,14 +405,7 @@ function mulAdd(x: BlockContext, insn: number): boolean {
   if (op31 !== 0 && !(long && sf)) return false;
   const sub = ((insn >>> 15) & 1) === 1;
   const f = x.f;
-  const operand = (n: number) => {
-    if (!long) getX(x, n);
-    else if (n === 31) f.i64(0n);
-    else {
-      getW32(x, n);
-      f.op(op31 === 1 ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
-    }
-  };
+  const operand = (n: number) => (long ? getW64(x, n, op31 === 1) : getX(x, n));
   setX(x, insn & 31, () => {
     getX(x, (insn >>> 10) & 31);
     operand((insn >>> 5) & 31);
@@ -432,14 +425,7 @@ function divide(x: BlockContext, insn: number): boolean {
   const sf = insn >>> 31 === 1;
   const signed = ((insn >>> 10) & 1) === 1;
   const f = x.f;
-  const operand = (n: number) => {
-    if (sf) getX(x, n);
-    else if (n === 31) f.i64(0n);
-    else {
-      x.regs.get32(n);
-      f.op(signed ? OP.i64_extend_i32_s : OP.i64_extend_i32_u);
-    }
-  };
+  const operand = (n: number) => (sf ? getX(x, n) : getW64(x, n, signed));
   setX(x, insn & 31, () => {
     operand((insn >>> 16) & 31);
     f.tee(x.b).op(OP.i64_eqz).op(OP.if).byte(T.i64);
@@ -1373,28 +1359,24 @@ const ZVA_BYTES = 4 << DCZID_RESET;
 function dcZva(x: BlockContext, insn: number): boolean {
   const f = x.f;
   const later = x.tracked ? 0 : x.len - x.index - 1;
-  f.op(OP.block).byte(VOID);
-  f.op(OP.block).byte(VOID);
-  f.get(0).mem(OP.i32_load, DCZID_BYTES).i32(DCZID_RESET).op(OP.i32_ne).byte(OP.br_if).u32(0);
-  if (x.el === 0) {
-    f.get(0)
-      .mem(OP.i32_load, SCTLR_BYTES)
-      .i32(1 << 14)
-      .op(OP.i32_and)
-      .op(OP.i32_eqz);
-    f.byte(OP.br_if).u32(0);
-  }
   getX(x, insn & 31);
   f.i64(BigInt(-ZVA_BYTES)).op(OP.i64_and).set(x.va);
-  tlbEntry(x);
-  fastProbe(x, 1, 1);
-  if (later > 0) f.tee(x.h);
-  f.i32(0).i32(ZVA_BYTES).memoryFill();
-  if (later > 0) laterWordStored(x, x.h, ZVA_BYTES);
-  f.byte(OP.br).u32(1);
-  f.op(OP.end);
-  x.fallback(insn);
-  f.op(OP.end);
+  guarded(x, insn, () => {
+    f.get(0).mem(OP.i32_load, DCZID_BYTES).i32(DCZID_RESET).op(OP.i32_ne).byte(OP.br_if).u32(0);
+    if (x.el === 0) {
+      f.get(0)
+        .mem(OP.i32_load, SCTLR_BYTES)
+        .i32(1 << 14)
+        .op(OP.i32_and)
+        .op(OP.i32_eqz);
+      f.byte(OP.br_if).u32(0);
+    }
+    tlbEntry(x);
+    fastProbe(x, 1, 1);
+    if (later > 0) f.tee(x.h);
+    f.i32(0).i32(ZVA_BYTES).memoryFill();
+    if (later > 0) laterWordStored(x, x.h, ZVA_BYTES);
+  });
   if (later > 0) exitIfStopped(x);
   return true;
 }
