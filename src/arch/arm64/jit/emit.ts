@@ -714,9 +714,18 @@ function slowLoad(x: BlockContext, size: number): void {
   f.get(x.stop).op(OP.i32_or).set(x.stop);
 }
 
-/** The slow path of a store: pushes its stop result. */
-function slowStore(x: BlockContext, size: number, value: number): void {
-  x.f.get(0).get(x.va).get(value).i32(size).i32(x.pc).call(x.slowStore);
+/**
+ * The slow path of a store of local `value`: stop |= its result, and with `later` whether
+ * it reached a later word of the block.
+ */
+function slowStore(x: BlockContext, size: number, value: number, later: boolean): void {
+  const f = x.f;
+  f.get(0).get(x.va).get(value).i32(size).i32(x.pc).call(x.slowStore);
+  if (later) {
+    x.laterWordsChanged();
+    f.op(OP.i32_or);
+  }
+  f.get(x.stop).op(OP.i32_or).set(x.stop);
 }
 
 /**
@@ -770,12 +779,7 @@ function store(x: BlockContext, sizeLog: number, value: number): void {
       if (later > 0) laterWordStored(x, x.e, size);
     },
     () => {
-      slowStore(x, size, value);
-      if (later > 0) {
-        x.laterWordsChanged();
-        f.op(OP.i32_or);
-      }
-      f.get(x.stop).op(OP.i32_or).set(x.stop);
+      slowStore(x, size, value, later > 0);
     },
   );
 }
@@ -821,15 +825,9 @@ function storePair(x: BlockContext, sizeLog: number): void {
       if (later > 0) laterWordStored(x, x.h, 2 * size);
     },
     () => {
-      slowStore(x, size, x.a);
-      f.get(x.stop).op(OP.i32_or).set(x.stop);
+      slowStore(x, size, x.a, false);
       f.get(x.va).i64(BigInt(size)).op(OP.i64_add).set(x.va);
-      slowStore(x, size, x.b);
-      if (later > 0) {
-        x.laterWordsChanged();
-        f.op(OP.i32_or);
-      }
-      f.get(x.stop).op(OP.i32_or).set(x.stop);
+      slowStore(x, size, x.b, later > 0);
     },
   );
 }
