@@ -158,7 +158,8 @@ export function translateBlock(
     x.ret(0);
     f.op(OP.end);
   };
-  const mayStore = src.words.some((w) => emitter(w) === null || ((w >>> 25) & 5) === 4);
+  const emitters = src.words.map(emitter);
+  const mayStore = src.words.some((w, k) => emitters[k] === null || ((w >>> 25) & 5) === 4);
   // count = what the blocks chaining here completed; helpers see count - startWord.
   f.get(2).set(count);
   f.get(0).get(count).i32(startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
@@ -174,7 +175,7 @@ export function translateBlock(
   src.words.forEach((w, k) => {
     x.index = k;
     x.pc = (src.pcLo + k * 4) >>> 0;
-    const em = emitter(w);
+    const em = emitters[k] ?? null;
     // Pending flags are written before anything but the pure data-processing emitters
     // (which call nothing and never leave) and the branches (which write them themselves).
     if (em === null || !flagsSafe(em)) x.flags.flush();
