@@ -105,6 +105,35 @@ test("code rewritten on its own page while it loops runs the new instruction, as
   assert.ok(jit.jit!.executed > 0);
 });
 
+// x0 = 0; x1 = 1000; x5 = data (a doubleword on the loop's page); x6 = loop;
+// w7 = "add x0, x0, #16"; loop: add x0, x0, #1; str x0, [x5]; subs x1, x1, #1; b.ne loop;
+// then once (x8 = 0): str w7, [x6] over the loop's first word; x1 = 10; x8 = 1; b loop.
+// x0 = 1000 + 10 * 16, which the loop's last store left in data too.
+const DATA_BESIDE_CODE = [
+  0xd2800000, 0xd2807d01, 0x100001c5, 0x10000066, 0x52880007, 0x72b22007, 0x91000400, 0xf90000a0, 0xf1000421,
+  0x54ffffa1, 0xb50000a8, 0xb90000c7, 0xd2800141, 0xd2800028, 0x17fffff8, 0xd4200000, 0, 0,
+];
+
+test("stores to data beside translated code on its page keep the translation; a store over the code still drops it", () => {
+  const { interp, jit } = pair(DATA_BESIDE_CODE);
+  const a = interp.run(100_000);
+  const b = jit.run(100_000);
+  assert.equal(state(jit, b), state(interp, a));
+  assert.equal(jit.getX(0), 1160n);
+  assert.equal(jit.dv.getUint32(RAM_OFFSET + CODE_BASE + 64, true), 1160);
+  assert.ok(jit.jit!.executed > 3000, `only ${jit.jit!.executed} instructions ran translated`);
+  if (TRACKED) {
+    // The first 256 stores beside the code are checked against it and drop nothing; then
+    // the page's translations check themselves (jit.ts MIXED_PAGE_WRITES), which is how the
+    // rewritten add is seen. Without the code bitmap each store dropped the translations.
+    const s = jit.jit!.stats;
+    assert.equal(s.dataWrites, 256, "stores beside the code checked against it");
+    assert.equal(s.selfCheckingPages, 1, "the page's translations check themselves from then on");
+    assert.equal(s.codeWrites, 1, "the page was dropped once, to be translated self-checking");
+    assert.ok(s.blocks <= 8, `${s.blocks} blocks translated`);
+  }
+});
+
 test("a store over a later instruction of its own block: the new instruction runs, as interpreted", () => {
   const { interp, jit } = pair(SMC_IN_BLOCK);
   const a = interp.run(100_000);

@@ -89,7 +89,8 @@ export abstract class MemoryPath implements WalkContext {
    * with write tracking on), and what a store to one must do first: drop them.
    */
   translatedPages: Uint8Array | null = null;
-  codeWritten: (hostPage: number) => void = () => {};
+  /** A store of `size` bytes at `offset` in the page: drops the translations it overlaps. */
+  codeWritten: (hostPage: number, offset: number, size: number) => void = () => {};
 
   /** Takes the write tags off this PE's TLB entries of the page at host offset `hostPage` << 12. */
   dropWriteTagsOf(hostPage: number): void {
@@ -233,11 +234,12 @@ export abstract class MemoryPath implements WalkContext {
       // Page write tracking: the first store to a page after the dirty log was read takes
       // this path and marks it; then the page's write tag lets stores through.
       if (this.dirtyLog !== null) this.dirtyLog[(host - RAM_OFFSET) >>> 12] = 3;
-      // A page with translated code has no write tag (jit/jit.ts): its first store drops
-      // the translations, then it may have one.
-      if (this.translatedPages !== null && this.translatedPages[host >>> 12] === 1)
-        this.codeWritten(host >>> 12);
-      if (fast) {
+      // A page with translated code has no write tag (jit/jit.ts): each store to it is
+      // checked against the words translated; one over them drops the page's translations,
+      // and then the page may have a write tag again.
+      const code = this.translatedPages;
+      if (code !== null && code[host >>> 12] === 1) this.codeWritten(host >>> 12, lo & 0xfff, size);
+      if (fast && (code === null || code[host >>> 12] !== 1)) {
         t[e + 2] = pageLo;
         t[e + 3] = hi | 0;
       }

@@ -29,7 +29,7 @@ export interface JitHost {
   executorFor(insn: number): Exec;
   /** Write tracking (memory.ts): the pages with translations, and the hook a store to one calls. */
   translatedPages: Uint8Array | null;
-  codeWritten: (hostPage: number) => void;
+  codeWritten: (hostPage: number, offset: number, size: number) => void;
   dropWriteTagsOf(hostPage: number): void;
   /** Ends the run in progress after the current instruction (a block in wasm at its next exit). */
   stopAfterInstruction(): void;
@@ -109,6 +109,43 @@ export interface JitStats {
   stale: number;
   /** Pages whose translations were dropped because they were written (write tracking). */
   codeWrites: number;
+  /** Stores to pages with translations that wrote none of the words translated (kept). */
+  dataWrites: number;
+  /** Pages whose translations check their own words (MIXED_PAGE_WRITES). */
+  selfCheckingPages: number;
+}
+
+/** A code page's record, shared by the vCPUs: its translations, start counts and translated words. */
+interface CodePage {
+  jit: (JitBlock | null | undefined)[];
+  heat: Uint16Array;
+  /**
+   * One bit per word of the page that a live translation was made from. A store to the
+   * page elsewhere (data beside code: a bare-metal program's .bss after its .text, a
+   * literal pool) drops nothing, as QEMU's code bitmap (SMC_BITMAP) does; without it such
+   * a page is translated again after every store to it.
+   */
+  code: Uint32Array;
+  /** Stores beside the translated words while the page was tracked (see MIXED_PAGE_WRITES). */
+  dataWrites: number;
+  /** The page's translations check their own words (on entry and after their stores) instead of being tracked. */
+  selfChecking: boolean;
+}
+
+/**
+ * Stores beside translated code after which a page stops being tracked: each such store
+ * takes the slow path (the page has no write tag), which costs a data-heavy loop whose
+ * data shares its page several times its speed (a virtio console flood ran at 0.4× the
+ * interpreter's rate). Past this, the page's translations check their own words instead,
+ * as with write tracking off, and its stores are fast again.
+ */
+const MIXED_PAGE_WRITES = 256;
+
+/** Whether the words of bytes [offset, offset + size) of a page hold a bit in `code`. */
+function overlapsCode(code: Uint32Array, offset: number, size: number): boolean {
+  const last = Math.min(1023, (offset + size - 1) >>> 2);
+  for (let w = offset >>> 2; w <= last; w++) if ((code[w >>> 5]! & (1 << (w & 31))) !== 0) return true;
+  return false;
 }
 
 export class Jit {
@@ -125,6 +162,8 @@ export class Jit {
     flushes: 0,
     stale: 0,
     codeWrites: 0,
+    dataWrites: 0,
+    selfCheckingPages: 0,
   };
   /** Instructions retired in translated blocks (the rest were interpreted). */
   executed = 0;
@@ -158,9 +197,9 @@ export class Jit {
   private readonly hosts = new Map<JitHost, Int32Array>();
   /**
    * Write tracking (`trackWrites`): a byte per page of the memory, 1 where translations
-   * were made from the page. Such a page has no TLB write tag in any vCPU, so the first
+   * were made from the page. Such a page has no TLB write tag in any vCPU, so every
    * store to it (from the interpreter, an executor or a helper of translated code) takes
-   * the slow path, which drops them (`codeWritten`); so do the VMM's own writes
+   * the slow path, and one over a translated word drops them (`codeWritten`); so do the VMM's own writes
    * (`codeWrittenRange`: DMA, loaders, restores), which the owner must report. Then a
    * translation need not check its words on entry or on each loop iteration, and stores
    * need no check of the words after them. Null: off (every entry checks; `armbox user`,
@@ -168,7 +207,7 @@ export class Jit {
    */
   private translated: Uint8Array | null = null;
   /** Per code page (host offset >>> 12): its translations and start counts, shared by the vCPUs. */
-  private readonly pages = new Map<number, { jit: (JitBlock | null | undefined)[]; heat: Uint16Array }>();
+  private readonly pages = new Map<number, CodePage>();
 
   constructor(host: JitHost, opts: JitOptions = {}) {
     this.threshold = opts.threshold ?? 50;
@@ -212,9 +251,8 @@ export class Jit {
   private hookWrites(host: JitHost): void {
     if (this.translated === null) return;
     host.translatedPages = this.translated;
-    host.codeWritten = (page) => {
-      this.codeWritten(page);
-      host.stopAfterInstruction();
+    host.codeWritten = (page, offset, size) => {
+      if (this.codeWritten(page, offset, size)) host.stopAfterInstruction();
     };
   }
 
@@ -232,15 +270,26 @@ export class Jit {
   }
 
   /**
-   * The page at host offset `page` << 12 is being written: its translations are dropped
-   * (from every vCPU's tables and jump caches), and the page is no longer tracked.
+   * Bytes [offset, offset + size) of the page at host offset `page` << 12 are being
+   * written. If they hold words a translation was made from, all the page's translations
+   * are dropped (from every vCPU's tables and jump caches: a block may tail-call another
+   * of its page directly), the page is no longer tracked, and this returns true (the
+   * block making the store must end). A store beside them drops nothing.
    */
-  codeWritten(page: number): void {
+  codeWritten(page: number, offset = 0, size = 4096): boolean {
     const t = this.translated;
-    if (t === null || t[page] !== 1) return;
-    t[page] = 0;
+    if (t === null || t[page] !== 1) return false;
     const rec = this.pages.get(page);
+    if (rec !== undefined && !overlapsCode(rec.code, offset, size) && rec.code.some((w) => w !== 0)) {
+      this.stats.dataWrites++;
+      if (++rec.dataWrites < MIXED_PAGE_WRITES) return false;
+      // Its next translations check themselves (compile), so it is never tracked again.
+      rec.selfChecking = true;
+      this.stats.selfCheckingPages++;
+    }
+    t[page] = 0;
     if (rec !== undefined) {
+      rec.code.fill(0);
       for (let i = 0; i < 1024; i++) {
         const b = rec.jit[i];
         if (b != null) this.live -= b.len;
@@ -257,13 +306,17 @@ export class Jit {
       }
     }
     this.stats.codeWrites++;
+    return true;
   }
 
   /** The VMM wrote `length` bytes of the memory at host offset `host` (DMA, a loader): drops what they held. */
   codeWrittenRange(host: number, length: number): void {
     if (this.translated === null || length <= 0) return;
-    for (let p = Math.floor(host / 4096); p <= Math.floor((host + length - 1) / 4096); p++)
-      this.codeWritten(p);
+    const end = host + length;
+    for (let p = Math.floor(host / 4096); p <= Math.floor((end - 1) / 4096); p++) {
+      const from = Math.max(host, p * 4096);
+      this.codeWritten(p, from - p * 4096, Math.min(end, (p + 1) * 4096) - from);
+    }
   }
 
   /** `host` runs next (Cpu.run calls this before it enters translated code). */
@@ -274,10 +327,16 @@ export class Jit {
   }
 
   /** The translations and start counts of the code page at host offset `key` << 12. */
-  page(key: number): { jit: (JitBlock | null | undefined)[]; heat: Uint16Array } {
+  page(key: number): CodePage {
     let p = this.pages.get(key);
     if (p === undefined) {
-      p = { jit: new Array<JitBlock | null | undefined>(1024).fill(undefined), heat: new Uint16Array(1024) };
+      p = {
+        jit: new Array<JitBlock | null | undefined>(1024).fill(undefined),
+        heat: new Uint16Array(1024),
+        code: new Uint32Array(32),
+        dataWrites: 0,
+        selfChecking: false,
+      };
       this.pages.set(key, p);
     }
     return p;
@@ -337,6 +396,7 @@ export class Jit {
   flush(): void {
     for (const t of this.tables) t.fill(undefined);
     this.tables.clear();
+    for (const p of this.pages.values()) p.code.fill(0);
     this.pending = [];
     this.live = 0;
     this.clearJumps();
@@ -424,7 +484,7 @@ export class Jit {
           // CPACR_EL1.FPEN (Arm ARM D19, CPACR_EL1): 0b11 enables EL0 and EL1, 0b01 EL1 only.
           fpenMask: this.host.userMode ? 0 : ((p.mode >>> 2) & 3) === 0 ? 3 : 1,
           el: (p.mode >>> 2) & 3,
-          tracked: this.translated !== null,
+          tracked: this.translated !== null && !this.page(p.host >>> 12).selfChecking,
         },
         execId,
         (lo) => {
@@ -503,7 +563,11 @@ export class Jit {
       };
       p.table[p.slot] = b;
       this.tables.add(p.table);
-      this.track(p.host >>> 12);
+      const rec = this.page(p.host >>> 12);
+      if (!rec.selfChecking) {
+        for (let w = p.slot; w < p.slot + p.words.length; w++) rec.code[w >>> 5]! |= 1 << (w & 31);
+        this.track(p.host >>> 12);
+      }
       this.noteJump((p.pageLo + p.slot * 4) >>> 0, p.pageHi, b);
     });
     this.live += total;
