@@ -314,6 +314,93 @@ test("a code page remapped to another physical page, and one physical page at tw
   assert.match(results[0]![2]!, /x0=5000 x2=0x400010/);
 });
 
+// x1 = 1000; loop: add x0, x0, #1; subs x1, x1, #1; b.ne loop; adr x2, .; brk #0.
+const ALIAS_LOOP = [0xd2807d01, 0x91000400, 0xf1000421, 0x54ffffc1, 0x10000002, 0xd4200000];
+
+test("code hot at one VA and then at another VA of the same physical page runs translated at both", () => {
+  const cpu = translating({ threshold: 2, batch: 1 });
+  const pt = new PageTables(cpu, { tableArea: 0x80000 });
+  put(cpu, 0x20000, ALIAS_LOOP);
+  const VA = 0x40_0000n;
+  const VA2 = 0x50_0000n;
+  pt.map(VA, 0x20000);
+  pt.map(VA2, 0x20000);
+  pt.enable();
+  const go = (pc: bigint): { x2: bigint; ran: number; translated: number } => {
+    const n0 = cpu.instructionCount;
+    const t0 = cpu.jit!.executed;
+    cpu.pc = pc;
+    const e = cpu.run(100_000);
+    assert.equal(e.kind, "exception");
+    return { x2: cpu.getX(2), ran: Number(cpu.instructionCount - n0), translated: cpu.jit!.executed - t0 };
+  };
+  go(VA);
+  const first = go(VA);
+  assert.equal(first.x2, VA + 16n);
+  assert.ok(
+    first.translated > first.ran * 0.9,
+    `at the first VA ${first.translated} of ${first.ran} ran translated`,
+  );
+  // The loop's translation is for VA: at VA2 it is translated again (before the fix it was
+  // interpreted there for good, as the kernel's string functions were after the boot left
+  // its identity map).
+  go(VA2);
+  const second = go(VA2);
+  assert.equal(second.x2, VA2 + 16n);
+  assert.ok(
+    second.translated > second.ran * 0.9,
+    `at the second VA ${second.translated} of ${second.ran} ran translated`,
+  );
+  assert.ok(cpu.jit!.stats.aliases >= 1);
+});
+
+// x0 = 0; x1 = 200; x7 = 100; loop: blr x5; cmp x1, x7; b.ne skip; str x4, [x3] (the
+// callee's page descriptor: now the other callee); dsb ish; tlbi vae1is, x6; dsb ish; isb;
+// skip: tlbi vaae1is, x8 (a page nothing uses); subs x1, x1, #1; b.ne loop; b . (at EL1).
+const TLBI_LOOP = [
+  0xd2800000, 0xd2801901, 0xd2800c87, 0xd63f00a0, 0xeb07003f, 0x540000c1, 0xf9000064, 0xd5033b9f, 0xd5088326,
+  0xd5033b9f, 0xd5033fdf, 0xd5088368, 0xf1000421, 0x54fffec1, 0x14000000,
+];
+const CALLEE_1 = [0x91000400, 0xd65f03c0]; // add x0, x0, #1; ret
+const CALLEE_100 = [0x91019000, 0xd65f03c0]; // add x0, x0, #100; ret
+
+test("a TLBI by VA of another page leaves translated code running; one of a page remapped takes effect at once", () => {
+  const results: string[] = [];
+  for (const jit of [false, true]) {
+    const cpu = jit ? translating({ threshold: 2, batch: 1 }) : makeCpu();
+    const pt = new PageTables(cpu, { tableArea: 0x80000 });
+    put(cpu, 0x20000, TLBI_LOOP);
+    put(cpu, 0x30000, CALLEE_1);
+    put(cpu, 0x31000, CALLEE_100);
+    const CODE = 0x40_0000n;
+    const CALLEE = 0x41_0000n;
+    const TABLE = 0x42_0000n;
+    // EL1 only (a page writable at EL0 is never executable at EL1).
+    const EL1 = { ap: 0 };
+    pt.map(CODE, 0x20000, EL1);
+    const pte = pt.descriptorAddress(CALLEE, 3);
+    pt.map(CALLEE, 0x31000, EL1);
+    const remapped = cpu.dv.getBigUint64(RAM_OFFSET + pte, true);
+    pt.map(CALLEE, 0x30000, EL1);
+    pt.map(TABLE, pte & ~0xfff, EL1);
+    pt.enable();
+    cpu.setX(3, TABLE + BigInt(pte & 0xfff));
+    cpu.setX(4, remapped);
+    cpu.setX(5, CALLEE);
+    cpu.setX(6, CALLEE >> 12n);
+    cpu.setX(8, 0x43_0000n >> 12n);
+    cpu.pstate = 0x3c5; // EL1h: TLBI is UNDEFINED at EL0
+    cpu.pc = CODE;
+    const e = cpu.run(20_000);
+    results.push(`${e.kind} x0=${cpu.getX(0)} pc=0x${cpu.pc.toString(16)} n=${cpu.instructionCount}`);
+    // Before, every TLBI ended the translated chain: 200 returns to the interpreter or more.
+    if (jit) assert.ok(cpu.jit!.entries < 60, `translated code entered ${cpu.jit!.entries} times from JS`);
+  }
+  assert.equal(results[1], results[0]);
+  // 101 calls before the remap (x1 = 200 .. 100), 99 after it.
+  assert.match(results[0]!, /x0=10001 /);
+});
+
 // At VA 0x40_1000 (TLB set 1; the callee's page is in set 0): x0 = 0; x1 = 100; x9 = 1 << 32; loop: blr x9; subs x1, x1, #1; b.ne loop;
 // brk #0. At VA 1 << 32 (PC[63:32] = 1): ldr x2, lit; add x0, x0, x2; ret; lit: .quad 7.
 const CALLER_LOW = [0xd2800000, 0xd2800c81, 0xd2c00029, 0xd63f0120, 0xf1000421, 0x54ffffc1, 0xd4200000];

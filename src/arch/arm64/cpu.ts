@@ -384,6 +384,23 @@ export class Cpu extends MemoryPath implements JitHost {
           const left = budget - n;
           if (jit !== null && !this.debugActive && !this.watchActive && pageLo !== 0xfffff000) {
             let jb = jitTable[slot];
+            // A translation made for another VA of this physical page (the boot's identity
+            // map of the kernel, one page mapped twice), another stack pointer or another
+            // EL: once the block has started here as often again as it took to become hot,
+            // it is translated for this one instead (one translation per slot; an alias in
+            // use alternately costs one translation per threshold starts at most).
+            if (
+              jb != null &&
+              (jb.pageLo !== pageLo ||
+                jb.pageHi !== pageHi ||
+                jb.spOff !== this.sp * 4 ||
+                jb.tlbRegimeBytes !== (this.el === 0 ? 0 : TLB_REGIME_BYTES)) &&
+              ++heat[slot]! >= 2 * jit.threshold
+            ) {
+              jit.forget(jitTable, slot);
+              heat[slot] = jit.threshold - 1;
+              jb = undefined;
+            }
             if (jb === undefined || jb === null) {
               const h = ++heat[slot]!;
               if (h >= jit.threshold && (jb === undefined || h >= jit.threshold * 4)) {
@@ -700,6 +717,22 @@ export class Cpu extends MemoryPath implements JitHost {
   invalidateFetch(): void {
     this.fetchPageLo = -1;
     this.stop = true;
+  }
+
+  /**
+   * A TLBI by VA that left the fetch tag of the running code's page in the TLB did not
+   * cover that page: the code, and translated code chained from it (which the dispatcher
+   * enters only through fetch tags, jit/dispatch.ts), run on. Linux invalidates ranges
+   * with a TLBI in a loop, which otherwise ended the chain every iteration (47 k returns
+   * to the interpreter in the first 300 M instructions of its boot).
+   */
+  invalidateFetchIfLost(): void {
+    const lo = this.fetchPageLo;
+    if (lo !== -1) {
+      const k = this.tlbBase + (((lo >>> 12) & TLB.INDEX_MASK) << 4) + ACC.FETCH * 2;
+      if (this.tlb[k] === (lo | 0) && this.tlb[k + 1] === (this.fetchPageHi | 0)) return;
+    }
+    this.invalidateFetch();
   }
 
   private decodeWord(insn: number): Exec {

@@ -70,7 +70,7 @@ export abstract class MemoryPath implements WalkContext {
   readonly tlb: Int32Array;
   readonly tlbU: Uint32Array;
   /** Word index of the TLB regime in force for ordinary accesses (EL0 or EL1 permissions). */
-  private tlbBase = 0;
+  protected tlbBase = 0;
   /** The ASID in force (TTBR0/TTBR1 per TCR_EL1.A1): non-global entries must match it. */
   private curAsid = 0;
   /** The TLB entries of translations larger than 4 KiB (tlb.ts LargeEntries, for TLBI by VA). */
@@ -133,6 +133,8 @@ export abstract class MemoryPath implements WalkContext {
   ): never;
   /** The instruction-fetch translation cached by the interpreter must be looked up again. */
   abstract invalidateFetch(): void;
+  /** After a TLBI by VA: invalidateFetch() unless the TLB still holds the fetch translation in use. */
+  abstract invalidateFetchIfLost(): void;
 
   /** The EL changed: ordinary accesses now use that EL's TLB regime. */
   protected accessElChanged(): void {
@@ -470,18 +472,21 @@ export abstract class MemoryPath implements WalkContext {
         case 0:
           tlbFlushAll(t);
           pe.tlbLarge.clear();
+          pe.invalidateFetch();
           break;
         case 1:
         case 5:
           tlbInvalidateVa(t, vaLo, vaHi, asid, pe.tlbLarge);
+          pe.invalidateFetchIfLost();
           break;
         case 2:
           tlbInvalidateAll(t, asid, false);
+          pe.invalidateFetch();
           break;
         default: // 3 VAAE1, 7 VAALE1
           tlbInvalidateVa(t, vaLo, vaHi, null, pe.tlbLarge);
+          pe.invalidateFetchIfLost();
       }
-      pe.invalidateFetch();
     }
   }
 

@@ -113,6 +113,8 @@ export interface JitStats {
   dataWrites: number;
   /** Pages whose translations check their own words (MIXED_PAGE_WRITES). */
   selfCheckingPages: number;
+  /** Translations replaced by one for another VA, stack pointer or EL of the same code (`forget`). */
+  aliases: number;
 }
 
 /** A code page's record, shared by the vCPUs: its translations, start counts and translated words. */
@@ -164,6 +166,7 @@ export class Jit {
     codeWrites: 0,
     dataWrites: 0,
     selfCheckingPages: 0,
+    aliases: 0,
   };
   /** Instructions retired in translated blocks (the rest were interpreted). */
   executed = 0;
@@ -404,6 +407,18 @@ export class Jit {
     this.blockNumber = 0;
     [this.table, this.enter] = newHub(this.host.memory);
     this.stats.flushes++;
+  }
+
+  /**
+   * The block at `slot` runs hot at another VA, stack pointer or EL than its translation
+   * was made for (cpu.ts): the slot is emptied for a translation of this one. The old one
+   * stays reachable from the jump caches, by the VA it is valid for.
+   */
+  forget(table: (JitBlock | null | undefined)[], slot: number): void {
+    const b = table[slot];
+    if (b != null) this.live -= b.len;
+    table[slot] = undefined;
+    this.stats.aliases++;
   }
 
   /** The translation of the block at PC[31:0] = `lo` found its words changed: forget it. */
