@@ -671,15 +671,15 @@ export class Cpu extends MemoryPath implements JitHost {
   private readonly fuseCache = new Map<number, Map<number, Exec | null>>();
 
   private fuse(a: number, b: number): Exec | null {
-    let byB = this.fuseCache.get(a);
+    let byB = this.fuseCache.get(a | 0);
     if (byB === undefined) {
       byB = new Map();
-      this.fuseCache.set(a, byB);
+      this.fuseCache.set(a | 0, byB);
     }
-    let fx = byB.get(b);
+    let fx = byB.get(b | 0);
     if (fx === undefined) {
       fx = fuseCompareBranch(a, b);
-      byB.set(b, fx);
+      byB.set(b | 0, fx);
     }
     return fx;
   }
@@ -736,10 +736,12 @@ export class Cpu extends MemoryPath implements JitHost {
   }
 
   private decodeWord(insn: number): Exec {
-    let ex = this.cache.get(insn);
+    // Keyed by the signed word: a small integer to the engine, where a word above 2^31
+    // would be a boxed number.
+    let ex = this.cache.get(insn | 0);
     if (ex === undefined) {
       ex = this.decoder.decode(insn) ?? undefinedInstruction;
-      this.cache.set(insn, ex);
+      this.cache.set(insn | 0, ex);
     }
     return ex;
   }

@@ -30,8 +30,9 @@ import { type FuncBody, OP, T } from "./wasm.ts";
 export const SP_SLOT = 31;
 
 export class RegisterCache {
-  private readonly locals = new Int32Array(32).fill(-1);
-  private readonly valid = new Uint8Array(32);
+  // Plain arrays: a block makes one cache, and a typed array costs far more to create.
+  private readonly locals: number[] = new Array<number>(32).fill(-1);
+  private readonly valid: number[] = new Array<number>(32).fill(0);
 
   /**
    * @param f the function being emitted

@@ -175,11 +175,18 @@ export class Bytes {
     }
   }
   s64(v: bigint): this {
-    v = BigInt.asIntN(64, v);
+    // A value in the int32 range has the same signed LEB128 as an i32; the others (PCs
+    // of a kernel's upper half) are shifted as two 32-bit halves: a BigInt operation per
+    // seven bits made this a twentieth of the translator's time.
+    if (v >= -0x8000_0000n && v <= 0x7fff_ffffn) return this.s32(Number(v));
+    let lo = Number(BigInt.asUintN(32, v));
+    let hi = Number(BigInt.asIntN(32, v >> 32n));
     for (;;) {
-      const b = Number(v & 0x7fn);
-      v >>= 7n;
-      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) return this.byte(b);
+      const b = lo & 0x7f;
+      lo = ((lo >>> 7) | ((hi & 0x7f) << 25)) >>> 0;
+      hi >>= 7;
+      if ((hi === 0 && lo === 0 && (b & 0x40) === 0) || (hi === -1 && lo === 0xffff_ffff && (b & 0x40) !== 0))
+        return this.byte(b);
       this.byte(b | 0x80);
     }
   }
@@ -190,11 +197,22 @@ export class Bytes {
   /** Appends `b` prefixed by its length (a section or a function body). */
   sized(b: Bytes): this {
     this.u32(b.length);
-    return this.bytes(b.buf.subarray(0, b.length));
+    return this.bytes(b.view());
+  }
+  /** The bytes written so far (a view, not a copy). */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.length);
   }
   finish(): Uint8Array<ArrayBuffer> {
     return this.buf.slice(0, this.length);
   }
+}
+
+/** Bytes of the unsigned LEB128 of `v` (a u32). */
+function uleb128Size(v: number): number {
+  let n = 1;
+  for (v >>>= 7; v !== 0; v >>>= 7) n++;
+  return n;
 }
 
 /** One function's code: locals and an instruction stream. */
@@ -267,10 +285,29 @@ export class FuncBody extends Bytes {
   /** The body as the code section wants it: local declarations, code, `end`. */
   encode(): Bytes {
     const out = new Bytes();
-    out.u32(this.locals.length);
-    for (const t of this.locals) out.u32(1).byte(t);
-    out.bytes(this.finish()).byte(OP.end);
+    this.encodeTo(out, false);
     return out;
+  }
+  /**
+   * Appends the body (sized: prefixed by its length, as an entry of the code section) to
+   * `out` without an intermediate copy. Runs of locals of one type share a declaration.
+   */
+  encodeTo(out: Bytes, sized = true): void {
+    // Runs of one type (start, count), and the declarations' size, written straight to out.
+    const runs: number[] = [];
+    for (let i = 0; i < this.locals.length; ) {
+      let j = i + 1;
+      while (j < this.locals.length && this.locals[j] === this.locals[i]) j++;
+      runs.push(i, j - i);
+      i = j;
+    }
+    let declBytes = uleb128Size(runs.length / 2);
+    for (let r = 1; r < runs.length; r += 2) declBytes += uleb128Size(runs[r]!) + 1;
+    if (sized) out.u32(declBytes + this.length + 1);
+    out.u32(runs.length / 2);
+    for (let r = 0; r < runs.length; r += 2) out.u32(runs[r + 1]!).byte(this.locals[runs[r]!]!);
+    out.bytes(this.view());
+    out.byte(OP.end);
   }
 }
 
@@ -368,7 +405,7 @@ export function encodeModule(
     section(9, el);
   }
   const cs = new Bytes().u32(all.length);
-  for (const b of all) cs.sized(b.encode());
+  for (const b of all) b.encodeTo(cs);
   section(10, cs);
   if (extra.names !== undefined) {
     // The name section (custom section "name", subsection 1: function names; Appendix
