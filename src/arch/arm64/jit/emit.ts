@@ -1139,7 +1139,8 @@ function condBranch(x: BlockContext, off: number | null, always = false): void {
   if (always) f.i32(1);
   f.op(OP.if).byte(VOID);
   f.get(x.count).i32(x.len).op(OP.i32_add).tee(x.count);
-  f.get(0).get(x.count).i32(x.startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
+  // For the helpers (a block that calls none needs no count in state memory).
+  if (f.calls) f.get(0).get(x.count).i32(x.startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
   f.get(x.count).i32(x.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u).byte(OP.br_if).u32(1);
   branchTo(x, off);
   x.ret(0);

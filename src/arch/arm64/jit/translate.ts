@@ -73,6 +73,7 @@ export function translateBlock(
   // The shared exit's instruction count (the block ends after instruction ek - 1).
   const ek = f.local(T.i32);
   const startWord = (src.pcLo >>> 2) | 0;
+  let exitUsed = false;
   const vlocals: number[] = [];
   const x: BlockContext = {
     f,
@@ -99,6 +100,7 @@ export function translateBlock(
       f.op(OP.return);
     },
     exitAfter(): void {
+      exitUsed = true;
       // The exit block is opened first: at depth d it is label d - 1.
       f.i32(x.index + 1).set(ek);
       f.byte(OP.br).u32(f.depth - 1);
@@ -162,7 +164,10 @@ export function translateBlock(
   const mayStore = src.words.some((w, k) => emitters[k] === null || ((w >>> 25) & 5) === 4);
   // count = what the blocks chaining here completed; helpers see count - startWord.
   f.get(2).set(count);
+  // Only helpers read JIT_COUNT: a block that calls none drops this store at the end.
+  const countStore = f.length;
   f.get(0).get(count).i32(startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
+  const countStoreEnd = f.length;
   // With write tracking no entry checks the words: a store to the page (any vCPU's, any
   // path) or a write of the VMM's (Vm.markDirty) drops the translation first, and a store
   // from the running block ends it after the store.
@@ -202,9 +207,12 @@ export function translateBlock(
   f.op(OP.end); // loop
   f.op(OP.unreachable);
   f.op(OP.end); // the exit block: PC = the block's start + 4 * ek, and count + ek.
-  const start = (BigInt(src.pcHi >>> 0) << 32n) + BigInt(src.pcLo >>> 0);
-  f.get(0).i64(BigInt.asIntN(64, start)).get(ek).op(OP.i64_extend_i32_u).i64(2n).op(OP.i64_shl);
-  f.op(OP.i64_add).mem(OP.i64_store, OFF.PC);
-  f.get(count).get(ek).op(OP.i32_add);
+  if (exitUsed) {
+    const start = (BigInt(src.pcHi >>> 0) << 32n) + BigInt(src.pcLo >>> 0);
+    f.get(0).i64(BigInt.asIntN(64, start)).get(ek).op(OP.i64_extend_i32_u).i64(2n).op(OP.i64_shl);
+    f.op(OP.i64_add).mem(OP.i64_store, OFF.PC);
+    f.get(count).get(ek).op(OP.i32_add);
+  } else f.op(OP.unreachable); // nothing branches to the exit block
+  if (!f.calls) f.cut(countStore, countStoreEnd);
   return { body: f, inline };
 }

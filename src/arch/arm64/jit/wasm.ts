@@ -199,6 +199,11 @@ export class Bytes {
     this.u32(b.length);
     return this.bytes(b.view());
   }
+  /** Removes bytes [from, to) (a run of whole instructions: wasm branches are by label depth, never by offset). */
+  cut(from: number, to: number): void {
+    this.buf.copyWithin(from, to, this.length);
+    this.length -= to - from;
+  }
   /** The bytes written so far (a view, not a copy). */
   view(): Uint8Array {
     return this.buf.subarray(0, this.length);
@@ -255,7 +260,10 @@ export class FuncBody extends Bytes {
   mem(o: number, offset: number): this {
     return this.byte(o).u32(0).u32(offset);
   }
+  /** Whether the body calls a function (a helper: tail calls are not counted). */
+  calls = false;
   call(f: number): this {
+    this.calls = true;
     return this.byte(OP.call).u32(f);
   }
   /** memory.fill of memory 0 (bulk memory, 0xFC 11): pops the address, the byte and the length. */
