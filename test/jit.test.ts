@@ -92,6 +92,21 @@ test("a self-looping translated block stops exactly where the budget says, for e
   );
 });
 
+test("a block queued for translation when the code cache is flushed (a restore) is translated later", () => {
+  const cpu = translating({ threshold: 2, batch: 64 });
+  load(cpu, LOOP);
+  // The loop block starts a few times: queued (threshold 2), not yet compiled (batch 64,
+  // and not yet urgent at four times the threshold).
+  cpu.run(3 + 4 * 5);
+  assert.equal(cpu.jit!.stats.blocks, 0, "compiled before the flush");
+  cpu.flushDecodeCache();
+  cpu.run(100_000);
+  assert.ok(
+    cpu.jit!.executed > 90_000,
+    `only ${cpu.jit!.executed} instructions ran translated after the flush`,
+  );
+});
+
 test("code rewritten on its own page while it loops runs the new instruction, as interpreted", () => {
   const { interp, jit } = pair(SMC);
   const a = interp.run(100_000);

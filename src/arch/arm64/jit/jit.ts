@@ -399,6 +399,9 @@ export class Jit {
   flush(): void {
     for (const t of this.tables) t.fill(undefined);
     this.tables.clear();
+    // Queued blocks (null) of pages with no translation yet are in no table above: without
+    // this they stayed queued for good, interpreted, after a restore or a full cache.
+    for (const p of this.pending) if (p.table[p.slot] === null) p.table[p.slot] = undefined;
     for (const p of this.pages.values()) p.code.fill(0);
     this.pending = [];
     this.live = 0;
