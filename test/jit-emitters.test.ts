@@ -280,11 +280,11 @@ const INTEGER: [string, (r: Rng) => number][] = [
     "LSLV/LSRV/ASRV/RORV",
     (r) => sf(r) | 0x1ac02000 | (gpr(r) << 16) | (r.int(4) << 10) | (gpr(r) << 5) | gpr(r),
   ],
-  // REV16, REV (W) / REV32, REV (X), CLZ, CLS; opc 3 with sf 0 is unallocated.
+  // RBIT, REV16, REV (W) / REV32, REV (X), CLZ, CLS; opc 3 with sf 0 is unallocated.
   [
-    "REV16/REV/REV32/CLZ/CLS",
+    "RBIT/REV16/REV/REV32/CLZ/CLS",
     (r) =>
-      (r.chance(0.2) ? 0x8000_0000 | (3 << 10) : sf(r) | ([1, 2, 4, 5][r.int(4)]! << 10)) |
+      (r.chance(0.2) ? 0x8000_0000 | (3 << 10) : sf(r) | ([0, 1, 2, 4, 5][r.int(5)]! << 10)) |
       0x5ac00000 |
       (gpr(r) << 5) |
       gpr(r),

@@ -538,13 +538,13 @@ function swapUnits(x: BlockContext, v: number, bits: number): void {
   f.op(OP.i64_or);
 }
 
-/** REV16, REV32, REV (32 and 64 bits), CLZ, CLS (data processing, one source); RBIT falls back. */
+/** RBIT, REV16, REV32, REV (32 and 64 bits), CLZ, CLS (data processing, one source). */
 function dataProc1(x: BlockContext, insn: number): boolean {
   const sf = insn >>> 31 === 1;
   const opc = (insn >>> 10) & 63;
   const n = (insn >>> 5) & 31;
   const f = x.f;
-  if (opc === 0 || opc > 5 || (opc === 3 && !sf)) return false;
+  if (opc > 5 || (opc === 3 && !sf)) return false;
   setX(x, insn & 31, () => {
     if (opc >= 4) {
       // CLZ; CLS = CLZ((x ^ (x >> 1, arithmetic)) << 1 | 1) at the width.
@@ -561,6 +561,14 @@ function dataProc1(x: BlockContext, insn: number): boolean {
           .op(OP.i64_or);
       } else if (!sf) f.i64(0xffff_ffffn).op(OP.i64_or); // a zero W register counts 32
       f.op(OP.i64_clz);
+      return;
+    }
+    if (opc === 0) {
+      // RBIT: the 64 bits reversed by swapping ever larger units; a W register's reversed
+      // bits are then the top half.
+      getX(x, n);
+      for (const bits of [1, 2, 4, 8, 16, 32]) swapUnits(x, x.a, bits);
+      if (!sf) f.i64(32n).op(OP.i64_shr_u);
       return;
     }
     // Byte reversal within 2-byte (REV16), 4-byte (REV32, REV of W) or 8-byte units.
@@ -1227,7 +1235,7 @@ export const GPR_EMITTERS: ReadonlyMap<string, Emitter> = new Map<string, Emitte
   ...each(["LSLV", "LSRV", "ASRV", "RORV"], shiftVariable),
   ...each(["UDIV", "SDIV"], divide),
   ...each(["UMULH", "SMULH"], multiplyHigh),
-  ...each(["REV16", "REV (32-bit)", "REV32", "REV (64-bit)", "CLZ", "CLS"], dataProc1),
+  ...each(["RBIT", "REV16", "REV (32-bit)", "REV32", "REV (64-bit)", "CLZ", "CLS"], dataProc1),
   // Loads and stores of general-purpose registers (byte, halfword, word or doubleword,
   // signed or not) in every addressing mode, and the prefetches.
   ...each(
