@@ -10,6 +10,7 @@ import { test } from "node:test";
 import type { Cpu, CpuExit } from "../src/arch/arm64/index.ts";
 import type { JitOptions } from "../src/arch/arm64/jit/jit.ts";
 import { I, RAM_OFFSET } from "../src/arch/arm64/state.ts";
+import { sysregIndex } from "../src/arch/arm64/sysregs.ts";
 import { ArmboxRunner } from "../tools/difftest/armbox-runner.ts";
 import { type Case, WINDOW, WINDOW_SIZE } from "../tools/difftest/layout.ts";
 import { PageTables } from "./support/pagetables.ts";
@@ -414,6 +415,48 @@ test("a TLBI by VA of another page leaves translated code running; one of a page
   assert.equal(results[1], results[0]);
   // 101 calls before the remap (x1 = 200 .. 100), 99 after it.
   assert.match(results[0]!, /x0=10001 /);
+});
+
+// At EL1: ldr x9, [x2]; x1 = 100; loop: dc cvau, x2; ic ivau, x2; dc civac, x2;
+// dc cvac, x2; add x0, x0, #1; subs x1, x1, #1; b.ne loop; dc cvau, x3 (X3 unmapped: a
+// data abort with CM = 1, taken to VBAR_EL1 0 + 0x200, where b . waits).
+const CACHE_BY_VA = [
+  0xf9400049, 0xd2800c81, 0xd50b7b22, 0xd50b7522, 0xd50b7e22, 0xd50b7a22, 0x91000400, 0xf1000421, 0x54ffff41,
+  0xd50b7b23, 0x14000000,
+];
+
+test("translated DC CVAU/CVAC/CIVAC and IC IVAU at EL1: no executor on a mapped page, the same abort on an unmapped one", () => {
+  const results: string[] = [];
+  for (const jit of [false, true]) {
+    const cpu = jit ? makeCpu({ threshold: 2, batch: 1, countFallbacks: true }) : makeCpu();
+    if (jit && TRACKED) cpu.jit!.trackWrites();
+    const pt = new PageTables(cpu, { tableArea: 0x80000 });
+    put(cpu, 0x20000, CACHE_BY_VA);
+    pt.map(0x40_0000n, 0x20000, { ap: 0 });
+    pt.map(0x41_0000n, 0x30000, { ap: 0 });
+    put(cpu, 0x40200, [0x14000000]);
+    pt.map(0n, 0x40000, { ap: 0 });
+    pt.enable();
+    cpu.setX(2, 0x41_0008n);
+    cpu.setX(3, 0x7_0000n);
+    cpu.pstate = 0x3c5;
+    cpu.pc = 0x40_0000n;
+    const e = cpu.run(2_000);
+    const esr = cpu.r[sysregIndex("ESR_EL1")]!;
+    const far = cpu.r[sysregIndex("FAR_EL1")]!;
+    results.push(
+      `${e.kind} x0=${cpu.getX(0)} pc=0x${cpu.pc.toString(16)} esr=${esr.toString(16)} far=${far.toString(16)}`,
+    );
+    if (jit) {
+      const fb = cpu.jit!.fallbacks!;
+      for (const w of CACHE_BY_VA.slice(2, 6))
+        assert.ok((fb.get(w) ?? 0) === 0, `${w.toString(16)} ran its executor`);
+      assert.ok(cpu.jit!.executed > 500, `only ${cpu.jit!.executed} instructions ran translated`);
+    }
+  }
+  assert.equal(results[1], results[0]);
+  // ESR: EC 0x25 (data abort, current EL), IL, ISS CM (bit 8) and WnR (bit 6), a translation fault; FAR = X3.
+  assert.match(results[0]!, /^budget x0=100 pc=0x200 esr=9600014[4-7] far=70000$/);
 });
 
 // At VA 0x40_1000 (TLB set 1; the callee's page is in set 0): x0 = 0; x1 = 100; x9 = 1 << 32; loop: blr x9; subs x1, x1, #1; b.ne loop;
