@@ -384,6 +384,9 @@ export class Cpu extends MemoryPath implements JitHost {
           const left = budget - n;
           if (jit !== null && !this.debugActive && !this.watchActive && pageLo !== 0xfffff000) {
             let jb = jitTable[slot];
+            // What a translation must have been made for to run here (besides this VA).
+            const spOff = this.sp * 4;
+            const regime = this.el === 0 ? 0 : TLB_REGIME_BYTES;
             // A translation made for another VA of this physical page (the boot's identity
             // map of the kernel, one page mapped twice), another stack pointer or another
             // EL: once the block has started here as often again as it took to become hot,
@@ -393,8 +396,8 @@ export class Cpu extends MemoryPath implements JitHost {
               jb != null &&
               (jb.pageLo !== pageLo ||
                 jb.pageHi !== pageHi ||
-                jb.spOff !== this.sp * 4 ||
-                jb.tlbRegimeBytes !== (this.el === 0 ? 0 : TLB_REGIME_BYTES)) &&
+                jb.spOff !== spOff ||
+                jb.tlbRegimeBytes !== regime) &&
               ++heat[slot]! >= 2 * jit.threshold
             ) {
               jit.forget(jitTable, slot);
@@ -413,8 +416,8 @@ export class Cpu extends MemoryPath implements JitHost {
                     host: (base + slot) * 4,
                     pageLo,
                     pageHi,
-                    spOff: this.sp * 4,
-                    tlbRegimeBytes: this.el === 0 ? 0 : TLB_REGIME_BYTES,
+                    spOff,
+                    tlbRegimeBytes: regime,
                     mode: r[I.PSTATE]! & PSTATE.M,
                   },
                   jb === null,
@@ -428,8 +431,8 @@ export class Cpu extends MemoryPath implements JitHost {
               jb.len <= left &&
               jb.pageLo === pageLo &&
               jb.pageHi === pageHi &&
-              jb.spOff === this.sp * 4 &&
-              jb.tlbRegimeBytes === (this.el === 0 ? 0 : TLB_REGIME_BYTES)
+              jb.spOff === spOff &&
+              jb.tlbRegimeBytes === regime
             ) {
               this.jitBias = n;
               this.runBias = n - (lo >>> 2);

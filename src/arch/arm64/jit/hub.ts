@@ -60,7 +60,9 @@ export function encodeHub(
   f.op(OP.br_if).u32(0);
   f.op(OP.end);
   f.get(acc);
-  section(10, new Bytes().u32(1).sized(f.encode()));
+  const cs = new Bytes().u32(1);
+  f.encodeTo(cs);
+  section(10, cs);
   return m.finish();
 }
 

@@ -290,17 +290,12 @@ export class FuncBody extends Bytes {
     }
     return this;
   }
-  /** The body as the code section wants it: local declarations, code, `end`. */
-  encode(): Bytes {
-    const out = new Bytes();
-    this.encodeTo(out, false);
-    return out;
-  }
   /**
-   * Appends the body (sized: prefixed by its length, as an entry of the code section) to
-   * `out` without an intermediate copy. Runs of locals of one type share a declaration.
+   * Appends the body as an entry of the code section (its size, local declarations, code,
+   * `end`) to `out` without an intermediate copy. Runs of locals of one type share a
+   * declaration.
    */
-  encodeTo(out: Bytes, sized = true): void {
+  encodeTo(out: Bytes): void {
     // Runs of one type (start, count), and the declarations' size, written straight to out.
     const runs: number[] = [];
     for (let i = 0; i < this.locals.length; ) {
@@ -311,7 +306,7 @@ export class FuncBody extends Bytes {
     }
     let declBytes = uleb128Size(runs.length / 2);
     for (let r = 1; r < runs.length; r += 2) declBytes += uleb128Size(runs[r]!) + 1;
-    if (sized) out.u32(declBytes + this.length + 1);
+    out.u32(declBytes + this.length + 1);
     out.u32(runs.length / 2);
     for (let r = 0; r < runs.length; r += 2) out.u32(runs[r + 1]!).byte(this.locals[runs[r]!]!);
     out.bytes(this.view());
