@@ -91,6 +91,17 @@ export function parsePattern(p: Pattern): CompiledPattern {
   return { name: p.name, pattern: p, mask: mask >>> 0, value: value >>> 0, fields, decode: p.decode };
 }
 
+/**
+ * A pattern's decode that hands its handler the opcode bits the pattern fixes as fields,
+ * beside the ones extracted. The fields object is this decode's own (`extractFields`
+ * makes one per call), so the bits are written into it: a copy per decode (an object
+ * spread) was a fifth of the time of decoding a word.
+ */
+export const withFixedBits =
+  (handler: (f: Fields) => Exec | null, bits: Fields) =>
+  (f: Fields): Exec | null =>
+    handler(Object.assign(f, bits));
+
 export function extractFields(cp: CompiledPattern, insn: number): Fields {
   const f: Fields = {};
   for (const fs of cp.fields) {

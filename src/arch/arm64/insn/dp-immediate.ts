@@ -5,7 +5,7 @@
  * (ADDSUB, LOGIC, MOVW, BITF) are just above it.
  */
 import { add64, addSub32, decodeBitMasks, ror64, setNZCV, subs64 } from "../alu.ts";
-import type { Exec, Fields, Pattern } from "../decoder.ts";
+import { type Exec, type Fields, type Pattern, withFixedBits } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
 import { R64 } from "../ret64.ts";
 
@@ -304,10 +304,7 @@ function extract(f: Record<string, number>): Exec | null {
  * format (the field layout) and one handler; the pattern fixes the opcode bits that make
  * it this instruction, and `fixed` passes them to the handler as the fields it reads.
  */
-const fixed =
-  (handler: (f: Fields) => Exec | null, bits: Fields) =>
-  (f: Fields): Exec | null =>
-    handler({ ...f, ...bits });
+const fixed = withFixedBits;
 
 /** Formats: the fields after the opcode bits of each family. */
 const ADDSUB = "100010 sh:1 imm12:12 Rn:5 Rd:5";

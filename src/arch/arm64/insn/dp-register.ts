@@ -27,7 +27,7 @@ import {
   subs64,
 } from "../alu.ts";
 import type { Cpu } from "../cpu.ts";
-import type { Exec, Fields, Pattern } from "../decoder.ts";
+import { type Exec, type Fields, type Pattern, withFixedBits } from "../decoder.ts";
 import { xr, xw } from "../regs.ts";
 import { R64 } from "../ret64.ts";
 import { I } from "../state.ts";
@@ -517,10 +517,7 @@ const CLS: Body1 = (sf, n, write) => {
  * format and one handler; a pattern fixes the opcode bits that make it this instruction
  * and `fixed` hands them to the handler as the fields it reads.
  */
-const fixed =
-  (handler: (f: Fields) => Exec | null, bits: Fields) =>
-  (f: Fields): Exec | null =>
-    handler({ ...f, ...bits });
+const fixed = withFixedBits;
 const bin = (v: number, width: number) => v.toString(2).padStart(width, "0");
 
 /** Logical (shifted register): [name, opc, N, aliases]. */
