@@ -517,6 +517,26 @@ test("the interpreter's block extent stays true to memory when translated code r
   assert.deepEqual(b.x, a.x);
 });
 
+// x4 = data: (0x10, 0x20); x5 = 0; x8 = 6; x2:x3 = (1, 2); x6:x7 = (0x30, 0x40);
+// loop: add x5, x5, x2; casp x2, x3, x6, x7, [x4]; subs x8, x8, #1; b.ne loop. CASP runs by
+// its executor and writes x2 after the loop's last read of it: the next iteration must
+// read what it wrote (x5 = 1 + 0x10 + 0x10 + 3 * 0x30), not the value the translation
+// loaded before its loop.
+const LOOP_EXECUTOR_WRITES = [
+  0xd2a00044, 0xd2800005, 0xd28000c8, 0xd2800022, 0xd2800043, 0xd2800606, 0xd2800807, 0x8b0200a5, 0x48227c86,
+  0xf1000508, 0x54ffffa1, 0xd4200000,
+];
+
+test("a register an executor writes inside a self-looping block is read back on the next iteration", () => {
+  const { interp, jit } = pair(LOOP_EXECUTOR_WRITES);
+  for (const cpu of [interp, jit]) put(cpu, 0x20000, [0x10, 0, 0x20, 0]);
+  const a = interp.run(1000);
+  const b = jit.run(1000);
+  assert.equal(state(jit, b), state(interp, a));
+  assert.equal(jit.getX(5), 1n + 0x10n + 0x10n + 3n * 0x30n);
+  assert.ok(jit.jit!.executed >= 8, `only ${jit.jit!.executed} instructions ran translated`);
+});
+
 test("ARMBOX_JIT_NAMES (JitOptions.names) names each translated function after its block, for profilers", () => {
   const made: WebAssembly.Module[] = [];
   const Original = WebAssembly.Module;

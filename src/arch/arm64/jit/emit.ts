@@ -1149,6 +1149,7 @@ function condBranch(x: BlockContext, off: number | null, always = false): void {
   f.get(x.count).i32(x.len).op(OP.i32_add).tee(x.count);
   // For the helpers (a block that calls none needs no count in state memory).
   if (f.calls) f.get(0).get(x.count).i32(x.startWord).op(OP.i32_sub).mem(OP.i32_store, OFF.JIT_COUNT);
+  x.regs.atBackEdge();
   f.get(x.count).i32(x.len).op(OP.i32_add).get(x.left).op(OP.i32_le_u).byte(OP.br_if).u32(1);
   branchTo(x, off);
   x.ret(0);

@@ -21,8 +21,12 @@
  * - after an executor, outside conditional regions every register is invalid (the
  *   executor may have written any of them in the state block); inside one, every valid
  *   register is reloaded on that path, so that after the merge its local is valid on all.
- * The loop head is a merge of the block's entry and its back edge: the cache is empty
- * there when it is emitted, so each iteration loads what it reads.
+ * The loop head is a merge of the block's entry and its back edge. A block that branches
+ * back to its own start has the registers its instructions name loaded before the loop
+ * (`beforeLoop`), valid at the head; at the back edge (`atBackEdge`) each of them that an
+ * executor left invalid is loaded again, so that every one of them holds its value at the
+ * head on both paths into it and no iteration loads them from the state block. Any other
+ * block has an empty cache at the head.
  */
 import { type FuncBody, OP, T } from "./wasm.ts";
 
@@ -33,6 +37,8 @@ export class RegisterCache {
   // Plain arrays: a block makes one cache, and a typed array costs far more to create.
   private readonly locals: number[] = new Array<number>(32).fill(-1);
   private readonly valid: number[] = new Array<number>(32).fill(0);
+  /** The registers valid at the loop head (`beforeLoop`). */
+  private readonly loopSlots: number[] = [];
 
   /**
    * @param f the function being emitted
@@ -90,6 +96,27 @@ export class RegisterCache {
       this.valid[slot] = 1;
     }
     f.mem(OP.i64_store, this.offset(slot));
+  }
+
+  /**
+   * Loads `slots` into their locals before the loop of a block that loops on itself (at
+   * the depth outside the loop): they are valid at the loop head (see above).
+   */
+  beforeLoop(slots: Iterable<number>): void {
+    const f = this.f;
+    for (const s of slots) {
+      f.get(0).mem(OP.i64_load, this.offset(s)).set(this.local(s));
+      this.valid[s] = 1;
+      this.loopSlots.push(s);
+    }
+  }
+
+  /** At the back edge: the loop's registers that are not valid here are loaded again. */
+  atBackEdge(): void {
+    const f = this.f;
+    for (const s of this.loopSlots) {
+      if (this.valid[s] === 0) f.get(0).mem(OP.i64_load, this.offset(s)).set(this.locals[s]!);
+    }
   }
 
   /** After a call of an executor, which may have written any register in the state block. */

@@ -62,6 +62,41 @@ export function emitter(insn: number): Emitter | null {
   return (name === null ? undefined : EMITTERS.get(name)) ?? null;
 }
 
+/**
+ * Whether `insn`, the last of a block of `len` words, is a direct branch (B, B.cond,
+ * CBZ/CBNZ, TBZ/TBNZ) to the block's first word: the block loops on itself.
+ */
+function branchesToStart(insn: number, len: number): boolean {
+  const back = -(len - 1) * 4;
+  if ((insn & 0xfc00_0000) === 0x1400_0000) return ((insn << 6) >> 6) * 4 === back;
+  if ((insn & 0xff00_0010) >>> 0 === 0x5400_0000 || (insn & 0x7e00_0000) === 0x3400_0000) {
+    return ((insn << 8) >> 13) * 4 === back;
+  }
+  if ((insn & 0x7e00_0000) === 0x3600_0000) return ((insn << 13) >> 18) * 4 === back;
+  return false;
+}
+
+/**
+ * The general-purpose registers the instructions' register fields name (slot 31: the
+ * stack pointer, which is what 31 names where it is not the zero register), for
+ * `RegisterCache.beforeLoop`. More than are read (a destination, a SIMD&FP register's
+ * number) costs one load per entry, not per iteration.
+ */
+function registersNamed(words: readonly number[]): Set<number> {
+  const slots = new Set<number>();
+  const decoder = getDecoder();
+  for (const w of words) {
+    const fields = decoder.patternOf(w)?.fields;
+    if (fields === undefined) continue;
+    for (const name of REGISTER_FIELDS) {
+      const v = fields[name];
+      if (v !== undefined) slots.add(v);
+    }
+  }
+  return slots;
+}
+const REGISTER_FIELDS = ["Rn", "Rm", "Rd", "Rt", "Rt2", "Ra", "Rs"] as const;
+
 export function translateBlock(
   src: BlockSource,
   execId: (insn: number) => number,
@@ -173,6 +208,9 @@ export function translateBlock(
   // from the running block ends it after the store.
   if (!src.tracked && !mayStore) check();
   f.op(OP.block).byte(VOID);
+  if (branchesToStart(src.words[src.words.length - 1]!, src.words.length)) {
+    x.regs.beforeLoop(registersNamed(src.words));
+  }
   f.op(OP.loop).byte(VOID);
   if (!src.tracked && mayStore) check();
   let inline = 0;
