@@ -149,6 +149,8 @@ export class Vcpu {
       index: id,
       bus: vm.bus,
       jit: vm.jit === false ? false : (shared ?? vm.jit),
+      // Their decoded code too (code-cache.ts).
+      code: vm.vcpus.find((v) => v)?.cpu.code,
     });
     this.timer = new ArchTimer(() => this.cpu, vm.clock, {
       setPpi: (intid, level) => vm.irqchip?.setPpi(id, intid, level),

@@ -6,10 +6,11 @@
  * (HVC, SMC, WFI, a user-mode SVC, an MMIO access) it reports as a `CpuExit` from `run()`.
  */
 import { ACC } from "./access.ts";
+import { CodeCache } from "./code-cache.ts";
 import { debugAfter, debugBefore, refreshDebug, returnSS, stepAfterReturn } from "./debug.ts";
-import type { Decoder, Exec } from "./decoder.ts";
+import type { Exec } from "./decoder.ts";
 import { EC, UNWIND, VECTOR } from "./exceptions.ts";
-import { fuseCompareBranch, isBCond } from "./fusion.ts";
+import { isBCond } from "./fusion.ts";
 import { getDecoder } from "./isa.ts";
 import { Jit, type JitBlock, type JitHost, type JitOptions } from "./jit/jit.ts";
 import { MemoryPath, type PhysicalBus } from "./memory.ts";
@@ -88,6 +89,8 @@ export interface CpuOptions {
    * code cache of another vCPU of the same memory to share (the VM's).
    */
   jit?: JitOptions | boolean | Jit;
+  /** The decoded code of another vCPU of the same memory and translator to share (the VM's). */
+  code?: CodeCache;
 }
 
 const SCTLR = sysregIndex("SCTLR_EL1");
@@ -109,8 +112,8 @@ export class Cpu extends MemoryPath implements JitHost {
   readonly dvState: DataView;
   readonly userMode: boolean;
   timer: TimerProvider;
-  private readonly decoder: Decoder;
-  private readonly cache = new Map<number, Exec>();
+  /** Decoded code, by word and by physical page (code-cache.ts). */
+  readonly code: CodeCache;
   /** The translator, when on (null: interpret everything). */
   readonly jit: Jit | null;
   /** Byte offset of this vCPU's state block in the memory (translated code's base). */
@@ -188,10 +191,14 @@ export class Cpu extends MemoryPath implements JitHost {
     this.dvState = new DataView(buf, base, VCPU_STRIDE);
     this.userMode = opts.userMode ?? false;
     this.timer = opts.timer ?? new InstructionCountTimer();
-    this.decoder = getDecoder();
     this.stateBase = base;
     this.jit =
       opts.jit instanceof Jit ? opts.jit : opts.jit ? new Jit(this, opts.jit === true ? {} : opts.jit) : null;
+    // A page's translations live in the translator's pages: sharing one's decoded pages
+    // means sharing its translator.
+    if (opts.code !== undefined && opts.code.jit !== this.jit)
+      throw new Error("a shared code cache needs the translator it was made with");
+    this.code = opts.code ?? new CodeCache(getDecoder(), this.jit, undefinedInstruction);
     this.jit?.attach(this);
     this.reset();
   }
@@ -473,7 +480,7 @@ export class Cpu extends MemoryPath implements JitHost {
                 execs[slot + 1] !== undefined
               ) {
                 let fx = fused[slot];
-                if (fx === undefined) fx = fused[slot] = this.fuse(w0, w1);
+                if (fx === undefined) fx = fused[slot] = this.code.fuse(w0, w1);
                 if (fx !== null) {
                   const pc = (pageLo + slot * 4) >>> 0;
                   this.pcLo = pc;
@@ -488,7 +495,7 @@ export class Cpu extends MemoryPath implements JitHost {
             let ex = execs[slot];
             if (ex === undefined || words[slot] !== insn) {
               const changed = ex !== undefined;
-              ex = this.decodeWord(insn);
+              ex = this.code.executor(insn);
               execs[slot] = ex;
               words[slot] = insn;
               // The fused pairs with this slot were made from the words decoded before.
@@ -586,8 +593,7 @@ export class Cpu extends MemoryPath implements JitHost {
 
   /** Clears the decode cache (self-modifying code is handled here by never caching by address). */
   flushDecodeCache(): void {
-    this.cache.clear();
-    this.codePages.clear();
+    this.code.clear();
     this.fetchPageLo = -1;
     this.jit?.flush();
   }
@@ -639,7 +645,7 @@ export class Cpu extends MemoryPath implements JitHost {
     this.stop = true;
   }
   executorFor(insn: number): Exec {
-    return this.decodeWord(insn);
+    return this.code.executor(insn);
   }
 
   /**
@@ -650,61 +656,18 @@ export class Cpu extends MemoryPath implements JitHost {
   private fetchPageLo = -1;
   private fetchPageHi = -1;
   private fetchBase = 0;
+  /** The fetch page's DecodedPage fields (code-cache.ts), for the interpreter loop. */
   private fetchExecs: (Exec | undefined)[] = [];
   private fetchWords: Uint32Array = new Uint32Array(1024);
-  /** Per slot: one past the last slot of the block starting there, 0 = not known yet. */
   private fetchEnds: Uint16Array = new Uint16Array(1024);
-  /** Per slot: the fused executor of the compare there and the B.cond after it (null: none). */
   private fetchFused: (Exec | null | undefined)[] = [];
-  /** Per slot: the translation of the block starting there (null: queued), and its start count. */
   private fetchJit: (JitBlock | null | undefined)[] = [];
   private fetchHeat: Uint16Array = new Uint16Array(1024);
-  private readonly codePages = new Map<
-    number,
-    {
-      execs: (Exec | undefined)[];
-      words: Uint32Array;
-      ends: Uint16Array;
-      fused: (Exec | null | undefined)[];
-      jit: (JitBlock | null | undefined)[];
-      heat: Uint16Array;
-    }
-  >();
-  /** Fused executors by instruction pair: first word, then second word. */
-  private readonly fuseCache = new Map<number, Map<number, Exec | null>>();
-
-  private fuse(a: number, b: number): Exec | null {
-    let byB = this.fuseCache.get(a | 0);
-    if (byB === undefined) {
-      byB = new Map();
-      this.fuseCache.set(a | 0, byB);
-    }
-    let fx = byB.get(b | 0);
-    if (fx === undefined) {
-      fx = fuseCompareBranch(a, b);
-      byB.set(b | 0, fx);
-    }
-    return fx;
-  }
-
   private setFetchPage(lo: number, hi: number): void {
     const pageLo = (lo & 0xfffff000) >>> 0;
     // Translate the PC itself, so that an instruction abort reports it in FAR (D17.2.40).
     const off = this.hostOffset(lo, hi, 4, ACC.FETCH) - (lo & 0xfff);
-    const key = off >>> 12;
-    let page = this.codePages.get(key);
-    if (page === undefined) {
-      const shared = this.jit?.page(key);
-      page = {
-        execs: new Array<Exec | undefined>(1024).fill(undefined),
-        words: new Uint32Array(1024),
-        ends: new Uint16Array(1024),
-        fused: new Array<Exec | null | undefined>(1024).fill(undefined),
-        jit: shared?.jit ?? [],
-        heat: shared?.heat ?? new Uint16Array(0),
-      };
-      this.codePages.set(key, page);
-    }
+    const page = this.code.page(off >>> 12);
     this.fetchPageLo = pageLo;
     this.fetchPageHi = hi;
     this.fetchBase = off >>> 2;
@@ -736,17 +699,6 @@ export class Cpu extends MemoryPath implements JitHost {
       if (this.tlb[k] === (lo | 0) && this.tlb[k + 1] === (this.fetchPageHi | 0)) return;
     }
     this.invalidateFetch();
-  }
-
-  private decodeWord(insn: number): Exec {
-    // Keyed by the signed word: a small integer to the engine, where a word above 2^31
-    // would be a boxed number.
-    let ex = this.cache.get(insn | 0);
-    if (ex === undefined) {
-      ex = this.decoder.decode(insn) ?? undefinedInstruction;
-      this.cache.set(insn | 0, ex);
-    }
-    return ex;
   }
 
   // ---------------------------------------------------------------------------
