@@ -1157,24 +1157,38 @@ function condBranch(x: BlockContext, off: number | null, always = false): void {
   exitTo(x, 4);
 }
 
+/**
+ * The byte offset of a direct branch (B, BL, B.cond, CBZ/CBNZ, TBZ/TBNZ: imm26, imm19 or
+ * imm14 words, signed), or null for any other instruction.
+ */
+export function directBranchOffset(insn: number): number | null {
+  if ((insn & 0x7c00_0000) === 0x1400_0000) return ((insn << 6) >> 6) * 4;
+  if ((insn & 0xff00_0010) >>> 0 === 0x5400_0000 || (insn & 0x7e00_0000) === 0x3400_0000) {
+    return ((insn << 8) >> 13) * 4;
+  }
+  if ((insn & 0x7e00_0000) === 0x3600_0000) return ((insn << 13) >> 18) * 4;
+  return null;
+}
+
 function branch(x: BlockContext, insn: number): boolean {
   const f = x.f;
   if ((insn & 0xff00_0010) >>> 0 !== 0x5400_0000) x.flags.flush();
+  const off = directBranchOffset(insn) ?? 0;
   if ((insn & 0x7c00_0000) === 0x1400_0000) {
     // B, BL
     if (insn >>> 31 === 1) {
       link(x);
-      exitTo(x, ((insn << 6) >> 6) * 4);
+      exitTo(x, off);
       return true;
     } else {
-      condBranch(x, ((insn << 6) >> 6) * 4, true);
+      condBranch(x, off, true);
       return true;
     }
   } else if ((insn & 0xff00_0010) >>> 0 === 0x5400_0000) {
     // The condition from the pending flags, then PSTATE written for the blocks that follow.
     x.flags.condition(insn & 15);
     x.flags.flush();
-    condBranch(x, ((insn << 8) >> 13) * 4);
+    condBranch(x, off);
     return true;
   } else if ((insn & 0x7e00_0000) === 0x3400_0000) {
     // CBZ, CBNZ
@@ -1183,7 +1197,7 @@ function branch(x: BlockContext, insn: number): boolean {
     else getW64(x, insn & 31);
     f.op(OP.i64_eqz);
     if (((insn >>> 24) & 1) === 1) f.op(OP.i32_eqz);
-    condBranch(x, ((insn << 8) >> 13) * 4);
+    condBranch(x, off);
     return true;
   } else if ((insn & 0x7e00_0000) === 0x3600_0000) {
     // TBZ, TBNZ
@@ -1191,7 +1205,7 @@ function branch(x: BlockContext, insn: number): boolean {
     getX(x, insn & 31);
     f.i64(BigInt(bit)).op(OP.i64_shr_u).i64(1n).op(OP.i64_and).op(OP.i32_wrap_i64);
     if (((insn >>> 24) & 1) === 0) f.op(OP.i32_eqz);
-    condBranch(x, ((insn << 13) >> 18) * 4);
+    condBranch(x, off);
     return true;
   } else if ((insn & 0xff9f_fc1f) >>> 0 === 0xd61f_0000) {
     // BR (opc 0000), BLR (0001), RET (0010) without pointer authentication.

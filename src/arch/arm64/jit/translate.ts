@@ -11,7 +11,16 @@
  */
 import { getDecoder } from "../isa.ts";
 import { OFF } from "../state.ts";
-import { type BlockContext, type Emitter, flagsSafe, GPR_EMITTERS, HELPER, isDcZva, leave } from "./emit.ts";
+import {
+  type BlockContext,
+  directBranchOffset,
+  type Emitter,
+  flagsSafe,
+  GPR_EMITTERS,
+  HELPER,
+  isDcZva,
+  leave,
+} from "./emit.ts";
 import { ATOMIC_EMITTERS } from "./emit-atomic.ts";
 import { SIMD_EMITTERS } from "./emit-simd.ts";
 import { LazyFlags } from "./flags.ts";
@@ -67,13 +76,9 @@ export function emitter(insn: number): Emitter | null {
  * CBZ/CBNZ, TBZ/TBNZ) to the block's first word: the block loops on itself.
  */
 function branchesToStart(insn: number, len: number): boolean {
-  const back = -(len - 1) * 4;
-  if ((insn & 0xfc00_0000) === 0x1400_0000) return ((insn << 6) >> 6) * 4 === back;
-  if ((insn & 0xff00_0010) >>> 0 === 0x5400_0000 || (insn & 0x7e00_0000) === 0x3400_0000) {
-    return ((insn << 8) >> 13) * 4 === back;
-  }
-  if ((insn & 0x7e00_0000) === 0x3600_0000) return ((insn << 13) >> 18) * 4 === back;
-  return false;
+  // BL leaves the block (it links): no loop.
+  if ((insn & 0xfc00_0000) >>> 0 === 0x9400_0000) return false;
+  return directBranchOffset(insn) === -(len - 1) * 4;
 }
 
 /**
