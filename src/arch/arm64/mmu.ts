@@ -149,20 +149,22 @@ export function walk(ctx: WalkContext, regs: MmuRegs, lo: number, hi: number, el
   const outBits = Math.min(ips, pa);
   const outLimit = 2 ** outBits;
 
-  // VA[inputSize-1:0] as an exact double (inputSize <= 48).
-  const va = (hi & 0xffff) * TWO32 + (lo >>> 0);
+  // VA[47:32] (inputSize <= 48); the walk takes each level's index from (vaHi, lo) with
+  // integer shifts: the doubles, divisions and remainders it used were half its time.
+  const vaHi = hi & 0xffff;
   const ttbrI = upper ? regs.ttbr1 : regs.ttbr0;
   const ttbrLo = r[ttbrI]!;
   const ttbrHi = r[ttbrI + 1]!;
   // Bits resolved at the start level and the alignment of its table (D8.2.7).
   const firstBits = inputSize - g - (levels - 1) * stride;
-  const tableAlign = 2 ** Math.max(firstBits + 3, 6);
+  // At most 2^16 (64 KiB granule, 13 bits): the alignment clears bits of TTBR[31:0] only.
+  const tableAlign = 1 << Math.max(firstBits + 3, 6);
   let tableBase = (ttbrHi & 0xffff) * TWO32 + (ttbrLo >>> 0);
   if (tableBase >= outLimit) {
     W.level = 0;
     return FAULT.ADDR_SIZE; // TTBR above the output size: level 0 (AArch64.TranslationTableWalk)
   }
-  tableBase -= tableBase % tableAlign;
+  tableBase = (ttbrHi & 0xffff) * TWO32 + ((ttbrLo & -tableAlign) >>> 0);
 
   let apTable = 0;
   let xnTable = false;
@@ -170,7 +172,9 @@ export function walk(ctx: WalkContext, regs: MmuRegs, lo: number, hi: number, el
   let bits = firstBits;
   for (;;) {
     const shift = g + (3 - level) * stride;
-    const index = Math.floor(va / 2 ** shift) % 2 ** bits;
+    // VA[shift + bits - 1 : shift] (shift >= 12, shift + bits <= 48, bits <= 13).
+    const field = shift >= 32 ? vaHi >>> (shift - 32) : (lo >>> shift) | (vaHi << (32 - shift));
+    const index = field & ((1 << bits) - 1);
     const descPa = tableBase + index * 8;
     const rel = descPa - ctx.ramBase;
     if (rel < 0 || rel + 8 > ctx.ramSize) return FAULT.WALK_EXTERNAL + level;
@@ -182,8 +186,8 @@ export function walk(ctx: WalkContext, regs: MmuRegs, lo: number, hi: number, el
     // Output address bits [47:g] of a table or page descriptor, [47:shift] of a block.
     const oaHigh = (dHi & 0xffff) * TWO32;
     if (isTable) {
-      const next = oaHigh + (((dLo >>> g) << g) >>> 0);
-      const nextBase = next - (next % 2 ** g);
+      // Aligned to the granule (g <= 16 clears bits of the low word only).
+      const nextBase = oaHigh + (((dLo >>> g) << g) >>> 0);
       if (nextBase >= outLimit) return FAULT.ADDR_SIZE + level;
       // Hierarchical controls (D8.4.2): APTable[62:61], UXNTable[60], PXNTable[59].
       apTable |= (dHi >>> 29) & 3;
@@ -202,14 +206,14 @@ export function walk(ctx: WalkContext, regs: MmuRegs, lo: number, hi: number, el
     } else if ((dLo & 2) === 0) {
       return FAULT.TRANSLATION + 3; // level-3 descriptor 0b01 is reserved
     }
-    const size = 2 ** shift;
-    const oa = oaHigh + ((dLo & 0xfffff000) >>> 0);
-    const base = oa - (oa % size);
+    // A page or block of 2^shift bytes, shift <= 30 (a 1 GiB block at most in Armv8.0).
+    const sizeMask = (1 << shift) - 1;
+    const base = oaHigh + ((dLo & 0xfffff000 & ~sizeMask) >>> 0);
     if (base >= outLimit) return FAULT.ADDR_SIZE + level;
     W.level = level;
     if ((dLo & (1 << 10)) === 0) return FAULT.ACCESS + level; // AF = 0, no hardware update
-    const pageOffset = (va % size) - (va % 4096);
-    W.pa = base + pageOffset;
+    // VA[shift-1:12]: the page's offset in its block.
+    W.pa = base + ((lo & sizeMask & ~0xfff) >>> 0);
     W.sizeLog = shift;
     W.sh = (dLo >>> 8) & 3;
     const attrIndx = (dLo >>> 2) & 7;
