@@ -288,6 +288,7 @@ export abstract class MemoryPath implements WalkContext {
     this.tlbLarge.filled(t, e, pageLo, chi, W.sizeLog);
     t[e + TLB.ATTR] = W.attr | (W.sh << 8);
     t[e + TLB.LEVEL] = W.level;
+    t[e + TLB.ADDEND] = (t[e + TLB.HOST]! - pageLo) | 0;
   }
 
   /** Raises the abort for a failed access to (lo, hi). */

@@ -25,6 +25,8 @@
  *   12   log2 of the size of the translation (block or page) it came from, for TLBI by VA
  *   13   memory attributes: MAIR byte | SH << 8 (for AT and alignment)
  *   14   level of the final descriptor (for a permission fault found on a hit)
+ *   15   word 6 minus VA[31:12]<<12 (mod 2^32): translated code's host address of a hit
+ *        is this plus VA[31:0], one add (QEMU's addend)
  *
  * A fast hit for an access of `acc` (0 read, 1 write, 2 fetch) is: tag words equal the
  * address's page, the access stays inside the page, and the page address is word 6 plus
@@ -57,6 +59,7 @@ export const TLB = {
   SIZE_LOG: 12,
   ATTR: 13,
   LEVEL: 14,
+  ADDEND: 15,
   /**
    * Tag word 0 of an entry (or access kind) that may not take the fast path: no page
    * address, and no page address with alignment bits 3:0 set (translated code's probe,

@@ -873,8 +873,8 @@ export function fastProbe(x: BlockContext, acc: number, size: number): void {
     .i64(BigInt.asIntN(64, ~0xfffn | BigInt(size - 1)))
     .op(OP.i64_and);
   f.op(OP.i64_ne).byte(OP.br_if).u32(0);
-  f.get(x.e).mem(OP.i32_load, x.tlbRegimeBytes + TLB.OFFSET + TLB.HOST * 4);
-  f.get(x.va).op(OP.i32_wrap_i64).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+  f.get(x.e).mem(OP.i32_load, x.tlbRegimeBytes + TLB.OFFSET + TLB.ADDEND * 4);
+  f.get(x.va).op(OP.i32_wrap_i64).op(OP.i32_add);
 }
 
 /**
@@ -893,11 +893,19 @@ function pairProbe(x: BlockContext, acc: number, size: number): void {
   fastProbe(x, acc, size);
 }
 
-/** Local e = byte offset of the TLB entry for the VA in local va (set index: VA[..:12] & TLB.INDEX_MASK). */
+/**
+ * Local e = byte offset of the TLB entry for the VA in local va: the set index
+ * VA[..:12] & TLB.INDEX_MASK times the entry's 64 bytes, as (VA >>> 6) & (INDEX_MASK << 6).
+ */
 export function tlbEntry(x: BlockContext): void {
   const f = x.f;
-  f.get(x.va).op(OP.i32_wrap_i64).i32(12).op(OP.i32_shr_u).i32(TLB.INDEX_MASK).op(OP.i32_and);
-  f.i32(6).op(OP.i32_shl).get(0).op(OP.i32_add).set(x.e);
+  f.get(x.va)
+    .op(OP.i32_wrap_i64)
+    .i32(12 - 6)
+    .op(OP.i32_shr_u)
+    .i32(TLB.INDEX_MASK << 6)
+    .op(OP.i32_and);
+  f.get(0).op(OP.i32_add).set(x.e);
 }
 
 /**
