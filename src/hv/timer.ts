@@ -190,10 +190,11 @@ export class ArchTimer implements TimerProvider {
 
   /** Re-evaluates both timer outputs and drives the PPIs on change. */
   update(): void {
-    const p = this.physicalCount();
-    const v = this.virtualCount();
-    const vl = this.istatus(this.virt, v) && (this.virt.ctl & 2) === 0;
-    const pl = this.istatus(this.phys, p) && (this.phys.ctl & 2) === 0;
+    // A timer drives its PPI only when enabled and not masked (CTL.ENABLE 1, IMASK 0; Arm
+    // ARM D11.2.4), and only then is its count read: the scheduler calls this around every
+    // slice, and each count is a few BigInt operations.
+    const vl = (this.virt.ctl & 3) === 1 && this.virtualCount() >= this.virt.cval;
+    const pl = (this.phys.ctl & 3) === 1 && this.physicalCount() >= this.phys.cval;
     if (vl !== this.vLevel) {
       this.vLevel = vl;
       this.out.setPpi(TIMER_PPI.VIRT, vl);

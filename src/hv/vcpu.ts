@@ -557,9 +557,8 @@ export class Vcpu {
         const d = this.timer.ticksToDeadline();
         if (d !== null && d < BigInt(budget)) budget = Math.max(1, Number(d));
       } else budget = Math.min(budget, REALTIME_CHUNK);
-      const before = this.cpu.instructionCount;
       const exit = this.cpu.run(budget);
-      executed += Number(this.cpu.instructionCount - before);
+      executed += this.cpu.lastRun;
       this.timer.update();
       switch (exit.kind) {
         case "budget":

@@ -562,6 +562,7 @@ export class Cpu extends MemoryPath implements JitHost {
   }
 
   private retire(n: number): void {
+    this.lastRun = n;
     this.runN = 0;
     this.retiredSmall += n;
     if (this.retiredSmall > 1e9) {
@@ -569,6 +570,9 @@ export class Cpu extends MemoryPath implements JitHost {
       this.retiredSmall = 0;
     }
   }
+
+  /** Instructions the last run() retired (instructionCount grew by as many). */
+  lastRun = 0;
 
   /** Retired instructions so far (exact). */
   get instructionCount(): bigint {
