@@ -518,6 +518,35 @@ test("ASIDs: a non-global entry of one ASID is never used under another; a TTBR 
   assert.equal(c8.asid, 0x101);
 });
 
+for (const pages of [3, 300]) {
+  test(`an ASID change leaves none of ${pages} non-global pages used under the old ASID usable (listed or scanned)`, () => {
+    const c = makeCpu();
+    const pt = new PageTables(c, { tableArea: TABLES });
+    const va = (i: number) => 0x10_0000n + BigInt(i) * 0x1000n;
+    w64(c, RAM_BASE, 1n);
+    w64(c, RAM_BASE + 0x1000, 2n);
+    for (let i = 0; i < pages; i++) pt.map(va(i), RAM_BASE, { ng: true });
+    setEl(c, 1);
+    pt.enable({ asid: 1 });
+    // Read and written under ASID 1: read and write tags on every entry.
+    for (let i = 0; i < pages; i++) {
+      assert.equal(load(c, va(i)), 1n);
+      assert.equal(store(c, va(i), 1n), null);
+    }
+    // ASID 2 maps them all elsewhere; no TLBI.
+    for (let i = 0; i < pages; i++) pt.map(va(i), RAM_BASE + 0x1000, { ng: true });
+    const ttbr = BigInt(pt.root0) | (2n << 48n);
+    runEl1(c, pt, [ENC.msrTtbr0], (k) => k.setX(0, ttbr));
+    for (let i = 0; i < pages; i++) {
+      assert.equal(load(c, va(i)), 2n, `page ${i} read under ASID 2`);
+      assert.equal(store(c, va(i), 2n), null);
+    }
+    // Stored as 1 under ASID 1, as 2 under ASID 2 (all the pages share one PA per ASID).
+    assert.equal(r64(c, RAM_BASE), 1n, "no store under ASID 2 went through ASID 1's write tag");
+    assert.equal(r64(c, RAM_BASE + 0x1000), 2n);
+  });
+}
+
 test("MSR to SCTLR_EL1, TCR_EL1 or MAIR_EL1 drops cached translations (even the same value)", () => {
   for (const [name, enc] of [
     ["TCR_EL1", 0xd5182040],

@@ -16,11 +16,15 @@ import {
   TLB,
   TLB_INFO,
   tlbDropNonGlobalTags,
+  tlbDropTagsOf,
   tlbDropWriteTags,
   tlbFlushAll,
   tlbInvalidateAll,
   tlbInvalidateVa,
 } from "./tlb.ts";
+
+/** Non-global entries listed for the next ASID change before it scans the whole TLB instead. */
+const NG_TAGGED_MAX = 256;
 
 /**
  * Physical memory as the CPU sees it: RAM is one window of the shared memory; any other
@@ -73,6 +77,15 @@ export abstract class MemoryPath implements WalkContext {
   protected tlbBase = 0;
   /** The ASID in force (TTBR0/TTBR1 per TCR_EL1.A1): non-global entries must match it. */
   private curAsid = 0;
+  /**
+   * The non-global entries given fast tags since the ASID last changed (word indices), so
+   * that the next change takes the tags off those instead of scanning all 8,192 entries;
+   * past NG_TAGGED_MAX of them, the scan. On a CPU without PAN (Armv8.0) Linux's software
+   * PAN switches TTBR1's ASID to the reserved one and back around every user access and
+   * every exception from EL0: two ASID changes per system call.
+   */
+  private readonly ngTagged: number[] = [];
+  private ngTaggedOverflow = false;
   /** The TLB entries of translations larger than 4 KiB (tlb.ts LargeEntries, for TLBI by VA). */
   private readonly tlbLarge = new LargeEntries();
   /** EL whose permissions apply to the access in progress (0 inside LDTR/STTR). */
@@ -248,6 +261,10 @@ export abstract class MemoryPath implements WalkContext {
     } else if (fast) {
       t[e + acc * 2] = pageLo;
       t[e + acc * 2 + 1] = hi | 0;
+    }
+    if (fast && (info & TLB_INFO.NG) !== 0) {
+      if (this.ngTagged.length < NG_TAGGED_MAX) this.ngTagged.push(e);
+      else this.ngTaggedOverflow = true;
     }
     return host;
   }
@@ -426,6 +443,8 @@ export abstract class MemoryPath implements WalkContext {
   /** Empties this PE's TLB (reset, restore, and writes that change every translation). */
   flushTlb(): void {
     tlbFlushAll(this.tlb);
+    this.ngTagged.length = 0;
+    this.ngTaggedOverflow = false;
     this.tlbLarge.clear();
     this.curAsid = currentAsid(this, MMU_REGS);
     this.invalidateFetch();
@@ -450,7 +469,10 @@ export abstract class MemoryPath implements WalkContext {
       const asid = currentAsid(this, MMU_REGS);
       if (asid !== this.curAsid) {
         this.curAsid = asid;
-        tlbDropNonGlobalTags(this.tlb);
+        if (this.ngTaggedOverflow) tlbDropNonGlobalTags(this.tlb);
+        else tlbDropTagsOf(this.tlb, this.ngTagged);
+        this.ngTagged.length = 0;
+        this.ngTaggedOverflow = false;
         this.invalidateFetch();
       }
     }

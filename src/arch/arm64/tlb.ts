@@ -103,6 +103,15 @@ export function tlbDropNonGlobalTags(t: Int32Array): void {
   }
 }
 
+/** Takes the fast tags off entries `es` (word indices; an entry may be listed twice). */
+export function tlbDropTagsOf(t: Int32Array, es: readonly number[]): void {
+  for (const e of es) {
+    t[e] = TLB.NO_TAG;
+    t[e + 2] = TLB.NO_TAG;
+    t[e + 4] = TLB.NO_TAG;
+  }
+}
+
 /** Drops every write tag, so the next store to each page takes the slow path (dirty log). */
 export function tlbDropWriteTags(t: Int32Array): void {
   for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) t[e + 2] = TLB.NO_TAG;
