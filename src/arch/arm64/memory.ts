@@ -16,11 +16,11 @@ import {
   TLB,
   TLB_INFO,
   tlbDropNonGlobalTags,
-  tlbDropTagsOf,
   tlbDropWriteTags,
   tlbFlushAll,
   tlbInvalidateAll,
   tlbInvalidateVa,
+  untag,
 } from "./tlb.ts";
 
 /** Non-global entries listed for the next ASID change before it scans the whole TLB instead. */
@@ -288,9 +288,7 @@ export abstract class MemoryPath implements WalkContext {
     const pa = W.pa;
     const rel = pa - this.ramBase;
     let info = W.info;
-    t[e] = TLB.NO_TAG;
-    t[e + 2] = TLB.NO_TAG;
-    t[e + 4] = TLB.NO_TAG;
+    untag(t, e);
     if (rel >= 0 && rel + 4096 <= this.ramSize) t[e + TLB.HOST] = RAM_OFFSET + rel;
     else {
       info |= TLB_INFO.MMIO;
@@ -470,7 +468,7 @@ export abstract class MemoryPath implements WalkContext {
       if (asid !== this.curAsid) {
         this.curAsid = asid;
         if (this.ngTaggedOverflow) tlbDropNonGlobalTags(this.tlb);
-        else tlbDropTagsOf(this.tlb, this.ngTagged);
+        else for (const e of this.ngTagged) untag(this.tlb, e);
         this.ngTagged.length = 0;
         this.ngTaggedOverflow = false;
         this.invalidateFetch();

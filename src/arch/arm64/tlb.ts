@@ -83,12 +83,17 @@ export const TLB_INFO = {
   NG: 64,
 } as const;
 
+/** Takes the read, write and fetch tags off entry `e`: every access to it takes the slow path. */
+export function untag(t: Int32Array, e: number): void {
+  t[e] = TLB.NO_TAG;
+  t[e + 2] = TLB.NO_TAG;
+  t[e + 4] = TLB.NO_TAG;
+}
+
 /** Empties every entry of both regimes. `t` is the TLB's Int32Array view. */
 export function tlbFlushAll(t: Int32Array): void {
   for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) {
-    t[e] = TLB.NO_TAG;
-    t[e + 2] = TLB.NO_TAG;
-    t[e + 4] = TLB.NO_TAG;
+    untag(t, e);
     t[e + TLB.INFO] = 0;
   }
 }
@@ -97,18 +102,7 @@ export function tlbFlushAll(t: Int32Array): void {
 export function tlbDropNonGlobalTags(t: Int32Array): void {
   for (let e = 0; e < t.length; e += TLB.ENTRY_WORDS) {
     if ((t[e + TLB.INFO]! & TLB_INFO.NG) === 0) continue;
-    t[e] = TLB.NO_TAG;
-    t[e + 2] = TLB.NO_TAG;
-    t[e + 4] = TLB.NO_TAG;
-  }
-}
-
-/** Takes the fast tags off entries `es` (word indices; an entry may be listed twice). */
-export function tlbDropTagsOf(t: Int32Array, es: readonly number[]): void {
-  for (const e of es) {
-    t[e] = TLB.NO_TAG;
-    t[e + 2] = TLB.NO_TAG;
-    t[e + 4] = TLB.NO_TAG;
+    untag(t, e);
   }
 }
 
@@ -228,9 +222,7 @@ function invalidateEntry(
   if (!ng && !includeGlobal) return;
   if (ng && asid !== null && t[e + TLB.ASID] !== asid) return;
   if (vaLo !== null && !sameTranslation(t, e, vaLo, vaHi)) return;
-  t[e] = TLB.NO_TAG;
-  t[e + 2] = TLB.NO_TAG;
-  t[e + 4] = TLB.NO_TAG;
+  untag(t, e);
   t[e + TLB.INFO] = 0;
 }
 
