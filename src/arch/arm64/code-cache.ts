@@ -89,7 +89,10 @@ export class CodeCache {
     return page;
   }
 
-  /** Forgets everything decoded (the vCPUs sharing it look their fetch pages up again). */
+  /**
+   * Forgets everything decoded. A vCPU that still holds one of the old pages as its fetch
+   * page uses it until it leaves that page; its words are checked against memory as ever.
+   */
   clear(): void {
     this.executors.clear();
     this.fusedPairs.clear();
