@@ -229,7 +229,7 @@ test("--drive and --device: QEMU's spellings, validated", () => {
       [{ drive: [`file=${join(dir, "none.img")}`] }, /no such file/],
       [{ drive: ["format=raw"] }, /file=PATH is required/],
       [{ drive: [`file=${img.replace(",", ",,")},format=qcow2`] }, /raw only/],
-      [{ drive: [`file=${img.replace(",", ",,")},if=ide`] }, /virtio only/],
+      [{ drive: [`file=${img.replace(",", ",,")},if=ide`] }, /if=ide is not supported/],
       [{ drive: [`file=${img.replace(",", ",,")},readonly=maybe`] }, /on or off/],
       [{ drive: [`file=${img.replace(",", ",,")},cache=none`] }, /unknown property 'cache'/],
       [{ device: ["e1000"] }, /unknown device/],

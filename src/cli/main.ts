@@ -1,22 +1,43 @@
 /**
  * The `armbox` command. `armbox user PROG [ARGS...]` runs a static AArch64 Linux program
- * the way qemu-aarch64 does; `armbox run` will boot the virt machine.
+ * the way qemu-aarch64 does; `armbox run` boots the virt machine, and so does a command
+ * line of QEMU's options alone (`armbox -M virt -smp 2 -kernel Image`, qemu-options.ts).
  */
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command, Option } from "commander";
+import pkg from "../../package.json" with { type: "json" };
 import { runProgram } from "../user/process.ts";
+import { type OptionKind, qemuSpellings, unknownOptionMessage } from "./qemu-options.ts";
 import { registerQmpCommand } from "./qmp.ts";
 import { jitOption, registerRunCommand } from "./run.ts";
+
+/** armbox's version (package.json), for --version and QMP's query-version. */
+export const VERSION: string = pkg.version;
+
+/** Top-level options: anything else first on the command line starts `run`, as in QEMU. */
+const TOP_LEVEL = new Set(["-h", "--help", "-V", "--version", "-version"]);
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const program = new Command();
+  // Set before the subcommands, which copy it: an unknown option is refused in one line,
+  // naming it as typed and the nearest one armbox has (the run command's, both spellings).
+  let spelled = new Map<string, string>();
+  let known: string[] = [];
   program
     .name("armbox")
     .description("AArch64 virtual machine monitor and user-mode emulator")
+    .version(`armbox ${VERSION}`, "-V, --version", "print armbox's version")
     .enablePositionalOptions()
+    .configureOutput({
+      outputError: (str, write) => {
+        const m = /unknown option '([^']+)'/.exec(str);
+        if (m === null) write(str);
+        else write(`armbox: ${unknownOptionMessage(spelled.get(m[1]!) ?? m[1]!, known)}\n`);
+      },
+    })
     .exitOverride();
 
   program
@@ -84,8 +105,22 @@ export async function main(argv: string[]): Promise<number> {
     pending = p;
   });
 
+  // QEMU's way of writing the run command (qemu-options.ts): implied, and with one dash.
+  let args = argv[0] === "-version" ? ["--version", ...argv.slice(1)] : [...argv];
+  if (args[0] !== undefined && args[0].startsWith("-") && !TOP_LEVEL.has(args[0])) args = ["run", ...args];
+  const run = program.commands.find((c) => c.name() === "run")!;
+  if (args[0] === "run") {
+    const kind = (name: string): OptionKind => {
+      const o = run.options.find((x) => x.long === `--${name}` || x.short === name);
+      return o === undefined ? undefined : o.required || o.optional ? "value" : "flag";
+    };
+    const r = qemuSpellings(args.slice(1), kind);
+    args = ["run", ...r.args];
+    spelled = r.spelled;
+    known = run.options.flatMap((o) => (o.hidden || o.long === undefined ? [] : [o.long.slice(2)]));
+  }
   try {
-    program.parse(argv, { from: "user" });
+    program.parse(args, { from: "user" });
     if (pending) return await pending;
   } catch (e) {
     const ce = e as { exitCode?: number; code?: string };

@@ -26,6 +26,7 @@ import {
   MigrationError,
 } from "../vmm/migration/stream.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
+import { qmpWaits } from "../vmm/qmp/protocol.ts";
 import { type QmpServer, startQmp } from "../vmm/qmp/server.ts";
 import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../vmm/snapshot/format.ts";
 import {
@@ -36,6 +37,15 @@ import {
   snapshotHeader,
   stateDigest,
 } from "../vmm/snapshot/machine-state.ts";
+import {
+  checkConsoleOptions,
+  parseAccel,
+  parseCpu,
+  parseMachine,
+  parseMemoryOption,
+  parseQemuOpts,
+  parseSmp,
+} from "./qemu-options.ts";
 
 /** The project directory (the one holding package.json), from src/cli or from dist/. */
 function projectRoot(): string {
@@ -91,8 +101,43 @@ export interface RunFlags {
   migrationDeadline?: string;
   /** --drive file=X[,format=raw][,readonly=on][,serial=S] (repeatable). */
   drive?: string[];
-  /** --device virtio-rng-device | virtio-serial-device (repeatable). */
+  /** --device virtio-rng-device | virtio-serial-device | virtio-blk-device,drive=ID (repeatable). */
   device?: string[];
+  /** QEMU's spellings (qemu-options.ts): -M virt[,…], -cpu, -nographic, -serial, -display, -monitor, -name. */
+  machine?: string;
+  cpu?: string;
+  nographic?: boolean;
+  serial?: string;
+  display?: string;
+  monitor?: string;
+  name?: string;
+  /** -s and -gdb DEV: QEMU's gdb stub, which armbox does not have yet (refused). */
+  gdbDefault?: boolean;
+  gdb?: string;
+}
+
+/**
+ * Checks the options that only QEMU's command line has and folds them into armbox's:
+ * `-accel tcg` is `--accel jit`, `-M virt,dumpdtb=F` is `--dump-dtb F` (and exits, as
+ * QEMU does). Throws the one-line refusal of the first that armbox cannot honour.
+ */
+function qemuFlags(flags: RunFlags): { flags: RunFlags; dumpAndExit: boolean } {
+  const out: RunFlags = { ...flags, accel: parseAccel(flags.accel ?? "jit") };
+  parseSmp(flags.smp);
+  parseMemoryOption(flags.memory);
+  if (flags.cpu !== undefined) parseCpu(flags.cpu);
+  checkConsoleOptions(flags);
+  if (flags.gdbDefault || flags.gdb !== undefined)
+    throw new Error(`${flags.gdb !== undefined ? `-gdb ${flags.gdb}` : "-s"}: armbox has no gdb stub yet`);
+  let dumpAndExit = false;
+  if (flags.machine !== undefined) {
+    const m = parseMachine(flags.machine);
+    if (m.dumpdtb !== undefined) {
+      out.dumpDtb = m.dumpdtb;
+      dumpAndExit = true;
+    }
+  }
+  return { flags: out, dumpAndExit };
 }
 
 /** Parses a QEMU-style size: 256M, 1G, 65536K, or bytes. */
@@ -106,36 +151,6 @@ export function parseSize(s: string): number {
 /** Linux refuses a device tree larger than 2 MiB (MAX_FDT_SIZE); so does the board. */
 const DTB_LIMIT: InputLimit = { maxBytes: 2 << 20, limit: "the 2 MiB a device tree may have" };
 
-/**
- * Splits a QEMU option string ("file=a.img,readonly=on") into key/value pairs; ",," is a
- * comma inside a value, as in QEMU. A leading bare word is returned under `implied`, a later
- * one is a flag set to "on".
- */
-function parseQemuOpts(spec: string, implied: string): Map<string, string> {
-  const parts: string[] = [];
-  let cur = "";
-  for (let i = 0; i < spec.length; i++) {
-    if (spec[i] !== ",") cur += spec[i];
-    else if (spec[i + 1] === ",") {
-      cur += ",";
-      i++;
-    } else {
-      parts.push(cur);
-      cur = "";
-    }
-  }
-  parts.push(cur);
-  const out = new Map<string, string>();
-  parts.forEach((p, i) => {
-    const eq = p.indexOf("=");
-    if (eq < 0 && i === 0) out.set(implied, p);
-    else if (eq < 0)
-      out.set(p, "on"); // a bare flag, e.g. "readonly"
-    else out.set(p.slice(0, eq), p.slice(eq + 1));
-  });
-  return out;
-}
-
 function onOff(what: string, v: string | undefined): boolean {
   if (v === undefined) return false;
   if (["on", "yes", "true", "y"].includes(v)) return true;
@@ -143,41 +158,65 @@ function onOff(what: string, v: string | undefined): boolean {
   throw new Error(`${what}=${v}: expected on or off`);
 }
 
-/** The virtio devices of --drive and --device, drives first, each in command-line order. */
+/**
+ * The virtio devices of --drive and --device: the drives with if=virtio (the default)
+ * first, in command-line order, then the devices in theirs. A drive with if=none and an
+ * id is a disk for a `virtio-blk-device,drive=ID`, as in QEMU.
+ */
 export function virtioFromFlags(flags: Pick<RunFlags, "drive" | "device">): VirtioDeviceConfig[] {
   const out: VirtioDeviceConfig[] = [];
-  for (const spec of flags.drive ?? []) {
-    const o = parseQemuOpts(spec, "file");
-    for (const k of o.keys()) {
-      if (!["file", "format", "readonly", "if", "serial"].includes(k))
-        throw new Error(`--drive ${spec}: unknown property '${k}'`);
-    }
+  const byId = new Map<string, { spec: string; o: Map<string, string>; used: boolean }>();
+  const blk = (spec: string, o: Map<string, string>, serial: string | undefined): VirtioDeviceConfig => {
     const file = o.get("file");
-    if (!file) throw new Error(`--drive ${spec}: file=PATH is required`);
+    if (!file) throw new Error(`-drive ${spec}: file=PATH is required`);
     const format = o.get("format") ?? "raw";
-    if (format !== "raw") throw new Error(`--drive ${spec}: format=${format} is not supported (raw only)`);
-    const iface = o.get("if") ?? "virtio";
-    if (iface !== "virtio") throw new Error(`--drive ${spec}: if=${iface} is not supported (virtio only)`);
+    if (format !== "raw") throw new Error(`-drive ${spec}: format=${format} is not supported (raw only)`);
     const readOnly = onOff("readonly", o.get("readonly"));
-    const serial = o.get("serial");
-    out.push({
+    return {
       kind: "blk",
       backend: openBlockFile(file, { readOnly }),
       readOnly,
       ...(serial !== undefined ? { serial } : {}),
-    });
+    };
+  };
+  for (const spec of flags.drive ?? []) {
+    const o = parseQemuOpts(spec, "file");
+    for (const k of o.keys()) {
+      if (!["file", "format", "readonly", "if", "serial", "id"].includes(k))
+        throw new Error(`-drive ${spec}: unknown property '${k}'`);
+    }
+    const iface = o.get("if") ?? "virtio";
+    if (iface === "none") {
+      const id = o.get("id");
+      if (!id)
+        throw new Error(`-drive ${spec}: if=none needs id=NAME (for -device virtio-blk-device,drive=NAME)`);
+      if (byId.has(id)) throw new Error(`-drive ${spec}: duplicate drive id '${id}'`);
+      byId.set(id, { spec, o, used: false });
+    } else if (iface === "virtio") out.push(blk(spec, o, o.get("serial")));
+    else throw new Error(`-drive ${spec}: if=${iface} is not supported (virtio, or none with -device)`);
   }
   for (const spec of flags.device ?? []) {
     const o = parseQemuOpts(spec, "driver");
     const driver = o.get("driver") ?? "";
+    const allowed = driver === "virtio-blk-device" ? ["driver", "id", "drive", "serial"] : ["driver", "id"];
     for (const k of o.keys()) {
-      if (k !== "driver" && k !== "id") throw new Error(`--device ${spec}: unknown property '${k}'`);
+      if (!allowed.includes(k)) throw new Error(`-device ${spec}: unknown property '${k}'`);
     }
     if (driver === "virtio-rng-device") out.push({ kind: "rng" });
     else if (driver === "virtio-serial-device") out.push({ kind: "console" });
-    else
+    else if (driver === "virtio-blk-device") {
+      const id = o.get("drive");
+      const d = id === undefined ? undefined : byId.get(id);
+      if (d === undefined)
+        throw new Error(
+          `-device ${spec}: drive=${id ?? ""} names no -drive if=none,id=… (give the disk's id)`,
+        );
+      if (d.used) throw new Error(`-device ${spec}: drive '${id}' is already in use by another device`);
+      d.used = true;
+      out.push(blk(d.spec, d.o, o.get("serial") ?? d.o.get("serial")));
+    } else
       throw new Error(
-        `--device ${driver}: unknown device (armbox has virtio-rng-device, virtio-serial-device; disks are --drive)`,
+        `-device ${driver}: unknown device (armbox has virtio-blk-device, virtio-rng-device, virtio-serial-device)`,
       );
   }
   return out;
@@ -206,8 +245,8 @@ function configFromFlags(
   withKernel: boolean,
   virtio: VirtioDeviceConfig[],
 ): VirtConfig {
-  const smp = Number(flags.smp);
-  const memory = parseSize(flags.memory);
+  const smp = parseSmp(flags.smp).cpus;
+  const memory = parseSize(parseMemoryOption(flags.memory));
   if (memory > MAX_GUEST_RAM)
     throw new Error(`--memory ${flags.memory}: at most 3G of guest RAM fits in one WebAssembly memory`);
   if (memory < MIN_GUEST_RAM) throw new Error(`--memory ${flags.memory}: at least 16M is needed`);
@@ -280,8 +319,16 @@ function checkTranslator(
   return 1;
 }
 
-export async function runCommand(flags: RunFlags): Promise<number> {
+export async function runCommand(given: RunFlags): Promise<number> {
   const diag = (line: string) => process.stderr.write(`armbox: ${line}\n`);
+  let flags: RunFlags;
+  let dumpAndExit: boolean;
+  try {
+    ({ flags, dumpAndExit } = qemuFlags(given));
+  } catch (e) {
+    diag((e as Error).message);
+    return 2;
+  }
   let machine: VirtMachine | null = null;
   let incomingConfig: VirtConfig | null = null;
   const demo = flags.kernel === undefined && flags.restore === undefined && flags.incoming === undefined;
@@ -340,7 +387,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   }
   if (flags.dumpDtb && machine) {
     fs.writeFileSync(flags.dumpDtb, machine.dtb);
-    if (flags.kernel === undefined) return 0;
+    if (flags.kernel === undefined || dumpAndExit) return 0;
   }
   const showDemo = demo && builtinGuest(flags) === "demo";
   if (machine && demo && !showDemo)
@@ -411,13 +458,17 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       return m;
     },
     makeMigration: (m, r) => new OutgoingMigration(m, r, { diag, deadlineMs: migrationDeadlineMs }),
-    startPaused: flags.paused ?? false,
+    startPaused: (flags.paused ?? false) || (flags.qmp !== undefined && qmpWaits(flags.qmp)),
     noReboot: flags.reboot === false,
   });
   let qmp: QmpServer | null = null;
   if (flags.qmp !== undefined) {
     try {
-      qmp = await startQmp(flags.qmp, host);
+      // QEMU's `-qmp …,server` (without nowait) waits for a client before the guest
+      // starts: the vCPUs are held (prelaunch) until one connects, then run unless -S.
+      const wait = qmpWaits(flags.qmp);
+      qmp = await startQmp(flags.qmp, host, wait ? { onFirstClient: () => flags.paused || host.cont() } : {});
+      if (wait) diag(`waiting for a QMP connection on ${flags.qmp} before starting the guest`);
     } catch (e) {
       diag(`--qmp ${flags.qmp}: ${(e as Error).message}`);
       return 2;
@@ -523,7 +574,9 @@ export function jitOption(accel: string | undefined): boolean | JitOptions {
 export function registerRunCommand(program: Command, done: (p: Promise<number>) => void): void {
   program
     .command("run")
-    .description("boot the virt machine (like qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57)")
+    .description(
+      "boot the virt machine (like qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57); every option may be spelled QEMU's way, with one dash (-smp 4 -m 512 -kernel F)",
+    )
     .option("--kernel <file>", "arm64 Image, ELF or raw binary (default: the built-in guest)")
     .option(
       "--guest <name>",
@@ -533,8 +586,10 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--initrd <file>", "initial ramdisk")
     .option("--dtb <file>", "use this device tree instead of the generated one")
     .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
-    .option("--smp <n>", "number of vCPUs", "1")
-    .option("--memory <size>", "guest RAM, e.g. 256M or 1G", "256M")
+    .option("--smp <n>", "vCPUs: N[,maxcpus=M][,sockets=S,cores=C,threads=T] (QEMU's -smp)", "1")
+    .option("-m, --memory <size>", "guest RAM: 256M, 1G, or a number of MiB (QEMU's -m)", "256M")
+    .option("-M, --machine <spec>", "virt[,gic-version=3][,dumpdtb=FILE]: QEMU's virt board, the only one")
+    .option("--cpu <model>", "cortex-a57 (or max: the same CPU)")
     .option("--semihosting", "enable Arm semihosting (HLT #0xF000)")
     .option(
       "--no-reboot",
@@ -544,10 +599,8 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .addOption(
       new Option(
         "--accel <kind>",
-        "jit: translate hot guest code to WebAssembly (one code cache for all vCPUs of at most 2^20 translated instructions, dropped whole when full); interp: interpret every instruction; check: with --stop-at N, run translated and interpreted in lockstep (deterministic) and report the first divergence",
-      )
-        .choices(["jit", "interp", "check"])
-        .default("jit"),
+        "jit: translate hot guest code to WebAssembly (one code cache for all vCPUs of at most 2^20 translated instructions, dropped whole when full; QEMU's tcg is the same); interp: interpret every instruction; check: with --stop-at N, run translated and interpreted in lockstep (deterministic) and report the first divergence",
+      ).default("jit"),
     )
     .option("--dump-dtb <file>", "write the generated device tree")
     .option("--trace-mp", "print every vCPU MP-state change on stderr")
@@ -555,7 +608,7 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--stop-at <n>", "stop after N instructions (all vCPUs, deterministic order)")
     .option("--save <file>", "with --stop-at: write a snapshot of the stopped machine")
     .option("--restore <file>", "continue a snapshot (its machine configuration is used)")
-    .option("--qmp <spec>", "QMP control socket: unix:PATH or tcp:HOST:PORT")
+    .option("--qmp <spec>", "QMP control socket: unix:PATH or tcp:HOST:PORT[,server,nowait]")
     .option("--incoming <uri>", "receive a live migration (tcp:HOST:PORT or file:PATH), then run")
     .option(
       "--migration-deadline <seconds>",
@@ -565,13 +618,22 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--state-digest", "print state-digest: <sha256> of the whole machine when the run ends")
     .option(
       "--drive <spec>",
-      "virtio-blk disk: file=IMG[,format=raw][,readonly=on][,serial=S] (repeatable)",
+      "virtio-blk disk: file=IMG[,format=raw][,readonly=on][,serial=S][,if=virtio|none,id=ID] (repeatable)",
       (v: string, all: string[] = []) => [...all, v],
     )
     .option(
       "--device <name>",
-      "virtio-rng-device or virtio-serial-device (a virtio console, /dev/hvc0, on stdio) (repeatable)",
+      "virtio-blk-device,drive=ID, virtio-rng-device or virtio-serial-device (a virtio console, /dev/hvc0, on stdio) (repeatable)",
       (v: string, all: string[] = []) => [...all, v],
     )
+    .option("--nographic", "no display, the serial console on stdio (what armbox always does)")
+    .option("--serial <dev>", "stdio or mon:stdio: where the serial console is (stdio)")
+    .option("--display <type>", "none (armbox has no display)")
+    .option("--monitor <dev>", "none (the monitor is QMP: --qmp)")
+    .option("--name <name>", "the VM's name (QMP query-name)")
+    .addOption(
+      new Option("-s, --gdb-default", "QEMU's gdb stub on tcp::1234 (not yet in armbox: refused)").hideHelp(),
+    )
+    .addOption(new Option("--gdb <dev>", "QEMU's gdb stub (not yet in armbox: refused)").hideHelp())
     .action((flags: RunFlags) => done(runCommand(flags)));
 }

@@ -226,8 +226,19 @@ export function frame(msg: unknown): Uint8Array {
 export type QmpAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
 
 /**
+ * Whether QEMU would wait for a client on this QMP address before starting the guest: a
+ * listening chardev (`,server` or `,server=on`) waits unless `,nowait` or `,wait=off`.
+ */
+export function qmpWaits(spec: string): boolean {
+  const opts = spec.split(",").slice(1);
+  const server = opts.some((o) => o === "server" || o === "server=on");
+  const nowait = opts.some((o) => o === "nowait" || o === "wait=off");
+  return server && !nowait;
+}
+
+/**
  * Parses `unix:PATH` or `tcp:HOST:PORT` (HOST may be `[v6]`), ignoring QEMU's chardev
- * suffixes `,server`, `,nowait`, `,server=on`, `,wait=off`. With `bareIsUnix`, a plain
+ * suffixes `,server`, `,nowait`, `,server=on`, `,wait=on|off` (see qmpWaits). With `bareIsUnix`, a plain
  * path is a Unix socket (the client's `armbox qmp PATH`).
  */
 export function parseQmpAddress(spec: string, bareIsUnix = false): QmpAddress {
@@ -236,7 +247,7 @@ export function parseQmpAddress(spec: string, bareIsUnix = false): QmpAddress {
   if (comma >= 0) {
     const opts = s.slice(comma + 1).split(",");
     for (const o of opts) {
-      if (!/^(server(=on)?|nowait|wait=off)$/.test(o))
+      if (!/^(server(=on)?|nowait|wait(=on|=off)?)$/.test(o))
         throw new Error(`QMP address '${spec}': unsupported option '${o}'`);
     }
     s = s.slice(0, comma);

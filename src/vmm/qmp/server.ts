@@ -41,6 +41,8 @@ export const MAX_PENDING_WRITE = 8 << 20;
 export interface QmpServerOptions {
   /** One-line diagnostics (a dropped client); default: stderr, prefixed "armbox: ". */
   diag?: (line: string) => void;
+  /** Called once, when the first client connects (QEMU's `,server` without `nowait` waits for it). */
+  onFirstClient?: () => void;
 }
 
 class Client {
@@ -68,6 +70,7 @@ export class QmpServer {
   private queue: Promise<void> = Promise.resolve();
   private closing = false;
   private accepted = 0;
+  private onFirstClient: (() => void) | null;
   private readonly diag: (line: string) => void;
   /** snapshot-save / snapshot-load jobs (QEMU's job list), shared by every client. */
   readonly jobs = new JobRegistry(
@@ -82,6 +85,7 @@ export class QmpServer {
     options: QmpServerOptions,
   ) {
     this.diag = options.diag ?? ((line) => process.stderr.write(`armbox: ${line}\n`));
+    this.onFirstClient = options.onFirstClient ?? null;
     this.unsubscribe = host.subscribe((e) => {
       switch (e.kind) {
         case "stop":
@@ -193,6 +197,10 @@ export class QmpServer {
     socket.on("error", drop);
     socket.on("close", drop);
     c.send({ QMP: { version: versionInfo(), capabilities: [] } });
+    // The greeting is out first: a guest started here may end armbox before it could be.
+    const first = this.onFirstClient;
+    this.onFirstClient = null;
+    first?.();
   }
 
   private describe(socket: net.Socket): string {
@@ -304,8 +312,8 @@ export class QmpServer {
 }
 
 /** Starts the QMP server for `armbox run --qmp SPEC`. */
-export function startQmp(spec: string, host: VmmHost): Promise<QmpServer> {
-  return QmpServer.listen(spec, host);
+export function startQmp(spec: string, host: VmmHost, options: QmpServerOptions = {}): Promise<QmpServer> {
+  return QmpServer.listen(spec, host, options);
 }
 
 /** QEMU removes a leftover socket file before binding; anything else at the path is kept. */
