@@ -107,7 +107,8 @@ export async function main(argv: string[]): Promise<number> {
 
   // QEMU's way of writing the run command (qemu-options.ts): implied, and with one dash.
   let args = argv[0] === "-version" ? ["--version", ...argv.slice(1)] : [...argv];
-  if (args[0] !== undefined && args[0].startsWith("-") && !TOP_LEVEL.has(args[0])) args = ["run", ...args];
+  const first = args[0];
+  if (first?.startsWith("-") && !TOP_LEVEL.has(first)) args = ["run", ...args];
   const run = program.commands.find((c) => c.name() === "run")!;
   if (args[0] === "run") {
     const kind = (name: string): OptionKind => {
