@@ -78,6 +78,9 @@ test("a paused source arrives paused, with its exact state, and waits for cont",
   assert.equal(await mig.done(), "completed");
   assert.equal(dst.runState, "paused");
   assert.equal(stateDigest(dst.machine), digest, "the destination holds exactly the paused source's state");
+  // The source stays paused (QEMU's postmigrate) until it is told to quit.
+  assert.equal(runner.isPaused, true);
+  runner.finish({ kind: "quit", code: 0 });
   assert.deepEqual(await running, { kind: "quit", code: 0 });
 });
 
@@ -149,6 +152,9 @@ async function migrateOnce(
   const dst = await incoming;
   const status = await mig.done();
   assert.equal(status, "completed", mig.info()["error-desc"] ?? "");
+  // The source stays paused (QEMU's postmigrate) until it is told to quit.
+  assert.equal(runner.isPaused, true);
+  runner.finish({ kind: "quit", code: 0 });
   const srcResult: RunResult = await running;
   assert.deepEqual(srcResult, { kind: "quit", code: 0 });
   const atSwitch = con.text();

@@ -79,10 +79,14 @@ for _ in $(seq 300); do
   [ -n "$INFO" ] && LAST=$INFO
   STATUS=$(sed -n 's/.*"status":"\([a-z-]*\)".*/\1/p' <<<"$INFO")
   case "$STATUS" in completed | failed | cancelled) break ;; esac
-  # The source ends once the destination acknowledged; its QMP socket goes with it.
   if ! kill -0 "$SRC_PID" 2>/dev/null; then break; fi
   sleep 0.1
 done
+# As QEMU's, the source stays after a completed migration, paused in postmigrate, until quit.
+SRC_STATE=$(qmp query-status 2>/dev/null || true)
+echo "netns-migrate: source after the migration: ${SRC_STATE:-no answer}"
+grep -q '"status":"postmigrate"' <<<"$SRC_STATE" || { echo "netns-migrate: the source is not in postmigrate" >&2; exit 1; }
+qmp quit >/dev/null
 wait "$SRC_PID" && SRC_RC=0 || SRC_RC=$?
 echo "netns-migrate: last query-migrate: ${LAST:-none}"
 echo "netns-migrate: source: $(grep -h 'migration' "$WORK/src.err" | tail -1) (exit $SRC_RC)"

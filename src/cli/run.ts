@@ -82,7 +82,8 @@ export interface RunFlags {
   initrd?: string;
   dtb?: string;
   append?: string;
-  smp: string;
+  /** --smp (absent: 1, or the built-in guest's own count). */
+  smp?: string;
   memory: string;
   semihosting?: boolean;
   deterministic?: boolean;
@@ -123,7 +124,7 @@ export interface RunFlags {
  */
 function qemuFlags(flags: RunFlags): { flags: RunFlags; dumpAndExit: boolean } {
   const out: RunFlags = { ...flags, accel: parseAccel(flags.accel ?? "jit") };
-  parseSmp(flags.smp);
+  if (flags.smp !== undefined) parseSmp(flags.smp);
   parseMemoryOption(flags.memory);
   if (flags.cpu !== undefined) parseCpu(flags.cpu);
   checkConsoleOptions(flags);
@@ -245,7 +246,7 @@ function configFromFlags(
   withKernel: boolean,
   virtio: VirtioDeviceConfig[],
 ): VirtConfig {
-  const smp = parseSmp(flags.smp).cpus;
+  const smp = parseSmp(flags.smp ?? "1").cpus;
   const memory = parseSize(parseMemoryOption(flags.memory));
   if (memory > MAX_GUEST_RAM)
     throw new Error(`--memory ${flags.memory}: at most 3G of guest RAM fits in one WebAssembly memory`);
@@ -254,7 +255,7 @@ function configFromFlags(
     throw new Error("--psci must be hvc or smc");
   const builtin = demo ? builtinGuest(flags) : null;
   const base: VirtConfig = {
-    smp: builtin !== null && flags.smp === "1" ? GUEST_SMP[builtin] : smp,
+    smp: builtin !== null && flags.smp === undefined ? GUEST_SMP[builtin] : smp,
     memory,
     semihosting: flags.semihosting ?? false,
     deterministic: flags.deterministic ?? false,
@@ -331,7 +332,9 @@ export async function runCommand(given: RunFlags): Promise<number> {
   }
   let machine: VirtMachine | null = null;
   let incomingConfig: VirtConfig | null = null;
-  const demo = flags.kernel === undefined && flags.restore === undefined && flags.incoming === undefined;
+  // No kernel: the built-in guest, on its own vCPU count; so for an incoming migration,
+  // whose destination runs the source's command line (QEMU's way) and must build its machine.
+  const demo = flags.kernel === undefined && flags.restore === undefined;
   // The console's bytes, with backpressure: a guest waits while nobody reads stdout.
   const serialOutput = new StreamSink(process.stdout, {
     onError: (e) => host.abort({ kind: "error", code: 1, message: `console output: ${e.message}` }),
@@ -370,10 +373,16 @@ export async function runCommand(given: RunFlags): Promise<number> {
       machine = new VirtMachine({ ...config, serialOutput, virtio, jit: jitOption(flags.accel) });
       restoreSections(machine, sections, { savedAt: header.savedAt, legacyFormat: isLegacySnapshot(header) });
     } else if (flags.incoming !== undefined) {
-      if (flags.kernel !== undefined)
-        throw new Error("--incoming and --kernel cannot be combined: the source sends the guest");
-      parseIncomingUri(flags.incoming); // a bad URI is a usage error, before anything listens
-      incomingConfig = configFromFlags(flags, demo, serialOutput, false, virtio);
+      // A bad URI is a usage error, before anything listens; `defer` waits for QMP's
+      // migrate-incoming, which needs the control socket.
+      if (flags.incoming === "defer") {
+        if (flags.qmp === undefined)
+          throw new Error("--incoming defer needs --qmp: migrate-incoming starts it");
+      } else parseIncomingUri(flags.incoming);
+      // QEMU's way: the destination runs the source's own command line plus -incoming. Its
+      // kernel, initrd and device tree are read (a missing one is an error, as in QEMU), not
+      // loaded: the guest comes in the stream.
+      incomingConfig = configFromFlags(flags, demo, serialOutput, true, virtio);
     } else if (flags.accel === "check") {
       return checkTranslator(flags, demo, serialOutput, virtio, stopAt, diag);
     } else {
@@ -444,6 +453,8 @@ export async function runCommand(given: RunFlags): Promise<number> {
     serialOutput.write(b);
   };
   const traceMp = showDemo || flags.traceMp;
+  // Receives the incoming migration at a URI (set below, once QMP is up).
+  let receive: (uri: string) => void = () => {};
   const host = new LocalVmmHost({
     machine,
     run: {
@@ -459,6 +470,14 @@ export async function runCommand(given: RunFlags): Promise<number> {
     },
     makeMigration: (m, r) => new OutgoingMigration(m, r, { diag, deadlineMs: migrationDeadlineMs }),
     startPaused: (flags.paused ?? false) || (flags.qmp !== undefined && qmpWaits(flags.qmp)),
+    ...(flags.incoming === "defer"
+      ? {
+          deferredIncoming: (uri: string) => {
+            parseIncomingUri(uri); // throws the reason to the QMP client
+            receive(uri);
+          },
+        }
+      : {}),
     noReboot: flags.reboot === false,
   });
   let qmp: QmpServer | null = null;
@@ -475,6 +494,7 @@ export async function runCommand(given: RunFlags): Promise<number> {
     }
   }
   if (incomingConfig) {
+    const config = incomingConfig;
     // The destination of a live migration: nothing runs until the whole state has arrived
     // and loaded; a failed transfer ends armbox with a message, never a half-loaded VM.
     const refusePaused =
@@ -482,25 +502,28 @@ export async function runCommand(given: RunFlags): Promise<number> {
         ? "the source's VM is paused and this destination has no control socket to continue it (give it --qmp)"
         : undefined;
     // Both outcomes end in host.start or host.abort, so host.run() below always settles.
-    receiveIncoming(flags.incoming!, incomingConfig, {
-      diag,
-      deadlineMs: migrationDeadlineMs,
-      ...(refusePaused ? { refusePaused } : {}),
-    })
-      .then((r) => {
-        if (traceMp) traceMpStates(r.machine, diag);
-        diag(
-          `incoming migration complete: ${r.bytes} bytes in ${r.ms.toFixed(0)} ms; the VM is ${r.runState}`,
-        );
-        host.start(r.machine, r.runState === "running");
+    receive = (uri) =>
+      void receiveIncoming(uri, config, {
+        diag,
+        deadlineMs: migrationDeadlineMs,
+        ...(refusePaused ? { refusePaused } : {}),
       })
-      .catch((e: unknown) => {
-        // A MigrationError says what was wrong with the stream, a KvmError what this
-        // destination cannot build (--smp 200); anything else is an armbox bug.
-        const reason =
-          e instanceof MigrationError || e instanceof KvmError ? e.message : failureReason(e, diag);
-        host.abort({ kind: "error", code: 1, message: `incoming migration failed: ${reason}` });
-      });
+        .then((r) => {
+          if (traceMp) traceMpStates(r.machine, diag);
+          diag(
+            `incoming migration complete: ${r.bytes} bytes in ${r.ms.toFixed(0)} ms; the VM is ${r.runState}`,
+          );
+          host.start(r.machine, r.runState === "running");
+        })
+        .catch((e: unknown) => {
+          // A MigrationError says what was wrong with the stream, a KvmError what this
+          // destination cannot build (--smp 200); anything else is an armbox bug.
+          const reason =
+            e instanceof MigrationError || e instanceof KvmError ? e.message : failureReason(e, diag);
+          host.abort({ kind: "error", code: 1, message: `incoming migration failed: ${reason}` });
+        });
+    if (flags.incoming === "defer") diag("waiting for QMP migrate-incoming (--incoming defer)");
+    else receive(flags.incoming!);
   }
   const result = await host.run();
   await qmp?.close();
@@ -586,7 +609,10 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--initrd <file>", "initial ramdisk")
     .option("--dtb <file>", "use this device tree instead of the generated one")
     .option("--append <cmdline>", "kernel command line (/chosen/bootargs)")
-    .option("--smp <n>", "vCPUs: N[,maxcpus=M][,sockets=S,cores=C,threads=T] (QEMU's -smp)", "1")
+    .option(
+      "--smp <n>",
+      "vCPUs: N[,maxcpus=M][,sockets=S,cores=C,threads=T] (QEMU's -smp; default 1, the built-in Linux 2, the demo 4)",
+    )
     .option("-m, --memory <size>", "guest RAM: 256M, 1G, or a number of MiB (QEMU's -m)", "256M")
     .option("-M, --machine <spec>", "virt[,gic-version=3][,dumpdtb=FILE]: QEMU's virt board, the only one")
     .option("--cpu <model>", "cortex-a57 (or max: the same CPU)")
@@ -609,7 +635,10 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--save <file>", "with --stop-at: write a snapshot of the stopped machine")
     .option("--restore <file>", "continue a snapshot (its machine configuration is used)")
     .option("--qmp <spec>", "QMP control socket: unix:PATH or tcp:HOST:PORT[,server,nowait]")
-    .option("--incoming <uri>", "receive a live migration (tcp:HOST:PORT or file:PATH), then run")
+    .option(
+      "--incoming <uri>",
+      "receive a live migration (tcp:HOST:PORT, unix:PATH, file:PATH, or defer: at QMP migrate-incoming), then run; the rest of the command line may be the source's own",
+    )
     .option(
       "--migration-deadline <seconds>",
       `give up a live migration, incoming or outgoing (QMP migrate), not complete within this time (default ${DEFAULT_DEADLINE_MS / 1000}); either side also gives up after ${DEFAULT_PROGRESS_MS / 1000} s without a byte moving`,

@@ -12,6 +12,7 @@
  * progress timeout) or does not finish within the overall deadline is given up on the same
  * way.
  */
+import * as fs from "node:fs";
 import * as net from "node:net";
 import { type VirtConfig, VirtMachine } from "../../machine/virt.ts";
 import { InputFileError, readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
@@ -90,15 +91,19 @@ export interface IncomingResult {
 
 export function parseIncomingUri(
   uri: string,
-): { kind: "tcp"; host: string; port: number } | { kind: "file"; path: string } {
+):
+  | { kind: "tcp"; host: string; port: number }
+  | { kind: "unix"; path: string }
+  | { kind: "file"; path: string } {
   const tcp = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):(\d{1,5})$/.exec(uri);
   if (tcp) {
     const port = Number(tcp[2]);
     if (port > 65535) throw new MigrationError(`bad port in --incoming '${uri}'`);
     return { kind: "tcp", host: tcp[1]!.replace(/^\[|\]$/g, "") || "0.0.0.0", port };
   }
+  if (uri.startsWith("unix:") && uri.length > 5) return { kind: "unix", path: uri.slice(5) };
   if (uri.startsWith("file:") && uri.length > 5) return { kind: "file", path: uri.slice(5) };
-  throw new MigrationError(`unsupported --incoming URI '${uri}' (use tcp:HOST:PORT or file:PATH)`);
+  throw new MigrationError(`unsupported --incoming URI '${uri}' (use tcp:HOST:PORT, unix:PATH or file:PATH)`);
 }
 
 /**
@@ -134,7 +139,7 @@ export async function receiveIncoming(
     return { machine, runState, bytes: data.length, ms: performance.now() - t0 };
   }
 
-  const sock = await accept(target.host, target.port, opts);
+  const sock = await accept(target, opts);
   const t0 = performance.now();
   const reader = new FrameReader(opts.maxFramePayload ?? MAX_FRAME_PAYLOAD);
   // What arrived and is not loaded yet stays bounded: the socket pauses while it piles up.
@@ -207,20 +212,24 @@ export async function receiveIncoming(
   }
 }
 
-function accept(host: string, port: number, opts: IncomingOptions): Promise<net.Socket> {
+function accept(
+  target: { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string },
+  opts: IncomingOptions,
+): Promise<net.Socket> {
+  const where = target.kind === "tcp" ? `${target.host}:${target.port}` : `unix:${target.path}`;
   return new Promise((resolve, reject) => {
     const server = net.createServer({ pauseOnConnect: false });
     let timer: NodeJS.Timeout | undefined;
     server.on("error", (e) => {
       clearTimeout(timer);
-      reject(new MigrationError(`cannot listen on ${host}:${port}: ${e.message}`));
+      reject(new MigrationError(`cannot listen on ${where}: ${e.message}`));
     });
     let first: net.Socket | null = null;
     server.on("connection", (sock) => {
       if (first !== null) {
         // One migration per destination: a second source is told so, in the stream's own
         // refusal frame, and the first migration goes on unharmed.
-        const from = `${first.remoteAddress}:${first.remotePort}`;
+        const from = target.kind === "tcp" ? `${first.remoteAddress}:${first.remotePort}` : where;
         sock.on("error", () => {});
         sock.end(
           frame(SEC_REFUSE, { error: `this destination is already receiving a migration (from ${from})` }),
@@ -231,21 +240,36 @@ function accept(host: string, port: number, opts: IncomingOptions): Promise<net.
       first = sock;
       clearTimeout(timer);
       sock.once("close", () => server.close());
-      sock.setNoDelay(true);
-      opts.diag?.(`incoming migration from ${sock.remoteAddress}:${sock.remotePort}`);
+      if (target.kind === "tcp") {
+        sock.setNoDelay(true);
+        opts.diag?.(`incoming migration from ${sock.remoteAddress}:${sock.remotePort}`);
+      } else opts.diag?.(`incoming migration on ${where}`);
       resolve(sock);
     });
-    server.listen(port, host, () => {
-      const a = server.address() as net.AddressInfo;
-      opts.diag?.(`waiting for an incoming migration on ${a.address}:${a.port}`);
-      opts.onListening?.({ host: a.address, port: a.port });
+    const listening = () => {
+      if (target.kind === "tcp") {
+        const a = server.address() as net.AddressInfo;
+        opts.diag?.(`waiting for an incoming migration on ${a.address}:${a.port}`);
+        opts.onListening?.({ host: a.address, port: a.port });
+      } else opts.diag?.(`waiting for an incoming migration on ${where}`);
       if (opts.acceptTimeoutMs !== undefined) {
         timer = setTimeout(() => {
           server.close();
           reject(new MigrationError(`no source connected within ${opts.acceptTimeoutMs} ms`));
         }, opts.acceptTimeoutMs);
       }
-    });
+    };
+    if (target.kind === "tcp") server.listen(target.port, target.host, listening);
+    else {
+      // As QEMU, a socket file left by an earlier run is replaced; anything else is kept.
+      try {
+        if (fs.lstatSync(target.path).isSocket()) fs.unlinkSync(target.path);
+      } catch {
+        // nothing there
+      }
+      server.listen(target.path, listening);
+      server.once("close", () => fs.rmSync(target.path, { force: true }));
+    }
   });
 }
 

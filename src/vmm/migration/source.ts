@@ -9,9 +9,9 @@
  *            auto-converge would end up doing).
  *   device   pause the runner, send the last dirty pages, every component's section and
  *            the run state, then wait for the destination's ACK.
- *   completed only after the ACK: the source run ends (runner.finish quit). A file
- *            migration has no ACK: it completes once the file is written and synced, and
- *            the source stays paused (QEMU's postmigrate).
+ *   completed only after the ACK (a file migration has none: once the file is written
+ *            and synced). The source stays paused, as QEMU's does (run state postmigrate),
+ *            its QMP answering until `quit`; `cont` would run it here again, as in QEMU.
  * Any failure before that (connect refused, connection cut, destination refused or
  * died, timeout) or migrate_cancel: the dirty log is switched off and the source VM runs
  * on if it was running. Except once the whole device state is out on a connection: then
@@ -110,18 +110,20 @@ const REFUSAL_WAIT_MS = 300;
 
 class Cancelled extends Error {}
 
-/** Parses a migration URI; only tcp:HOST:PORT and file:PATH (never a shell command). */
-export function parseMigrationUri(
-  uri: string,
-): { kind: "tcp"; host: string; port: number } | { kind: "file"; path: string } {
+/** Where a stream migration goes: a TCP address or a Unix socket. */
+type StreamTarget = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
+
+/** Parses a migration URI; only tcp:HOST:PORT, unix:PATH and file:PATH (never a shell command). */
+export function parseMigrationUri(uri: string): StreamTarget | { kind: "file"; path: string } {
   const tcp = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(uri);
   if (tcp) {
     const port = Number(tcp[2]);
     if (port < 1 || port > 65535) throw new MigrationError(`bad port in migration URI '${uri}'`);
     return { kind: "tcp", host: tcp[1]!.replace(/^\[|\]$/g, ""), port };
   }
+  if (uri.startsWith("unix:") && uri.length > 5) return { kind: "unix", path: uri.slice(5) };
   if (uri.startsWith("file:") && uri.length > 5) return { kind: "file", path: uri.slice(5) };
-  throw new MigrationError(`unsupported migration URI '${uri}' (use tcp:HOST:PORT or file:PATH)`);
+  throw new MigrationError(`unsupported migration URI '${uri}' (use tcp:HOST:PORT, unix:PATH or file:PATH)`);
 }
 
 interface Transport {
@@ -141,15 +143,18 @@ interface Transport {
  * `progressMs` is read each time a wait on the destination begins (a test may shorten it
  * for one phase).
  */
-function connectTcp(
-  host: string,
-  port: number,
+function connectStream(
+  target: StreamTarget,
   timeoutMs: number,
   progressMs: () => number,
 ): Promise<Transport> {
+  const where = target.kind === "tcp" ? `${target.host}:${target.port}` : `unix:${target.path}`;
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port });
-    sock.setNoDelay(true);
+    const sock =
+      target.kind === "tcp"
+        ? net.connect({ host: target.host, port: target.port })
+        : net.connect({ path: target.path });
+    if (target.kind === "tcp") sock.setNoDelay(true);
     const replies = new FrameReader(MAX_REPLY_PAYLOAD);
     let error: Error | null = null;
     /** Why we gave up on the connection (progress timeout, deadline), for every pending write. */
@@ -161,7 +166,7 @@ function connectTcp(
     };
     const timer = setTimeout(() => {
       sock.destroy();
-      reject(new MigrationError(`connecting to ${host}:${port} timed out after ${timeoutMs} ms`));
+      reject(new MigrationError(`connecting to ${where} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     sock.on("data", (d: Buffer) => replies.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
     sock.on("close", () => replies.end("the destination closed the connection"));
@@ -169,7 +174,7 @@ function connectTcp(
       error ??= e;
       replies.end(`the connection failed (${e.message})`);
       clearTimeout(timer);
-      reject(new MigrationError(`cannot connect to ${host}:${port}: ${e.message}`));
+      reject(new MigrationError(`cannot connect to ${where}: ${e.message}`));
     });
     sock.once("connect", () => {
       clearTimeout(timer);
@@ -526,10 +531,9 @@ export class OutgoingMigration implements MigrationController {
     try {
       // -- setup --
       this.transport =
-        target.kind === "tcp"
-          ? await connectTcp(
-              target.host,
-              target.port,
+        target.kind !== "file"
+          ? await connectStream(
+              target,
               opts.connectTimeoutMs ?? 5000,
               () => opts.progressTimeoutMs ?? DEFAULT_PROGRESS_MS,
             )
@@ -644,8 +648,6 @@ export class OutgoingMigration implements MigrationController {
       this.diag(
         `migration completed: ${this.transferred} bytes in ${Math.round(this.endTime - this.startTime)} ms, downtime ${this.downtime.toFixed(1)} ms (${lastPages.length} last pages and the device state sent in ${(sentAt - this.pauseTime).toFixed(1)} ms, acknowledged ${(this.pauseTime + this.downtime - sentAt).toFixed(1)} ms later)`,
       );
-      // The VM lives on at the destination now; a file keeps the source paused.
-      if (target.kind === "tcp") this.runner.finish({ kind: "quit", code: 0 });
     } catch (thrown) {
       // Failed already: the deadline must not replace the reason while the refusal is awaited.
       clearTimeout(this.deadlineTimer);

@@ -43,8 +43,8 @@
  *   instead of a request the guest could ignore, the VM is powered off at once: events
  *   POWERDOWN, then SHUTDOWN {"guest": false, "reason": "host-ui"}, and the VMM ends with
  *   status 0 (QEMU's default for a shut-down guest).
- * - `migrate` takes `tcp:HOST:PORT` and `file:PATH` only; `exec:` and everything else is
- *   refused — no shell is ever run.
+ * - `migrate` and `migrate-incoming` take `tcp:HOST:PORT`, `unix:PATH` and `file:PATH` only;
+ *   `exec:` and everything else is refused — no shell is ever run.
  */
 import * as fs from "node:fs";
 import { MP_STATE_NAMES } from "../../hv/mp-state.ts";
@@ -135,7 +135,7 @@ function fileArg(v: unknown): string {
 export function checkMigrationUri(uri: string): void {
   if (/^exec:/.test(uri)) {
     throw generic(
-      "'exec:' migration URIs are refused: armbox never runs a shell command; use tcp:HOST:PORT or file:PATH",
+      "'exec:' migration URIs are refused: armbox never runs a shell command; use tcp:HOST:PORT, unix:PATH or file:PATH",
     );
   }
   if (uri.startsWith("tcp:")) {
@@ -143,11 +143,11 @@ export function checkMigrationUri(uri: string): void {
     if (m && Number(m[1]) <= 65535) return;
     throw generic(`Invalid migration URI '${uri}': use tcp:HOST:PORT`);
   }
-  if (uri.startsWith("file:")) {
+  if (uri.startsWith("file:") || uri.startsWith("unix:")) {
     if (uri.length > 5 && !uri.includes("\0")) return;
-    throw generic(`Invalid migration URI '${uri}': use file:PATH`);
+    throw generic(`Invalid migration URI '${uri}': use ${uri.slice(0, 5)}PATH`);
   }
-  throw generic(`Migration URI '${uri}' is not supported: use tcp:HOST:PORT or file:PATH`);
+  throw generic(`Migration URI '${uri}' is not supported: use tcp:HOST:PORT, unix:PATH or file:PATH`);
 }
 
 /** The arguments snapshot-save and snapshot-load share, checked past their QAPI types. */
@@ -437,6 +437,22 @@ export const COMMANDS: Record<string, QmpCommand> = {
       if (migrationBusy(host)) throw generic("There's a migration process in progress");
       try {
         mig.start(uri);
+      } catch (e) {
+        throw generic((e as Error).message);
+      }
+      return {};
+    },
+  },
+
+  // The destination started with `-incoming defer` receives at the URI given here (QEMU's
+  // messages when it was not deferred, or was started already).
+  "migrate-incoming": {
+    args: { uri: { type: "string" } },
+    run: (args, { host }) => {
+      const uri = args.uri as string;
+      checkMigrationUri(uri);
+      try {
+        host.migrateIncoming(uri);
       } catch (e) {
         throw generic((e as Error).message);
       }

@@ -48,6 +48,11 @@ export interface VmmHost {
   powerdown(): void;
   /** quit: the VMM ends with exit status `code` (SHUTDOWN event, host-qmp-quit). */
   quit(code: number): void;
+  /**
+   * migrate-incoming: starts receiving at `uri` (a VMM started with `-incoming defer`);
+   * throws QEMU's message when it was not deferred or has started already.
+   */
+  migrateIncoming(uri: string): void;
   /** Run-state events; returns the unsubscribe function. */
   subscribe(listener: (e: HostEvent) => void): () => void;
   /** A control connection (QMP server) is attached or detached: an idle VM then waits for it. */
@@ -66,6 +71,8 @@ export interface LocalVmmHostOptions {
   startPaused?: boolean;
   /** QEMU's -no-reboot: a guest reset ends the VMM instead of booting again. */
   noReboot?: boolean;
+  /** `-incoming defer`: what starts receiving at the URI of QMP migrate-incoming (once). */
+  deferredIncoming?: (uri: string) => void;
 }
 
 export class LocalVmmHost implements VmmHost {
@@ -78,6 +85,7 @@ export class LocalVmmHost implements VmmHost {
   /** Waiting for an incoming migration: `cont` only arms autostart, as QEMU does. */
   private autostart = true;
   private ended: RunResult | null = null;
+  private incomingStarted = false;
   private loopActive = false;
   private parkWaiters: (() => void)[] = [];
   private arrive: (() => void) | null = null;
@@ -170,6 +178,14 @@ export class LocalVmmHost implements VmmHost {
   powerdown(): void {
     this.emit({ kind: "powerdown" });
     this.end({ kind: "shutdown", code: 0 }, { kind: "shutdown", guest: false, reason: "host-ui" });
+  }
+
+  migrateIncoming(uri: string): void {
+    const receive = this.opts.deferredIncoming;
+    if (receive === undefined) throw new Error("'-incoming' was not specified on the command line");
+    if (this.incomingStarted) throw new Error("The incoming migration has already been started");
+    receive(uri); // a URI it cannot use throws here, and a later call may try again
+    this.incomingStarted = true;
   }
 
   quit(code: number): void {
