@@ -11,16 +11,21 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { runSync, start } from "./support/children.ts";
+import { type Child, runSync, start } from "./support/children.ts";
+import { until } from "./support/events.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
-/** The commands of the first `sh` block after the heading `## For QEMU users` (continuations joined, comments dropped). */
-function readmeQemuCommands(readme: string): string[] {
+/**
+ * The commands of the `sh` block number `n` after the heading `## For QEMU users`
+ * (continuations joined, comment lines dropped; a trailing comment stays: bash ignores it).
+ */
+function readmeQemuCommands(readme: string, n: number): string[] {
   const at = readme.indexOf("\n## For QEMU users\n");
   assert.ok(at >= 0, "the README has a 'For QEMU users' section");
-  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
-  assert.ok(block, "with a sh block");
+  const section = readme.slice(at, readme.indexOf("\n## ", at + 1));
+  const block = [...section.matchAll(/```sh\n([\s\S]*?)```/g)][n];
+  assert.ok(block, `with sh block ${n + 1}`);
   const out: string[] = [];
   let cur = "";
   for (const line of block[1]!.split("\n")) {
@@ -35,7 +40,9 @@ function readmeQemuCommands(readme: string): string[] {
   return out;
 }
 
-const commands = readmeQemuCommands(readFileSync(join(root, "README.md"), "utf8"));
+const readme = readFileSync(join(root, "README.md"), "utf8");
+const commands = readmeQemuCommands(readme, 0);
+const migration = readmeQemuCommands(readme, 1);
 const dir = mkdtempSync(join(tmpdir(), "armbox-readme-qemu-"));
 symlinkSync(join(root, "bin"), join(dir, "bin"));
 symlinkSync(join(root, "guests"), join(dir, "guests"));
@@ -76,4 +83,56 @@ test("README, For QEMU users: each command as written", { timeout: 600_000 }, as
     assert.equal((d.stdout.match(/enable-method = "psci"/g) ?? []).length, 2);
     assert.match(d.stdout, /virtio,mmio/);
   }
+});
+
+test("README, For QEMU users: the migration block as written", { timeout: 600_000 }, async (t) => {
+  assert.equal(migration.length, 9, migration.join("\n"));
+  const file = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8") : "");
+  const ticks = (s: string) => [...s.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+  // A command ending in & runs in the background: here a child of the test (killed with it).
+  const background = (cmd: string): Child => {
+    assert.match(cmd, /&$/, cmd);
+    return start(t, "bash", ["-c", `exec ${cmd.replace(/&$/, "")}`], { cwd: dir });
+  };
+  const qmp = (cmd: string) => {
+    assert.match(cmd, /^node bin\/armbox\.js qmp /, cmd);
+    return runSync("bash", ["-c", cmd], { cwd: dir });
+  };
+  const a = background(migration[0]!);
+  const b = background(migration[1]!);
+  await b.waitFor(/waiting for an incoming migration on unix:b\.mig/, 0, "stderr");
+  await until(() => /tick 3\b/.test(file("a.log")), "a's guest counting");
+  // migrate follows the migration: progress on stderr, the result on stdout, status 0.
+  const m1 = qmp(migration[2]!);
+  assert.equal(m1.status, 0, m1.stderr);
+  assert.equal(JSON.parse(m1.stdout).status, "completed", m1.stdout);
+  assert.match(m1.stderr, /migrate: completed, .* MiB sent, .* expected downtime/);
+  const st = qmp(migration[3]!);
+  assert.deepEqual(JSON.parse(st.stdout), { running: false, singlestep: false, status: "postmigrate" });
+  assert.equal(qmp(migration[4]!).status, 0);
+  assert.equal((await a.exited).code, 0, a.stderr);
+  const last = ticks(file("a.log")).at(-1)!;
+  await until(() => ticks(file("b.log")).includes(last + 2), "b's guest counting on");
+  // C is built differently (-m 128) and deferred; b's migration to it is refused naming the
+  // memory size, and b runs on.
+  const c = background(migration[5]!);
+  await c.waitFor(/waiting for QMP migrate-incoming/, 0, "stderr");
+  const mi = qmp(migration[6]!);
+  assert.equal(mi.status, 0, mi.stderr);
+  await c.waitFor(/waiting for an incoming migration on unix:c\.mig/, 0, "stderr");
+  const m2 = qmp(migration[7]!);
+  assert.equal(m2.status, 1, m2.stdout);
+  assert.match(m2.stdout, /"status":"failed"/);
+  assert.match(m2.stdout, /memory size/);
+  assert.match(m2.stderr, /migrate: failed: .*--memory 64M.*--memory 128M/);
+  assert.equal((await c.exited).code, 1);
+  assert.match(c.stderr, /incoming migration failed: .*memory size/);
+  const n = ticks(file("b.log")).at(-1)!;
+  await until(() => ticks(file("b.log")).includes(n + 2), "b running on after the refusal");
+  assert.equal(qmp(migration[8]!).status, 0);
+  assert.equal((await b.exited).code, 0, b.stderr);
+  // One count across a and b: no gap, no repeat.
+  const all = [...ticks(file("a.log")), ...ticks(file("b.log"))];
+  for (let i = 1; i < all.length; i++)
+    assert.equal(all[i], all[i - 1]! + 1, `tick ${all[i - 1]} then ${all[i]}`);
 });

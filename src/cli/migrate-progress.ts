@@ -50,7 +50,7 @@ export async function showMigrationProgress(
         {
           stream,
           format:
-            "migrate |{bar}| {percentage}% | {sent} MiB sent, {left} MiB left | {mbps} Mbit/s | round {rounds} | {status}",
+            "migrate |{bar}| {percentage}% | {sent} MiB sent, {left} MiB left | {mbps} Mbit/s | expected downtime {edt} ms | round {rounds} | {status}",
           hideCursor: true,
           clearOnComplete: false,
         },
@@ -77,6 +77,7 @@ export async function showMigrationProgress(
       left: ((ram?.remaining ?? 0) / MiB).toFixed(1),
       mbps: (ram?.mbps ?? 0).toFixed(0),
       rounds: ram?.["dirty-sync-count"] ?? 0,
+      edt: info["expected-downtime"] ?? 0,
       status: info.status + (info.downtime !== undefined ? `, downtime ${info.downtime} ms` : ""),
     };
     if (bar) {
@@ -89,7 +90,7 @@ export async function showMigrationProgress(
     } else if (performance.now() - lastPlain >= 1000 || TERMINAL.has(info.status)) {
       lastPlain = performance.now();
       stream.write(
-        `migrate: ${info.status}, ${payload.sent} MiB sent, ${payload.left} MiB left, ${payload.mbps} Mbit/s, round ${payload.rounds}${info.downtime !== undefined ? `, downtime ${info.downtime} ms` : ""}\n`,
+        `migrate: ${info.status}, ${payload.sent} MiB sent, ${payload.left} MiB left, ${payload.mbps} Mbit/s, expected downtime ${payload.edt} ms, round ${payload.rounds}${info.downtime !== undefined ? `, downtime ${info.downtime} ms` : ""}\n`,
       );
     }
     if (TERMINAL.has(info.status)) break;

@@ -6,14 +6,22 @@
  * With `--wait`, a command that starts a job (its JSON-ARGS has a "job-id", e.g.
  * snapshot-save) is followed to its end: once the job has concluded its query-jobs entry is
  * printed and the job dismissed; exit 1 with the job's error if it failed.
+ *
+ * `migrate` is followed to its end too (unless `--no-wait`): a progress bar on stderr
+ * (transferred, remaining, rate, expected downtime; plain lines without a terminal), then the
+ * last query-migrate printed; exit 0 when completed, 1 when failed or cancelled.
  */
 import type { Command } from "commander";
+import type { MigrationInfo } from "../vmm/migration/controller.ts";
 import { QmpClient, QmpReplyError } from "../vmm/qmp/client.ts";
 import { parseQmpAddress } from "../vmm/qmp/protocol.ts";
+import { showMigrationProgress } from "./migrate-progress.ts";
 
 export interface QmpIo {
   out: (s: string) => void;
   err: (s: string) => void;
+  /** Where migrate's progress goes (default: stderr). */
+  progress?: NodeJS.WriteStream;
 }
 
 const stdio: QmpIo = {
@@ -25,7 +33,7 @@ export async function qmpCommand(
   target: string,
   command: string,
   jsonArgs: string | undefined,
-  opts: { pretty?: boolean; timeout?: number; wait?: boolean } = {},
+  opts: { pretty?: boolean; timeout?: number; wait?: boolean; followMigration?: boolean } = {},
   io: QmpIo = stdio,
 ): Promise<number> {
   let args: Record<string, unknown> | undefined;
@@ -70,7 +78,16 @@ export async function qmpCommand(
   try {
     if (opts.wait && typeof jobId === "string")
       return await followJob(client, command, args!, jobId, print, io);
-    print(await client.execute(command, args));
+    const reply = await client.execute(command, args);
+    if (command === "migrate" && opts.followMigration !== false) {
+      const last = await showMigrationProgress(
+        async () => (await client.execute("query-migrate")) as MigrationInfo,
+        io.progress ? { stream: io.progress } : {},
+      );
+      print(last);
+      return last?.status === "completed" ? 0 : 1;
+    }
+    print(reply);
     return 0;
   } catch (e) {
     if (e instanceof QmpReplyError) {
@@ -132,12 +149,21 @@ export function registerQmpCommand(program: Command, done: (p: Promise<number>) 
       "--wait",
       'with a "job-id" (snapshot-save, snapshot-load): wait for the job, print and dismiss it',
     )
+    .option("--no-wait", "migrate: return at once instead of following the migration to its end")
     .action(
       (
         target: string,
         command: string,
         jsonArgs: string | undefined,
         o: { pretty?: boolean; wait?: boolean },
-      ) => done(qmpCommand(target, command, jsonArgs, { pretty: o.pretty ?? false, wait: o.wait ?? false })),
+      ) =>
+        done(
+          qmpCommand(target, command, jsonArgs, {
+            pretty: o.pretty ?? false,
+            // commander's --no-wait sets wait to false; --wait, true; neither leaves it unset.
+            wait: o.wait === true,
+            followMigration: o.wait !== false,
+          }),
+        ),
     );
 }
