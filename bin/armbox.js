@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Launcher. Runs dist/armbox.mjs, an esbuild bundle of src/cli/main.ts: plain node runs the
-// interpreter about 1.6x faster bundled than through a TypeScript loader. The bundle is
-// rebuilt here whenever a source file is newer (so editing src/ never runs stale code);
-// without esbuild the sources run through tsx.
+// interpreter about 1.6x faster bundled than through a TypeScript loader. In a checkout the
+// bundle is rebuilt here whenever a source file is newer (so editing src/ never runs stale
+// code); without esbuild the sources run through tsx. An installed package has no src/: it
+// runs the bundle its prepack built (tools/build-package.mjs).
 import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -21,6 +22,14 @@ function newestSource(dir) {
 }
 
 async function loadMain() {
+  // Installed from the package (npm pack: no src/, the bundle built by its prepack).
+  if (!existsSync(join(root, "src"))) {
+    if (!existsSync(bundle)) {
+      process.stderr.write(`armbox: ${bundle} is missing: this copy of armbox was packed without its build\n`);
+      process.exit(1);
+    }
+    return import(pathToFileURL(bundle).href);
+  }
   const fresh =
     existsSync(bundle) &&
     statSync(bundle).mtimeMs >=
