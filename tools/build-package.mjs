@@ -5,20 +5,25 @@
 //                        Node-only import anywhere below it fails this build
 //   dist/types/src/      its declarations (tsc), imports rewritten to the .js they name
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildSync } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const common = { bundle: true, format: "esm", target: "es2022", packages: "external", logLevel: "error" };
+// Written aside and renamed, as the launcher does: a launcher running meanwhile (a test, a
+// user) never loads half a file.
+const cli = join(root, "dist/armbox.mjs");
+const tmp = `${cli}.${process.pid}.tmp`;
 buildSync({
   ...common,
   entryPoints: [join(root, "src/cli/main.ts")],
   platform: "node",
   target: "node20",
-  outfile: join(root, "dist/armbox.mjs"),
+  outfile: tmp,
 });
+renameSync(tmp, cli);
 buildSync({
   ...common,
   entryPoints: [join(root, "src/index.ts")],
