@@ -10,10 +10,6 @@
  *   for (;;) { const e = s.round(); if (e?.kind === "system-event") break; }
  *   const snap = encodeSnapshot(snapshotHeader(m), captureSections(m));
  */
-import pkg from "../package.json" with { type: "json" };
-
-/** armbox's version (package.json). */
-export const VERSION: string = pkg.version;
 
 export { ARM64_MP_STATES, MP_STATE, MP_STATE_NAMES, type MpState } from "./hv/mp-state.ts";
 export { KvmError } from "./hv/onereg.ts";
@@ -25,6 +21,7 @@ export {
   type VirtioDeviceInfo,
   VirtMachine,
 } from "./machine/virt.ts";
+export { VERSION } from "./version.ts";
 export {
   decodeSnapshot,
   encodeSnapshot,

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { QMPClient, QmpCommandError } from "node-qemu";
 import { VirtMachine } from "../src/machine/virt.ts";
+import { VERSION } from "../src/version.ts";
 import type {
   MigrationController,
   MigrationInfo,
@@ -102,7 +103,7 @@ for (const transport of ["unix", "tcp"] as const) {
       );
 
       const version = (await client.execute("query-version")) as { qemu: { major: number }; package: string };
-      assert.equal(version.package, "armbox");
+      assert.equal(version.package, `armbox ${VERSION}`);
       const commands = (await client.execute("query-commands")) as { name: string }[];
       assert.ok(commands.some((c) => c.name === "snapshot-save"));
 

@@ -13,6 +13,7 @@ import { after, test } from "node:test";
 import fc from "fast-check";
 import { qmpCommand } from "../src/cli/qmp.ts";
 import type { MachineConfig, VirtMachine } from "../src/machine/virt.ts";
+import { VERSION } from "../src/version.ts";
 import type {
   MigrationController,
   MigrationInfo,
@@ -96,6 +97,11 @@ class FakeHost implements VmmHost {
     this.quitCode = code;
     this.emit({ kind: "shutdown", guest: false, reason: "host-qmp-quit" });
   }
+  resets = 0;
+  reset(): void {
+    this.resets++;
+    this.emit({ kind: "reset", guest: false, reason: "host-qmp-system-reset" });
+  }
   incoming: string | null = null;
   migrateIncoming(uri: string): void {
     if (this.incoming !== null) throw new Error("The incoming migration has already been started");
@@ -176,7 +182,10 @@ test("greeting, capabilities first (CommandNotFound before), id echoed, negotiat
     const c = await Raw.connect(path);
     const [greeting] = await c.next();
     assert.deepEqual(greeting, {
-      QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: "armbox" }, capabilities: [] },
+      QMP: {
+        version: { qemu: { major: 7, minor: 2, micro: 0 }, package: `armbox ${VERSION}` },
+        capabilities: [],
+      },
     });
     c.send('{"execute": "query-status", "id": "early"}\n');
     assert.deepEqual((await c.next())[0], {
@@ -308,7 +317,7 @@ test("query-version, query-commands, query-cpus-fast without a machine", async (
     const c = await QmpClient.connect(path);
     assert.deepEqual(await c.execute("query-version"), {
       qemu: { major: 7, minor: 2, micro: 0 },
-      package: "armbox",
+      package: `armbox ${VERSION}`,
     });
     const names = ((await c.execute("query-commands")) as { name: string }[]).map((x) => x.name);
     for (const n of [
@@ -670,7 +679,7 @@ test("armbox qmp through main(): registered as a command", async () => {
     assert.equal(code, 0);
     assert.deepEqual(JSON.parse(writes.join("")), {
       qemu: { major: 7, minor: 2, micro: 0 },
-      package: "armbox",
+      package: `armbox ${VERSION}`,
     });
   });
 });

@@ -7,14 +7,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command, Option } from "commander";
-import pkg from "../../package.json" with { type: "json" };
 import { runProgram } from "../user/process.ts";
+import { VERSION } from "../version.ts";
 import { type OptionKind, qemuSpellings, unknownOptionMessage } from "./qemu-options.ts";
 import { registerQmpCommand } from "./qmp.ts";
 import { jitOption, registerRunCommand } from "./run.ts";
 
-/** armbox's version (package.json), for --version and QMP's query-version. */
-export const VERSION: string = pkg.version;
+export { VERSION };
 
 /** Top-level options: anything else first on the command line starts `run`, as in QEMU. */
 const TOP_LEVEL = new Set(["-h", "--help", "-V", "--version", "-version"]);

@@ -470,6 +470,9 @@ export async function runCommand(given: RunFlags): Promise<number> {
     },
     makeMigration: (m, r) => new OutgoingMigration(m, r, { diag, deadlineMs: migrationDeadlineMs }),
     startPaused: (flags.paused ?? false) || (flags.qmp !== undefined && qmpWaits(flags.qmp)),
+    ...(flags.name !== undefined
+      ? { name: parseQemuOpts(flags.name, "guest").get("guest") ?? flags.name }
+      : {}),
     ...(flags.incoming === "defer"
       ? {
           deferredIncoming: (uri: string) => {

@@ -565,6 +565,17 @@ export abstract class MemoryPath implements WalkContext {
     if (f >= 0) this.abort(lo, hi, ACC.READ, f, ISS_CM | ISS_WNR);
   }
 
+  /**
+   * The physical address VA (lo, hi) reads from at the current EL, or null when a load
+   * there would fault: for a debugger (HMP's `x`, the gdb stub), so it leaves no trace —
+   * no TLB fill, no exception, no register written.
+   */
+  debugTranslate(lo: number, hi: number): number | null {
+    const fsc = walk(this, MMU_REGS, lo >>> 0, hi >>> 0, this.el);
+    if (fsc >= 0 || (W.info & TLB_INFO.R) === 0) return null;
+    return W.pa + (lo & 0xfff);
+  }
+
   /** The ASID in force (for tests and the AT/TLB model). */
   get asid(): number {
     return currentAsid(this, MMU_REGS);

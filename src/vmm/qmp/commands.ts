@@ -47,7 +47,10 @@
  *   `exec:` and everything else is refused — no shell is ever run.
  */
 import * as fs from "node:fs";
+import { MAX_VCPUS } from "../../arch/arm64/state.ts";
 import { MP_STATE_NAMES } from "../../hv/mp-state.ts";
+import { MAX_GIC_VCPUS } from "../../machine/memory-map.ts";
+import { VERSION } from "../../version.ts";
 import { InputFileError, readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
 import type { MigrationParameters } from "../migration/controller.ts";
 import { decodeSnapshot, encodeSnapshotAsync } from "../snapshot/format.ts";
@@ -58,6 +61,7 @@ import {
   restoreSections,
   snapshotHeader,
 } from "../snapshot/machine-state.ts";
+import { hmpCommand } from "./hmp.ts";
 import type { VmmHost } from "./host.ts";
 import type { JobProgress, JobRegistry, JobType } from "./jobs.ts";
 import { QmpError, versionInfo } from "./protocol.ts";
@@ -530,4 +534,276 @@ export const COMMANDS: Record<string, QmpCommand> = {
       return {};
     },
   },
+
+  system_reset: {
+    args: {},
+    run: (_a, { host }) => {
+      try {
+        host.reset();
+      } catch (e) {
+        throw generic((e as Error).message);
+      }
+      return {};
+    },
+  },
+
+  // What libvirt and qmp-shell ask first (QEMU 7.2's shapes).
+  "query-target": {
+    args: {},
+    run: () => ({ arch: "aarch64" }),
+  },
+
+  "query-machines": {
+    args: {},
+    run: () => [
+      {
+        name: "virt-7.2",
+        alias: "virt",
+        "cpu-max": Math.min(MAX_VCPUS, MAX_GIC_VCPUS),
+        "hotpluggable-cpus": false,
+        "numa-mem-supported": false,
+        deprecated: false,
+        "default-cpu-type": "cortex-a57-arm-cpu",
+        "default-ram-id": "mach-virt.ram",
+        acpi: false,
+      },
+    ],
+  },
+
+  "query-cpu-definitions": {
+    args: {},
+    // One CPU model: `max` is the same CPU (all armbox implements).
+    run: () =>
+      ["cortex-a57", "max"].map((name) => ({
+        name,
+        typename: `${name}-arm-cpu`,
+        "migration-safe": true,
+        static: false,
+        deprecated: false,
+      })),
+  },
+
+  "query-name": {
+    args: {},
+    run: (_a, { host }) => (host.name !== undefined ? { name: host.name } : {}),
+  },
+
+  "query-migrate-capabilities": {
+    args: {},
+    run: () => MIGRATION_CAPABILITIES.map((c) => ({ capability: c, state: c === "events" })),
+  },
+
+  "migrate-set-capabilities": {
+    args: { capabilities: { type: "array" } },
+    run: (args) => {
+      for (const [i, c] of (args.capabilities as unknown[]).entries()) {
+        const o = c as { capability?: unknown; state?: unknown };
+        if (
+          typeof o !== "object" ||
+          o === null ||
+          typeof o.capability !== "string" ||
+          typeof o.state !== "boolean"
+        )
+          throw generic(
+            `Invalid parameter type for 'capabilities[${i}]', expected: MigrationCapabilityStatus`,
+          );
+        if (!MIGRATION_CAPABILITIES.includes(o.capability))
+          throw generic(`Parameter 'capability' does not accept value '${o.capability}'`);
+        // armbox always sends MIGRATION events and has none of the others.
+        if (o.state !== (o.capability === "events"))
+          throw generic(
+            `Migration capability '${o.capability}' cannot be ${o.state ? "enabled" : "disabled"} in armbox`,
+          );
+      }
+      return {};
+    },
+  },
+
+  "query-hotpluggable-cpus": {
+    args: {},
+    run: (_a, { host }) =>
+      (host.machine?.vcpus ?? []).map((_v, i) => ({
+        type: "cortex-a57-arm-cpu",
+        "vcpus-count": 1,
+        props: { "core-id": i, "thread-id": 0, "cluster-id": 0, "socket-id": 0 },
+        "qom-path": `/machine/unattached/device[${i}]`,
+      })),
+  },
+
+  "qom-list": {
+    args: { path: { type: "string" } },
+    run: (args, { host }) => qomNode(host, args.path as string).list,
+  },
+
+  "qom-get": {
+    args: { path: { type: "string" }, property: { type: "string" } },
+    run: (args, { host }) => {
+      const node = qomNode(host, args.path as string);
+      const p = args.property as string;
+      if (!Object.hasOwn(node.props, p)) throw generic(`Property '${node.type}.${p}' not found`);
+      return node.props[p];
+    },
+  },
+
+  "human-monitor-command": {
+    args: { "command-line": { type: "string" }, "cpu-index": { type: "integer", optional: true } },
+    run: async (args, ctx) => {
+      const cpu = (args["cpu-index"] as number | undefined) ?? 0;
+      if (cpu < 0 || (ctx.host.machine !== null && cpu >= ctx.host.machine.vcpus.length))
+        throw generic(
+          `Parameter 'cpu-index' expects a number between 0 and ${(ctx.host.machine?.vcpus.length ?? 1) - 1}`,
+        );
+      // QEMU's monitor ends its lines with CR LF, through QMP too.
+      const text = await hmpCommand(args["command-line"] as string, {
+        host: ctx.host,
+        cpu,
+        pid: process.pid,
+        version: `${QEMU_VERSION_TEXT} (armbox ${VERSION})`,
+        later: (fn) => ctx.afterReply.push(() => void fn()),
+      });
+      return text.replace(/\n/g, "\r\n");
+    },
+  },
+
+  "query-qmp-schema": {
+    args: {},
+    run: () => qmpSchema(),
+  },
 };
+
+const QEMU_VERSION_TEXT = `${versionInfo().qemu.major}.${versionInfo().qemu.minor}.${versionInfo().qemu.micro}`;
+
+/** QEMU 7.2's migration capabilities (MigrationCapability). */
+const MIGRATION_CAPABILITIES: readonly string[] = [
+  "xbzrle",
+  "rdma-pin-all",
+  "auto-converge",
+  "zero-blocks",
+  "compress",
+  "events",
+  "postcopy-ram",
+  "x-colo",
+  "release-ram",
+  "block",
+  "return-path",
+  "pause-before-switchover",
+  "multifd",
+  "dirty-bitmaps",
+  "postcopy-blocktime",
+  "late-block-activate",
+  "x-ignore-shared",
+  "validate-uuid",
+  "background-snapshot",
+  "zero-copy-send",
+  "postcopy-preempt",
+];
+
+/** The events armbox sends (server.ts), for the schema. */
+export const QMP_EVENTS: readonly string[] = [
+  "STOP",
+  "RESUME",
+  "POWERDOWN",
+  "SHUTDOWN",
+  "RESET",
+  "MIGRATION",
+  "JOB_STATUS_CHANGE",
+];
+
+/**
+ * The QOM tree armbox answers qom-list and qom-get from: the machine, its vCPUs (with their
+ * MP states) and the properties a management tool reads first.
+ */
+function qomNode(
+  host: VmmHost,
+  path: string,
+): { type: string; list: { name: string; type: string }[]; props: Record<string, unknown> } {
+  const m = host.machine;
+  const n = m?.vcpus.length ?? 0;
+  const p = path.replace(/\/+$/, "") || "/";
+  if (p === "/")
+    return {
+      type: "container",
+      list: [
+        { name: "type", type: "string" },
+        { name: "machine", type: "child<virt-7.2-machine>" },
+      ],
+      props: { type: "container" },
+    };
+  if (p === "/machine")
+    return {
+      type: "virt-7.2-machine",
+      list: [
+        { name: "type", type: "string" },
+        { name: "unattached", type: "child<container>" },
+        { name: "gic-version", type: "string" },
+        { name: "smp", type: "SMPConfiguration" },
+      ],
+      props: { type: "virt-7.2-machine", "gic-version": "3", smp: { cpus: n, maxcpus: n } },
+    };
+  if (p === "/machine/unattached")
+    return {
+      type: "container",
+      list: [
+        { name: "type", type: "string" },
+        ...Array.from({ length: n }, (_, i) => ({ name: `device[${i}]`, type: "child<cortex-a57-arm-cpu>" })),
+      ],
+      props: { type: "container" },
+    };
+  const cpu = /^\/machine\/unattached\/device\[(\d+)\]$/.exec(p);
+  const v = cpu ? m?.vcpus[Number(cpu[1])] : undefined;
+  if (v)
+    return {
+      type: "cortex-a57-arm-cpu",
+      list: [
+        { name: "type", type: "string" },
+        { name: "mp-affinity", type: "uint64" },
+        { name: "mp-state", type: "string" },
+      ],
+      props: {
+        type: "cortex-a57-arm-cpu",
+        "mp-affinity": v.mpidr,
+        "mp-state": MP_STATE_NAMES[v.getMpState()] ?? String(v.getMpState()),
+      },
+    };
+  throw new QmpError("DeviceNotFound", `Device '${path}' not found`);
+}
+
+/**
+ * QEMU's SchemaInfo list (introspection), generated from COMMANDS and QMP_EVENTS so that
+ * it says exactly what this table dispatches: each command with an object type of its
+ * arguments (optional ones with `default: null`, as QEMU marks them) and `any` returns.
+ */
+export function qmpSchema(): Record<string, unknown>[] {
+  const builtin: Record<ArgType, string> = {
+    string: "str",
+    integer: "int",
+    boolean: "bool",
+    array: "[any]",
+    object: "any",
+    any: "any",
+  };
+  const out: Record<string, unknown>[] = [];
+  for (const [name, cmd] of Object.entries(COMMANDS)) {
+    const members = Object.entries(cmd.args);
+    const argType = members.length === 0 ? "q_empty" : `q_obj_${name}-arg`;
+    out.push({ name, "meta-type": "command", "arg-type": argType, "ret-type": "any" });
+    if (members.length > 0)
+      out.push({
+        name: argType,
+        "meta-type": "object",
+        members: members.map(([m, s]) => ({
+          name: m,
+          type: builtin[s.type],
+          ...(s.optional ? { default: null } : {}),
+        })),
+      });
+  }
+  for (const e of QMP_EVENTS) out.push({ name: e, "meta-type": "event", "arg-type": "q_empty" });
+  out.push({ name: "q_empty", "meta-type": "object", members: [] });
+  out.push({ name: "str", "meta-type": "builtin", "json-type": "string" });
+  out.push({ name: "int", "meta-type": "builtin", "json-type": "int" });
+  out.push({ name: "bool", "meta-type": "builtin", "json-type": "boolean" });
+  out.push({ name: "any", "meta-type": "builtin", "json-type": "value" });
+  out.push({ name: "[any]", "meta-type": "array", "element-type": "any" });
+  return out;
+}

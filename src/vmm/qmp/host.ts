@@ -19,7 +19,13 @@ export type RunState =
   | "prelaunch";
 
 /** QEMU's ShutdownCause values that armbox emits in the SHUTDOWN event. */
-export type ShutdownReason = "guest-shutdown" | "guest-reset" | "host-qmp-quit" | "host-ui" | "guest-panic";
+export type ShutdownReason =
+  | "guest-shutdown"
+  | "guest-reset"
+  | "host-qmp-quit"
+  | "host-qmp-system-reset"
+  | "host-ui"
+  | "guest-panic";
 
 export type HostEvent =
   | { kind: "stop" }
@@ -33,6 +39,8 @@ export type HostEvent =
 export interface VmmHost {
   /** The current machine (null while waiting for an incoming migration). */
   readonly machine: VirtMachine | null;
+  /** The VM's name (QEMU's -name; query-name), if it has one. */
+  readonly name?: string;
   /** The current machine's migration controller, if this VMM can migrate. */
   readonly migration: MigrationController | null;
   runState(): RunState;
@@ -53,6 +61,12 @@ export interface VmmHost {
    * throws QEMU's message when it was not deferred or has started already.
    */
   migrateIncoming(uri: string): void;
+  /**
+   * system_reset: the machine resets and boots again (RESET event), running or paused as it
+   * was; with -no-reboot the VMM ends instead (SHUTDOWN), as QEMU's. Throws when there is
+   * nothing to boot again.
+   */
+  reset(): void;
   /** Run-state events; returns the unsubscribe function. */
   subscribe(listener: (e: HostEvent) => void): () => void;
   /** A control connection (QMP server) is attached or detached: an idle VM then waits for it. */
@@ -71,6 +85,8 @@ export interface LocalVmmHostOptions {
   startPaused?: boolean;
   /** QEMU's -no-reboot: a guest reset ends the VMM instead of booting again. */
   noReboot?: boolean;
+  /** QEMU's -name. */
+  name?: string;
   /** `-incoming defer`: what starts receiving at the URI of QMP migrate-incoming (once). */
   deferredIncoming?: (uri: string) => void;
 }
@@ -103,6 +119,9 @@ export class LocalVmmHost implements VmmHost {
 
   get machine(): VirtMachine | null {
     return this.current;
+  }
+  get name(): string | undefined {
+    return this.opts.name;
   }
   get runner(): MachineRunner | null {
     return this.runnerRef;
@@ -178,6 +197,22 @@ export class LocalVmmHost implements VmmHost {
   powerdown(): void {
     this.emit({ kind: "powerdown" });
     this.end({ kind: "shutdown", code: 0 }, { kind: "shutdown", guest: false, reason: "host-ui" });
+  }
+
+  reset(): void {
+    const m = this.current;
+    if (!m || this.ended) throw new Error("there is no machine to reset");
+    if (this.opts.noReboot) {
+      this.end(
+        { kind: "quit", code: 0 },
+        { kind: "shutdown", guest: false, reason: "host-qmp-system-reset" },
+      );
+      return;
+    }
+    // Between the runner's slices (QMP commands run there): no vCPU is mid-instruction.
+    if (!m.reset())
+      throw new Error("this machine was restored or received: armbox has no images to boot it again");
+    this.emit({ kind: "reset", guest: false, reason: "host-qmp-system-reset" });
   }
 
   migrateIncoming(uri: string): void {

@@ -9,9 +9,15 @@
  * commands). Shared by the server and the client.
  */
 
-/** The QEMU version armbox reports (the QEMU its behaviour is checked against). */
+import { VERSION } from "../../version.ts";
+
+/**
+ * The QEMU version armbox reports: the QEMU whose interface it implements and is checked
+ * against (clients such as libvirt gate features on it); armbox's own version is in
+ * `package`, where QEMU puts its distribution's ("armbox 0.1.0").
+ */
 export const QEMU_VERSION = { major: 7, minor: 2, micro: 0 } as const;
-export const QMP_PACKAGE = "armbox";
+export const QMP_PACKAGE = `armbox ${VERSION}`;
 
 /** QEMU's VersionInfo (greeting and query-version). */
 export function versionInfo(): { qemu: { major: number; minor: number; micro: number }; package: string } {
