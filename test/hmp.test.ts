@@ -248,3 +248,22 @@ test("the command table, query-qmp-schema, query-commands and the QMP README's l
   await child.exited;
   await c.close();
 });
+
+test("armbox monitor SOCK: QEMU's human monitor, line by line, with cpu N kept by the monitor", {
+  timeout: 120_000,
+}, async (t) => {
+  const [child, c] = await armbox(t, "mon", DEMO, "-S");
+  const sock = join(tmp, "mon.qmp");
+  const mon = start(t, process.execPath, [ARMBOX, "monitor", sock]);
+  await mon.waitFor(/type 'help'/);
+  mon.send("info status\ncpu 1\ninfo registers\ncpu 9\nxp /2xg 0x40080000\nbogus\n");
+  await mon.waitFor(/unknown command: 'bogus'\n/);
+  assert.match(mon.stdout, /VM status: paused \(prelaunch\)\n/);
+  assert.match(mon.stdout, /\nCPU#1\n PC=/, "info registers reads the vCPU cpu 1 chose");
+  assert.match(mon.stdout, /invalid CPU index\n/);
+  assert.ok(mon.stdout.includes(recorded.outputs["xp /2xg 0x40080000"]!.replace(/\r\n/g, "\n")));
+  mon.send("quit\n");
+  assert.equal((await mon.exited).code, 0, mon.stderr);
+  assert.equal((await child.exited).code, 0, child.stderr);
+  await c.close();
+});

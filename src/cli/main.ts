@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { Command, Option } from "commander";
 import { runProgram } from "../user/process.ts";
 import { VERSION } from "../version.ts";
+import { registerMonitorCommand } from "./monitor.ts";
 import { type OptionKind, qemuSpellings, unknownOptionMessage } from "./qemu-options.ts";
 import { registerQmpCommand } from "./qmp.ts";
 import { jitOption, registerRunCommand } from "./run.ts";
@@ -101,6 +102,9 @@ export async function main(argv: string[]): Promise<number> {
     pending = p;
   });
   registerQmpCommand(program, (p) => {
+    pending = p;
+  });
+  registerMonitorCommand(program, (p) => {
     pending = p;
   });
 
