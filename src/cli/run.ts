@@ -14,6 +14,7 @@ import { KvmError } from "../hv/onereg.ts";
 import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
 import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machine/virt.ts";
 import { openBlockFile } from "../vmm/block-file.ts";
+import { attachGuestLog, type LogItem, parseLogItems } from "../vmm/guest-log.ts";
 import { type InputLimit, readInputFile, SNAPSHOT_LIMIT } from "../vmm/host/input-file.ts";
 import { StreamSink } from "../vmm/host/output-stream.ts";
 import { lockstep } from "../vmm/jit-lockstep.ts";
@@ -112,6 +113,9 @@ export interface RunFlags {
   display?: string;
   monitor?: string;
   name?: string;
+  /** -d ITEMS and -D FILE: QEMU's log (vmm/guest-log.ts). */
+  log?: string;
+  logfile?: string;
   /** -s and -gdb DEV: QEMU's gdb stub, which armbox does not have yet (refused). */
   gdbDefault?: boolean;
   gdb?: string;
@@ -128,6 +132,9 @@ function qemuFlags(flags: RunFlags): { flags: RunFlags; dumpAndExit: boolean } {
   parseMemoryOption(flags.memory);
   if (flags.cpu !== undefined) parseCpu(flags.cpu);
   checkConsoleOptions(flags);
+  if (flags.log !== undefined) parseLogItems(flags.log);
+  if (flags.logfile !== undefined && flags.log === undefined)
+    throw new Error(`-D ${flags.logfile}: there is nothing to log without -d ITEMS`);
   if (flags.gdbDefault || flags.gdb !== undefined)
     throw new Error(`${flags.gdb !== undefined ? `-gdb ${flags.gdb}` : "-s"}: armbox has no gdb stub yet`);
   let dumpAndExit = false;
@@ -324,12 +331,23 @@ export async function runCommand(given: RunFlags): Promise<number> {
   const diag = (line: string) => process.stderr.write(`armbox: ${line}\n`);
   let flags: RunFlags;
   let dumpAndExit: boolean;
+  // -d ITEMS: every machine this run builds (booted, restored, received) logs them.
+  let logItems: Set<LogItem> | null = null;
+  let logWrite: (text: string) => void = (t) => process.stderr.write(t);
   try {
     ({ flags, dumpAndExit } = qemuFlags(given));
+    if (flags.log !== undefined) logItems = parseLogItems(flags.log);
+    if (flags.logfile !== undefined) {
+      const fd = fs.openSync(flags.logfile, "w");
+      logWrite = (t) => fs.writeSync(fd, t);
+    }
   } catch (e) {
     diag((e as Error).message);
     return 2;
   }
+  const logTo = (m: VirtMachine) => {
+    if (logItems !== null) attachGuestLog(m, logItems, logWrite);
+  };
   let machine: VirtMachine | null = null;
   let incomingConfig: VirtConfig | null = null;
   // No kernel: the built-in guest, on its own vCPU count; so for an incoming migration,
@@ -403,6 +421,7 @@ export async function runCommand(given: RunFlags): Promise<number> {
     diag(
       `no --kernel: booting the built-in Linux (${path.relative(process.cwd(), LINUX_GUEST.kernel)}) on ${machine.smp} vCPUs; Ctrl-A x quits`,
     );
+  if (machine) logTo(machine);
   if (machine && (showDemo || flags.traceMp)) {
     if (showDemo)
       diag(
@@ -466,6 +485,7 @@ export async function runCommand(given: RunFlags): Promise<number> {
     makeMachine: (cfg) => {
       const m = new VirtMachine({ ...cfg, serialOutput, virtio, jit: jitOption(flags.accel) });
       if (traceMp) traceMpStates(m, diag);
+      logTo(m);
       return m;
     },
     makeMigration: (m, r) => new OutgoingMigration(m, r, { diag, deadlineMs: migrationDeadlineMs }),
@@ -513,6 +533,7 @@ export async function runCommand(given: RunFlags): Promise<number> {
       })
         .then((r) => {
           if (traceMp) traceMpStates(r.machine, diag);
+          logTo(r.machine);
           diag(
             `incoming migration complete: ${r.bytes} bytes in ${r.ms.toFixed(0)} ms; the VM is ${r.runState}`,
           );
@@ -663,6 +684,11 @@ export function registerRunCommand(program: Command, done: (p: Promise<number>) 
     .option("--display <type>", "none (armbox has no display)")
     .option("--monitor <dev>", "none (the monitor is QMP: --qmp)")
     .option("--name <name>", "the VM's name (QMP query-name)")
+    .option(
+      "-d, --log <items>",
+      "log int (exceptions taken), mmu (MMU faults), guest_errors (unassigned accesses), comma-separated, as QEMU's -d",
+    )
+    .option("-D, --logfile <file>", "write the -d log to FILE instead of stderr")
     .addOption(
       new Option("-s, --gdb-default", "QEMU's gdb stub on tcp::1234 (not yet in armbox: refused)").hideHelp(),
     )

@@ -96,16 +96,27 @@ export class Vm {
       ramSize: this.ramSize,
       mmioRead: (pa, size) => {
         const r = this.findRegion(pa, size);
-        return r ? r.read(pa - r.base, size) : null;
+        if (r) return r.read(pa - r.base, size);
+        this.onUnassigned?.("read", pa, size);
+        return null;
       },
       mmioWrite: (pa, size, value) => {
         const r = this.findRegion(pa, size);
-        if (!r) return false;
+        if (!r) {
+          this.onUnassigned?.("write", pa, size);
+          return false;
+        }
         r.write(pa - r.base, size, value);
         return true;
       },
     };
   }
+
+  /**
+   * Told of every access to a physical address no RAM or device answers (the vCPU takes a
+   * synchronous external abort): QEMU's `-d guest_errors`. Null unless a log asked.
+   */
+  onUnassigned: ((kind: "read" | "write", pa: number, size: number) => void) | null = null;
 
   private findRegion(pa: number, size: number): MmioRegion | undefined {
     for (const r of this.regions) if (pa >= r.base && pa + size <= r.end) return r;

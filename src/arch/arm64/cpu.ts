@@ -104,6 +104,21 @@ const FAR = sysregIndex("FAR_EL1");
 const VBAR = sysregIndex("VBAR_EL1");
 const CPACR = sysregIndex("CPACR_EL1");
 
+/** An exception a vCPU has just taken to EL1 (Cpu.onException). */
+export interface ExceptionTaken {
+  vcpu: number;
+  kind: "sync" | "irq" | "fiq" | "serror";
+  fromEl: number;
+  /** ESR_EL1 and FAR_EL1 as they now are (FAR meaningful for aborts only). */
+  esr: number;
+  far: bigint;
+  elr: bigint;
+  spsr: number;
+  /** The vector, and PSTATE at it. */
+  pc: bigint;
+  pstate: number;
+}
+
 export class Cpu extends MemoryPath implements JitHost {
   /** This vCPU's state block as bytes / float views, for FP and SIMD lanes. */
   readonly r8: Uint8Array;
@@ -764,9 +779,16 @@ export class Cpu extends MemoryPath implements JitHost {
     this.stop = true;
   }
 
+  /**
+   * Told of every exception this vCPU takes, once it is taken (QEMU's `-d int`): null
+   * unless a log asked for it, so taking one costs a test of it and nothing more.
+   */
+  onException: ((e: ExceptionTaken) => void) | null = null;
+
   /** Exception entry to EL1 (registers only; the caller unwinds). */
   private enterEl1(kindOffset: number): void {
     const r = this.r;
+    const fromEl = this.el;
     let p = r[I.PSTATE]!;
     const base = this.el === 0 ? VECTOR.LOWER_A64 : (p & 1) !== 0 ? VECTOR.CURRENT_SPX : VECTOR.CURRENT_SP0;
     if (this.stepArmed) {
@@ -791,6 +813,27 @@ export class Cpu extends MemoryPath implements JitHost {
     r[I.PC + 1] = (r[VBAR + 1]! + (lo > 0xffffffff ? 1 : 0)) >>> 0;
     // Taking an exception clears the local exclusive monitor (Arm ARM B2.9.5).
     r[I.EXCL_VALID] = 0;
+    if (this.onException !== null) {
+      const u64 = (i: number) => (BigInt(r[i + 1]!) << 32n) | BigInt(r[i]!);
+      this.onException({
+        vcpu: this.index,
+        kind:
+          kindOffset === VECTOR.SYNC
+            ? "sync"
+            : kindOffset === VECTOR.IRQ
+              ? "irq"
+              : kindOffset === VECTOR.FIQ
+                ? "fiq"
+                : "serror",
+        fromEl,
+        esr: r[ESR]! >>> 0,
+        far: u64(FAR),
+        elr: u64(I.ELR_EL1),
+        spsr: p >>> 0,
+        pc: u64(I.PC),
+        pstate: r[I.PSTATE]! >>> 0,
+      });
+    }
   }
 
   /** Checks IRQ/FIQ against PSTATE.DAIF and takes one if unmasked. */
