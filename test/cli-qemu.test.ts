@@ -169,7 +169,7 @@ test("what armbox cannot honour is refused in one line naming it", () => {
     [["-m", "12Q"], /bad size '12Q'/],
     [["-serial", "pty"], /-serial pty: armbox's serial console is on stdio/],
     [["-display", "gtk"], /-display gtk: armbox has no display/],
-    [["-monitor", "stdio"], /-monitor stdio: armbox has no human monitor/],
+    [["-monitor", "stdio"], /-monitor stdio: armbox's monitor is on the console/],
     [["-s"], /-s: armbox has no gdb stub yet/],
     [["-gdb", "tcp::1234"], /-gdb tcp::1234: armbox has no gdb stub yet/],
     [["-accel", "kvm"], /no 'kvm' accelerator/],

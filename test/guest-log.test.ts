@@ -43,7 +43,7 @@ test("-d int -D FILE: each exception the guest takes, QEMU's lines", () => {
   for (const n of ["SVC", "Undefined Instruction", "Breakpoint", "Data Abort", "IRQ"])
     assert.ok(names.includes(n), `${n} in ${names}`);
   // A data abort says where.
-  assert.match(text, /\[Data Abort\][^]*?\.\.\.with FAR 0x[0-9a-f]+\n/);
+  assert.match(text, /\[Data Abort\][\s\S]*?\.\.\.with FAR 0x[0-9a-f]+\n/);
   assert.equal(r.stderr.includes("Taking exception"), false, "-D: the log is in the file only");
 });
 

@@ -227,6 +227,6 @@ export function checkConsoleOptions(o: { serial?: string; display?: string; moni
     throw new Error(`-display ${o.display}: armbox has no display (-display none)`);
   if (o.monitor !== undefined && o.monitor !== "none")
     throw new Error(
-      `-monitor ${o.monitor}: armbox has no human monitor on a character device yet; use -qmp and 'armbox qmp'`,
+      `-monitor ${o.monitor}: armbox's monitor is on the console (-nographic or -serial mon:stdio, then Ctrl-A c) or over QMP ('armbox monitor SOCK')`,
     );
 }

@@ -13,6 +13,7 @@ import { MP_STATE_NAMES } from "../hv/mp-state.ts";
 import { KvmError } from "../hv/onereg.ts";
 import { MAX_GUEST_RAM, MIN_GUEST_RAM } from "../machine/memory-map.ts";
 import { type VirtConfig, type VirtioDeviceConfig, VirtMachine } from "../machine/virt.ts";
+import { VERSION } from "../version.ts";
 import { openBlockFile } from "../vmm/block-file.ts";
 import { attachGuestLog, type LogItem, parseLogItems } from "../vmm/guest-log.ts";
 import { type InputLimit, readInputFile, SNAPSHOT_LIMIT } from "../vmm/host/input-file.ts";
@@ -26,6 +27,7 @@ import {
   failureReason,
   MigrationError,
 } from "../vmm/migration/stream.ts";
+import { hmpCommand } from "../vmm/qmp/hmp.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
 import { qmpWaits } from "../vmm/qmp/protocol.ts";
 import { type QmpServer, startQmp } from "../vmm/qmp/server.ts";
@@ -38,6 +40,7 @@ import {
   snapshotHeader,
   stateDigest,
 } from "../vmm/snapshot/machine-state.ts";
+import { ConsoleMux } from "./console-mux.ts";
 import {
   checkConsoleOptions,
   parseAccel,
@@ -434,30 +437,38 @@ export async function runCommand(given: RunFlags): Promise<number> {
   if (!flags.semihosting || stdin.isTTY) {
     inputOpen = true;
     if (stdin.isTTY) stdin.setRawMode(true);
-    // Ctrl-A x quits, as in QEMU's -nographic console (the two keys arrive apart when
-    // typed); Ctrl-A Ctrl-A sends one Ctrl-A to the guest.
-    let ctrlA = false;
+    // Ctrl-A x quits, Ctrl-A c switches to QEMU's human monitor, as in QEMU's -nographic
+    // console (console-mux.ts): on a terminal always; from a pipe with -nographic or
+    // -serial mon:stdio (else the bytes are the guest's, whatever they are).
+    const escapes = stdin.isTTY || flags.nographic === true || flags.serial === "mon:stdio";
+    let monitorCpu = 0;
+    const mux = new ConsoleMux({
+      toGuest: (b) => host.machine?.consoleInput(b),
+      write: (t) => process.stdout.write(t),
+      tty: stdin.isTTY === true,
+      banner: `armbox ${VERSION} monitor (QEMU 7.2's) - type 'help' for more information`,
+      quit: () => {
+        if (stdin.isTTY) stdin.setRawMode(false);
+        process.stderr.write("\r\narmbox: terminated (Ctrl-A x)\r\n");
+        process.exit(0);
+      },
+      monitor: async (line) => {
+        const ctx = {
+          host,
+          cpu: monitorCpu,
+          pid: process.pid,
+          version: `7.2.0 (armbox ${VERSION})`,
+          later: (fn: () => unknown) => setImmediate(() => void fn()),
+        };
+        const text = await hmpCommand(line, ctx);
+        monitorCpu = ctx.cpu;
+        return text;
+      },
+    });
     stdin.on("data", (d: Buffer) => {
-      if (!stdin.isTTY) {
-        host.machine?.consoleInput(new Uint8Array(d));
-        return;
-      }
-      const out: number[] = [];
-      for (const b of d) {
-        if (ctrlA) {
-          ctrlA = false;
-          if (b === 0x78) {
-            if (stdin.isTTY) stdin.setRawMode(false);
-            process.stderr.write("\r\narmbox: terminated (Ctrl-A x)\r\n");
-            process.exit(0);
-          }
-          if (b === 1) out.push(1);
-          continue;
-        }
-        if (b === 1) ctrlA = true;
-        else out.push(b);
-      }
-      if (out.length > 0) host.machine?.consoleInput(Uint8Array.from(out));
+      const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+      if (escapes) mux.feed(bytes);
+      else host.machine?.consoleInput(new Uint8Array(bytes));
     });
     stdin.on("end", () => {
       inputOpen = false;
