@@ -627,3 +627,43 @@ test("a QMP client flooding commands without reading its replies grows the VMM's
     await r.close();
   }
 });
+
+test("snapshot-delete as a QEMU job: deletes the snapshot file of that tag, and nothing else", async () => {
+  const r = await rig();
+  const c = await QmpClient.connect(r.path);
+  try {
+    const file = join(dir, "del.snap");
+    const other = join(dir, "not-a-snapshot.txt");
+    fs.writeFileSync(other, "precious");
+    const events: string[] = [];
+    c.onEvent = (e: QmpEvent) => {
+      if (e.event === "JOB_STATUS_CHANGE") events.push(`${e.data?.id}:${e.data?.status}`);
+    };
+    const wait = (id: string) => until(() => events.includes(`${id}:concluded`), `job ${id} concluded`);
+    await c.execute("snapshot-save", { "job-id": "s", tag: "t1", vmstate: file, devices: [] });
+    await wait("s");
+    assert.ok(statSync(file).size > 0);
+    // The wrong tag, and a file that is no snapshot: refused, kept.
+    await c.execute("snapshot-delete", { "job-id": "d1", tag: "t2", vmstate: file, devices: [] });
+    await wait("d1");
+    const jobs = (await c.execute("query-jobs")) as { id: string; error?: string }[];
+    assert.match(jobs.find((j) => j.id === "d1")!.error!, /holds snapshot 't1', not 't2'; not deleted/);
+    await assert.rejects(
+      c.execute("snapshot-delete", { tag: "t1", file: other }),
+      /not an armbox snapshot.*not deleted/,
+    );
+    assert.equal(fs.readFileSync(other, "utf8"), "precious");
+    assert.ok(fs.existsSync(file));
+    await c.execute("snapshot-delete", { "job-id": "d2", tag: "t1", vmstate: file, devices: [] });
+    await wait("d2");
+    assert.equal(fs.existsSync(file), false);
+    assert.equal(
+      events.filter((e) => e.startsWith("d2:")).join(" "),
+      "d2:created d2:running d2:waiting d2:pending d2:concluded",
+    );
+    for (const id of ["s", "d1", "d2"]) await c.execute("job-dismiss", { id });
+  } finally {
+    await c.close();
+    await r.close();
+  }
+});

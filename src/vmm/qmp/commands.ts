@@ -34,6 +34,9 @@
  *   in and run if the old one was running. A `tag` must match the one saved. `job-id`,
  *   `vmstate` and `devices` as for snapshot-save. On any error the old VM is untouched and
  *   runs on as before. Progress is in bytes of the file read.
+ * - `snapshot-delete {"file"?: PATH, "tag"?: NAME, "job-id"?: ID, "vmstate"?: PATH,
+ *   "devices"?: [NAME]}` deletes the snapshot file PATH, once it has been read as an armbox
+ *   snapshot holding `tag` (if given): anything else is refused and kept. The same job shape.
  * - `query-jobs` and `job-dismiss {"id"}` as QEMU's (no job-cancel, -pause, -finalize: a
  *   snapshot job here cannot be interrupted half-way).
  * - `query-cpus-fast` adds `"mp-state"` to each vCPU: its KVM MP state, "RUNNABLE",
@@ -216,6 +219,34 @@ function snapshotCommand(
   ctx.jobs.start(job);
   ctx.afterReply.push(() => void ctx.jobs.run(job, (progress) => work(p, progress)));
   return {};
+}
+
+/**
+ * snapshot-delete's work: the file must be an armbox snapshot holding `tag` (when given),
+ * so that a wrong path never deletes what is not a snapshot, or another snapshot.
+ */
+async function deleteSnapshot(p: SnapshotArgs): Promise<void> {
+  refuseDevices("snapshot-delete", p.devices);
+  let raw: Uint8Array;
+  try {
+    raw = await readInputFileAsync("snapshot-delete:", p.file, SNAPSHOT_LIMIT);
+  } catch (e) {
+    if (e instanceof InputFileError) throw generic(e.message);
+    throw generic(`snapshot-delete: cannot read '${p.file}': ${(e as Error).message}`);
+  }
+  let savedTag: unknown;
+  try {
+    savedTag = (decodeSnapshot(raw).header as { tag?: unknown }).tag;
+  } catch (e) {
+    throw generic(`snapshot-delete: ${p.file} is not an armbox snapshot (${(e as Error).message}); not deleted`);
+  }
+  if (p.tag !== undefined && savedTag !== p.tag)
+    throw generic(
+      `snapshot-delete: ${p.file} holds ${typeof savedTag === "string" ? `snapshot '${savedTag}'` : "an untagged snapshot"}, not '${p.tag}'; not deleted`,
+    );
+  await fs.promises.unlink(p.file).catch((e: NodeJS.ErrnoException) => {
+    throw generic(`snapshot-delete: cannot delete '${p.file}': ${e.code ?? e.message}`);
+  });
 }
 
 /** Bytes per write call of a snapshot file (progress moves by this much). */
@@ -415,6 +446,18 @@ export const COMMANDS: Record<string, QmpCommand> = {
     concurrent: true,
     run: (args, ctx) =>
       snapshotCommand("snapshot-load", args, ctx, (p, progress) => loadSnapshot(p, ctx, progress)),
+  },
+
+  "snapshot-delete": {
+    args: {
+      file: { type: "string", optional: true },
+      tag: { type: "string", optional: true },
+      "job-id": { type: "string", optional: true },
+      vmstate: { type: "string", optional: true },
+      devices: { type: "array", optional: true },
+    },
+    concurrent: true,
+    run: (args, ctx) => snapshotCommand("snapshot-delete", args, ctx, (p) => deleteSnapshot(p)),
   },
 
   "query-jobs": {

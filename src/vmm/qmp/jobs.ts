@@ -14,7 +14,7 @@
  */
 import type { QmpError } from "./protocol.ts";
 
-export type JobType = "snapshot-save" | "snapshot-load";
+export type JobType = "snapshot-save" | "snapshot-load" | "snapshot-delete";
 
 /** QEMU's JobStatus values a job here passes through. */
 export type JobStatus = "created" | "running" | "waiting" | "pending" | "aborting" | "concluded" | "null";
