@@ -238,7 +238,9 @@ async function deleteSnapshot(p: SnapshotArgs): Promise<void> {
   try {
     savedTag = (decodeSnapshot(raw).header as { tag?: unknown }).tag;
   } catch (e) {
-    throw generic(`snapshot-delete: ${p.file} is not an armbox snapshot (${(e as Error).message}); not deleted`);
+    throw generic(
+      `snapshot-delete: ${p.file} is not an armbox snapshot (${(e as Error).message}); not deleted`,
+    );
   }
   if (p.tag !== undefined && savedTag !== p.tag)
     throw generic(
