@@ -667,3 +667,55 @@ test("snapshot-delete as a QEMU job: deletes the snapshot file of that tag, and 
     await r.close();
   }
 });
+
+test("node-qemu's typed calls for what libvirt asks first, HMP, snapshot-delete by tag, system_reset", async () => {
+  const r = await rig({ smp: 2 });
+  const client = new QMPClient({ socketPath: r.path });
+  const concluded = new Map<string, () => void>();
+  try {
+    await client.connect();
+    client.on("JOB_STATUS_CHANGE", (d: { id: string; status: string }) => {
+      if (d.status === "concluded") concluded.get(d.id)?.();
+    });
+    const done = (id: string) =>
+      within(new Promise<void>((res) => concluded.set(id, res)), `${id} concluded`);
+    const v = await client.queryVersion();
+    assert.equal(v.qemu.major, 7);
+    const commands = (await client.queryCommands()).map((c) => c.name);
+    const schema = await client.queryQmpSchema();
+    for (const name of ["human-monitor-command", "snapshot-delete", "qom-get", "system_reset"]) {
+      assert.ok(commands.includes(name), name);
+      assert.ok(
+        schema.some((e) => e.name === name && e["meta-type"] === "command"),
+        name,
+      );
+    }
+    assert.deepEqual(await client.queryName(), {});
+    assert.deepEqual(
+      (await client.qomList("/machine/unattached")).map((p) => p.name),
+      ["type", "device[0]", "device[1]"],
+    );
+    assert.equal(await client.qomGet("/machine/unattached/device[1]", "mp-state"), "STOPPED");
+    assert.equal((await client.queryHotpluggableCpus()).length, 2);
+    assert.ok((await client.queryMigrateCapabilities()).some((c) => c.capability === "events" && c.state));
+    await client.migrateSetCapabilities([{ capability: "events", state: true }]);
+    assert.equal(await client.humanMonitorCommand("info status"), "VM status: running\r\n");
+    assert.match(await client.humanMonitorCommand("info registers"), /^\r\nCPU#0\r\n PC=/);
+    // QEMU's snapshot-delete names the snapshot by its tag only.
+    const file = join(dir, "by-tag.snap");
+    const saved = done("bt-s");
+    await client.snapshotSave({ "job-id": "bt-s", tag: "bt", vmstate: file, devices: [] });
+    await saved;
+    const deleted = done("bt-d");
+    await client.snapshotDelete({ "job-id": "bt-d", tag: "bt", devices: [] });
+    await deleted;
+    assert.equal(fs.existsSync(file), false);
+    const [job] = (await client.queryJobs()).filter((j) => j.id === "bt-d");
+    assert.equal(job?.error, undefined);
+    await client.systemReset();
+    assert.equal(await client.humanMonitorCommand("info status"), "VM status: running\r\n");
+  } finally {
+    await client.close();
+    await r.close();
+  }
+});

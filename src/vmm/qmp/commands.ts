@@ -36,7 +36,9 @@
  *   runs on as before. Progress is in bytes of the file read.
  * - `snapshot-delete {"file"?: PATH, "tag"?: NAME, "job-id"?: ID, "vmstate"?: PATH,
  *   "devices"?: [NAME]}` deletes the snapshot file PATH, once it has been read as an armbox
- *   snapshot holding `tag` (if given): anything else is refused and kept. The same job shape.
+ *   snapshot holding `tag` (if given): anything else is refused and kept. Without a path, the
+ *   file the snapshot of that tag was saved to through this VMM (QEMU's form: a tag alone).
+ *   The same job shape.
  * - `query-jobs` and `job-dismiss {"id"}` as QEMU's (no job-cancel, -pause, -finalize: a
  *   snapshot job here cannot be interrupted half-way).
  * - `query-cpus-fast` adds `"mp-state"` to each vCPU: its KVM MP state, "RUNNABLE",
@@ -76,6 +78,11 @@ export interface QmpContext {
   host: VmmHost;
   /** The VMM's jobs (shared by every client). */
   jobs: JobRegistry;
+  /**
+   * The files of the tagged snapshots saved here, by tag: QEMU's snapshot-delete names a
+   * snapshot by its tag alone (QEMU keeps them inside the disk images, armbox in files).
+   */
+  snapshots: Map<string, string>;
   /**
    * Runs `fn` on the server's command queue, one at a time with every other client's
    * commands: for what a `concurrent` command must do atomically (stop, capture or swap, cont).
@@ -165,7 +172,11 @@ interface SnapshotArgs {
   devices: string[];
 }
 
-function snapshotArgs(cmd: JobType, args: Record<string, unknown>): SnapshotArgs {
+function snapshotArgs(
+  cmd: JobType,
+  args: Record<string, unknown>,
+  known?: ReadonlyMap<string, string>,
+): SnapshotArgs {
   const devices = (args.devices as unknown[] | undefined) ?? [];
   for (const [i, d] of devices.entries()) {
     if (typeof d !== "string") throw generic(`Invalid parameter type for 'devices[${i}]', expected: string`);
@@ -175,8 +186,16 @@ function snapshotArgs(cmd: JobType, args: Record<string, unknown>): SnapshotArgs
   if (file !== undefined && vmstate !== undefined && file !== vmstate) {
     throw generic(`${cmd}: 'file' (${file}) and 'vmstate' (${vmstate}) name different files: give one`);
   }
-  const path = file ?? vmstate;
-  if (path === undefined) throw generic("Parameter 'file' is missing (or QEMU's 'vmstate')");
+  const path =
+    file ??
+    vmstate ??
+    (cmd === "snapshot-delete" && typeof args.tag === "string" ? known?.get(args.tag) : undefined);
+  if (path === undefined)
+    throw generic(
+      cmd === "snapshot-delete"
+        ? `snapshot-delete: no snapshot '${String(args.tag)}' was saved through this VMM: give its file as 'vmstate'`
+        : "Parameter 'file' is missing (or QEMU's 'vmstate')",
+    );
   return {
     file: fileArg(path),
     tag: args.tag as string | undefined,
@@ -212,7 +231,7 @@ function snapshotCommand(
   ctx: QmpContext,
   work: (p: SnapshotArgs, progress: JobProgress) => Promise<void>,
 ): unknown {
-  const p = snapshotArgs(cmd, args);
+  const p = snapshotArgs(cmd, args, ctx.snapshots);
   const id = args["job-id"] as string | undefined;
   if (id === undefined) return work(p, NO_PROGRESS).then(() => ({}));
   const job = ctx.jobs.create(id, cmd);
@@ -300,6 +319,7 @@ async function saveSnapshot(p: SnapshotArgs, ctx: QmpContext, progress: JobProgr
   const bytes = await encodeSnapshotAsync(header, sections, p.compress);
   progress.total(bytes.length);
   await writeFileAtomic(p.file, bytes, progress);
+  if (p.tag !== undefined) ctx.snapshots.set(p.tag, p.file);
 }
 
 /**
@@ -459,7 +479,11 @@ export const COMMANDS: Record<string, QmpCommand> = {
       devices: { type: "array", optional: true },
     },
     concurrent: true,
-    run: (args, ctx) => snapshotCommand("snapshot-delete", args, ctx, (p) => deleteSnapshot(p)),
+    run: (args, ctx) =>
+      snapshotCommand("snapshot-delete", args, ctx, async (p) => {
+        await deleteSnapshot(p);
+        if (p.tag !== undefined && ctx.snapshots.get(p.tag) === p.file) ctx.snapshots.delete(p.tag);
+      }),
   },
 
   "query-jobs": {

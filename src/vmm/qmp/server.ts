@@ -72,6 +72,8 @@ export class QmpServer {
   private accepted = 0;
   private onFirstClient: (() => void) | null;
   private readonly diag: (line: string) => void;
+  /** The files of the tagged snapshots saved through this server, by tag (snapshot-delete {tag}). */
+  private readonly snapshots = new Map<string, string>();
   /** snapshot-save / snapshot-load jobs (QEMU's job list), shared by every client. */
   readonly jobs = new JobRegistry(
     (id, status) => this.event("JOB_STATUS_CHANGE", { id, status }),
@@ -292,6 +294,7 @@ export class QmpServer {
     const ctx: QmpContext = {
       host: this.host,
       jobs: this.jobs,
+      snapshots: this.snapshots,
       exclusive: (fn) => this.exclusive(fn),
       negotiate: () => {
         c.negotiated = true;
