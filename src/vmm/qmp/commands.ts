@@ -204,6 +204,15 @@ function snapshotArgs(
   };
 }
 
+/** The arguments of snapshot-save, -load and -delete: QEMU 6.0's, and armbox's `file`. */
+const SNAPSHOT_ARGS: ArgSpec = {
+  file: { type: "string", optional: true },
+  tag: { type: "string", optional: true },
+  "job-id": { type: "string", optional: true },
+  vmstate: { type: "string", optional: true },
+  devices: { type: "array", optional: true },
+};
+
 /** A device list names disk images to snapshot; armbox keeps no snapshot inside one. */
 function refuseDevices(cmd: JobType, devices: readonly string[]): void {
   if (devices.length === 0) return;
@@ -444,40 +453,21 @@ export const COMMANDS: Record<string, QmpCommand> = {
   },
 
   "snapshot-save": {
-    args: {
-      file: { type: "string", optional: true },
-      tag: { type: "string", optional: true },
-      compress: { type: "boolean", optional: true },
-      "job-id": { type: "string", optional: true },
-      vmstate: { type: "string", optional: true },
-      devices: { type: "array", optional: true },
-    },
+    args: { ...SNAPSHOT_ARGS, compress: { type: "boolean", optional: true } },
     concurrent: true,
     run: (args, ctx) =>
       snapshotCommand("snapshot-save", args, ctx, (p, progress) => saveSnapshot(p, ctx, progress)),
   },
 
   "snapshot-load": {
-    args: {
-      file: { type: "string", optional: true },
-      tag: { type: "string", optional: true },
-      "job-id": { type: "string", optional: true },
-      vmstate: { type: "string", optional: true },
-      devices: { type: "array", optional: true },
-    },
+    args: SNAPSHOT_ARGS,
     concurrent: true,
     run: (args, ctx) =>
       snapshotCommand("snapshot-load", args, ctx, (p, progress) => loadSnapshot(p, ctx, progress)),
   },
 
   "snapshot-delete": {
-    args: {
-      file: { type: "string", optional: true },
-      tag: { type: "string", optional: true },
-      "job-id": { type: "string", optional: true },
-      vmstate: { type: "string", optional: true },
-      devices: { type: "array", optional: true },
-    },
+    args: SNAPSHOT_ARGS,
     concurrent: true,
     run: (args, ctx) =>
       snapshotCommand("snapshot-delete", args, ctx, async (p) => {
