@@ -79,7 +79,11 @@ test("Linux: live migration mid counter loop, cpu2 offline: the count continues 
             await new Promise((r) => setTimeout(r, 200));
           }
           // As QEMU's: the source stays, paused in postmigrate, its QMP answering until quit.
-          assert.deepEqual(await q.execute("query-status"), { status: "postmigrate", running: false });
+          assert.deepEqual(await q.execute("query-status"), {
+            running: false,
+            singlestep: false,
+            status: "postmigrate",
+          });
           await q.execute("quit");
           assert.equal((await b.waitExit()).code, 0, b.stderr);
         } finally {

@@ -760,6 +760,9 @@ async function runCase(chain: Chain, index: number, seed: number, rec: Recorder)
         "violation",
         `the source completed but the destination refused (${dr.message}): the VM is lost`,
       );
+    // As QEMU's, the completed source stays, paused (postmigrate), until told to quit.
+    if (!src.runner.isPaused) return fail("violation", "the completed source runs on: two copies of the VM");
+    src.runner.finish({ kind: "quit", code: 0 });
     const result = await orAfter(src.running, EVENT_GUARD_MS, null);
     if (result?.kind !== "quit")
       return fail("violation", `the completed source did not quit: ${JSON.stringify(result)}`);
@@ -850,6 +853,9 @@ async function runCase(chain: Chain, index: number, seed: number, rec: Recorder)
       "violation",
       `the later good migration: source ${gs} (${gm.info()["error-desc"] ?? ""}), destination ${gr === null ? "silent" : gr.kind === "refused" ? `refused: ${gr.message}` : "accepted"}`,
     );
+  // As QEMU's, the migrated source stays, paused (postmigrate), until told to quit.
+  if (!src.runner.isPaused) return fail("violation", "the migrated source runs on: two copies of the VM");
+  src.runner.finish({ kind: "quit", code: 0 });
   const result = await orAfter(src.running, EVENT_GUARD_MS, null);
   if (result?.kind !== "quit")
     return fail("violation", `the migrated source did not quit: ${JSON.stringify(result)}`);
