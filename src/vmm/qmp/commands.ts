@@ -190,12 +190,14 @@ function snapshotArgs(
     file ??
     vmstate ??
     (cmd === "snapshot-delete" && typeof args.tag === "string" ? known?.get(args.tag) : undefined);
-  if (path === undefined)
+  if (path === undefined) {
+    if (cmd !== "snapshot-delete") throw generic("Parameter 'file' is missing (or QEMU's 'vmstate')");
+    if (typeof args.tag !== "string")
+      throw generic("Parameter 'tag' is missing (or armbox's 'file' or 'vmstate')");
     throw generic(
-      cmd === "snapshot-delete"
-        ? `snapshot-delete: no snapshot '${String(args.tag)}' was saved through this VMM: give its file as 'vmstate'`
-        : "Parameter 'file' is missing (or QEMU's 'vmstate')",
+      `snapshot-delete: no snapshot '${args.tag}' was saved through this VMM: give its file as 'vmstate'`,
     );
+  }
   return {
     file: fileArg(path),
     tag: args.tag as string | undefined,
