@@ -652,6 +652,10 @@ test("snapshot-delete as a QEMU job: deletes the snapshot file of that tag, and 
       c.execute("snapshot-delete", { tag: "t1", file: other }),
       /not an armbox snapshot.*not deleted/,
     );
+    // Neither a file nor a tag (the QMP fuzzer's find: the reply named 'undefined'), and a
+    // tag this VMM never saved.
+    await assert.rejects(c.execute("snapshot-delete", {}), /Parameter 'tag' is missing/);
+    await assert.rejects(c.execute("snapshot-delete", { tag: "never" }), /no snapshot 'never' was saved/);
     assert.equal(fs.readFileSync(other, "utf8"), "precious");
     assert.ok(fs.existsSync(file));
     await c.execute("snapshot-delete", { "job-id": "d2", tag: "t1", vmstate: file, devices: [] });
