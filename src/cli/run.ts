@@ -29,7 +29,7 @@ import {
 } from "../vmm/migration/stream.ts";
 import { hmpCommand } from "../vmm/qmp/hmp.ts";
 import { LocalVmmHost } from "../vmm/qmp/host.ts";
-import { qmpWaits } from "../vmm/qmp/protocol.ts";
+import { HMP_VERSION, qmpWaits } from "../vmm/qmp/protocol.ts";
 import { type QmpServer, startQmp } from "../vmm/qmp/server.ts";
 import { decodeSnapshot, encodeSnapshot, SnapshotError } from "../vmm/snapshot/format.ts";
 import {
@@ -457,7 +457,7 @@ export async function runCommand(given: RunFlags): Promise<number> {
           host,
           cpu: monitorCpu,
           pid: process.pid,
-          version: `7.2.0 (armbox ${VERSION})`,
+          version: HMP_VERSION,
           later: (fn: () => unknown) => setImmediate(() => void fn()),
         };
         const text = await hmpCommand(line, ctx);

@@ -55,7 +55,6 @@ import * as fs from "node:fs";
 import { MAX_VCPUS } from "../../arch/arm64/state.ts";
 import { MP_STATE_NAMES } from "../../hv/mp-state.ts";
 import { MAX_GIC_VCPUS } from "../../machine/memory-map.ts";
-import { VERSION } from "../../version.ts";
 import { InputFileError, readInputFileAsync, SNAPSHOT_LIMIT } from "../host/input-file.ts";
 import type { MigrationParameters } from "../migration/controller.ts";
 import { decodeSnapshot, encodeSnapshotAsync } from "../snapshot/format.ts";
@@ -69,7 +68,7 @@ import {
 import { hmpCommand } from "./hmp.ts";
 import type { VmmHost } from "./host.ts";
 import type { JobProgress, JobRegistry, JobType } from "./jobs.ts";
-import { QmpError, versionInfo } from "./protocol.ts";
+import { HMP_VERSION, QmpError, versionInfo } from "./protocol.ts";
 
 type ArgType = "string" | "integer" | "boolean" | "array" | "object" | "any";
 export type ArgSpec = Record<string, { type: ArgType; optional?: boolean }>;
@@ -719,7 +718,7 @@ export const COMMANDS: Record<string, QmpCommand> = {
         host: ctx.host,
         cpu,
         pid: process.pid,
-        version: `${QEMU_VERSION_TEXT} (armbox ${VERSION})`,
+        version: HMP_VERSION,
         later: (fn) => ctx.afterReply.push(() => void fn()),
       });
       return text.replace(/\n/g, "\r\n");
@@ -731,8 +730,6 @@ export const COMMANDS: Record<string, QmpCommand> = {
     run: () => qmpSchema(),
   },
 };
-
-const QEMU_VERSION_TEXT = `${versionInfo().qemu.major}.${versionInfo().qemu.minor}.${versionInfo().qemu.micro}`;
 
 /** QEMU 7.2's migration capabilities (MigrationCapability). */
 const MIGRATION_CAPABILITIES: readonly string[] = [

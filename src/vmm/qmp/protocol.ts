@@ -18,6 +18,8 @@ import { VERSION } from "../../version.ts";
  */
 export const QEMU_VERSION = { major: 7, minor: 2, micro: 0 } as const;
 export const QMP_PACKAGE = `armbox ${VERSION}`;
+/** HMP's `info version` text, the same on the console monitor and through QMP. */
+export const HMP_VERSION = `${QEMU_VERSION.major}.${QEMU_VERSION.minor}.${QEMU_VERSION.micro} (${QMP_PACKAGE})`;
 
 /** QEMU's VersionInfo (greeting and query-version). */
 export function versionInfo(): { qemu: { major: number; minor: number; micro: number }; package: string } {
